@@ -1,0 +1,209 @@
+"""Enforcement cases: registering one checks its case number, court, parties and amount.
+
+Pure domain: returns a `Case` and the `CaseRegistered` event it records; persistence,
+idempotency and publication are the service layer's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from stdnum.cn import ric, uscc
+
+from registry.case_number import CaseNumber, parse_case_number, validate_case_number
+from registry.courts import CourtCatalog
+from registry.errors import InvalidArgument, Violations
+
+MAX_PARTIES = 50
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 2000
+FEN_PER_YUAN = 100
+CURRENCY = "CNY"
+
+
+class PartyRole(StrEnum):
+    APPLICANT = "APPLICANT"
+    RESPONDENT = "RESPONDENT"
+
+
+class PartyKind(StrEnum):
+    PERSON = "PERSON"
+    ORGANIZATION = "ORGANIZATION"
+
+
+def mask_id_number(id_number: str) -> str:
+    """Keeps the region prefix and the last four characters: `330326********1234`."""
+    if not id_number:
+        return ""
+    if len(id_number) <= 10:
+        return "*" * len(id_number)
+    return id_number[:6] + "*" * (len(id_number) - 10) + id_number[-4:]
+
+
+@dataclass(frozen=True)
+class Party:
+    role: PartyRole
+    kind: PartyKind
+    display_name: str
+    id_number: str = field(default="", repr=False)  # never printed: repr would reach logs
+
+    @property
+    def masked_id_number(self) -> str:
+        return mask_id_number(self.id_number)
+
+
+@dataclass(frozen=True)
+class Case:
+    court_id: str
+    number: CaseNumber
+    parties: tuple[Party, ...]
+    amount_owed_fen: int | None
+    description: str
+    registered_at: datetime
+
+    @property
+    def name(self) -> str:
+        return case_name(self.court_id, self.number.slug)
+
+    @property
+    def respondents(self) -> tuple[Party, ...]:
+        return tuple(p for p in self.parties if p.role is PartyRole.RESPONDENT)
+
+
+@dataclass(frozen=True)
+class CaseRegistered:
+    case: Case
+
+
+@dataclass(frozen=True)
+class PartyInput:
+    role: str
+    kind: str
+    display_name: str
+    id_number: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class RegisterCase:
+    """The command: what a court system sends, still unvalidated."""
+
+    parent: str  # courts/{court}
+    case_number: str
+    parties: tuple[PartyInput, ...]
+    amount_owed: Decimal | None = None  # yuan
+    currency: str = CURRENCY
+    description: str = ""
+
+
+def case_name(court_id: str, slug: str) -> str:
+    return f"courts/{court_id}/cases/{slug}"
+
+
+def register_case(command: RegisterCase, courts: CourtCatalog, now: datetime) -> tuple[Case, list[CaseRegistered]]:
+    """Validates every field at once and returns the case and its event, or raises InvalidArgument."""
+    violations = Violations()
+    number = _check_case_number(command, courts, violations)
+    court_id = _check_parent(command.parent, number, courts, violations)
+    parties = _check_parties(command.parties, violations)
+    amount_fen = _check_amount(command.amount_owed, command.currency, violations)
+    if len(command.description) > MAX_DESCRIPTION_LENGTH:
+        violations.add("case.description", f"at most {MAX_DESCRIPTION_LENGTH} characters", "TOO_LONG")
+    violations.raise_if_any()
+    assert number is not None and court_id is not None
+    case = Case(court_id, number, parties, amount_fen, command.description.strip(), now)
+    return case, [CaseRegistered(case)]
+
+
+def _check_case_number(command: RegisterCase, courts: CourtCatalog, violations: Violations) -> CaseNumber | None:
+    problems = validate_case_number(command.case_number, courts, field="case.case_number")
+    if problems:
+        violations.extend(problems)
+        return None
+    number = parse_case_number(command.case_number, courts, field="case.case_number")
+    if not number.is_enforcement:
+        violations.add(
+            "case.case_number",
+            f"type code {number.type_code!r} is not an enforcement type (执, 执恢, 执保, 执异, 执复, 执监, 执协, 执他)",
+            "NOT_ENFORCEMENT_CASE",
+        )
+        return None
+    return number
+
+
+def _check_parent(parent: str, number: CaseNumber | None, courts: CourtCatalog, violations: Violations) -> str | None:
+    parts = parent.split("/")
+    if len(parts) != 2 or parts[0] != "courts" or not parts[1]:
+        violations.add("parent", "must be a court resource name, courts/{court}", "RESOURCE_NAME")
+        return None
+    court_id = parts[1]
+    if courts.get(court_id) is None:
+        violations.add("parent", f"unknown court {parent!r}", "UNKNOWN_COURT")
+        return None
+    if number is not None and number.court_id != court_id:
+        violations.add(
+            "parent", f"the case number names court {number.court_code} (courts/{number.court_id})", "COURT_MISMATCH"
+        )
+        return None
+    return court_id
+
+
+def _check_parties(inputs: tuple[PartyInput, ...], violations: Violations) -> tuple[Party, ...]:
+    if len(inputs) > MAX_PARTIES:
+        violations.add("case.parties", f"at most {MAX_PARTIES} parties", "TOO_MANY")
+        return ()
+    parties = tuple(p for i, item in enumerate(inputs) if (p := _check_party(item, f"case.parties[{i}]", violations)))
+    roles = {p.role for p in parties}
+    if len(parties) == len(inputs):
+        for role, label in ((PartyRole.APPLICANT, "applicant"), (PartyRole.RESPONDENT, "respondent")):
+            if role not in roles:
+                violations.add("case.parties", f"at least one {label} is required", "MISSING_PARTY")
+    return parties
+
+
+def _check_party(item: PartyInput, path: str, violations: Violations) -> Party | None:
+    before = len(violations.items)
+    role = _enum(PartyRole, item.role, f"{path}.role", violations)
+    kind = _enum(PartyKind, item.kind, f"{path}.kind", violations)
+    name = item.display_name.strip()
+    if not name:
+        violations.add(f"{path}.display_name", "required", "REQUIRED")
+    elif len(name) > MAX_NAME_LENGTH:
+        violations.add(f"{path}.display_name", f"at most {MAX_NAME_LENGTH} characters", "TOO_LONG")
+    id_number = item.id_number.strip().upper()
+    if id_number and kind is PartyKind.PERSON and not ric.is_valid(id_number):
+        violations.add(f"{path}.id_number", "not a valid resident identity card number (GB 11643)", "BAD_ID_NUMBER")
+    if id_number and kind is PartyKind.ORGANIZATION and not uscc.is_valid(id_number):
+        violations.add(f"{path}.id_number", "not a valid unified social credit code (GB 32100)", "BAD_ID_NUMBER")
+    if len(violations.items) > before or role is None or kind is None:
+        return None
+    return Party(role, kind, name, id_number)
+
+
+def _enum(kind: type[StrEnum], value: str, path: str, violations: Violations):  # type: ignore[no-untyped-def]
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+        violations.add(path, f"must be one of {allowed}", "REQUIRED" if not value else "BAD_VALUE")
+        return None
+
+
+def _check_amount(amount: Decimal | None, currency: str, violations: Violations) -> int | None:
+    if amount is None:
+        return None
+    if currency not in ("", CURRENCY):
+        violations.add("case.amount_owed.currency_code", f"must be {CURRENCY}", "CURRENCY")
+    if amount < 0:
+        violations.add("case.amount_owed", "must not be negative", "NEGATIVE_AMOUNT")
+        return None
+    fen = amount * FEN_PER_YUAN
+    if fen != fen.to_integral_value():
+        violations.add("case.amount_owed", "must be a whole number of fen (0.01 元)", "PRECISION")
+        return None
+    if fen >= 10**17:
+        violations.add("case.amount_owed", "implausibly large", "TOO_LARGE")
+        return None
+    return int(fen)

@@ -1,0 +1,47 @@
+"""Keeps a service's replica of registered cases, from `case.registered` events.
+
+The delegation and assistance services need to know a case's court and respondents
+(a court may only delegate its own cases; measures only target debtors) without calling
+the registry on every request.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rogatory.events.v1 import events_pb2
+from rogatory.registry.v1 import registry_pb2
+from services.plumbing.events import ReceivedEvent, subject
+from services.plumbing.tables import CaseReplica
+
+REPLICA = CaseReplica.__table__  # type: ignore[attr-defined]
+CASE_REGISTERED_ALL_COURTS = subject("case", "*", "registered")
+
+
+async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> None:
+    case = event.parse(events_pb2.CaseRegistered).case  # type: ignore[attr-defined]
+    court_id = case.name.split("/")[1]
+    respondents = [
+        {"display_name": p.display_name, "kind": registry_pb2.Party.Kind.Name(p.kind), "id_number_masked": p.id_number}
+        for p in case.parties
+        if p.role == registry_pb2.Party.RESPONDENT
+    ]
+    registered = case.create_time.ToDatetime(tzinfo=UTC) if case.HasField("create_time") else datetime.now(UTC)
+    await conn.execute(
+        REPLICA.insert().values(
+            name=case.name,
+            court_id=court_id,
+            case_number=case.case_number,
+            respondents=json.dumps(respondents, ensure_ascii=False),
+            registered_at=registered,
+        )
+    )
+
+
+async def replica_of(conn: AsyncConnection, name: str) -> dict | None:  # type: ignore[type-arg]
+    row = (await conn.execute(select(REPLICA).where(REPLICA.c.name == name))).mappings().first()
+    return dict(row) if row else None

@@ -1,0 +1,48 @@
+"""Process configuration from environment variables (documented in README.md).
+
+Standard OpenTelemetry variables (`OTEL_*`) are read by the OpenTelemetry SDK itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///{data_dir}/{service}.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Where NATS is; empty means "start an embedded nats-server" (make run only).
+    nats_url: str = Field(default="", alias="NATS_URL")
+    # `{service}` and `{data_dir}` are substituted, so the SQLite default gives each
+    # service its own file; a PostgreSQL URL gives each service its own schema.
+    database_url: str = Field(default=DEFAULT_SQLITE_URL, alias="DATABASE_URL")
+    # PostgreSQL schema prefix, so several deployments (or test runs) share a database.
+    db_schema_prefix: str = Field(default="", alias="ROGATORY_DB_SCHEMA_PREFIX")
+    data_dir: Path = Field(default=Path("var"), alias="ROGATORY_DATA_DIR")
+    registry_addr: str = Field(default="127.0.0.1:50051", alias="REGISTRY_ADDR")
+    delegation_addr: str = Field(default="127.0.0.1:50052", alias="DELEGATION_ADDR")
+    assistance_addr: str = Field(default="127.0.0.1:50053", alias="ASSISTANCE_ADDR")
+    stream_name: str = Field(default="ROGATORY", alias="ROGATORY_STREAM")
+    # Replicas of the JetStream stream: 1 on one server, 3 on a cluster.
+    stream_replicas: int = Field(default=1, alias="ROGATORY_STREAM_REPLICAS")
+    # Seconds a service waits for in-flight RPCs on SIGTERM before cancelling them.
+    shutdown_grace: float = Field(default=10.0, alias="ROGATORY_SHUTDOWN_GRACE")
+    log_level: str = Field(default="INFO", alias="ROGATORY_LOG_LEVEL")
+    # Run Alembic migrations when a service starts (disable when a release job does it).
+    migrate_on_start: bool = Field(default=True, alias="ROGATORY_MIGRATE_ON_START")
+
+    def address_of(self, service: str) -> str:
+        return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[
+            service
+        ]
+
+    def database_url_for(self, service: str) -> str:
+        return self.database_url.format(service=service, data_dir=self.data_dir.resolve().as_posix())
+
+    def schema_for(self, service: str) -> str:
+        return f"{self.db_schema_prefix}{service}"

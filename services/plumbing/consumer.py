@@ -1,0 +1,167 @@
+"""Durable JetStream pull consumers that apply each event exactly once.
+
+The handler runs in a database transaction that also inserts an inbox row keyed by
+(consumer, event id); a redelivered event finds the row and is acknowledged without a
+second effect. The message is acked only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.plumbing.db import Database
+from services.plumbing.events import ReceivedEvent, parse_time
+from services.plumbing.tables import InboxEntry
+from services.plumbing.telemetry import context_from_headers, tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+INBOX = InboxEntry.__table__  # type: ignore[attr-defined]
+
+Handler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        db: Database,
+        js: JetStreamContext,
+        *,
+        stream: str,
+        durable: str,
+        filter_subjects: list[str],
+        handler: Handler,
+        batch: int = 64,
+        max_deliver: int = 10,
+        ack_wait: float = 30.0,
+    ):
+        self.db = db
+        self.js = js
+        self.stream = stream
+        self.durable = durable
+        self.filter_subjects = filter_subjects
+        self.handler = handler
+        self.batch = batch
+        self.max_deliver = max_deliver
+        self.ack_wait = ack_wait
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.applied = 0
+        self.duplicates = 0
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subjects=self.filter_subjects,
+            max_deliver=self.max_deliver,
+            ack_wait=self.ack_wait,
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.durable}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        await self.js.add_consumer(self.stream, self.config())
+        return await self.js.pull_subscribe_bind(self.durable, stream=self.stream)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                # Re-created after any failure: pull subscriptions do not resume by
+                # themselves after a server restart (nats.py #504).
+                subscription = await self._subscribe()
+                backoff = 0.1
+                await self._pull_loop(subscription)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep consuming through outages
+                log.warning("consumer %s: %s; resubscribing in %.1fs", self.durable, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = await subscription.fetch(self.batch, timeout=1.0)
+            except (TimeoutError, NatsTimeoutError):
+                continue  # nothing new: fetch raises by design
+            for msg in messages:
+                await self.process(msg)
+
+    async def process(self, msg: Msg) -> None:
+        event = to_received_event(msg)
+        with _tracer.start_as_current_span(
+            f"process {msg.subject}",
+            context=context_from_headers(event.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": msg.subject,
+                "messaging.consumer.group.name": self.durable,
+                "messaging.message.id": event.event_id,
+                "rogatory.event.type": event.event_type,
+            },
+        ):
+            try:
+                applied = await self.apply_once(event)
+            except Exception:
+                log.exception("consumer %s failed on event %s", self.durable, event.event_id)
+                await msg.nak(delay=min(2.0 * event.delivery_count, 30.0))
+                return
+            await msg.ack()
+
+    async def apply_once(self, event: ReceivedEvent) -> bool:
+        """Applies the event unless this consumer already has; True when applied now."""
+        async with self.db.transaction() as conn:
+            seen = await conn.execute(
+                select(INBOX.c.event_id).where(INBOX.c.consumer == self.durable, INBOX.c.event_id == event.event_id)
+            )
+            if seen.first() is not None:
+                self.duplicates += 1
+                return False
+            await conn.execute(
+                insert(INBOX).values(consumer=self.durable, event_id=event.event_id, processed_at=datetime.now(UTC))
+            )
+            await self.handler(conn, event)
+        self.applied += 1
+        return True
+
+
+def to_received_event(msg: Msg) -> ReceivedEvent:
+    headers = dict(msg.headers or {})
+    event_id = headers.get("ce-id") or headers.get("Nats-Msg-Id", "")
+    occurred = headers.get("ce-time")
+    return ReceivedEvent(
+        event_id=event_id,
+        event_type=headers.get("ce-type", ""),
+        subject=msg.subject,
+        source=headers.get("ce-source", ""),
+        occurred_at=parse_time(occurred) if occurred else datetime.now(UTC),
+        data=msg.data,
+        headers=headers,
+        delivery_count=msg.metadata.num_delivered,
+    )

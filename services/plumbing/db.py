@@ -1,0 +1,110 @@
+"""Database access: one async engine per service, SQLite (WAL) or PostgreSQL.
+
+Hot paths use SQLAlchemy Core statements on the sqlmodel tables: the ORM unit of work
+costs ~2 ms of CPU per transaction, Core ~0.1 ms (ENVIRONMENT.md). Each service owns its
+tables: a SQLite file of its own, or a PostgreSQL schema of its own (`search_path`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+log = logging.getLogger(__name__)
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers never block the writer
+    "PRAGMA synchronous=NORMAL",  # durable at checkpoints in WAL mode; ~5x faster commits
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; RPCs answer UNAVAILABLE."""
+
+
+class Database:
+    def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 10, echo: bool = False):
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.schema = None if self.is_sqlite else schema
+        self.engine: AsyncEngine = self._create_engine(pool_size, echo)
+
+    def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
+        if self.is_sqlite:
+            self._ensure_sqlite_folder()
+            engine = create_async_engine(self.url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=4)
+            event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
+            return engine
+        connect_args: dict[str, Any] = {}
+        if self.schema and self.url.get_driver_name() == "asyncpg":
+            connect_args["server_settings"] = {"search_path": self.schema}
+        return create_async_engine(
+            self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+        )
+
+    def _ensure_sqlite_folder(self) -> None:
+        from pathlib import Path  # noqa: PLC0415
+
+        if self.url.database and self.url.database != ":memory:":
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+
+    async def create_schema(self) -> None:
+        if self.schema:
+            async with self.engine.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; commits on success, rolls back on any exception."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            raise
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text_ = str(exc.orig).lower()
+    return any(s in text_ for s in ("connection refused", "could not connect", "connection was closed", "terminating connection"))

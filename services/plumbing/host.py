@@ -1,0 +1,147 @@
+"""The service host: everything a Rogatory service process runs besides its own servicers.
+
+A `grpc.aio` server with the standard health service (NOT_SERVING while shutting down),
+server reflection (so `buf curl` can list and call methods), the error and tracing
+interceptors, the database, the NATS connection, the outbox relay and the service's
+event consumers. SIGTERM / Ctrl-C drain in-flight RPCs, flush the outbox, drain NATS
+and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from services.plumbing.config import Settings
+from services.plumbing.consumer import EventConsumer, Handler
+from services.plumbing.db import Database
+from services.plumbing.errors import ErrorInterceptor
+from services.plumbing.messaging import connect, ensure_stream
+from services.plumbing.migrations import upgrade_to_head
+from services.plumbing.outbox import Outbox
+from services.plumbing.relay import OutboxRelay
+from services.plumbing.telemetry import configure_telemetry, server_interceptors, shutdown_telemetry
+
+log = logging.getLogger(__name__)
+
+Wiring = Callable[["ServiceHost"], Awaitable[None]]
+
+
+@dataclass
+class ServiceHost:
+    service: str
+    settings: Settings
+    db: Database = field(init=False)
+    nc: NATS = field(init=False)
+    js: JetStreamContext = field(init=False)
+    outbox: Outbox = field(init=False)
+    relay: OutboxRelay = field(init=False)
+    server: grpc.aio.Server = field(init=False)
+    health: HealthServicer = field(init=False)
+    port: int = field(init=False, default=0)
+    consumers: list[EventConsumer] = field(default_factory=list)
+    service_names: list[str] = field(default_factory=list)
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def source(self) -> str:
+        return f"rogatory/{self.service}"
+
+    async def start(self, wire: Wiring) -> None:
+        configure_telemetry(self.service)
+        self.db = Database(self.settings.database_url_for(self.service), schema=self.settings.schema_for(self.service))
+        await self.db.create_schema()
+        if self.settings.migrate_on_start:
+            await upgrade_to_head(self.db, self.service)
+        self.nc = await connect(self.settings.nats_url, name=self.source)
+        self.js = self.nc.jetstream()
+        await ensure_stream(self.js, self.settings.stream_name, self.settings.stream_replicas)
+        self.outbox = Outbox()
+        self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
+        self.server = grpc.aio.server(interceptors=[*server_interceptors(), ErrorInterceptor()])
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        await wire(self)
+        reflection.enable_server_reflection([*self.service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"], self.server)
+        self.port = self.server.add_insecure_port(self.settings.address_of(self.service))
+        self.relay.start()
+        for consumer in self.consumers:
+            consumer.start()
+        await self.server.start()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s listening on %s", self.service, self.address)
+
+    @property
+    def address(self) -> str:
+        host = self.settings.address_of(self.service).rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    def add_servicer(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
+        register(self.server)
+        self.service_names.append(full_name)
+
+    def add_consumer(self, durable: str, filter_subjects: list[str], handler: Handler) -> EventConsumer:
+        consumer = EventConsumer(
+            self.db, self.js, stream=self.settings.stream_name, durable=durable, filter_subjects=filter_subjects, handler=handler
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self) -> None:
+        """Graceful: stop taking RPCs, finish in-flight ones, flush events, drain NATS."""
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(self.settings.shutdown_grace)
+        for consumer in self.consumers:
+            await consumer.stop()
+        await self.relay.stop(flush=True)
+        try:
+            await asyncio.wait_for(self.nc.drain(), timeout=5)
+        except Exception as exc:  # noqa: BLE001 - the process is leaving anyway
+            log.warning("NATS drain: %s", exc)
+        await self.db.dispose()
+        shutdown_telemetry()
+        self._stopped.set()
+
+    async def run_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("%s shutting down", self.service)
+        await self.stop()
+
+
+def run_service(service: str, wire: Wiring) -> None:
+    """Entry point of a service process."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        host = ServiceHost(service, settings)
+        await host.start(wire)
+        print(f"READY {service} {host.address}", flush=True)  # the launcher and tests wait for this line
+        await host.run_until_signalled()
+
+    try:
+        import uvloop  # noqa: PLC0415
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())

@@ -1,0 +1,65 @@
+"""The NATS connection and the JetStream stream every service publishes to."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from services.plumbing.events import SUBJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+# Long enough to cover a relay retrying after a NATS restart: a re-sent event with the
+# same Nats-Msg-Id inside this window is dropped by the server.
+DUPLICATE_WINDOW_SECONDS = 15 * 60
+
+
+def stream_config(name: str, replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=name,
+        subjects=[f"{SUBJECT_ROOT}.>"],
+        retention=RetentionPolicy.LIMITS,  # subscribers replay from any point in time
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        allow_direct=True,
+    )
+
+
+async def connect(url: str, *, name: str) -> NATS:
+    """Connects and keeps reconnecting for ever: a NATS outage must not stop a service."""
+
+    async def on_disconnect() -> None:
+        log.warning("NATS disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("NATS reconnected")
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS error: %s", exc)
+
+    return await nats.connect(
+        servers=url.split(","),
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        allow_reconnect=True,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, name: str, replicas: int = 1) -> None:
+    """Creates the stream at start-up, or updates it to the configuration this release wants."""
+    config = stream_config(name, replicas)
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)

@@ -1,0 +1,41 @@
+"""Writing events to the outbox inside the caller's transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.plumbing.events import Event, trace_columns
+from services.plumbing.tables import OutboxEvent
+
+OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
+
+
+class Outbox:
+    """Adds events to the current transaction and wakes the relay after commit."""
+
+    def __init__(self) -> None:
+        self.new_rows = asyncio.Event()
+
+    async def add(self, conn: AsyncConnection, events: Iterable[Event]) -> None:
+        trace = trace_columns()
+        rows = [
+            {
+                "event_id": e.event_id,
+                "event_type": e.event_type,
+                "subject": e.subject,
+                "payload": e.payload.SerializeToString(deterministic=True),
+                "occurred_at": e.occurred_at,
+                **trace,
+            }
+            for e in events
+        ]
+        if rows:
+            await conn.execute(insert(OUTBOX), rows)
+
+    def notify(self) -> None:
+        """Call after the transaction commits, so the relay does not wait for its next poll."""
+        self.new_rows.set()

@@ -1,0 +1,47 @@
+"""Tables every service has in its own database: the outbox, the inbox, the case replica."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Index, LargeBinary
+from sqlmodel import Field, SQLModel
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A domain event written in the same transaction as the state change it records."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)  # publication order
+    event_id: str = Field(max_length=36, unique=True)
+    event_type: str = Field(max_length=120)
+    subject: str = Field(max_length=255)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    occurred_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    traceparent: str = Field(default="", max_length=64)
+    tracestate: str = Field(default="", max_length=512)
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class InboxEntry(SQLModel, table=True):
+    """An event a consumer has applied; its presence makes a redelivery a no-op."""
+
+    __tablename__ = "inbox"
+
+    consumer: str = Field(primary_key=True, max_length=120)
+    event_id: str = Field(primary_key=True, max_length=36)
+    processed_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class CaseReplica(SQLModel, table=True):
+    """What the delegation and assistance services know of cases, from `case.registered`."""
+
+    __tablename__ = "case_replica"
+
+    name: str = Field(primary_key=True, max_length=200)  # courts/{court}/cases/{case}
+    court_id: str = Field(index=True, max_length=32)
+    case_number: str = Field(max_length=64)
+    respondents: str = Field(default="")  # JSON list of {display_name, kind, id_number_masked}
+    registered_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

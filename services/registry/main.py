@@ -1,0 +1,27 @@
+"""Composition root of the registry service: `python -m services.registry.main`."""
+
+from __future__ import annotations
+
+from registry.agencies import AgencyCatalog
+from registry.courts import CourtCatalog
+from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
+from services.plumbing.host import ServiceHost, run_service
+from services.registry.handlers import RegistryHandlers
+from services.registry.servicer import RegistryServicer
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+
+
+async def wire(host: ServiceHost) -> None:
+    handlers = RegistryHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
+    await handlers.load_reference_data()
+    servicer = RegistryServicer(handlers)
+    host.add_servicer(SERVICE_NAME, lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server))
+
+
+def main() -> None:
+    run_service("registry", wire)
+
+
+if __name__ == "__main__":
+    main()

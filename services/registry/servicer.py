@@ -1,0 +1,132 @@
+"""gRPC RegistryService: translates requests into handler calls and results into messages."""
+
+from __future__ import annotations
+
+import grpc
+
+from registry.agencies import Agency
+from registry.case_number import validate_case_number, parse_case_number
+from registry.courts import Court
+from registry.errors import FieldViolation, InvalidArgument, NotFound
+from rogatory.registry.v1 import registry_pb2 as pb
+from rogatory.registry.v1 import registry_pb2_grpc
+from services.plumbing.filtering import parse_filter
+from services.plumbing.names import parse_name
+from services.plumbing.pagination import decode_token, encode_token, page_size
+from services.registry.handlers import RegistryHandlers
+from services.registry.messages import agency_to_proto, case_number_parts, case_to_proto, court_to_proto, register_command
+from services.registry.store import CaseQuery
+
+COURT_FILTERS = {"province": str, "level": str, "parent": str, "special_kind": str, "division_code": str}
+AGENCY_FILTERS = {"kind": str, "scope": str, "division_code": str}
+CASE_FILTERS = {"year": int, "type_code": str, "party": str}
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self, handlers: RegistryHandlers):
+        self.handlers = handlers
+        self.courts = handlers.courts
+        self.agencies = handlers.agencies
+
+    async def GetCourt(self, request: pb.GetCourtRequest, context: grpc.aio.ServicerContext) -> pb.Court:
+        return court_to_proto(self._court(request.name))
+
+    async def ListCourts(self, request: pb.ListCourtsRequest, context: grpc.aio.ServicerContext) -> pb.ListCourtsResponse:
+        terms = parse_filter(request.filter, COURT_FILTERS)
+        matches = [c for c in self.courts if _court_matches(c, terms)]
+        page, token = _page(matches, request.filter, request.page_size, request.page_token)
+        return pb.ListCourtsResponse(courts=[court_to_proto(c) for c in page], next_page_token=token, total_size=len(matches))
+
+    async def ListCourtSuperiors(
+        self, request: pb.ListCourtSuperiorsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCourtSuperiorsResponse:
+        court = self._court(request.name)
+        return pb.ListCourtSuperiorsResponse(courts=[court_to_proto(c) for c in self.courts.superiors(court.id)])
+
+    async def GetAgency(self, request: pb.GetAgencyRequest, context: grpc.aio.ServicerContext) -> pb.Agency:
+        agency_id = parse_name(request.name, "agencies/{agency}")["agency"]
+        agency = self.agencies.get(agency_id)
+        if agency is None:
+            raise NotFound("agency", request.name)
+        return agency_to_proto(agency)
+
+    async def ListAgencies(
+        self, request: pb.ListAgenciesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAgenciesResponse:
+        terms = parse_filter(request.filter, AGENCY_FILTERS)
+        matches = [a for a in self.agencies if _agency_matches(a, terms)]
+        page, token = _page(matches, request.filter, request.page_size, request.page_token)
+        return pb.ListAgenciesResponse(
+            agencies=[agency_to_proto(a) for a in page], next_page_token=token, total_size=len(matches)
+        )
+
+    async def CreateCase(self, request: pb.CreateCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
+        view = await self.handlers.create_case(register_command(request), request.request_id)
+        return case_to_proto(view)
+
+    async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
+        parse_name(request.name, "courts/{court}/cases/{case}")
+        return case_to_proto(await self.handlers.get_case(request.name))
+
+    async def ListCases(self, request: pb.ListCasesRequest, context: grpc.aio.ServicerContext) -> pb.ListCasesResponse:
+        court_id = parse_name(request.parent, "courts/{court}", "parent")["court"]
+        if court_id != "-":
+            self._court(request.parent, field="parent")
+        terms = parse_filter(request.filter, CASE_FILTERS)
+        query = CaseQuery(
+            court_id=None if court_id == "-" else court_id,
+            year=terms.get("year"),  # type: ignore[arg-type]
+            type_code=terms.get("type_code"),  # type: ignore[arg-type]
+            party=terms.get("party"),  # type: ignore[arg-type]
+        )
+        fingerprint = f"{request.parent}|{request.filter}"
+        after = decode_token(request.page_token, fingerprint) or 0
+        limit = page_size(request.page_size)
+        views = await self.handlers.list_cases(query, int(after), limit + 1)
+        token = encode_token(fingerprint, views[limit - 1].seq) if len(views) > limit else ""
+        return pb.ListCasesResponse(cases=[case_to_proto(v) for v in views[:limit]], next_page_token=token)
+
+    async def ParseCaseNumber(
+        self, request: pb.ParseCaseNumberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ParseCaseNumberResponse:
+        violations = validate_case_number(request.case_number, self.courts)
+        if violations:
+            return pb.ParseCaseNumberResponse(
+                valid=False,
+                violations=[pb.ParseCaseNumberResponse.Violation(reason=v.reason, description=v.description) for v in violations],
+            )
+        number = parse_case_number(request.case_number, self.courts)
+        return pb.ParseCaseNumberResponse(valid=True, parts=case_number_parts(number))
+
+    def _court(self, name: str, field: str = "name") -> Court:
+        court_id = parse_name(name, "courts/{court}", field)["court"]
+        court = self.courts.get(court_id)
+        if court is None:
+            raise NotFound("court", name)
+        return court
+
+
+def _court_matches(court: Court, terms: dict[str, str | int]) -> bool:
+    values = {
+        "province": court.province,
+        "level": str(court.level),
+        "parent": f"courts/{court.parent_id}" if court.parent_id else "",
+        "special_kind": str(court.special_kind),
+        "division_code": court.division_code,
+    }
+    return all(values[k] == v for k, v in terms.items())
+
+
+def _agency_matches(agency: Agency, terms: dict[str, str | int]) -> bool:
+    values = {"kind": str(agency.kind), "scope": str(agency.scope), "division_code": agency.division_code}
+    return all(values[k] == v for k, v in terms.items())
+
+
+def _page(items: list, query: str, requested_size: int, token: str) -> tuple[list, str]:  # type: ignore[type-arg]
+    offset = decode_token(token, query) or 0
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidArgument.of([FieldViolation("page_token", "corrupt", "BAD_PAGE_TOKEN")])
+    size = page_size(requested_size)
+    page = items[offset : offset + size]
+    next_token = encode_token(query, offset + size) if offset + size < len(items) else ""
+    return page, next_token

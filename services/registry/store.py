@@ -1,0 +1,196 @@
+"""SQL for the registry: Core statements on the sqlmodel tables (the write path is hot)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, exists, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from registry.agencies import Agency
+from registry.cases import Case, mask_id_number
+from registry.courts import Court
+from services.registry.tables import AgencyRow, CasePartyRow, CaseRow, CourtRow
+
+CASES = CaseRow.__table__  # type: ignore[attr-defined]
+PARTIES = CasePartyRow.__table__  # type: ignore[attr-defined]
+COURTS = CourtRow.__table__  # type: ignore[attr-defined]
+AGENCIES = AgencyRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class PartyView:
+    role: str
+    kind: str
+    display_name: str
+    id_number_masked: str
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A stored case as every response and event shows it: ID numbers already masked."""
+
+    seq: int
+    name: str
+    court_id: str
+    case_number: str
+    year: int
+    court_code: str
+    special_code: str
+    type_code: str
+    sequence: int
+    amount_owed_fen: int | None
+    description: str
+    create_time: datetime
+    version: int
+    parties: tuple[PartyView, ...]
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    court_id: str | None = None
+    year: int | None = None
+    type_code: str | None = None
+    party: str | None = None
+
+
+async def replace_reference_data(conn: AsyncConnection, courts: list[Court], agencies: list[Agency]) -> None:
+    await conn.execute(delete(COURTS))
+    await conn.execute(delete(AGENCIES))
+    await conn.execute(
+        insert(COURTS),
+        [
+            {
+                "id": c.id,
+                "code": c.code,
+                "name": c.name,
+                "level": str(c.level),
+                "province": c.province,
+                "division_code": c.division_code,
+                "parent_id": c.parent_id,
+                "special_kind": str(c.special_kind),
+            }
+            for c in courts
+        ],
+    )
+    await conn.execute(
+        insert(AGENCIES),
+        [
+            {"id": a.id, "name": a.name, "kind": str(a.kind), "division_code": a.division_code, "scope": str(a.scope)}
+            for a in agencies
+        ],
+    )
+
+
+async def insert_case(conn: AsyncConnection, case: Case, request_id: str | None) -> int:
+    number = case.number
+    result = await conn.execute(
+        insert(CASES).values(
+            name=case.name,
+            court_id=case.court_id,
+            case_number=number.text,
+            year=number.year,
+            court_code=number.court_code,
+            special_code=number.special_code,
+            type_code=number.type_code,
+            sequence=number.sequence,
+            amount_owed_fen=case.amount_owed_fen,
+            description=case.description,
+            request_id=request_id,
+            create_time=case.registered_at,
+            version=1,
+        )
+    )
+    seq = int(result.inserted_primary_key[0])
+    await conn.execute(
+        insert(PARTIES),
+        [
+            {
+                "case_seq": seq,
+                "position": i,
+                "role": str(p.role),
+                "kind": str(p.kind),
+                "display_name": p.display_name,
+                "id_number": p.id_number,
+            }
+            for i, p in enumerate(case.parties)
+        ],
+    )
+    return seq
+
+
+def view_of_new_case(seq: int, case: Case) -> CaseView:
+    n = case.number
+    parties = tuple(PartyView(str(p.role), str(p.kind), p.display_name, p.masked_id_number) for p in case.parties)
+    return CaseView(
+        seq, case.name, case.court_id, n.text, n.year, n.court_code, n.special_code, n.type_code, n.sequence,
+        case.amount_owed_fen, case.description, case.registered_at, 1, parties,
+    )  # fmt: skip
+
+
+async def case_by_name(conn: AsyncConnection, name: str) -> CaseView | None:
+    rows = (await conn.execute(select(CASES).where(CASES.c.name == name))).mappings().all()
+    views = await _with_parties(conn, rows)
+    return views[0] if views else None
+
+
+async def case_by_request_id(conn: AsyncConnection, request_id: str) -> CaseView | None:
+    rows = (await conn.execute(select(CASES).where(CASES.c.request_id == request_id))).mappings().all()
+    views = await _with_parties(conn, rows)
+    return views[0] if views else None
+
+
+async def case_name_exists(conn: AsyncConnection, name: str) -> bool:
+    return bool((await conn.execute(select(exists().where(CASES.c.name == name)))).scalar())
+
+
+async def list_cases(conn: AsyncConnection, query: CaseQuery, after_seq: int, limit: int) -> list[CaseView]:
+    statement = select(CASES).where(CASES.c.seq > after_seq).order_by(CASES.c.seq).limit(limit)
+    if query.court_id:
+        statement = statement.where(CASES.c.court_id == query.court_id)
+    if query.year is not None:
+        statement = statement.where(CASES.c.year == query.year)
+    if query.type_code:
+        statement = statement.where(CASES.c.type_code == query.type_code)
+    if query.party:
+        statement = statement.where(
+            CASES.c.seq.in_(select(PARTIES.c.case_seq).where(PARTIES.c.display_name.contains(query.party, autoescape=True)))
+        )
+    rows = (await conn.execute(statement)).mappings().all()
+    return await _with_parties(conn, rows)
+
+
+async def _with_parties(conn: AsyncConnection, rows: list) -> list[CaseView]:  # type: ignore[type-arg]
+    if not rows:
+        return []
+    seqs = [r["seq"] for r in rows]
+    party_rows = (
+        await conn.execute(select(PARTIES).where(PARTIES.c.case_seq.in_(seqs)).order_by(PARTIES.c.case_seq, PARTIES.c.position))
+    ).mappings()
+    by_case: dict[int, list[PartyView]] = {}
+    for p in party_rows:
+        by_case.setdefault(p["case_seq"], []).append(
+            PartyView(p["role"], p["kind"], p["display_name"], mask_id_number(p["id_number"]))
+        )
+    return [_view(r, tuple(by_case.get(r["seq"], []))) for r in rows]
+
+
+def _view(row: dict, parties: tuple[PartyView, ...]) -> CaseView:  # type: ignore[type-arg]
+    created = row["create_time"]
+    return CaseView(
+        seq=row["seq"],
+        name=row["name"],
+        court_id=row["court_id"],
+        case_number=row["case_number"],
+        year=row["year"],
+        court_code=row["court_code"],
+        special_code=row["special_code"],
+        type_code=row["type_code"],
+        sequence=row["sequence"],
+        amount_owed_fen=row["amount_owed_fen"],
+        description=row["description"],
+        create_time=created if created.tzinfo else created.replace(tzinfo=UTC),
+        version=row["version"],
+        parties=parties,
+    )
