@@ -28,7 +28,7 @@ class AgencyKind(StrEnum):
     HOUSING_FUND = "HOUSING_FUND"
     TAX = "TAX"
     CIVIL_AFFAIRS = "CIVIL_AFFAIRS"  # marriage records
-    SOCIAL_SECURITY = "SOCIAL_SECURITY"
+    # Keep in step with rogatory.registry.v1.Agency.Kind: services map these by name.
 
 
 class AgencyScope(StrEnum):

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2
-from services.plumbing.events import ReceivedEvent, subject
+from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.tables import CaseReplica
 
 REPLICA = CaseReplica.__table__  # type: ignore[attr-defined]
-CASE_REGISTERED_ALL_COURTS = subject("case", "*", "registered")
+CASE_REGISTERED_ALL_COURTS = subject_filter("case", "*", "registered")
 
 
 async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> None:
@@ -30,6 +30,8 @@ async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> 
         for p in case.parties
         if p.role == registry_pb2.Party.RESPONDENT
     ]
+    if await replica_of(conn, case.name) is not None:
+        return  # the case is already known (e.g. replayed from an older stream position)
     registered = case.create_time.ToDatetime(tzinfo=UTC) if case.HasField("create_time") else datetime.now(UTC)
     await conn.execute(
         REPLICA.insert().values(

@@ -74,13 +74,17 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.durable}")
 
     async def stop(self) -> None:
+        """Lets the current fetch (≤ 1 s) and its messages finish, then unsubscribes.
+
+        Cancelling mid-fetch would leave a pull request whose message goes to a dead
+        inbox and comes back only after `ack_wait`.
+        """
         self._stopping.set()
         if self._task:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(self._task, timeout=self.ack_wait)
+            except TimeoutError:
+                log.warning("consumer %s did not stop in time", self.durable)
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         await self.js.add_consumer(self.stream, self.config())
@@ -94,12 +98,18 @@ class EventConsumer:
                 # themselves after a server restart (nats.py #504).
                 subscription = await self._subscribe()
                 backoff = 0.1
-                await self._pull_loop(subscription)
+                try:
+                    await self._pull_loop(subscription)
+                finally:
+                    await _quietly_unsubscribe(subscription)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep consuming through outages
                 log.warning("consumer %s: %s; resubscribing in %.1fs", self.durable, exc, backoff)
-                await asyncio.sleep(backoff)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
                 backoff = min(backoff * 2, 5.0)
 
     async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
@@ -149,6 +159,13 @@ class EventConsumer:
             await self.handler(conn, event)
         self.applied += 1
         return True
+
+
+async def _quietly_unsubscribe(subscription: JetStreamContext.PullSubscription) -> None:
+    try:
+        await subscription.unsubscribe()
+    except Exception:  # noqa: BLE001 - the connection may already be gone
+        pass
 
 
 def to_received_event(msg: Msg) -> ReceivedEvent:

@@ -57,6 +57,15 @@ def subject(*tokens: str) -> str:
     return ".".join((SUBJECT_ROOT, *tokens))
 
 
+def subject_filter(*tokens: str) -> str:
+    """Like `subject`, but tokens may be the wildcards `*` (one token) or `>` (the rest)."""
+    concrete = [t for t in tokens if t not in ("*", ">")]
+    subject(*concrete)  # validates the concrete tokens
+    if ">" in tokens[:-1]:
+        raise ValueError("'>' may only be the last token")
+    return ".".join((SUBJECT_ROOT, *tokens))
+
+
 def envelope_headers(
     *, event_id: str, event_type: str, occurred_at: datetime, source: str, traceparent: str, tracestate: str
 ) -> dict[str, str]:

@@ -1,0 +1,61 @@
+# Rogatory — two commands on a fresh machine: `make run` and `make test`.
+# Only Python 3.11+ and make are assumed; everything else comes from PyPI into .venv.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_INCLUDES = $(shell $(BIN)/python -c "import google.api, grpc_tools, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent, pathlib.Path(grpc_tools.__file__).parent / '_proto')")
+
+.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+## run: embedded nats-server + the three services on SQLite; Ctrl-C stops everything
+run: venv
+	$(BIN)/rogatory run
+
+## test: unit, integration (SQLite, PostgreSQL when reachable, nats-server) and e2e tests
+test: venv
+	$(BIN)/python -m pytest
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: venv
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: venv
+	$(BIN)/python -m pytest tests/e2e
+
+## lint: buf lint over the protos (Google's protos come from googleapis-common-protos)
+lint: venv
+	@$(MAKE) -s buf-lint
+
+buf-lint:
+	@mkdir -p build
+	$(BIN)/python -m grpc_tools.protoc -Iprotos $(addprefix -I,$(PROTO_INCLUDES)) --include_imports --include_source_info \
+		--descriptor_set_out=build/protos.binpb $$(cd protos && find rogatory -name '*.proto' | sort)
+	$(BIN)/buf lint build/protos.binpb --config protos/buf.yaml --path rogatory
+
+## proto: regenerate Python code and type stubs beside the .proto files
+proto: venv
+	$(BIN)/python protos/generate.py
+
+## demo: against a running `make run`, registers the seed article's case and prints its events
+demo: venv
+	$(BIN)/rogatory demo
+
+## bench: benchmarks with ratios to raw gRPC / raw JetStream measured in the same run
+bench: venv
+	$(BIN)/python -m bench.bench_registry
+
+clean:
+	rm -rf $(VENV) var build .pytest_cache

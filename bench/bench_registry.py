@@ -1,0 +1,288 @@
+"""Registry service vs raw grpc.aio echo, in one run: throughput and p50/p99 latency.
+
+    .venv/bin/python -m bench.bench_registry [--duration 5] [--rounds 3] [--concurrency 1,64]
+                                             [--channels 4] [--only echo|registry]
+
+Starts an echo server, an embedded nats-server and the registry service as child
+processes (SQLite and JetStream in a temp dir), drives them from this process, prints a
+table and the goal ratios, and writes bench/results/registry-<timestamp>.json.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import uvloop
+
+from bench.load import ChannelPool, Measurement, measure
+from bench.processes import ChildProcess
+from bench.workloads import RegistryWorkload, echo_call
+from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+
+STREAM = "ROGATORY"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ECHO, CREATE, GET = "echo", "CreateCase", "GetCase"
+
+
+@dataclass(frozen=True)
+class Goal:
+    label: str
+    workload: str
+    metric: str  # "rps" or "p99_ms"
+    at_least: bool  # True: ratio >= limit passes; False: ratio <= limit passes
+    limit: float
+
+
+GOALS = (
+    Goal("CreateCase / echo throughput", CREATE, "rps", True, 0.50),
+    Goal("CreateCase / echo p99 latency", CREATE, "p99_ms", False, 3.0),
+    Goal("GetCase / echo throughput", GET, "rps", True, 0.70),
+)
+
+
+@dataclass
+class Children:
+    echo: ChildProcess | None = None
+    nats: EmbeddedNatsServer | None = None
+    registry: ChildProcess | None = None
+    data_dir: Path | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Registry service vs raw grpc.aio echo benchmark")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured round (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds; the median is reported (default 3)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each measurement")
+    parser.add_argument("--concurrency", default="1,64", help="requests in flight, comma-separated (default 1,64)")
+    parser.add_argument("--channels", type=int, default=4, help="client channels used round-robin (default 4)")
+    parser.add_argument("--only", choices=["echo", "registry"], help="run one side only (no ratios)")
+    parser.add_argument("--no-save", action="store_true", help="do not write the JSON result")
+    args = parser.parse_args(argv)
+    args.concurrency = sorted({int(c) for c in args.concurrency.split(",")})
+    return args
+
+
+# ---------------------------------------------------------------- child processes
+
+
+def start_children(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Children:
+    """Every stop is registered before its start, so a failure or Ctrl-C at any point cleans up."""
+    children = Children()
+    if args.only != "registry":
+        children.echo = ChildProcess("echo", "bench.echo_server", ["--addr", f"127.0.0.1:{free_port()}"], {}, tmp)
+        stack.callback(children.echo.stop)
+        children.echo.start()
+    if args.only != "echo":
+        children.nats = EmbeddedNatsServer(tmp / "jetstream")
+        stack.callback(children.nats.stop)  # registered first, so stopped after the registry
+        children.nats.start()
+        children.data_dir = tmp / "data"
+        env = {
+            "NATS_URL": children.nats.url,
+            "ROGATORY_DATA_DIR": str(children.data_dir),
+            "REGISTRY_ADDR": f"127.0.0.1:{free_port()}",
+        }
+        children.registry = ChildProcess("registry", "services.registry.main", [], env, tmp)
+        stack.callback(children.registry.stop)
+        children.registry.start()
+    return children
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def _measure_args(args: argparse.Namespace) -> dict[str, float]:
+    return {"seconds": args.duration, "rounds": args.rounds, "warmup": args.warmup}
+
+
+async def bench_echo(address: str, args: argparse.Namespace) -> list[Measurement]:
+    pool = ChannelPool(address, args.channels)
+    try:
+        await pool.ready()
+        call = echo_call(pool)
+        return [await _announce(measure(ECHO, call, c, **_measure_args(args))) for c in args.concurrency]
+    finally:
+        await pool.close()
+
+
+async def bench_registry(children: Children, args: argparse.Namespace) -> tuple[list[Measurement], dict[str, Any]]:
+    assert children.registry and children.nats and children.data_dir
+    pool = ChannelPool(children.registry.address, args.channels)
+    try:
+        await pool.ready()
+        workload = RegistryWorkload(pool)
+        results = [await _announce(measure(CREATE, workload.create_case, c, **_measure_args(args))) for c in args.concurrency]
+        # Before GetCase, so a relay still publishing does not steal the reads' CPU.
+        outbox = await wait_for_outbox(children.nats.url, children.data_dir / "registry.db", workload.created)
+        results += [await _announce(measure(GET, workload.get_case, c, **_measure_args(args))) for c in args.concurrency]
+        return results, outbox
+    finally:
+        await pool.close()
+
+
+async def _announce(pending: Any) -> Measurement:
+    """Prints each result as it lands: a long run shows progress, a Ctrl-C keeps what was done."""
+    m: Measurement = await pending
+    r = m.median
+    print(f"  {m.workload:<10} @{m.concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True)
+    if any(x.errors for x in m.rounds):
+        print(f"    errors: {[x.error_codes for x in m.rounds]} first: {next(x.first_error for x in m.rounds if x.errors)}")
+    return m
+
+
+# ---------------------------------------------------------------- outbox sanity check
+
+
+async def wait_for_outbox(nats_url: str, db_path: Path, created: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Waits until the stream holds one event per case created (or time runs out)."""
+    nc = await nats.connect(nats_url)
+    started = time.perf_counter()
+    try:
+        js = nc.jetstream()
+        while True:
+            messages = (await js.stream_info(STREAM)).state.messages
+            if messages >= created or time.perf_counter() - started > timeout:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.drain()
+    return {
+        "cases_created": created,
+        "stream_messages": messages,
+        "outbox_unsent": _outbox_unsent(db_path),
+        "drain_seconds": round(time.perf_counter() - started, 3),
+        "ok": messages == created,
+    }
+
+
+def _outbox_unsent(db_path: Path) -> int | None:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+    except sqlite3.Error:
+        return None  # the check is a sanity aid, not the benchmark
+
+
+# ---------------------------------------------------------------- report
+
+
+def find(measurements: list[Measurement], workload: str, concurrency: int) -> Measurement | None:
+    return next((m for m in measurements if m.workload == workload and m.concurrency == concurrency), None)
+
+
+def evaluate_goals(measurements: list[Measurement], concurrency: int) -> list[dict[str, Any]]:
+    echo = find(measurements, ECHO, concurrency)
+    verdicts = []
+    for goal in GOALS:
+        other = find(measurements, goal.workload, concurrency)
+        if echo is None or other is None:
+            continue
+        ratio = getattr(other.median, goal.metric) / getattr(echo.median, goal.metric)
+        passed = ratio >= goal.limit if goal.at_least else ratio <= goal.limit
+        goal_text = f"{'>=' if goal.at_least else '<='} {goal.limit:.2f}"
+        verdicts.append({"label": f"{goal.label} @{concurrency}", "ratio": ratio, "goal": goal_text, "pass": passed})
+    return verdicts
+
+
+def print_report(measurements: list[Measurement], verdicts: list[dict[str, Any]], outbox: dict[str, Any] | None) -> None:
+    print()
+    print(f"{'workload':<11}{'in flight':>9}{'RPC/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   rounds RPC/s")
+    for m in measurements:
+        r = m.median
+        rounds = " ".join(f"{x.rps:.0f}" for x in m.rounds)
+        errors = sum(x.errors for x in m.rounds)
+        print(f"{m.workload:<11}{m.concurrency:>9}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>8}   {rounds}")
+    if verdicts:
+        print()
+        for v in verdicts:
+            print(f"{v['label']:<40} {v['ratio']:6.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}")
+    if outbox:
+        print()
+        print(
+            f"outbox: {outbox['cases_created']} cases created, {outbox['stream_messages']} events in stream {STREAM}, "
+            f"{outbox['outbox_unsent']} unsent rows, caught up {outbox['drain_seconds']:.2f}s after the last CreateCase "
+            f"-> {'OK' if outbox['ok'] else 'MISMATCH'}"
+        )
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "grpcio": grpc.__version__,
+        "uvloop": uvloop.__version__,
+    }
+
+
+def save(args: argparse.Namespace, measurements: list[Measurement], verdicts: list[dict[str, Any]], outbox: dict[str, Any] | None) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"registry-{datetime.now():%Y%m%d-%H%M%S}.json"
+    document = {
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "options": {k: v for k, v in vars(args).items()},
+        "environment": environment(),
+        "measurements": [m.to_json() for m in measurements],
+        "goals": verdicts,
+        "outbox": outbox,
+    }
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------- entry point
+
+
+async def run(children: Children, args: argparse.Namespace) -> tuple[list[Measurement], dict[str, Any] | None]:
+    current = asyncio.current_task()
+    assert current is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)  # SIGTERM cleans up like Ctrl-C
+    measurements: list[Measurement] = []
+    outbox = None
+    if children.echo:
+        measurements += await bench_echo(children.echo.address, args)
+    if children.registry:
+        registry_results, outbox = await bench_registry(children, args)
+        measurements += registry_results
+    return measurements, outbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"{os.cpu_count()} CPUs; {args.rounds} x {args.duration:g}s rounds after {args.warmup:g}s warm-up; "
+          f"in flight {args.concurrency}; {args.channels} channels", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="rogatory-bench-") as tmp, contextlib.ExitStack() as stack:
+        children = start_children(args, Path(tmp), stack)
+        try:
+            measurements, outbox = uvloop.run(run(children, args))
+        except Exception:
+            for child in (children.registry, children.echo):
+                if child:
+                    print(f"--- {child.name} log tail ---\n{child.log_tail()}", file=sys.stderr)
+            raise
+    verdicts = evaluate_goals(measurements, max(args.concurrency))
+    print_report(measurements, verdicts, outbox)
+    if not args.no_save:
+        print(f"\nwrote {save(args, measurements, verdicts, outbox)}")
+    return 0 if all(v["pass"] for v in verdicts) and (outbox is None or outbox["ok"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

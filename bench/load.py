@@ -1,0 +1,103 @@
+"""Closed-loop load: N requests in flight for a fixed time, per-request latencies, median round."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from itertools import cycle
+from typing import Any
+
+import grpc
+
+Call = Callable[[], Awaitable[Any]]
+
+
+class ChannelPool:
+    """Several HTTP/2 connections, used round-robin, so one connection is not the bottleneck."""
+
+    def __init__(self, target: str, size: int):
+        # A local subchannel pool per channel: otherwise identical channels share one TCP connection.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        self.channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(size)]
+
+    async def ready(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in self.channels)), timeout)
+
+    def round_robin(self, make: Callable[[grpc.aio.Channel], Any]) -> "cycle[Any]":
+        """One stub (or multicallable) per channel, handed out in turn."""
+        return cycle([make(c) for c in self.channels])
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.channels))
+
+
+@dataclass
+class Round:
+    concurrency: int
+    ok: int
+    errors: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    error_codes: dict[str, int] = field(default_factory=dict)
+    first_error: str = ""
+
+
+@dataclass
+class Measurement:
+    workload: str
+    concurrency: int
+    median: Round
+    rounds: list[Round]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
+
+
+async def run_round(call: Call, concurrency: int, seconds: float) -> Round:
+    """`concurrency` workers each issue one call after another until the deadline."""
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    first_error: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                await call()
+            except grpc.aio.AioRpcError as exc:
+                errors[exc.code().name] += 1
+                first_error[:] = first_error or [f"{exc.code().name}: {exc.details()}"]
+                continue
+            latencies.append(time.perf_counter() - start)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began  # includes the tail of calls started before the deadline
+    latencies.sort()
+    return Round(
+        concurrency, len(latencies), sum(errors.values()), elapsed, len(latencies) / elapsed,
+        percentile(latencies, 0.50) * 1e3, percentile(latencies, 0.99) * 1e3, dict(errors),
+        first_error[0] if first_error else "",
+    )  # fmt: skip
+
+
+async def measure(workload: str, call: Call, concurrency: int, *, seconds: float, rounds: int, warmup: float) -> Measurement:
+    """Warm-up, then `rounds` rounds; the round with the median throughput is the result."""
+    await run_round(call, concurrency, warmup)  # connections, SQLite page cache, lazily built server paths
+    results = [await run_round(call, concurrency, seconds) for _ in range(rounds)]
+    median_rps = statistics.median_low([r.rps for r in results])
+    median = next(r for r in results if r.rps == median_rps)
+    return Measurement(workload, concurrency, median, results)

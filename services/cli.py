@@ -1,0 +1,101 @@
+"""`rogatory` command: run the stack, run the demo, migrate a database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from services.plumbing.config import Settings
+
+RUN_FILE = "run.json"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="rogatory", description="Rogatory services")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start nats-server (unless NATS_URL) and the three services")
+    commands.add_parser("demo", help="register the seed article's case against a running stack, print its events")
+    migrate = commands.add_parser("migrate", help="create or upgrade a service's database schema")
+    migrate.add_argument("service", choices=["registry", "delegation", "assistance"])
+    args = parser.parse_args(argv)
+    {"run": run, "demo": demo, "migrate": migrate_command}[args.command](args)
+
+
+def run(_args: argparse.Namespace) -> None:
+    from services.launcher import Stack  # noqa: PLC0415
+
+    settings = Settings()
+    stack = Stack(settings.data_dir.resolve(), nats_url=settings.nats_url, fixed_ports=True)
+    print("Starting Rogatory (Ctrl-C stops everything)…", flush=True)
+    stack.start()
+    run_file = stack.write_run_file()
+    _print_addresses(stack.describe(), run_file)
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stopping and all(p.process and p.process.poll() is None for p in stack.processes.values()):
+        time.sleep(0.2)  # supervisor loop: wakes up to notice a signal or a dead child
+    codes = stack.stop()
+    run_file.unlink(missing_ok=True)
+    print("Stopped:", ", ".join(f"{s} exit {c}" for s, c in codes.items()), flush=True)
+    sys.exit(0 if stopping and all(c == 0 for c in codes.values()) else 1)
+
+
+def _print_addresses(addresses: dict[str, str], run_file: Path) -> None:
+    print("\nRogatory is running:")
+    print(f"  NATS JetStream      {addresses['nats']}")
+    for service in ("registry", "delegation", "assistance"):
+        print(f"  {service:<19} {addresses[service]}  (gRPC, reflection + health)")
+    print(f"\nAddresses written to {run_file}.")
+    print("Try:  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge --list-methods " f"http://{addresses['registry']}")
+    print("      make demo\n", flush=True)
+
+
+def load_run_file() -> dict[str, str]:
+    settings = Settings()
+    path = settings.data_dir.resolve() / RUN_FILE
+    if not path.exists():
+        sys.exit(f"{path} not found: start the services with `make run` first")
+    addresses: dict[str, str] = json.loads(path.read_text())
+    for service, variable in (("registry", "REGISTRY_ADDR"), ("delegation", "DELEGATION_ADDR"), ("assistance", "ASSISTANCE_ADDR")):
+        addresses[service] = os.environ.get(variable, addresses[service])
+    addresses["nats"] = os.environ.get("NATS_URL") or addresses["nats"]
+    return addresses
+
+
+def demo(_args: argparse.Namespace) -> None:
+    from services.demo import run_demo  # noqa: PLC0415
+
+    asyncio.run(run_demo(load_run_file()))
+
+
+def migrate_command(args: argparse.Namespace) -> None:
+    from services.plumbing.db import Database  # noqa: PLC0415
+    from services.plumbing.migrations import upgrade_to_head  # noqa: PLC0415
+
+    settings = Settings()
+
+    async def go() -> None:
+        db = Database(settings.database_url_for(args.service), schema=settings.schema_for(args.service))
+        await db.create_schema()
+        await upgrade_to_head(db, args.service)
+        await db.dispose()
+        print(f"{args.service}: schema at head")
+
+    asyncio.run(go())
+
+
+def since_a_moment_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=1)

@@ -1,0 +1,29 @@
+"""Composition root of the delegation service: `python -m services.delegation.main`."""
+
+from __future__ import annotations
+
+from registry.courts import CourtCatalog
+from rogatory.delegation.v1 import delegation_pb2, delegation_pb2_grpc
+from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
+from services.delegation.handlers import DelegationHandlers
+from services.delegation.servicer import DelegationServicer
+from services.plumbing.host import ServiceHost, run_service
+
+SERVICE_NAME = delegation_pb2.DESCRIPTOR.services_by_name["DelegationService"].full_name
+CASE_REPLICA_CONSUMER = "delegation-case-replica"
+
+
+async def wire(host: ServiceHost) -> None:
+    servicer = DelegationServicer(DelegationHandlers(host.db, host.outbox, CourtCatalog.default()))
+    host.add_servicer(
+        SERVICE_NAME, lambda server: delegation_pb2_grpc.add_DelegationServiceServicer_to_server(servicer, server)
+    )
+    host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
+
+
+def main() -> None:
+    run_service("delegation", wire)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Durable pull consumers with an inbox: a redelivered event has no second effect."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from nats.aio.client import Client as NATS
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rogatory.events.v1 import events_pb2
+from rogatory.registry.v1 import registry_pb2
+from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
+from services.plumbing.consumer import INBOX, EventConsumer
+from services.plumbing.events import ReceivedEvent, envelope_headers
+from services.plumbing.ids import new_id
+from services.plumbing.messaging import connect, ensure_stream
+from services.plumbing.nats_server import EmbeddedNatsServer
+from tests.conftest import wait_for
+
+STREAM = "ROGATORY"
+
+
+@pytest.fixture
+async def nats_client(nats_server: EmbeddedNatsServer) -> AsyncIterator[NATS]:
+    nc = await connect(nats_server.url, name="test")
+    await ensure_stream(nc.jetstream(), STREAM)
+    yield nc
+    await nc.drain()
+
+
+async def publish_case_registered(nc: NATS, event_id: str, msg_id: str | None = None, number: int = 1) -> None:
+    case = registry_pb2.Case(
+        name=f"courts/gd0112/cases/2020-enf-{number}",
+        case_number=f"（2020）粤0112执{number}号",
+        parties=[registry_pb2.Party(role=registry_pb2.Party.RESPONDENT, kind=registry_pb2.Party.ORGANIZATION, display_name="某公司")],
+    )
+    headers = envelope_headers(
+        event_id=event_id,
+        event_type="rogatory.case.registered.v1",
+        occurred_at=datetime.now(UTC),
+        source="rogatory/registry",
+        traceparent="",
+        tracestate="",
+    )
+    headers["Nats-Msg-Id"] = msg_id or event_id  # a different msg id gets past server de-duplication
+    await nc.jetstream().publish("rogatory.v1.case.gd0112.registered", events_pb2.CaseRegistered(case=case).SerializeToString(), headers=headers)
+
+
+async def count(db, table) -> int:  # type: ignore[no-untyped-def]
+    async with db.read() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_redelivered_event_is_applied_once(service_db_factory, nats_client: NATS) -> None:
+    db = await service_db_factory("delegation")
+    consumer = EventConsumer(
+        db, nats_client.jetstream(), stream=STREAM, durable="t-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=apply_case_registered
+    )
+    consumer.start()
+    try:
+        event_id = new_id()
+        await publish_case_registered(nats_client, event_id)
+        await publish_case_registered(nats_client, event_id, msg_id=new_id())  # the same event again
+        await wait_for(lambda: consumer.applied + consumer.duplicates == 2)
+    finally:
+        await consumer.stop()
+    assert consumer.applied == 1 and consumer.duplicates == 1
+    assert await count(db, REPLICA) == 1
+    assert await count(db, INBOX) == 1
+
+
+async def test_failed_handler_is_retried_and_applied_once(service_db_factory, nats_client: NATS) -> None:
+    db = await service_db_factory("delegation")
+    calls: list[str] = []
+
+    async def flaky(conn: AsyncConnection, event: ReceivedEvent) -> None:
+        calls.append(event.event_id)
+        if len(calls) == 1:
+            raise RuntimeError("crash in the middle of the message")
+        await apply_case_registered(conn, event)
+
+    consumer = EventConsumer(db, nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=flaky)
+    consumer.start()
+    try:
+        await publish_case_registered(nats_client, new_id())
+        await wait_for(lambda: consumer.applied == 1, timeout=15)
+    finally:
+        await consumer.stop()
+    assert len(calls) == 2  # seen again after the failure
+    assert await count(db, REPLICA) == 1
+    assert await count(db, INBOX) == 1  # the failed attempt's inbox row was rolled back with it
+
+
+async def test_durable_consumer_resumes_where_it_stopped(service_db_factory, nats_client: NATS) -> None:
+    db = await service_db_factory("delegation")
+
+    def make() -> EventConsumer:
+        return EventConsumer(db, nats_client.jetstream(), stream=STREAM, durable="t-durable", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=apply_case_registered)
+
+    first = make()
+    first.start()
+    await publish_case_registered(nats_client, new_id())
+    await wait_for(lambda: first.applied == 1)
+    await first.stop()
+    second = make()
+    second.start()
+    try:
+        await publish_case_registered(nats_client, new_id(), number=2)
+        await wait_for(lambda: second.applied == 1)
+        assert second.duplicates == 0  # the event acked before the restart is not delivered again
+    finally:
+        await second.stop()
+    assert await count(db, REPLICA) == 2
