@@ -1,0 +1,177 @@
+"""A court system drives the registry over gRPC and reads its events from JetStream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from google.type import money_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from nats.aio.client import Client as NATS
+
+from rogatory.events.v1 import events_pb2
+from rogatory.registry.v1 import registry_pb2 as pb
+from rogatory.registry.v1 import registry_pb2_grpc
+from services.launcher import Stack
+from services.plumbing.subscriber import read_events
+from tests.e2e.conftest import buf_binary
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def create_request(number: int, court: str = "zj0326", code: str = "浙0326", request_id: str | None = None) -> pb.CreateCaseRequest:
+    return pb.CreateCaseRequest(
+        parent=f"courts/{court}",
+        request_id=request_id or str(uuid.uuid4()),
+        case=pb.Case(
+            case_number=f"（2023）{code}执{number}号",
+            parties=[
+                pb.Party(role=pb.Party.APPLICANT, kind=pb.Party.ORGANIZATION, display_name="温州银行股份有限公司"),
+                pb.Party(role=pb.Party.RESPONDENT, kind=pb.Party.PERSON, display_name="张三", id_number="11010519491231002X"),
+            ],
+            amount_owed=money_pb2.Money(currency_code="CNY", units=5416, nanos=690_000_000),
+        ),
+    )
+
+
+def details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
+    status = rpc_status.from_call(error)
+    assert status is not None, "no google.rpc.Status in the trailers"
+    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    for detail in status.details:
+        if detail.Is(info.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(bad.DESCRIPTOR):
+            detail.Unpack(bad)
+    return info, bad
+
+
+async def test_health_is_serving_for_every_service(stack: Stack) -> None:
+    for service, name in (
+        ("registry", "rogatory.registry.v1.RegistryService"),
+        ("delegation", "rogatory.delegation.v1.DelegationService"),
+        ("assistance", "rogatory.assistance.v1.AssistanceService"),
+    ):
+        async with grpc.aio.insecure_channel(stack.address(service)) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for checked in ("", name):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=checked))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, (service, checked)
+
+
+def buf_curl(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [buf_binary(), "curl", "--protocol", "grpc", "--http2-prior-knowledge", *args]
+    return subprocess.run(command[:-1] + [command[-1].replace("ADDR", address)], capture_output=True, text=True, timeout=60)
+
+
+def test_reflection_lets_buf_curl_list_and_call(stack: Stack) -> None:
+    listed = buf_curl(stack.address("registry"), "--list-methods", "http://ADDR")
+    assert listed.returncode == 0, listed.stderr
+    assert "rogatory.registry.v1.RegistryService/CreateCase" in listed.stdout.split()
+    called = buf_curl(
+        stack.address("registry"), "-d", '{"name": "courts/zj0326"}', "http://ADDR/rogatory.registry.v1.RegistryService/ListCourtSuperiors"
+    )
+    assert called.returncode == 0, called.stderr
+    assert [c["name"] for c in json.loads(called.stdout)["courts"]] == ["courts/zj03", "courts/zj", "courts/spc"]
+
+
+async def test_created_case_is_evented_to_its_court_only(
+    registry_channel: grpc.aio.Channel, subscriber: NATS, sequence_numbers: Iterator[int]
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    traceparent = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+    case = await registry.CreateCase(create_request(next(sequence_numbers)), metadata=(("traceparent", traceparent),))
+    assert case.parties[1].id_number == "110105********002X"
+
+    js = subscriber.jetstream()
+    own = await read_events(js, "ROGATORY", "rogatory.v1.case.zj0326.>", since=since, until_count=1)
+    event = next(e for e in own if e.parse(events_pb2.CaseRegistered).case.name == case.name)
+    assert event.event_type == "rogatory.case.registered.v1"
+    assert event.headers["Nats-Msg-Id"] == event.event_id
+    assert event.source == "rogatory/registry"
+    assert event.headers["traceparent"].split("-")[1] == TRACE_ID  # the caller's trace goes on
+    assert b"11010519491231002X" not in event.data
+    other_court = await read_events(js, "ROGATORY", "rogatory.v1.case.gd0112.>", since=since, timeout=1.0)
+    assert all(e.parse(events_pb2.CaseRegistered).case.name != case.name for e in other_court)
+
+
+async def test_retry_with_request_id_returns_the_same_case(registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]) -> None:
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    request = create_request(next(sequence_numbers))
+    first = await registry.CreateCase(request)
+    second = await registry.CreateCase(request)
+    assert second == first
+    request.request_id = str(uuid.uuid4())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await registry.CreateCase(request)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert details(caught.value)[0].reason == "CASE_ALREADY_REGISTERED"
+
+
+async def test_bad_input_is_invalid_argument_with_field_violations(registry_channel: grpc.aio.Channel) -> None:
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    request = create_request(0)
+    request.case.case_number = "(2023)蒙01执0号"
+    request.case.parties[1].id_number = "123"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await registry.CreateCase(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info, bad = details(caught.value)
+    assert info.reason == "INVALID_ARGUMENT" and info.domain == "rogatory.gov.cn"
+    reasons = {(v.field, v.reason) for v in bad.field_violations}
+    assert ("case.case_number", "MONGOLIA_CODE") in reasons
+    assert ("case.parties[1].id_number", "BAD_ID_NUMBER") in reasons
+    assert "Traceback" not in (caught.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("method", "request_message", "code"),
+    [
+        ("GetCase", pb.GetCaseRequest(name="courts/zj0326/cases/2023-enf-999999"), grpc.StatusCode.NOT_FOUND),
+        ("GetCase", pb.GetCaseRequest(name="cases/1"), grpc.StatusCode.INVALID_ARGUMENT),
+        ("GetCourt", pb.GetCourtRequest(name="courts/nowhere"), grpc.StatusCode.NOT_FOUND),
+        ("GetAgency", pb.GetAgencyRequest(name="agencies/nobody"), grpc.StatusCode.NOT_FOUND),
+        ("ListCases", pb.ListCasesRequest(parent="courts/zj0326", filter="colour = 1"), grpc.StatusCode.INVALID_ARGUMENT),
+        ("ListCases", pb.ListCasesRequest(parent="courts/zj0326", page_token="forged"), grpc.StatusCode.INVALID_ARGUMENT),
+        ("ListCourts", pb.ListCourtsRequest(page_size=-1), grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+async def test_errors_have_specific_codes_and_error_info(registry_channel: grpc.aio.Channel, method: str, request_message, code) -> None:  # type: ignore[no-untyped-def]
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(registry, method)(request_message)
+    assert caught.value.code() == code
+    assert details(caught.value)[0].domain == "rogatory.gov.cn"
+
+
+async def test_list_cases_pages_with_tokens(registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]) -> None:
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    created = [await registry.CreateCase(create_request(next(sequence_numbers), "gd0305", "粤0305")) for _ in range(5)]
+    seen, token = [], ""
+    while True:
+        page = await registry.ListCases(pb.ListCasesRequest(parent="courts/gd0305", page_size=2, page_token=token, filter="year = 2023"))
+        seen += [c.name for c in page.cases]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [c.name for c in created]
+
+
+async def test_reference_data_queries(registry_channel: grpc.aio.Channel) -> None:
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    highs = await registry.ListCourts(pb.ListCourtsRequest(filter="level = HIGH", page_size=1000))
+    assert highs.total_size >= 33 and {"courts/zj", "courts/nm", "courts/gd"} <= {c.name for c in highs.courts}
+    police = await registry.ListAgencies(pb.ListAgenciesRequest(filter='kind = TRAFFIC_POLICE AND division_code = "330300"'))
+    assert [a.name for a in police.agencies] == ["agencies/tp-330300"]
+    parsed = await registry.ParseCaseNumber(pb.ParseCaseNumberRequest(case_number="(2016)最高法执监408号"))
+    assert parsed.valid and parsed.parts.court == "courts/spc" and parsed.parts.type_code == "执监"
+    refused = await registry.ParseCaseNumber(pb.ParseCaseNumberRequest(case_number="(2023)浙0326执行1234号"))
+    assert not refused.valid and refused.violations

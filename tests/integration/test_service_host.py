@@ -1,0 +1,90 @@
+"""The service host in-process: one trace from RPC to consumer, graceful NOT_SERVING on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from rogatory.registry.v1 import registry_pb2 as pb
+from rogatory.registry.v1 import registry_pb2_grpc
+from services.case_replica import CASE_REGISTERED_ALL_COURTS
+from services.plumbing.events import ReceivedEvent
+from services.plumbing import telemetry
+from services.plumbing.config import Settings
+from services.plumbing.host import ServiceHost
+from services.plumbing.nats_server import EmbeddedNatsServer
+from services.registry.main import wire as wire_registry
+from tests.conftest import wait_for
+from tests.e2e.test_registry_e2e import create_request
+
+EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_memory_tracing() -> None:
+    """Installs the SDK once for this process with an in-memory exporter (tests only)."""
+    if not telemetry._configured:
+        telemetry.configure_telemetry("test", extra_processors=[SimpleSpanProcessor(EXPORTER)])
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+
+
+def settings(tmp_path: Path, nats_url: str) -> Settings:
+    return Settings(NATS_URL=nats_url, ROGATORY_DATA_DIR=tmp_path, REGISTRY_ADDR="127.0.0.1:0", ROGATORY_SHUTDOWN_GRACE=2)  # type: ignore[call-arg]
+
+
+async def test_one_trace_from_rpc_through_relay_to_consumer(tmp_path: Path, nats_server: EmbeddedNatsServer) -> None:
+    host = ServiceHost("registry", settings(tmp_path, nats_server.url))
+    await host.start(wire_registry)
+    seen: list[str] = []
+
+    async def note(_conn: object, event: ReceivedEvent) -> None:
+        seen.append(event.event_id)
+
+    consumer = host.add_consumer("trace-test-replica", [CASE_REGISTERED_ALL_COURTS], note)
+    consumer.start()
+    try:
+        EXPORTER.clear()
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(create_request(1))
+        await wait_for(lambda: consumer.applied == 1)
+    finally:
+        await host.stop()
+    spans = EXPORTER.get_finished_spans()
+    server = next(s for s in spans if s.kind == SpanKind.SERVER and s.name.endswith("/CreateCase"))
+    send = next(s for s in spans if s.kind == SpanKind.PRODUCER)
+    process = next(s for s in spans if s.kind == SpanKind.CONSUMER and s.attributes.get("messaging.consumer.group.name") == "trace-test-replica")
+    trace_id = server.context.trace_id
+    assert send.context.trace_id == trace_id and process.context.trace_id == trace_id
+    assert process.parent.span_id == send.context.span_id  # consumer continues the producer span
+    assert send.attributes["messaging.destination.name"] == "rogatory.v1.case.zj0326.registered"
+    assert case.name.endswith("2023-enf-1") and len(seen) == 1
+
+
+async def test_stop_reports_not_serving_before_closing(tmp_path: Path, nats_server: EmbeddedNatsServer) -> None:
+    host = ServiceHost("registry", settings(tmp_path, nats_server.url))
+    await host.start(wire_registry)
+    statuses: list[int] = []
+    async with grpc.aio.insecure_channel(host.address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        first = await watch.read()
+        statuses.append(first.status)
+        stopping = asyncio.create_task(host.stop())
+        try:
+            update = await watch.read()
+            statuses.append(update.status)
+        except grpc.aio.AioRpcError:
+            pass
+        await stopping
+    assert statuses == [health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING]
