@@ -56,13 +56,15 @@ async def test_one_trace_from_rpc_through_relay_to_consumer(tmp_path: Path, nats
     consumer.start()
     try:
         EXPORTER.clear()
-        async with grpc.aio.insecure_channel(host.address) as channel:
+        async with grpc.aio.insecure_channel(host.address, interceptors=telemetry.client_interceptors()) as channel:
             case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(create_request(1))
         await wait_for(lambda: consumer.applied == 1)
     finally:
         await host.stop()
     spans = EXPORTER.get_finished_spans()
+    client = next(s for s in spans if s.kind == SpanKind.CLIENT and s.name.endswith("/CreateCase"))
     server = next(s for s in spans if s.kind == SpanKind.SERVER and s.name.endswith("/CreateCase"))
+    assert server.parent.span_id == client.context.span_id  # the caller's context crossed the wire
     send = next(s for s in spans if s.kind == SpanKind.PRODUCER)
     process = next(s for s in spans if s.kind == SpanKind.CONSUMER and s.attributes.get("messaging.consumer.group.name") == "trace-test-replica")
     trace_id = server.context.trace_id

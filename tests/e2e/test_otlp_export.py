@@ -1,0 +1,67 @@
+"""A service process exports its spans by OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from rogatory.registry.v1 import registry_pb2 as pb
+from rogatory.registry.v1 import registry_pb2_grpc
+from services.launcher import ServiceProcess
+from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+
+
+class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An in-process OTLP/gRPC trace receiver standing in for a collector."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def spans(self) -> list[tuple[str, str]]:
+        found = []
+        for request in self.requests:
+            for resource_spans in request.resource_spans:
+                service = next(a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name")
+                found += [(service, s.name) for scope in resource_spans.scope_spans for s in scope.spans]
+        return found
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[OtlpReceiver, int]]:
+    servicer = OtlpReceiver()
+    server = grpc.aio.server()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield servicer, port
+    await server.stop(None)
+
+
+async def test_spans_reach_the_otlp_endpoint(receiver, nats_server: EmbeddedNatsServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    collector, port = receiver
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL"))}
+    env.update(
+        NATS_URL=nats_server.url,
+        ROGATORY_DATA_DIR=str(tmp_path),
+        REGISTRY_ADDR=f"127.0.0.1:{free_port()}",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+    )
+    process = await asyncio.to_thread(ServiceProcess("registry", env).start)
+    try:
+        async with grpc.aio.insecure_channel(process.address) as channel:
+            await registry_pb2_grpc.RegistryServiceStub(channel).GetCourt(pb.GetCourtRequest(name="courts/zj0326"))
+    finally:
+        code = await asyncio.to_thread(process.stop)  # shutdown flushes the batch processor
+    assert code == 0
+    assert ("rogatory-registry", "/rogatory.registry.v1.RegistryService/GetCourt") in collector.spans()

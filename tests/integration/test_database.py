@@ -1,0 +1,45 @@
+"""Database set-up: SQLite in WAL mode, PostgreSQL schema per service, repeatable migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import inspect, text
+
+from services.plumbing.migrations import upgrade_to_head
+
+EXPECTED_TABLES = {
+    "registry": {"court", "agency", "enforcement_case", "case_party", "outbox", "inbox"},
+    "delegation": {"outbox", "inbox", "case_replica"},
+    "assistance": {"outbox", "inbox", "case_replica"},
+}
+
+
+async def test_every_service_migrates_to_head_twice(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    for service, expected in EXPECTED_TABLES.items():
+        db = await service_db_factory(service)
+        await upgrade_to_head(db, service)  # a restart finds the schema at head and changes nothing
+        async with db.read() as conn:
+            tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+        assert expected <= tables, (service, tables)
+
+
+async def test_sqlite_runs_in_wal_mode(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    db = await service_db_factory("registry")
+    if not db.is_sqlite:
+        return
+    async with db.read() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+
+
+async def test_postgres_keeps_each_service_in_its_own_schema(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    registry = await service_db_factory("registry")
+    delegation = await service_db_factory("delegation")
+    if registry.is_sqlite:
+        assert registry.url.database != delegation.url.database  # one file per service
+        return
+    async with registry.read() as conn:
+        schema = (await conn.execute(text("SELECT current_schema()"))).scalar()
+    assert schema == registry.schema and schema.endswith("registry")
+    async with delegation.read() as conn:
+        tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    assert "enforcement_case" not in tables
