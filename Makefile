@@ -1,7 +1,7 @@
 # Rogatory — two commands on a fresh machine: `make run` and `make test`.
 # Only Python 3.11+ and make are assumed; everything else comes from PyPI into .venv.
 
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -35,8 +35,10 @@ test-integration: venv
 test-e2e: venv
 	$(BIN)/python -m pytest tests/e2e
 
-## lint: buf lint over the protos (Google's protos come from googleapis-common-protos)
+## lint: ruff over the Python code, buf lint over the protos
 lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	@$(MAKE) -s buf-lint
 
 buf-lint:

@@ -22,7 +22,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,7 @@ def start_children(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitSt
             "NATS_URL": children.nats.url,
             "ROGATORY_DATA_DIR": str(children.data_dir),
             "REGISTRY_ADDR": f"127.0.0.1:{free_port()}",
+            "ROGATORY_STREAM": STREAM,
         }
         children.registry = ChildProcess("registry", "services.registry.main", [], env, tmp)
         stack.callback(children.registry.stop)
@@ -141,7 +142,9 @@ async def _announce(pending: Any) -> Measurement:
     """Prints each result as it lands: a long run shows progress, a Ctrl-C keeps what was done."""
     m: Measurement = await pending
     r = m.median
-    print(f"  {m.workload:<10} @{m.concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True)
+    print(
+        f"  {m.workload:<10} @{m.concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True
+    )
     if any(x.errors for x in m.rounds):
         print(f"    errors: {[x.error_codes for x in m.rounds]} first: {next(x.first_error for x in m.rounds if x.errors)}")
     return m
@@ -183,6 +186,23 @@ def _outbox_unsent(db_path: Path) -> int | None:
 # ---------------------------------------------------------------- report
 
 
+@dataclass
+class Report:
+    environment: dict[str, Any]
+    measurements: list[Measurement] = field(default_factory=list)
+    outbox: dict[str, Any] | None = None
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    log_tails: dict[str, str] = field(default_factory=dict)  # only when a call failed
+
+    @property
+    def had_errors(self) -> bool:
+        return any(r.errors for m in self.measurements for r in m.rounds)
+
+    @property
+    def passed(self) -> bool:
+        return all(v["pass"] for v in self.verdicts) and (self.outbox is None or self.outbox["ok"])
+
+
 def find(measurements: list[Measurement], workload: str, concurrency: int) -> Measurement | None:
     return next((m for m in measurements if m.workload == workload and m.concurrency == concurrency), None)
 
@@ -201,25 +221,31 @@ def evaluate_goals(measurements: list[Measurement], concurrency: int) -> list[di
     return verdicts
 
 
-def print_report(measurements: list[Measurement], verdicts: list[dict[str, Any]], outbox: dict[str, Any] | None) -> None:
-    print()
-    print(f"{'workload':<11}{'in flight':>9}{'RPC/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   rounds RPC/s")
-    for m in measurements:
+def spread(m: Measurement) -> float:
+    rates = [x.rps for x in m.rounds]
+    return max(rates) / min(rates) if min(rates) > 0 else float("inf")
+
+
+def print_report(report: Report) -> None:
+    print(f"\n{'workload':<11}{'in flight':>9}{'RPC/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   rounds RPC/s")
+    for m in report.measurements:
         r = m.median
         rounds = " ".join(f"{x.rps:.0f}" for x in m.rounds)
         errors = sum(x.errors for x in m.rounds)
-        print(f"{m.workload:<11}{m.concurrency:>9}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>8}   {rounds}")
-    if verdicts:
+        noisy = "  (noisy: rounds differ > 30%)" if spread(m) > 1.3 else ""
+        print(f"{m.workload:<11}{m.concurrency:>9}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>8}   {rounds}{noisy}")
+    if report.verdicts:
         print()
-        for v in verdicts:
-            print(f"{v['label']:<40} {v['ratio']:6.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}")
-    if outbox:
-        print()
+    for v in report.verdicts:
+        print(f"{v['label']:<40} {v['ratio']:6.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}")
+    if outbox := report.outbox:
         print(
-            f"outbox: {outbox['cases_created']} cases created, {outbox['stream_messages']} events in stream {STREAM}, "
+            f"\noutbox: {outbox['cases_created']} cases created, {outbox['stream_messages']} events in stream {STREAM}, "
             f"{outbox['outbox_unsent']} unsent rows, caught up {outbox['drain_seconds']:.2f}s after the last CreateCase "
             f"-> {'OK' if outbox['ok'] else 'MISMATCH'}"
         )
+    for name, tail in report.log_tails.items():
+        print(f"\n--- {name} log tail ---\n{tail}")
 
 
 def environment() -> dict[str, Any]:
@@ -229,19 +255,21 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "grpcio": grpc.__version__,
         "uvloop": uvloop.__version__,
+        "loadavg_1m_at_start": os.getloadavg()[0],  # other work on a 2-core box skews every figure
     }
 
 
-def save(args: argparse.Namespace, measurements: list[Measurement], verdicts: list[dict[str, Any]], outbox: dict[str, Any] | None) -> Path:
+def save(args: argparse.Namespace, report: Report) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"registry-{datetime.now():%Y%m%d-%H%M%S}.json"
     document = {
-        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "options": {k: v for k, v in vars(args).items()},
-        "environment": environment(),
-        "measurements": [m.to_json() for m in measurements],
-        "goals": verdicts,
-        "outbox": outbox,
+        "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "options": vars(args),
+        "environment": report.environment,
+        "measurements": [m.to_json() for m in report.measurements],
+        "goals": report.verdicts,
+        "outbox": report.outbox,
+        "log_tails": report.log_tails,
     }
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return path
@@ -250,38 +278,46 @@ def save(args: argparse.Namespace, measurements: list[Measurement], verdicts: li
 # ---------------------------------------------------------------- entry point
 
 
-async def run(children: Children, args: argparse.Namespace) -> tuple[list[Measurement], dict[str, Any] | None]:
+async def run(children: Children, args: argparse.Namespace, report: Report) -> None:
+    """Fills `report` as it goes, so an interrupted run still shows what it measured."""
     current = asyncio.current_task()
     assert current is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)  # SIGTERM cleans up like Ctrl-C
-    measurements: list[Measurement] = []
-    outbox = None
     if children.echo:
-        measurements += await bench_echo(children.echo.address, args)
+        report.measurements += await bench_echo(children.echo.address, args)
     if children.registry:
-        registry_results, outbox = await bench_registry(children, args)
-        measurements += registry_results
-    return measurements, outbox
+        registry_results, report.outbox = await bench_registry(children, args)
+        report.measurements += registry_results
+
+
+def log_tails(children: Children) -> dict[str, str]:
+    return {c.name: c.log_tail() for c in (children.registry, children.echo) if c}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"{os.cpu_count()} CPUs; {args.rounds} x {args.duration:g}s rounds after {args.warmup:g}s warm-up; "
-          f"in flight {args.concurrency}; {args.channels} channels", flush=True)  # fmt: skip
+    report = Report(environment())
+    print(f"{os.cpu_count()} CPUs, load {report.environment['loadavg_1m_at_start']:.2f}; {args.rounds} x {args.duration:g}s "
+          f"rounds after {args.warmup:g}s warm-up; in flight {args.concurrency}; {args.channels} channels", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="rogatory-bench-") as tmp, contextlib.ExitStack() as stack:
         children = start_children(args, Path(tmp), stack)
         try:
-            measurements, outbox = uvloop.run(run(children, args))
+            uvloop.run(run(children, args, report))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            print_report(report)
+            print("\ninterrupted; stopping the child processes", file=sys.stderr)
+            return 130
         except Exception:
-            for child in (children.registry, children.echo):
-                if child:
-                    print(f"--- {child.name} log tail ---\n{child.log_tail()}", file=sys.stderr)
+            print_report(report)
+            print("\n".join(f"--- {k} log tail ---\n{v}" for k, v in log_tails(children).items()), file=sys.stderr)
             raise
-    verdicts = evaluate_goals(measurements, max(args.concurrency))
-    print_report(measurements, verdicts, outbox)
+        if report.had_errors:
+            report.log_tails = log_tails(children)  # read before the temp dir goes
+    report.verdicts = evaluate_goals(report.measurements, max(args.concurrency))
+    print_report(report)
     if not args.no_save:
-        print(f"\nwrote {save(args, measurements, verdicts, outbox)}")
-    return 0 if all(v["pass"] for v in verdicts) and (outbox is None or outbox["ok"]) else 1
+        print(f"\nwrote {save(args, report)}")
+    return 0 if report.passed else 1
 
 
 if __name__ == "__main__":

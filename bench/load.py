@@ -27,7 +27,7 @@ class ChannelPool:
     async def ready(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in self.channels)), timeout)
 
-    def round_robin(self, make: Callable[[grpc.aio.Channel], Any]) -> "cycle[Any]":
+    def round_robin(self, make: Callable[[grpc.aio.Channel], Any]) -> cycle[Any]:
         """One stub (or multicallable) per channel, handed out in turn."""
         return cycle([make(c) for c in self.channels])
 

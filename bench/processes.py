@@ -24,7 +24,7 @@ class ChildProcess:
         self.process: subprocess.Popen[str] | None = None
         self.address = ""
 
-    def start(self, timeout: float = 60.0) -> "ChildProcess":
+    def start(self, timeout: float = 60.0) -> ChildProcess:
         with self.log_path.open("w") as log:
             # Own session: Ctrl-C reaches only the benchmark, which then stops children in order.
             self.process = subprocess.Popen(

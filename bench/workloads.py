@@ -9,11 +9,11 @@ import uuid
 from typing import Any
 
 from google.type import money_pb2
+from rogatory.registry.v1 import registry_pb2 as pb
+from rogatory.registry.v1 import registry_pb2_grpc
 
 from bench.echo_server import METHOD as ECHO_METHOD
 from bench.load import Call, ChannelPool
-from rogatory.registry.v1 import registry_pb2 as pb
-from rogatory.registry.v1 import registry_pb2_grpc
 
 COURT = "courts/zj0326"
 CASE_NUMBER = "（2023）浙0326执{n}号"
@@ -24,7 +24,10 @@ RESPONDENT_RIC = "11010519491231002X"  # valid resident identity card number (GB
 def create_case_request(n: int) -> pb.CreateCaseRequest:
     """A valid, realistic request; `n` makes the case number unique."""
     applicant = pb.Party(
-        role=pb.Party.APPLICANT, kind=pb.Party.ORGANIZATION, display_name="平阳县农村商业银行股份有限公司", id_number=APPLICANT_USCC
+        role=pb.Party.APPLICANT,
+        kind=pb.Party.ORGANIZATION,
+        display_name="平阳县农村商业银行股份有限公司",
+        id_number=APPLICANT_USCC,
     )
     respondent = pb.Party(role=pb.Party.RESPONDENT, kind=pb.Party.PERSON, display_name="张三", id_number=RESPONDENT_RIC)
     case = pb.Case(

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from delegation.case_access import check_case_access, check_case_name, court_id_of, parse_enum
+from registry.access import check_case_access, check_case_name, court_id_of
 from registry.courts import CourtCatalog
-from registry.errors import Violations
+from registry.errors import Violations, parse_enum
 
 MAX_DESCRIPTION_LENGTH = 2000
 

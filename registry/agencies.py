@@ -124,9 +124,7 @@ class AgencyCatalog:
         if not _DIVISION_CODE.fullmatch(division_code):
             raise ValueError(f"division code must be 6 digits, got {division_code!r}")
         wanted = None if kinds is None else frozenset(kinds)
-        found = [
-            a for a in self._agencies.values() if (wanted is None or a.kind in wanted) and a.serves(division_code)
-        ]
+        found = [a for a in self._agencies.values() if (wanted is None or a.kind in wanted) and a.serves(division_code)]
         return sorted(found, key=lambda a: (_specificity(a), a.id))
 
 

@@ -175,9 +175,7 @@ def china_today() -> datetime.date:
     return datetime.datetime.now(CHINA_TZ).date()
 
 
-def _analyse(
-    text: str, courts: CourtCatalog, today: datetime.date | None, field: str
-) -> tuple[CaseNumber | None, Violations]:
+def _analyse(text: str, courts: CourtCatalog, today: datetime.date | None, field: str) -> tuple[CaseNumber | None, Violations]:
     found = Violations()
     normalised = unicodedata.normalize("NFKC", text or "").strip()
     if not normalised:

@@ -13,9 +13,10 @@ from enum import StrEnum
 
 from stdnum.cn import ric, uscc
 
+from registry.access import court_id_of
 from registry.case_number import CaseNumber, parse_case_number, validate_case_number
 from registry.courts import CourtCatalog
-from registry.errors import InvalidArgument, Violations
+from registry.errors import Violations, parse_enum
 
 MAX_PARTIES = 50
 MAX_NAME_LENGTH = 200
@@ -134,18 +135,9 @@ def _check_case_number(command: RegisterCase, courts: CourtCatalog, violations: 
 
 
 def _check_parent(parent: str, number: CaseNumber | None, courts: CourtCatalog, violations: Violations) -> str | None:
-    parts = parent.split("/")
-    if len(parts) != 2 or parts[0] != "courts" or not parts[1]:
-        violations.add("parent", "must be a court resource name, courts/{court}", "RESOURCE_NAME")
-        return None
-    court_id = parts[1]
-    if courts.get(court_id) is None:
-        violations.add("parent", f"unknown court {parent!r}", "UNKNOWN_COURT")
-        return None
-    if number is not None and number.court_id != court_id:
-        violations.add(
-            "parent", f"the case number names court {number.court_code} (courts/{number.court_id})", "COURT_MISMATCH"
-        )
+    court_id = court_id_of(parent, "parent", courts, violations)
+    if court_id is not None and number is not None and number.court_id != court_id:
+        violations.add("parent", f"the case number names court {number.court_code} (courts/{number.court_id})", "COURT_MISMATCH")
         return None
     return court_id
 
@@ -165,8 +157,8 @@ def _check_parties(inputs: tuple[PartyInput, ...], violations: Violations) -> tu
 
 def _check_party(item: PartyInput, path: str, violations: Violations) -> Party | None:
     before = len(violations.items)
-    role = _enum(PartyRole, item.role, f"{path}.role", violations)
-    kind = _enum(PartyKind, item.kind, f"{path}.kind", violations)
+    role = parse_enum(PartyRole, item.role, f"{path}.role", violations)
+    kind = parse_enum(PartyKind, item.kind, f"{path}.kind", violations)
     name = item.display_name.strip()
     if not name:
         violations.add(f"{path}.display_name", "required", "REQUIRED")
@@ -180,15 +172,6 @@ def _check_party(item: PartyInput, path: str, violations: Violations) -> Party |
     if len(violations.items) > before or role is None or kind is None:
         return None
     return Party(role, kind, name, id_number)
-
-
-def _enum(kind: type[StrEnum], value: str, path: str, violations: Violations):  # type: ignore[no-untyped-def]
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
-        violations.add(path, f"must be one of {allowed}", "REQUIRED" if not value else "BAD_VALUE")
-        return None
 
 
 def _check_amount(amount: Decimal | None, currency: str, violations: Violations) -> int | None:

@@ -8,6 +8,10 @@ serve a gRPC call, a CLI call and a NATS-triggered call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+E = TypeVar("E", bound=StrEnum)
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class InvalidArgument(DomainError):
         self.violations: list[FieldViolation] = list(violations or [])
 
     @classmethod
-    def of(cls, violations: list[FieldViolation], *, reason: str = "INVALID_ARGUMENT") -> "InvalidArgument":
+    def of(cls, violations: list[FieldViolation], *, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
         return cls(summary or "invalid request", violations, reason=reason)
 
@@ -100,3 +104,13 @@ class Violations:
     def raise_if_any(self, reason: str = "INVALID_ARGUMENT") -> None:
         if self.items:
             raise InvalidArgument.of(self.items, reason=reason)
+
+
+def parse_enum(kind: type[E], value: str, field: str, violations: Violations) -> E | None:
+    """The member named `value`, or None after recording REQUIRED ("" = unspecified) or BAD_VALUE."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        violations.add(field, f"must be one of {allowed}", "REQUIRED" if not value else "BAD_VALUE")
+        return None

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from rogatory.events.v1 import events_pb2
+from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rogatory.events.v1 import events_pb2
-from rogatory.registry.v1 import registry_pb2
 from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.tables import CaseReplica
 

@@ -59,7 +59,7 @@ def _print_addresses(addresses: dict[str, str], run_file: Path) -> None:
     for service in ("registry", "delegation", "assistance"):
         print(f"  {service:<19} {addresses[service]}  (gRPC, reflection + health)")
     print(f"\nAddresses written to {run_file}.")
-    print("Try:  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge --list-methods " f"http://{addresses['registry']}")
+    print(f"Try:  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{addresses['registry']}")
     print("      make demo\n", flush=True)
 
 
@@ -69,7 +69,11 @@ def load_run_file() -> dict[str, str]:
     if not path.exists():
         sys.exit(f"{path} not found: start the services with `make run` first")
     addresses: dict[str, str] = json.loads(path.read_text())
-    for service, variable in (("registry", "REGISTRY_ADDR"), ("delegation", "DELEGATION_ADDR"), ("assistance", "ASSISTANCE_ADDR")):
+    for service, variable in (
+        ("registry", "REGISTRY_ADDR"),
+        ("delegation", "DELEGATION_ADDR"),
+        ("assistance", "ASSISTANCE_ADDR"),
+    ):
         addresses[service] = os.environ.get(variable, addresses[service])
     addresses["nats"] = os.environ.get("NATS_URL") or addresses["nats"]
     return addresses

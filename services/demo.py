@@ -15,10 +15,10 @@ import grpc
 import nats
 from google.protobuf.json_format import MessageToDict
 from google.type import money_pb2
-
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
+
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.subscriber import read_events

@@ -28,7 +28,7 @@ class ServiceProcess:
     address: str = ""
     output: list[str] = field(default_factory=list)
 
-    def start(self, timeout: float = 60.0) -> "ServiceProcess":
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.service}.main"],
             env=self.env,
@@ -86,7 +86,7 @@ class Stack:
     nats: EmbeddedNatsServer | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
-    def start(self, services: tuple[str, ...] = SERVICES) -> "Stack":
+    def start(self, services: tuple[str, ...] = SERVICES) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.nats_url:
             self.nats = EmbeddedNatsServer(self.data_dir / "nats", port=self._nats_port()).start()

@@ -6,20 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rogatory.events.v1 import events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance.notices import AssistanceNotice, CreateNotice, create_notice
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from registry.errors import NotFound
-from rogatory.events.v1 import events_pb2
 from services.assistance import store
 from services.assistance.messages import notice_to_proto
 from services.assistance.store import NoticeQuery, StoredNotice
 from services.case_replica import replica_of
-from services.delegation.shared import create_once
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
+from services.plumbing.idempotency import create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rogatory.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
-from rogatory.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from services.assistance.handlers import AssistanceHandlers
 from services.assistance.servicer import AssistanceServicer
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
@@ -17,9 +18,7 @@ CASE_REPLICA_CONSUMER = "assistance-case-replica"
 async def wire(host: ServiceHost) -> None:
     handlers = AssistanceHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
     servicer = AssistanceServicer(handlers)
-    host.add_servicer(
-        SERVICE_NAME, lambda server: assistance_pb2_grpc.add_AssistanceServiceServicer_to_server(servicer, server)
-    )
+    host.add_servicer(SERVICE_NAME, lambda server: assistance_pb2_grpc.add_AssistanceServiceServicer_to_server(servicer, server))
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
 
 

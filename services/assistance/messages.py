@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from assistance.notices import AssistanceNotice, CreateNotice
 from rogatory.assistance.v1 import assistance_pb2 as pb
-from services.delegation.shared import timestamp
+
+from assistance.notices import AssistanceNotice, CreateNotice
+from services.plumbing.times import timestamp
 from services.registry.messages import enum_name
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import grpc
+from rogatory.assistance.v1 import assistance_pb2 as pb
+from rogatory.assistance.v1 import assistance_pb2_grpc
 
 from assistance.notices import NoticeKind, NoticeState
 from registry.errors import NotFound
-from rogatory.assistance.v1 import assistance_pb2 as pb
-from rogatory.assistance.v1 import assistance_pb2_grpc
 from services.assistance.handlers import AssistanceHandlers
 from services.assistance.messages import create_command, notice_to_proto
 from services.assistance.store import NoticeQuery
-from services.delegation.shared import after_seq, enum_term
-from services.plumbing.filtering import parse_filter
+from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
-from services.plumbing.pagination import encode_token, page_size
+from services.plumbing.pagination import after_seq, encode_token, page_size
 
 NOTICE_FILTERS = {"agency": str, "kind": str, "state": str, "case": str}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from assistance.notices import AssistanceNotice, NoticeKind, NoticeState
 from services.assistance.tables import AssistanceNoticeRow
 from services.plumbing.events import trace_columns
+from services.plumbing.times import utc
 
 NOTICES = AssistanceNoticeRow.__table__  # type: ignore[attr-defined]
 
@@ -87,14 +87,9 @@ def _stored(row: Any) -> StoredNotice:
         agency_id=row["agency_id"],
         kind=NoticeKind(row["kind"]),
         target=row["target"],
-        created_at=_utc(row["create_time"]),
-        updated_at=_utc(row["update_time"]),
+        created_at=utc(row["create_time"]),
+        updated_at=utc(row["update_time"]),
         state=NoticeState(row["state"]),
         version=row["version"],
     )
     return StoredNotice(row["seq"], notice)
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every value stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

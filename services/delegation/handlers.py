@@ -6,19 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rogatory.events.v1 import events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delegation.matters import CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
 from registry.errors import NotFound
-from rogatory.events.v1 import events_pb2
 from services.case_replica import replica_of
 from services.delegation import store
 from services.delegation.messages import delegation_to_proto
-from services.delegation.shared import create_once
 from services.delegation.store import DelegationQuery, StoredDelegation
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
+from services.plumbing.idempotency import create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
@@ -50,9 +50,7 @@ class DelegationHandlers:
         # The case is looked up on the writing connection, so the check and the write commit together.
         replica = await replica_of(conn, command.case)
         case_court_id = replica["court_id"] if replica else None
-        delegation, events = create_delegation(
-            command, self.courts, case_court_id, self.clock(), delegation_id=self.id_factory()
-        )
+        delegation, events = create_delegation(command, self.courts, case_court_id, self.clock(), delegation_id=self.id_factory())
         seq = await store.insert_delegation(conn, delegation, request_id or None)
         await self.outbox.add(conn, [_submitted_event(e.delegation) for e in events])
         return StoredDelegation(seq, delegation)

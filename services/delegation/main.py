@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from registry.courts import CourtCatalog
 from rogatory.delegation.v1 import delegation_pb2, delegation_pb2_grpc
+
+from registry.courts import CourtCatalog
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.servicer import DelegationServicer
@@ -15,9 +16,7 @@ CASE_REPLICA_CONSUMER = "delegation-case-replica"
 
 async def wire(host: ServiceHost) -> None:
     servicer = DelegationServicer(DelegationHandlers(host.db, host.outbox, CourtCatalog.default()))
-    host.add_servicer(
-        SERVICE_NAME, lambda server: delegation_pb2_grpc.add_DelegationServiceServicer_to_server(servicer, server)
-    )
+    host.add_servicer(SERVICE_NAME, lambda server: delegation_pb2_grpc.add_DelegationServiceServicer_to_server(servicer, server))
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
 
 

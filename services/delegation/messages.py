@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from delegation.matters import CreateDelegation, Delegation
 from rogatory.delegation.v1 import delegation_pb2 as pb
-from services.delegation.shared import timestamp
+
+from delegation.matters import CreateDelegation, Delegation
+from services.plumbing.times import timestamp
 from services.registry.messages import enum_name
 
 
@@ -31,4 +32,3 @@ def create_command(request: pb.CreateDelegationRequest) -> CreateDelegation:
         matter_kind=enum_name(pb.Delegation.MatterKind, delegation.matter_kind),
         description=delegation.description,
     )
-

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import grpc
+from rogatory.delegation.v1 import delegation_pb2 as pb
+from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from delegation.matters import DelegationState, MatterKind
 from registry.errors import NotFound
-from rogatory.delegation.v1 import delegation_pb2 as pb
-from rogatory.delegation.v1 import delegation_pb2_grpc
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.messages import create_command, delegation_to_proto
-from services.delegation.shared import after_seq, enum_term
 from services.delegation.store import DelegationQuery
-from services.plumbing.filtering import parse_filter
+from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
-from services.plumbing.pagination import encode_token, page_size
+from services.plumbing.pagination import after_seq, encode_token, page_size
 
 DELEGATION_FILTERS = {"entrusted_court": str, "matter_kind": str, "state": str, "case": str}
 
@@ -57,4 +56,3 @@ def _query(requesting_court_id: str | None, terms: dict[str, str | int]) -> Dele
         state=enum_term(DelegationState, terms, "state"),
         case_name=str(terms["case"]) if "case" in terms else None,
     )
-

@@ -9,9 +9,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delegation.matters import Delegation, DelegationState, MatterKind
-from services.delegation.shared import utc
 from services.delegation.tables import DelegationRow
 from services.plumbing.events import trace_columns
+from services.plumbing.times import utc
 
 DELEGATIONS = DelegationRow.__table__  # type: ignore[attr-defined]
 
@@ -64,9 +64,7 @@ async def delegation_by_request_id(conn: AsyncConnection, request_id: str) -> St
     return _stored(row) if row else None
 
 
-async def list_delegations(
-    conn: AsyncConnection, query: DelegationQuery, after_seq: int, limit: int
-) -> list[StoredDelegation]:
+async def list_delegations(conn: AsyncConnection, query: DelegationQuery, after_seq: int, limit: int) -> list[StoredDelegation]:
     columns = DELEGATIONS.c
     statement = select(DELEGATIONS).where(columns.seq > after_seq).order_by(columns.seq).limit(limit)
     for column, value in (
@@ -95,4 +93,3 @@ def _stored(row: Any) -> StoredDelegation:
         version=row["version"],
     )
     return StoredDelegation(row["seq"], delegation)
-

@@ -37,9 +37,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(default=True, alias="ROGATORY_MIGRATE_ON_START")
 
     def address_of(self, service: str) -> str:
-        return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[
-            service
-        ]
+        return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[service]
 
     def database_url_for(self, service: str) -> str:
         return self.database_url.format(service=service, data_dir=self.data_dir.resolve().as_posix())

@@ -137,7 +137,7 @@ class EventConsumer:
             },
         ):
             try:
-                applied = await self.apply_once(event)
+                await self.apply_once(event)
             except Exception:
                 log.exception("consumer %s failed on event %s", self.durable, event.event_id)
                 await msg.nak(delay=min(2.0 * event.delivery_count, 30.0))

@@ -68,9 +68,7 @@ def unavailable_status(reason: str, message: str) -> status_pb2.Status:
 
 def internal_status(reference: str) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"reference": reference})
-    return status_pb2.Status(
-        code=code_pb2.INTERNAL, message=f"internal error; reference {reference}", details=[_pack(info)]
-    )
+    return status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error; reference {reference}", details=[_pack(info)])
 
 
 def _wrap_unary(behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], method: str) -> Callable:

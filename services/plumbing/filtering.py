@@ -7,9 +7,12 @@ INVALID_ARGUMENT on `filter` that says what is accepted.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
+from typing import TypeVar
 
 from registry.errors import FieldViolation, InvalidArgument
 
+E = TypeVar("E", bound=StrEnum)
 MAX_FILTER_LENGTH = 1000
 _TERM = re.compile(r'\s*([a-z_][a-z0-9_]*)\s*(=|:)\s*("(?:[^"\\]|\\.)*"|-?\d+|[A-Z][A-Z0-9_]*)\s*')
 
@@ -24,7 +27,7 @@ def parse_filter(text: str, allowed: dict[str, type]) -> dict[str, str | int]:
     for term in re.split(r"\s+AND\s+", text.strip()):
         match = _TERM.fullmatch(term)
         if not match:
-            _fail(f"cannot parse {term!r}; use field = \"value\" terms joined by AND over {', '.join(allowed)}")
+            _fail(f'cannot parse {term!r}; use field = "value" terms joined by AND over {", ".join(allowed)}')
         field, _op, raw = match.groups()
         if field not in allowed:
             _fail(f"unknown field {field!r}; filterable fields are {', '.join(allowed)}")
@@ -51,3 +54,14 @@ def _value(field: str, raw: str, kind: type) -> str | int:
 
 def _fail(description: str) -> None:
     raise InvalidArgument.of([FieldViolation("filter", description, "BAD_FILTER")])
+
+
+def enum_term(kind: type[E], terms: dict[str, str | int], field: str) -> E | None:
+    """The filter term `field` as a member of `kind`; None when absent, BAD_FILTER when no member."""
+    if field not in terms:
+        return None
+    try:
+        return kind(str(terms[field]))
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidArgument.of([FieldViolation("filter", f"{field} must be one of {allowed}", "BAD_FILTER")]) from None

@@ -129,9 +129,7 @@ class ServiceHost:
 def run_service(service: str, wire: Wiring) -> None:
     """Entry point of a service process."""
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
         host = ServiceHost(service, settings)

@@ -75,7 +75,7 @@ class EmbeddedNatsServer:
             lines += ["cluster {", f'  name: "{name}"', f'  listen: "{self.host}:{route_port}"', f"  routes: [{routes}]", "}"]
         return "\n".join(lines) + "\n"
 
-    def start(self, timeout: float = 20.0) -> "EmbeddedNatsServer":
+    def start(self, timeout: float = 20.0) -> EmbeddedNatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self.store_dir / f"nats-{self.port}.conf"
         config.write_text(self._config())
@@ -119,7 +119,7 @@ class EmbeddedNatsServer:
             self.process.kill()
             self.process.wait(timeout)
 
-    def __enter__(self) -> "EmbeddedNatsServer":
+    def __enter__(self) -> EmbeddedNatsServer:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

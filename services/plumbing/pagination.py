@@ -41,3 +41,11 @@ def decode_token(token: str, query: str) -> Any:
     raise InvalidArgument.of(
         [FieldViolation("page_token", "not a token of this list with this parent and filter", "BAD_PAGE_TOKEN")]
     )
+
+
+def after_seq(token: str, fingerprint: str) -> int:
+    """The `seq` a keyset page starts after: 0 for the first page."""
+    after = decode_token(token, fingerprint) or 0
+    if not isinstance(after, int) or after < 0:  # a forged token must not reach SQL as INTERNAL
+        raise InvalidArgument.of([FieldViolation("page_token", "corrupt", "BAD_PAGE_TOKEN")])
+    return after

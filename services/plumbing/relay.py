@@ -20,6 +20,7 @@ from services.plumbing.db import Database
 from services.plumbing.events import envelope_headers
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.telemetry import context_from_headers, current_trace_headers, tracer
+from services.plumbing.times import utc
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -100,9 +101,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._publish_all(rows)
-            await conn.execute(
-                update(OUTBOX).where(OUTBOX.c.seq.in_([r["seq"] for r in rows])).values(sent_at=datetime.now(UTC))
-            )
+            await conn.execute(update(OUTBOX).where(OUTBOX.c.seq.in_([r["seq"] for r in rows])).values(sent_at=datetime.now(UTC)))
         self.published += len(rows)
         return len(rows)
 
@@ -117,7 +116,7 @@ class OutboxRelay:
         headers = envelope_headers(
             event_id=row["event_id"],
             event_type=row["event_type"],
-            occurred_at=_aware(row["occurred_at"]),
+            occurred_at=utc(row["occurred_at"]),
             source=self.source,
             traceparent=row["traceparent"],
             tracestate=row["tracestate"],
@@ -137,7 +136,3 @@ class OutboxRelay:
         ):
             headers.update(current_trace_headers())  # consumers become children of this send span
             await self.js.publish(row["subject"], row["payload"], timeout=self.publish_timeout, headers=headers)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

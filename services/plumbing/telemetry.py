@@ -13,7 +13,6 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
-
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource

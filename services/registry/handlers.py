@@ -6,22 +6,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rogatory.events.v1 import events_pb2
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.agencies import AgencyCatalog
 from registry.cases import RegisterCase, register_case
 from registry.courts import CourtCatalog
-from registry.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
-from rogatory.events.v1 import events_pb2
+from registry.errors import AlreadyExists, NotFound
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
+from services.plumbing.idempotency import create_once
 from services.plumbing.outbox import Outbox
 from services.registry import store
 from services.registry.messages import case_to_proto
 from services.registry.store import CaseQuery, CaseView
 
 CASE_REGISTERED = "rogatory.case.registered.v1"
-MAX_REQUEST_ID_LENGTH = 64
 
 
 def case_registered_subject(court_id: str) -> str:
@@ -42,37 +43,26 @@ class RegistryHandlers:
 
     async def create_case(self, command: RegisterCase, request_id: str = "") -> CaseView:
         """Registers a case; a retry with the same request_id returns the first answer."""
-        _check_request_id(request_id)
-        if request_id and (earlier := await self._by_request_id(request_id)):
-            return earlier
         case, events = register_case(command, self.courts, self.clock())
+
+        async def write(conn: AsyncConnection) -> CaseView:
+            seq = await store.insert_case(conn, case, request_id or None)
+            view = store.view_of_new_case(seq, case)
+            await self.outbox.add(conn, [self._registered_event(view, e.case.registered_at) for e in events])
+            return view
+
         try:
-            async with self.db.transaction() as conn:
-                seq = await store.insert_case(conn, case, request_id or None)
-                view = store.view_of_new_case(seq, case)
-                await self.outbox.add(conn, [self._registered_event(view, e.case.registered_at) for e in events])
+            return await create_once(self.db, self.outbox, request_id, store.case_by_request_id, write)
         except IntegrityError:
-            return await self._explain_conflict(case.name, case.number.text, request_id)
-        self.outbox.notify()
-        return view
+            raise AlreadyExists(
+                f"case {case.number.text} is already registered as {case.name}",
+                reason="CASE_ALREADY_REGISTERED",
+                metadata={"name": case.name, "case_number": case.number.text},
+            ) from None
 
     def _registered_event(self, view: CaseView, occurred_at: datetime) -> Event:
         payload = events_pb2.CaseRegistered(case=case_to_proto(view))
         return Event(CASE_REGISTERED, case_registered_subject(view.court_id), payload, occurred_at=occurred_at)
-
-    async def _by_request_id(self, request_id: str) -> CaseView | None:
-        async with self.db.read() as conn:
-            return await store.case_by_request_id(conn, request_id)
-
-    async def _explain_conflict(self, name: str, case_number: str, request_id: str) -> CaseView:
-        # A concurrent retry with the same request_id won the race: answer as it did.
-        if request_id and (earlier := await self._by_request_id(request_id)):
-            return earlier
-        raise AlreadyExists(
-            f"case {case_number} is already registered as {name}",
-            reason="CASE_ALREADY_REGISTERED",
-            metadata={"name": name, "case_number": case_number},
-        )
 
     async def get_case(self, name: str) -> CaseView:
         async with self.db.read() as conn:
@@ -84,10 +74,3 @@ class RegistryHandlers:
     async def list_cases(self, query: CaseQuery, after_seq: int, limit: int) -> list[CaseView]:
         async with self.db.read() as conn:
             return await store.list_cases(conn, query, after_seq, limit)
-
-
-def _check_request_id(request_id: str) -> None:
-    if len(request_id) > MAX_REQUEST_ID_LENGTH:
-        raise InvalidArgument.of(
-            [FieldViolation("request_id", f"at most {MAX_REQUEST_ID_LENGTH} characters (a UUID)", "TOO_LONG")]
-        )

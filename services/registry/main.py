@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
+
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
-from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.plumbing.host import ServiceHost, run_service
 from services.registry.handlers import RegistryHandlers
 from services.registry.servicer import RegistryServicer

@@ -5,14 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import money_pb2
+from rogatory.registry.v1 import registry_pb2 as pb
 
 from registry.agencies import Agency
 from registry.case_number import CaseNumber
 from registry.cases import PartyInput, RegisterCase
 from registry.courts import Court
-from rogatory.registry.v1 import registry_pb2 as pb
+from services.plumbing.times import timestamp
 from services.registry.store import CaseView
 
 NANOS_PER_UNIT = 1_000_000_000
@@ -57,8 +57,6 @@ def case_number_parts(number: CaseNumber) -> pb.CaseNumberParts:
 
 def case_to_proto(view: CaseView) -> pb.Case:
     number = CaseNumber(view.year, view.court_code, view.court_id, view.special_code, view.type_code, view.sequence)
-    create_time = Timestamp()
-    create_time.FromDatetime(view.create_time)
     message = pb.Case(
         name=view.name,
         case_number=view.case_number,
@@ -73,7 +71,7 @@ def case_to_proto(view: CaseView) -> pb.Case:
             for p in view.parties
         ],
         description=view.description,
-        create_time=create_time,
+        create_time=timestamp(view.create_time),
         etag=f'W/"{view.version}"',
     )
     if view.amount_owed_fen is not None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import grpc
-
-from registry.agencies import Agency
-from registry.case_number import validate_case_number, parse_case_number
-from registry.courts import Court
-from registry.errors import FieldViolation, InvalidArgument, NotFound
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
+
+from registry.agencies import Agency
+from registry.case_number import parse_case_number, validate_case_number
+from registry.courts import Court
+from registry.errors import NotFound
 from services.plumbing.filtering import parse_filter
 from services.plumbing.names import parse_name
-from services.plumbing.pagination import decode_token, encode_token, page_size
+from services.plumbing.pagination import after_seq, encode_token, page_size
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import agency_to_proto, case_number_parts, case_to_proto, court_to_proto, register_command
 from services.registry.store import CaseQuery
@@ -50,9 +50,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             raise NotFound("agency", request.name)
         return agency_to_proto(agency)
 
-    async def ListAgencies(
-        self, request: pb.ListAgenciesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListAgenciesResponse:
+    async def ListAgencies(self, request: pb.ListAgenciesRequest, context: grpc.aio.ServicerContext) -> pb.ListAgenciesResponse:
         terms = parse_filter(request.filter, AGENCY_FILTERS)
         matches = [a for a in self.agencies if _agency_matches(a, terms)]
         page, token = _page(matches, request.filter, request.page_size, request.page_token)
@@ -80,9 +78,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             party=terms.get("party"),  # type: ignore[arg-type]
         )
         fingerprint = f"{request.parent}|{request.filter}"
-        after = decode_token(request.page_token, fingerprint) or 0
         limit = page_size(request.page_size)
-        views = await self.handlers.list_cases(query, int(after), limit + 1)
+        views = await self.handlers.list_cases(query, after_seq(request.page_token, fingerprint), limit + 1)
         token = encode_token(fingerprint, views[limit - 1].seq) if len(views) > limit else ""
         return pb.ListCasesResponse(cases=[case_to_proto(v) for v in views[:limit]], next_page_token=token)
 
@@ -123,9 +120,7 @@ def _agency_matches(agency: Agency, terms: dict[str, str | int]) -> bool:
 
 
 def _page(items: list, query: str, requested_size: int, token: str) -> tuple[list, str]:  # type: ignore[type-arg]
-    offset = decode_token(token, query) or 0
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidArgument.of([FieldViolation("page_token", "corrupt", "BAD_PAGE_TOKEN")])
+    offset = after_seq(token, query)  # reference data is immutable, so an offset is stable
     size = page_size(requested_size)
     page = items[offset : offset + size]
     next_token = encode_token(query, offset + size) if offset + size < len(items) else ""

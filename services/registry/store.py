@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from registry.agencies import Agency
 from registry.cases import Case, mask_id_number
 from registry.courts import Court
+from services.plumbing.times import utc
 from services.registry.tables import AgencyRow, CasePartyRow, CaseRow, CourtRow
 
 CASES = CaseRow.__table__  # type: ignore[attr-defined]
@@ -177,7 +178,6 @@ async def _with_parties(conn: AsyncConnection, rows: list) -> list[CaseView]:  #
 
 
 def _view(row: dict, parties: tuple[PartyView, ...]) -> CaseView:  # type: ignore[type-arg]
-    created = row["create_time"]
     return CaseView(
         seq=row["seq"],
         name=row["name"],
@@ -190,7 +190,7 @@ def _view(row: dict, parties: tuple[PartyView, ...]) -> CaseView:  # type: ignor
         sequence=row["sequence"],
         amount_owed_fen=row["amount_owed_fen"],
         description=row["description"],
-        create_time=created if created.tzinfo else created.replace(tzinfo=UTC),
+        create_time=utc(row["create_time"]),
         version=row["version"],
         parties=parties,
     )

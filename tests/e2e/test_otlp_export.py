@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
+
 from services.launcher import ServiceProcess
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 

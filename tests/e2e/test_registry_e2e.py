@@ -15,10 +15,10 @@ from google.type import money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from nats.aio.client import Client as NATS
-
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
+
 from services.launcher import Stack
 from services.plumbing.subscriber import read_events
 from tests.e2e.conftest import buf_binary
@@ -26,7 +26,9 @@ from tests.e2e.conftest import buf_binary
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-def create_request(number: int, court: str = "zj0326", code: str = "浙0326", request_id: str | None = None) -> pb.CreateCaseRequest:
+def create_request(
+    number: int, court: str = "zj0326", code: str = "浙0326", request_id: str | None = None
+) -> pb.CreateCaseRequest:
     return pb.CreateCaseRequest(
         parent=f"courts/{court}",
         request_id=request_id or str(uuid.uuid4()),
@@ -76,7 +78,10 @@ def test_reflection_lets_buf_curl_list_and_call(stack: Stack) -> None:
     assert listed.returncode == 0, listed.stderr
     assert "rogatory.registry.v1.RegistryService/CreateCase" in listed.stdout.split()
     called = buf_curl(
-        stack.address("registry"), "-d", '{"name": "courts/zj0326"}', "http://ADDR/rogatory.registry.v1.RegistryService/ListCourtSuperiors"
+        stack.address("registry"),
+        "-d",
+        '{"name": "courts/zj0326"}',
+        "http://ADDR/rogatory.registry.v1.RegistryService/ListCourtSuperiors",
     )
     assert called.returncode == 0, called.stderr
     assert [c["name"] for c in json.loads(called.stdout)["courts"]] == ["courts/zj03", "courts/zj", "courts/spc"]
@@ -103,7 +108,9 @@ async def test_created_case_is_evented_to_its_court_only(
     assert all(e.parse(events_pb2.CaseRegistered).case.name != case.name for e in other_court)
 
 
-async def test_retry_with_request_id_returns_the_same_case(registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]) -> None:
+async def test_retry_with_request_id_returns_the_same_case(
+    registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]
+) -> None:
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
     request = create_request(next(sequence_numbers))
     first = await registry.CreateCase(request)
@@ -144,7 +151,9 @@ async def test_bad_input_is_invalid_argument_with_field_violations(registry_chan
         ("ListCourts", pb.ListCourtsRequest(page_size=-1), grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
-async def test_errors_have_specific_codes_and_error_info(registry_channel: grpc.aio.Channel, method: str, request_message, code) -> None:  # type: ignore[no-untyped-def]
+async def test_errors_have_specific_codes_and_error_info(
+    registry_channel: grpc.aio.Channel, method: str, request_message, code
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await getattr(registry, method)(request_message)
@@ -157,7 +166,9 @@ async def test_list_cases_pages_with_tokens(registry_channel: grpc.aio.Channel, 
     created = [await registry.CreateCase(create_request(next(sequence_numbers), "gd0305", "粤0305")) for _ in range(5)]
     seen, token = [], ""
     while True:
-        page = await registry.ListCases(pb.ListCasesRequest(parent="courts/gd0305", page_size=2, page_token=token, filter="year = 2023"))
+        page = await registry.ListCases(
+            pb.ListCasesRequest(parent="courts/gd0305", page_size=2, page_token=token, filter="year = 2023")
+        )
         seen += [c.name for c in page.cases]
         token = page.next_page_token
         if not token:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 from nats.aio.client import Client as NATS
+from rogatory.events.v1 import events_pb2
+from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rogatory.events.v1 import events_pb2
-from rogatory.registry.v1 import registry_pb2
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
 from services.plumbing.consumer import INBOX, EventConsumer
 from services.plumbing.events import ReceivedEvent, envelope_headers
@@ -35,7 +35,9 @@ async def publish_case_registered(nc: NATS, event_id: str, msg_id: str | None = 
     case = registry_pb2.Case(
         name=f"courts/gd0112/cases/2020-enf-{number}",
         case_number=f"（2020）粤0112执{number}号",
-        parties=[registry_pb2.Party(role=registry_pb2.Party.RESPONDENT, kind=registry_pb2.Party.ORGANIZATION, display_name="某公司")],
+        parties=[
+            registry_pb2.Party(role=registry_pb2.Party.RESPONDENT, kind=registry_pb2.Party.ORGANIZATION, display_name="某公司")
+        ],
     )
     headers = envelope_headers(
         event_id=event_id,
@@ -46,7 +48,9 @@ async def publish_case_registered(nc: NATS, event_id: str, msg_id: str | None = 
         tracestate="",
     )
     headers["Nats-Msg-Id"] = msg_id or event_id  # a different msg id gets past server de-duplication
-    await nc.jetstream().publish("rogatory.v1.case.gd0112.registered", events_pb2.CaseRegistered(case=case).SerializeToString(), headers=headers)
+    await nc.jetstream().publish(
+        "rogatory.v1.case.gd0112.registered", events_pb2.CaseRegistered(case=case).SerializeToString(), headers=headers
+    )
 
 
 async def count(db, table) -> int:  # type: ignore[no-untyped-def]
@@ -57,7 +61,12 @@ async def count(db, table) -> int:  # type: ignore[no-untyped-def]
 async def test_redelivered_event_is_applied_once(service_db_factory, nats_client: NATS) -> None:
     db = await service_db_factory("delegation")
     consumer = EventConsumer(
-        db, nats_client.jetstream(), stream=STREAM, durable="t-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=apply_case_registered
+        db,
+        nats_client.jetstream(),
+        stream=STREAM,
+        durable="t-replica",
+        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+        handler=apply_case_registered,
     )
     consumer.start()
     try:
@@ -82,7 +91,9 @@ async def test_failed_handler_is_retried_and_applied_once(service_db_factory, na
             raise RuntimeError("crash in the middle of the message")
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(db, nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=flaky)
+    consumer = EventConsumer(
+        db, nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=flaky
+    )
     consumer.start()
     try:
         await publish_case_registered(nats_client, new_id())
@@ -98,7 +109,14 @@ async def test_durable_consumer_resumes_where_it_stopped(service_db_factory, nat
     db = await service_db_factory("delegation")
 
     def make() -> EventConsumer:
-        return EventConsumer(db, nats_client.jetstream(), stream=STREAM, durable="t-durable", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=apply_case_registered)
+        return EventConsumer(
+            db,
+            nats_client.jetstream(),
+            stream=STREAM,
+            durable="t-durable",
+            filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+            handler=apply_case_registered,
+        )
 
     first = make()
     first.start()

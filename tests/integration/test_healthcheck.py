@@ -59,8 +59,13 @@ async def test_runs_as_a_module(health_server: tuple[grpc.aio.Server, HealthServ
 
     async def run(*args: str) -> int:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.healthcheck", *args, cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "services.healthcheck",
+            *args,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         return await asyncio.wait_for(process.wait(), timeout=30)
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from rogatory.events.v1 import events_pb2
 from sqlalchemy import func, select
 
 from registry.agencies import AgencyCatalog
 from registry.cases import PartyInput, RegisterCase
 from registry.courts import CourtCatalog
 from registry.errors import AlreadyExists, InvalidArgument, NotFound
-from rogatory.events.v1 import events_pb2
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.registry.handlers import RegistryHandlers
 from services.registry.store import CASES, COURTS, PARTIES, CaseQuery

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import grpc
@@ -14,13 +13,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-
-from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
+
 from services.case_replica import CASE_REGISTERED_ALL_COURTS
-from services.plumbing.events import ReceivedEvent
 from services.plumbing import telemetry
 from services.plumbing.config import Settings
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.host import ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
@@ -66,7 +64,11 @@ async def test_one_trace_from_rpc_through_relay_to_consumer(tmp_path: Path, nats
     server = next(s for s in spans if s.kind == SpanKind.SERVER and s.name.endswith("/CreateCase"))
     assert server.parent.span_id == client.context.span_id  # the caller's context crossed the wire
     send = next(s for s in spans if s.kind == SpanKind.PRODUCER)
-    process = next(s for s in spans if s.kind == SpanKind.CONSUMER and s.attributes.get("messaging.consumer.group.name") == "trace-test-replica")
+    process = next(
+        s
+        for s in spans
+        if s.kind == SpanKind.CONSUMER and s.attributes.get("messaging.consumer.group.name") == "trace-test-replica"
+    )
     trace_id = server.context.trace_id
     assert send.context.trace_id == trace_id and process.context.trace_id == trace_id
     assert process.parent.span_id == send.context.span_id  # consumer continues the producer span

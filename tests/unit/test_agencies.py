@@ -187,5 +187,7 @@ def test_catalog_rejects_bad_data(agencies: list[Agency], message: str) -> None:
 def test_csv_loader_reports_the_line() -> None:
     header = "id,name,kind,division_code,scope\n"
     with pytest.raises(ValueError, match="line 3"):
-        AgencyCatalog.from_csv(header + "csdc,中国证券登记结算有限责任公司,SECURITIES_DEPOSITORY,,NATIONAL\nx,X,PAWNSHOP,,NATIONAL\n")
+        AgencyCatalog.from_csv(
+            header + "csdc,中国证券登记结算有限责任公司,SECURITIES_DEPOSITORY,,NATIONAL\nx,X,PAWNSHOP,,NATIONAL\n"
+        )
     assert len(AgencyCatalog.from_csv(header + "csdc,CSDC,SECURITIES_DEPOSITORY,,NATIONAL\n")) == 1

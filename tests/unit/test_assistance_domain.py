@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from rogatory.assistance.v1 import assistance_pb2
 
 from assistance.notices import (
     ACCEPTING_AGENCY_KINDS,
@@ -20,7 +21,6 @@ from assistance.notices import (
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from rogatory.assistance.v1 import assistance_pb2
 
 NOW = datetime(2020, 4, 20, 9, 30, tzinfo=UTC)
 NOTICE_ID = "0171964c-5a00-7000-8000-000000000002"
@@ -128,16 +128,12 @@ def test_every_kind_has_an_agency_rule() -> None:
     ("agency", "reason"),
     [("agencies/no-such-bank", "UNKNOWN_AGENCY"), ("bank-icbc", "RESOURCE_NAME"), ("courts/gd0112", "RESOURCE_NAME")],
 )
-def test_refuses_an_unknown_or_malformed_agency(
-    courts: CourtCatalog, agencies: AgencyCatalog, agency: str, reason: str
-) -> None:
+def test_refuses_an_unknown_or_malformed_agency(courts: CourtCatalog, agencies: AgencyCatalog, agency: str, reason: str) -> None:
     assert violations_of(courts, agencies, replace(COMMAND, agency=agency)) == {("assistance_notice.agency", reason)}
 
 
 @pytest.mark.parametrize(("parent", "reason"), [("courts/xx9999", "UNKNOWN_COURT"), ("gd0112", "RESOURCE_NAME")])
-def test_refuses_an_unknown_or_malformed_court(
-    courts: CourtCatalog, agencies: AgencyCatalog, parent: str, reason: str
-) -> None:
+def test_refuses_an_unknown_or_malformed_court(courts: CourtCatalog, agencies: AgencyCatalog, parent: str, reason: str) -> None:
     assert violations_of(courts, agencies, replace(COMMAND, parent=parent)) == {("parent", reason)}
 
 
@@ -147,9 +143,7 @@ def test_refuses_a_malformed_case_name(courts: CourtCatalog, agencies: AgencyCat
 
 
 @pytest.mark.parametrize(("kind", "reason"), [("", "REQUIRED"), ("SEIZE_VEHICLE", "BAD_VALUE")])
-def test_refuses_an_unspecified_or_unknown_kind(
-    courts: CourtCatalog, agencies: AgencyCatalog, kind: str, reason: str
-) -> None:
+def test_refuses_an_unspecified_or_unknown_kind(courts: CourtCatalog, agencies: AgencyCatalog, kind: str, reason: str) -> None:
     assert violations_of(courts, agencies, replace(COMMAND, kind=kind)) == {("assistance_notice.kind", reason)}
 
 

@@ -83,7 +83,11 @@ def test_every_problem_is_reported_at_once() -> None:
         ((RESPONDENT,), "case.parties", "MISSING_PARTY"),
         ((PartyInput("JUDGE", "PERSON", "x"), RESPONDENT), "case.parties[0].role", "BAD_VALUE"),
         ((PartyInput("APPLICANT", "", "x"), RESPONDENT), "case.parties[0].kind", "REQUIRED"),
-        ((APPLICANT, PartyInput("RESPONDENT", "ORGANIZATION", "某公司", "91110000600037341X")), "case.parties[1].id_number", "BAD_ID_NUMBER"),
+        (
+            (APPLICANT, PartyInput("RESPONDENT", "ORGANIZATION", "某公司", "91110000600037341X")),
+            "case.parties[1].id_number",
+            "BAD_ID_NUMBER",
+        ),
     ],
 )
 def test_party_rules(parties, field: str, reason: str) -> None:  # type: ignore[no-untyped-def]

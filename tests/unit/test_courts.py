@@ -274,9 +274,7 @@ def test_high_court_of(catalog: CourtCatalog, court_id: str, high_court_id: str 
     assert (high.id if high else None) == high_court_id
 
 
-@pytest.mark.parametrize(
-    ("court_id", "province"), [("zj0326", "浙"), ("gd0192", "粤"), ("nm", "内"), ("mil", "军"), ("spc", "")]
-)
+@pytest.mark.parametrize(("court_id", "province"), [("zj0326", "浙"), ("gd0192", "粤"), ("nm", "内"), ("mil", "军"), ("spc", "")])
 def test_province_of(catalog: CourtCatalog, court_id: str, province: str) -> None:
     assert catalog.province_of(court_id) == province
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from rogatory.delegation.v1 import delegation_pb2
 
 from delegation.matters import (
     MAX_DESCRIPTION_LENGTH,
@@ -17,7 +18,6 @@ from delegation.matters import (
 )
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from rogatory.delegation.v1 import delegation_pb2
 
 NOW = datetime(2020, 4, 20, 9, 30, tzinfo=UTC)
 DELEGATION_ID = "0171964c-5a00-7000-8000-000000000001"

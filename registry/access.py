@@ -3,19 +3,13 @@
 Shared by delegations and assistance notices (and later the vehicle watch list): a court
 names itself as `courts/{court}`, names one of its cases as `courts/{court}/cases/{case}`,
 and may act only on a case the registry has registered for it. The rule is about cases,
-so it belongs with `registry.cases`; it lives here until the registry package is next
-changed, and `assistance` imports it rather than keeping a copy.
+so it lives in the registry package beside `registry.cases`.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import TypeVar
-
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, PermissionDenied, Violations
-
-E = TypeVar("E", bound=StrEnum)
 
 
 def court_id_of(name: str, field: str, courts: CourtCatalog, violations: Violations) -> str | None:
@@ -64,13 +58,3 @@ def check_case_access(court_id: str, case_name: str, case_court_id: str | None) 
             reason="CASE_NOT_REGISTERED",
             metadata={"case": case_name},
         )
-
-
-def parse_enum(kind: type[E], value: str, field: str, violations: Violations) -> E | None:
-    """The member named `value`, or None after recording REQUIRED ("" = unspecified) or BAD_VALUE."""
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        violations.add(field, f"must be one of {allowed}", "REQUIRED" if not value else "BAD_VALUE")
-        return None
