@@ -1,20 +1,28 @@
 """`make demo`: drives a running stack the way a court system would, and shows the events.
 
 Scenario 4 of the seed article: 广州市黄埔区人民法院 (粤0112) registers an enforcement case
-whose debtor has a receivable in Henan; the events it produced are read back from
-JetStream by a subscriber that sees only 粤0112's subjects.
+whose debtor has a receivable in Henan, delegates the freeze to 中牟县人民法院 (豫0122) and
+sends a bank a deposit query. The events are read back from JetStream by subscribers that
+see only their own court's subjects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import grpc
 import nats
 from google.protobuf.json_format import MessageToDict
 from google.type import money_pb2
+from rogatory.assistance.v1 import assistance_pb2 as asst
+from rogatory.assistance.v1 import assistance_pb2_grpc
+from rogatory.delegation.v1 import delegation_pb2 as dg
+from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
@@ -22,6 +30,9 @@ from rogatory.registry.v1 import registry_pb2_grpc
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.subscriber import read_events
+from services.plumbing.telemetry import client_interceptors
+
+T = TypeVar("T")
 
 PAYLOAD_TYPES = {
     "rogatory.case.registered.v1": events_pb2.CaseRegistered,
@@ -55,14 +66,63 @@ async def run_demo(addresses: dict[str, str]) -> None:
     settings = Settings()
     started = datetime.now(UTC) - timedelta(seconds=1)
     sequence = int(time.time()) % 1_000_000 + 1  # a fresh case number on every run
-    async with grpc.aio.insecure_channel(addresses["registry"]) as channel:
+    interceptors = client_interceptors()
+    async with grpc.aio.insecure_channel(addresses["registry"], interceptors=interceptors) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
         court = await registry.GetCourt(pb.GetCourtRequest(name="courts/gd0112"))
         print(f"Court: {court.display_name} ({court.code}), parent {court.parent}")
         case = await registry.CreateCase(seed_case_request(sequence))
         print(f"\nRegistered {case.case_number} as {case.name}")
         print(f"  respondent ID number as every response shows it: {case.parties[1].id_number}")
-    await print_events(addresses["nats"], settings.stream_name, subject_filter("case", "gd0112", ">"), started, expected=1)
+    async with grpc.aio.insecure_channel(addresses["delegation"], interceptors=interceptors) as channel:
+        delegation = await until_case_replicated(lambda: delegate_freeze(channel, case.name))
+        print(f"\nDelegated to {delegation.entrusted_court}: {delegation.name} ({dg.Delegation.State.Name(delegation.state)})")
+    async with grpc.aio.insecure_channel(addresses["assistance"], interceptors=interceptors) as channel:
+        notice = await until_case_replicated(lambda: query_deposits(channel, case.name))
+        print(f"Assistance notice to {notice.agency}: {notice.name}")
+    stream = settings.stream_name
+    await print_events(addresses["nats"], stream, subject_filter("case", "gd0112", ">"), started, expected=1)
+    await print_events(addresses["nats"], stream, subject_filter("delegation", "*", "ha0122", ">"), started, expected=1)
+    await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=1)
+
+
+async def delegate_freeze(channel: grpc.aio.Channel, case_name: str) -> dg.Delegation:
+    stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+    request = dg.CreateDelegationRequest(
+        parent="courts/gd0112",
+        request_id=str(uuid.uuid4()),
+        delegation=dg.Delegation(
+            case=case_name,
+            entrusted_court="courts/ha0122",
+            matter_kind=dg.Delegation.DEPOSITS,
+            description="冻结被执行人对河南某公司的应收账款 7,000,000 元",
+        ),
+    )
+    return await stub.CreateDelegation(request)
+
+
+async def query_deposits(channel: grpc.aio.Channel, case_name: str) -> asst.AssistanceNotice:
+    stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+    request = asst.CreateAssistanceNoticeRequest(
+        parent="courts/gd0112",
+        request_id=str(uuid.uuid4()),
+        assistance_notice=asst.AssistanceNotice(
+            case=case_name, agency="agencies/bank-icbc", kind=asst.AssistanceNotice.QUERY_DEPOSITS
+        ),
+    )
+    return await stub.CreateAssistanceNotice(request)
+
+
+async def until_case_replicated(call: Callable[[], Awaitable[T]], attempts: int = 50) -> T:
+    """The case reaches the other services by event: CASE_NOT_REGISTERED means "retry shortly"."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 async def print_events(nats_url: str, stream: str, subject_filter: str, since: datetime, expected: int) -> None:
