@@ -31,7 +31,7 @@ import grpc
 import nats
 import uvloop
 
-from bench.load import ChannelPool, Measurement, measure
+from bench.load import Call, ChannelPool, Measurement, measure
 from bench.processes import ChildProcess
 from bench.workloads import RegistryWorkload, echo_call
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
@@ -63,6 +63,23 @@ class Children:
     nats: EmbeddedNatsServer | None = None
     registry: ChildProcess | None = None
     data_dir: Path | None = None
+
+
+@dataclass
+class Report:
+    environment: dict[str, Any]
+    measurements: list[Measurement] = field(default_factory=list)
+    outbox: dict[str, Any] | None = None
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    log_tails: dict[str, str] = field(default_factory=dict)  # only when a call failed
+
+    @property
+    def had_errors(self) -> bool:
+        return any(r.errors for m in self.measurements for r in m.rounds)
+
+    @property
+    def passed(self) -> bool:
+        return all(v["pass"] for v in self.verdicts) and (self.outbox is None or self.outbox["ok"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,45 +126,41 @@ def start_children(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitSt
 # ---------------------------------------------------------------- measurements
 
 
-def _measure_args(args: argparse.Namespace) -> dict[str, float]:
-    return {"seconds": args.duration, "rounds": args.rounds, "warmup": args.warmup}
+async def measure_and_print(name: str, call: Call, concurrency: int, args: argparse.Namespace, report: Report) -> None:
+    """Adds each result as it lands: a long run shows progress, a Ctrl-C keeps what was done."""
+    m = await measure(name, call, concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup)
+    report.measurements.append(m)
+    r = m.median
+    print(f"  {name:<10} @{concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True)
+    if failed := [x for x in m.rounds if x.errors]:
+        print(f"    errors: {[x.error_codes for x in failed]}; first: {failed[0].first_error}", flush=True)
 
 
-async def bench_echo(address: str, args: argparse.Namespace) -> list[Measurement]:
+async def bench_echo(address: str, args: argparse.Namespace, report: Report) -> None:
     pool = ChannelPool(address, args.channels)
     try:
         await pool.ready()
         call = echo_call(pool)
-        return [await _announce(measure(ECHO, call, c, **_measure_args(args))) for c in args.concurrency]
+        for c in args.concurrency:
+            await measure_and_print(ECHO, call, c, args, report)
     finally:
         await pool.close()
 
 
-async def bench_registry(children: Children, args: argparse.Namespace) -> tuple[list[Measurement], dict[str, Any]]:
+async def bench_registry(children: Children, args: argparse.Namespace, report: Report) -> None:
     assert children.registry and children.nats and children.data_dir
     pool = ChannelPool(children.registry.address, args.channels)
     try:
         await pool.ready()
         workload = RegistryWorkload(pool)
-        results = [await _announce(measure(CREATE, workload.create_case, c, **_measure_args(args))) for c in args.concurrency]
+        for c in args.concurrency:
+            await measure_and_print(CREATE, workload.create_case, c, args, report)
         # Before GetCase, so a relay still publishing does not steal the reads' CPU.
-        outbox = await wait_for_outbox(children.nats.url, children.data_dir / "registry.db", workload.created)
-        results += [await _announce(measure(GET, workload.get_case, c, **_measure_args(args))) for c in args.concurrency]
-        return results, outbox
+        report.outbox = await wait_for_outbox(children.nats.url, children.data_dir / "registry.db", workload.created)
+        for c in args.concurrency:
+            await measure_and_print(GET, workload.get_case, c, args, report)
     finally:
         await pool.close()
-
-
-async def _announce(pending: Any) -> Measurement:
-    """Prints each result as it lands: a long run shows progress, a Ctrl-C keeps what was done."""
-    m: Measurement = await pending
-    r = m.median
-    print(
-        f"  {m.workload:<10} @{m.concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True
-    )
-    if any(x.errors for x in m.rounds):
-        print(f"    errors: {[x.error_codes for x in m.rounds]} first: {next(x.first_error for x in m.rounds if x.errors)}")
-    return m
 
 
 # ---------------------------------------------------------------- outbox sanity check
@@ -186,23 +199,6 @@ def _outbox_unsent(db_path: Path) -> int | None:
 # ---------------------------------------------------------------- report
 
 
-@dataclass
-class Report:
-    environment: dict[str, Any]
-    measurements: list[Measurement] = field(default_factory=list)
-    outbox: dict[str, Any] | None = None
-    verdicts: list[dict[str, Any]] = field(default_factory=list)
-    log_tails: dict[str, str] = field(default_factory=dict)  # only when a call failed
-
-    @property
-    def had_errors(self) -> bool:
-        return any(r.errors for m in self.measurements for r in m.rounds)
-
-    @property
-    def passed(self) -> bool:
-        return all(v["pass"] for v in self.verdicts) and (self.outbox is None or self.outbox["ok"])
-
-
 def find(measurements: list[Measurement], workload: str, concurrency: int) -> Measurement | None:
     return next((m for m in measurements if m.workload == workload and m.concurrency == concurrency), None)
 
@@ -212,7 +208,7 @@ def evaluate_goals(measurements: list[Measurement], concurrency: int) -> list[di
     verdicts = []
     for goal in GOALS:
         other = find(measurements, goal.workload, concurrency)
-        if echo is None or other is None:
+        if echo is None or other is None or not getattr(echo.median, goal.metric):
             continue
         ratio = getattr(other.median, goal.metric) / getattr(echo.median, goal.metric)
         passed = ratio >= goal.limit if goal.at_least else ratio <= goal.limit
@@ -284,10 +280,9 @@ async def run(children: Children, args: argparse.Namespace, report: Report) -> N
     assert current is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)  # SIGTERM cleans up like Ctrl-C
     if children.echo:
-        report.measurements += await bench_echo(children.echo.address, args)
+        await bench_echo(children.echo.address, args, report)
     if children.registry:
-        registry_results, report.outbox = await bench_registry(children, args)
-        report.measurements += registry_results
+        await bench_registry(children, args, report)
 
 
 def log_tails(children: Children) -> dict[str, str]:

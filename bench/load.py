@@ -79,7 +79,8 @@ async def run_round(call: Call, concurrency: int, seconds: float) -> Round:
                 await call()
             except grpc.aio.AioRpcError as exc:
                 errors[exc.code().name] += 1
-                first_error[:] = first_error or [f"{exc.code().name}: {exc.details()}"]
+                if not first_error:
+                    first_error.append(f"{exc.code().name}: {exc.details()}")
                 continue
             latencies.append(time.perf_counter() - start)
 
@@ -88,10 +89,16 @@ async def run_round(call: Call, concurrency: int, seconds: float) -> Round:
     elapsed = time.perf_counter() - began  # includes the tail of calls started before the deadline
     latencies.sort()
     return Round(
-        concurrency, len(latencies), sum(errors.values()), elapsed, len(latencies) / elapsed,
-        percentile(latencies, 0.50) * 1e3, percentile(latencies, 0.99) * 1e3, dict(errors),
-        first_error[0] if first_error else "",
-    )  # fmt: skip
+        concurrency=concurrency,
+        ok=len(latencies),
+        errors=sum(errors.values()),
+        seconds=elapsed,
+        rps=len(latencies) / elapsed,
+        p50_ms=percentile(latencies, 0.50) * 1e3,
+        p99_ms=percentile(latencies, 0.99) * 1e3,
+        error_codes=dict(errors),
+        first_error=first_error[0] if first_error else "",
+    )
 
 
 async def measure(workload: str, call: Call, concurrency: int, *, seconds: float, rounds: int, warmup: float) -> Measurement:
