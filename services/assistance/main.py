@@ -11,14 +11,14 @@ from services.assistance.servicer import AssistanceServicer
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.plumbing.host import ServiceHost, run_service
 
-SERVICE_NAME = assistance_pb2.DESCRIPTOR.services_by_name["AssistanceService"].full_name
+SERVICE = assistance_pb2.DESCRIPTOR.services_by_name["AssistanceService"]
 CASE_REPLICA_CONSUMER = "assistance-case-replica"
 
 
 async def wire(host: ServiceHost) -> None:
     handlers = AssistanceHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
     servicer = AssistanceServicer(handlers)
-    host.add_servicer(SERVICE_NAME, lambda server: assistance_pb2_grpc.add_AssistanceServiceServicer_to_server(servicer, server))
+    host.add_servicer(SERVICE, servicer, assistance_pb2_grpc.add_AssistanceServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
 
 

@@ -10,13 +10,13 @@ from services.delegation.handlers import DelegationHandlers
 from services.delegation.servicer import DelegationServicer
 from services.plumbing.host import ServiceHost, run_service
 
-SERVICE_NAME = delegation_pb2.DESCRIPTOR.services_by_name["DelegationService"].full_name
+SERVICE = delegation_pb2.DESCRIPTOR.services_by_name["DelegationService"]
 CASE_REPLICA_CONSUMER = "delegation-case-replica"
 
 
 async def wire(host: ServiceHost) -> None:
     servicer = DelegationServicer(DelegationHandlers(host.db, host.outbox, CourtCatalog.default()))
-    host.add_servicer(SERVICE_NAME, lambda server: delegation_pb2_grpc.add_DelegationServiceServicer_to_server(servicer, server))
+    host.add_servicer(SERVICE, servicer, delegation_pb2_grpc.add_DelegationServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
 
 

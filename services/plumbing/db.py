@@ -7,6 +7,7 @@ tables: a SQLite file of its own, or a PostgreSQL schema of its own (`search_pat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,11 +39,14 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.schema = None if self.is_sqlite else schema
         self.engine: AsyncEngine = self._create_engine(pool_size, echo)
+        # SQLite has one writer: queue this process's writers here rather than in SQLite's
+        # busy handler, which sleeps in steps of up to 100 ms.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
         if self.is_sqlite:
             self._ensure_sqlite_folder()
-            engine = create_async_engine(self.url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=4)
+            engine = create_async_engine(self.url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=4, max_overflow=0)
             event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
             return engine
         connect_args: dict[str, Any] = {}
@@ -67,8 +71,12 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One transaction; commits on success, rolls back on any exception."""
         try:
-            async with self.engine.begin() as conn:
-                yield conn
+            if self._write_lock:
+                async with self._write_lock, self.engine.begin() as conn:
+                    yield conn
+            else:
+                async with self.engine.begin() as conn:
+                    yield conn
         except (OperationalError, DBAPIError) as exc:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc

@@ -1,20 +1,18 @@
-"""Domain errors → gRPC status with `google.rpc` details (AIP-193), in one interceptor.
+"""Domain errors → gRPC status with `google.rpc` details (AIP-193).
 
-Every handler is wrapped: a DomainError becomes its status code with `ErrorInfo` (+
-`BadRequest` field violations); a lost database becomes UNAVAILABLE; anything else is
-logged with a reference id and becomes INTERNAL — never UNKNOWN, never a stack trace.
+A DomainError becomes its status code with `ErrorInfo` (+ `BadRequest` field violations);
+a lost database becomes UNAVAILABLE; anything else is logged with a reference id and
+becomes INTERNAL — never UNKNOWN, never a stack trace. Applied to every handler by
+services/plumbing/rpc.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from registry.errors import (
     AlreadyExists,
@@ -25,8 +23,6 @@ from registry.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from services.plumbing.db import DatabaseUnavailable
-from services.plumbing.ids import new_id
 
 log = logging.getLogger(__name__)
 ERROR_DOMAIN = "rogatory.gov.cn"
@@ -69,41 +65,3 @@ def unavailable_status(reason: str, message: str) -> status_pb2.Status:
 def internal_status(reference: str) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"reference": reference})
     return status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error; reference {reference}", details=[_pack(info)])
-
-
-def _wrap_unary(behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], method: str) -> Callable:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await behavior(request, context)
-        except DomainError as error:
-            status = status_for(error)
-        except DatabaseUnavailable as exc:
-            log.warning("%s: database unavailable: %s", method, exc)
-            status = unavailable_status("DATABASE_UNAVAILABLE", "the database is unavailable; retry later")
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            reference = new_id()
-            log.exception("%s failed (reference %s)", method, reference)
-            status = internal_status(reference)
-        await context.abort_with_status(rpc_status.to_status(status))
-
-    return handler
-
-
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps exceptions of unary handlers to rich gRPC statuses."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler.unary_unary:
-            return handler
-        return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(handler.unary_unary, handler_call_details.method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )

@@ -14,8 +14,10 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -25,12 +27,12 @@ from nats.js import JetStreamContext
 from services.plumbing.config import Settings
 from services.plumbing.consumer import EventConsumer, Handler
 from services.plumbing.db import Database
-from services.plumbing.errors import ErrorInterceptor
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.outbox import Outbox
 from services.plumbing.relay import OutboxRelay
-from services.plumbing.telemetry import configure_telemetry, server_interceptors, shutdown_telemetry
+from services.plumbing.rpc import instrumented
+from services.plumbing.telemetry import configure_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class ServiceHost:
         await ensure_stream(self.js, self.settings.stream_name, self.settings.stream_replicas)
         self.outbox = Outbox()
         self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
-        self.server = grpc.aio.server(interceptors=[*server_interceptors(), ErrorInterceptor()])
+        self.server = grpc.aio.server()
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         await wire(self)
@@ -86,9 +88,12 @@ class ServiceHost:
         host = self.settings.address_of(self.service).rsplit(":", 1)[0]
         return f"{host}:{self.port}"
 
-    def add_servicer(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
-        register(self.server)
-        self.service_names.append(full_name)
+    def add_servicer(
+        self, service: ServiceDescriptor, servicer: object, add_to_server: Callable[[Any, grpc.aio.Server], None]
+    ) -> None:
+        """Registers a generated servicer with tracing and error mapping on every method."""
+        add_to_server(instrumented(servicer, service), self.server)
+        self.service_names.append(service.full_name)
 
     def add_consumer(self, durable: str, filter_subjects: list[str], handler: Handler) -> EventConsumer:
         consumer = EventConsumer(

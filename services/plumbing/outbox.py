@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,8 +22,14 @@ class Outbox:
         self.new_rows = asyncio.Event()
 
     async def add(self, conn: AsyncConnection, events: Iterable[Event]) -> None:
+        rows = self.rows(events)
+        if rows:
+            await conn.execute(insert(OUTBOX), rows)
+
+    def rows(self, events: Iterable[Event]) -> list[dict[str, Any]]:
+        """Outbox rows for `events`, carrying the current trace context."""
         trace = trace_columns()
-        rows = [
+        return [
             {
                 "event_id": e.event_id,
                 "event_type": e.event_type,
@@ -33,8 +40,6 @@ class Outbox:
             }
             for e in events
         ]
-        if rows:
-            await conn.execute(insert(OUTBOX), rows)
 
     def notify(self) -> None:
         """Call after the transaction commits, so the relay does not wait for its next poll."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.db import Database
 from services.plumbing.events import envelope_headers
@@ -93,26 +95,48 @@ class OutboxRelay:
         return total
 
     async def publish_batch(self) -> int:
+        if self.db.is_sqlite:
+            return await self._publish_batch_single_writer()
+        return await self._publish_batch_locked()
+
+    async def _publish_batch_single_writer(self) -> int:
+        # One relay per SQLite file: read, publish, then mark sent in a short write
+        # transaction, so request writes never wait for NATS acks.
+        async with self.db.read() as conn:
+            rows = (await conn.execute(self._unsent())).mappings().all()
+        if not rows:
+            return 0
+        await self._publish_all(rows)
         async with self.db.transaction() as conn:
-            query = select(OUTBOX).where(OUTBOX.c.sent_at.is_(None)).order_by(OUTBOX.c.seq).limit(self.batch_size)
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)  # replicas share the work
-            rows = (await conn.execute(query)).mappings().all()
-            if not rows:
-                return 0
-            await self._publish_all(rows)
-            await conn.execute(update(OUTBOX).where(OUTBOX.c.seq.in_([r["seq"] for r in rows])).values(sent_at=datetime.now(UTC)))
+            await self._mark_sent(conn, rows)
         self.published += len(rows)
         return len(rows)
 
-    async def _publish_all(self, rows: list[Any]) -> None:
-        # Started in order, so they go out on the wire in seq order; acks come back together.
-        results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
+    async def _publish_batch_locked(self) -> int:
+        # Replicas share the outbox: each takes rows no other relay holds (SKIP LOCKED),
+        # and keeps them locked until they are published and marked.
+        async with self.db.transaction() as conn:
+            rows = (await conn.execute(self._unsent().with_for_update(skip_locked=True))).mappings().all()
+            if not rows:
+                return 0
+            await self._publish_all(rows)
+            await self._mark_sent(conn, rows)
+        self.published += len(rows)
+        return len(rows)
 
-    async def _publish(self, row: Any) -> None:
+    def _unsent(self) -> Select[Any]:
+        return select(OUTBOX).where(OUTBOX.c.sent_at.is_(None)).order_by(OUTBOX.c.seq).limit(self.batch_size)
+
+    async def _mark_sent(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
+        seqs = [r["seq"] for r in rows]
+        await conn.execute(update(OUTBOX).where(OUTBOX.c.seq.in_(seqs)).values(sent_at=datetime.now(UTC)))
+
+    async def _publish_all(self, rows: list[Any]) -> None:
+        # Sent in seq order without waiting for each ack (pipelined); then every ack must arrive.
+        acks = [await self._send(row) for row in rows]
+        await asyncio.wait_for(asyncio.gather(*acks), timeout=self.publish_timeout)
+
+    async def _send(self, row: Any) -> asyncio.Future[Any]:
         headers = envelope_headers(
             event_id=row["event_id"],
             event_type=row["event_type"],
@@ -121,10 +145,9 @@ class OutboxRelay:
             traceparent=row["traceparent"],
             tracestate=row["tracestate"],
         )
-        parent = context_from_headers(headers)
         with _tracer.start_as_current_span(
             f"send {row['subject']}",
-            context=parent,
+            context=context_from_headers(headers),
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "nats",
@@ -135,4 +158,4 @@ class OutboxRelay:
             },
         ):
             headers.update(current_trace_headers())  # consumers become children of this send span
-            await self.js.publish(row["subject"], row["payload"], timeout=self.publish_timeout, headers=headers)
+            return await self.js.publish_async(row["subject"], row["payload"], headers=headers)

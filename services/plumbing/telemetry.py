@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
-import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -60,37 +59,6 @@ def current_trace_headers() -> dict[str, str]:
 
 def context_from_headers(headers: Mapping[str, str] | None) -> Context:
     return propagate.extract(dict(headers or {}))
-
-
-def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    return [UnaryTracingInterceptor()]
-
-
-class UnaryTracingInterceptor(grpc.aio.ServerInterceptor):
-    """OpenTelemetry's aio server interceptor, applied to unary methods only.
-
-    Its streaming path breaks servicers whose stream methods are coroutines (the standard
-    health service's Watch), so streams pass through untraced.
-    """
-
-    def __init__(self) -> None:
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor  # noqa: PLC0415
-
-        self._traced = aio_server_interceptor()
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler.unary_unary:
-            return handler
-
-        async def resolved(_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-            return handler
-
-        return await self._traced.intercept_service(resolved, handler_call_details)
 
 
 def client_interceptors() -> list:

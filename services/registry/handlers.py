@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.agencies import AgencyCatalog
 from registry.cases import RegisterCase, register_case
 from registry.courts import CourtCatalog
 from registry.errors import AlreadyExists, NotFound
+from services.plumbing.batching import BatchLoader
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
-from services.plumbing.idempotency import create_once
-from services.plumbing.outbox import Outbox
+from services.plumbing.group_commit import GroupCommitter
+from services.plumbing.idempotency import check_request_id
+from services.plumbing.outbox import OUTBOX, Outbox
 from services.registry import store
 from services.registry.messages import case_to_proto
 from services.registry.store import CaseQuery, CaseView
@@ -36,37 +37,56 @@ class RegistryHandlers:
     courts: CourtCatalog
     agencies: AgencyCatalog
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    committer: GroupCommitter = field(init=False)
+    case_loader: BatchLoader[str, CaseView] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.committer = GroupCommitter(self.db)
+        self.case_loader = BatchLoader("case-loader", self._cases_by_names)
+
+    async def _cases_by_names(self, names: list[str]) -> dict[str, CaseView]:
+        async with self.db.read() as conn:
+            return await store.cases_by_names(conn, names)
 
     async def load_reference_data(self) -> None:
         async with self.db.transaction() as conn:
             await store.replace_reference_data(conn, list(self.courts), list(self.agencies))
 
     async def create_case(self, command: RegisterCase, request_id: str = "") -> CaseView:
-        """Registers a case; a retry with the same request_id returns the first answer."""
+        """Registers a case; a retry with the same request_id returns the first answer.
+
+        The hot path: validation, then one group-committed insert of the case, its parties
+        and its event. Idempotency rests on the unique request_id column, so a first call
+        pays no look-up; a retry (or a duplicate case number) fails the insert and is
+        answered from the stored case.
+        """
+        check_request_id(request_id)
         case, events = register_case(command, self.courts, self.clock())
-
-        async def write(conn: AsyncConnection) -> CaseView:
-            seq = await store.insert_case(conn, case, request_id or None)
-            view = store.view_of_new_case(seq, case)
-            await self.outbox.add(conn, [self._registered_event(view, e.case.registered_at) for e in events])
-            return view
-
+        view = store.view_of_new_case(case)
+        outbox_rows = self.outbox.rows(self._registered_event(view, e.case.registered_at) for e in events)
         try:
-            return await create_once(self.db, self.outbox, request_id, store.case_by_request_id, write)
+            await self.committer.insert([*store.case_rows(case, request_id or None), (OUTBOX, outbox_rows)])
         except IntegrityError:
+            if request_id and (earlier := await self._by_request_id(request_id)):
+                return earlier
             raise AlreadyExists(
                 f"case {case.number.text} is already registered as {case.name}",
                 reason="CASE_ALREADY_REGISTERED",
                 metadata={"name": case.name, "case_number": case.number.text},
             ) from None
+        self.outbox.notify()
+        return view
+
+    async def _by_request_id(self, request_id: str) -> CaseView | None:
+        async with self.db.read() as conn:
+            return await store.case_by_request_id(conn, request_id)
 
     def _registered_event(self, view: CaseView, occurred_at: datetime) -> Event:
         payload = events_pb2.CaseRegistered(case=case_to_proto(view))
         return Event(CASE_REGISTERED, case_registered_subject(view.court_id), payload, occurred_at=occurred_at)
 
     async def get_case(self, name: str) -> CaseView:
-        async with self.db.read() as conn:
-            view = await store.case_by_name(conn, name)
+        view = await self.case_loader.load(name)  # concurrent reads share one query
         if view is None:
             raise NotFound("case", name)
         return view

@@ -10,14 +10,14 @@ from services.plumbing.host import ServiceHost, run_service
 from services.registry.handlers import RegistryHandlers
 from services.registry.servicer import RegistryServicer
 
-SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
 
 
 async def wire(host: ServiceHost) -> None:
     handlers = RegistryHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
     await handlers.load_reference_data()
     servicer = RegistryServicer(handlers)
-    host.add_servicer(SERVICE_NAME, lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server))
+    host.add_servicer(SERVICE, servicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server)
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import Select, Table, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.agencies import Agency
@@ -84,66 +85,60 @@ async def replace_reference_data(conn: AsyncConnection, courts: list[Court], age
     )
 
 
-async def insert_case(conn: AsyncConnection, case: Case, request_id: str | None) -> int:
+def case_rows(case: Case, request_id: str | None) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """The rows that register `case`, parents first, for one atomic insert."""
     number = case.number
-    result = await conn.execute(
-        insert(CASES).values(
-            name=case.name,
-            court_id=case.court_id,
-            case_number=number.text,
-            year=number.year,
-            court_code=number.court_code,
-            special_code=number.special_code,
-            type_code=number.type_code,
-            sequence=number.sequence,
-            amount_owed_fen=case.amount_owed_fen,
-            description=case.description,
-            request_id=request_id,
-            create_time=case.registered_at,
-            version=1,
-        )
-    )
-    seq = int(result.inserted_primary_key[0])
-    await conn.execute(
-        insert(PARTIES),
-        [
-            {
-                "case_seq": seq,
-                "position": i,
-                "role": str(p.role),
-                "kind": str(p.kind),
-                "display_name": p.display_name,
-                "id_number": p.id_number,
-            }
-            for i, p in enumerate(case.parties)
-        ],
-    )
-    return seq
+    case_row = {
+        "name": case.name,
+        "court_id": case.court_id,
+        "case_number": number.text,
+        "year": number.year,
+        "court_code": number.court_code,
+        "special_code": number.special_code,
+        "type_code": number.type_code,
+        "sequence": number.sequence,
+        "amount_owed_fen": case.amount_owed_fen,
+        "description": case.description,
+        "request_id": request_id,
+        "create_time": case.registered_at,
+        "version": 1,
+    }
+    party_rows = [
+        {
+            "case_name": case.name,
+            "position": i,
+            "role": str(p.role),
+            "kind": str(p.kind),
+            "display_name": p.display_name,
+            "id_number": p.id_number,
+        }
+        for i, p in enumerate(case.parties)
+    ]
+    return [(CASES, [case_row]), (PARTIES, party_rows)]
 
 
-def view_of_new_case(seq: int, case: Case) -> CaseView:
+def view_of_new_case(case: Case) -> CaseView:
     n = case.number
     parties = tuple(PartyView(str(p.role), str(p.kind), p.display_name, p.masked_id_number) for p in case.parties)
     return CaseView(
-        seq, case.name, case.court_id, n.text, n.year, n.court_code, n.special_code, n.type_code, n.sequence,
+        0, case.name, case.court_id, n.text, n.year, n.court_code, n.special_code, n.type_code, n.sequence,
         case.amount_owed_fen, case.description, case.registered_at, 1, parties,
     )  # fmt: skip
 
 
 async def case_by_name(conn: AsyncConnection, name: str) -> CaseView | None:
-    rows = (await conn.execute(select(CASES).where(CASES.c.name == name))).mappings().all()
-    views = await _with_parties(conn, rows)
+    views = await _run_joined(conn, _CASE_BY_NAME, {"name": name})
     return views[0] if views else None
+
+
+async def cases_by_names(conn: AsyncConnection, names: list[str]) -> dict[str, CaseView]:
+    views = await _run_joined(conn, _CASES_BY_NAMES, {"names": names})
+    return {view.name: view for view in views}
 
 
 async def case_by_request_id(conn: AsyncConnection, request_id: str) -> CaseView | None:
-    rows = (await conn.execute(select(CASES).where(CASES.c.request_id == request_id))).mappings().all()
-    views = await _with_parties(conn, rows)
+    views = await _run_joined(conn, _CASE_BY_REQUEST_ID, {"request_id": request_id})
     return views[0] if views else None
-
-
-async def case_name_exists(conn: AsyncConnection, name: str) -> bool:
-    return bool((await conn.execute(select(exists().where(CASES.c.name == name)))).scalar())
 
 
 async def list_cases(conn: AsyncConnection, query: CaseQuery, after_seq: int, limit: int) -> list[CaseView]:
@@ -155,26 +150,34 @@ async def list_cases(conn: AsyncConnection, query: CaseQuery, after_seq: int, li
     if query.type_code:
         statement = statement.where(CASES.c.type_code == query.type_code)
     if query.party:
-        statement = statement.where(
-            CASES.c.seq.in_(select(PARTIES.c.case_seq).where(PARTIES.c.display_name.contains(query.party, autoescape=True)))
-        )
-    rows = (await conn.execute(statement)).mappings().all()
-    return await _with_parties(conn, rows)
+        matching = select(PARTIES.c.case_name).where(PARTIES.c.display_name.contains(query.party, autoescape=True))
+        statement = statement.where(CASES.c.name.in_(matching))
+    return await _run_joined(conn, _with_parties(statement))
 
 
-async def _with_parties(conn: AsyncConnection, rows: list) -> list[CaseView]:  # type: ignore[type-arg]
-    if not rows:
-        return []
-    seqs = [r["seq"] for r in rows]
-    party_rows = (
-        await conn.execute(select(PARTIES).where(PARTIES.c.case_seq.in_(seqs)).order_by(PARTIES.c.case_seq, PARTIES.c.position))
-    ).mappings()
-    by_case: dict[int, list[PartyView]] = {}
-    for p in party_rows:
-        by_case.setdefault(p["case_seq"], []).append(
-            PartyView(p["role"], p["kind"], p["display_name"], mask_id_number(p["id_number"]))
-        )
-    return [_view(r, tuple(by_case.get(r["seq"], []))) for r in rows]
+def _with_parties(cases: Select[Any]) -> Select[Any]:
+    """`cases` joined with their parties, so one statement (one round trip) reads both."""
+    page = cases.subquery()
+    return (
+        select(page, PARTIES.c.position, PARTIES.c.role, PARTIES.c.kind, PARTIES.c.display_name, PARTIES.c.id_number)
+        .outerjoin(PARTIES, PARTIES.c.case_name == page.c.name)
+        .order_by(page.c.seq, PARTIES.c.position)
+    )
+
+
+# Built once: constructing a joined statement costs more CPU than running it on SQLite.
+_CASE_BY_NAME = _with_parties(select(CASES).where(CASES.c.name == bindparam("name")))
+_CASES_BY_NAMES = _with_parties(select(CASES).where(CASES.c.name.in_(bindparam("names", expanding=True))))
+_CASE_BY_REQUEST_ID = _with_parties(select(CASES).where(CASES.c.request_id == bindparam("request_id")))
+
+
+async def _run_joined(conn: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None = None) -> list[CaseView]:
+    views: dict[str, tuple[dict[str, Any], list[PartyView]]] = {}
+    for row in (await conn.execute(statement, params or {})).mappings():
+        _, parties = views.setdefault(row["name"], (dict(row), []))
+        if row["role"] is not None:
+            parties.append(PartyView(row["role"], row["kind"], row["display_name"], mask_id_number(row["id_number"])))
+    return [_view(row, tuple(parties)) for row, parties in views.values()]
 
 
 def _view(row: dict, parties: tuple[PartyView, ...]) -> CaseView:  # type: ignore[type-arg]

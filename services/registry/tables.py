@@ -56,7 +56,9 @@ class CaseRow(SQLModel, table=True):
 class CasePartyRow(SQLModel, table=True):
     __tablename__ = "case_party"
 
-    case_seq: int = Field(primary_key=True, foreign_key="enforcement_case.seq")
+    # Keyed by the case's name, which the service knows before insert, so a batch of cases
+    # and their parties goes in with one executemany per table (group commit).
+    case_name: str = Field(primary_key=True, foreign_key="enforcement_case.name", max_length=200)
     position: int = Field(primary_key=True)
     role: str = Field(max_length=16)
     kind: str = Field(max_length=16)

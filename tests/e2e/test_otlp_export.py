@@ -64,4 +64,4 @@ async def test_spans_reach_the_otlp_endpoint(receiver, nats_server: EmbeddedNats
     finally:
         code = await asyncio.to_thread(process.stop)  # shutdown flushes the batch processor
     assert code == 0
-    assert ("rogatory-registry", "/rogatory.registry.v1.RegistryService/GetCourt") in collector.spans()
+    assert ("rogatory-registry", "rogatory.registry.v1.RegistryService/GetCourt") in collector.spans()

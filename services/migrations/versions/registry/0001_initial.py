@@ -58,7 +58,7 @@ def upgrade() -> None:
     op.create_index("ix_case_court_year_type", "enforcement_case", ["court_id", "year", "type_code"])
     op.create_table(
         "case_party",
-        sa.Column("case_seq", sa.Integer(), sa.ForeignKey("enforcement_case.seq"), primary_key=True),
+        sa.Column("case_name", sa.String(200), sa.ForeignKey("enforcement_case.name"), primary_key=True),
         sa.Column("position", sa.Integer(), primary_key=True),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
