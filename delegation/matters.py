@@ -3,8 +3,10 @@ property is (the entrusted court) to carry out one enforcement matter of its cas
 
 Pure domain: `create_delegation` validates a `CreateDelegation` command and returns the new
 `Delegation` with the `DelegationSubmitted` event it records; persistence, idempotency and
-publication are the service layer's job. Later lifecycle commands (acknowledge, complete,
-return, withdraw) take a `Delegation` and return its next version with their events.
+publication are the service layer's job. The lifecycle commands (acknowledge, start,
+complete, return for supplement, supplement, return, withdraw) live in delegation.lifecycle
+and return the next version of a `Delegation` with their events; matter details, attachments
+and officers in delegation.details.
 """
 
 from __future__ import annotations
@@ -12,24 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
+from delegation.details import (
+    REQUIRED_ATTACHMENTS,
+    Attachment,
+    MatterDetails,
+    MatterKind,  # defined beside the per-kind rules; still imported from here by services/
+    Officer,
+    check_attachments,
+    check_details,
+    check_required_attachments,
+)
 from registry.access import check_case_access, check_case_name, court_id_of
 from registry.courts import CourtCatalog
 from registry.errors import Violations, parse_enum
 
+if TYPE_CHECKING:
+    # The lifecycle module builds on this one; its value types appear here only as annotations.
+    from delegation.lifecycle import Completion, ReturnApproval, ReturnReason, SupplementRequest, Transition, WithdrawReason
+
 MAX_DESCRIPTION_LENGTH = 2000
-
-
-class MatterKind(StrEnum):
-    """The delegable matters of DOMAIN.md; names match rogatory.delegation.v1.Delegation.MatterKind."""
-
-    DEPOSITS = "DEPOSITS"
-    EQUITY = "EQUITY"
-    REAL_ESTATE_OR_REGISTERED_MOVABLES = "REAL_ESTATE_OR_REGISTERED_MOVABLES"
-    PROPERTY_INVESTIGATION = "PROPERTY_INVESTIGATION"
-    SERVICE_OF_DOCUMENTS = "SERVICE_OF_DOCUMENTS"
-    CONTROL_MEASURES = "CONTROL_MEASURES"
-    OTHER = "OTHER"
 
 
 class DelegationState(StrEnum):
@@ -60,6 +65,22 @@ class Delegation:
     updated_at: datetime
     state: DelegationState = DelegationState.SUBMITTED
     version: int = 1  # bumped by every change, for optimistic concurrency (etag)
+    details: MatterDetails | None = None  # None: sent by a client that does not carry details yet
+    attachments: tuple[Attachment, ...] = ()  # as submitted, then as supplemented
+    requesting_officer: Officer | None = None
+    entrusted_officer: Officer | None = None  # named on acknowledgement
+    # Turnaround timestamps (also in `history`, kept flat so statistics need no history scan).
+    acknowledged_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    returned_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+    completion: Completion | None = None
+    supplement_request: SupplementRequest | None = None  # the latest; open while RETURNED_FOR_SUPPLEMENT
+    return_reason: ReturnReason | None = None
+    return_approval: ReturnApproval | None = None
+    withdraw_reason: WithdrawReason | None = None
+    history: tuple[Transition, ...] = ()  # every lifecycle transition, oldest first
 
     @property
     def name(self) -> str:
@@ -80,6 +101,11 @@ class CreateDelegation:
     entrusted_court: str  # courts/{court}
     matter_kind: str  # a MatterKind name; "" when unspecified
     description: str = ""
+    details: MatterDetails | None = None
+    # None: the client's message has no attachments field (yet), so none are required.
+    # A tuple, even empty, is checked against REQUIRED_ATTACHMENTS.
+    attachments: tuple[Attachment, ...] | None = None
+    officer: Officer | None = None  # the requesting court's officer in charge
 
 
 def create_delegation(
@@ -107,6 +133,7 @@ def create_delegation(
     description = command.description.strip()
     if len(description) > MAX_DESCRIPTION_LENGTH:
         violations.add("delegation.description", f"at most {MAX_DESCRIPTION_LENGTH} characters", "TOO_LONG")
+    _check_matter(command, kind, violations)
     violations.raise_if_any()
     assert requesting_id is not None and entrusted_id is not None and kind is not None
     check_case_access(requesting_id, command.case, case_court_id)
@@ -119,5 +146,21 @@ def create_delegation(
         description=description,
         created_at=now,
         updated_at=now,
+        details=command.details,
+        attachments=command.attachments or (),
+        requesting_officer=command.officer,
     )
     return delegation, [DelegationSubmitted(delegation)]
+
+
+def _check_matter(command: CreateDelegation, kind: MatterKind | None, violations: Violations) -> None:
+    """Details, attachments and officer; the per-kind rules only once the kind is known."""
+    if command.details is not None and kind is not None:
+        check_details(kind, command.details, "delegation.details", violations)
+    if command.attachments is not None:
+        check_attachments(command.attachments, "delegation.attachments", violations)
+        if kind is not None:
+            required = REQUIRED_ATTACHMENTS[kind]
+            check_required_attachments(required, command.attachments, "delegation.attachments", violations, why=f"for {kind}")
+    if command.officer is not None:
+        command.officer.validate("delegation.officer", violations)

@@ -35,6 +35,9 @@ class ServiceProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Own session: a terminal's Ctrl-C reaches only the launcher, which then stops the
+            # services before NATS, so their last events are still flushed.
+            start_new_session=True,
         )
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True, name=f"{self.service}-log").start()

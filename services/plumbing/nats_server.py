@@ -84,6 +84,7 @@ class EmbeddedNatsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # stopped by its owner, after the services that use it
         )
         self._wait_until_ready(timeout)
         return self
