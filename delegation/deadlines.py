@@ -135,7 +135,10 @@ class RuleTable:
 
     def with_overrides_from(self, path: str | os.PathLike[str] | Traversable) -> RuleTable:
         file = path if isinstance(path, Traversable) else Path(path)
-        return self.with_overrides(parse_overrides(file.read_text(encoding="utf-8"), source=file.name))
+        return self.with_overrides_from_text(file.read_text(encoding="utf-8"), source=file.name)
+
+    def with_overrides_from_text(self, text: str, source: str = "<toml>") -> RuleTable:
+        return self.with_overrides(parse_overrides(text, source=source))
 
     def __iter__(self) -> Iterator[DeadlineRule]:
         return iter(self._rules.values())
@@ -170,10 +173,12 @@ def parse_overrides(text: str, source: str = "<toml>") -> list[DeadlineRule]:
         raise RuleConfigError(f"{source}: not valid TOML: {exc}") from exc
     problems: list[str] = []
     if set(data) - {"provinces"}:
-        problems.append(f"unknown top-level keys {sorted(set(data) - {'provinces'})}; only [[provinces.\"<abbr>\"]]")
+        problems.append(f'unknown top-level keys {sorted(set(data) - {"provinces"})}; only [[provinces."<abbr>"]]')
     provinces = data.get("provinces", {})
-    rules = _province_rules(provinces, problems) if isinstance(provinces, dict) else []
-    if not isinstance(provinces, dict):
+    rules: list[DeadlineRule] = []
+    if isinstance(provinces, dict):
+        rules = _province_rules(provinces, problems)
+    else:
         problems.append("'provinces' must be a table keyed by province abbreviation")
     problems += _duplicates(rules)
     if problems:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -67,6 +67,8 @@ def test_switch_decides_whether_adjusted_rest_days_are_statutory_holidays(cal: W
     narrow = cal.with_adjusted_rest_days_as_holidays(False)
     adjusted = date(2023, 10, 5)
     assert cal.is_statutory_holiday(adjusted) and not narrow.is_statutory_holiday(adjusted)
+    assert WorkingCalendar().is_statutory_holiday(adjusted)  # the documented default: True
+    assert not WorkingCalendar.default(treat_adjusted_rest_days_as_holidays=False).is_statutory_holiday(adjusted)
     assert not cal.is_working_day(adjusted) and not narrow.is_working_day(adjusted)  # closed either way
     assert narrow.is_statutory_holiday(date(2023, 10, 4)) and narrow.is_statutory_holiday(date(2023, 3, 4))
 
@@ -136,7 +138,7 @@ def test_working_days_between_datetimes_counts_working_hours_in_china_time(cal: 
     make_up_saturday_morning = datetime(2023, 1, 28, 9, 0, tzinfo=CHINA_TZ)
     assert cal.working_days_between(friday_evening, make_up_saturday_morning) == pytest.approx(16 / 24)
     # 08:00 UTC is 16:00 in China: Monday 16:00 → Tuesday 04:00 is 12 working hours
-    monday_utc = datetime(2023, 3, 6, 8, 0, tzinfo=timezone.utc)
+    monday_utc = datetime(2023, 3, 6, 8, 0, tzinfo=UTC)
     assert cal.working_days_between(monday_utc, datetime(2023, 3, 7, 4, 0, tzinfo=CHINA_TZ)) == pytest.approx(0.5)
     with pytest.raises(ValueError):
         cal.working_days_between(make_up_saturday_morning, friday_evening)
