@@ -76,6 +76,12 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class Aborted(DomainError):
+    """A concurrent change won: the caller's etag / version is stale (AIP-154)."""
+
+    reason = "ABORTED"
+
+
 class PermissionDenied(DomainError):
     reason = "PERMISSION_DENIED"
 

@@ -15,6 +15,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from registry.errors import (
+    Aborted,
     AlreadyExists,
     DomainError,
     FailedPrecondition,
@@ -32,6 +33,7 @@ _CODES: list[tuple[type[DomainError], int]] = [
     (NotFound, code_pb2.NOT_FOUND),
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (Aborted, code_pb2.ABORTED),
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
     (Unauthenticated, code_pb2.UNAUTHENTICATED),
 ]

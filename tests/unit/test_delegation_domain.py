@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from rogatory.delegation.v1 import delegation_pb2
 
+from delegation.details import Attachment, DepositDetails, Officer, OtherDetails
 from delegation.matters import (
     MAX_DESCRIPTION_LENGTH,
     CreateDelegation,
@@ -29,6 +30,21 @@ COMMAND = CreateDelegation(
     matter_kind="DEPOSITS",
     description="  冻结被执行人应收账款 7,000,000 元  ",
 )
+
+
+DETAILS = DepositDetails(
+    bank_name="中国工商银行中牟支行",
+    account_number="6222021001123456789",
+    account_holder="河南某建材有限公司",
+    measure="FREEZE",
+    amount_fen=700_000_000,
+)
+ATTACHMENTS = tuple(
+    Attachment(kind=kind, name=f"{kind}.pdf", size_bytes=1024, sha256=f"{i:064x}")
+    for i, kind in enumerate(("DELEGATION_LETTER", "RULING", "ASSISTANCE_NOTICE"), start=1)
+)
+OFFICER = Officer(name="张三", phone="020-82212345")
+FULL_COMMAND = replace(COMMAND, details=DETAILS, attachments=ATTACHMENTS, officer=OFFICER)
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +159,61 @@ def test_enums_match_the_proto_names() -> None:
     states = set(delegation_pb2.Delegation.State.keys()) - {"STATE_UNSPECIFIED"}
     assert {k.value for k in MatterKind} == kinds
     assert {s.value for s in DelegationState} == states
+
+
+# --- details, attachments and officer ----------------------------------------------------------------
+
+
+def test_keeps_details_attachments_and_officer(courts: CourtCatalog) -> None:
+    delegation, _ = create(courts, FULL_COMMAND)
+    assert (delegation.details, delegation.attachments, delegation.requesting_officer) == (DETAILS, ATTACHMENTS, OFFICER)
+    assert delegation.entrusted_officer is None and delegation.history == ()
+    assert delegation.acknowledged_at is delegation.completed_at is None
+
+
+def test_old_callers_without_details_attachments_or_officer_still_work(courts: CourtCatalog) -> None:
+    delegation, _ = create(courts)
+    assert (delegation.details, delegation.attachments, delegation.requesting_officer) == (None, (), None)
+
+
+def test_refuses_details_of_another_kind(courts: CourtCatalog) -> None:
+    command = replace(FULL_COMMAND, details=OtherDetails(description="x"))
+    assert violations_of(courts, command) == {("delegation.details", "KIND_MISMATCH")}
+
+
+def test_reports_detail_violations_under_delegation_details(courts: CourtCatalog) -> None:
+    command = replace(FULL_COMMAND, details=replace(DETAILS, amount_fen=None, account_holder=""))
+    assert violations_of(courts, command) == {
+        ("delegation.details.amount_fen", "REQUIRED"),
+        ("delegation.details.account_holder", "REQUIRED"),
+    }
+
+
+def test_details_are_not_judged_without_a_kind(courts: CourtCatalog) -> None:
+    command = replace(FULL_COMMAND, matter_kind="", details=OtherDetails(description=""))
+    assert violations_of(courts, command) == {("delegation.matter_kind", "REQUIRED")}
+
+
+def test_names_every_missing_attachment(courts: CourtCatalog) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        create(courts, replace(FULL_COMMAND, attachments=ATTACHMENTS[:1]))
+    missing = [v for v in raised.value.violations if v.reason == "MISSING_ATTACHMENT"]
+    assert [v.field for v in missing] == ["delegation.attachments"] * 2
+    assert ["ASSISTANCE_NOTICE" in missing[0].description, "RULING" in missing[1].description] == [True, True]
+
+
+def test_an_empty_attachment_list_is_checked_against_the_required_ones(courts: CourtCatalog) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        create(courts, replace(FULL_COMMAND, attachments=()))
+    assert len(raised.value.violations) == 3
+
+
+def test_reports_a_bad_attachment_at_its_index(courts: CourtCatalog) -> None:
+    bad = replace(ATTACHMENTS[2], size_bytes=0)
+    command = replace(FULL_COMMAND, attachments=(*ATTACHMENTS[:2], bad))
+    assert violations_of(courts, command) == {("delegation.attachments[2].size_bytes", "BAD_SIZE")}
+
+
+def test_refuses_an_unreachable_officer(courts: CourtCatalog) -> None:
+    command = replace(FULL_COMMAND, officer=Officer(name="张三", phone="82212345"))
+    assert violations_of(courts, command) == {("delegation.officer.phone", "BAD_PHONE")}
