@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -19,6 +20,74 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ReturnReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReturnReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReturnReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RETURN_REASON_UNSPECIFIED: _ReturnReason.ValueType  # 0
+    """Unspecified."""
+    NOT_WITHIN_JURISDICTION: _ReturnReason.ValueType  # 1
+    """Not within the entrusted court's jurisdiction."""
+    MATERIALS_INCOMPLETE: _ReturnReason.ValueType  # 2
+    """Materials incomplete and not supplied."""
+    DUPLICATE: _ReturnReason.ValueType  # 3
+    """The same matter was delegated twice."""
+    RETURN_REASON_OTHER: _ReturnReason.ValueType  # 4
+    """Other; the note says why."""
+
+class ReturnReason(_ReturnReason, metaclass=_ReturnReasonEnumTypeWrapper):
+    """Why a matter was returned (refused)."""
+
+RETURN_REASON_UNSPECIFIED: ReturnReason.ValueType  # 0
+"""Unspecified."""
+NOT_WITHIN_JURISDICTION: ReturnReason.ValueType  # 1
+"""Not within the entrusted court's jurisdiction."""
+MATERIALS_INCOMPLETE: ReturnReason.ValueType  # 2
+"""Materials incomplete and not supplied."""
+DUPLICATE: ReturnReason.ValueType  # 3
+"""The same matter was delegated twice."""
+RETURN_REASON_OTHER: ReturnReason.ValueType  # 4
+"""Other; the note says why."""
+Global___ReturnReason: _TypeAlias = ReturnReason  # noqa: Y015
+
+class _WithdrawReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WithdrawReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WithdrawReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WITHDRAW_REASON_UNSPECIFIED: _WithdrawReason.ValueType  # 0
+    """Unspecified."""
+    SETTLED: _WithdrawReason.ValueType  # 1
+    """The debt was paid or settled (执行和解)."""
+    NO_LONGER_NEEDED: _WithdrawReason.ValueType  # 2
+    """No longer needed."""
+    SENT_IN_ERROR: _WithdrawReason.ValueType  # 3
+    """Sent in error."""
+    DEEMED_WITHDRAWN: _WithdrawReason.ValueType  # 4
+    """Deemed withdrawn: the supplement deadline passed (system only)."""
+    WITHDRAW_REASON_OTHER: _WithdrawReason.ValueType  # 5
+    """Other; the note says why."""
+
+class WithdrawReason(_WithdrawReason, metaclass=_WithdrawReasonEnumTypeWrapper):
+    """Why a matter was withdrawn."""
+
+WITHDRAW_REASON_UNSPECIFIED: WithdrawReason.ValueType  # 0
+"""Unspecified."""
+SETTLED: WithdrawReason.ValueType  # 1
+"""The debt was paid or settled (执行和解)."""
+NO_LONGER_NEEDED: WithdrawReason.ValueType  # 2
+"""No longer needed."""
+SENT_IN_ERROR: WithdrawReason.ValueType  # 3
+"""Sent in error."""
+DEEMED_WITHDRAWN: WithdrawReason.ValueType  # 4
+"""Deemed withdrawn: the supplement deadline passed (system only)."""
+WITHDRAW_REASON_OTHER: WithdrawReason.ValueType  # 5
+"""Other; the note says why."""
+Global___WithdrawReason: _TypeAlias = WithdrawReason  # noqa: Y015
 
 @_typing.final
 class Delegation(_message.Message):
@@ -121,6 +190,29 @@ class Delegation(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    DEPOSITS_FIELD_NUMBER: _builtins.int
+    EQUITY_FIELD_NUMBER: _builtins.int
+    REGISTERED_PROPERTY_FIELD_NUMBER: _builtins.int
+    PROPERTY_INVESTIGATION_FIELD_NUMBER: _builtins.int
+    SERVICE_OF_DOCUMENTS_FIELD_NUMBER: _builtins.int
+    CONTROL_MEASURES_FIELD_NUMBER: _builtins.int
+    OTHER_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    REQUESTING_OFFICER_FIELD_NUMBER: _builtins.int
+    ENTRUSTED_OFFICER_FIELD_NUMBER: _builtins.int
+    REQUESTING_COURT_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGE_TIME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    RETURN_TIME_FIELD_NUMBER: _builtins.int
+    WITHDRAW_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETION_FIELD_NUMBER: _builtins.int
+    SUPPLEMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    RETURN_REASON_FIELD_NUMBER: _builtins.int
+    WITHDRAW_REASON_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    URGE_COUNT_FIELD_NUMBER: _builtins.int
+    ESCALATE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `courts/{court}/delegations/{delegation}`; `{court}` is the
     requesting court.
@@ -136,7 +228,15 @@ class Delegation(_message.Message):
     state: Global___Delegation.State.ValueType
     """Lifecycle state."""
     etag: _builtins.str
-    """Opaque version tag for optimistic concurrency."""
+    """Opaque version tag for optimistic concurrency: send it back on custom methods."""
+    requesting_court: _builtins.str
+    """The requesting court, `courts/{court}`."""
+    return_reason: Global___ReturnReason.ValueType
+    """Why it was returned, once RETURNED."""
+    withdraw_reason: Global___WithdrawReason.ValueType
+    """Why it was withdrawn, once WITHDRAWN."""
+    urge_count: _builtins.int
+    """How many times the matter was urged (by hand or automatically)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the delegation was created."""
@@ -144,6 +244,82 @@ class Delegation(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the delegation last changed."""
+
+    @_builtins.property
+    def deposits(self) -> Global___DepositDetails:
+        """For DEPOSITS."""
+
+    @_builtins.property
+    def equity(self) -> Global___EquityDetails:
+        """For EQUITY."""
+
+    @_builtins.property
+    def registered_property(self) -> Global___RegisteredPropertyDetails:
+        """For REAL_ESTATE_OR_REGISTERED_MOVABLES."""
+
+    @_builtins.property
+    def property_investigation(self) -> Global___PropertyInvestigationDetails:
+        """For PROPERTY_INVESTIGATION."""
+
+    @_builtins.property
+    def service_of_documents(self) -> Global___ServiceOfDocumentsDetails:
+        """For SERVICE_OF_DOCUMENTS."""
+
+    @_builtins.property
+    def control_measures(self) -> Global___ControlMeasureDetails:
+        """For CONTROL_MEASURES."""
+
+    @_builtins.property
+    def other(self) -> Global___OtherDetails:
+        """For OTHER."""
+
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """Documents sent with the matter (descriptors; the files travel separately)."""
+
+    @_builtins.property
+    def requesting_officer(self) -> Global___Officer:
+        """The requesting court's officer and contact."""
+
+    @_builtins.property
+    def entrusted_officer(self) -> Global___Officer:
+        """The entrusted court's officer in charge, named on acknowledgement."""
+
+    @_builtins.property
+    def acknowledge_time(self) -> _timestamp_pb2.Timestamp:
+        """When the entrusted court acknowledged it."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When execution started."""
+
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was completed."""
+
+    @_builtins.property
+    def return_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was returned (refused)."""
+
+    @_builtins.property
+    def withdraw_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was withdrawn."""
+
+    @_builtins.property
+    def completion(self) -> Global___Completion:
+        """The result, once COMPLETED."""
+
+    @_builtins.property
+    def supplement_request(self) -> Global___SupplementRequest:
+        """What the entrusted court asked for, while RETURNED_FOR_SUPPLEMENT."""
+
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___Deadline]:
+        """The deadlines that apply, computed from the rule table and the working-day calendar."""
+
+    @_builtins.property
+    def escalate_time(self) -> _timestamp_pb2.Timestamp:
+        """When the matter was escalated to the entrusted court's superior court, if it was."""
 
     def __init__(
         self,
@@ -157,14 +333,819 @@ class Delegation(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        deposits: Global___DepositDetails | None = ...,
+        equity: Global___EquityDetails | None = ...,
+        registered_property: Global___RegisteredPropertyDetails | None = ...,
+        property_investigation: Global___PropertyInvestigationDetails | None = ...,
+        service_of_documents: Global___ServiceOfDocumentsDetails | None = ...,
+        control_measures: Global___ControlMeasureDetails | None = ...,
+        other: Global___OtherDetails | None = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        requesting_officer: Global___Officer | None = ...,
+        entrusted_officer: Global___Officer | None = ...,
+        requesting_court: _builtins.str = ...,
+        acknowledge_time: _timestamp_pb2.Timestamp | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+        return_time: _timestamp_pb2.Timestamp | None = ...,
+        withdraw_time: _timestamp_pb2.Timestamp | None = ...,
+        completion: Global___Completion | None = ...,
+        supplement_request: Global___SupplementRequest | None = ...,
+        return_reason: Global___ReturnReason.ValueType = ...,
+        withdraw_reason: Global___WithdrawReason.ValueType = ...,
+        deadlines: _abc.Iterable[Global___Deadline] | None = ...,
+        urge_count: _builtins.int = ...,
+        escalate_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "complete_time", b"complete_time", "completion", b"completion", "control_measures", b"control_measures", "create_time", b"create_time", "deposits", b"deposits", "details", b"details", "entrusted_officer", b"entrusted_officer", "equity", b"equity", "escalate_time", b"escalate_time", "other", b"other", "property_investigation", b"property_investigation", "registered_property", b"registered_property", "requesting_officer", b"requesting_officer", "return_time", b"return_time", "service_of_documents", b"service_of_documents", "start_time", b"start_time", "supplement_request", b"supplement_request", "update_time", b"update_time", "withdraw_time", b"withdraw_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "create_time", b"create_time", "description", b"description", "entrusted_court", b"entrusted_court", "etag", b"etag", "matter_kind", b"matter_kind", "name", b"name", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "attachments", b"attachments", "case", b"case", "complete_time", b"complete_time", "completion", b"completion", "control_measures", b"control_measures", "create_time", b"create_time", "deadlines", b"deadlines", "deposits", b"deposits", "description", b"description", "details", b"details", "entrusted_court", b"entrusted_court", "entrusted_officer", b"entrusted_officer", "equity", b"equity", "escalate_time", b"escalate_time", "etag", b"etag", "matter_kind", b"matter_kind", "name", b"name", "other", b"other", "property_investigation", b"property_investigation", "registered_property", b"registered_property", "requesting_court", b"requesting_court", "requesting_officer", b"requesting_officer", "return_reason", b"return_reason", "return_time", b"return_time", "service_of_documents", b"service_of_documents", "start_time", b"start_time", "state", b"state", "supplement_request", b"supplement_request", "update_time", b"update_time", "urge_count", b"urge_count", "withdraw_reason", b"withdraw_reason", "withdraw_time", b"withdraw_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_details: _TypeAlias = _typing.Literal["deposits", "equity", "registered_property", "property_investigation", "service_of_documents", "control_measures", "other"]  # noqa: Y015
+    _WhichOneofArgType_details: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_details) -> _WhichOneofReturnType_details | None: ...
+
+Global___Delegation: _TypeAlias = Delegation  # noqa: Y015
+
+@_typing.final
+class Attachment(_message.Message):
+    """A document descriptor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Attachment._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: Attachment._Kind.ValueType  # 0
+        """Unspecified."""
+        RULING: Attachment._Kind.ValueType  # 1
+        """执行裁定书."""
+        DECISION: Attachment._Kind.ValueType  # 2
+        """决定书, e.g. a detention decision."""
+        ASSISTANCE_NOTICE: Attachment._Kind.ValueType  # 3
+        """协助执行通知书."""
+        DELEGATION_LETTER: Attachment._Kind.ValueType  # 4
+        """委托函."""
+        DOCUMENT_TO_SERVE: Attachment._Kind.ValueType  # 5
+        """A legal document to serve."""
+        SERVICE_RECEIPT: Attachment._Kind.ValueType  # 6
+        """送达回证."""
+        ASSISTANCE_RECEIPT: Attachment._Kind.ValueType  # 7
+        """协助执行回执."""
+        OFFICER_CREDENTIALS: Attachment._Kind.ValueType  # 8
+        """执行公务证件."""
+        OTHER: Attachment._Kind.ValueType  # 9
+        """Other."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """What the document is."""
+
+    KIND_UNSPECIFIED: Attachment.Kind.ValueType  # 0
+    """Unspecified."""
+    RULING: Attachment.Kind.ValueType  # 1
+    """执行裁定书."""
+    DECISION: Attachment.Kind.ValueType  # 2
+    """决定书, e.g. a detention decision."""
+    ASSISTANCE_NOTICE: Attachment.Kind.ValueType  # 3
+    """协助执行通知书."""
+    DELEGATION_LETTER: Attachment.Kind.ValueType  # 4
+    """委托函."""
+    DOCUMENT_TO_SERVE: Attachment.Kind.ValueType  # 5
+    """A legal document to serve."""
+    SERVICE_RECEIPT: Attachment.Kind.ValueType  # 6
+    """送达回证."""
+    ASSISTANCE_RECEIPT: Attachment.Kind.ValueType  # 7
+    """协助执行回执."""
+    OFFICER_CREDENTIALS: Attachment.Kind.ValueType  # 8
+    """执行公务证件."""
+    OTHER: Attachment.Kind.ValueType  # 9
+    """Other."""
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    kind: Global___Attachment.Kind.ValueType
+    """What the document is."""
+    name: _builtins.str
+    """File name, without folders."""
+    size_bytes: _builtins.int
+    """Size in bytes, 1 B to 50 MiB."""
+    sha256: _builtins.str
+    """SHA-256 of the file, 64 hex digits."""
+    def __init__(
+        self,
+        *,
+        kind: Global___Attachment.Kind.ValueType = ...,
+        name: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Delegation: _TypeAlias = Delegation  # noqa: Y015
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
+
+@_typing.final
+class Officer(_message.Message):
+    """An officer and how to reach them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    display_name: _builtins.str
+    """Name."""
+    phone: _builtins.str
+    """Mobile or landline with area code."""
+    def __init__(
+        self,
+        *,
+        display_name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "phone", b"phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Officer: _TypeAlias = Officer  # noqa: Y015
+
+@_typing.final
+class DepositDetails(_message.Message):
+    """DEPOSITS: freeze / renew / unfreeze / deduct deposits and wealth products."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Measure:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _MeasureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[DepositDetails._Measure.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MEASURE_UNSPECIFIED: DepositDetails._Measure.ValueType  # 0
+        """Unspecified."""
+        FREEZE: DepositDetails._Measure.ValueType  # 1
+        """Freeze."""
+        RENEW_FREEZE: DepositDetails._Measure.ValueType  # 2
+        """Renew a freeze."""
+        UNFREEZE: DepositDetails._Measure.ValueType  # 3
+        """Unfreeze."""
+        DEDUCT: DepositDetails._Measure.ValueType  # 4
+        """Deduct."""
+
+    class Measure(_Measure, metaclass=_MeasureEnumTypeWrapper):
+        """The measure."""
+
+    MEASURE_UNSPECIFIED: DepositDetails.Measure.ValueType  # 0
+    """Unspecified."""
+    FREEZE: DepositDetails.Measure.ValueType  # 1
+    """Freeze."""
+    RENEW_FREEZE: DepositDetails.Measure.ValueType  # 2
+    """Renew a freeze."""
+    UNFREEZE: DepositDetails.Measure.ValueType  # 3
+    """Unfreeze."""
+    DEDUCT: DepositDetails.Measure.ValueType  # 4
+    """Deduct."""
+
+    BANK_NAME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_HOLDER_FIELD_NUMBER: _builtins.int
+    MEASURE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    bank_name: _builtins.str
+    """The bank."""
+    account_number: _builtins.str
+    """The account."""
+    account_holder: _builtins.str
+    """The account holder (a debtor of the case)."""
+    measure: Global___DepositDetails.Measure.ValueType
+    """The measure."""
+    amount_fen: _builtins.int
+    """Amount in fen (0.01 元), required to freeze or deduct."""
+    def __init__(
+        self,
+        *,
+        bank_name: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        account_holder: _builtins.str = ...,
+        measure: Global___DepositDetails.Measure.ValueType = ...,
+        amount_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_holder", b"account_holder", "account_number", b"account_number", "amount_fen", b"amount_fen", "bank_name", b"bank_name", "measure", b"measure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepositDetails: _TypeAlias = DepositDetails  # noqa: Y015
+
+@_typing.final
+class EquityDetails(_message.Message):
+    """EQUITY: publicise-freeze / renew / unfreeze equity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Measure:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _MeasureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[EquityDetails._Measure.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MEASURE_UNSPECIFIED: EquityDetails._Measure.ValueType  # 0
+        """Unspecified."""
+        FREEZE: EquityDetails._Measure.ValueType  # 1
+        """Freeze (公示冻结)."""
+        RENEW_FREEZE: EquityDetails._Measure.ValueType  # 2
+        """Renew a freeze."""
+        UNFREEZE: EquityDetails._Measure.ValueType  # 3
+        """Unfreeze."""
+
+    class Measure(_Measure, metaclass=_MeasureEnumTypeWrapper):
+        """The measure."""
+
+    MEASURE_UNSPECIFIED: EquityDetails.Measure.ValueType  # 0
+    """Unspecified."""
+    FREEZE: EquityDetails.Measure.ValueType  # 1
+    """Freeze (公示冻结)."""
+    RENEW_FREEZE: EquityDetails.Measure.ValueType  # 2
+    """Renew a freeze."""
+    UNFREEZE: EquityDetails.Measure.ValueType  # 3
+    """Unfreeze."""
+
+    COMPANY_NAME_FIELD_NUMBER: _builtins.int
+    CREDIT_CODE_FIELD_NUMBER: _builtins.int
+    SHAREHOLDER_FIELD_NUMBER: _builtins.int
+    MEASURE_FIELD_NUMBER: _builtins.int
+    SHARE_AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    SHARE_PERCENT_FIELD_NUMBER: _builtins.int
+    company_name: _builtins.str
+    """The company."""
+    credit_code: _builtins.str
+    """The company's unified social credit code."""
+    shareholder: _builtins.str
+    """The shareholder (a debtor of the case)."""
+    measure: Global___EquityDetails.Measure.ValueType
+    """The measure."""
+    share_amount_fen: _builtins.int
+    """Share as a capital amount in fen."""
+    share_percent: _builtins.str
+    """Share as a percentage, e.g. "12.5"."""
+    def __init__(
+        self,
+        *,
+        company_name: _builtins.str = ...,
+        credit_code: _builtins.str = ...,
+        shareholder: _builtins.str = ...,
+        measure: Global___EquityDetails.Measure.ValueType = ...,
+        share_amount_fen: _builtins.int = ...,
+        share_percent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_name", b"company_name", "credit_code", b"credit_code", "measure", b"measure", "share_amount_fen", b"share_amount_fen", "share_percent", b"share_percent", "shareholder", b"shareholder"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EquityDetails: _TypeAlias = EquityDetails  # noqa: Y015
+
+@_typing.final
+class RegisteredPropertyDetails(_message.Message):
+    """REAL_ESTATE_OR_REGISTERED_MOVABLES: seal / renew / unseal / transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _PropertyKind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _PropertyKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RegisteredPropertyDetails._PropertyKind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        PROPERTY_KIND_UNSPECIFIED: RegisteredPropertyDetails._PropertyKind.ValueType  # 0
+        """Unspecified."""
+        REAL_ESTATE: RegisteredPropertyDetails._PropertyKind.ValueType  # 1
+        """Real estate."""
+        VEHICLE: RegisteredPropertyDetails._PropertyKind.ValueType  # 2
+        """A motor vehicle."""
+        SHIP: RegisteredPropertyDetails._PropertyKind.ValueType  # 3
+        """A ship."""
+        AIRCRAFT: RegisteredPropertyDetails._PropertyKind.ValueType  # 4
+        """An aircraft."""
+
+    class PropertyKind(_PropertyKind, metaclass=_PropertyKindEnumTypeWrapper):
+        """The kind of property."""
+
+    PROPERTY_KIND_UNSPECIFIED: RegisteredPropertyDetails.PropertyKind.ValueType  # 0
+    """Unspecified."""
+    REAL_ESTATE: RegisteredPropertyDetails.PropertyKind.ValueType  # 1
+    """Real estate."""
+    VEHICLE: RegisteredPropertyDetails.PropertyKind.ValueType  # 2
+    """A motor vehicle."""
+    SHIP: RegisteredPropertyDetails.PropertyKind.ValueType  # 3
+    """A ship."""
+    AIRCRAFT: RegisteredPropertyDetails.PropertyKind.ValueType  # 4
+    """An aircraft."""
+
+    class _Measure:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _MeasureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RegisteredPropertyDetails._Measure.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MEASURE_UNSPECIFIED: RegisteredPropertyDetails._Measure.ValueType  # 0
+        """Unspecified."""
+        SEAL: RegisteredPropertyDetails._Measure.ValueType  # 1
+        """Seal (查封)."""
+        RENEW_SEAL: RegisteredPropertyDetails._Measure.ValueType  # 2
+        """Renew a seal."""
+        UNSEAL: RegisteredPropertyDetails._Measure.ValueType  # 3
+        """Unseal."""
+        TRANSFER: RegisteredPropertyDetails._Measure.ValueType  # 4
+        """Transfer ownership (过户)."""
+
+    class Measure(_Measure, metaclass=_MeasureEnumTypeWrapper):
+        """The measure."""
+
+    MEASURE_UNSPECIFIED: RegisteredPropertyDetails.Measure.ValueType  # 0
+    """Unspecified."""
+    SEAL: RegisteredPropertyDetails.Measure.ValueType  # 1
+    """Seal (查封)."""
+    RENEW_SEAL: RegisteredPropertyDetails.Measure.ValueType  # 2
+    """Renew a seal."""
+    UNSEAL: RegisteredPropertyDetails.Measure.ValueType  # 3
+    """Unseal."""
+    TRANSFER: RegisteredPropertyDetails.Measure.ValueType  # 4
+    """Transfer ownership (过户)."""
+
+    PROPERTY_KIND_FIELD_NUMBER: _builtins.int
+    MEASURE_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    UNIT_NUMBER_FIELD_NUMBER: _builtins.int
+    PLATE_FIELD_NUMBER: _builtins.int
+    VIN_FIELD_NUMBER: _builtins.int
+    REGISTRATION_NUMBER_FIELD_NUMBER: _builtins.int
+    property_kind: Global___RegisteredPropertyDetails.PropertyKind.ValueType
+    """The kind of property."""
+    measure: Global___RegisteredPropertyDetails.Measure.ValueType
+    """The measure."""
+    owner: _builtins.str
+    """The registered owner (a debtor of the case)."""
+    location: _builtins.str
+    """Real estate: location (坐落)."""
+    certificate_number: _builtins.str
+    """Real estate: certificate number (不动产权证号)."""
+    unit_number: _builtins.str
+    """Real estate: unit number (不动产单元号), optional."""
+    plate: _builtins.str
+    """Vehicle: plate."""
+    vin: _builtins.str
+    """Vehicle: VIN."""
+    registration_number: _builtins.str
+    """Ship or aircraft: registration number."""
+    def __init__(
+        self,
+        *,
+        property_kind: Global___RegisteredPropertyDetails.PropertyKind.ValueType = ...,
+        measure: Global___RegisteredPropertyDetails.Measure.ValueType = ...,
+        owner: _builtins.str = ...,
+        location: _builtins.str = ...,
+        certificate_number: _builtins.str = ...,
+        unit_number: _builtins.str = ...,
+        plate: _builtins.str = ...,
+        vin: _builtins.str = ...,
+        registration_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_number", b"certificate_number", "location", b"location", "measure", b"measure", "owner", b"owner", "plate", b"plate", "property_kind", b"property_kind", "registration_number", b"registration_number", "unit_number", b"unit_number", "vin", b"vin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisteredPropertyDetails: _TypeAlias = RegisteredPropertyDetails  # noqa: Y015
+
+@_typing.final
+class PropertyInvestigationDetails(_message.Message):
+    """PROPERTY_INVESTIGATION: investigate the debtor's property."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    note: _builtins.str
+    """Free text."""
+    @_builtins.property
+    def scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Property categories to investigate, e.g. DEPOSITS, REAL_ESTATE, VEHICLES."""
+
+    def __init__(
+        self,
+        *,
+        scope: _abc.Iterable[_builtins.str] | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PropertyInvestigationDetails: _TypeAlias = PropertyInvestigationDetails  # noqa: Y015
+
+@_typing.final
+class ServiceOfDocumentsDetails(_message.Message):
+    """SERVICE_OF_DOCUMENTS: serve legal documents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    ADDRESSEE_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    addressee: _builtins.str
+    """The addressee."""
+    address: _builtins.str
+    """The address."""
+    phone: _builtins.str
+    """The addressee's phone, optional."""
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Titles of the documents to serve, e.g. 执行通知书."""
+
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[_builtins.str] | None = ...,
+        addressee: _builtins.str = ...,
+        address: _builtins.str = ...,
+        phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "addressee", b"addressee", "documents", b"documents", "phone", b"phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceOfDocumentsDetails: _TypeAlias = ServiceOfDocumentsDetails  # noqa: Y015
+
+@_typing.final
+class ControlMeasureDetails(_message.Message):
+    """CONTROL_MEASURES: control measures on a located debtor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Measure:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _MeasureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ControlMeasureDetails._Measure.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MEASURE_UNSPECIFIED: ControlMeasureDetails._Measure.ValueType  # 0
+        """Unspecified."""
+        DETENTION: ControlMeasureDetails._Measure.ValueType  # 1
+        """Judicial detention (司法拘留)."""
+        COMPULSORY_SUMMONS: ControlMeasureDetails._Measure.ValueType  # 2
+        """Compulsory summons (拘传)."""
+
+    class Measure(_Measure, metaclass=_MeasureEnumTypeWrapper):
+        """The measure."""
+
+    MEASURE_UNSPECIFIED: ControlMeasureDetails.Measure.ValueType  # 0
+    """Unspecified."""
+    DETENTION: ControlMeasureDetails.Measure.ValueType  # 1
+    """Judicial detention (司法拘留)."""
+    COMPULSORY_SUMMONS: ControlMeasureDetails.Measure.ValueType  # 2
+    """Compulsory summons (拘传)."""
+
+    PERSON_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    MEASURE_FIELD_NUMBER: _builtins.int
+    person: _builtins.str
+    """The person."""
+    id_number: _builtins.str
+    """Identity number; input in full, masked in every response and event."""
+    location: _builtins.str
+    """Where the person is."""
+    measure: Global___ControlMeasureDetails.Measure.ValueType
+    """The measure."""
+    def __init__(
+        self,
+        *,
+        person: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        location: _builtins.str = ...,
+        measure: Global___ControlMeasureDetails.Measure.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_number", b"id_number", "location", b"location", "measure", b"measure", "person", b"person"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ControlMeasureDetails: _TypeAlias = ControlMeasureDetails  # noqa: Y015
+
+@_typing.final
+class OtherDetails(_message.Message):
+    """OTHER: another matter listed by the platform."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    description: _builtins.str
+    """What is asked."""
+    def __init__(
+        self,
+        *,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OtherDetails: _TypeAlias = OtherDetails  # noqa: Y015
+
+@_typing.final
+class Completion(_message.Message):
+    """The result of a completed matter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Outcome:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Completion._Outcome.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        OUTCOME_UNSPECIFIED: Completion._Outcome.ValueType  # 0
+        """Unspecified."""
+        EXECUTED: Completion._Outcome.ValueType  # 1
+        """Executed in full."""
+        PARTLY_EXECUTED: Completion._Outcome.ValueType  # 2
+        """Partly executed."""
+        NOT_EXECUTED: Completion._Outcome.ValueType  # 3
+        """Not executed; the note says why."""
+        PROPERTY_FOUND: Completion._Outcome.ValueType  # 4
+        """Property found (investigation)."""
+        PROPERTY_NOT_FOUND: Completion._Outcome.ValueType  # 5
+        """No property found."""
+        SERVED: Completion._Outcome.ValueType  # 6
+        """Documents served."""
+        NOT_SERVED: Completion._Outcome.ValueType  # 7
+        """Documents not served; the note says why."""
+        PERSON_NOT_FOUND: Completion._Outcome.ValueType  # 8
+        """The person was not found."""
+
+    class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
+        """The outcome."""
+
+    OUTCOME_UNSPECIFIED: Completion.Outcome.ValueType  # 0
+    """Unspecified."""
+    EXECUTED: Completion.Outcome.ValueType  # 1
+    """Executed in full."""
+    PARTLY_EXECUTED: Completion.Outcome.ValueType  # 2
+    """Partly executed."""
+    NOT_EXECUTED: Completion.Outcome.ValueType  # 3
+    """Not executed; the note says why."""
+    PROPERTY_FOUND: Completion.Outcome.ValueType  # 4
+    """Property found (investigation)."""
+    PROPERTY_NOT_FOUND: Completion.Outcome.ValueType  # 5
+    """No property found."""
+    SERVED: Completion.Outcome.ValueType  # 6
+    """Documents served."""
+    NOT_SERVED: Completion.Outcome.ValueType  # 7
+    """Documents not served; the note says why."""
+    PERSON_NOT_FOUND: Completion.Outcome.ValueType  # 8
+    """The person was not found."""
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    RESULT_DOCUMENTS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    outcome: Global___Completion.Outcome.ValueType
+    """The outcome."""
+    amount_fen: _builtins.int
+    """Amount frozen, deducted or sealed, in fen."""
+    note: _builtins.str
+    """Free text."""
+    @_builtins.property
+    def result_documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """Result documents (e.g. 协助执行回执, 送达回证)."""
+
+    def __init__(
+        self,
+        *,
+        outcome: Global___Completion.Outcome.ValueType = ...,
+        amount_fen: _builtins.int = ...,
+        result_documents: _abc.Iterable[Global___Attachment] | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "note", b"note", "outcome", b"outcome", "result_documents", b"result_documents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Completion: _TypeAlias = Completion  # noqa: Y015
+
+@_typing.final
+class SupplementRequest(_message.Message):
+    """What the entrusted court asked the requesting court to supply."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Reason:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[SupplementRequest._Reason.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        REASON_UNSPECIFIED: SupplementRequest._Reason.ValueType  # 0
+        """Unspecified."""
+        MISSING_RULING: SupplementRequest._Reason.ValueType  # 1
+        """The ruling is missing."""
+        MISSING_EFFECTIVE_DATE: SupplementRequest._Reason.ValueType  # 2
+        """The effective date / certificate of effect is missing."""
+        UNCLEAR_PROPERTY: SupplementRequest._Reason.ValueType  # 3
+        """The property is not clearly identified."""
+        WRONG_COURT: SupplementRequest._Reason.ValueType  # 4
+        """The documents name another court."""
+        OTHER: SupplementRequest._Reason.ValueType  # 5
+        """Other; the note says what."""
+
+    class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
+        """Why."""
+
+    REASON_UNSPECIFIED: SupplementRequest.Reason.ValueType  # 0
+    """Unspecified."""
+    MISSING_RULING: SupplementRequest.Reason.ValueType  # 1
+    """The ruling is missing."""
+    MISSING_EFFECTIVE_DATE: SupplementRequest.Reason.ValueType  # 2
+    """The effective date / certificate of effect is missing."""
+    UNCLEAR_PROPERTY: SupplementRequest.Reason.ValueType  # 3
+    """The property is not clearly identified."""
+    WRONG_COURT: SupplementRequest.Reason.ValueType  # 4
+    """The documents name another court."""
+    OTHER: SupplementRequest.Reason.ValueType  # 5
+    """Other; the note says what."""
+
+    REASON_FIELD_NUMBER: _builtins.int
+    MISSING_ITEMS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REQUEST_TIME_FIELD_NUMBER: _builtins.int
+    reason: Global___SupplementRequest.Reason.ValueType
+    """Why."""
+    note: _builtins.str
+    """Free text."""
+    @_builtins.property
+    def missing_items(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The items missing."""
+
+    @_builtins.property
+    def request_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was asked; the supplement period runs from here."""
+
+    def __init__(
+        self,
+        *,
+        reason: Global___SupplementRequest.Reason.ValueType = ...,
+        missing_items: _abc.Iterable[_builtins.str] | None = ...,
+        note: _builtins.str = ...,
+        request_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request_time", b"request_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_items", b"missing_items", "note", b"note", "reason", b"reason", "request_time", b"request_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplementRequest: _TypeAlias = SupplementRequest  # noqa: Y015
+
+@_typing.final
+class Deadline(_message.Message):
+    """One deadline of a matter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Step:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StepEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Deadline._Step.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STEP_UNSPECIFIED: Deadline._Step.ValueType  # 0
+        """Unspecified."""
+        ACKNOWLEDGE: Deadline._Step.ValueType  # 1
+        """Acknowledge receipt."""
+        START: Deadline._Step.ValueType  # 2
+        """Start executing (CPL art. 240: 15 days)."""
+        FINISH: Deadline._Step.ValueType  # 3
+        """Finish."""
+        REPORT_STATUS: Deadline._Step.ValueType  # 4
+        """Report status if not finished (CPL art. 240: 30 days)."""
+        SUPPLEMENT: Deadline._Step.ValueType  # 5
+        """Supply missing materials (30 days, else deemed withdrawn)."""
+
+    class Step(_Step, metaclass=_StepEnumTypeWrapper):
+        """The step the deadline is for."""
+
+    STEP_UNSPECIFIED: Deadline.Step.ValueType  # 0
+    """Unspecified."""
+    ACKNOWLEDGE: Deadline.Step.ValueType  # 1
+    """Acknowledge receipt."""
+    START: Deadline.Step.ValueType  # 2
+    """Start executing (CPL art. 240: 15 days)."""
+    FINISH: Deadline.Step.ValueType  # 3
+    """Finish."""
+    REPORT_STATUS: Deadline.Step.ValueType  # 4
+    """Report status if not finished (CPL art. 240: 30 days)."""
+    SUPPLEMENT: Deadline.Step.ValueType  # 5
+    """Supply missing materials (30 days, else deemed withdrawn)."""
+
+    class _Status:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Deadline._Status.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATUS_UNSPECIFIED: Deadline._Status.ValueType  # 0
+        """Unspecified."""
+        OPEN: Deadline._Status.ValueType  # 1
+        """Running."""
+        MET: Deadline._Status.ValueType  # 2
+        """The step was done in time."""
+        OVERDUE: Deadline._Status.ValueType  # 3
+        """Passed without the step."""
+        MET_LATE: Deadline._Status.ValueType  # 4
+        """The step was done late."""
+        CANCELLED: Deadline._Status.ValueType  # 5
+        """No longer relevant (e.g. the matter was withdrawn)."""
+
+    class Status(_Status, metaclass=_StatusEnumTypeWrapper):
+        """Where the deadline stands."""
+
+    STATUS_UNSPECIFIED: Deadline.Status.ValueType  # 0
+    """Unspecified."""
+    OPEN: Deadline.Status.ValueType  # 1
+    """Running."""
+    MET: Deadline.Status.ValueType  # 2
+    """The step was done in time."""
+    OVERDUE: Deadline.Status.ValueType  # 3
+    """Passed without the step."""
+    MET_LATE: Deadline.Status.ValueType  # 4
+    """The step was done late."""
+    CANCELLED: Deadline.Status.ValueType  # 5
+    """No longer relevant (e.g. the matter was withdrawn)."""
+
+    STEP_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    EXTENSIONS_FIELD_NUMBER: _builtins.int
+    step: Global___Deadline.Step.ValueType
+    """The step."""
+    provisional: _builtins.bool
+    """True when the period crosses a year whose holiday notice is not yet known."""
+    status: Global___Deadline.Status.ValueType
+    """Where it stands."""
+    source: _builtins.str
+    """The rule's source, e.g. "CPL art. 240"."""
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp:
+        """When it falls due (end of the last day, China time)."""
+
+    @_builtins.property
+    def extensions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Extensions granted, as text."""
+
+    def __init__(
+        self,
+        *,
+        step: Global___Deadline.Step.ValueType = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        provisional: _builtins.bool = ...,
+        status: Global___Deadline.Status.ValueType = ...,
+        source: _builtins.str = ...,
+        extensions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "extensions", b"extensions", "provisional", b"provisional", "source", b"source", "status", b"status", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Deadline: _TypeAlias = Deadline  # noqa: Y015
 
 @_typing.final
 class CreateDelegationRequest(_message.Message):
@@ -281,3 +1262,726 @@ class ListDelegationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDelegationsResponse: _TypeAlias = ListDelegationsResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeDelegationRequest(_message.Message):
+    """Request for AcknowledgeDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    OFFICER_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    note: _builtins.str
+    """Free text."""
+    etag: _builtins.str
+    """The etag the caller last saw; a stale one is ABORTED."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    @_builtins.property
+    def officer(self) -> Global___Officer:
+        """The entrusted court's officer in charge."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        officer: Global___Officer | None = ...,
+        note: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["officer", b"officer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "note", b"note", "officer", b"officer", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeDelegationRequest: _TypeAlias = AcknowledgeDelegationRequest  # noqa: Y015
+
+@_typing.final
+class StartDelegationRequest(_message.Message):
+    """Request for StartDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    note: _builtins.str
+    """Free text."""
+    etag: _builtins.str
+    """The etag the caller last saw."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        note: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartDelegationRequest: _TypeAlias = StartDelegationRequest  # noqa: Y015
+
+@_typing.final
+class CompleteDelegationRequest(_message.Message):
+    """Request for CompleteDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    COMPLETION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    etag: _builtins.str
+    """The etag the caller last saw."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    @_builtins.property
+    def completion(self) -> Global___Completion:
+        """The result."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        completion: Global___Completion | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteDelegationRequest: _TypeAlias = CompleteDelegationRequest  # noqa: Y015
+
+@_typing.final
+class ReturnDelegationForSupplementRequest(_message.Message):
+    """Request for ReturnDelegationForSupplement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SUPPLEMENT_REQUEST_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    etag: _builtins.str
+    """The etag the caller last saw."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    @_builtins.property
+    def supplement_request(self) -> Global___SupplementRequest:
+        """Why and what is missing."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        supplement_request: Global___SupplementRequest | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["supplement_request", b"supplement_request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id", "supplement_request", b"supplement_request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnDelegationForSupplementRequest: _TypeAlias = ReturnDelegationForSupplementRequest  # noqa: Y015
+
+@_typing.final
+class SupplementDelegationRequest(_message.Message):
+    """Request for SupplementDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    note: _builtins.str
+    """Free text."""
+    etag: _builtins.str
+    """The etag the caller last saw."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """The documents supplied."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        note: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "etag", b"etag", "name", b"name", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplementDelegationRequest: _TypeAlias = SupplementDelegationRequest  # noqa: Y015
+
+@_typing.final
+class ReturnDelegationRequest(_message.Message):
+    """Request for ReturnDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    APPROVAL_COURT_FIELD_NUMBER: _builtins.int
+    APPROVAL_REFERENCE_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    reason: Global___ReturnReason.ValueType
+    """Why."""
+    note: _builtins.str
+    """Free text; required with RETURN_REASON_OTHER."""
+    approval_court: _builtins.str
+    """The approving superior court, `courts/{court}` (委托执行规定 art. 9)."""
+    approval_reference: _builtins.str
+    """The approval's document number."""
+    etag: _builtins.str
+    """The etag the caller last saw."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: Global___ReturnReason.ValueType = ...,
+        note: _builtins.str = ...,
+        approval_court: _builtins.str = ...,
+        approval_reference: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_court", b"approval_court", "approval_reference", b"approval_reference", "etag", b"etag", "name", b"name", "note", b"note", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnDelegationRequest: _TypeAlias = ReturnDelegationRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawDelegationRequest(_message.Message):
+    """Request for WithdrawDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    reason: Global___WithdrawReason.ValueType
+    """Why."""
+    note: _builtins.str
+    """Free text; required with WITHDRAW_REASON_OTHER."""
+    etag: _builtins.str
+    """The etag the caller last saw."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: Global___WithdrawReason.ValueType = ...,
+        note: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "note", b"note", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawDelegationRequest: _TypeAlias = WithdrawDelegationRequest  # noqa: Y015
+
+@_typing.final
+class UrgeDelegationRequest(_message.Message):
+    """Request for UrgeDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    note: _builtins.str
+    """What the requesting court says."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        note: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UrgeDelegationRequest: _TypeAlias = UrgeDelegationRequest  # noqa: Y015
+
+@_typing.final
+class ExtendDelegationDeadlineRequest(_message.Message):
+    """Request for ExtendDelegationDeadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    step: Global___Deadline.Step.ValueType
+    """The deadline to extend."""
+    amount: _builtins.int
+    """How many units."""
+    unit: _builtins.str
+    """The unit: CALENDAR_DAY, WORKING_DAY or MONTH."""
+    reason: _builtins.str
+    """Why."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        step: Global___Deadline.Step.ValueType = ...,
+        amount: _builtins.int = ...,
+        unit: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "name", b"name", "reason", b"reason", "request_id", b"request_id", "step", b"step", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendDelegationDeadlineRequest: _TypeAlias = ExtendDelegationDeadlineRequest  # noqa: Y015
+
+@_typing.final
+class GetDelegationTimelineRequest(_message.Message):
+    """Request for GetDelegationTimeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/delegations/{delegation}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDelegationTimelineRequest: _TypeAlias = GetDelegationTimelineRequest  # noqa: Y015
+
+@_typing.final
+class DelegationTimeline(_message.Message):
+    """Every step of one matter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Entry(_message.Message):
+        """One step."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        ACTION_FIELD_NUMBER: _builtins.int
+        FROM_STATE_FIELD_NUMBER: _builtins.int
+        TO_STATE_FIELD_NUMBER: _builtins.int
+        ACTOR_COURT_FIELD_NUMBER: _builtins.int
+        OFFICER_FIELD_NUMBER: _builtins.int
+        TIME_FIELD_NUMBER: _builtins.int
+        ELAPSED_FIELD_NUMBER: _builtins.int
+        ELAPSED_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        REASON_CODE_FIELD_NUMBER: _builtins.int
+        NOTE_FIELD_NUMBER: _builtins.int
+        TRACE_ID_FIELD_NUMBER: _builtins.int
+        action: _builtins.str
+        """What happened, e.g. SUBMIT, ACKNOWLEDGE, URGE, ESCALATE, COMPLETE."""
+        from_state: Global___Delegation.State.ValueType
+        """State before."""
+        to_state: Global___Delegation.State.ValueType
+        """State after."""
+        actor_court: _builtins.str
+        """The acting court, `courts/{court}`; empty for the system (deadline scanner)."""
+        officer: _builtins.str
+        """The acting officer, or "system"."""
+        elapsed_working_days: _builtins.float
+        """Working days since the matter was submitted."""
+        reason_code: _builtins.str
+        """Reason code, if any."""
+        note: _builtins.str
+        """Free text."""
+        trace_id: _builtins.str
+        """The W3C trace id of the call or action that made the step."""
+        @_builtins.property
+        def time(self) -> _timestamp_pb2.Timestamp:
+            """When."""
+
+        @_builtins.property
+        def elapsed(self) -> _duration_pb2.Duration:
+            """Calendar time since the matter was submitted."""
+
+        def __init__(
+            self,
+            *,
+            action: _builtins.str = ...,
+            from_state: Global___Delegation.State.ValueType = ...,
+            to_state: Global___Delegation.State.ValueType = ...,
+            actor_court: _builtins.str = ...,
+            officer: _builtins.str = ...,
+            time: _timestamp_pb2.Timestamp | None = ...,
+            elapsed: _duration_pb2.Duration | None = ...,
+            elapsed_working_days: _builtins.float = ...,
+            reason_code: _builtins.str = ...,
+            note: _builtins.str = ...,
+            trace_id: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "time", b"time"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_court", b"actor_court", "elapsed", b"elapsed", "elapsed_working_days", b"elapsed_working_days", "from_state", b"from_state", "note", b"note", "officer", b"officer", "reason_code", b"reason_code", "time", b"time", "to_state", b"to_state", "trace_id", b"trace_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    delegation: _builtins.str
+    """The matter."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___DelegationTimeline.Entry]:
+        """The steps, oldest first."""
+
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___Deadline]:
+        """The matter's deadlines."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _builtins.str = ...,
+        entries: _abc.Iterable[Global___DelegationTimeline.Entry] | None = ...,
+        deadlines: _abc.Iterable[Global___Deadline] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines", "delegation", b"delegation", "entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationTimeline: _TypeAlias = DelegationTimeline  # noqa: Y015
+
+@_typing.final
+class ListOverdueDelegationsRequest(_message.Message):
+    """Request for ListOverdueDelegations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """The supervising court, `courts/{court}`: overdue matters entrusted to it or to any
+    of its subordinate courts.
+    """
+    page_size: _builtins.int
+    """Maximum results per page; default 50, at most 1000."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOverdueDelegationsRequest: _TypeAlias = ListOverdueDelegationsRequest  # noqa: Y015
+
+@_typing.final
+class ListOverdueDelegationsResponse(_message.Message):
+    """Response for ListOverdueDelegations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def delegations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delegation]:
+        """The overdue matters, longest overdue first."""
+
+    def __init__(
+        self,
+        *,
+        delegations: _abc.Iterable[Global___Delegation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegations", b"delegations", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOverdueDelegationsResponse: _TypeAlias = ListOverdueDelegationsResponse  # noqa: Y015
+
+@_typing.final
+class GetTurnaroundStatisticsRequest(_message.Message):
+    """Request for GetTurnaroundStatistics."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    filter: _builtins.str
+    """AIP-160 filter over `entrusted_court`, `requesting_court`, `matter_kind`,
+    `cross_province` (true/false), `month` ("2026-11"), e.g.
+    `entrusted_court = "courts/ha0122" AND month = "2026-11"`.
+    """
+    @_builtins.property
+    def group_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Dimensions to group by: any of `entrusted_court`, `requesting_court`,
+        `province_pair`, `cross_province`, `matter_kind`, `month`.
+        """
+
+    def __init__(
+        self,
+        *,
+        filter: _builtins.str = ...,
+        group_by: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "group_by", b"group_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTurnaroundStatisticsRequest: _TypeAlias = GetTurnaroundStatisticsRequest  # noqa: Y015
+
+@_typing.final
+class TurnaroundStatistics(_message.Message):
+    """Turnaround figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Durations(_message.Message):
+        """Summary of a duration in calendar and working days."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        COUNT_FIELD_NUMBER: _builtins.int
+        MEAN_DAYS_FIELD_NUMBER: _builtins.int
+        MEDIAN_DAYS_FIELD_NUMBER: _builtins.int
+        P90_DAYS_FIELD_NUMBER: _builtins.int
+        MEAN_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        MEDIAN_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        P90_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        count: _builtins.int
+        """Matters measured."""
+        mean_days: _builtins.float
+        """Mean, calendar days."""
+        median_days: _builtins.float
+        """Median, calendar days."""
+        p90_days: _builtins.float
+        """90th percentile, calendar days."""
+        mean_working_days: _builtins.float
+        """Mean, working days."""
+        median_working_days: _builtins.float
+        """Median, working days."""
+        p90_working_days: _builtins.float
+        """90th percentile, working days."""
+        def __init__(
+            self,
+            *,
+            count: _builtins.int = ...,
+            mean_days: _builtins.float = ...,
+            median_days: _builtins.float = ...,
+            p90_days: _builtins.float = ...,
+            mean_working_days: _builtins.float = ...,
+            median_working_days: _builtins.float = ...,
+            p90_working_days: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "mean_days", b"mean_days", "mean_working_days", b"mean_working_days", "median_days", b"median_days", "median_working_days", b"median_working_days", "p90_days", b"p90_days", "p90_working_days", b"p90_working_days"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Group(_message.Message):
+        """One group."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        @_typing.final
+        class KeyEntry(_message.Message):
+            DESCRIPTOR: _descriptor.Descriptor
+
+            KEY_FIELD_NUMBER: _builtins.int
+            VALUE_FIELD_NUMBER: _builtins.int
+            key: _builtins.str
+            value: _builtins.str
+            def __init__(
+                self,
+                *,
+                key: _builtins.str = ...,
+                value: _builtins.str = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        @_typing.final
+        class ReturnsByReasonEntry(_message.Message):
+            DESCRIPTOR: _descriptor.Descriptor
+
+            KEY_FIELD_NUMBER: _builtins.int
+            VALUE_FIELD_NUMBER: _builtins.int
+            key: _builtins.str
+            value: _builtins.int
+            def __init__(
+                self,
+                *,
+                key: _builtins.str = ...,
+                value: _builtins.int = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        KEY_FIELD_NUMBER: _builtins.int
+        COUNT_FIELD_NUMBER: _builtins.int
+        TIME_TO_ACKNOWLEDGE_FIELD_NUMBER: _builtins.int
+        TIME_TO_COMPLETE_FIELD_NUMBER: _builtins.int
+        ON_TIME_RATE_FIELD_NUMBER: _builtins.int
+        OVERDUE_COUNT_FIELD_NUMBER: _builtins.int
+        COMPLETION_RATE_FIELD_NUMBER: _builtins.int
+        RETURN_RATE_FIELD_NUMBER: _builtins.int
+        RETURNS_BY_REASON_FIELD_NUMBER: _builtins.int
+        count: _builtins.int
+        """Matters delegated."""
+        on_time_rate: _builtins.float
+        """Share of finished matters finished by their deadline."""
+        overdue_count: _builtins.int
+        """Matters that went overdue."""
+        completion_rate: _builtins.float
+        """Completed / finished."""
+        return_rate: _builtins.float
+        """Returned / finished."""
+        @_builtins.property
+        def key(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+            """The group's key, one entry per `group_by` dimension."""
+
+        @_builtins.property
+        def time_to_acknowledge(self) -> Global___TurnaroundStatistics.Durations:
+            """Time from submission to acknowledgement."""
+
+        @_builtins.property
+        def time_to_complete(self) -> Global___TurnaroundStatistics.Durations:
+            """Time from submission to completion."""
+
+        @_builtins.property
+        def returns_by_reason(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+            """Returns per reason."""
+
+        def __init__(
+            self,
+            *,
+            key: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+            count: _builtins.int = ...,
+            time_to_acknowledge: Global___TurnaroundStatistics.Durations | None = ...,
+            time_to_complete: Global___TurnaroundStatistics.Durations | None = ...,
+            on_time_rate: _builtins.float = ...,
+            overdue_count: _builtins.int = ...,
+            completion_rate: _builtins.float = ...,
+            return_rate: _builtins.float = ...,
+            returns_by_reason: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "count", b"count", "key", b"key", "on_time_rate", b"on_time_rate", "overdue_count", b"overdue_count", "return_rate", b"return_rate", "returns_by_reason", b"returns_by_reason", "time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___TurnaroundStatistics.Group]:
+        """The groups."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___TurnaroundStatistics.Group] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnaroundStatistics: _TypeAlias = TurnaroundStatistics  # noqa: Y015

@@ -51,6 +51,66 @@ class DelegationServiceStub:
                 request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListDelegationsRequest.SerializeToString,
                 response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListDelegationsResponse.FromString,
                 _registered_method=True)
+        self.AcknowledgeDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/AcknowledgeDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.AcknowledgeDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.StartDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/StartDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.StartDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.CompleteDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/CompleteDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.CompleteDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.ReturnDelegationForSupplement = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/ReturnDelegationForSupplement',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ReturnDelegationForSupplementRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.SupplementDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/SupplementDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.SupplementDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.ReturnDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/ReturnDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ReturnDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.WithdrawDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/WithdrawDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.WithdrawDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.UrgeDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/UrgeDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.UrgeDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.ExtendDelegationDeadline = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/ExtendDelegationDeadline',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ExtendDelegationDeadlineRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
+        self.GetDelegationTimeline = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/GetDelegationTimeline',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetDelegationTimelineRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.DelegationTimeline.FromString,
+                _registered_method=True)
+        self.ListOverdueDelegations = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/ListOverdueDelegations',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListOverdueDelegationsRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListOverdueDelegationsResponse.FromString,
+                _registered_method=True)
+        self.GetTurnaroundStatistics = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/GetTurnaroundStatistics',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetTurnaroundStatisticsRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.TurnaroundStatistics.FromString,
+                _registered_method=True)
 
 
 class DelegationServiceServicer:
@@ -81,6 +141,90 @@ class DelegationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcknowledgeDelegation(self, request, context):
+        """The entrusted court acknowledges receipt and names its officer in charge.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartDelegation(self, request, context):
+        """The entrusted court starts executing the matter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteDelegation(self, request, context):
+        """The entrusted court completes the matter with an outcome and result documents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnDelegationForSupplement(self, request, context):
+        """The entrusted court returns the matter for supplementary materials.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SupplementDelegation(self, request, context):
+        """The requesting court supplies what was missing; the matter goes back in progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnDelegation(self, request, context):
+        """The entrusted court returns (refuses) the matter with a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawDelegation(self, request, context):
+        """The requesting court withdraws the matter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UrgeDelegation(self, request, context):
+        """The requesting court urges (催办) the entrusted court.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendDelegationDeadline(self, request, context):
+        """A superior court of the entrusted court extends one of the matter's deadlines.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDelegationTimeline(self, request, context):
+        """Every transition of one matter, with actor, time, elapsed time and trace id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOverdueDelegations(self, request, context):
+        """Overdue matters entrusted to a court or to any of its subordinate courts (督办).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTurnaroundStatistics(self, request, context):
+        """Turnaround statistics from the read model, filtered and grouped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DelegationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +242,66 @@ def add_DelegationServiceServicer_to_server(servicer, server):
                     servicer.ListDelegations,
                     request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListDelegationsRequest.FromString,
                     response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListDelegationsResponse.SerializeToString,
+            ),
+            'AcknowledgeDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.AcknowledgeDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'StartDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.StartDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'CompleteDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.CompleteDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'ReturnDelegationForSupplement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnDelegationForSupplement,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ReturnDelegationForSupplementRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'SupplementDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SupplementDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.SupplementDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'ReturnDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ReturnDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'WithdrawDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.WithdrawDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'UrgeDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UrgeDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.UrgeDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'ExtendDelegationDeadline': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendDelegationDeadline,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ExtendDelegationDeadlineRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'GetDelegationTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDelegationTimeline,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetDelegationTimelineRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.DelegationTimeline.SerializeToString,
+            ),
+            'ListOverdueDelegations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOverdueDelegations,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListOverdueDelegationsRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListOverdueDelegationsResponse.SerializeToString,
+            ),
+            'GetTurnaroundStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTurnaroundStatistics,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetTurnaroundStatisticsRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.TurnaroundStatistics.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +387,330 @@ class DelegationService:
             '/rogatory.delegation.v1.DelegationService/ListDelegations',
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListDelegationsRequest.SerializeToString,
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListDelegationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/AcknowledgeDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.AcknowledgeDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/StartDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.StartDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/CompleteDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.CompleteDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnDelegationForSupplement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/ReturnDelegationForSupplement',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ReturnDelegationForSupplementRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SupplementDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/SupplementDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.SupplementDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/ReturnDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ReturnDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/WithdrawDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.WithdrawDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UrgeDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/UrgeDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.UrgeDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendDelegationDeadline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/ExtendDelegationDeadline',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ExtendDelegationDeadlineRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDelegationTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/GetDelegationTimeline',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetDelegationTimelineRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.DelegationTimeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOverdueDelegations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/ListOverdueDelegations',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListOverdueDelegationsRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListOverdueDelegationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTurnaroundStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/GetTurnaroundStatistics',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetTurnaroundStatisticsRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.TurnaroundStatistics.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,30 @@ class DelegationServiceStub:
     """Lists the delegations a court sent (parent `courts/{court}`) or, with parent
     `courts/-` and a filter on `entrusted_court`, those it received.
     """
+    AcknowledgeDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.AcknowledgeDelegationRequest, _delegation_pb2.Delegation]
+    """The entrusted court acknowledges receipt and names its officer in charge."""
+    StartDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.StartDelegationRequest, _delegation_pb2.Delegation]
+    """The entrusted court starts executing the matter."""
+    CompleteDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.CompleteDelegationRequest, _delegation_pb2.Delegation]
+    """The entrusted court completes the matter with an outcome and result documents."""
+    ReturnDelegationForSupplement: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ReturnDelegationForSupplementRequest, _delegation_pb2.Delegation]
+    """The entrusted court returns the matter for supplementary materials."""
+    SupplementDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.SupplementDelegationRequest, _delegation_pb2.Delegation]
+    """The requesting court supplies what was missing; the matter goes back in progress."""
+    ReturnDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ReturnDelegationRequest, _delegation_pb2.Delegation]
+    """The entrusted court returns (refuses) the matter with a reason."""
+    WithdrawDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.WithdrawDelegationRequest, _delegation_pb2.Delegation]
+    """The requesting court withdraws the matter."""
+    UrgeDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.UrgeDelegationRequest, _delegation_pb2.Delegation]
+    """The requesting court urges (催办) the entrusted court."""
+    ExtendDelegationDeadline: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ExtendDelegationDeadlineRequest, _delegation_pb2.Delegation]
+    """A superior court of the entrusted court extends one of the matter's deadlines."""
+    GetDelegationTimeline: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.GetDelegationTimelineRequest, _delegation_pb2.DelegationTimeline]
+    """Every transition of one matter, with actor, time, elapsed time and trace id."""
+    ListOverdueDelegations: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ListOverdueDelegationsRequest, _delegation_pb2.ListOverdueDelegationsResponse]
+    """Overdue matters entrusted to a court or to any of its subordinate courts (督办)."""
+    GetTurnaroundStatistics: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.GetTurnaroundStatisticsRequest, _delegation_pb2.TurnaroundStatistics]
+    """Turnaround statistics from the read model, filtered and grouped."""
 
 @_typing.type_check_only
 class DelegationServiceAsyncStub(DelegationServiceStub):
@@ -63,6 +87,30 @@ class DelegationServiceAsyncStub(DelegationServiceStub):
     """Lists the delegations a court sent (parent `courts/{court}`) or, with parent
     `courts/-` and a filter on `entrusted_court`, those it received.
     """
+    AcknowledgeDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.AcknowledgeDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The entrusted court acknowledges receipt and names its officer in charge."""
+    StartDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.StartDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The entrusted court starts executing the matter."""
+    CompleteDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.CompleteDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The entrusted court completes the matter with an outcome and result documents."""
+    ReturnDelegationForSupplement: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ReturnDelegationForSupplementRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The entrusted court returns the matter for supplementary materials."""
+    SupplementDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.SupplementDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The requesting court supplies what was missing; the matter goes back in progress."""
+    ReturnDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ReturnDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The entrusted court returns (refuses) the matter with a reason."""
+    WithdrawDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.WithdrawDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The requesting court withdraws the matter."""
+    UrgeDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.UrgeDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The requesting court urges (催办) the entrusted court."""
+    ExtendDelegationDeadline: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ExtendDelegationDeadlineRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """A superior court of the entrusted court extends one of the matter's deadlines."""
+    GetDelegationTimeline: _aio.UnaryUnaryMultiCallable[_delegation_pb2.GetDelegationTimelineRequest, _delegation_pb2.DelegationTimeline]  # type: ignore[assignment]
+    """Every transition of one matter, with actor, time, elapsed time and trace id."""
+    ListOverdueDelegations: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ListOverdueDelegationsRequest, _delegation_pb2.ListOverdueDelegationsResponse]  # type: ignore[assignment]
+    """Overdue matters entrusted to a court or to any of its subordinate courts (督办)."""
+    GetTurnaroundStatistics: _aio.UnaryUnaryMultiCallable[_delegation_pb2.GetTurnaroundStatisticsRequest, _delegation_pb2.TurnaroundStatistics]  # type: ignore[assignment]
+    """Turnaround statistics from the read model, filtered and grouped."""
 
 class DelegationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Delegation of off-site enforcement matters (事项委托) from a requesting court to the
@@ -96,5 +144,101 @@ class DelegationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists the delegations a court sent (parent `courts/{court}`) or, with parent
         `courts/-` and a filter on `entrusted_court`, those it received.
         """
+
+    @_abc_1.abstractmethod
+    def AcknowledgeDelegation(
+        self,
+        request: _delegation_pb2.AcknowledgeDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The entrusted court acknowledges receipt and names its officer in charge."""
+
+    @_abc_1.abstractmethod
+    def StartDelegation(
+        self,
+        request: _delegation_pb2.StartDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The entrusted court starts executing the matter."""
+
+    @_abc_1.abstractmethod
+    def CompleteDelegation(
+        self,
+        request: _delegation_pb2.CompleteDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The entrusted court completes the matter with an outcome and result documents."""
+
+    @_abc_1.abstractmethod
+    def ReturnDelegationForSupplement(
+        self,
+        request: _delegation_pb2.ReturnDelegationForSupplementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The entrusted court returns the matter for supplementary materials."""
+
+    @_abc_1.abstractmethod
+    def SupplementDelegation(
+        self,
+        request: _delegation_pb2.SupplementDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The requesting court supplies what was missing; the matter goes back in progress."""
+
+    @_abc_1.abstractmethod
+    def ReturnDelegation(
+        self,
+        request: _delegation_pb2.ReturnDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The entrusted court returns (refuses) the matter with a reason."""
+
+    @_abc_1.abstractmethod
+    def WithdrawDelegation(
+        self,
+        request: _delegation_pb2.WithdrawDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The requesting court withdraws the matter."""
+
+    @_abc_1.abstractmethod
+    def UrgeDelegation(
+        self,
+        request: _delegation_pb2.UrgeDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The requesting court urges (催办) the entrusted court."""
+
+    @_abc_1.abstractmethod
+    def ExtendDelegationDeadline(
+        self,
+        request: _delegation_pb2.ExtendDelegationDeadlineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """A superior court of the entrusted court extends one of the matter's deadlines."""
+
+    @_abc_1.abstractmethod
+    def GetDelegationTimeline(
+        self,
+        request: _delegation_pb2.GetDelegationTimelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.DelegationTimeline, _abc.Awaitable[_delegation_pb2.DelegationTimeline]]:
+        """Every transition of one matter, with actor, time, elapsed time and trace id."""
+
+    @_abc_1.abstractmethod
+    def ListOverdueDelegations(
+        self,
+        request: _delegation_pb2.ListOverdueDelegationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.ListOverdueDelegationsResponse, _abc.Awaitable[_delegation_pb2.ListOverdueDelegationsResponse]]:
+        """Overdue matters entrusted to a court or to any of its subordinate courts (督办)."""
+
+    @_abc_1.abstractmethod
+    def GetTurnaroundStatistics(
+        self,
+        request: _delegation_pb2.GetTurnaroundStatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.TurnaroundStatistics, _abc.Awaitable[_delegation_pb2.TurnaroundStatistics]]:
+        """Turnaround statistics from the read model, filtered and grouped."""
 
 def add_DelegationServiceServicer_to_server(servicer: DelegationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -95,3 +95,184 @@ class AssistanceNoticeSent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AssistanceNoticeSent: _TypeAlias = AssistanceNoticeSent  # noqa: Y015
+
+@_typing.final
+class DelegationTransitioned(_message.Message):
+    """A lifecycle transition of a delegated matter, on
+    `rogatory.v1.delegation.{requesting_court}.{entrusted_court}.{verb}` with verb one of
+    acknowledged, started, completed, returned-for-supplement, supplemented, returned,
+    withdrawn.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    TRANSITION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delegation(self) -> _delegation_pb2.Delegation:
+        """The delegation after the transition."""
+
+    @_builtins.property
+    def transition(self) -> _delegation_pb2.DelegationTimeline.Entry:
+        """The transition."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _delegation_pb2.Delegation | None = ...,
+        transition: _delegation_pb2.DelegationTimeline.Entry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "transition", b"transition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "transition", b"transition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationTransitioned: _TypeAlias = DelegationTransitioned  # noqa: Y015
+
+@_typing.final
+class DelegationUrged(_message.Message):
+    """`rogatory.v1.delegation.{requesting_court}.{entrusted_court}.urged`: the requesting
+    court (or the deadline scanner, `automatic`) urged the entrusted court (催办).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    AUTOMATIC_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    automatic: _builtins.bool
+    """True when the deadline scanner urged, false when the requesting court did."""
+    note: _builtins.str
+    """What was said."""
+    @_builtins.property
+    def delegation(self) -> _delegation_pb2.Delegation:
+        """The delegation."""
+
+    @_builtins.property
+    def deadline(self) -> _delegation_pb2.Deadline:
+        """The deadline that was missed, for automatic urges."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _delegation_pb2.Delegation | None = ...,
+        automatic: _builtins.bool = ...,
+        note: _builtins.str = ...,
+        deadline: _delegation_pb2.Deadline | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["automatic", b"automatic", "deadline", b"deadline", "delegation", b"delegation", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationUrged: _TypeAlias = DelegationUrged  # noqa: Y015
+
+@_typing.final
+class DelegationDeadlineReached(_message.Message):
+    """`rogatory.v1.delegation.{requesting_court}.{entrusted_court}.due-soon` and `.overdue`:
+    a deadline is about to pass, or has passed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delegation(self) -> _delegation_pb2.Delegation:
+        """The delegation."""
+
+    @_builtins.property
+    def deadline(self) -> _delegation_pb2.Deadline:
+        """The deadline."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _delegation_pb2.Delegation | None = ...,
+        deadline: _delegation_pb2.Deadline | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "delegation", b"delegation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationDeadlineReached: _TypeAlias = DelegationDeadlineReached  # noqa: Y015
+
+@_typing.final
+class DelegationEscalated(_message.Message):
+    """`rogatory.v1.delegation.{requesting_court}.{entrusted_court}.escalated` for the parties
+    and `rogatory.v1.supervision.{superior_court}.escalated` for the supervising court: the
+    matter was overdue long enough to be escalated (督办).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    SUPERIOR_COURT_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    superior_court: _builtins.str
+    """The supervising court, `courts/{court}`."""
+    @_builtins.property
+    def delegation(self) -> _delegation_pb2.Delegation:
+        """The delegation."""
+
+    @_builtins.property
+    def deadline(self) -> _delegation_pb2.Deadline:
+        """The deadline that was missed."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _delegation_pb2.Delegation | None = ...,
+        superior_court: _builtins.str = ...,
+        deadline: _delegation_pb2.Deadline | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "delegation", b"delegation", "superior_court", b"superior_court"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationEscalated: _TypeAlias = DelegationEscalated  # noqa: Y015
+
+@_typing.final
+class DelegationDeadlineExtended(_message.Message):
+    """`rogatory.v1.delegation.{requesting_court}.{entrusted_court}.deadline-extended`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    COURT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    court: _builtins.str
+    """The extending superior court, `courts/{court}`."""
+    reason: _builtins.str
+    """Why."""
+    @_builtins.property
+    def delegation(self) -> _delegation_pb2.Delegation:
+        """The delegation after the extension."""
+
+    @_builtins.property
+    def deadline(self) -> _delegation_pb2.Deadline:
+        """The extended deadline."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _delegation_pb2.Delegation | None = ...,
+        deadline: _delegation_pb2.Deadline | None = ...,
+        court: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["court", b"court", "deadline", b"deadline", "delegation", b"delegation", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationDeadlineExtended: _TypeAlias = DelegationDeadlineExtended  # noqa: Y015
