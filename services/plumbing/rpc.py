@@ -22,6 +22,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from registry.errors import DomainError
+from services.plumbing import auth
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import internal_status, status_for, unavailable_status
 from services.plumbing.ids import new_id
@@ -44,12 +45,14 @@ def wrap_unary(behavior: Behavior, service: str, method: str) -> Behavior:
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        parent = propagate.extract(dict(context.invocation_metadata() or ()))
+        metadata = context.invocation_metadata() or ()
+        parent = propagate.extract(dict(metadata))
         with _tracer.start_as_current_span(
             span_name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False,
             set_status_on_exception=False,
         ) as span:  # fmt: skip
             try:
+                auth.bind(auth.principal_from_metadata(metadata))  # task-local: this call only
                 response = await behavior(request, context)
                 span.set_attribute("rpc.grpc.status_code", 0)
                 return response

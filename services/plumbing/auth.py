@@ -1,0 +1,78 @@
+"""Who is calling: the principal comes from the credential, never from a request field.
+
+Development tokens (`ROGATORY_AUTH_MODE=dev`, the default for `make run` and the tests):
+`authorization: Bearer dev:court:gd0112`, `dev:agency:bank-icbc` or `dev:admin:{name}`.
+They prove nothing and exist so court systems can be driven from a terminal; production
+credentials (signed tokens, mutual TLS with per-court certificates) plug in here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import StrEnum
+
+from registry.errors import PermissionDenied, Unauthenticated
+
+_DEV_TOKEN = re.compile(r"^dev:(court|agency|admin):([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
+
+
+class PrincipalKind(StrEnum):
+    COURT = "court"
+    AGENCY = "agency"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: PrincipalKind
+    id: str
+
+    @property
+    def name(self) -> str:
+        return {PrincipalKind.COURT: "courts", PrincipalKind.AGENCY: "agencies", PrincipalKind.ADMIN: "admins"}[
+            self.kind
+        ] + f"/{self.id}"
+
+
+_current: ContextVar[Principal | None] = ContextVar("rogatory_principal", default=None)
+
+
+def principal_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Principal | None:
+    """The caller named by the `authorization` header, or None when there is none."""
+    for key, value in metadata:
+        if key.lower() != "authorization":
+            continue
+        text = value.decode() if isinstance(value, bytes) else value
+        scheme, _, token = text.partition(" ")
+        match = _DEV_TOKEN.match(token.strip()) if scheme.lower() == "bearer" else None
+        if not match:
+            raise Unauthenticated("unrecognised credential", reason="BAD_CREDENTIAL")
+        return Principal(PrincipalKind(match.group(1)), match.group(2))
+    return None
+
+
+def bind(principal: Principal | None) -> object:
+    return _current.set(principal)
+
+
+def current_principal() -> Principal:
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("this method needs a credential (authorization: Bearer …)", reason="NO_CREDENTIAL")
+    return principal
+
+
+def calling_court() -> str:
+    """The id of the calling court; PERMISSION_DENIED for agencies and admins."""
+    principal = current_principal()
+    if principal.kind is not PrincipalKind.COURT:
+        raise PermissionDenied(f"{principal.name} is not a court", reason="NOT_A_COURT")
+    return principal.id
+
+
+def dev_credentials(kind: str, principal_id: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata carrying a development token, for clients, the demo and tests."""
+    return (("authorization", f"Bearer dev:{kind}:{principal_id}"),)
