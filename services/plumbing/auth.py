@@ -1,9 +1,9 @@
 """Who is calling: the principal comes from the credential, never from a request field.
 
-Development tokens (`ROGATORY_AUTH_MODE=dev`, the default for `make run` and the tests):
+The only credential implemented so far is the development token:
 `authorization: Bearer dev:court:gd0112`, `dev:agency:bank-icbc` or `dev:admin:{name}`.
-They prove nothing and exist so court systems can be driven from a terminal; production
-credentials (signed tokens, mutual TLS with per-court certificates) plug in here.
+It proves nothing and exists so court systems can be driven from a terminal and tests;
+production credentials (signed tokens, mutual TLS with per-court certificates) plug in here.
 """
 
 from __future__ import annotations
