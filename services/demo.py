@@ -27,6 +27,7 @@ from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
+from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.subscriber import read_events
@@ -86,9 +87,9 @@ async def run_demo(addresses: dict[str, str]) -> None:
     await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=1)
 
 
-async def delegate_freeze(channel: grpc.aio.Channel, case_name: str) -> dg.Delegation:
-    stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-    request = dg.CreateDelegationRequest(
+def freeze_request(case_name: str) -> dg.CreateDelegationRequest:
+    """The seed's matter: freeze the debtor's 7,000,000 元 receivable in Henan (DEPOSITS)."""
+    return dg.CreateDelegationRequest(
         parent="courts/gd0112",
         request_id=str(uuid.uuid4()),
         delegation=dg.Delegation(
@@ -96,9 +97,30 @@ async def delegate_freeze(channel: grpc.aio.Channel, case_name: str) -> dg.Deleg
             entrusted_court="courts/ha0122",
             matter_kind=dg.Delegation.DEPOSITS,
             description="冻结被执行人对河南某公司的应收账款 7,000,000 元",
+            deposits=dg.DepositDetails(
+                bank_name="中国工商银行中牟支行",
+                account_number="6222021001123456789",
+                account_holder="河南某建设工程有限公司",
+                measure=dg.DepositDetails.FREEZE,
+                amount_fen=700_000_000,
+            ),
+            attachments=[
+                _attachment(dg.Attachment.DELEGATION_LETTER, "委托执行函.pdf", "01"),
+                _attachment(dg.Attachment.RULING, "执行裁定书.pdf", "02"),
+                _attachment(dg.Attachment.ASSISTANCE_NOTICE, "协助冻结存款通知书.pdf", "03"),
+            ],
+            requesting_officer=dg.Officer(display_name="陈法官", phone="020-82212345"),
         ),
     )
-    return await stub.CreateDelegation(request)
+
+
+def _attachment(kind: dg.Attachment.Kind.ValueType, name: str, digest_byte: str) -> dg.Attachment:
+    return dg.Attachment(kind=kind, name=name, size_bytes=120_000, sha256=digest_byte * 32)
+
+
+async def delegate_freeze(channel: grpc.aio.Channel, case_name: str) -> dg.Delegation:
+    stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+    return await stub.CreateDelegation(freeze_request(case_name), metadata=dev_credentials("court", "gd0112"))
 
 
 async def query_deposits(channel: grpc.aio.Channel, case_name: str) -> asst.AssistanceNotice:

@@ -1,33 +1,121 @@
-"""Delegation command handlers: the same code serves gRPC, the CLI and event-driven calls."""
+"""Delegation command handlers: the same code serves gRPC, the CLI and event-driven calls.
+
+Every write follows one path: read the delegation, let the domain decide (delegation.matters,
+delegation.lifecycle; schedule.py for deadlines), then commit in ONE transaction the row
+(`UPDATE … WHERE version = :old`, zero rows → ABORTED VERSION_MISMATCH), the timeline entry
+with the current trace id, the deadline rows and the outbox events. Urging and extending a
+deadline change the resource too (urge_count, deadlines), so they bump the version like the
+lifecycle methods: a concurrent writer that read the older version is ABORTED rather than
+overwriting them, and re-reads.
+
+Who may see a delegation: its two courts, a superior court of either, and admins. Anyone
+else gets NOT_FOUND, for the custom methods too, so no call reveals that a matter exists.
+
+Idempotency of custom methods (AIP-155): the document keeps the last `request_id`s applied,
+keyed by the calling court; a retry of an applied one returns the delegation as it is now
+(not a replay of the first answer), with no second transition, event or urge.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
+from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from delegation import lifecycle
+from delegation.calendar import WorkingCalendar
+from delegation.deadlines import RuleTable, Step
+from delegation.details import MAX_TEXT_LENGTH, check_text
+from delegation.lifecycle import Action, Actor, LifecycleEvent, court_roles, is_final
 from delegation.matters import CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
-from registry.errors import NotFound
+from registry.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Violations,
+)
 from services.case_replica import replica_of
 from services.delegation import store
-from services.delegation.messages import delegation_to_proto
-from services.delegation.store import DelegationQuery, StoredDelegation
+from services.delegation.messages import deadline_to_proto, delegation_to_proto, entry_to_proto
+from services.delegation.schedule import DeadlineBook, TrackedDeadline, check_extension, ordered
+from services.delegation.store import DelegationQuery, StoredDelegation, TimelineEntry
+from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
-from services.plumbing.idempotency import create_once
+from services.plumbing.idempotency import check_request_id, create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
 DELEGATION_SUBMITTED = "rogatory.delegation.submitted.v1"
+#: The subject verb (and event type) of each lifecycle action; deemed withdrawn is a withdrawal.
+VERBS: dict[Action, str] = {
+    Action.ACKNOWLEDGE: "acknowledged",
+    Action.START: "started",
+    Action.COMPLETE: "completed",
+    Action.RETURN_FOR_SUPPLEMENT: "returned-for-supplement",
+    Action.SUPPLEMENT: "supplemented",
+    Action.RETURN: "returned",
+    Action.WITHDRAW: "withdrawn",
+    Action.DEEM_WITHDRAWN: "withdrawn",
+}
+URGED = "urged"
+DEADLINE_EXTENDED = "deadline-extended"
+SUBMIT, URGE, EXTEND_DEADLINE = "SUBMIT", "URGE", "EXTEND_DEADLINE"
+
+#: A custom method of delegation.lifecycle: (delegation, command, actor, now) → (next version, events).
+Decide = Callable[[Delegation, Any, Actor, datetime], lifecycle.Result]
+
+
+def event_type(verb: str) -> str:
+    return f"rogatory.delegation.{verb}.v1"
 
 
 def delegation_subject(delegation: Delegation, verb: str) -> str:
     """`rogatory.v1.delegation.{requesting}.{entrusted}.{verb}`: each court can subscribe to its side."""
     return subject("delegation", delegation.requesting_court_id, delegation.entrusted_court_id, verb)
+
+
+def current_trace_id() -> str:
+    """The W3C trace id (32 hex digits) of the current span; "" outside any trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def officer_of(delegation: Delegation, court_id: str) -> str:
+    """The officer in charge at `court_id`'s side: who acts when that court calls."""
+    if court_id == delegation.entrusted_court_id:
+        officer = delegation.entrusted_officer
+    elif court_id == delegation.requesting_court_id:
+        officer = delegation.requesting_officer
+    else:
+        officer = None
+    return officer.name if officer else ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """Everything one write commits together."""
+
+    delegation: Delegation  # the next version
+    entries: tuple[TimelineEntry, ...]
+    deadlines: tuple[TrackedDeadline, ...]  # all of them, after the change
+    changed_steps: frozenset[Step]  # the deadline rows to write
+    events: tuple[Event, ...]
+    urge_count: int
+
+
+MakeChange = Callable[[StoredDelegation, datetime], Change]
 
 
 @dataclass
@@ -37,37 +125,353 @@ class DelegationHandlers:
     courts: CourtCatalog
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     id_factory: Callable[[], str] = new_id  # injected like the clock, so tests can fix ids
+    rules: RuleTable = field(default_factory=RuleTable.default)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
+    book: DeadlineBook = field(init=False)
+    #: For elapsed working days: a timeline must answer even across a year with no notice yet.
+    elapsed_calendar: WorkingCalendar = field(init=False)
 
-    async def create_delegation(self, command: CreateDelegation, request_id: str = "") -> StoredDelegation:
-        """Submits a delegation; a retry with the same request_id returns the first answer."""
+    def __post_init__(self) -> None:
+        self.book = DeadlineBook(self.rules, self.calendar, self.courts)
+        self.elapsed_calendar = self.calendar.with_weekend_fallback()
+
+    # --- creating ------------------------------------------------------------------------------
+
+    async def create_delegation(self, command: CreateDelegation, court_id: str, request_id: str = "") -> StoredDelegation:
+        """Submits a delegation as `court_id`; a retry with the same request_id returns the first answer."""
+        if command.parent != f"courts/{court_id}":
+            raise PermissionDenied(
+                f"courts/{court_id} cannot delegate on behalf of {command.parent}",
+                reason="NOT_REQUESTING_COURT",
+                metadata={"parent": command.parent, "court": f"courts/{court_id}"},
+            )
+
+        async def earlier(conn: AsyncConnection, rid: str) -> StoredDelegation | None:
+            found = await store.delegation_by_request_id(conn, rid)
+            if found is not None and found.delegation.requesting_court_id != court_id:
+                raise AlreadyExists("request_id is already used by another delegation", reason="REQUEST_ID_IN_USE")
+            return found
 
         async def write(conn: AsyncConnection) -> StoredDelegation:
             return await self._submit(conn, command, request_id)
 
-        return await create_once(self.db, self.outbox, request_id, store.delegation_by_request_id, write)
+        return await create_once(self.db, self.outbox, request_id, earlier, write)
 
     async def _submit(self, conn: AsyncConnection, command: CreateDelegation, request_id: str) -> StoredDelegation:
         # The case is looked up on the writing connection, so the check and the write commit together.
         replica = await replica_of(conn, command.case)
-        case_court_id = replica["court_id"] if replica else None
-        delegation, events = create_delegation(command, self.courts, case_court_id, self.clock(), delegation_id=self.id_factory())
+        delegation = self._created(command, replica["court_id"] if replica else None)
+        deadlines = self.book.on_submit(delegation)
         seq = await store.insert_delegation(conn, delegation, request_id or None)
-        await self.outbox.add(conn, [_submitted_event(e.delegation) for e in events])
-        return StoredDelegation(seq, delegation)
+        await store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
+        await store.save_deadlines(conn, delegation, deadlines)
+        await self.outbox.add(conn, [_submitted_event(delegation, deadlines)])
+        return StoredDelegation(seq, delegation, tuple(deadlines))
 
-    async def get_delegation(self, name: str) -> StoredDelegation:
+    def _created(self, command: CreateDelegation, case_court_id: str | None) -> Delegation:
+        """The domain's delegation; the service also requires details and an officer, which the
+        domain leaves optional for clients that predate them, reported with the domain's violations."""
+        missing = _missing_parts(command)
+        try:
+            delegation, _ = create_delegation(command, self.courts, case_court_id, self.clock(), delegation_id=self.id_factory())
+        except InvalidArgument as error:
+            raise InvalidArgument.of([*error.violations, *missing]) from None
+        if missing:
+            raise InvalidArgument.of(missing)
+        return delegation
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def get_delegation(self, name: str, principal: Principal) -> StoredDelegation:
         async with self.db.read() as conn:
             stored = await store.delegation_by_name(conn, name)
-        if stored is None:
+        if stored is None or not self.may_read(principal, stored.delegation):
             raise NotFound("delegation", name)
         return stored
 
-    async def list_delegations(self, query: DelegationQuery, after_seq: int, limit: int) -> list[StoredDelegation]:
+    async def list_delegations(
+        self, query: DelegationQuery, after_seq: int, limit: int, principal: Principal
+    ) -> list[StoredDelegation]:
+        query = replace(query, visible_to=self._visible_courts(principal))
         async with self.db.read() as conn:
             return await store.list_delegations(conn, query, after_seq, limit)
 
+    async def get_timeline(self, name: str, principal: Principal) -> tuple[StoredDelegation, list[TimelineEntry]]:
+        async with self.db.read() as conn:
+            stored = await store.delegation_by_name(conn, name)
+            if stored is None or not self.may_read(principal, stored.delegation):
+                raise NotFound("delegation", name)
+            return stored, await store.entries_of(conn, name)
 
-def _submitted_event(delegation: Delegation) -> Event:
-    payload = events_pb2.DelegationSubmitted(delegation=delegation_to_proto(delegation))
+    async def list_overdue(
+        self, court_id: str, principal: Principal, after: tuple[datetime, str] | None, limit: int
+    ) -> list[tuple[StoredDelegation, datetime]]:
+        """Matters entrusted to `court_id` or a subordinate court with a missed deadline, longest
+        overdue first, each with its earliest missed due time (the page cursor)."""
+        if court_id not in self.courts:
+            raise NotFound("court", f"courts/{court_id}")
+        self._check_supervises(principal, court_id)
+        supervised = [court_id, *(c.id for c in self.courts.subordinates(court_id))]
+        async with self.db.read() as conn:
+            found = await store.overdue_delegation_names(conn, supervised, self.clock(), after, limit)
+            stored = {s.delegation.name: s for s in await store.delegations_by_names(conn, [name for name, _ in found])}
+        return [(stored[name], due) for name, due in found if name in stored]
+
+    def may_read(self, principal: Principal, delegation: Delegation) -> bool:
+        if principal.kind is PrincipalKind.ADMIN:
+            return True
+        return principal.kind is PrincipalKind.COURT and bool(court_roles(delegation, principal.id, self.courts))
+
+    def _visible_courts(self, principal: Principal) -> frozenset[str] | None:
+        """The courts whose sent or received matters `principal` may list; None: all."""
+        if principal.kind is PrincipalKind.ADMIN:
+            return None
+        if principal.kind is not PrincipalKind.COURT:
+            return frozenset()
+        if principal.id not in self.courts:
+            return frozenset({principal.id})
+        return frozenset({principal.id, *(c.id for c in self.courts.subordinates(principal.id))})
+
+    def _check_supervises(self, principal: Principal, court_id: str) -> None:
+        if principal.kind is PrincipalKind.ADMIN:
+            return
+        caller = principal.id if principal.kind is PrincipalKind.COURT else ""
+        if caller == court_id or (caller in self.courts and self.courts.is_superior_of(caller, court_id)):
+            return
+        raise PermissionDenied(
+            f"only courts/{court_id}, its superior courts and admins may list its overdue matters",
+            reason="NOT_SUPERVISING_COURT",
+            metadata={"court": f"courts/{court_id}", "caller": principal.name},
+        )
+
+    # --- lifecycle (delegation.lifecycle) ---------------------------------------------------------
+
+    async def acknowledge(
+        self, name: str, court_id: str, command: lifecycle.AcknowledgeDelegation, request_id: str = ""
+    ) -> StoredDelegation:
+        # The acknowledging officer is the one the command names, not one on file yet.
+        return await self._transition(name, court_id, request_id, lifecycle.acknowledge, command, officer=command.officer.name)
+
+    async def start(self, name: str, court_id: str, command: lifecycle.StartDelegation, request_id: str = "") -> StoredDelegation:
+        return await self._transition(name, court_id, request_id, lifecycle.start, command)
+
+    async def complete(
+        self, name: str, court_id: str, command: lifecycle.CompleteDelegation, request_id: str = ""
+    ) -> StoredDelegation:
+        return await self._transition(name, court_id, request_id, lifecycle.complete, command)
+
+    async def return_for_supplement(
+        self, name: str, court_id: str, command: lifecycle.ReturnDelegationForSupplement, request_id: str = ""
+    ) -> StoredDelegation:
+        return await self._transition(name, court_id, request_id, lifecycle.return_for_supplement, command)
+
+    async def supplement(
+        self, name: str, court_id: str, command: lifecycle.SupplementDelegation, request_id: str = ""
+    ) -> StoredDelegation:
+        return await self._transition(name, court_id, request_id, lifecycle.supplement, command)
+
+    async def return_delegation(
+        self, name: str, court_id: str, command: lifecycle.ReturnDelegation, request_id: str = ""
+    ) -> StoredDelegation:
+        decide = functools.partial(lifecycle.return_delegation, courts=self.courts)
+        return await self._transition(name, court_id, request_id, decide, command)
+
+    async def withdraw(
+        self, name: str, court_id: str, command: lifecycle.WithdrawDelegation, request_id: str = ""
+    ) -> StoredDelegation:
+        return await self._transition(name, court_id, request_id, lifecycle.withdraw, command)
+
+    async def _transition(
+        self, name: str, court_id: str, request_id: str, decide: Decide, command: Any, *, officer: str | None = None
+    ) -> StoredDelegation:
+        """Runs the custom method `decide(delegation, command, actor, now)` of delegation.lifecycle."""
+
+        def change(stored: StoredDelegation, now: datetime) -> Change:
+            actor = Actor(court_id, officer_of(stored.delegation, court_id) if officer is None else officer)
+            updated, events = decide(stored.delegation, command, actor, now)
+            return self._lifecycle_change(stored, updated, events)
+
+        return await self._update(name, court_id, request_id, change)
+
+    def _lifecycle_change(self, stored: StoredDelegation, updated: Delegation, events: list[LifecycleEvent]) -> Change:
+        transition = updated.history[-1]
+        current = {d.step: d for d in stored.deadlines}
+        changed = self.book.changes_for(transition.action, transition.at, updated, current)
+        deadlines = tuple(ordered({**current, **changed}.values()))
+        entry = TimelineEntry(
+            str(transition.action),
+            transition.from_state,
+            transition.to_state,
+            transition.actor_court_id,
+            transition.officer,
+            transition.at,
+            reason_code=transition.reason_code,
+            note=transition.note,
+            trace_id=current_trace_id(),
+        )
+        messages = tuple(self._transitioned(e, entry, deadlines, stored) for e in events)
+        return Change(updated, (entry,), deadlines, frozenset(changed), messages, stored.urge_count)
+
+    def _transitioned(
+        self, event: LifecycleEvent, entry: TimelineEntry, deadlines: tuple[TrackedDeadline, ...], stored: StoredDelegation
+    ) -> Event:
+        verb = VERBS[event.transition.action]
+        delegation = delegation_to_proto(
+            event.delegation, deadlines, urge_count=stored.urge_count, escalated_at=stored.escalated_at
+        )
+        payload = events_pb2.DelegationTransitioned(
+            delegation=delegation, transition=entry_to_proto(entry, event.delegation.created_at, self.elapsed_calendar)
+        )
+        return Event(event_type(verb), delegation_subject(event.delegation, verb), payload, occurred_at=entry.at)
+
+    # --- urging and extending ---------------------------------------------------------------------
+
+    async def urge(self, name: str, court_id: str, note: str = "", request_id: str = "") -> StoredDelegation:
+        """The requesting court urges (催办) the entrusted court, in any state that is not final."""
+        return await self._update(name, court_id, request_id, lambda stored, now: self._urge_change(stored, court_id, note, now))
+
+    def _urge_change(self, stored: StoredDelegation, court_id: str, note: str, now: datetime) -> Change:
+        d = stored.delegation
+        if court_id != d.requesting_court_id:
+            raise PermissionDenied(
+                f"only the requesting court may urge {d.name}",
+                reason="NOT_REQUESTING_COURT",
+                metadata={"delegation": d.name, "action": URGE, "court": f"courts/{court_id}"},
+            )
+        note = _checked_note(note)
+        if is_final(d.state):
+            raise FailedPrecondition(
+                f"cannot urge {d.name}: it is {d.state}",
+                reason="INVALID_TRANSITION",
+                metadata={"delegation": d.name, "state": str(d.state), "action": URGE},
+            )
+        updated = replace(d, version=d.version + 1, updated_at=now)
+        count = stored.urge_count + 1
+        officer = officer_of(d, court_id)
+        entry = TimelineEntry(URGE, d.state, d.state, court_id, officer, now, note=note, trace_id=current_trace_id())
+        delegation = delegation_to_proto(updated, stored.deadlines, urge_count=count, escalated_at=stored.escalated_at)
+        payload = events_pb2.DelegationUrged(delegation=delegation, automatic=False, note=note)
+        event = Event(event_type(URGED), delegation_subject(d, URGED), payload, occurred_at=now)
+        return Change(updated, (entry,), stored.deadlines, frozenset(), (event,), count)
+
+    async def extend_deadline(
+        self, name: str, court_id: str, step: str, amount: int, unit: str, reason: str, request_id: str = ""
+    ) -> StoredDelegation:
+        """A superior court of the entrusted court extends one running deadline (deadlines.extend)."""
+
+        def change(stored: StoredDelegation, now: datetime) -> Change:
+            return self._extension_change(stored, court_id, (step, amount, unit, reason), now)
+
+        return await self._update(name, court_id, request_id, change)
+
+    def _extension_change(
+        self, stored: StoredDelegation, court_id: str, arguments: tuple[str, int, str, str], now: datetime
+    ) -> Change:
+        d = stored.delegation
+        if court_id not in self.courts or not self.courts.is_superior_of(court_id, d.entrusted_court_id):
+            raise PermissionDenied(
+                f"only a superior court of courts/{d.entrusted_court_id} may extend the deadlines of {d.name}",
+                reason="NOT_SUPERIOR_COURT",
+                metadata={"delegation": d.name, "court": f"courts/{court_id}"},
+            )
+        extension = check_extension(*arguments)
+        deadline = stored.deadline(extension.step)
+        if deadline is None:
+            raise FailedPrecondition(
+                f"{d.name} has no {extension.step} deadline", reason="DEADLINE_NOT_OPEN", metadata={"step": str(extension.step)}
+            )
+        extended = self.book.extended(deadline, extension, court_id, now)
+        deadlines = tuple(ordered([extended, *(x for x in stored.deadlines if x.step is not extension.step)]))
+        updated = replace(d, version=d.version + 1, updated_at=now)
+        # The step extended is the entry's reason code; the request names no officer.
+        entry = TimelineEntry(
+            EXTEND_DEADLINE, d.state, d.state, court_id, "", now, str(extension.step), extension.reason, current_trace_id()
+        )
+        payload = events_pb2.DelegationDeadlineExtended(
+            delegation=delegation_to_proto(updated, deadlines, urge_count=stored.urge_count, escalated_at=stored.escalated_at),
+            deadline=deadline_to_proto(extended),
+            court=f"courts/{court_id}",
+            reason=extension.reason,
+        )
+        event = Event(event_type(DEADLINE_EXTENDED), delegation_subject(d, DEADLINE_EXTENDED), payload, occurred_at=now)
+        return Change(updated, (entry,), deadlines, frozenset({extension.step}), (event,), stored.urge_count)
+
+    # --- the write path --------------------------------------------------------------------------
+
+    async def _update(self, name: str, court_id: str, request_id: str, make_change: MakeChange) -> StoredDelegation:
+        check_request_id(request_id)
+        stored = await self._load_for(name, court_id)
+        key = f"{court_id}:{request_id}" if request_id else ""
+        if key and key in stored.applied_requests:
+            return stored  # a retry of an applied request
+        change = make_change(stored, self.clock())
+        try:
+            return await self._commit(stored, change, key)
+        except Aborted:
+            # Two copies of one request raced: the loser answers like a later retry would.
+            if key and key in (again := await self._load_for(name, court_id)).applied_requests:
+                return again
+            raise
+
+    async def _load_for(self, name: str, court_id: str) -> StoredDelegation:
+        async with self.db.read() as conn:
+            stored = await store.delegation_by_name(conn, name)
+        if stored is None or not court_roles(stored.delegation, court_id, self.courts):
+            raise NotFound("delegation", name)
+        return stored
+
+    async def _commit(self, stored: StoredDelegation, change: Change, key: str) -> StoredDelegation:
+        applied = (*stored.applied_requests, key) if key else stored.applied_requests
+        before = stored.delegation
+        async with self.db.transaction() as conn:
+            written = await store.update_delegation(
+                conn, change.delegation, expected_version=before.version, urge_count=change.urge_count, applied_requests=applied
+            )
+            if not written:
+                raise _version_mismatch(before)
+            await store.append_entries(conn, before.name, change.entries)
+            changed = [d for d in change.deadlines if d.step in change.changed_steps]
+            await store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
+            await self.outbox.add(conn, change.events)
+        self.outbox.notify()
+        return StoredDelegation(stored.seq, change.delegation, change.deadlines, change.urge_count, stored.escalated_at, applied)
+
+
+def _submit_entry(delegation: Delegation) -> TimelineEntry:
+    """Creation is not a lifecycle transition, but the timeline starts with it."""
+    officer = delegation.requesting_officer.name if delegation.requesting_officer else ""
+    court_id = delegation.requesting_court_id
+    return TimelineEntry(SUBMIT, None, delegation.state, court_id, officer, delegation.created_at, trace_id=current_trace_id())
+
+
+def _submitted_event(delegation: Delegation, deadlines: list[TrackedDeadline]) -> Event:
+    payload = events_pb2.DelegationSubmitted(delegation=delegation_to_proto(delegation, deadlines))
     subject_ = delegation_subject(delegation, "submitted")
     return Event(DELEGATION_SUBMITTED, subject_, payload, occurred_at=delegation.created_at)
+
+
+def _version_mismatch(delegation: Delegation) -> Aborted:
+    return Aborted(
+        f"{delegation.name} changed while the request was applied; read it again and retry",
+        reason="VERSION_MISMATCH",
+        metadata={"delegation": delegation.name, "expected_version": str(delegation.version)},
+    )
+
+
+def _missing_parts(command: CreateDelegation) -> list[FieldViolation]:
+    missing = []
+    if command.details is None:
+        missing.append(
+            FieldViolation("delegation.details", f"the details of the {command.matter_kind or 'matter'} kind", "REQUIRED")
+        )
+    if command.officer is None:
+        missing.append(FieldViolation("delegation.officer", "the requesting court's officer and phone", "REQUIRED"))
+    return missing
+
+
+def _checked_note(note: str) -> str:
+    violations = Violations()
+    note = note.strip()
+    check_text(note, "note", violations, max_length=MAX_TEXT_LENGTH, required=False)
+    violations.raise_if_any()
+    return note

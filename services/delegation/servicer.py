@@ -1,34 +1,49 @@
-"""gRPC DelegationService: translates requests into handler calls and results into messages."""
+"""gRPC DelegationService: translates requests into handler calls and results into messages.
+
+The caller comes from the credential (services/plumbing/auth.py), never from the request:
+writes act as `calling_court()`, reads are filtered by `current_principal()`.
+GetTurnaroundStatistics is served by the turnaround read model, not here.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import grpc
 from rogatory.delegation.v1 import delegation_pb2 as pb
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from delegation.matters import DelegationState, MatterKind
-from registry.errors import NotFound
+from registry.errors import FieldViolation, InvalidArgument, NotFound
+from services.delegation import messages as m
 from services.delegation.handlers import DelegationHandlers
-from services.delegation.messages import create_command, delegation_to_proto
 from services.delegation.store import DelegationQuery
+from services.plumbing.auth import calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
-from services.plumbing.pagination import after_seq, encode_token, page_size
+from services.plumbing.pagination import after_seq, decode_token, encode_token, page_size
+from services.registry.messages import enum_name
 
 DELEGATION_FILTERS = {"entrusted_court": str, "matter_kind": str, "state": str, "case": str}
+DELEGATION_NAME = "courts/{court}/delegations/{delegation}"
 
 
 class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
     def __init__(self, handlers: DelegationHandlers):
         self.handlers = handlers
 
+    # --- standard methods --------------------------------------------------------------------
+
     async def CreateDelegation(self, request: pb.CreateDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
-        stored = await self.handlers.create_delegation(create_command(request), request.request_id)
-        return delegation_to_proto(stored.delegation)
+        court_id = calling_court()
+        parse_name(request.parent, "courts/{court}", "parent")
+        with m.proto_paths(m.create_paths(request)):
+            stored = await self.handlers.create_delegation(m.create_command(request), court_id, request.request_id)
+        return m.stored_to_proto(stored)
 
     async def GetDelegation(self, request: pb.GetDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
-        parse_name(request.name, "courts/{court}/delegations/{delegation}")
-        return delegation_to_proto((await self.handlers.get_delegation(request.name)).delegation)
+        parse_name(request.name, DELEGATION_NAME)
+        return m.stored_to_proto(await self.handlers.get_delegation(request.name, current_principal()))
 
     async def ListDelegations(
         self, request: pb.ListDelegationsRequest, context: grpc.aio.ServicerContext
@@ -36,15 +51,124 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         court_id = parse_name(request.parent, "courts/{court}", "parent")["court"]
         if court_id != "-" and court_id not in self.handlers.courts:
             raise NotFound("court", request.parent)
+        principal = current_principal()
         query = _query(None if court_id == "-" else court_id, parse_filter(request.filter, DELEGATION_FILTERS))
         fingerprint = f"{request.parent}|{request.filter}"
         after = after_seq(request.page_token, fingerprint)
         limit = page_size(request.page_size)
-        found = await self.handlers.list_delegations(query, after, limit + 1)
+        found = await self.handlers.list_delegations(query, after, limit + 1, principal)
         token = encode_token(fingerprint, found[limit - 1].seq) if len(found) > limit else ""
-        return pb.ListDelegationsResponse(
-            delegations=[delegation_to_proto(s.delegation) for s in found[:limit]], next_page_token=token
+        return pb.ListDelegationsResponse(delegations=[m.stored_to_proto(s) for s in found[:limit]], next_page_token=token)
+
+    # --- lifecycle (AIP-136 custom methods) -------------------------------------------------------
+
+    async def AcknowledgeDelegation(
+        self, request: pb.AcknowledgeDelegationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        with m.proto_paths(m.OFFICER_PATHS):
+            stored = await self.handlers.acknowledge(name, court_id, m.acknowledge_command(request), request.request_id)
+        return m.stored_to_proto(stored)
+
+    async def StartDelegation(self, request: pb.StartDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        return m.stored_to_proto(await self.handlers.start(name, court_id, m.start_command(request), request.request_id))
+
+    async def CompleteDelegation(self, request: pb.CompleteDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        with m.proto_paths(m.COMPLETION_PATHS):
+            stored = await self.handlers.complete(name, court_id, m.complete_command(request), request.request_id)
+        return m.stored_to_proto(stored)
+
+    async def ReturnDelegationForSupplement(
+        self, request: pb.ReturnDelegationForSupplementRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        command = m.return_for_supplement_command(request)
+        with m.proto_paths(m.SUPPLEMENT_REQUEST_PATHS):
+            stored = await self.handlers.return_for_supplement(name, court_id, command, request.request_id)
+        return m.stored_to_proto(stored)
+
+    async def SupplementDelegation(
+        self, request: pb.SupplementDelegationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        return m.stored_to_proto(
+            await self.handlers.supplement(name, court_id, m.supplement_command(request), request.request_id)
         )
+
+    async def ReturnDelegation(self, request: pb.ReturnDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        stored = await self.handlers.return_delegation(name, court_id, m.return_command(request), request.request_id)
+        return m.stored_to_proto(stored)
+
+    async def WithdrawDelegation(self, request: pb.WithdrawDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        return m.stored_to_proto(await self.handlers.withdraw(name, court_id, m.withdraw_command(request), request.request_id))
+
+    async def UrgeDelegation(self, request: pb.UrgeDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        return m.stored_to_proto(await self.handlers.urge(name, court_id, request.note, request.request_id))
+
+    async def ExtendDelegationDeadline(
+        self, request: pb.ExtendDelegationDeadlineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Delegation:
+        name, court_id = _target(request.name)
+        step = enum_name(pb.Deadline.Step, request.step)
+        stored = await self.handlers.extend_deadline(
+            name, court_id, step, request.amount, request.unit, request.reason, request.request_id
+        )
+        return m.stored_to_proto(stored)
+
+    # --- supervision -----------------------------------------------------------------------------
+
+    async def GetDelegationTimeline(
+        self, request: pb.GetDelegationTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DelegationTimeline:
+        parse_name(request.name, DELEGATION_NAME)
+        stored, entries = await self.handlers.get_timeline(request.name, current_principal())
+        submitted_at = stored.delegation.created_at
+        calendar = self.handlers.elapsed_calendar
+        return pb.DelegationTimeline(
+            delegation=stored.delegation.name,
+            entries=[m.entry_to_proto(e, submitted_at, calendar) for e in entries],
+            deadlines=[m.deadline_to_proto(d) for d in stored.deadlines],
+        )
+
+    async def ListOverdueDelegations(
+        self, request: pb.ListOverdueDelegationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOverdueDelegationsResponse:
+        court_id = parse_name(request.parent, "courts/{court}", "parent")["court"]
+        principal = current_principal()
+        fingerprint = f"overdue|{request.parent}"
+        after = _overdue_cursor(request.page_token, fingerprint)
+        limit = page_size(request.page_size)
+        found = await self.handlers.list_overdue(court_id, principal, after, limit + 1)
+        token = ""
+        if len(found) > limit:
+            last, due = found[limit - 1]
+            token = encode_token(fingerprint, [due.isoformat(), last.delegation.name])
+        return pb.ListOverdueDelegationsResponse(
+            delegations=[m.stored_to_proto(s) for s, _ in found[:limit]], next_page_token=token
+        )
+
+
+def _target(name: str) -> tuple[str, str]:
+    """The delegation a custom method acts on and the court that calls it."""
+    court_id = calling_court()
+    parse_name(name, DELEGATION_NAME)
+    return name, court_id
+
+
+def _overdue_cursor(token: str, fingerprint: str) -> tuple[datetime, str] | None:
+    cursor = decode_token(token, fingerprint)
+    if cursor is None:
+        return None
+    try:
+        due, name = cursor
+        return datetime.fromisoformat(due), str(name)
+    except (TypeError, ValueError):  # a forged token must not reach SQL as INTERNAL
+        raise InvalidArgument.of([FieldViolation("page_token", "corrupt", "BAD_PAGE_TOKEN")]) from None
 
 
 def _query(requesting_court_id: str | None, terms: dict[str, str | int]) -> DelegationQuery:

@@ -1,27 +1,55 @@
-"""SQL for delegations: Core statements on the sqlmodel table (the write path is hot)."""
+"""SQL for delegations: Core statements on the sqlmodel tables (the write path is hot).
+
+A delegation is one `delegation` row whose `document` holds the whole aggregate (codec.py);
+state, version and update_time are kept beside it for filtering and for the optimistic
+concurrency guard (`UPDATE … WHERE version = :old`). `delegation_transition` is the
+append-only timeline, `delegation_deadline` one row per (matter, step).
+
+Every datetime is written in UTC: SQLite stores the wall-clock digits only, so a deadline's
+China-time instant would otherwise come back eight hours off.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from delegation.deadlines import Step
 from delegation.matters import Delegation, DelegationState, MatterKind
-from services.delegation.tables import DelegationRow
+from services.delegation import codec
+from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
+from services.delegation.tables import DelegationDeadlineRow, DelegationRow, DelegationTransitionRow
 from services.plumbing.events import trace_columns
 from services.plumbing.times import utc
 
 DELEGATIONS = DelegationRow.__table__  # type: ignore[attr-defined]
+TRANSITIONS = DelegationTransitionRow.__table__  # type: ignore[attr-defined]
+DEADLINES = DelegationDeadlineRow.__table__  # type: ignore[attr-defined]
+
+#: Request ids of applied custom methods kept per delegation (AIP-155 retries come soon after).
+MAX_APPLIED_REQUESTS = 100
 
 
 @dataclass(frozen=True)
 class StoredDelegation:
-    """A delegation with its row's `seq`, the keyset of list pages."""
+    """A delegation with what its rows add: `seq` (the keyset of list pages), its deadlines,
+    the urge counter, the escalation time and the custom-method request ids already applied."""
 
     seq: int
     delegation: Delegation
+    deadlines: tuple[TrackedDeadline, ...] = ()
+    urge_count: int = 0
+    escalated_at: datetime | None = None
+    applied_requests: tuple[str, ...] = field(default=(), repr=False)
+
+    def deadline(self, step: Step) -> TrackedDeadline | None:
+        return next((d for d in self.deadlines if d.step is step), None)
 
 
 @dataclass(frozen=True)
@@ -31,6 +59,32 @@ class DelegationQuery:
     matter_kind: MatterKind | None = None
     state: DelegationState | None = None
     case_name: str | None = None
+    #: Only matters sent or received by one of these courts; None: every matter (an admin).
+    visible_to: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One `delegation_transition` row. States are None for SUBMIT's "before"."""
+
+    action: str  # a lifecycle Action, or SUBMIT, URGE, EXTEND_DEADLINE, ESCALATE
+    from_state: DelegationState | None
+    to_state: DelegationState | None
+    actor_court_id: str  # "" for the system
+    officer: str
+    at: datetime
+    reason_code: str = ""
+    note: str = ""
+    trace_id: str = ""
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def document_of(delegation: Delegation, applied_requests: Iterable[str] = ()) -> str:
+    data = codec.delegation_to_json(delegation)
+    data["applied_requests"] = list(applied_requests)[-MAX_APPLIED_REQUESTS:]
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 async def insert_delegation(conn: AsyncConnection, delegation: Delegation, request_id: str | None) -> int:
@@ -45,23 +99,117 @@ async def insert_delegation(conn: AsyncConnection, delegation: Delegation, reque
             description=delegation.description,
             state=str(delegation.state),
             request_id=request_id,
-            create_time=delegation.created_at,
-            update_time=delegation.updated_at,
+            create_time=_utc(delegation.created_at),
+            update_time=_utc(delegation.updated_at),
             version=delegation.version,
+            document=document_of(delegation),
             **trace_columns(),
         )
     )
     return int(result.inserted_primary_key[0])
 
 
+async def update_delegation(
+    conn: AsyncConnection, delegation: Delegation, *, expected_version: int, urge_count: int, applied_requests: Iterable[str]
+) -> bool:
+    """Writes the next version; False when the row is no longer at `expected_version`."""
+    result = await conn.execute(
+        update(DELEGATIONS)
+        .where(DELEGATIONS.c.name == delegation.name, DELEGATIONS.c.version == expected_version)
+        .values(
+            state=str(delegation.state),
+            version=delegation.version,
+            update_time=_utc(delegation.updated_at),
+            document=document_of(delegation, applied_requests),
+            urge_count=urge_count,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def append_entries(conn: AsyncConnection, delegation_name: str, entries: Iterable[TimelineEntry]) -> None:
+    rows = [
+        {
+            "delegation_name": delegation_name,
+            "action": e.action,
+            "from_state": str(e.from_state or ""),
+            "to_state": str(e.to_state or ""),
+            "actor_court_id": e.actor_court_id,
+            "officer": e.officer,
+            "at": _utc(e.at),
+            "reason_code": e.reason_code,
+            "note": e.note,
+            "trace_id": e.trace_id,
+        }
+        for e in entries
+    ]
+    if rows:
+        await conn.execute(insert(TRANSITIONS), rows)
+
+
+async def save_deadlines(
+    conn: AsyncConnection, delegation: Delegation, deadlines: Iterable[TrackedDeadline], *, existing: Iterable[Step] = ()
+) -> None:
+    """Inserts the deadlines of new steps and updates those of `existing` ones.
+
+    Writing a deadline as OPEN starts the scanner's watch afresh (a new or extended period),
+    so its bookkeeping columns are cleared; other statuses leave them as the scanner set them.
+    """
+    known = set(existing)
+    new_rows = [_deadline_row(delegation, d) for d in deadlines if d.step not in known]
+    if new_rows:
+        await conn.execute(insert(DEADLINES), new_rows)
+    for deadline in deadlines:
+        if deadline.step in known:
+            values = _deadline_values(deadline)
+            if deadline.status is DeadlineStatus.OPEN:
+                values.update(warned_at=None, overdue_at=None, last_urged_at=None, escalated_at=None)
+            await conn.execute(
+                update(DEADLINES)
+                .where(DEADLINES.c.delegation_name == delegation.name, DEADLINES.c.step == str(deadline.step))
+                .values(**values)
+            )
+
+
+def _deadline_row(delegation: Delegation, deadline: TrackedDeadline) -> dict[str, Any]:
+    return {
+        "delegation_name": delegation.name,
+        "step": str(deadline.step),
+        "requesting_court_id": delegation.requesting_court_id,
+        "entrusted_court_id": delegation.entrusted_court_id,
+        **_deadline_values(deadline),
+    }
+
+
+def _deadline_values(deadline: TrackedDeadline) -> dict[str, Any]:
+    return {
+        "status": str(deadline.status),
+        "start_at": _utc(deadline.start_at),
+        "due_at": _utc(deadline.due_at),
+        "provisional": deadline.provisional,
+        "rule": json.dumps(codec.rule_to_json(deadline.rule), ensure_ascii=False),
+        "extensions": json.dumps(codec.extensions_to_json(deadline.extensions), ensure_ascii=False),
+        "closed_at": _utc(deadline.closed_at) if deadline.closed_at else None,
+    }
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
 async def delegation_by_name(conn: AsyncConnection, name: str) -> StoredDelegation | None:
     row = (await conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name == name))).mappings().first()
-    return _stored(row) if row else None
+    if row is None:
+        return None
+    deadlines = await deadlines_of(conn, [name])
+    return _stored(row, deadlines.get(name, ()))
 
 
 async def delegation_by_request_id(conn: AsyncConnection, request_id: str) -> StoredDelegation | None:
     row = (await conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.request_id == request_id))).mappings().first()
-    return _stored(row) if row else None
+    if row is None:
+        return None
+    deadlines = await deadlines_of(conn, [row["name"]])
+    return _stored(row, deadlines.get(row["name"], ()))
 
 
 async def list_delegations(conn: AsyncConnection, query: DelegationQuery, after_seq: int, limit: int) -> list[StoredDelegation]:
@@ -76,11 +224,78 @@ async def list_delegations(conn: AsyncConnection, query: DelegationQuery, after_
     ):
         if value is not None:
             statement = statement.where(column == str(value))
-    return [_stored(row) for row in (await conn.execute(statement)).mappings()]
+    if query.visible_to is not None:
+        visible = sorted(query.visible_to)
+        statement = statement.where(or_(columns.requesting_court_id.in_(visible), columns.entrusted_court_id.in_(visible)))
+    return await _with_deadlines(conn, list((await conn.execute(statement)).mappings()))
 
 
-def _stored(row: Any) -> StoredDelegation:
-    delegation = Delegation(
+async def delegations_by_names(conn: AsyncConnection, names: list[str]) -> list[StoredDelegation]:
+    """In the order of `names`; unknown names are skipped."""
+    rows = {r["name"]: r for r in (await conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name.in_(names)))).mappings()}
+    return await _with_deadlines(conn, [rows[n] for n in names if n in rows])
+
+
+async def deadlines_of(conn: AsyncConnection, names: list[str]) -> dict[str, tuple[TrackedDeadline, ...]]:
+    if not names:
+        return {}
+    found: dict[str, list[TrackedDeadline]] = {}
+    rows = await conn.execute(select(DEADLINES).where(DEADLINES.c.delegation_name.in_(names)))
+    for row in rows.mappings():
+        found.setdefault(row["delegation_name"], []).append(_tracked(row))
+    return {name: tuple(ordered(items)) for name, items in found.items()}
+
+
+async def entries_of(conn: AsyncConnection, name: str) -> list[TimelineEntry]:
+    statement = select(TRANSITIONS).where(TRANSITIONS.c.delegation_name == name).order_by(TRANSITIONS.c.seq)
+    return [_entry(row) for row in (await conn.execute(statement)).mappings()]
+
+
+async def overdue_delegation_names(
+    conn: AsyncConnection, entrusted_court_ids: Iterable[str], now: datetime, after: tuple[datetime, str] | None, limit: int
+) -> list[tuple[str, datetime]]:
+    """(name, earliest missed due time) of matters with a deadline of the entrusted court
+    passed and not met, longest overdue first. SUPPLEMENT is the requesting court's."""
+    columns = DEADLINES.c
+    first_due = func.min(columns.due_at).label("first_due")
+    missed = or_(
+        columns.status == str(DeadlineStatus.OVERDUE),
+        and_(columns.status == str(DeadlineStatus.OPEN), columns.due_at < _utc(now)),
+    )
+    statement = (
+        select(columns.delegation_name, first_due)
+        .where(columns.entrusted_court_id.in_(sorted(entrusted_court_ids)), columns.step != str(Step.SUPPLEMENT), missed)
+        .group_by(columns.delegation_name)
+        .order_by(first_due, columns.delegation_name)
+        .limit(limit)
+    )
+    if after is not None:
+        due, name = _utc(after[0]), after[1]
+        statement = statement.having(or_(first_due > due, and_(first_due == due, columns.delegation_name > name)))
+    return [(row.delegation_name, utc(row.first_due)) for row in await conn.execute(statement)]
+
+
+async def _with_deadlines(conn: AsyncConnection, rows: list[Any]) -> list[StoredDelegation]:
+    deadlines = await deadlines_of(conn, [r["name"] for r in rows])
+    return [_stored(row, deadlines.get(row["name"], ())) for row in rows]
+
+
+def _stored(row: Any, deadlines: tuple[TrackedDeadline, ...]) -> StoredDelegation:
+    data = json.loads(row["document"])
+    delegation = codec.delegation_from_json(data) if data else _from_columns(row)
+    return StoredDelegation(
+        seq=row["seq"],
+        delegation=delegation,
+        deadlines=deadlines,
+        urge_count=row["urge_count"],
+        escalated_at=utc(row["escalated_at"]) if row["escalated_at"] else None,
+        applied_requests=tuple(data.get("applied_requests", ())),
+    )
+
+
+def _from_columns(row: Any) -> Delegation:
+    """A row written before the document column existed (migration delegation_0003)."""
+    return Delegation(
         id=row["id"],
         requesting_court_id=row["requesting_court_id"],
         case_name=row["case_name"],
@@ -92,4 +307,34 @@ def _stored(row: Any) -> StoredDelegation:
         state=DelegationState(row["state"]),
         version=row["version"],
     )
-    return StoredDelegation(row["seq"], delegation)
+
+
+def _tracked(row: Any) -> TrackedDeadline:
+    return TrackedDeadline(
+        step=Step(row["step"]),
+        status=DeadlineStatus(row["status"]),
+        start_at=utc(row["start_at"]),
+        due_at=utc(row["due_at"]),
+        provisional=bool(row["provisional"]),
+        rule=codec.rule_from_json(json.loads(row["rule"])),
+        extensions=codec.extensions_from_json(json.loads(row["extensions"])),
+        closed_at=utc(row["closed_at"]) if row["closed_at"] else None,
+    )
+
+
+def _entry(row: Any) -> TimelineEntry:
+    return TimelineEntry(
+        action=row["action"],
+        from_state=DelegationState(row["from_state"]) if row["from_state"] else None,
+        to_state=DelegationState(row["to_state"]) if row["to_state"] else None,
+        actor_court_id=row["actor_court_id"],
+        officer=row["officer"],
+        at=utc(row["at"]),
+        reason_code=row["reason_code"],
+        note=row["note"],
+        trace_id=row["trace_id"],
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)

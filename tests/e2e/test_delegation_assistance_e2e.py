@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,8 +15,9 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.demo import delegate_freeze, query_deposits, until_case_replicated
+from services.demo import delegate_freeze, freeze_request, query_deposits, until_case_replicated
 from services.launcher import Stack
+from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from tests.e2e.test_registry_e2e import create_request, details
 
@@ -36,7 +36,7 @@ async def test_delegation_reaches_both_courts_and_no_other(
     async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
         created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
         fetched = await delegation_pb2_grpc.DelegationServiceStub(channel).GetDelegation(
-            dg.GetDelegationRequest(name=created.name)
+            dg.GetDelegationRequest(name=created.name), metadata=dev_credentials("court", "gd0112")
         )
     assert fetched == created and created.state == dg.Delegation.SUBMITTED
 
@@ -52,13 +52,12 @@ async def test_delegation_reaches_both_courts_and_no_other(
 async def test_a_court_cannot_delegate_another_courts_case(stack: Stack, sequence_numbers: Iterator[int]) -> None:
     case_name = await register_case(stack, 500_000 + next(sequence_numbers))
     async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        request = dg.CreateDelegationRequest(
-            parent="courts/zj0326",
-            request_id=str(uuid.uuid4()),
-            delegation=dg.Delegation(case=case_name, entrusted_court="courts/ha0122", matter_kind=dg.Delegation.DEPOSITS),
-        )
+        request = freeze_request(case_name)  # a complete request, only from the wrong court
+        request.parent = "courts/zj0326"
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await delegation_pb2_grpc.DelegationServiceStub(channel).CreateDelegation(request)
+            await delegation_pb2_grpc.DelegationServiceStub(channel).CreateDelegation(
+                request, metadata=dev_credentials("court", "zj0326")
+            )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert details(caught.value)[0].reason == "NOT_CASE_OWNER"
 

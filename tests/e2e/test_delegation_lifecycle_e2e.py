@@ -1,0 +1,112 @@
+"""Seed scenario 4 end to end: 广州市黄埔区法院 (gd0112) delegates a 7,000,000 元 receivable freeze
+to 中牟县法院 (ha0122), which acknowledges, starts and completes it the same day; each court reads
+its events by subject, a third court sees none, and the timeline shows every step's trace."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from rogatory.delegation.v1 import delegation_pb2 as dg
+from rogatory.delegation.v1 import delegation_pb2_grpc
+from rogatory.events.v1 import events_pb2
+
+from delegation.calendar import CHINA_TZ
+from services.demo import delegate_freeze, until_case_replicated
+from services.launcher import Stack
+from services.plumbing.auth import dev_credentials
+from services.plumbing.events import ReceivedEvent
+from services.plumbing.subscriber import read_events
+from tests.e2e.test_delegation_assistance_e2e import register_case
+from tests.e2e.test_registry_e2e import details
+
+REQUESTING = dev_credentials("court", "gd0112")
+ENTRUSTED = dev_credentials("court", "ha0122")
+THIRD_COURT = dev_credentials("court", "zj0326")
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+OFFICER = dg.Officer(display_name="李法官", phone="0371-62171234")
+RECEIPT = dg.Attachment(kind=dg.Attachment.ASSISTANCE_RECEIPT, name="协助冻结回执.pdf", size_bytes=4096, sha256="ef" * 32)
+VERBS = ["submitted", "acknowledged", "started", "completed"]
+
+
+async def rpc_error(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
+
+
+def delegation_of(event: ReceivedEvent) -> dg.Delegation:
+    payload_type = events_pb2.DelegationSubmitted if event.subject.endswith(".submitted") else events_pb2.DelegationTransitioned
+    return event.parse(payload_type).delegation  # type: ignore[attr-defined]
+
+
+async def events_about(js: JetStreamContext, subject_filter: str, name: str, since: datetime, expected: int) -> list[str]:
+    """The verbs of `name`'s events on `subject_filter`, once `expected` of them have arrived."""
+    verbs: list[str] = []
+    for _ in range(20):
+        events = await read_events(js, "ROGATORY", subject_filter, since=since, timeout=2.0)
+        verbs = [e.subject.rsplit(".", 1)[1] for e in events if delegation_of(e).name == name]
+        if len(verbs) >= expected:
+            break
+        await asyncio.sleep(0.1)  # the relay publishes after commit: wait for the outcome, bounded
+    return verbs
+
+
+async def test_receivable_freeze_executed_the_same_day(stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    case_name = await register_case(stack, 600_000 + next(sequence_numbers))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+        created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+        name = created.name
+        assert created.state == dg.Delegation.SUBMITTED and created.deposits.amount_fen == 700_000_000
+        assert [(d.step, d.status) for d in created.deadlines] == [
+            (dg.Deadline.ACKNOWLEDGE, dg.Deadline.OPEN),
+            (dg.Deadline.START, dg.Deadline.OPEN),
+            (dg.Deadline.FINISH, dg.Deadline.OPEN),
+        ]
+
+        hidden = await rpc_error(stub.GetDelegation(dg.GetDelegationRequest(name=name), metadata=THIRD_COURT))
+        assert hidden.code() == grpc.StatusCode.NOT_FOUND  # existence is not revealed
+        acknowledge = dg.AcknowledgeDelegationRequest(name=name, officer=OFFICER, etag=created.etag)
+        wrong_court = await rpc_error(stub.AcknowledgeDelegation(acknowledge, metadata=REQUESTING))
+        assert wrong_court.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert details(wrong_court)[0].reason == "NOT_ENTRUSTED_COURT"
+
+        acknowledged = await stub.AcknowledgeDelegation(acknowledge, metadata=ENTRUSTED)
+        stale = await rpc_error(stub.StartDelegation(dg.StartDelegationRequest(name=name, etag=created.etag), metadata=ENTRUSTED))
+        assert stale.code() == grpc.StatusCode.ABORTED and details(stale)[0].reason == "VERSION_MISMATCH"
+        started = await stub.StartDelegation(dg.StartDelegationRequest(name=name, etag=acknowledged.etag), metadata=ENTRUSTED)
+        again = await rpc_error(
+            stub.AcknowledgeDelegation(dg.AcknowledgeDelegationRequest(name=name, officer=OFFICER), metadata=ENTRUSTED)
+        )
+        assert again.code() == grpc.StatusCode.FAILED_PRECONDITION and details(again)[0].reason == "INVALID_TRANSITION"
+        bad_etag = await rpc_error(stub.StartDelegation(dg.StartDelegationRequest(name=name, etag="v7"), metadata=ENTRUSTED))
+        assert bad_etag.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        completion = dg.Completion(outcome=dg.Completion.EXECUTED, amount_fen=700_000_000, result_documents=[RECEIPT])
+        request = dg.CompleteDelegationRequest(name=name, completion=completion, etag=started.etag)
+        traceparent = (("traceparent", f"00-{TRACE_ID}-00f067aa0ba902b7-01"),)
+        completed = await stub.CompleteDelegation(request, metadata=ENTRUSTED + traceparent)
+        timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=name), metadata=REQUESTING)
+
+    assert completed.state == dg.Delegation.COMPLETED and completed.completion.amount_fen == 700_000_000
+    same_day = completed.complete_time.ToDatetime(tzinfo=UTC).astimezone(CHINA_TZ).date()
+    assert same_day == created.create_time.ToDatetime(tzinfo=UTC).astimezone(CHINA_TZ).date()
+    assert {d.status for d in completed.deadlines} == {dg.Deadline.MET}
+    assert [e.action for e in timeline.entries] == ["SUBMIT", "ACKNOWLEDGE", "START", "COMPLETE"]
+    assert all(re.fullmatch("[0-9a-f]{32}", e.trace_id) and int(e.trace_id, 16) for e in timeline.entries)
+    assert timeline.entries[-1].trace_id == TRACE_ID  # the caller's trace continues into the record
+    assert timeline.entries[-1].actor_court == "courts/ha0122" and timeline.entries[-1].officer == "李法官"
+
+    js = subscriber.jetstream()
+    assert await events_about(js, "rogatory.v1.delegation.gd0112.*.>", name, since, 4) == VERBS  # sent
+    assert await events_about(js, "rogatory.v1.delegation.*.ha0122.>", name, since, 4) == VERBS  # received
+    for third in ("rogatory.v1.delegation.zj0326.*.>", "rogatory.v1.delegation.*.zj0326.>"):
+        assert await events_about(js, third, name, since, 0) == []
