@@ -24,8 +24,19 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("demo", help="register the seed article's case against a running stack, print its events")
     migrate = commands.add_parser("migrate", help="create or upgrade a service's database schema")
     migrate.add_argument("service", choices=["registry", "delegation", "assistance"])
+    scan = commands.add_parser(
+        "scan-deadlines", help="one deadline-scanner pass over the delegation database (due soon, overdue, urge, escalate)"
+    )
+    scan.add_argument("--at", type=_instant, help="scan as of this instant (ISO 8601 with offset), e.g. to catch up")
     args = parser.parse_args(argv)
-    {"run": run, "demo": demo, "migrate": migrate_command}[args.command](args)
+    {"run": run, "demo": demo, "migrate": migrate_command, "scan-deadlines": scan_deadlines}[args.command](args)
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a UTC offset, e.g. 2026-12-01T09:00:00+08:00")
+    return value
 
 
 def run(_args: argparse.Namespace) -> None:
@@ -103,3 +114,31 @@ def migrate_command(args: argparse.Namespace) -> None:
 
 def since_a_moment_ago() -> datetime:
     return datetime.now(UTC) - timedelta(seconds=1)
+
+
+def scan_deadlines(args: argparse.Namespace) -> None:
+    """The same scanner the delegation service runs, as a one-off job; its events leave via
+    the service's outbox relay."""
+    from registry.courts import CourtCatalog  # noqa: PLC0415
+    from services.delegation.handlers import DelegationHandlers  # noqa: PLC0415
+    from services.delegation.scanner import DeadlineScanner  # noqa: PLC0415
+    from services.plumbing.db import Database  # noqa: PLC0415
+    from services.plumbing.outbox import Outbox  # noqa: PLC0415
+
+    settings = Settings()
+    at: datetime | None = args.at
+
+    async def go() -> None:
+        db = Database(settings.database_url_for("delegation"), schema=settings.schema_for("delegation"))
+        clock = (lambda: at) if at else (lambda: datetime.now(UTC))
+        handlers = DelegationHandlers(db, Outbox(), CourtCatalog.default(), clock=clock)
+        report = await DeadlineScanner(handlers).scan_once()
+        await db.dispose()
+        done = ", ".join(f"{action} {n}" for action, n in sorted(report.actions.items())) or "nothing to do"
+        print(f"scanned as of {clock():%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()

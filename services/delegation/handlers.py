@@ -19,7 +19,7 @@ keyed by the calling court; a retry of an applied one returns the delegation as 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -420,10 +420,15 @@ class DelegationHandlers:
             raise NotFound("delegation", name)
         return stored
 
-    async def _commit(self, stored: StoredDelegation, change: Change, key: str) -> StoredDelegation:
+    async def _commit(
+        self, stored: StoredDelegation, change: Change, key: str, also: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    ) -> StoredDelegation:
+        """Writes `change` in one transaction; `also` adds writes that must commit with it."""
         applied = (*stored.applied_requests, key) if key else stored.applied_requests
         before = stored.delegation
         async with self.db.transaction() as conn:
+            if also:
+                await also(conn)
             written = await store.update_delegation(
                 conn, change.delegation, expected_version=before.version, urge_count=change.urge_count, applied_requests=applied
             )

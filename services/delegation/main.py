@@ -7,6 +7,7 @@ from rogatory.delegation.v1 import delegation_pb2, delegation_pb2_grpc
 from registry.courts import CourtCatalog
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.delegation.handlers import DelegationHandlers
+from services.delegation.scanner import DeadlineScanner
 from services.delegation.servicer import DelegationServicer
 from services.plumbing.host import ServiceHost, run_service
 
@@ -15,9 +16,12 @@ CASE_REPLICA_CONSUMER = "delegation-case-replica"
 
 
 async def wire(host: ServiceHost) -> None:
-    servicer = DelegationServicer(DelegationHandlers(host.db, host.outbox, CourtCatalog.default()))
+    handlers = DelegationHandlers(host.db, host.outbox, CourtCatalog.default())
+    servicer = DelegationServicer(handlers)
     host.add_servicer(SERVICE, servicer, delegation_pb2_grpc.add_DelegationServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
+    if host.settings.scan_interval > 0:
+        host.workers.append(DeadlineScanner(handlers, interval=host.settings.scan_interval))
 
 
 def main() -> None:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # Seconds a service waits for in-flight RPCs on SIGTERM before cancelling them.
     shutdown_grace: float = Field(default=10.0, alias="ROGATORY_SHUTDOWN_GRACE")
     log_level: str = Field(default="INFO", alias="ROGATORY_LOG_LEVEL")
+    # Seconds between deadline-scanner passes in the delegation service (0 turns it off,
+    # e.g. when a separate `rogatory scan-deadlines` job runs it).
+    scan_interval: float = Field(default=60.0, alias="ROGATORY_SCAN_INTERVAL")
     # Run Alembic migrations when a service starts (disable when a release job does it).
     migrate_on_start: bool = Field(default=True, alias="ROGATORY_MIGRATE_ON_START")
 

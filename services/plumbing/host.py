@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -39,6 +39,14 @@ log = logging.getLogger(__name__)
 Wiring = Callable[["ServiceHost"], Awaitable[None]]
 
 
+class Worker(Protocol):
+    """A background loop the host starts after wiring and stops before draining NATS."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceHost:
     service: str
@@ -52,6 +60,7 @@ class ServiceHost:
     health: HealthServicer = field(init=False)
     port: int = field(init=False, default=0)
     consumers: list[EventConsumer] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)  # background loops, e.g. the deadline scanner
     service_names: list[str] = field(default_factory=list)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,6 +88,8 @@ class ServiceHost:
         self.relay.start()
         for consumer in self.consumers:
             consumer.start()
+        for worker in self.workers:
+            worker.start()
         await self.server.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("%s listening on %s", self.service, self.address)
@@ -110,6 +121,8 @@ class ServiceHost:
         """Graceful: stop taking RPCs, finish in-flight ones, flush events, drain NATS."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(self.settings.shutdown_grace)
+        for worker in self.workers:
+            await worker.stop()
         for consumer in self.consumers:
             await consumer.stop()
         await self.relay.stop(flush=True)

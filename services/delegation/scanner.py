@@ -1,0 +1,281 @@
+"""The deadline scanner: due-soon warnings, overdue marking, automatic urges (催办),
+escalation to the superior court (督办) and deemed withdrawal, on an injected clock.
+
+Each pass reads the deadlines worth looking at, asks `delegation.supervision.actions_for`
+what to do and writes, per deadline and in one transaction, the timeline entries, the
+deadline's bookkeeping (warned_at, overdue_at, last_urged_at, escalated_at) and the
+events. The deadline row is updated only if it is still as read (status and due time),
+so a step done meanwhile, an extension, or a second scanner replica make the pass skip
+it rather than act twice. Actions join the matter's trace: their spans continue the
+trace context stored when the matter was created.
+
+Scanner annotations do not change the delegation's version (etag): a court about to act
+on a matter is not made to re-read it because the scanner warned or urged. Deemed
+withdrawal is a lifecycle transition and goes through the handlers' write path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+from rogatory.events.v1 import events_pb2
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from delegation import lifecycle
+from delegation.deadlines import Step
+from delegation.supervision import DeadlineWatch, ScanAction, SupervisionPolicy, WatchStatus, actions_for
+from registry.errors import DomainError
+from services.delegation import store
+from services.delegation.handlers import (
+    DelegationHandlers,
+    current_trace_id,
+    delegation_subject,
+    event_type,
+)
+from services.delegation.messages import deadline_to_proto, delegation_to_proto
+from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
+from services.delegation.store import DEADLINES, DELEGATIONS, StoredDelegation, TimelineEntry
+from services.plumbing.events import Event, subject
+from services.plumbing.telemetry import context_from_headers, tracer
+from services.plumbing.times import utc
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+SYSTEM_OFFICER = "system"
+DUE_SOON, OVERDUE, URGED, ESCALATED = "due-soon", "overdue", "urged", "escalated"
+SUPERVISION_ESCALATED = "rogatory.supervision.escalated.v1"
+PAGE = 500
+
+
+class DeadlineMoved(Exception):
+    """The deadline changed between the read and the write: skip it this pass."""
+
+
+@dataclass
+class ScanReport:
+    actions: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+
+    def count(self, action: ScanAction) -> int:
+        return self.actions[str(action)]
+
+
+@dataclass
+class DeadlineScanner:
+    handlers: DelegationHandlers
+    policy: SupervisionPolicy = field(default_factory=SupervisionPolicy)
+    interval: float = 60.0  # seconds between passes in a running service
+    _task: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # --- running in a service -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="deadline-scanner")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.scan_once()
+            except Exception:  # noqa: BLE001 - a failed pass (e.g. database away) is retried next time
+                log.exception("deadline scan failed")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+
+    # --- one pass ----------------------------------------------------------------------------------
+
+    async def scan_once(self) -> ScanReport:
+        now = self.handlers.clock()
+        report = ScanReport()
+        for row in await self._deadlines_to_watch(now):
+            watch = _watch(row)
+            actions = actions_for(watch, now, self.policy)
+            if not actions:
+                continue
+            try:
+                await self._act(row, watch, actions, now)
+            except (DeadlineMoved, DomainError) as reason:
+                log.info("deadline %s/%s skipped: %s", row["delegation_name"], row["step"], reason)
+                report.skipped += 1
+                continue
+            report.actions.update(str(a) for a in actions)
+        return report
+
+    async def _deadlines_to_watch(self, now: datetime) -> list[Any]:
+        horizon = now + self.policy.warn_before
+        query = (
+            select(DEADLINES)
+            .where(
+                or_(
+                    (DEADLINES.c.status == str(DeadlineStatus.OPEN)) & (DEADLINES.c.due_at <= horizon),
+                    DEADLINES.c.status == str(DeadlineStatus.OVERDUE),
+                )
+            )
+            .order_by(DEADLINES.c.due_at)
+        )
+        async with self.handlers.db.read() as conn:
+            return list((await conn.execute(query)).mappings().all())
+
+    async def _act(self, row: Any, watch: DeadlineWatch, actions: list[ScanAction], now: datetime) -> None:
+        name = row["delegation_name"]
+        async with self.handlers.db.read() as conn:
+            stored = await store.delegation_by_name(conn, name)
+            traceparent = (await conn.execute(select(DELEGATIONS.c.traceparent).where(DELEGATIONS.c.name == name))).scalar()
+        if stored is None:
+            raise DeadlineMoved("delegation gone")
+        d = stored.delegation
+        attributes = {
+            "rogatory.delegation": name,
+            "rogatory.deadline.step": row["step"],
+            "rogatory.scan.actions": ",".join(actions),
+            "rogatory.court.requesting": d.requesting_court_id,
+            "rogatory.court.entrusted": d.entrusted_court_id,
+            "rogatory.case": d.case_name,
+        }
+        parent = context_from_headers({"traceparent": traceparent or ""})
+        with _tracer.start_as_current_span("scan deadline", context=parent, kind=SpanKind.INTERNAL, attributes=attributes):
+            if ScanAction.DEEM_WITHDRAWN in actions:
+                await self._deem_withdrawn(stored, row, watch, now)
+            else:
+                await self._annotate(stored, row, watch, actions, now)
+
+    # --- deemed withdrawn: a lifecycle transition ------------------------------------------------
+
+    async def _deem_withdrawn(self, stored: StoredDelegation, row: Any, watch: DeadlineWatch, now: datetime) -> None:
+        command = lifecycle.DeemDelegationWithdrawn(supplement_deadline=watch.due, expected_version=stored.delegation.version)
+        updated, events = lifecycle.deem_withdrawn(stored.delegation, command, now)
+        change = self.handlers._lifecycle_change(stored, updated, events)
+        overdue = self._deadline_event(OVERDUE, stored, _tracked(stored, watch.step), now)
+
+        async def bookkeeping(conn: AsyncConnection) -> None:
+            await _guarded_update(conn, row, overdue_at=now)
+            await self.handlers.outbox.add(conn, [overdue])
+
+        await self.handlers._commit(stored, change, "", also=bookkeeping)
+
+    # --- annotations: warn, overdue, urge, escalate ------------------------------------------
+
+    async def _annotate(
+        self, stored: StoredDelegation, row: Any, watch: DeadlineWatch, actions: list[ScanAction], now: datetime
+    ) -> None:
+        deadline = _tracked(stored, watch.step)
+        values: dict[str, Any] = {}
+        if ScanAction.MARK_OVERDUE in actions:
+            deadline = replace(deadline, status=DeadlineStatus.OVERDUE)
+            values.update(status=str(DeadlineStatus.OVERDUE), overdue_at=now)
+        deadlines = tuple(ordered([deadline, *(x for x in stored.deadlines if x.step is not watch.step)]))
+        urge_count = stored.urge_count + (1 if ScanAction.URGE in actions else 0)
+        escalated_at = now if ScanAction.ESCALATE in actions else stored.escalated_at
+        view = replace(stored, deadlines=deadlines, urge_count=urge_count, escalated_at=escalated_at)
+        entries, events = [], []
+        for action in actions:
+            entry, action_events, stamp = self._annotation(action, view, deadline, now)
+            entries.append(entry)
+            events.extend(action_events)
+            values.update(stamp)
+        async with self.handlers.db.transaction() as conn:
+            await _guarded_update(conn, row, **values)
+            await conn.execute(
+                update(DELEGATIONS)
+                .where(DELEGATIONS.c.name == row["delegation_name"])
+                .values(urge_count=urge_count, escalated_at=escalated_at)
+            )
+            await store.append_entries(conn, row["delegation_name"], entries)
+            await self.handlers.outbox.add(conn, events)
+        self.handlers.outbox.notify()
+
+    def _annotation(
+        self, action: ScanAction, view: StoredDelegation, deadline: TrackedDeadline, now: datetime
+    ) -> tuple[TimelineEntry, list[Event], dict[str, Any]]:
+        d = view.delegation
+        step = str(deadline.step)
+        due = f"{deadline.step} deadline {deadline.due_at:%Y-%m-%d %H:%M} UTC"
+
+        def entry(name: str, note: str) -> TimelineEntry:
+            return TimelineEntry(name, d.state, d.state, "", SYSTEM_OFFICER, now, step, note, current_trace_id())
+
+        if action is ScanAction.WARN_DUE_SOON:
+            return entry("DUE_SOON", f"{due} is near"), [self._deadline_event(DUE_SOON, view, deadline, now)], {"warned_at": now}
+        if action is ScanAction.MARK_OVERDUE:
+            return entry("OVERDUE", f"{due} passed"), [self._deadline_event(OVERDUE, view, deadline, now)], {}
+        if action is ScanAction.URGE:
+            note = f"automatic urge: {due} passed"
+            return entry("URGE", note), [self._urged_event(view, deadline, note, now)], {"last_urged_at": now}
+        return self._escalation(view, deadline, due, now, entry)
+
+    def _escalation(self, view: StoredDelegation, deadline: TrackedDeadline, due: str, now: datetime, entry: Any) -> Any:
+        d = view.delegation
+        superior = self.handlers.courts.get(d.entrusted_court_id)
+        superior_id = superior.parent_id if superior and superior.parent_id else d.entrusted_court_id
+        payload = events_pb2.DelegationEscalated(
+            delegation=self._proto(view), superior_court=f"courts/{superior_id}", deadline=deadline_to_proto(deadline)
+        )
+        events = [
+            Event(event_type(ESCALATED), delegation_subject(d, ESCALATED), payload, occurred_at=now),
+            Event(SUPERVISION_ESCALATED, subject("supervision", superior_id, ESCALATED), payload, occurred_at=now),
+        ]
+        note = f"escalated to courts/{superior_id}: {due} passed {self.policy.escalate_after.days} days ago or more"
+        return entry("ESCALATE", note), events, {"escalated_at": now}
+
+    def _proto(self, view: StoredDelegation) -> Any:
+        return delegation_to_proto(view.delegation, view.deadlines, urge_count=view.urge_count, escalated_at=view.escalated_at)
+
+    def _deadline_event(self, verb: str, view: StoredDelegation, deadline: TrackedDeadline, now: datetime) -> Event:
+        payload = events_pb2.DelegationDeadlineReached(delegation=self._proto(view), deadline=deadline_to_proto(deadline))
+        return Event(event_type(verb), delegation_subject(view.delegation, verb), payload, occurred_at=now)
+
+    def _urged_event(self, view: StoredDelegation, deadline: TrackedDeadline, note: str, now: datetime) -> Event:
+        payload = events_pb2.DelegationUrged(
+            delegation=self._proto(view), automatic=True, note=note, deadline=deadline_to_proto(deadline)
+        )
+        return Event(event_type(URGED), delegation_subject(view.delegation, URGED), payload, occurred_at=now)
+
+
+def _watch(row: Any) -> DeadlineWatch:
+    return DeadlineWatch(
+        step=Step(row["step"]),
+        due=utc(row["due_at"]),
+        status=WatchStatus(row["status"]),
+        warned_at=row["warned_at"],
+        overdue_at=row["overdue_at"],
+        last_urged_at=row["last_urged_at"] and utc(row["last_urged_at"]),
+        escalated_at=row["escalated_at"],
+    )
+
+
+def _tracked(stored: StoredDelegation, step: Step) -> TrackedDeadline:
+    deadline = stored.deadline(step)
+    if deadline is None:
+        raise DeadlineMoved(f"no {step} deadline")
+    return deadline
+
+
+async def _guarded_update(conn: AsyncConnection, row: Any, **values: Any) -> None:
+    """Updates the deadline row only if it is still as the pass read it."""
+    result = await conn.execute(
+        update(DEADLINES)
+        .where(
+            DEADLINES.c.delegation_name == row["delegation_name"],
+            DEADLINES.c.step == row["step"],
+            DEADLINES.c.status == row["status"],
+            DEADLINES.c.due_at == row["due_at"],
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise DeadlineMoved("changed since it was read")

@@ -1,0 +1,78 @@
+"""A late matter end to end: nobody acknowledges; the deadline scanner (run as the admin job
+`rogatory scan-deadlines --at …`, the same code the service runs on its clock) marks it
+overdue and urges the entrusted court, then escalates it to that court's superior court,
+which finds it on its overdue list. Everything is read back over gRPC and from NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from nats.aio.client import Client as NATS
+from rogatory.delegation.v1 import delegation_pb2 as dg
+from rogatory.delegation.v1 import delegation_pb2_grpc
+from rogatory.events.v1 import events_pb2
+
+from services.demo import delegate_freeze, until_case_replicated
+from services.launcher import Stack
+from services.plumbing.auth import dev_credentials
+from services.plumbing.subscriber import read_events
+from tests.e2e.test_delegation_assistance_e2e import register_case
+
+SUPERIOR = dev_credentials("court", "ha01")  # 郑州市中级人民法院, superior of 中牟县法院
+REQUESTING = dev_credentials("court", "gd0112")
+
+
+def scan_at(stack: Stack, at: datetime) -> str:
+    env = stack.env_for("delegation")
+    command = [sys.executable, "-m", "services.cli", "scan-deadlines", "--at", at.isoformat()]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def names_on(subscriber: NATS, subject_filter: str, since: datetime, name: str, payload: type, expected: int) -> int:
+    """How many events about `name` arrived on `subject_filter` (waits, bounded, for `expected`)."""
+    found = 0
+    for _ in range(30):
+        events = await read_events(subscriber.jetstream(), "ROGATORY", subject_filter, since=since, timeout=1.0)
+        found = sum(1 for e in events if e.parse(payload).delegation.name == name)
+        if found >= expected:
+            break
+        await asyncio.sleep(0.2)  # the service's relay polls the outbox the job wrote to
+    return found
+
+
+async def test_unacknowledged_matter_is_urged_then_escalated(
+    stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    case_name = await register_case(stack, 700_000 + next(sequence_numbers))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+        created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+    name = created.name
+
+    assert "MARK_OVERDUE 1" in scan_at(stack, datetime.now(UTC) + timedelta(days=10))  # ACKNOWLEDGE (7 days) missed
+    urged = await names_on(subscriber, "rogatory.v1.delegation.*.ha0122.urged", since, name, events_pb2.DelegationUrged, 1)
+    assert urged == 1
+    assert "ESCALATE" in scan_at(stack, datetime.now(UTC) + timedelta(days=30))
+    escalated = await names_on(subscriber, "rogatory.v1.supervision.ha01.>", since, name, events_pb2.DelegationEscalated, 1)
+    assert escalated >= 1
+
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+        overdue = await stub.ListOverdueDelegations(dg.ListOverdueDelegationsRequest(parent="courts/ha01"), metadata=SUPERIOR)
+        timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=name), metadata=REQUESTING)
+    assert name in [d.name for d in overdue.delegations]
+    entry = next(d for d in overdue.delegations if d.name == name)
+    assert entry.urge_count >= 2 and entry.HasField("escalate_time")
+    actions = [e.action for e in timeline.entries]
+    assert actions[0] == "SUBMIT" and {"OVERDUE", "URGE", "ESCALATE"} <= set(actions)
+    system_entries = [e for e in timeline.entries if e.action in {"OVERDUE", "URGE", "ESCALATE"}]
+    assert all(
+        e.officer == "system" and e.trace_id == timeline.entries[0].trace_id for e in system_entries
+    )  # one task, one trace
