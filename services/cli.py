@@ -117,27 +117,12 @@ def since_a_moment_ago() -> datetime:
 
 
 def scan_deadlines(args: argparse.Namespace) -> None:
-    """The same scanner the delegation service runs, as a one-off job; its events leave via
-    the service's outbox relay."""
-    from registry.courts import CourtCatalog  # noqa: PLC0415
-    from services.delegation.handlers import DelegationHandlers  # noqa: PLC0415
-    from services.delegation.scanner import DeadlineScanner  # noqa: PLC0415
-    from services.plumbing.db import Database  # noqa: PLC0415
-    from services.plumbing.outbox import Outbox  # noqa: PLC0415
+    """The same scanner the delegation service runs, as a one-off job (e.g. to catch up)."""
+    from services.delegation.scanner import scan_database  # noqa: PLC0415
 
-    settings = Settings()
-    at: datetime | None = args.at
-
-    async def go() -> None:
-        db = Database(settings.database_url_for("delegation"), schema=settings.schema_for("delegation"))
-        clock = (lambda: at) if at else (lambda: datetime.now(UTC))
-        handlers = DelegationHandlers(db, Outbox(), CourtCatalog.default(), clock=clock)
-        report = await DeadlineScanner(handlers).scan_once()
-        await db.dispose()
-        done = ", ".join(f"{action} {n}" for action, n in sorted(report.actions.items())) or "nothing to do"
-        print(f"scanned as of {clock():%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
-
-    asyncio.run(go())
+    moment, report = asyncio.run(scan_database(Settings(), args.at))
+    done = ", ".join(f"{action} {n}" for action, n in sorted(report.actions.items())) or "nothing to do"
+    print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
 
 
 if __name__ == "__main__":

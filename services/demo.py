@@ -27,6 +27,7 @@ from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
+from services.delegation.scanner import scan_database
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent, subject_filter
@@ -78,12 +79,18 @@ async def run_demo(addresses: dict[str, str]) -> None:
     async with grpc.aio.insecure_channel(addresses["delegation"], interceptors=interceptors) as channel:
         delegation = await until_case_replicated(lambda: delegate_freeze(channel, case.name))
         print(f"\nDelegated to {delegation.entrusted_court}: {delegation.name} ({dg.Delegation.State.Name(delegation.state)})")
+        await execute_freeze_same_day(channel, delegation)
+        late = await until_case_replicated(lambda: delegate_freeze(channel, case.name, entrusted="ha1321"))
+        print(f"\nA second matter, to {late.entrusted_court}, is never acknowledged: {late.name}")
+    moment, report = await scan_database(settings, datetime.now(UTC) + timedelta(days=30))
+    print(f"Deadline scan as of {moment:%Y-%m-%d} (30 days on): {dict(report.actions)}")
     async with grpc.aio.insecure_channel(addresses["assistance"], interceptors=interceptors) as channel:
         notice = await until_case_replicated(lambda: query_deposits(channel, case.name))
         print(f"Assistance notice to {notice.agency}: {notice.name}")
     stream = settings.stream_name
     await print_events(addresses["nats"], stream, subject_filter("case", "gd0112", ">"), started, expected=1)
-    await print_events(addresses["nats"], stream, subject_filter("delegation", "*", "ha0122", ">"), started, expected=1)
+    await print_events(addresses["nats"], stream, subject_filter("delegation", "*", "ha0122", ">"), started, expected=4)
+    await print_events(addresses["nats"], stream, subject_filter("supervision", "ha13", ">"), started, expected=1)
     await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=1)
 
 
@@ -118,9 +125,38 @@ def _attachment(kind: dg.Attachment.Kind.ValueType, name: str, digest_byte: str)
     return dg.Attachment(kind=kind, name=name, size_bytes=120_000, sha256=digest_byte * 32)
 
 
-async def delegate_freeze(channel: grpc.aio.Channel, case_name: str) -> dg.Delegation:
+async def delegate_freeze(channel: grpc.aio.Channel, case_name: str, entrusted: str = "ha0122") -> dg.Delegation:
     stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-    return await stub.CreateDelegation(freeze_request(case_name), metadata=dev_credentials("court", "gd0112"))
+    request = freeze_request(case_name)
+    request.delegation.entrusted_court = f"courts/{entrusted}"
+    return await stub.CreateDelegation(request, metadata=dev_credentials("court", "gd0112"))
+
+
+async def execute_freeze_same_day(channel: grpc.aio.Channel, delegation: dg.Delegation) -> None:
+    """The entrusted court acknowledges, starts and completes: 7,000,000 元 frozen the same day."""
+    stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+    court = dev_credentials("court", delegation.entrusted_court.split("/")[1])
+    officer = dg.Officer(display_name="李法官", phone="0371-62171234")
+    done = await stub.AcknowledgeDelegation(
+        dg.AcknowledgeDelegationRequest(name=delegation.name, officer=officer, etag=delegation.etag), metadata=court
+    )
+    done = await stub.StartDelegation(dg.StartDelegationRequest(name=delegation.name, etag=done.etag), metadata=court)
+    completion = dg.Completion(
+        outcome=dg.Completion.EXECUTED,
+        amount_fen=700_000_000,
+        result_documents=[_attachment(dg.Attachment.ASSISTANCE_RECEIPT, "协助冻结回执.pdf", "04")],
+        note="应收账款 7,000,000 元已冻结",
+    )
+    done = await stub.CompleteDelegation(
+        dg.CompleteDelegationRequest(name=delegation.name, completion=completion, etag=done.etag), metadata=court
+    )
+    print(f"{delegation.entrusted_court} acknowledged, started and completed it: {dg.Delegation.State.Name(done.state)}")
+    timeline = await stub.GetDelegationTimeline(
+        dg.GetDelegationTimelineRequest(name=delegation.name), metadata=dev_credentials("court", "gd0112")
+    )
+    for entry in timeline.entries:
+        elapsed = entry.elapsed.ToTimedelta()
+        print(f"  {entry.action:<12} {entry.actor_court or 'system':<16} +{elapsed}  trace {entry.trace_id}")
 
 
 async def query_deposits(channel: grpc.aio.Channel, case_name: str) -> asst.AssistanceNotice:
@@ -167,6 +203,13 @@ def print_event(event: ReceivedEvent) -> None:
         body = MessageToDict(event.parse(payload_type))
         for line in _indent(body):
             print(line)
+    elif event.event_type.startswith("rogatory.supervision."):
+        escalated = event.parse(events_pb2.DelegationEscalated)
+        print(f"    {escalated.delegation.name} escalated to {escalated.superior_court}")  # type: ignore[attr-defined]
+    elif event.event_type.startswith("rogatory.delegation."):
+        change = event.parse(events_pb2.DelegationTransitioned)
+        state = dg.Delegation.State.Name(change.delegation.state)  # type: ignore[attr-defined]
+        print(f"    {change.transition.action or event.subject.rsplit('.', 1)[1]} → {state}")  # type: ignore[attr-defined]
 
 
 def _indent(body: dict) -> list[str]:  # type: ignore[type-arg]

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from delegation import lifecycle
 from delegation.deadlines import Step
 from delegation.supervision import DeadlineWatch, ScanAction, SupervisionPolicy, WatchStatus, actions_for
+from registry.courts import CourtCatalog
 from registry.errors import DomainError
 from services.delegation import store
 from services.delegation.handlers import (
@@ -42,7 +43,10 @@ from services.delegation.handlers import (
 from services.delegation.messages import deadline_to_proto, delegation_to_proto
 from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
 from services.delegation.store import DEADLINES, DELEGATIONS, StoredDelegation, TimelineEntry
+from services.plumbing.config import Settings
+from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
+from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import context_from_headers, tracer
 from services.plumbing.times import utc
 
@@ -279,3 +283,17 @@ async def _guarded_update(conn: AsyncConnection, row: Any, **values: Any) -> Non
     )
     if result.rowcount != 1:
         raise DeadlineMoved("changed since it was read")
+
+
+async def scan_database(settings: Settings, at: datetime | None = None) -> tuple[datetime, ScanReport]:
+    """One pass over the delegation database of `settings`, as of `at` (default: now).
+
+    Its events go to the outbox; the running service's relay publishes them.
+    """
+    db = Database(settings.database_url_for("delegation"), schema=settings.schema_for("delegation"))
+    moment = at or datetime.now(UTC)
+    try:
+        handlers = DelegationHandlers(db, Outbox(), CourtCatalog.default(), clock=lambda: moment)
+        return moment, await DeadlineScanner(handlers).scan_once()
+    finally:
+        await db.dispose()
