@@ -9,6 +9,9 @@ from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registe
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.scanner import DeadlineScanner
 from services.delegation.servicer import DelegationServicer
+from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
+from services.delegation.turnaround import SUBJECTS as TURNAROUND_SUBJECTS
+from services.delegation.turnaround import TurnaroundProjection
 from services.plumbing.host import ServiceHost, run_service
 
 SERVICE = delegation_pb2.DESCRIPTOR.services_by_name["DelegationService"]
@@ -20,6 +23,8 @@ async def wire(host: ServiceHost) -> None:
     servicer = DelegationServicer(handlers)
     host.add_servicer(SERVICE, servicer, delegation_pb2_grpc.add_DelegationServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
+    turnaround = TurnaroundProjection(handlers.courts, handlers.calendar)
+    host.add_consumer(TURNAROUND_CONSUMER, [TURNAROUND_SUBJECTS], turnaround.apply)
     if host.settings.scan_interval > 0:
         host.workers.append(DeadlineScanner(handlers, interval=host.settings.scan_interval))
 

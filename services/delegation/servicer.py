@@ -2,7 +2,7 @@
 
 The caller comes from the credential (services/plumbing/auth.py), never from the request:
 writes act as `calling_court()`, reads are filtered by `current_principal()`.
-GetTurnaroundStatistics is served by the turnaround read model, not here.
+GetTurnaroundStatistics reads the turnaround read model (services/delegation/turnaround.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from registry.errors import FieldViolation, InvalidArgument, NotFound
 from services.delegation import messages as m
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.store import DelegationQuery
+from services.delegation.turnaround import turnaround_statistics
 from services.plumbing.auth import calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
@@ -151,6 +152,12 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         return pb.ListOverdueDelegationsResponse(
             delegations=[m.stored_to_proto(s) for s, _ in found[:limit]], next_page_token=token
         )
+
+    async def GetTurnaroundStatistics(
+        self, request: pb.GetTurnaroundStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TurnaroundStatistics:
+        # Open to every authenticated caller for now: aggregates only, no matter or party data.
+        return await turnaround_statistics(self.handlers.db, request.filter, request.group_by)
 
 
 def _target(name: str) -> tuple[str, str]:

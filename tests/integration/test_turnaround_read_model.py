@@ -1,0 +1,318 @@
+"""The turnaround read model on a real database: events in (through the consumer's inbox),
+statistics out, with a redelivery and events out of order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from rogatory.delegation.v1 import delegation_pb2 as pb
+from rogatory.events.v1 import events_pb2
+from sqlalchemy import select
+
+from delegation.calendar import CHINA_TZ, WorkingCalendar
+from delegation.turnaround import RELATIVE_ERROR_BOUND, bucket_bounds, bucket_of
+from registry.courts import CourtCatalog
+from registry.errors import InvalidArgument
+from services.delegation.turnaround import (
+    AGG,
+    CONSUMER,
+    FACT,
+    TOTAL_FIELDS,
+    StatisticsQuery,
+    TurnaroundProjection,
+    decode_histograms,
+    rebuild_aggregates,
+    turnaround_statistics,
+)
+from services.plumbing.consumer import EventConsumer
+from services.plumbing.db import Database
+from services.plumbing.events import ReceivedEvent
+from services.plumbing.ids import new_id
+
+HOUR = 3_600 / 86_400  # in days
+
+
+def cst(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=CHINA_TZ)
+
+
+def ts(instant: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(instant.astimezone(UTC))
+    return stamp
+
+
+def snapshot(number: int, requesting: str, entrusted: str, kind: str, created: datetime, **fields: Any) -> pb.Delegation:
+    finish_due = fields.pop("finish_due", None)
+    delegation = pb.Delegation(
+        name=f"courts/{requesting}/delegations/d{number}",
+        entrusted_court=f"courts/{entrusted}",
+        matter_kind=pb.Delegation.MatterKind.Value(kind),
+        create_time=ts(created),
+        **{name: ts(value) if isinstance(value, datetime) else value for name, value in fields.items()},
+    )
+    if finish_due:
+        delegation.deadlines.add(step=pb.Deadline.FINISH, due_time=ts(finish_due), status=pb.Deadline.OPEN)
+    return delegation
+
+
+def event(verb: str, message: Message, at: datetime, event_id: str | None = None) -> ReceivedEvent:
+    delegation = message.delegation  # type: ignore[attr-defined]
+    requesting = delegation.name.split("/")[1]
+    entrusted = delegation.entrusted_court.removeprefix("courts/")
+    return ReceivedEvent(
+        event_id=event_id or new_id(),
+        event_type=f"rogatory.delegation.{verb}.v1",
+        subject=f"rogatory.v1.delegation.{requesting}.{entrusted}.{verb}",
+        source="rogatory/delegation",
+        occurred_at=at,
+        data=message.SerializeToString(),
+        headers={},
+    )
+
+
+def transitioned(verb: str, delegation: pb.Delegation, at: datetime, action: str, reason: str = "") -> ReceivedEvent:
+    entry = pb.DelegationTimeline.Entry(action=action, to_state=delegation.state, time=ts(at), reason_code=reason)
+    return event(verb, events_pb2.DelegationTransitioned(delegation=delegation, transition=entry), at)
+
+
+def submitted(delegation: pb.Delegation) -> ReceivedEvent:
+    return event("submitted", events_pb2.DelegationSubmitted(delegation=delegation), delegation.create_time.ToDatetime(UTC))
+
+
+S = pb.Delegation
+DUE = cst("2024-03-18T23:59:59")
+
+
+def scenario() -> list[ReceivedEvent]:
+    """Five matters, in delivery order (see the expectations in the tests below)."""
+    t1 = cst("2024-03-04T09:00:00")  # 1: 粤→豫, acknowledged in 6 h, completed in 1 day, on time
+    m1 = snapshot(1, "gd0112", "ha0122", "DEPOSITS", t1, state=S.SUBMITTED, finish_due=DUE)
+    m1_ack = snapshot(1, "gd0112", "ha0122", "DEPOSITS", t1, state=S.ACKNOWLEDGED, finish_due=DUE)
+    m1_done = snapshot(1, "gd0112", "ha0122", "DEPOSITS", t1, state=S.COMPLETED, finish_due=DUE)
+    t2 = cst("2024-03-06T10:00:00")  # 2: 粤→豫, acknowledged in 1 day, then returned
+    m2 = snapshot(2, "gd0112", "ha0122", "DEPOSITS", t2, state=S.SUBMITTED)
+    m2_ack = snapshot(2, "gd0112", "ha0122", "DEPOSITS", t2, state=S.ACKNOWLEDGED, acknowledge_time=cst("2024-03-07T10:00:00"))
+    m2_ret = snapshot(
+        2,
+        "gd0112",
+        "ha0122",
+        "DEPOSITS",
+        t2,
+        state=S.RETURNED,
+        acknowledge_time=cst("2024-03-07T10:00:00"),
+        return_time=cst("2024-03-08T10:00:00"),
+        return_reason=pb.NOT_WITHIN_JURISDICTION,
+    )
+    t3 = cst("2024-03-08T16:00:00")  # 3: 粤→粤, acknowledged Monday, completed late, reported overdue
+    m3 = snapshot(3, "gd0112", "gd0703", "REAL_ESTATE_OR_REGISTERED_MOVABLES", t3, state=S.SUBMITTED, finish_due=DUE)
+    m3_ack = snapshot(3, "gd0112", "gd0703", "REAL_ESTATE_OR_REGISTERED_MOVABLES", t3, state=S.ACKNOWLEDGED, finish_due=DUE)
+    m3_done = snapshot(3, "gd0112", "gd0703", "REAL_ESTATE_OR_REGISTERED_MOVABLES", t3, state=S.COMPLETED, finish_due=DUE)
+    t4 = cst("2024-03-11T09:00:00")  # 4: 浙→浙, withdrawn the next day
+    m4 = snapshot(4, "zj0326", "zj0106", "DEPOSITS", t4, state=S.SUBMITTED)
+    m4_wd = snapshot(4, "zj0326", "zj0106", "DEPOSITS", t4, state=S.WITHDRAWN)
+    t5 = datetime(2024, 3, 31, 17, 0, tzinfo=UTC)  # 5: 01:00 on April 1 in China; no deadline known
+    m5 = snapshot(5, "gd0112", "ha0122", "DEPOSITS", t5, state=S.SUBMITTED)
+    m5_done = snapshot(5, "gd0112", "ha0122", "DEPOSITS", t5, state=S.COMPLETED)
+
+    m1_completed = transitioned("completed", m1_done, cst("2024-03-05T09:00:00"), "COMPLETE", "EXECUTED")
+    m3_overdue = event(
+        "overdue",
+        events_pb2.DelegationDeadlineReached(delegation=m3_ack, deadline=m3_ack.deadlines[0]),
+        cst("2024-03-19T00:00:00"),
+    )
+    return [
+        submitted(m1),
+        m1_completed,  # out of order: completion before acknowledgement
+        transitioned("acknowledged", m1_ack, cst("2024-03-04T15:00:00"), "ACKNOWLEDGE"),
+        m1_completed,  # redelivered: the inbox drops it
+        # Matter 2 arrives backwards: its return first, its submission last.
+        transitioned("returned", m2_ret, cst("2024-03-08T10:00:00"), "RETURN", "NOT_WITHIN_JURISDICTION"),
+        transitioned("acknowledged", m2_ack, cst("2024-03-07T10:00:00"), "ACKNOWLEDGE"),
+        submitted(m2),
+        submitted(m3),
+        transitioned("acknowledged", m3_ack, cst("2024-03-11T10:00:00"), "ACKNOWLEDGE"),
+        m3_overdue,
+        event("urged", events_pb2.DelegationUrged(delegation=m3_ack, automatic=True), cst("2024-03-19T00:00:00")),
+        event("urged", events_pb2.DelegationUrged(delegation=m3_ack, note="请尽快"), cst("2024-03-19T09:00:00")),
+        event(
+            "escalated",
+            events_pb2.DelegationEscalated(delegation=m3_ack, superior_court="courts/gd07"),
+            cst("2024-03-20T00:00:00"),
+        ),
+        m3_overdue,  # redelivered
+        transitioned("completed", m3_done, cst("2024-03-20T16:00:00"), "COMPLETE", "EXECUTED"),
+        submitted(m4),
+        transitioned("withdrawn", m4_wd, cst("2024-03-12T09:00:00"), "WITHDRAW", "NO_LONGER_NEEDED"),
+        submitted(m5),
+        transitioned("completed", m5_done, cst("2024-04-03T01:00:00"), "COMPLETE", "EXECUTED"),
+        event("some-new-verb", events_pb2.DelegationSubmitted(delegation=m5), cst("2024-04-04T00:00:00")),
+    ]
+
+
+@pytest.fixture
+async def fed(service_db_factory: Any) -> tuple[Database, EventConsumer]:
+    db: Database = await service_db_factory("delegation")
+    projection = TurnaroundProjection(CourtCatalog.default(), WorkingCalendar.default())
+    consumer = EventConsumer(
+        db,
+        None,
+        stream="ROGATORY",
+        durable=CONSUMER,
+        filter_subjects=[],
+        handler=projection.apply,  # type: ignore[arg-type]
+    )
+    for received in scenario():
+        await consumer.apply_once(received)
+    return db, consumer
+
+
+async def stats(db: Database, filter_text: str = "", group_by: tuple[str, ...] = ()) -> dict[str, pb.TurnaroundStatistics.Group]:
+    result = await turnaround_statistics(db, filter_text, group_by)
+    return {"|".join(f"{k}={g.key[k]}" for k in group_by): g for g in result.groups}
+
+
+def in_bucket_of(value: float, exact: float) -> bool:
+    lower, upper = bucket_bounds(bucket_of(exact))
+    return lower <= value <= upper and abs(value - exact) <= RELATIVE_ERROR_BOUND * exact
+
+
+async def test_redeliveries_are_dropped_and_facts_merge_out_of_order(fed: tuple[Database, EventConsumer]) -> None:
+    db, consumer = fed
+    assert consumer.duplicates == 2 and consumer.applied == 18
+    async with db.read() as conn:
+        rows = {r["name"]: r for r in (await conn.execute(select(FACT))).mappings()}
+    m1, m2, m3 = (rows[f"courts/gd0112/delegations/d{n}"] for n in (1, 2, 3))
+    assert (m1["state"], m1["on_time"], m1["ack_seconds"], m1["complete_seconds"]) == ("COMPLETED", True, 6 * 3600, 86_400)
+    assert (m2["state"], m2["return_reason"], m2["month"], m2["cross_province"]) == (
+        "RETURNED",
+        "NOT_WITHIN_JURISDICTION",
+        "2024-03",
+        True,
+    )
+    assert (m3["state"], m3["urge_count"], m3["overdue"], m3["overdue_reported"], m3["on_time"]) == (
+        "COMPLETED",
+        2,
+        True,
+        True,
+        False,
+    )
+    assert m3["escalated_at"] is not None and m3["cross_province"] is False
+    assert rows["courts/gd0112/delegations/d5"]["month"] == "2024-04"
+
+
+async def test_in_province_against_cross_province(fed: tuple[Database, EventConsumer]) -> None:
+    db, _ = fed
+    groups = await stats(db, 'month = "2024-03"', ("cross_province",))
+    assert set(groups) == {"cross_province=true", "cross_province=false"}
+    cross, local = groups["cross_province=true"], groups["cross_province=false"]
+
+    # Matters 1 and 2: one completed on time, one returned.
+    assert (cross.count, cross.completion_rate, cross.return_rate, cross.on_time_rate, cross.overdue_count) == (
+        2,
+        0.5,
+        0.5,
+        1.0,
+        0,
+    )
+    assert dict(cross.returns_by_reason) == {"NOT_WITHIN_JURISDICTION": 1}
+    assert cross.time_to_acknowledge.count == 2
+    assert cross.time_to_acknowledge.mean_days == pytest.approx((6 * HOUR + 1.0) / 2)
+    assert in_bucket_of(cross.time_to_acknowledge.median_days, 6 * HOUR)  # nearest rank: the lower of two
+    assert in_bucket_of(cross.time_to_acknowledge.p90_days, 1.0)
+    assert (cross.time_to_complete.count, cross.time_to_complete.mean_days) == (1, 1.0)
+    assert cross.time_to_complete.mean_working_days == pytest.approx(1.0)
+
+    # Matters 3 and 4: one completed late (overdue), one withdrawn (not finished).
+    assert (local.count, local.completion_rate, local.return_rate, local.on_time_rate, local.overdue_count) == (
+        2,
+        1.0,
+        0.0,
+        0.0,
+        1,
+    )
+    assert dict(local.returns_by_reason) == {}
+    assert local.time_to_acknowledge.mean_days == pytest.approx(2.75)
+    assert local.time_to_acknowledge.mean_working_days == pytest.approx(0.75)  # Fri 8 h + Mon 10 h
+    assert local.time_to_complete.mean_days == pytest.approx(12.0)
+    assert local.time_to_complete.mean_working_days == pytest.approx(8.0)
+    assert in_bucket_of(local.time_to_complete.median_working_days, 8.0)
+
+
+async def test_grouping_by_province_pair_court_and_month(fed: tuple[Database, EventConsumer]) -> None:
+    db, _ = fed
+    pairs = await stats(db, "", ("province_pair",))
+    assert {k: g.count for k, g in pairs.items()} == {
+        "province_pair=gd-gd": 1,
+        "province_pair=gd-ha": 3,
+        "province_pair=zj-zj": 1,
+    }
+    by_month = await stats(db, 'entrusted_court = "courts/ha0122"', ("month",))
+    assert {k: g.count for k, g in by_month.items()} == {"month=2024-03": 2, "month=2024-04": 1}
+    april = by_month["month=2024-04"]
+    assert (april.completion_rate, april.on_time_rate, april.time_to_acknowledge.count) == (1.0, 0.0, 0)
+    courts = await stats(db, "cross_province = false AND matter_kind = DEPOSITS", ("entrusted_court", "requesting_court"))
+    assert {k: g.count for k, g in courts.items()} == {"entrusted_court=courts/zj0106|requesting_court=courts/zj0326": 1}
+    everything = await stats(db)
+    assert list(everything) == [""] and everything[""].count == 5
+    assert everything[""].completion_rate == pytest.approx(3 / 4)
+    nothing = await stats(db, 'month = "2030-01"')
+    assert nothing[""].count == 0 and nothing[""].completion_rate == 0.0
+
+
+async def test_every_grain_agrees_and_a_rebuild_from_facts_gives_the_same_rows(fed: tuple[Database, EventConsumer]) -> None:
+    db, _ = fed
+    for group_by in [(), ("month",), ("matter_kind", "month"), ("entrusted_court",), ("requesting_court",), ("province_pair",)]:
+        groups = await stats(db, "", group_by)
+        assert sum(g.count for g in groups.values()) == 5, group_by
+        assert sum(g.time_to_complete.count for g in groups.values()) == 3, group_by
+    incremental = await _rows(db)
+    async with db.transaction() as conn:
+        await rebuild_aggregates(conn)
+    assert await _rows(db) == incremental
+
+
+async def _rows(db: Database) -> set[tuple[Any, ...]]:
+    """Aggregate rows that hold something (a delta may leave zeros behind), histograms unpacked."""
+    async with db.read() as conn:
+        rows = (await conn.execute(select(AGG))).mappings().all()
+    return {
+        (*[row[c] for c in AGG.c.keys() if c != "histograms"], decode_histograms(row["histograms"]))
+        for row in rows
+        if any(row[f] for f in TOTAL_FIELDS) or row["histograms"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "group_by", "field"),
+    [
+        ('court = "courts/gd0112"', (), "filter"),
+        ('month = "2024-13"', (), "filter"),
+        ("cross_province = maybe", (), "filter"),
+        ('entrusted_court = "gd0112"', (), "filter"),
+        ("matter_kind = CARS", (), "filter"),
+        ("", ("month", "province"), "group_by[1]"),
+        ("", ("month", "month"), "group_by[1]"),
+    ],
+)
+def test_bad_queries_name_the_field(filter_text: str, group_by: tuple[str, ...], field: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        StatisticsQuery.parse(filter_text, group_by)
+    assert [v.field for v in caught.value.violations] == [field]
+
+
+def test_queries_read_the_smallest_grain_that_holds_them() -> None:
+    def grain(filter_text: str, *group_by: str) -> str:
+        return StatisticsQuery.parse(filter_text, group_by).grain.code
+
+    assert grain("") == "AAAA"
+    assert grain("cross_province = true", "month") == "AAAM"
+    assert grain('entrusted_court = "courts/ha0122"', "month") == "CAAM"
+    assert grain('requesting_court = "courts/gd0112"', "matter_kind") == "ACKA"
+    assert grain("", "province_pair") == "PPAA"
+    assert grain('entrusted_court = "courts/ha0122"', "province_pair") == "CCAA"
+    assert grain('month = "2024-03" AND matter_kind = DEPOSITS', "entrusted_court", "requesting_court") == "CCKM"
