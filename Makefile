@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_INCLUDES = $(shell $(BIN)/python -c "import google.api, grpc_tools, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent, pathlib.Path(grpc_tools.__file__).parent / '_proto')")
 
-.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench clean
+.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,12 @@ demo: venv
 ## bench: benchmarks with ratios to raw gRPC / raw JetStream measured in the same run
 bench: venv
 	$(BIN)/python -m bench.bench_registry
+
+bench-delegation: venv
+	$(BIN)/python -m bench.bench_delegation
+
+bench-turnaround: venv
+	$(BIN)/python -m bench.bench_turnaround --matters 1000000
 
 clean:
 	rm -rf $(VENV) var build .pytest_cache
