@@ -21,7 +21,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import platform
 import signal
 import sqlite3
 import statistics
@@ -48,7 +47,7 @@ from rogatory.registry.v1 import registry_pb2_grpc
 
 from bench.echo_server import METHOD as ECHO_METHOD
 from bench.load import Call, ChannelPool, Measurement, measure, percentile
-from bench.processes import ChildProcess
+from bench.processes import ChildProcess, environment
 from services.demo import freeze_request, seed_case_request
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import parse_time
@@ -816,17 +815,6 @@ def print_report(report: Report) -> None:
                 print(f"    {value:5.1f}  {name}")
     for name, tail in report.log_tails.items():
         print(f"\n--- {name} log tail ---\n{tail}")
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "grpcio": grpc.__version__,
-        "uvloop": uvloop.__version__,
-        "loadavg_1m_at_start": os.getloadavg()[0],  # other work on a 2-core box skews every figure
-    }
 
 
 def save(args: argparse.Namespace, report: Report) -> Path:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import signal
 import sqlite3
 import sys
@@ -27,12 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 import nats
 import uvloop
 
 from bench.load import Call, ChannelPool, Measurement, measure
-from bench.processes import ChildProcess
+from bench.processes import ChildProcess, environment
 from bench.workloads import RegistryWorkload, echo_call
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
@@ -242,17 +240,6 @@ def print_report(report: Report) -> None:
         )
     for name, tail in report.log_tails.items():
         print(f"\n--- {name} log tail ---\n{tail}")
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "grpcio": grpc.__version__,
-        "uvloop": uvloop.__version__,
-        "loadavg_1m_at_start": os.getloadavg()[0],  # other work on a 2-core box skews every figure
-    }
 
 
 def save(args: argparse.Namespace, report: Report) -> Path:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import grpc
+import uvloop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,3 +68,15 @@ class ChildProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout)
+
+
+def environment() -> dict[str, Any]:
+    """What a result was measured on; other work on a 2-core box skews every figure."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "grpcio": grpc.__version__,
+        "uvloop": uvloop.__version__,
+        "loadavg_1m_at_start": os.getloadavg()[0],
+    }

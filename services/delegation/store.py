@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -99,8 +99,8 @@ async def insert_delegation(conn: AsyncConnection, delegation: Delegation, reque
             description=delegation.description,
             state=str(delegation.state),
             request_id=request_id,
-            create_time=_utc(delegation.created_at),
-            update_time=_utc(delegation.updated_at),
+            create_time=utc(delegation.created_at),
+            update_time=utc(delegation.updated_at),
             version=delegation.version,
             document=document_of(delegation),
             **trace_columns(),
@@ -119,7 +119,7 @@ async def update_delegation(
         .values(
             state=str(delegation.state),
             version=delegation.version,
-            update_time=_utc(delegation.updated_at),
+            update_time=utc(delegation.updated_at),
             document=document_of(delegation, applied_requests),
             urge_count=urge_count,
         )
@@ -136,7 +136,7 @@ async def append_entries(conn: AsyncConnection, delegation_name: str, entries: I
             "to_state": str(e.to_state or ""),
             "actor_court_id": e.actor_court_id,
             "officer": e.officer,
-            "at": _utc(e.at),
+            "at": utc(e.at),
             "reason_code": e.reason_code,
             "note": e.note,
             "trace_id": e.trace_id,
@@ -184,12 +184,12 @@ def _deadline_row(delegation: Delegation, deadline: TrackedDeadline) -> dict[str
 def _deadline_values(deadline: TrackedDeadline) -> dict[str, Any]:
     return {
         "status": str(deadline.status),
-        "start_at": _utc(deadline.start_at),
-        "due_at": _utc(deadline.due_at),
+        "start_at": utc(deadline.start_at),
+        "due_at": utc(deadline.due_at),
         "provisional": deadline.provisional,
         "rule": json.dumps(codec.rule_to_json(deadline.rule), ensure_ascii=False),
         "extensions": json.dumps(codec.extensions_to_json(deadline.extensions), ensure_ascii=False),
-        "closed_at": _utc(deadline.closed_at) if deadline.closed_at else None,
+        "closed_at": utc(deadline.closed_at) if deadline.closed_at else None,
     }
 
 
@@ -260,7 +260,7 @@ async def overdue_delegation_names(
     first_due = func.min(columns.due_at).label("first_due")
     missed = or_(
         columns.status == str(DeadlineStatus.OVERDUE),
-        and_(columns.status == str(DeadlineStatus.OPEN), columns.due_at < _utc(now)),
+        and_(columns.status == str(DeadlineStatus.OPEN), columns.due_at < utc(now)),
     )
     statement = (
         select(columns.delegation_name, first_due)
@@ -270,7 +270,7 @@ async def overdue_delegation_names(
         .limit(limit)
     )
     if after is not None:
-        due, name = _utc(after[0]), after[1]
+        due, name = utc(after[0]), after[1]
         statement = statement.having(or_(first_due > due, and_(first_due == due, columns.delegation_name > name)))
     return [(row.delegation_name, utc(row.first_due)) for row in await conn.execute(statement)]
 
@@ -334,7 +334,3 @@ def _entry(row: Any) -> TimelineEntry:
         note=row["note"],
         trace_id=row["trace_id"],
     )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)

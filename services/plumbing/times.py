@@ -14,5 +14,5 @@ def timestamp(value: datetime) -> Timestamp:
 
 
 def utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every value Rogatory stores is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """`value` in UTC. SQLite hands back naive datetimes: every value Rogatory stores is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
