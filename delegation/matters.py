@@ -106,6 +106,24 @@ class CreateDelegation:
     # A tuple, even empty, is checked against REQUIRED_ATTACHMENTS.
     attachments: tuple[Attachment, ...] | None = None
     officer: Officer | None = None  # the requesting court's officer in charge
+    # GB/T 2260 code of where the property is: routes the matter when entrusted_court is "".
+    property_division_code: str = ""
+
+
+def route_entrusted_court(command: CreateDelegation, courts: CourtCatalog, violations: Violations) -> str | None:
+    """The entrusted court: the one named, or the basic court of the property's division."""
+    if command.entrusted_court or not command.property_division_code:
+        return court_id_of(command.entrusted_court, "delegation.entrusted_court", courts, violations)
+    code = command.property_division_code.strip()
+    field = "delegation.property_division_code"
+    if len(code) != 6 or not code.isdigit():
+        violations.add(field, "must be a 6-digit GB/T 2260 division code", "BAD_DIVISION_CODE")
+        return None
+    court = courts.basic_court_for_division(code)
+    if court is None:
+        violations.add(field, f"no basic court is registered for division {code}; name the entrusted court", "UNROUTABLE")
+        return None
+    return court.id
 
 
 def create_delegation(
@@ -126,7 +144,7 @@ def create_delegation(
     violations = Violations()
     requesting_id = court_id_of(command.parent, "parent", courts, violations)
     check_case_name(command.case, "delegation.case", violations)
-    entrusted_id = court_id_of(command.entrusted_court, "delegation.entrusted_court", courts, violations)
+    entrusted_id = route_entrusted_court(command, courts, violations)
     if requesting_id is not None and requesting_id == entrusted_id:
         violations.add("delegation.entrusted_court", "a court cannot delegate a matter to itself", "SELF_DELEGATION")
     kind = parse_enum(MatterKind, command.matter_kind, "delegation.matter_kind", violations)

@@ -229,6 +229,7 @@ def create_command(request: pb.CreateDelegationRequest) -> CreateDelegation:
         details=details_from_proto(d),
         attachments=attachments_from_proto(d.attachments),
         officer=officer_from_proto(d.requesting_officer) if d.HasField("requesting_officer") else None,
+        property_division_code=d.property_division_code,
     )
 
 

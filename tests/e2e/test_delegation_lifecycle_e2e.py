@@ -18,7 +18,7 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
 from delegation.calendar import CHINA_TZ
-from services.demo import delegate_freeze, until_case_replicated
+from services.demo import delegate_freeze, freeze_request, until_case_replicated
 from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
@@ -110,3 +110,14 @@ async def test_receivable_freeze_executed_the_same_day(stack: Stack, subscriber:
     assert await events_about(js, "rogatory.v1.delegation.*.ha0122.>", name, since, 4) == VERBS  # received
     for third in ("rogatory.v1.delegation.zj0326.*.>", "rogatory.v1.delegation.*.zj0326.>"):
         assert await events_about(js, third, name, since, 0) == []
+
+
+async def test_a_matter_is_routed_by_the_property_location(stack: Stack, sequence_numbers: Iterator[int]) -> None:
+    case_name = await register_case(stack, 650_000 + next(sequence_numbers))
+    request = freeze_request(case_name)
+    request.delegation.entrusted_court = ""
+    request.delegation.property_division_code = "410122"  # 中牟县, Henan
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+        created = await until_case_replicated(lambda: stub.CreateDelegation(request, metadata=REQUESTING))
+    assert created.entrusted_court == "courts/ha0122"

@@ -217,3 +217,17 @@ def test_reports_a_bad_attachment_at_its_index(courts: CourtCatalog) -> None:
 def test_refuses_an_unreachable_officer(courts: CourtCatalog) -> None:
     command = replace(FULL_COMMAND, officer=Officer(name="张三", phone="82212345"))
     assert violations_of(courts, command) == {("delegation.officer.phone", "BAD_PHONE")}
+
+
+def test_a_matter_is_routed_to_the_basic_court_of_the_property_location(courts: CourtCatalog) -> None:
+    routed = replace(FULL_COMMAND, entrusted_court="", property_division_code="410122")
+    delegation, _ = create(courts, routed)
+    assert delegation.entrusted_court_id == "ha0122"  # 中牟县人民法院
+
+
+@pytest.mark.parametrize(("code", "reason"), [("41012", "BAD_DIVISION_CODE"), ("419999", "UNROUTABLE")])
+def test_an_unroutable_location_is_refused(courts: CourtCatalog, code: str, reason: str) -> None:
+    routed = replace(FULL_COMMAND, entrusted_court="", property_division_code=code)
+    with pytest.raises(InvalidArgument) as caught:
+        create(courts, routed)
+    assert {v.field: v.reason for v in caught.value.violations}["delegation.property_division_code"] == reason
