@@ -282,7 +282,7 @@ async def _with_deadlines(conn: AsyncConnection, rows: list[Any]) -> list[Stored
 
 def _stored(row: Any, deadlines: tuple[TrackedDeadline, ...]) -> StoredDelegation:
     data = json.loads(row["document"])
-    delegation = codec.delegation_from_json(data) if data else _from_columns(row)
+    delegation = codec.delegation_from_json(data)  # every row is written with its document
     return StoredDelegation(
         seq=row["seq"],
         delegation=delegation,
@@ -290,22 +290,6 @@ def _stored(row: Any, deadlines: tuple[TrackedDeadline, ...]) -> StoredDelegatio
         urge_count=row["urge_count"],
         escalated_at=utc(row["escalated_at"]) if row["escalated_at"] else None,
         applied_requests=tuple(data.get("applied_requests", ())),
-    )
-
-
-def _from_columns(row: Any) -> Delegation:
-    """A row written before the document column existed (migration delegation_0003)."""
-    return Delegation(
-        id=row["id"],
-        requesting_court_id=row["requesting_court_id"],
-        case_name=row["case_name"],
-        entrusted_court_id=row["entrusted_court_id"],
-        matter_kind=MatterKind(row["matter_kind"]),
-        description=row["description"],
-        created_at=utc(row["create_time"]),
-        updated_at=utc(row["update_time"]),
-        state=DelegationState(row["state"]),
-        version=row["version"],
     )
 
 
