@@ -227,6 +227,14 @@ def _packed_quantiles(data: bytes, words: memoryview, start: int, sum_days: floa
     return quantiles_of(words[start + first : start + end], _MEDIAN_P90, first, sum_days)
 
 
+def packed_distribution(data: bytes, metric: int) -> list[tuple[float, float, int]]:
+    """The non-empty buckets of metric `metric` of `packed_to_bytes` output, shortest first,
+    as (lower days, upper days or inf, count): a group's histogram for charts."""
+    words = packed_words(data)
+    start = metric * BUCKET_COUNT
+    return [(*bucket_bounds(b), n) for b in range(BUCKET_COUNT) if (n := words[start + b])]
+
+
 def nearest_rank_quantile(values: Iterable[float], q: float) -> float:
     """The exact nearest-rank q-quantile of `values`, the definition the histogram estimates."""
     ordered = sorted(values)

@@ -157,7 +157,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         self, request: pb.GetTurnaroundStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.TurnaroundStatistics:
         # Open to every authenticated caller for now: aggregates only, no matter or party data.
-        return await turnaround_statistics(self.handlers.db, request.filter, request.group_by)
+        return await turnaround_statistics(self.handlers.db, request.filter, request.group_by, request.include_distributions)
 
 
 def _target(name: str) -> tuple[str, str]:

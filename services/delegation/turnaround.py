@@ -41,6 +41,7 @@ which it is a party or its subordinates are.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -69,6 +70,7 @@ from delegation.turnaround import (
     Observation,
     Totals,
     histogram_buckets,
+    packed_distribution,
     packed_hits,
     packed_to_bytes,
     summarise_packed,
@@ -757,6 +759,7 @@ class GroupFigures:
     totals: Totals
     time_to_acknowledge: DurationSummary
     time_to_complete: DurationSummary
+    histograms: bytes = b""  # the group's packed histograms (packed_to_bytes), for distributions
 
 
 # Columns a dimension groups on, and how a key value is written.
@@ -847,6 +850,7 @@ def _figures(query: StatisticsQuery, group: tuple[Any, ...], totals: Totals, pac
         time_to_complete=summarise_packed(
             totals.complete_count, totals.complete_seconds, totals.complete_working_seconds, packed, _COMPLETE
         ),
+        histograms=packed,
     )
 
 
@@ -875,7 +879,12 @@ def _set_durations(message: pb.TurnaroundStatistics.Durations, summary: Duration
     message.p90_working_days = summary.p90_working_days
 
 
-def statistics_to_proto(groups: Iterable[GroupFigures]) -> pb.TurnaroundStatistics:
+def _set_distribution(message: pb.TurnaroundStatistics.Durations, packed: bytes, metric: int) -> None:
+    for lower, upper, n in packed_distribution(packed, metric):
+        message.distribution.add(lower_days=lower, upper_days=0.0 if upper == math.inf else upper, count=n)
+
+
+def statistics_to_proto(groups: Iterable[GroupFigures], include_distributions: bool = False) -> pb.TurnaroundStatistics:
     result = pb.TurnaroundStatistics()
     for figures in groups:
         totals = figures.totals
@@ -890,10 +899,15 @@ def statistics_to_proto(groups: Iterable[GroupFigures]) -> pb.TurnaroundStatisti
         group.returns_by_reason.update({_PROTO_REASONS.get(r, r): n for r, n in totals.returns_by_reason().items()})
         _set_durations(group.time_to_acknowledge, figures.time_to_acknowledge)
         _set_durations(group.time_to_complete, figures.time_to_complete)
+        if include_distributions:
+            _set_distribution(group.time_to_acknowledge, figures.histograms, _ACK)
+            _set_distribution(group.time_to_complete, figures.histograms, _COMPLETE)
     return result
 
 
-async def turnaround_statistics(db: Database, filter_text: str, group_by: Iterable[str]) -> pb.TurnaroundStatistics:
+async def turnaround_statistics(
+    db: Database, filter_text: str, group_by: Iterable[str], include_distributions: bool = False
+) -> pb.TurnaroundStatistics:
     """GetTurnaroundStatistics: validate, read one grain, answer."""
     query = StatisticsQuery.parse(filter_text, group_by)
-    return statistics_to_proto(await read_statistics(db, query))
+    return statistics_to_proto(await read_statistics(db, query), include_distributions)

@@ -1801,10 +1801,15 @@ class GetTurnaroundStatisticsRequest(_message.Message):
 
     FILTER_FIELD_NUMBER: _builtins.int
     GROUP_BY_FIELD_NUMBER: _builtins.int
+    INCLUDE_DISTRIBUTIONS_FIELD_NUMBER: _builtins.int
     filter: _builtins.str
     """AIP-160 filter over `entrusted_court`, `requesting_court`, `matter_kind`,
     `cross_province` (true/false), `month` ("2026-11"), e.g.
     `entrusted_court = "courts/ha0122" AND month = "2026-11"`.
+    """
+    include_distributions: _builtins.bool
+    """Also return each duration's histogram (`Durations.distribution`), e.g. for a chart
+    of completion times. Off by default: it makes answers with many groups larger.
     """
     @_builtins.property
     def group_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -1817,10 +1822,11 @@ class GetTurnaroundStatisticsRequest(_message.Message):
         *,
         filter: _builtins.str = ...,
         group_by: _abc.Iterable[_builtins.str] | None = ...,
+        include_distributions: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "group_by", b"group_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "group_by", b"group_by", "include_distributions", b"include_distributions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1845,6 +1851,7 @@ class TurnaroundStatistics(_message.Message):
         MEAN_WORKING_DAYS_FIELD_NUMBER: _builtins.int
         MEDIAN_WORKING_DAYS_FIELD_NUMBER: _builtins.int
         P90_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        DISTRIBUTION_FIELD_NUMBER: _builtins.int
         count: _builtins.int
         """Matters measured."""
         mean_days: _builtins.float
@@ -1859,6 +1866,13 @@ class TurnaroundStatistics(_message.Message):
         """Median, working days."""
         p90_working_days: _builtins.float
         """90th percentile, working days."""
+        @_builtins.property
+        def distribution(self) -> _containers.RepeatedCompositeFieldContainer[Global___TurnaroundStatistics.DurationBucket]:
+            """Histogram of the calendar-day durations: the non-empty buckets, shortest first
+            (log-spaced, 8 per doubling; bucket edges at whole powers of two days are exact).
+            Only with `include_distributions`.
+            """
+
         def __init__(
             self,
             *,
@@ -1869,10 +1883,39 @@ class TurnaroundStatistics(_message.Message):
             mean_working_days: _builtins.float = ...,
             median_working_days: _builtins.float = ...,
             p90_working_days: _builtins.float = ...,
+            distribution: _abc.Iterable[Global___TurnaroundStatistics.DurationBucket] | None = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "mean_days", b"mean_days", "mean_working_days", b"mean_working_days", "median_days", b"median_days", "median_working_days", b"median_working_days", "p90_days", b"p90_days", "p90_working_days", b"p90_working_days"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "distribution", b"distribution", "mean_days", b"mean_days", "mean_working_days", b"mean_working_days", "median_days", b"median_days", "median_working_days", b"median_working_days", "p90_days", b"p90_days", "p90_working_days", b"p90_working_days"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class DurationBucket(_message.Message):
+        """Matters whose duration fell in [lower_days, upper_days)."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        LOWER_DAYS_FIELD_NUMBER: _builtins.int
+        UPPER_DAYS_FIELD_NUMBER: _builtins.int
+        COUNT_FIELD_NUMBER: _builtins.int
+        lower_days: _builtins.float
+        """Lower bound, calendar days, inclusive."""
+        upper_days: _builtins.float
+        """Upper bound, calendar days, exclusive; 0 for the last bucket, which has no upper bound."""
+        count: _builtins.int
+        """Matters in the bucket."""
+        def __init__(
+            self,
+            *,
+            lower_days: _builtins.float = ...,
+            upper_days: _builtins.float = ...,
+            count: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "lower_days", b"lower_days", "upper_days", b"upper_days"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
