@@ -317,9 +317,7 @@ def time_out(
     return settled, timed_out, events
 
 
-def seen_at(
-    query: PropertyQuery, results: list[AgencyResult], now: datetime
-) -> tuple[PropertyQuery, list[AgencyResult]]:
+def seen_at(query: PropertyQuery, results: list[AgencyResult], now: datetime) -> tuple[PropertyQuery, list[AgencyResult]]:
     """The query as a reader sees it at `now`: past the deadline, pending agencies read as timed out."""
     if query.state is QueryState.COMPLETED or now < query.deadline:
         return query, results

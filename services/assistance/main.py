@@ -7,6 +7,7 @@ from rogatory.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.assistance.handlers import AssistanceHandlers
+from services.assistance.queries.wiring import wire_property_queries
 from services.assistance.servicer import AssistanceServicer
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.plumbing.host import ServiceHost, run_service
@@ -20,6 +21,7 @@ async def wire(host: ServiceHost) -> None:
     servicer = AssistanceServicer(handlers)
     host.add_servicer(SERVICE, servicer, assistance_pb2_grpc.add_AssistanceServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
+    wire_property_queries(host, CourtCatalog.default())
 
 
 def main() -> None:

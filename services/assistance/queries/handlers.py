@@ -1,0 +1,275 @@
+"""Property-query command handlers: create (fan-out rows in the outbox), read, replies in batches, timeouts.
+
+Every state change and its events commit in one transaction (transactional outbox). The
+fan-out of a query is one insert of its agency rows and one of its outbox rows, whatever
+the number of agencies; replies, from gRPC one at a time or from the NATS consumer a
+fetched batch at a time, go through `apply_replies`, which locks the queries and results
+it touches, records every valid reply, keeps each query's pending count and completes a
+query when it reaches zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from rogatory.events.v1 import query_events_pb2 as events_pb2
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistance.queries import (
+    AgencyReply,
+    AgencyResult,
+    CaseFacts,
+    CreateQuery,
+    Debtor,
+    PropertyQuery,
+    PropertyQueryCompleted,
+    QueryEvent,
+    answer,
+    check_addressed,
+    check_reader,
+    create_query,
+    parse_query_name,
+    seen_at,
+    settle,
+    summarize,
+    time_out,
+)
+from delegation.calendar import CHINA_TZ, WorkingCalendar
+from registry.agencies import AgencyCatalog
+from registry.courts import CourtCatalog
+from registry.errors import DomainError, NotFound
+from services.assistance.queries import store
+from services.assistance.queries.messages import query_to_proto, requested_payload
+from services.assistance.queries.store import QueryFilter, StoredQuery, StoredResult
+from services.case_replica import replica_of
+from services.plumbing.db import Database
+from services.plumbing.events import Event, subject
+from services.plumbing.idempotency import create_once
+from services.plumbing.ids import new_id
+from services.plumbing.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+CREATED, REQUESTED, COMPLETED = "rogatory.query.created.v1", "rogatory.query.requested.v1", "rogatory.query.completed.v1"
+REPLY_SUBJECT_ROOT = "query-reply"
+
+
+def court_subject(court_id: str, verb: str) -> str:
+    """`rogatory.v1.query.{court}.{verb}`: what the querying court follows."""
+    return subject("query", court_id, verb)
+
+
+def request_subject(court_id: str, agency_id: str) -> str:
+    """`rogatory.v1.query.{court}.{agency}.requested`: an agency subscribes to `query.*.{agency}.requested`."""
+    return subject("query", court_id, agency_id, "requested")
+
+
+def reply_subject(agency_id: str, court_id: str) -> str:
+    """`rogatory.v1.query-reply.{agency}.{court}`: an agency may publish only under its own id."""
+    return subject(REPLY_SUBJECT_ROOT, agency_id, court_id)
+
+
+@dataclass(frozen=True)
+class IncomingReply:
+    """A reply as received: the query it names, the agency (from the credential or subject) and the typed items."""
+
+    query_name: str
+    reply: AgencyReply
+    record: bytes  # serialized AgencyQueryResult with the items
+
+
+@dataclass(frozen=True)
+class QueryView:
+    stored: StoredQuery
+    query: PropertyQuery  # as seen now (read-time timeout applied)
+    results: list[StoredResult]
+
+
+@dataclass
+class QueryHandlers:
+    db: Database
+    outbox: Outbox
+    courts: CourtCatalog
+    agencies: AgencyCatalog
+    calendar: WorkingCalendar = field(default_factory=lambda: WorkingCalendar.default().with_weekend_fallback())
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    id_factory: Callable[[], str] = new_id
+
+    def default_deadline(self, now: datetime) -> datetime:
+        """The same time on the next working day (China time): agencies answer within a working day."""
+        local = now.astimezone(CHINA_TZ)
+        day = self.calendar.next_working_day(local.date())
+        return datetime.combine(day, local.timetz()).astimezone(UTC)
+
+    # --- create ------------------------------------------------------------------------------
+
+    async def create(self, command: CreateQuery, request_id: str = "") -> StoredQuery:
+        """Starts a query; a retry with the same request_id returns the first answer."""
+
+        async def write(conn: AsyncConnection) -> StoredQuery:
+            facts = _facts(await replica_of(conn, command.case))
+            query, results, events = create_query(
+                command,
+                self.courts,
+                self.agencies,
+                facts,
+                self.clock(),
+                query_id=self.id_factory(),
+                default_deadline=self.default_deadline,
+            )
+            seq = await store.insert_query(conn, query, results, request_id or None)
+            await self.outbox.add(conn, self._events(events))
+            return StoredQuery(seq, query)
+
+        return await create_once(self.db, self.outbox, request_id, store.query_by_request_id, write)
+
+    # --- read ----------------------------------------------------------------------------------
+
+    async def get(self, name: str, court_id: str, *, with_results: bool = True) -> QueryView:
+        check_reader(court_id, name)
+        parsed = parse_query_name(name)
+        assert parsed is not None
+        async with self.db.read() as conn:
+            stored = await store.query_by_id(conn, parsed[1])
+            if stored is None or stored.query.court_id != court_id:
+                raise NotFound("property query", name)
+            results = await store.results_of(conn, stored.query.id) if with_results else []
+        return self._view(stored, results)
+
+    async def list(self, where: QueryFilter, after_seq: int, limit: int) -> list[QueryView]:
+        async with self.db.read() as conn:
+            found = await store.list_queries(conn, where, after_seq, limit)
+        return [self._view(s, []) for s in found]
+
+    def _view(self, stored: StoredQuery, results: list[StoredResult]) -> QueryView:
+        query, seen = seen_at(stored.query, [r.result for r in results], self.clock())
+        if seen and any(a is not b.result for a, b in zip(seen, results, strict=True)):
+            results = [StoredResult(a, b.record) for a, b in zip(seen, results, strict=True)]
+        return QueryView(stored, query, results)
+
+    # --- replies ---------------------------------------------------------------------------------
+
+    async def reply(self, incoming: IncomingReply) -> StoredResult:
+        """One agency's reply over gRPC: raises the domain error when it is refused."""
+        async with self.db.transaction() as conn:
+            [outcome] = await self.apply_replies(conn, [incoming])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        self.outbox.notify()
+        return outcome
+
+    async def apply_replies(self, conn: AsyncConnection, replies: Sequence[IncomingReply]) -> list[StoredResult | DomainError]:
+        """Records every valid reply of the batch in the caller's transaction; one outcome per reply, in order.
+
+        A refused reply (unknown query, agency not addressed, second reply, after the deadline,
+        malformed) is returned as its DomainError and changes nothing.
+        """
+        now = self.clock()
+        keys = [(_query_id(r.query_name), r.reply.agency_id) for r in replies]
+        queries = await store.queries_for_update(conn, {q for q, _ in keys if q})
+        current = await store.results_for_update(conn, [(q, a) for q, a in keys if q])
+        outcomes: list[StoredResult | DomainError] = []
+        recorded: list[tuple[AgencyResult, bytes]] = []
+        finished: Counter[str] = Counter()
+        for incoming, key in zip(replies, keys, strict=True):
+            stored = queries.get(key[0])
+            try:
+                result = check_addressed(
+                    incoming.reply.agency_id,
+                    incoming.query_name,
+                    current.get(key) if stored and stored.query.name == incoming.query_name else None,
+                )
+                assert stored is not None
+                answered = answer(stored.query, result, incoming.reply, now)
+            except DomainError as refused:
+                outcomes.append(refused)
+                continue
+            current[key] = answered  # a second reply in the same batch sees the first
+            recorded.append((answered, incoming.record))
+            finished[key[0]] += 1
+            outcomes.append(StoredResult(answered, incoming.record))
+        await store.record_results(conn, recorded)
+        events: list[QueryEvent] = []
+        for query_id, count in finished.items():
+            settled, completed = settle(queries[query_id].query, count, now)
+            await store.save_progress(conn, settled)
+            events += completed
+        await self._add_completed(conn, events)
+        return outcomes
+
+    # --- timeouts ------------------------------------------------------------------------------
+
+    async def time_out_due(self, limit: int = 100) -> int:
+        """Marks pending agencies of every query past its deadline timed out; returns the queries completed."""
+        now = self.clock()
+        async with self.db.read() as conn:
+            due = await store.due_query_ids(conn, now, limit)
+        completed = 0
+        for query_id in due:
+            async with self.db.transaction() as conn:
+                stored = await store.query_by_id(conn, query_id, for_update=True)
+                if stored is None:
+                    continue
+                pending = [r.result for r in await store.results_of(conn, query_id) if not r.result.status.final]
+                query, timed_out, events = time_out(stored.query, pending, now)
+                if not events:
+                    continue  # completed meanwhile by its last reply
+                await store.time_out_pending(conn, query_id)
+                await store.save_progress(conn, query)
+                await self._add_completed(conn, events)
+                log.info("property query %s: %d agencies timed out", query.name, len(timed_out))
+                completed += 1
+        if completed:
+            self.outbox.notify()
+        return completed
+
+    # --- events --------------------------------------------------------------------------------
+
+    def _events(self, events: Sequence[QueryEvent]) -> list[Event]:
+        out: list[Event] = []
+        for event in events:
+            if isinstance(event, PropertyQueryCompleted):
+                raise AssertionError("completion events need the results: use _add_completed")
+            query = event.query
+            created = events_pb2.PropertyQueryCreated(property_query=query_to_proto(query))
+            out.append(Event(CREATED, court_subject(query.court_id, "created"), created, occurred_at=query.created_at))
+            out += [
+                Event(
+                    REQUESTED,
+                    request_subject(query.court_id, r.agency_id),
+                    requested_payload(query, r.agency_id, r.categories, reply_subject(r.agency_id, query.court_id)),
+                    occurred_at=query.created_at,
+                )
+                for r in event.results
+            ]
+        return out
+
+    async def _add_completed(self, conn: AsyncConnection, events: Sequence[QueryEvent]) -> None:
+        out: list[Event] = []
+        for event in events:
+            query = event.query
+            results = [r.result for r in await store.results_of(conn, query.id)]
+            payload = events_pb2.PropertyQueryCompleted(property_query=query_to_proto(query, summarize(query, results)))
+            when = query.completed_at or self.clock()
+            out.append(Event(COMPLETED, court_subject(query.court_id, "completed"), payload, occurred_at=when))
+        await self.outbox.add(conn, out)
+
+
+def _query_id(name: str) -> str:
+    parsed = parse_query_name(name)
+    return parsed[1] if parsed else ""
+
+
+def _facts(replica: dict | None) -> CaseFacts | None:  # type: ignore[type-arg]
+    if replica is None:
+        return None
+    respondents = tuple(
+        Debtor(r.get("display_name", ""), r.get("kind", ""), r.get("id_number_masked", ""))
+        for r in json.loads(replica["respondents"] or "[]")
+    )
+    return CaseFacts(replica["court_id"], respondents)

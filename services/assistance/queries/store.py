@@ -1,0 +1,234 @@
+"""SQL for property queries: Core statements on the sqlmodel tables, built once (the reply path is hot)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rogatory.assistance.v1 import property_query_pb2 as pb
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistance.property_categories import PropertyCategory
+from assistance.queries import AgencyResult, AgencyStatus, Debtor, PropertyQuery, QueryState, ReplyItem
+from services.assistance.queries.tables import PropertyQueryAgencyRow, PropertyQueryRow
+from services.plumbing.events import trace_columns
+from services.plumbing.times import utc
+
+QUERIES = PropertyQueryRow.__table__  # type: ignore[attr-defined]
+AGENCIES = PropertyQueryAgencyRow.__table__  # type: ignore[attr-defined]
+
+# bindparam names must differ from column names in an UPDATE's SET clause.
+_UPDATE_RESULT = (
+    update(AGENCIES)
+    .where(AGENCIES.c.query_id == bindparam("b_query"), AGENCIES.c.agency_id == bindparam("b_agency"))
+    .values(
+        status=bindparam("b_status"),
+        reply_time=bindparam("b_reply_time"),
+        items=bindparam("b_items"),
+        item_count=bindparam("b_item_count"),
+        value_fen=bindparam("b_value_fen"),
+        failure_reason=bindparam("b_failure_reason"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class StoredQuery:
+    """A query with its row's `seq` (the keyset of list pages) and the caller's trace context."""
+
+    seq: int
+    query: PropertyQuery
+    traceparent: str = ""
+    tracestate: str = ""
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """An agency's result and the typed items it sent (serialized AgencyQueryResult; b"" before a reply)."""
+
+    result: AgencyResult
+    record: bytes = b""
+
+
+@dataclass(frozen=True)
+class QueryFilter:
+    court_id: str
+    case_name: str | None = None
+    state: QueryState | None = None
+
+
+def _categories(text: str) -> tuple[PropertyCategory, ...]:
+    return tuple(PropertyCategory(c) for c in text.split(",") if c)
+
+
+async def insert_query(
+    conn: AsyncConnection, query: PropertyQuery, results: Sequence[AgencyResult], request_id: str | None
+) -> int:
+    inserted = await conn.execute(
+        insert(QUERIES).values(
+            name=query.name,
+            id=query.id,
+            court_id=query.court_id,
+            case_name=query.case_name,
+            debtor_name=query.debtor.display_name,
+            debtor_kind=query.debtor.kind,
+            debtor_id_masked=query.debtor.id_number_masked,
+            categories=",".join(query.categories),
+            state=str(query.state),
+            total=query.total,
+            pending=query.pending,
+            create_time=query.created_at,
+            deadline_time=query.deadline,
+            request_id=request_id,
+            version=query.version,
+            **trace_columns(),
+        )
+    )
+    # One executemany for every agency: a 1,000-agency query is one statement, not 1,000.
+    await conn.execute(
+        insert(AGENCIES),
+        [
+            {"query_id": r.query_id, "agency_id": r.agency_id, "categories": ",".join(r.categories), "status": str(r.status)}
+            for r in results
+        ],
+    )
+    return int(inserted.inserted_primary_key[0])
+
+
+def _query(row: Any) -> StoredQuery:
+    query = PropertyQuery(
+        id=row["id"],
+        court_id=row["court_id"],
+        case_name=row["case_name"],
+        debtor=Debtor(row["debtor_name"], row["debtor_kind"], row["debtor_id_masked"]),
+        categories=_categories(row["categories"]),
+        created_at=utc(row["create_time"]),
+        deadline=utc(row["deadline_time"]),
+        total=row["total"],
+        pending=row["pending"],
+        state=QueryState(row["state"]),
+        completed_at=utc(row["complete_time"]) if row["complete_time"] else None,
+        version=row["version"],
+    )
+    return StoredQuery(row["seq"], query, row["traceparent"], row["tracestate"])
+
+
+def _result(row: Any) -> StoredResult:
+    record = row["items"] or b""
+    items: tuple[ReplyItem, ...] = ()
+    if record:
+        items = tuple(
+            ReplyItem(PropertyCategory(pb.PropertyCategory.Name(i.category)), i.value_fen)
+            for i in pb.AgencyQueryResult.FromString(record).items
+        )
+    result = AgencyResult(
+        query_id=row["query_id"],
+        agency_id=row["agency_id"],
+        categories=_categories(row["categories"]),
+        status=AgencyStatus(row["status"]),
+        reply_time=utc(row["reply_time"]) if row["reply_time"] else None,
+        items=items,
+        failure_reason=row["failure_reason"],
+    )
+    return StoredResult(result, record)
+
+
+async def query_by_id(conn: AsyncConnection, query_id: str, *, for_update: bool = False) -> StoredQuery | None:
+    statement = select(QUERIES).where(QUERIES.c.id == query_id)
+    if for_update:
+        statement = statement.with_for_update()
+    row = (await conn.execute(statement)).mappings().first()
+    return _query(row) if row else None
+
+
+async def queries_for_update(conn: AsyncConnection, query_ids: Iterable[str]) -> dict[str, StoredQuery]:
+    """Locks the queries (PostgreSQL; SQLite has one writer anyway) in id order, so concurrent appliers do not deadlock."""
+    ids = sorted(set(query_ids))
+    statement = select(QUERIES).where(QUERIES.c.id.in_(ids)).order_by(QUERIES.c.id).with_for_update()
+    return {s.query.id: s for s in map(_query, (await conn.execute(statement)).mappings())}
+
+
+async def query_by_request_id(conn: AsyncConnection, request_id: str) -> StoredQuery | None:
+    row = (await conn.execute(select(QUERIES).where(QUERIES.c.request_id == request_id))).mappings().first()
+    return _query(row) if row else None
+
+
+async def list_queries(conn: AsyncConnection, where: QueryFilter, after_seq: int, limit: int) -> list[StoredQuery]:
+    columns = QUERIES.c
+    statement = (
+        select(QUERIES).where(columns.court_id == where.court_id, columns.seq > after_seq).order_by(columns.seq).limit(limit)
+    )
+    if where.case_name is not None:
+        statement = statement.where(columns.case_name == where.case_name)
+    if where.state is not None:
+        statement = statement.where(columns.state == str(where.state))
+    return [_query(row) for row in (await conn.execute(statement)).mappings()]
+
+
+async def results_of(conn: AsyncConnection, query_id: str) -> list[StoredResult]:
+    statement = select(AGENCIES).where(AGENCIES.c.query_id == query_id).order_by(AGENCIES.c.agency_id)
+    return [_result(row) for row in (await conn.execute(statement)).mappings()]
+
+
+async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:
+    """The named (query id, agency id) results, locked; one statement per batch."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    by_query: dict[str, list[str]] = {}
+    for query_id, agency_id in wanted:
+        by_query.setdefault(query_id, []).append(agency_id)
+    condition = or_(*(and_(AGENCIES.c.query_id == q, AGENCIES.c.agency_id.in_(a)) for q, a in by_query.items()))
+    statement = select(AGENCIES).where(condition).order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id).with_for_update()
+    found = (_result(row).result for row in (await conn.execute(statement)).mappings())
+    return {(r.query_id, r.agency_id): r for r in found}
+
+
+async def record_results(conn: AsyncConnection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:
+    if not answered:
+        return
+    await conn.execute(
+        _UPDATE_RESULT,
+        [
+            {
+                "b_query": r.query_id,
+                "b_agency": r.agency_id,
+                "b_status": str(r.status),
+                "b_reply_time": r.reply_time,
+                "b_items": record or None,
+                "b_item_count": len(r.items),
+                "b_value_fen": sum(i.value_fen for i in r.items),
+                "b_failure_reason": r.failure_reason,
+            }
+            for r, record in answered
+        ],
+    )
+
+
+async def time_out_pending(conn: AsyncConnection, query_id: str) -> None:
+    await conn.execute(
+        update(AGENCIES)
+        .where(AGENCIES.c.query_id == query_id, AGENCIES.c.status == str(AgencyStatus.PENDING))
+        .values(status=str(AgencyStatus.TIMED_OUT))
+    )
+
+
+async def save_progress(conn: AsyncConnection, query: PropertyQuery) -> None:
+    await conn.execute(
+        update(QUERIES)
+        .where(QUERIES.c.id == query.id)
+        .values(pending=query.pending, state=str(query.state), complete_time=query.completed_at, version=query.version)
+    )
+
+
+async def due_query_ids(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    statement = (
+        select(QUERIES.c.id)
+        .where(QUERIES.c.state == str(QueryState.RUNNING), QUERIES.c.deadline_time <= now)
+        .order_by(QUERIES.c.deadline_time)
+        .limit(limit)
+    )
+    return list((await conn.execute(statement)).scalars())

@@ -1,0 +1,237 @@
+"""Property queries on a real database (SQLite and PostgreSQL) and a real nats-server:
+fan-out rows in the outbox, replies in batches, the durable reply consumer, timeouts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NATS
+from rogatory.assistance.v1 import property_query_pb2 as pb
+from rogatory.events.v1 import query_events_pb2 as events_pb2
+from sqlalchemy import select
+
+from assistance.property_categories import PropertyCategory
+from assistance.queries import AgencyReply, AgencyStatus, CreateQuery, QueryState, ReplyItem
+from registry.agencies import Agency, AgencyCatalog, AgencyKind, AgencyScope
+from registry.courts import CourtCatalog
+from registry.errors import FailedPrecondition, NotFound, PermissionDenied
+from services.assistance.queries.handlers import IncomingReply, QueryHandlers
+from services.assistance.queries.replies import ReplyConsumer
+from services.assistance.queries.scanner import QueryTimeoutScanner
+from services.plumbing.consumer import INBOX
+from services.plumbing.events import envelope_headers
+from services.plumbing.ids import new_id
+from services.plumbing.messaging import connect, ensure_stream
+from services.plumbing.nats_server import EmbeddedNatsServer
+from services.plumbing.outbox import OUTBOX, Outbox
+from services.plumbing.tables import CaseReplica
+from tests.conftest import wait_for
+
+STREAM = "ROGATORY"
+COURT, CASE = "gd0112", "courts/gd0112/cases/2020-enf-1"
+START = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)  # a Friday, 10:00 in Beijing
+AGENCIES = AgencyCatalog(
+    [
+        Agency("bank-a", "甲银行", AgencyKind.BANK, "", AgencyScope.NATIONAL),
+        Agency("bank-b", "乙银行", AgencyKind.BANK, "", AgencyScope.NATIONAL),
+        Agency("tp-x", "某交警支队", AgencyKind.TRAFFIC_POLICE, "440100", AgencyScope.REGIONAL),
+        Agency("re-x", "某不动产登记中心", AgencyKind.REAL_ESTATE_REGISTRY, "440100", AgencyScope.REGIONAL),
+    ]
+)
+COMMAND = CreateQuery(parent=f"courts/{COURT}", case=CASE, debtor="张三", categories=("DEPOSITS", "VEHICLES"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def handlers(service_db_factory: Any, clock: Clock) -> QueryHandlers:
+    db = await service_db_factory("assistance")
+    respondents = [{"display_name": "张三", "kind": "PERSON", "id_number_masked": "110105********002X"}]
+    async with db.transaction() as conn:
+        await conn.execute(
+            CaseReplica.__table__.insert().values(  # type: ignore[attr-defined]
+                name=CASE,
+                court_id=COURT,
+                case_number="（2020）粤0112执1号",
+                respondents=json.dumps(respondents),
+                registered_at=START,
+            )
+        )
+    return QueryHandlers(db, Outbox(), CourtCatalog.default(), AGENCIES, clock=clock)
+
+
+async def outbox(handlers: QueryHandlers) -> list[Any]:
+    async with handlers.db.read() as conn:
+        return list((await conn.execute(select(OUTBOX).order_by(OUTBOX.c.seq))).mappings())
+
+
+def deposits(value_fen: int) -> pb.PropertyItem:
+    return pb.PropertyItem(
+        category=pb.DEPOSITS, value_fen=value_fen, account=pb.Account(account_number="6222****0001", currency="CNY")
+    )
+
+
+def incoming(name: str, agency_id: str, outcome: str = "NO_PROPERTY", items: tuple[pb.PropertyItem, ...] = ()) -> IncomingReply:
+    record = pb.AgencyQueryResult(items=items).SerializeToString() if items else b""
+    domain_items = tuple(ReplyItem(PropertyCategory(pb.PropertyCategory.Name(i.category)), i.value_fen) for i in items)
+    return IncomingReply(name, AgencyReply(agency_id, outcome, domain_items), record)
+
+
+async def test_create_fans_out_one_request_per_agency_through_the_outbox(handlers: QueryHandlers) -> None:
+    stored = await handlers.create(COMMAND, request_id="r-1")
+    again = await handlers.create(COMMAND, request_id="r-1")
+    query = stored.query
+    assert again.query.id == query.id
+    assert query.total == query.pending == 3  # bank-a, bank-b, tp-x; not the registry
+    assert query.deadline == datetime(2026, 11, 30, 2, 0, tzinfo=UTC)  # next working day, Monday 10:00 Beijing
+    rows = await outbox(handlers)
+    assert [r["subject"] for r in rows] == [
+        "rogatory.v1.query.gd0112.created",
+        "rogatory.v1.query.gd0112.bank-a.requested",
+        "rogatory.v1.query.gd0112.bank-b.requested",
+        "rogatory.v1.query.gd0112.tp-x.requested",
+    ]
+    request = events_pb2.PropertyQueryRequested.FromString(rows[3]["payload"])
+    assert request.property_query == query.name and request.agency == "agencies/tp-x"
+    assert list(request.categories) == [pb.VEHICLES] and request.debtor_id_number == "110105********002X"
+    assert request.reply_subject == "rogatory.v1.query-reply.tp-x.gd0112"
+
+
+async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handlers: QueryHandlers, clock: Clock) -> None:
+    query = (await handlers.create(COMMAND)).query
+    clock.now = START + timedelta(minutes=5)
+    async with handlers.db.transaction() as conn:
+        outcomes = await handlers.apply_replies(
+            conn,
+            [
+                incoming(query.name, "bank-a", "ANSWERED", (deposits(12_345_00), deposits(5_00))),
+                incoming(query.name, "bank-a", "NO_PROPERTY"),  # a second reply in the same batch
+                incoming(query.name, "re-x"),  # not addressed
+                incoming(query.name, "bank-b"),
+            ],
+        )
+    assert [getattr(o, "reason", None) for o in outcomes] == [None, "ALREADY_REPLIED", "NOT_ADDRESSED", None]
+    view = await handlers.get(query.name, COURT)
+    assert view.query.pending == 1 and view.query.state is QueryState.RUNNING
+    by_agency = {r.result.agency_id: r for r in view.results}
+    assert by_agency["bank-a"].result.status is AgencyStatus.ANSWERED
+    assert by_agency["bank-a"].result.reply_time == clock.now
+    assert pb.AgencyQueryResult.FromString(by_agency["bank-a"].record).items[0].account.account_number == "6222****0001"
+    assert by_agency["bank-b"].result.status is AgencyStatus.NO_PROPERTY
+    assert by_agency["tp-x"].result.status is AgencyStatus.PENDING
+    assert not [r for r in await outbox(handlers) if r["subject"].endswith(".completed")]
+
+    with pytest.raises(FailedPrecondition) as again:
+        await handlers.reply(incoming(query.name, "bank-b", "NO_PROPERTY"))
+    assert again.value.reason == "ALREADY_REPLIED"
+    await handlers.reply(incoming(query.name, "tp-x", "NO_PROPERTY"))
+    done = await handlers.get(query.name, COURT)
+    assert done.query.state is QueryState.COMPLETED and done.query.completed_at == clock.now
+    [completed] = [r for r in await outbox(handlers) if r["subject"] == "rogatory.v1.query.gd0112.completed"]
+    summary = events_pb2.PropertyQueryCompleted.FromString(completed["payload"]).property_query.summary
+    assert (summary.answered, summary.no_property, summary.timed_out) == (1, 2, 0)
+    assert summary.categories[0].category == pb.DEPOSITS and summary.categories[0].value_fen == 12_350_00
+
+
+async def test_only_the_querying_court_reads_a_query(handlers: QueryHandlers) -> None:
+    query = (await handlers.create(COMMAND)).query
+    with pytest.raises(PermissionDenied):
+        await handlers.get(query.name, "zj0326")
+    with pytest.raises(NotFound):
+        await handlers.get(f"courts/{COURT}/propertyQueries/nope", COURT)
+
+
+async def test_silent_agencies_time_out_at_the_deadline(handlers: QueryHandlers, clock: Clock) -> None:
+    query = (await handlers.create(COMMAND)).query
+    await handlers.reply(incoming(query.name, "bank-a"))
+    scanner = QueryTimeoutScanner(handlers)
+    clock.now = query.deadline - timedelta(seconds=1)
+    assert await scanner.scan_once() == 0
+    clock.now = query.deadline
+    seen = await handlers.get(query.name, COURT)  # read time: already shown timed out, nothing written yet
+    assert seen.query.state is QueryState.COMPLETED
+    assert {r.result.agency_id for r in seen.results if r.result.status is AgencyStatus.TIMED_OUT} == {"bank-b", "tp-x"}
+    assert not [r for r in await outbox(handlers) if r["subject"].endswith(".completed")]
+
+    assert await scanner.scan_once() == 1
+    assert await scanner.scan_once() == 0  # once only
+    completed = [r for r in await outbox(handlers) if r["subject"].endswith(".completed")]
+    assert len(completed) == 1
+    summary = events_pb2.PropertyQueryCompleted.FromString(completed[0]["payload"]).property_query.summary
+    assert (summary.no_property, summary.timed_out, summary.pending) == (1, 2, 0)
+    with pytest.raises(FailedPrecondition) as late:
+        await handlers.reply(incoming(query.name, "tp-x"))
+    assert late.value.reason == "DEADLINE_PASSED"
+
+
+# --- the NATS reply consumer ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def nats_client(nats_server: EmbeddedNatsServer) -> AsyncIterator[NATS]:
+    nc = await connect(nats_server.url, name="test")
+    await ensure_stream(nc.jetstream(), STREAM)
+    yield nc
+    await nc.drain()
+
+
+async def publish_reply(nc: NATS, subject: str, reply: events_pb2.PropertyQueryReply, event_id: str, msg_id: str) -> None:
+    headers = envelope_headers(
+        event_id=event_id,
+        event_type="rogatory.query.replied.v1",
+        occurred_at=datetime.now(UTC),
+        source="agency",
+        traceparent="",
+        tracestate="",
+    )
+    headers["Nats-Msg-Id"] = msg_id  # a different msg id gets past the server's de-duplication
+    await nc.jetstream().publish(subject, reply.SerializeToString(), headers=headers)
+
+
+async def test_nats_replies_are_applied_once_in_batches(handlers: QueryHandlers, nats_client: NATS) -> None:
+    query = (await handlers.create(COMMAND)).query
+    consumer = ReplyConsumer(handlers.db, nats_client.jetstream(), handlers, stream=STREAM)
+    found = events_pb2.PropertyQueryReply(
+        property_query=query.name, agency="agencies/bank-a", outcome=pb.AgencyQueryResult.ANSWERED
+    )
+    found.items.append(deposits(100_00))
+    first_id = new_id()
+    await publish_reply(nats_client, "rogatory.v1.query-reply.bank-a.gd0112", found, first_id, first_id)
+    await publish_reply(nats_client, "rogatory.v1.query-reply.bank-a.gd0112", found, first_id, new_id())  # redelivered copy
+    nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
+    await publish_reply(nats_client, "rogatory.v1.query-reply.bank-a.gd0112", nothing, new_id(), new_id())  # second reply
+    impostor = events_pb2.PropertyQueryReply(
+        property_query=query.name, agency="agencies/bank-b", outcome=pb.AgencyQueryResult.NO_PROPERTY
+    )
+    await publish_reply(nats_client, "rogatory.v1.query-reply.tp-x.gd0112", impostor, new_id(), new_id())  # payload ≠ subject
+    for agency in ("bank-b", "tp-x"):
+        await publish_reply(nats_client, f"rogatory.v1.query-reply.{agency}.gd0112", nothing, new_id(), new_id())
+    consumer.start()
+    try:
+        await wait_for(lambda: consumer.applied + consumer.duplicates == 6)
+    finally:
+        await consumer.stop()
+    assert consumer.duplicates == 1 and consumer.refused == 2
+    view = await handlers.get(query.name, COURT)
+    assert view.query.state is QueryState.COMPLETED
+    statuses = {r.result.agency_id: r.result.status for r in view.results}
+    assert statuses == {"bank-a": AgencyStatus.ANSWERED, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.NO_PROPERTY}
+    async with handlers.db.read() as conn:
+        inbox = list((await conn.execute(select(INBOX.c.event_id).where(INBOX.c.consumer == consumer.durable))).scalars())
+    assert len(inbox) == 5 and first_id in inbox
+    assert len([r for r in await outbox(handlers) if r["subject"].endswith(".completed")]) == 1
