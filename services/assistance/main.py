@@ -7,8 +7,10 @@ from rogatory.assistance.v1 import assistance_pb2, assistance_pb2_grpc
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.assistance.handlers import AssistanceHandlers
+from services.assistance.notice_wiring import wire_notices
 from services.assistance.queries.wiring import wire_property_queries
 from services.assistance.servicer import AssistanceServicer
+from services.assistance.vehicles.wiring import wire_vehicle_control
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.plumbing.host import ServiceHost, run_service
 
@@ -21,7 +23,9 @@ async def wire(host: ServiceHost) -> None:
     servicer = AssistanceServicer(handlers)
     host.add_servicer(SERVICE, servicer, assistance_pb2_grpc.add_AssistanceServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
+    wire_notices(host, handlers)
     wire_property_queries(host, CourtCatalog.default())
+    wire_vehicle_control(host)
 
 
 def main() -> None:

@@ -1,0 +1,289 @@
+"""Vehicle-control command handlers: the same code serves gRPC, the scanner and the
+`case.closed` consumer.
+
+Every write follows one path: read the control, let the domain decide
+(assistance/vehicles.py), then commit in ONE transaction the row (`UPDATE … WHERE version =
+:old`; zero rows → ABORTED VERSION_MISMATCH) and the outbox events.
+
+Events: the court's own on `rogatory.v1.vehicle.{court}.{verb}`, and one copy per addressed
+agency on `rogatory.v1.watchlist.{agency}.{court}.added|removed` when the watch list changes,
+so each traffic-police unit subscribes to its own subject alone.
+
+Who may see a control: the controlling court and admins always; an addressed agency while the
+vehicle is on the watch list. Anyone else gets NOT_FOUND, for the custom methods too (as for
+delegations), so no call reveals that a control exists.
+
+Idempotency of custom methods (AIP-155): the document keeps the last request ids applied,
+keyed by the caller; a retry returns the control as it is now, with no second event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rogatory.events.v1 import events_pb2, vehicle_events_pb2
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistance import vehicles as v
+from delegation.calendar import WorkingCalendar
+from registry.agencies import AgencyCatalog
+from registry.courts import CourtCatalog
+from registry.errors import Aborted, AlreadyExists, NotFound, PermissionDenied
+from services.assistance.vehicles import store
+from services.assistance.vehicles.messages import control_to_proto, sighting_to_proto, step_to_proto
+from services.assistance.vehicles.store import ControlQuery, StoredControl
+from services.case_replica import replica_of
+from services.plumbing.auth import Principal, PrincipalKind
+from services.plumbing.db import Database
+from services.plumbing.events import Event, ReceivedEvent, subject, subject_filter
+from services.plumbing.idempotency import check_request_id, create_once
+from services.plumbing.ids import new_id
+from services.plumbing.outbox import Outbox
+
+COURT_AGGREGATE, AGENCY_AGGREGATE = "vehicle", "watchlist"
+ADDED, REMOVED = "added", "removed"
+ENDED_VERBS = {v.ControlState.LIFTED: "lifted", v.ControlState.CASE_CLOSED: "case-closed", v.ControlState.EXPIRED: "expired"}
+CASE_CLOSED_ALL_COURTS = subject_filter("case", "*", "closed")
+
+Decide = Callable[[v.VehicleControl, datetime], v.Result]
+
+
+def court_subject(court_id: str, verb: str) -> str:
+    """`rogatory.v1.vehicle.{court}.{verb}`: the controlling court subscribes to `vehicle.{court}.>`."""
+    return subject(COURT_AGGREGATE, court_id, verb)
+
+
+def agency_subject(agency_id: str, court_id: str, verb: str) -> str:
+    """`rogatory.v1.watchlist.{agency}.{court}.{verb}`: an agency subscribes to `watchlist.{agency}.>`."""
+    return subject(AGENCY_AGGREGATE, agency_id, court_id, verb)
+
+
+@dataclass
+class VehicleControlHandlers:
+    db: Database
+    outbox: Outbox
+    courts: CourtCatalog
+    agencies: AgencyCatalog
+    policy: v.VehicleControlPolicy = field(default_factory=v.VehicleControlPolicy)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    id_factory: Callable[[], str] = new_id
+
+    # --- creating ------------------------------------------------------------------------------
+
+    async def create(self, command: v.CreateVehicleControl, court_id: str, request_id: str = "") -> StoredControl:
+        """Puts a vehicle under control as `court_id`; a retry with the same request_id returns the first answer."""
+        if command.parent != f"courts/{court_id}":
+            raise PermissionDenied(
+                f"courts/{court_id} cannot act for {command.parent}",
+                reason="NOT_CONTROLLING_COURT",
+                metadata={"parent": command.parent, "court": f"courts/{court_id}"},
+            )
+
+        async def earlier(conn: AsyncConnection, rid: str) -> StoredControl | None:
+            found = await store.control_by_request_id(conn, rid)
+            if found is not None and found.control.court_id != court_id:
+                raise AlreadyExists("request_id is already used by another control", reason="REQUEST_ID_IN_USE")
+            return found
+
+        async def write(conn: AsyncConnection) -> StoredControl:
+            return await self._insert(conn, command, request_id)
+
+        return await create_once(self.db, self.outbox, request_id, earlier, write)
+
+    async def _insert(self, conn: AsyncConnection, command: v.CreateVehicleControl, request_id: str) -> StoredControl:
+        # The case is read on the writing connection, so the checks and the write commit together.
+        facts = await self._case_facts(conn, command.case)
+        control, events = v.create_control(
+            command, self.courts, self.agencies, facts, self.policy, self.clock(), control_id=self.id_factory()
+        )
+        vehicle = control.vehicle
+        for other in await store.live_controls_of_vehicle(conn, control.court_id, vehicle.plate, vehicle.vin):
+            raise AlreadyExists(
+                f"the vehicle is already under control by {other.control.name}",
+                reason="VEHICLE_ALREADY_CONTROLLED",
+                metadata={"vehicle_control": other.control.name},
+            )
+        seq = await store.insert_control(conn, control, request_id or None)
+        await self.outbox.add(conn, self.messages(events))
+        return StoredControl(seq, control)
+
+    async def _case_facts(self, conn: AsyncConnection, case_name: str) -> v.CaseFacts | None:
+        replica = await replica_of(conn, case_name)
+        if replica is None:
+            return None
+        respondents = tuple(r["display_name"] for r in json.loads(replica["respondents"] or "[]"))
+        return v.CaseFacts(replica["court_id"], respondents, closed=await store.is_case_closed(conn, case_name))
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def get(self, name: str, principal: Principal) -> StoredControl:
+        async with self.db.read() as conn:
+            stored = await store.control_by_name(conn, name)
+        if stored is None or not may_read(principal, stored.control):
+            raise NotFound("vehicle control", name)
+        return stored
+
+    async def list(self, query: ControlQuery, after_seq: int, limit: int) -> list[StoredControl]:
+        async with self.db.read() as conn:
+            return await store.list_controls(conn, query, after_seq, limit)
+
+    # --- custom methods ------------------------------------------------------------------------
+
+    async def lift(self, name: str, court_id: str, command: v.LiftControl, request_id: str = "") -> StoredControl:
+        principal = Principal(PrincipalKind.COURT, court_id)
+        return await self._update(name, principal, request_id, lambda c, now: v.lift(c, court_id, command, now))
+
+    async def record_step(self, name: str, court_id: str, command: v.RecordStep, request_id: str = "") -> StoredControl:
+        principal = Principal(PrincipalKind.COURT, court_id)
+        return await self._update(
+            name, principal, request_id, lambda c, now: v.record_step(c, court_id, command, self.policy, now)
+        )
+
+    async def report_sighting(self, name: str, agency_id: str, command: v.ReportSighting, request_id: str = "") -> StoredControl:
+        principal = Principal(PrincipalKind.AGENCY, agency_id)
+        decide: Decide = lambda c, now: v.report_sighting(c, agency_id, command, self.policy, now)  # noqa: E731
+        return await self._update(name, principal, request_id, decide)
+
+    async def report_seizure(self, name: str, agency_id: str, command: v.ReportSeizure, request_id: str = "") -> StoredControl:
+        principal = Principal(PrincipalKind.AGENCY, agency_id)
+        decide: Decide = lambda c, now: v.report_seizure(c, agency_id, command, self.policy, self.calendar, now)  # noqa: E731
+        return await self._update(name, principal, request_id, decide)
+
+    async def _update(self, name: str, principal: Principal, request_id: str, decide: Decide) -> StoredControl:
+        check_request_id(request_id)
+        stored = await self._load_for(name, principal)
+        key = f"{principal.name}:{request_id}" if request_id else ""
+        if key and key in stored.applied_requests:
+            return stored  # a retry of an applied request
+        updated, events = decide(stored.control, self.clock())
+        applied = (*stored.applied_requests, key) if key else stored.applied_requests
+        try:
+            await self.commit(stored, updated, events, applied)
+        except Aborted:
+            # Two copies of one request raced: the loser answers like a later retry would.
+            if key and key in (again := await self._load_for(name, principal)).applied_requests:
+                return again
+            raise
+        return StoredControl(stored.seq, updated, applied, stored.traceparent)
+
+    async def _load_for(self, name: str, principal: Principal) -> StoredControl:
+        async with self.db.read() as conn:
+            stored = await store.control_by_name(conn, name)
+        if stored is None or not may_act(principal, stored.control):
+            raise NotFound("vehicle control", name)
+        return stored
+
+    async def commit(
+        self, stored: StoredControl, updated: v.VehicleControl, events: list[v.VehicleEvent], applied: tuple[str, ...] = ()
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await self.write(conn, stored, updated, events, applied)
+        self.outbox.notify()
+
+    async def write(
+        self,
+        conn: AsyncConnection,
+        stored: StoredControl,
+        updated: v.VehicleControl,
+        events: list[v.VehicleEvent],
+        applied: tuple[str, ...] = (),
+    ) -> None:
+        written = await store.update_control(
+            conn, updated, expected_version=stored.control.version, applied_requests=applied or stored.applied_requests
+        )
+        if not written:
+            raise Aborted(
+                f"{updated.name} changed while the request was applied; read it again and retry",
+                reason="VERSION_MISMATCH",
+                metadata={"vehicle_control": updated.name, "expected_version": str(stored.control.version)},
+            )
+        await self.outbox.add(conn, self.messages(events))
+
+    # --- the case was closed (consumer of case.closed) ----------------------------------------
+
+    async def apply_case_closed(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
+        """Ends every control of the case that has not ended, in the consumer's transaction."""
+        closed = event.parse(events_pb2.CaseClosed)  # type: ignore[attr-defined]
+        case = closed.case
+        now = self.clock()
+        await store.record_closed_case(conn, case.name, now)
+        note = f"case {case.case_number} closed" + (f": {closed.reason}" if closed.reason else "")
+        for stored in await store.live_controls_of_case(conn, case.name):
+            updated, events = v.close_for_case(stored.control, now, note[: v.MAX_TEXT])
+            await self.write(conn, stored, updated, events)
+        self.outbox.notify()  # early wake-up; the relay's poll picks the rows up after commit anyway
+
+    # --- events --------------------------------------------------------------------------------
+
+    def messages(self, events: list[v.VehicleEvent]) -> list[Event]:
+        return [message for event in events for message in self._messages(event)]
+
+    def _messages(self, event: v.VehicleEvent) -> list[Event]:
+        c = event.control
+        proto = control_to_proto(c, self.policy)
+        at = c.updated_at
+        if isinstance(event, v.ControlCreated):
+            added = vehicle_events_pb2.WatchListEntryAdded(vehicle_control=proto)
+            return [
+                _event(
+                    COURT_AGGREGATE,
+                    "created",
+                    court_subject(c.court_id, "created"),
+                    vehicle_events_pb2.VehicleControlCreated(vehicle_control=proto),
+                    at,
+                ),
+                *(_event(AGENCY_AGGREGATE, ADDED, agency_subject(a, c.court_id, ADDED), added, at) for a in c.agency_ids),
+            ]
+        if isinstance(event, v.VehicleSighted):
+            payload: Any = vehicle_events_pb2.VehicleSighted(vehicle_control=proto, sighting=sighting_to_proto(event.sighting))
+            return [_event(COURT_AGGREGATE, "sighted", court_subject(c.court_id, "sighted"), payload, at)]
+        if isinstance(event, v.VehicleSeized):
+            seized = vehicle_events_pb2.VehicleSeized(vehicle_control=proto)
+            return [_event(COURT_AGGREGATE, "seized", court_subject(c.court_id, "seized"), seized, at), *self._removed(c, proto)]
+        if isinstance(event, v.StepRecorded):
+            payload = vehicle_events_pb2.PostSeizureStepRecorded(vehicle_control=proto, step=step_to_proto(event.record))
+            return [_event(COURT_AGGREGATE, "step-recorded", court_subject(c.court_id, "step-recorded"), payload, at)]
+        if isinstance(event, v.TargetMissed):
+            payload = vehicle_events_pb2.PostSeizureTargetMissed(vehicle_control=proto)
+            return [_event(COURT_AGGREGATE, "target-missed", court_subject(c.court_id, "target-missed"), payload, at)]
+        verb = ENDED_VERBS[c.state]
+        ended = _event(
+            COURT_AGGREGATE,
+            verb,
+            court_subject(c.court_id, verb),
+            vehicle_events_pb2.VehicleControlEnded(vehicle_control=proto),
+            at,
+        )
+        return [ended, *(self._removed(c, proto) if event.was_on_watch_list else [])]
+
+    def _removed(self, c: v.VehicleControl, proto: Any) -> list[Event]:
+        payload = vehicle_events_pb2.WatchListEntryRemoved(vehicle_control=proto)
+        return [
+            _event(AGENCY_AGGREGATE, REMOVED, agency_subject(a, c.court_id, REMOVED), payload, c.updated_at) for a in c.agency_ids
+        ]
+
+
+def _event(aggregate: str, verb: str, subject_: str, payload: Any, at: datetime) -> Event:
+    return Event(f"rogatory.{aggregate}.{verb}.v1", subject_, payload, occurred_at=at)
+
+
+def may_read(principal: Principal, control: v.VehicleControl) -> bool:
+    """The controlling court and admins; an addressed agency while the vehicle is on the watch list."""
+    if principal.kind is PrincipalKind.ADMIN:
+        return True
+    if principal.kind is PrincipalKind.COURT:
+        return principal.id == control.court_id
+    return principal.id in control.agency_ids and control.on_watch_list
+
+
+def may_act(principal: Principal, control: v.VehicleControl) -> bool:
+    """Courts act on their own controls, agencies on those addressed to them (the domain then
+    checks the state, e.g. NOT_ON_WATCH_LIST)."""
+    if principal.kind is PrincipalKind.COURT:
+        return principal.id == control.court_id
+    return principal.kind is PrincipalKind.AGENCY and principal.id in control.agency_ids
