@@ -1,0 +1,312 @@
+"""The HTML turnaround report: figures read over gRPC, charts drawn by plotly, one
+self-contained file (plotly.js inlined once, so it opens offline and can be mailed).
+
+Sections: summary, courts ranked by average handling time (with on-time and return rates),
+monthly trend, distribution of completion times, in-province vs cross-province, overdue list.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from registry.courts import CourtCatalog
+from services.admin import views
+from services.admin.client import AdminClient, OnPage
+from services.admin.labels import Labels
+
+# Colours of the whole report: one per meaning, the same in every chart.
+BLUE, GREEN, RED, GREY, ORANGE = "#3366cc", "#2ca02c", "#d62728", "#7f7f7f", "#ff7f0e"
+
+
+@dataclass(frozen=True)
+class ReportData:
+    generated_at: datetime
+    filter_text: str
+    supervising_court: str
+    total: views.StatsRow | None
+    by_court: list[views.StatsRow]
+    by_month: list[views.StatsRow]
+    by_locality: list[views.StatsRow]
+    overdue: list[views.OverdueRow]
+
+
+async def collect(client: AdminClient, court: str, filter_text: str, now: datetime, on_page: OnPage) -> ReportData:
+    """Every figure the report shows: four statistics queries and the overdue list."""
+    total = views.stats_rows(await client.statistics(filter_text, (), include_distributions=True))
+    on_page(1)
+    by_court = views.stats_rows(await client.statistics(filter_text, ["entrusted_court"]))
+    on_page(len(by_court))
+    by_month = views.stats_rows(await client.statistics(filter_text, ["month"]))
+    on_page(len(by_month))
+    by_locality = views.stats_rows(await client.statistics(filter_text, ["cross_province"], include_distributions=True))
+    on_page(len(by_locality))
+    overdue = [views.overdue_row(d, now) for d in await client.overdue(court, on_page)]
+    return ReportData(
+        now, filter_text, court, total[0] if total else None, by_court, views.by_month(by_month), by_locality, overdue
+    )
+
+
+# --- charts --------------------------------------------------------------------------------------------------
+
+
+def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        template="plotly_white",
+        margin={"l": 60, "r": 30, "t": 60, "b": 50},
+        font={"family": "Noto Sans CJK SC, Microsoft YaHei, PingFang SC, sans-serif", "size": 13},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def ranking_figure(rows: list[views.StatsRow], labels: Labels, courts: CourtCatalog, top: int) -> go.Figure:
+    ranked = views.ranking(rows)[:top]
+    names = [views.court_label(r.key["entrusted_court"], courts) for r in ranked]
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        shared_yaxes=True,
+        column_widths=[0.5, 0.25, 0.25],
+        horizontal_spacing=0.02,
+        subplot_titles=(labels("mean_days_axis"), labels("on_time_rate"), labels("return_rate")),
+    )
+    hover = [f"{labels('count')}: {r.count}<br>{labels('complete_median')}: {r.complete_median_days:.1f}" for r in ranked]
+    fig.add_trace(
+        go.Bar(
+            y=names,
+            x=[r.complete_mean_days for r in ranked],
+            orientation="h",
+            marker_color=BLUE,
+            name=labels("complete_mean"),
+            text=[views.format_days(r.complete_mean_days) for r in ranked],
+            textposition="auto",
+            hovertext=hover,
+        ),
+        row=1,
+        col=1,
+    )
+    for col, values, colour, key in (
+        (2, [r.on_time_rate for r in ranked], GREEN, "on_time_rate"),
+        (3, [r.return_rate for r in ranked], RED, "return_rate"),
+    ):
+        fig.add_trace(
+            go.Bar(
+                y=names,
+                x=values,
+                orientation="h",
+                marker_color=colour,
+                name=labels(key),
+                text=[views.format_rate(v) for v in values],
+                textposition="auto",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=col)
+    fig.update_yaxes(autorange="reversed")  # fastest on top
+    _layout(fig, labels("ranking_title"), max(300, 60 + 28 * len(ranked)))
+    fig.update_layout(showlegend=False, margin={"l": 220})
+    return fig
+
+
+def trend_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
+    months = [r.key["month"] for r in rows]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=months, y=[r.count for r in rows], name=labels("matters_delegated"), marker_color="#aec7e8"))
+    fig.add_trace(
+        go.Scatter(
+            x=months, y=[r.complete_mean_days for r in rows], name=labels("complete_mean"), mode="lines+markers", line_color=BLUE
+        ),
+        secondary_y=True,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=months,
+            y=[r.complete_p90_days for r in rows],
+            name=labels("complete_p90"),
+            mode="lines",
+            line={"color": GREY, "dash": "dot"},
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text=labels("matters_axis"), secondary_y=False)
+    fig.update_yaxes(title_text=labels("days_axis"), secondary_y=True)
+    fig.update_xaxes(type="category")
+    return _layout(fig, labels("trend_title"), 420)
+
+
+def distribution_figure(total: views.StatsRow | None, labels: Labels) -> go.Figure:
+    bins = views.coarse_distribution(total.complete_distribution if total else ())
+    fig = go.Figure(
+        go.Bar(
+            x=[views.bin_label(lo, hi, labels) for lo, hi, _ in bins],
+            y=[n for _, _, n in bins],
+            marker_color=BLUE,
+            text=[str(n) for _, _, n in bins],
+            textposition="outside",
+            name=labels("matters_axis"),
+        )
+    )
+    fig.update_xaxes(title_text=labels("completion_time_axis"), type="category")
+    fig.update_yaxes(title_text=labels("matters_axis"))
+    return _layout(fig, labels("distribution_title"), 380)
+
+
+def comparison_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
+    inside, across = views.split_cross_province(rows)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(labels("days_axis"), labels("rate_axis")))
+    measures = [
+        (labels("ack_time") + " " + labels("mean"), lambda r: r.ack_mean_days),
+        (labels("complete_time") + " " + labels("mean"), lambda r: r.complete_mean_days),
+        (labels("complete_time") + " " + labels("median"), lambda r: r.complete_median_days),
+        (labels("complete_time") + " " + labels("p90"), lambda r: r.complete_p90_days),
+    ]
+    rates = [(labels("on_time_rate"), lambda r: r.on_time_rate), (labels("return_rate"), lambda r: r.return_rate)]
+    for row, name, colour in ((inside, labels("in_province"), GREEN), (across, labels("cross_province_value"), ORANGE)):
+        if row is None:
+            continue
+        label = f"{name} ({row.count})"
+        fig.add_trace(
+            go.Bar(
+                x=[m for m, _ in measures], y=[f(row) for _, f in measures], name=label, marker_color=colour, legendgroup=name
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=[m for m, _ in rates],
+                y=[f(row) for _, f in rates],
+                name=label,
+                marker_color=colour,
+                legendgroup=name,
+                showlegend=False,
+                text=[views.format_rate(f(row)) for _, f in rates],
+                textposition="outside",
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.1], row=1, col=2)
+    fig.update_layout(barmode="group")
+    return _layout(fig, labels("comparison_title"), 420)
+
+
+# --- page ----------------------------------------------------------------------------------------------------
+
+
+def _figure_html(fig: go.Figure, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
+
+
+def _summary_html(total: views.StatsRow | None, overdue: int, labels: Labels) -> str:
+    if total is None or total.count == 0:
+        return f"<p>{html.escape(labels('no_data'))}</p>"
+    cards = [
+        (labels("count"), str(total.count)),
+        (labels("complete_mean"), views.format_days(total.complete_mean_days)),
+        (labels("complete_median"), views.format_days(total.complete_median_days)),
+        (labels("on_time_rate"), views.format_rate(total.on_time_rate)),
+        (labels("completion_rate"), views.format_rate(total.completion_rate)),
+        (labels("return_rate"), views.format_rate(total.return_rate)),
+        (labels("overdue_list_title"), str(overdue)),
+    ]
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="value">{html.escape(v)}</div><div class="label">{html.escape(k)}</div></div>'
+            for k, v in cards
+        )
+        + "</div>"
+    )
+
+
+def _overdue_html(rows: list[views.OverdueRow], labels: Labels, courts: CourtCatalog) -> str:
+    if not rows:
+        return f"<p>{html.escape(labels('nothing_overdue'))}</p>"
+    heads = (
+        "matter",
+        "entrusted_court",
+        "requesting_court",
+        "matter_kind",
+        "overdue_step",
+        "due",
+        "days_overdue",
+        "urge_count",
+        "escalated",
+    )
+    head = "".join(f"<th>{html.escape(labels(h))}</th>" for h in heads)
+    body = []
+    for r in rows:
+        cells = (
+            r.delegation,
+            views.court_label(r.entrusted_court, courts),
+            views.court_label(r.requesting_court, courts),
+            labels.enum("matter_kind", r.matter_kind),
+            labels.enum("step", r.step),
+            views.china_time(r.due),
+            views.format_days(r.days_overdue),
+            str(r.urge_count),
+            labels.yes_no(r.escalated),
+        )
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return f'<table class="overdue"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+_STYLE = """
+body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; margin: 24px auto; max-width: 1200px;
+       color: #222; padding: 0 16px; }
+h1 { margin-bottom: 4px; } .meta { color: #666; margin-top: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 10px 16px; min-width: 120px; }
+.card .value { font-size: 22px; font-weight: 600; } .card .label { color: #666; font-size: 13px; }
+section { margin: 28px 0; } .note { color: #666; font-size: 13px; }
+table.overdue { border-collapse: collapse; width: 100%; font-size: 13px; }
+table.overdue th, table.overdue td { border-bottom: 1px solid #e5e5e5; padding: 6px 8px; text-align: left; }
+table.overdue th { background: #f6f6f6; }
+"""
+
+
+def render(data: ReportData, labels: Labels, courts: CourtCatalog, top: int = 20) -> str:
+    """The whole report as one HTML document."""
+    title = labels("report_title")
+    meta = labels("generated", time=views.china_time(data.generated_at))
+    if data.filter_text:
+        meta += f" · filter: {data.filter_text}"
+    sections = [
+        ("summary", labels("summary"), _summary_html(data.total, len(data.overdue), labels)),
+        (
+            "ranking",
+            labels("ranking_title"),
+            f'<p class="note">{html.escape(labels("ranking_note"))}</p>'
+            + _figure_html(ranking_figure(data.by_court, labels, courts, top), "chart-ranking"),
+        ),
+        ("trend", labels("trend_title"), _figure_html(trend_figure(data.by_month, labels), "chart-trend")),
+        (
+            "distribution",
+            labels("distribution_title"),
+            _figure_html(distribution_figure(data.total, labels), "chart-distribution"),
+        ),
+        ("comparison", labels("comparison_title"), _figure_html(comparison_figure(data.by_locality, labels), "chart-comparison")),
+        (
+            "overdue",
+            f"{labels('overdue_list_title')} — {views.court_label(data.supervising_court, courts)}",
+            _overdue_html(data.overdue, labels, courts),
+        ),
+    ]
+    body = "\n".join(f'<section id="{sid}"><h2>{html.escape(head)}</h2>{content}</section>' for sid, head, content in sections)
+    lang = "zh-CN" if labels.lang == "zh" else "en"
+    return (
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
+        f'<body><h1>{html.escape(title)}</h1><p class="meta">{html.escape(meta)}</p>\n{body}\n</body></html>\n'
+    )
