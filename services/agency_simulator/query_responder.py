@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -67,6 +68,8 @@ class SimulatedQueryResponder:
         self.failure_rate = failure_rate
         self.received = 0
         self.replied = 0
+        # perf_counter() of the first / last request received and the last reply sent (for benchmarks)
+        self.first_request_at = self.last_request_at = self.last_reply_at = 0.0
         self._nc: NATS | None = None
         self._subscriptions: list[Subscription] = []
         self._acks: set[asyncio.Future[object]] = set()
@@ -99,6 +102,8 @@ class SimulatedQueryResponder:
 
     async def _on_request(self, msg: Msg) -> None:
         self.received += 1
+        self.last_request_at = time.perf_counter()
+        self.first_request_at = self.first_request_at or self.last_request_at
         request = events_pb2.PropertyQueryRequested.FromString(msg.data)
         agency_id = msg.subject.split(".")[4]
         if agency_id in self.silent:
@@ -132,6 +137,7 @@ class SimulatedQueryResponder:
         self._acks.add(ack)
         ack.add_done_callback(self._acks.discard)
         self.replied += 1
+        self.last_reply_at = time.perf_counter()
 
 
 def answer_for(
