@@ -16,7 +16,7 @@ from stdnum.cn import ric, uscc
 from registry.access import court_id_of
 from registry.case_number import CaseNumber, parse_case_number, validate_case_number
 from registry.courts import CourtCatalog
-from registry.errors import Violations, parse_enum
+from registry.errors import Aborted, FailedPrecondition, PermissionDenied, Violations, parse_enum
 
 MAX_PARTIES = 50
 MAX_NAME_LENGTH = 200
@@ -190,3 +190,74 @@ def _check_amount(amount: Decimal | None, currency: str, violations: Violations)
         violations.add("case.amount_owed", "implausibly large", "TOO_LARGE")
         return None
     return int(fen)
+
+
+# --- closing a case (结案) ------------------------------------------------------------------------
+
+
+class CaseState(StrEnum):
+    """Names match rogatory.registry.v1.Case.State; only `close_case` changes it."""
+
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+class CloseOutcome(StrEnum):
+    """How an enforcement case closes (法发〔2014〕26号 关于执行案件立案、结案若干问题的意见 art. 15);
+    names match rogatory.registry.v1.CaseClosure.Outcome."""
+
+    EXECUTED_IN_FULL = "EXECUTED_IN_FULL"  # 执行完毕
+    TERMINATED_THIS_ROUND = "TERMINATED_THIS_ROUND"  # 终结本次执行程序
+    TERMINATED = "TERMINATED"  # 终结执行
+    WITHDRAWN = "WITHDRAWN"  # 销案
+    NOT_ENFORCED = "NOT_ENFORCED"  # 不予执行
+    APPLICATION_REJECTED = "APPLICATION_REJECTED"  # 驳回申请
+
+
+@dataclass(frozen=True)
+class CloseCase:
+    """The command: unvalidated. `expected_version` comes from the etag (None: no check)."""
+
+    outcome: str
+    reason: str = ""
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class CaseClosure:
+    outcome: CloseOutcome
+    reason: str
+    closed_at: datetime
+
+
+def close_case(
+    name: str, owner_court_id: str, state: CaseState, version: int, caller_court_id: str, command: CloseCase, now: datetime
+) -> CaseClosure:
+    """Decides whether `caller_court_id` may close the case and how.
+
+    Checks in order: the caller owns the case (PermissionDenied NOT_CASE_OWNER); the arguments
+    (InvalidArgument); the etag (Aborted VERSION_MISMATCH); the state (FailedPrecondition
+    CASE_ALREADY_CLOSED).
+    """
+    if caller_court_id != owner_court_id:
+        raise PermissionDenied(
+            f"only courts/{owner_court_id} may close {name}",
+            reason="NOT_CASE_OWNER",
+            metadata={"case": name, "court": f"courts/{caller_court_id}"},
+        )
+    violations = Violations()
+    outcome = parse_enum(CloseOutcome, command.outcome, "outcome", violations)
+    reason = command.reason.strip()
+    if len(reason) > MAX_DESCRIPTION_LENGTH:
+        violations.add("reason", f"at most {MAX_DESCRIPTION_LENGTH} characters", "TOO_LONG")
+    violations.raise_if_any()
+    assert outcome is not None
+    if command.expected_version is not None and command.expected_version != version:
+        raise Aborted(
+            f"{name} changed: it is at version {version}, the request expected {command.expected_version}",
+            reason="VERSION_MISMATCH",
+            metadata={"case": name, "current_version": str(version)},
+        )
+    if state is CaseState.CLOSED:
+        raise FailedPrecondition(f"{name} is already closed", reason="CASE_ALREADY_CLOSED", metadata={"case": name})
+    return CaseClosure(outcome, reason, now)

@@ -10,9 +10,9 @@ from rogatory.events.v1 import events_pb2
 from sqlalchemy.exc import IntegrityError
 
 from registry.agencies import AgencyCatalog
-from registry.cases import RegisterCase, register_case
+from registry.cases import CaseState, CloseCase, RegisterCase, close_case, register_case
 from registry.courts import CourtCatalog
-from registry.errors import AlreadyExists, NotFound
+from registry.errors import Aborted, AlreadyExists, NotFound
 from services.plumbing.batching import BatchLoader
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
@@ -24,6 +24,7 @@ from services.registry.messages import case_to_proto
 from services.registry.store import CaseQuery, CaseView
 
 CASE_REGISTERED = "rogatory.case.registered.v1"
+CASE_CLOSED = "rogatory.case.closed.v1"
 
 
 def case_registered_subject(court_id: str) -> str:
@@ -94,3 +95,37 @@ class RegistryHandlers:
     async def list_cases(self, query: CaseQuery, after_seq: int, limit: int) -> list[CaseView]:
         async with self.db.read() as conn:
             return await store.list_cases(conn, query, after_seq, limit)
+
+    # --- closing a case (CloseCase) --------------------------------------------------------------
+
+    async def close_case(self, name: str, court_id: str, command: CloseCase, request_id: str = "") -> CaseView:
+        """Closes the case as `court_id` (its own court only) and publishes `case.closed`.
+
+        A retry with the request_id that closed it returns the closed case; any other call on a
+        closed case is FAILED_PRECONDITION CASE_ALREADY_CLOSED.
+        """
+        check_request_id(request_id)
+        async with self.db.read() as conn:
+            view = await store.case_by_name(conn, name)
+        if view is None:
+            raise NotFound("case", name)
+        if request_id and view.close_request_id == request_id and view.court_id == court_id:
+            return view
+        closure = close_case(name, view.court_id, CaseState(view.state), view.version, court_id, command, self.clock())
+        async with self.db.transaction() as conn:
+            written = await store.close_case(
+                conn, name, expected_version=view.version, closure=closure, request_id=request_id or None
+            )
+            if not written:
+                raise Aborted(
+                    f"{name} changed while it was being closed; read it again and retry",
+                    reason="VERSION_MISMATCH",
+                    metadata={"case": name, "expected_version": str(view.version)},
+                )
+            closed = await store.case_by_name(conn, name)
+            assert closed is not None
+            payload = events_pb2.CaseClosed(case=case_to_proto(closed))  # type: ignore[attr-defined]
+            event = Event(CASE_CLOSED, subject("case", closed.court_id, "closed"), payload, occurred_at=closure.closed_at)
+            await self.outbox.add(conn, [event])
+        self.outbox.notify()
+        return closed

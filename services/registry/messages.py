@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -10,8 +11,9 @@ from rogatory.registry.v1 import registry_pb2 as pb
 
 from registry.agencies import Agency
 from registry.case_number import CaseNumber
-from registry.cases import PartyInput, RegisterCase
+from registry.cases import CloseCase, PartyInput, RegisterCase
 from registry.courts import Court
+from registry.errors import FieldViolation, InvalidArgument
 from services.plumbing.times import timestamp
 from services.registry.store import CaseView
 
@@ -76,7 +78,32 @@ def case_to_proto(view: CaseView) -> pb.Case:
     )
     if view.amount_owed_fen is not None:
         message.amount_owed.CopyFrom(money_from_fen(view.amount_owed_fen))
+    _set_state(message, view)
     return message
+
+
+def _set_state(message: pb.Case, view: CaseView) -> None:
+    message.state = pb.Case.State.Value(view.state)
+    if view.state == "CLOSED":
+        closure = message.closure
+        closure.outcome = pb.CaseClosure.Outcome.Value(view.close_outcome) if view.close_outcome else 0
+        closure.reason = view.close_reason
+        if view.close_time:
+            closure.close_time.CopyFrom(timestamp(view.close_time))
+
+
+def close_command(request: pb.CloseCaseRequest) -> CloseCase:
+    return CloseCase(enum_name(pb.CaseClosure.Outcome, request.outcome), request.reason, _parse_etag(request.etag))
+
+
+def _parse_etag(etag: str) -> int | None:
+    """`W/"7"` (or `"7"`) → 7; "" → None (AIP-154: the etag is optional)."""
+    if not etag:
+        return None
+    match = re.fullmatch(r'(?:W/)?"(\d+)"', etag.strip())
+    if not match:
+        raise InvalidArgument.of([FieldViolation("etag", f'not an etag of this service, e.g. W/"3"; got {etag!r}', "BAD_ETAG")])
+    return int(match.group(1))
 
 
 def money_from_fen(fen: int) -> money_pb2.Money:

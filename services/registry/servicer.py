@@ -10,11 +10,19 @@ from registry.agencies import Agency
 from registry.case_number import parse_case_number, validate_case_number
 from registry.courts import Court
 from registry.errors import NotFound
+from services.plumbing.auth import calling_court
 from services.plumbing.filtering import parse_filter
 from services.plumbing.names import parse_name
 from services.plumbing.pagination import after_seq, encode_token, page_size
 from services.registry.handlers import RegistryHandlers
-from services.registry.messages import agency_to_proto, case_number_parts, case_to_proto, court_to_proto, register_command
+from services.registry.messages import (
+    agency_to_proto,
+    case_number_parts,
+    case_to_proto,
+    close_command,
+    court_to_proto,
+    register_command,
+)
 from services.registry.store import CaseQuery
 
 COURT_FILTERS = {"province": str, "level": str, "parent": str, "special_kind": str, "division_code": str}
@@ -82,6 +90,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         views = await self.handlers.list_cases(query, after_seq(request.page_token, fingerprint), limit + 1)
         token = encode_token(fingerprint, views[limit - 1].seq) if len(views) > limit else ""
         return pb.ListCasesResponse(cases=[case_to_proto(v) for v in views[:limit]], next_page_token=token)
+
+    async def CloseCase(self, request: pb.CloseCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
+        court_id = calling_court()  # only the case's own court; the handler checks ownership
+        parse_name(request.name, "courts/{court}/cases/{case}")
+        return case_to_proto(await self.handlers.close_case(request.name, court_id, close_command(request), request.request_id))
 
     async def ParseCaseNumber(
         self, request: pb.ParseCaseNumberRequest, context: grpc.aio.ServicerContext

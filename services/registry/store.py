@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, delete, insert, select
+from sqlalchemy import Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.agencies import Agency
-from registry.cases import Case, mask_id_number
+from registry.cases import Case, CaseClosure, mask_id_number
 from registry.courts import Court
 from services.plumbing.times import utc
 from services.registry.tables import AgencyRow, CasePartyRow, CaseRow, CourtRow
@@ -47,6 +47,11 @@ class CaseView:
     create_time: datetime
     version: int
     parties: tuple[PartyView, ...]
+    state: str = "OPEN"  # a CaseState name
+    close_time: datetime | None = None
+    close_outcome: str = ""  # a CloseOutcome name, when CLOSED
+    close_reason: str = ""
+    close_request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,4 +201,28 @@ def _view(row: dict, parties: tuple[PartyView, ...]) -> CaseView:  # type: ignor
         create_time=utc(row["create_time"]),
         version=row["version"],
         parties=parties,
+        state=row.get("state") or "OPEN",
+        close_time=utc(row["close_time"]) if row.get("close_time") else None,
+        close_outcome=row.get("close_outcome") or "",
+        close_reason=row.get("close_reason") or "",
+        close_request_id=row.get("close_request_id"),
     )
+
+
+async def close_case(
+    conn: AsyncConnection, name: str, *, expected_version: int, closure: CaseClosure, request_id: str | None
+) -> bool:
+    """Marks the case CLOSED; False when the row is no longer at `expected_version` (or open)."""
+    result = await conn.execute(
+        update(CASES)
+        .where(CASES.c.name == name, CASES.c.version == expected_version, CASES.c.state == "OPEN")
+        .values(
+            state="CLOSED",
+            close_time=utc(closure.closed_at),
+            close_outcome=str(closure.outcome),
+            close_reason=closure.reason,
+            close_request_id=request_id,
+            version=expected_version + 1,
+        )
+    )
+    return result.rowcount == 1

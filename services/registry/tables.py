@@ -51,6 +51,12 @@ class CaseRow(SQLModel, table=True):
     request_id: str | None = Field(default=None, unique=True, max_length=64)
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     version: int = 1
+    # Closing (CloseCase, migration registry_0002); OPEN rows leave the rest at their defaults.
+    state: str = Field(default="OPEN", max_length=16)
+    close_time: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    close_outcome: str = Field(default="", max_length=32)
+    close_reason: str = Field(default="")
+    close_request_id: str | None = Field(default=None, max_length=64)
 
 
 class CasePartyRow(SQLModel, table=True):

@@ -212,7 +212,8 @@ class VehicleControlHandlers:
         case = closed.case
         now = self.clock()
         await store.record_closed_case(conn, case.name, now)
-        note = f"case {case.case_number} closed" + (f": {closed.reason}" if closed.reason else "")
+        reason = case.closure.reason
+        note = f"case {case.case_number} closed" + (f": {reason}" if reason else "")
         for stored in await store.live_controls_of_case(conn, case.name):
             updated, events = v.close_for_case(stored.control, now, note[: v.MAX_TEXT])
             await self.write(conn, stored, updated, events)

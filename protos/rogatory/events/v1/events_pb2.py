@@ -27,7 +27,7 @@ from rogatory.delegation.v1 import delegation_pb2 as rogatory_dot_delegation_dot
 from rogatory.registry.v1 import registry_pb2 as rogatory_dot_registry_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frogatory/events/v1/events.proto\x12\x12rogatory.events.v1\x1a\'rogatory/assistance/v1/assistance.proto\x1a\'rogatory/delegation/v1/delegation.proto\x1a#rogatory/registry/v1/registry.proto\":\n\x0e\x43\x61seRegistered\x12(\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1a.rogatory.registry.v1.Case\"M\n\x13\x44\x65legationSubmitted\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\"[\n\x14\x41ssistanceNoticeSent\x12\x43\n\x11\x61ssistance_notice\x18\x01 \x01(\x0b\x32(.rogatory.assistance.v1.AssistanceNotice\"\x96\x01\n\x16\x44\x65legationTransitioned\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x44\n\ntransition\x18\x02 \x01(\x0b\x32\x30.rogatory.delegation.v1.DelegationTimeline.Entry\"\x9e\x01\n\x0f\x44\x65legationUrged\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x11\n\tautomatic\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x87\x01\n\x19\x44\x65legationDeadlineReached\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x99\x01\n\x13\x44\x65legationEscalated\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x16\n\x0esuperior_court\x18\x02 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\xa7\x01\n\x1a\x44\x65legationDeadlineExtended\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\x12\r\n\x05\x63ourt\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frogatory/events/v1/events.proto\x12\x12rogatory.events.v1\x1a\'rogatory/assistance/v1/assistance.proto\x1a\'rogatory/delegation/v1/delegation.proto\x1a#rogatory/registry/v1/registry.proto\":\n\x0e\x43\x61seRegistered\x12(\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1a.rogatory.registry.v1.Case\"6\n\nCaseClosed\x12(\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1a.rogatory.registry.v1.Case\"M\n\x13\x44\x65legationSubmitted\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\"[\n\x14\x41ssistanceNoticeSent\x12\x43\n\x11\x61ssistance_notice\x18\x01 \x01(\x0b\x32(.rogatory.assistance.v1.AssistanceNotice\"\x96\x01\n\x16\x44\x65legationTransitioned\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x44\n\ntransition\x18\x02 \x01(\x0b\x32\x30.rogatory.delegation.v1.DelegationTimeline.Entry\"\x9e\x01\n\x0f\x44\x65legationUrged\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x11\n\tautomatic\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x87\x01\n\x19\x44\x65legationDeadlineReached\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x99\x01\n\x13\x44\x65legationEscalated\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x16\n\x0esuperior_court\x18\x02 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\xa7\x01\n\x1a\x44\x65legationDeadlineExtended\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\x12\r\n\x05\x63ourt\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,18 +36,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CASEREGISTERED']._serialized_start=174
   _globals['_CASEREGISTERED']._serialized_end=232
-  _globals['_DELEGATIONSUBMITTED']._serialized_start=234
-  _globals['_DELEGATIONSUBMITTED']._serialized_end=311
-  _globals['_ASSISTANCENOTICESENT']._serialized_start=313
-  _globals['_ASSISTANCENOTICESENT']._serialized_end=404
-  _globals['_DELEGATIONTRANSITIONED']._serialized_start=407
-  _globals['_DELEGATIONTRANSITIONED']._serialized_end=557
-  _globals['_DELEGATIONURGED']._serialized_start=560
-  _globals['_DELEGATIONURGED']._serialized_end=718
-  _globals['_DELEGATIONDEADLINEREACHED']._serialized_start=721
-  _globals['_DELEGATIONDEADLINEREACHED']._serialized_end=856
-  _globals['_DELEGATIONESCALATED']._serialized_start=859
-  _globals['_DELEGATIONESCALATED']._serialized_end=1012
-  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_start=1015
-  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_end=1182
+  _globals['_CASECLOSED']._serialized_start=234
+  _globals['_CASECLOSED']._serialized_end=288
+  _globals['_DELEGATIONSUBMITTED']._serialized_start=290
+  _globals['_DELEGATIONSUBMITTED']._serialized_end=367
+  _globals['_ASSISTANCENOTICESENT']._serialized_start=369
+  _globals['_ASSISTANCENOTICESENT']._serialized_end=460
+  _globals['_DELEGATIONTRANSITIONED']._serialized_start=463
+  _globals['_DELEGATIONTRANSITIONED']._serialized_end=613
+  _globals['_DELEGATIONURGED']._serialized_start=616
+  _globals['_DELEGATIONURGED']._serialized_end=774
+  _globals['_DELEGATIONDEADLINEREACHED']._serialized_start=777
+  _globals['_DELEGATIONDEADLINEREACHED']._serialized_end=912
+  _globals['_DELEGATIONESCALATED']._serialized_start=915
+  _globals['_DELEGATIONESCALATED']._serialized_end=1068
+  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_start=1071
+  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_end=1238
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,30 @@ class CaseRegistered(_message.Message):
 Global___CaseRegistered: _TypeAlias = CaseRegistered  # noqa: Y015
 
 @_typing.final
+class CaseClosed(_message.Message):
+    """`rogatory.v1.case.{court}.closed`: the court closed an enforcement case (结案)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> _registry_pb2.Case:
+        """The case as closed, with its closure; ID numbers masked."""
+
+    def __init__(
+        self,
+        *,
+        case: _registry_pb2.Case | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseClosed: _TypeAlias = CaseClosed  # noqa: Y015
+
+@_typing.final
 class DelegationSubmitted(_message.Message):
     """`rogatory.v1.delegation.{requesting_court}.{entrusted_court}.submitted`."""
 

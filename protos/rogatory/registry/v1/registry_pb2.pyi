@@ -349,6 +349,29 @@ class Case(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Case._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: Case._State.ValueType  # 0
+        """Unspecified."""
+        OPEN: Case._State.ValueType  # 1
+        """Open: enforcement goes on."""
+        CLOSED: Case._State.ValueType  # 2
+        """Closed (结案)."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Lifecycle state of a case."""
+
+    STATE_UNSPECIFIED: Case.State.ValueType  # 0
+    """Unspecified."""
+    OPEN: Case.State.ValueType  # 1
+    """Open: enforcement goes on."""
+    CLOSED: Case.State.ValueType  # 2
+    """Closed (结案)."""
+
     NAME_FIELD_NUMBER: _builtins.int
     CASE_NUMBER_FIELD_NUMBER: _builtins.int
     CASE_NUMBER_PARTS_FIELD_NUMBER: _builtins.int
@@ -357,6 +380,8 @@ class Case(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CLOSURE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `courts/{court}/cases/{case}`, where `{case}` is an ASCII slug of
     the case number, e.g. `courts/zj0326/cases/2023-enf-1234`.
@@ -367,6 +392,8 @@ class Case(_message.Message):
     """Free-text cause of the enforced judgment."""
     etag: _builtins.str
     """Opaque version tag of the case."""
+    state: Global___Case.State.ValueType
+    """Whether the case is open or closed; changed only by CloseCase (AIP-216)."""
     @_builtins.property
     def case_number_parts(self) -> Global___CaseNumberParts:
         """Parsed parts of the case number."""
@@ -383,6 +410,10 @@ class Case(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the case was registered."""
 
+    @_builtins.property
+    def closure(self) -> Global___CaseClosure:
+        """How the case was closed, when CLOSED."""
+
     def __init__(
         self,
         *,
@@ -394,14 +425,87 @@ class Case(_message.Message):
         description: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        state: Global___Case.State.ValueType = ...,
+        closure: Global___CaseClosure | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_owed", b"amount_owed", "case_number_parts", b"case_number_parts", "create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_owed", b"amount_owed", "case_number_parts", b"case_number_parts", "closure", b"closure", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_owed", b"amount_owed", "case_number", b"case_number", "case_number_parts", b"case_number_parts", "create_time", b"create_time", "description", b"description", "etag", b"etag", "name", b"name", "parties", b"parties"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_owed", b"amount_owed", "case_number", b"case_number", "case_number_parts", b"case_number_parts", "closure", b"closure", "create_time", b"create_time", "description", b"description", "etag", b"etag", "name", b"name", "parties", b"parties", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Case: _TypeAlias = Case  # noqa: Y015
+
+@_typing.final
+class CaseClosure(_message.Message):
+    """How an enforcement case was closed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Outcome:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[CaseClosure._Outcome.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        OUTCOME_UNSPECIFIED: CaseClosure._Outcome.ValueType  # 0
+        """Unspecified."""
+        EXECUTED_IN_FULL: CaseClosure._Outcome.ValueType  # 1
+        """Enforced in full (执行完毕)."""
+        TERMINATED_THIS_ROUND: CaseClosure._Outcome.ValueType  # 2
+        """This round of enforcement ended, no property found (终结本次执行程序)."""
+        TERMINATED: CaseClosure._Outcome.ValueType  # 3
+        """Enforcement terminated (终结执行)."""
+        WITHDRAWN: CaseClosure._Outcome.ValueType  # 4
+        """The case was withdrawn (销案)."""
+        NOT_ENFORCED: CaseClosure._Outcome.ValueType  # 5
+        """Enforcement refused (不予执行)."""
+        APPLICATION_REJECTED: CaseClosure._Outcome.ValueType  # 6
+        """The application was rejected (驳回申请)."""
+
+    class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
+        """The ways an enforcement case closes (法发〔2014〕26号, 关于执行案件立案、结案若干问题的意见, art. 15)."""
+
+    OUTCOME_UNSPECIFIED: CaseClosure.Outcome.ValueType  # 0
+    """Unspecified."""
+    EXECUTED_IN_FULL: CaseClosure.Outcome.ValueType  # 1
+    """Enforced in full (执行完毕)."""
+    TERMINATED_THIS_ROUND: CaseClosure.Outcome.ValueType  # 2
+    """This round of enforcement ended, no property found (终结本次执行程序)."""
+    TERMINATED: CaseClosure.Outcome.ValueType  # 3
+    """Enforcement terminated (终结执行)."""
+    WITHDRAWN: CaseClosure.Outcome.ValueType  # 4
+    """The case was withdrawn (销案)."""
+    NOT_ENFORCED: CaseClosure.Outcome.ValueType  # 5
+    """Enforcement refused (不予执行)."""
+    APPLICATION_REJECTED: CaseClosure.Outcome.ValueType  # 6
+    """The application was rejected (驳回申请)."""
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    outcome: Global___CaseClosure.Outcome.ValueType
+    """The outcome."""
+    reason: _builtins.str
+    """Free text: the ruling, the reason."""
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp:
+        """When the case was closed."""
+
+    def __init__(
+        self,
+        *,
+        outcome: Global___CaseClosure.Outcome.ValueType = ...,
+        reason: _builtins.str = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "outcome", b"outcome", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseClosure: _TypeAlias = CaseClosure  # noqa: Y015
 
 @_typing.final
 class CaseNumberParts(_message.Message):
@@ -796,6 +900,44 @@ class ListCasesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCasesResponse: _TypeAlias = ListCasesResponse  # noqa: Y015
+
+@_typing.final
+class CloseCaseRequest(_message.Message):
+    """Request for CloseCase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/cases/{case}`."""
+    outcome: Global___CaseClosure.Outcome.ValueType
+    """How the case closes."""
+    reason: _builtins.str
+    """Free text: the ruling, the reason."""
+    etag: _builtins.str
+    """The etag the caller last saw; a stale one is ABORTED."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155): a retry returns the case as closed by the first call."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        outcome: Global___CaseClosure.Outcome.ValueType = ...,
+        reason: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "outcome", b"outcome", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseCaseRequest: _TypeAlias = CloseCaseRequest  # noqa: Y015
 
 @_typing.final
 class ParseCaseNumberRequest(_message.Message):

@@ -83,6 +83,11 @@ class RegistryServiceStub:
                 request_serializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.ParseCaseNumberRequest.SerializeToString,
                 response_deserializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.ParseCaseNumberResponse.FromString,
                 _registered_method=True)
+        self.CloseCase = channel.unary_unary(
+                '/rogatory.registry.v1.RegistryService/CloseCase',
+                request_serializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.CloseCaseRequest.SerializeToString,
+                response_deserializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.Case.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -157,6 +162,15 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseCase(self, request, context):
+        """Closes a case (结案), `courts/{court}/cases/{case}:close`: only the court that enforces
+        it; FAILED_PRECONDITION when it is already closed. Publishes `case.closed`, on which
+        the other services end what still runs for the case (e.g. vehicle controls).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +218,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ParseCaseNumber,
                     request_deserializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.ParseCaseNumberRequest.FromString,
                     response_serializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.ParseCaseNumberResponse.SerializeToString,
+            ),
+            'CloseCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseCase,
+                    request_deserializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.CloseCaseRequest.FromString,
+                    response_serializer=rogatory_dot_registry_dot_v1_dot_registry__pb2.Case.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +472,33 @@ class RegistryService:
             '/rogatory.registry.v1.RegistryService/ParseCaseNumber',
             rogatory_dot_registry_dot_v1_dot_registry__pb2.ParseCaseNumberRequest.SerializeToString,
             rogatory_dot_registry_dot_v1_dot_registry__pb2.ParseCaseNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.registry.v1.RegistryService/CloseCase',
+            rogatory_dot_registry_dot_v1_dot_registry__pb2.CloseCaseRequest.SerializeToString,
+            rogatory_dot_registry_dot_v1_dot_registry__pb2.Case.FromString,
             options,
             channel_credentials,
             insecure,

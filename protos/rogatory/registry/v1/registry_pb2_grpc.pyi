@@ -58,6 +58,11 @@ class RegistryServiceStub:
     """Lists a court's cases (or every court's, with parent `courts/-`)."""
     ParseCaseNumber: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ParseCaseNumberRequest, _registry_pb2.ParseCaseNumberResponse]
     """Parses and validates a case number (案号) without registering anything."""
+    CloseCase: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CloseCaseRequest, _registry_pb2.Case]
+    """Closes a case (结案), `courts/{court}/cases/{case}:close`: only the court that enforces
+    it; FAILED_PRECONDITION when it is already closed. Publishes `case.closed`, on which
+    the other services end what still runs for the case (e.g. vehicle controls).
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -89,6 +94,11 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Lists a court's cases (or every court's, with parent `courts/-`)."""
     ParseCaseNumber: _aio.UnaryUnaryMultiCallable[_registry_pb2.ParseCaseNumberRequest, _registry_pb2.ParseCaseNumberResponse]  # type: ignore[assignment]
     """Parses and validates a case number (案号) without registering anything."""
+    CloseCase: _aio.UnaryUnaryMultiCallable[_registry_pb2.CloseCaseRequest, _registry_pb2.Case]  # type: ignore[assignment]
+    """Closes a case (结案), `courts/{court}/cases/{case}:close`: only the court that enforces
+    it; FAILED_PRECONDITION when it is already closed. Publishes `case.closed`, on which
+    the other services end what still runs for the case (e.g. vehicle controls).
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The case registry: reference data (courts, agencies) and enforcement cases.
@@ -171,5 +181,16 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ParseCaseNumberResponse, _abc.Awaitable[_registry_pb2.ParseCaseNumberResponse]]:
         """Parses and validates a case number (案号) without registering anything."""
+
+    @_abc_1.abstractmethod
+    def CloseCase(
+        self,
+        request: _registry_pb2.CloseCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.Case, _abc.Awaitable[_registry_pb2.Case]]:
+        """Closes a case (结案), `courts/{court}/cases/{case}:close`: only the court that enforces
+        it; FAILED_PRECONDITION when it is already closed. Publishes `case.closed`, on which
+        the other services end what still runs for the case (e.g. vehicle controls).
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
