@@ -1,34 +1,107 @@
-"""Assistance command handlers: the same code serves gRPC, the CLI and event-driven calls."""
+"""Assistance command handlers: the same code serves gRPC, the CLI and event-driven calls.
+
+Every write follows the delegation service's path: read the notice, let the domain decide
+(assistance.notices, assistance.notice_lifecycle, assistance.seizures), then commit in ONE
+transaction the row (`UPDATE … WHERE version = :old`, zero rows → ABORTED VERSION_MISMATCH),
+the timeline entry with the current trace id, the seizures the step creates, renews or
+lifts, the queued notices that move up (轮候) and the outbox events.
+
+Who may see a notice or a seizure: its court, its agency and admins. Anyone else gets
+NOT_FOUND, for the custom methods too, so no call reveals that a notice exists.
+
+Idempotency of custom methods (AIP-155): the document keeps the last request ids applied,
+keyed by the caller; a retry of an applied one returns the notice as it is now.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from assistance.notices import AssistanceNotice, CreateNotice, create_notice
-from registry.agencies import AgencyCatalog
+from assistance import notice_lifecycle as lifecycle
+from assistance import seizures
+from assistance.notice_lifecycle import Action, Actor, Party, Transition
+from assistance.notices import (
+    AssistanceNotice,
+    CreateNotice,
+    NoticeState,
+    ResultKind,
+    SeizureEffect,
+    asset_class_of,
+    create_notice,
+)
+from assistance.seizures import Seizure
+from delegation.calendar import WorkingCalendar
+from registry.agencies import AgencyCatalog, AgencyKind
 from registry.courts import CourtCatalog
-from registry.errors import NotFound
+from registry.errors import Aborted, AlreadyExists, NotFound, PermissionDenied
 from services.assistance import store
-from services.assistance.messages import notice_to_proto
-from services.assistance.store import NoticeQuery, StoredNotice
+from services.assistance.messages import entry_to_proto, notice_to_proto, seizure_to_proto
+from services.assistance.store import NoticeQuery, SeizureQuery, StoredNotice, StoredSeizure, TimelineEntry
 from services.case_replica import replica_of
+from services.delegation.handlers import current_trace_id
+from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
-from services.plumbing.idempotency import create_once
+from services.plumbing.idempotency import check_request_id, create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
 NOTICE_SENT = "rogatory.notice.sent.v1"
+#: The subject verb (and event type) of each step.
+VERBS: dict[Action, str] = {
+    Action.RECEIVE: "received",
+    Action.REPLY: "answered",
+    Action.OBJECT: "objected",
+    Action.ANSWER_OBJECTION: "objection-answered",
+    Action.ADVANCE_QUEUE: "queue-advanced",
+    Action.TAKE_EFFECT: "took-effect",
+    Action.OBJECTION_OVERDUE: "objection-overdue",
+}
+SEIZURE_EFFECTIVE, SEIZURE_RENEWED, SEIZURE_RELEASED = "effective", "renewed", "released"
+SEIZURE_EXPIRING, SEIZURE_LAPSED = "expiring", "lapsed"
+#: Results that put a measure in effect (a QUEUED one waits, NOT_FOUND does nothing).
+EFFECTIVE_RESULTS = frozenset({ResultKind.REGISTERED, ResultKind.FROZEN})
+
+
+def notice_event_type(verb: str) -> str:
+    return f"rogatory.notice.{verb}.v1"
+
+
+def seizure_event_type(verb: str) -> str:
+    return f"rogatory.seizure.{verb}.v1"
 
 
 def notice_subject(notice: AssistanceNotice, verb: str) -> str:
     """`rogatory.v1.notice.{court}.{agency}.{verb}`: an agency subscribes to `notice.*.{agency}.>`."""
     return subject("notice", notice.court_id, notice.agency_id, verb)
+
+
+def seizure_subject(seizure: Seizure, verb: str) -> str:
+    """`rogatory.v1.seizure.{court}.{agency}.{verb}`."""
+    return subject("seizure", seizure.court_id, seizure.agency_id, verb)
+
+
+def actor_of(principal: Principal) -> Actor:
+    if principal.kind is PrincipalKind.COURT:
+        return Actor(Party.COURT, principal.id)
+    if principal.kind is PrincipalKind.AGENCY:
+        return Actor(Party.AGENCY, principal.id)
+    raise PermissionDenied(f"{principal.name} is neither a court nor an agency", reason="NOT_A_PARTY")
+
+
+@dataclass
+class Work:
+    """What one write adds beside the notice row: other rows, entries and events."""
+
+    events: list[Event] = field(default_factory=list)
+    entries: list[tuple[str, TimelineEntry]] = field(default_factory=list)
 
 
 @dataclass
@@ -39,38 +112,350 @@ class AssistanceHandlers:
     agencies: AgencyCatalog
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     id_factory: Callable[[], str] = new_id  # injected like the clock, so tests can fix ids
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
+    #: How long before a seizure's term ends its court and agency are reminded.
+    reminder_lead: timedelta = seizures.DEFAULT_REMINDER_LEAD
 
-    async def create_notice(self, command: CreateNotice, request_id: str = "") -> StoredNotice:
-        """Sends a notice; a retry with the same request_id returns the first answer."""
+    # --- sending ---------------------------------------------------------------------------------
+
+    async def create_notice(self, command: CreateNotice, court_id: str, request_id: str = "") -> StoredNotice:
+        """Sends a notice as `court_id`; a retry with the same request_id returns the first answer."""
+        if command.parent != f"courts/{court_id}":
+            raise PermissionDenied(
+                f"courts/{court_id} cannot send notices on behalf of {command.parent}",
+                reason="NOT_SENDING_COURT",
+                metadata={"parent": command.parent, "court": f"courts/{court_id}"},
+            )
+
+        async def earlier(conn: AsyncConnection, rid: str) -> StoredNotice | None:
+            found = await store.notice_by_request_id(conn, rid)
+            if found is not None and found.notice.court_id != court_id:
+                raise AlreadyExists("request_id is already used by another notice", reason="REQUEST_ID_IN_USE")
+            return found
 
         async def write(conn: AsyncConnection) -> StoredNotice:
             return await self._send(conn, command, request_id)
 
-        return await create_once(self.db, self.outbox, request_id, store.notice_by_request_id, write)
+        return await create_once(self.db, self.outbox, request_id, earlier, write)
 
     async def _send(self, conn: AsyncConnection, command: CreateNotice, request_id: str) -> StoredNotice:
-        # The case is looked up on the writing connection, so the check and the write commit together.
+        # The case and the seizure are read on the writing connection: checks and write commit together.
         replica = await replica_of(conn, command.case)
-        case_court_id = replica["court_id"] if replica else None
-        notice, events = create_notice(
-            command, self.courts, self.agencies, case_court_id, self.clock(), notice_id=self.id_factory()
+        respondents = tuple(r["display_name"] for r in json.loads(replica["respondents"])) if replica else ()
+        seizure = await store.seizure_by_name(conn, command.seizure.strip()) if command.seizure.strip() else None
+        notice, _ = create_notice(
+            command,
+            self.courts,
+            self.agencies,
+            replica["court_id"] if replica else None,
+            self.clock(),
+            notice_id=self.id_factory(),
+            respondents=respondents,
+            seizure=seizure,
         )
         seq = await store.insert_notice(conn, notice, request_id or None)
-        await self.outbox.add(conn, [_sent_event(e.notice) for e in events])
+        send = Transition(Action.SEND, None, NoticeState.SENT, f"courts/{notice.court_id}", notice.created_at)
+        await store.append_entries(conn, notice.name, [TimelineEntry(send, current_trace_id())])
+        payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice_to_proto(notice))
+        await self.outbox.add(conn, [Event(NOTICE_SENT, notice_subject(notice, "sent"), payload, occurred_at=notice.created_at)])
         return StoredNotice(seq, notice)
 
-    async def get_notice(self, name: str) -> StoredNotice:
+    # --- reading -------------------------------------------------------------------------------
+
+    def may_read(self, principal: Principal, court_id: str, agency_id: str) -> bool:
+        if principal.kind is PrincipalKind.ADMIN:
+            return True
+        if principal.kind is PrincipalKind.COURT:
+            return principal.id == court_id
+        return principal.id == agency_id
+
+    async def get_notice(self, name: str, principal: Principal) -> StoredNotice:
         async with self.db.read() as conn:
             stored = await store.notice_by_name(conn, name)
-        if stored is None:
+        if stored is None or not self.may_read(principal, stored.notice.court_id, stored.notice.agency_id):
             raise NotFound("assistance notice", name)
         return stored
 
-    async def list_notices(self, query: NoticeQuery, after_seq: int, limit: int) -> list[StoredNotice]:
+    def visible_query(self, court_id: str | None, principal: Principal) -> tuple[str | None, str | None]:
+        """(court, agency) a list is restricted to for `principal` asking about `court_id` (None: every court)."""
+        if principal.kind is PrincipalKind.ADMIN:
+            return court_id, None
+        if principal.kind is PrincipalKind.COURT:
+            if court_id not in (None, principal.id):
+                raise PermissionDenied(
+                    f"courts/{principal.id} may list only its own notices and seizures",
+                    reason="NOT_OWN_COURT",
+                    metadata={"parent": f"courts/{court_id}", "caller": principal.name},
+                )
+            return principal.id, None
+        return court_id, principal.id
+
+    async def list_notices(self, query: NoticeQuery, after_seq: int, limit: int, principal: Principal) -> list[StoredNotice]:
+        court_id, agency_id = self.visible_query(query.court_id, principal)
+        if agency_id is not None:
+            if query.agency_id not in (None, agency_id):
+                return []
+            query = replace(query, agency_id=agency_id)
+        query = replace(query, court_id=court_id)
         async with self.db.read() as conn:
             return await store.list_notices(conn, query, after_seq, limit)
 
+    async def get_timeline(self, name: str, principal: Principal) -> tuple[StoredNotice, list[Any]]:
+        async with self.db.read() as conn:
+            stored = await store.notice_by_name(conn, name)
+            if stored is None or not self.may_read(principal, stored.notice.court_id, stored.notice.agency_id):
+                raise NotFound("assistance notice", name)
+            return stored, await store.entries_of(conn, name)
 
-def _sent_event(notice: AssistanceNotice) -> Event:
-    payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice_to_proto(notice))
-    return Event(NOTICE_SENT, notice_subject(notice, "sent"), payload, occurred_at=notice.created_at)
+    async def get_seizure(self, name: str, principal: Principal) -> Seizure:
+        async with self.db.read() as conn:
+            found = await store.seizure_by_name(conn, name)
+        if found is None or not self.may_read(principal, found.court_id, found.agency_id):
+            raise NotFound("seizure", name)
+        return found
+
+    async def list_seizures(self, query: SeizureQuery, after_seq: int, limit: int, principal: Principal) -> list[StoredSeizure]:
+        court_id, agency_id = self.visible_query(query.court_id, principal)
+        if agency_id is not None:
+            if query.agency_id not in (None, agency_id):
+                return []
+            query = replace(query, agency_id=agency_id)
+        query = replace(query, court_id=court_id)
+        async with self.db.read() as conn:
+            return await store.list_seizures(conn, query, after_seq, limit)
+
+    # --- the custom methods ---------------------------------------------------------------------------
+
+    def _serves(self, notice: AssistanceNotice) -> bool:
+        agency = self.agencies.get(notice.agency_id)
+        return agency is not None and agency.kind is AgencyKind.REAL_ESTATE_REGISTRY
+
+    async def receive(
+        self, name: str, principal: Principal, command: lifecycle.ReceiveNotice, request_id: str = ""
+    ) -> StoredNotice:
+        return await self._update(
+            name, principal, request_id, lambda n, a, now: lifecycle.receive(n, command, a, now, serves=self._serves(n))
+        )
+
+    async def reply(self, name: str, principal: Principal, command: lifecycle.ReplyNotice, request_id: str = "") -> StoredNotice:
+        return await self._update(
+            name, principal, request_id, lambda n, a, now: lifecycle.reply(n, command, a, now, serves=self._serves(n))
+        )
+
+    async def object_to(
+        self, name: str, principal: Principal, command: lifecycle.ObjectToNotice, request_id: str = ""
+    ) -> StoredNotice:
+        return await self._update(
+            name, principal, request_id, lambda n, a, now: lifecycle.object_to(n, command, a, now, calendar=self.calendar)
+        )
+
+    async def answer_objection(
+        self, name: str, principal: Principal, command: lifecycle.AnswerObjection, request_id: str = ""
+    ) -> StoredNotice:
+        return await self._update(name, principal, request_id, lambda n, a, now: lifecycle.answer_objection(n, command, a, now))
+
+    async def _update(
+        self,
+        name: str,
+        principal: Principal,
+        request_id: str,
+        decide: Callable[[AssistanceNotice, Actor, datetime], lifecycle.Result],
+    ) -> StoredNotice:
+        check_request_id(request_id)
+        actor = actor_of(principal)
+        stored = await self.get_notice(name, principal)
+        key = f"{actor.name}:{request_id}" if request_id else ""
+        if key and key in stored.applied_requests:
+            return stored  # a retry of an applied request
+        now = self.clock()
+        updated, transition = decide(stored.notice, actor, now)
+        applied = (*stored.applied_requests, key) if key else stored.applied_requests
+        try:
+            async with self.db.transaction() as conn:
+                work = Work()
+                if transition.action is Action.REPLY:
+                    updated = await self._apply_result(conn, updated, now, work)
+                await self._write(conn, stored.notice.version, updated, transition, applied, work)
+                # The step itself first, then what it caused (seizures, the queue moving up).
+                work.events.insert(0, work.events.pop())
+                work.entries.insert(0, work.entries.pop())
+                await self._flush(conn, work)
+        except Aborted:
+            # Two copies of one request raced: the loser answers like a later retry would.
+            again = await self.get_notice(name, principal)
+            if key and key in again.applied_requests:
+                return again
+            raise
+        self.outbox.notify()
+        return StoredNotice(stored.seq, updated, applied)
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        expected_version: int,
+        notice: AssistanceNotice,
+        transition: Transition,
+        applied: tuple[str, ...],
+        work: Work,
+    ) -> None:
+        if not await store.update_notice(conn, notice, expected_version=expected_version, applied=applied):
+            raise Aborted(
+                f"{notice.name} changed while the request was applied; read it again and retry",
+                reason="VERSION_MISMATCH",
+                metadata={"assistance_notice": notice.name, "expected_version": str(expected_version)},
+            )
+        entry = TimelineEntry(transition, current_trace_id())
+        work.entries.append((notice.name, entry))
+        work.events.append(self._transitioned(notice, entry))
+
+    async def _flush(self, conn: AsyncConnection, work: Work) -> None:
+        for name, entry in work.entries:
+            await store.append_entries(conn, name, [entry])
+        await self.outbox.add(conn, work.events)
+
+    def _transitioned(self, notice: AssistanceNotice, entry: TimelineEntry) -> Event:
+        verb = VERBS[entry.transition.action]
+        row = _entry_row(entry)
+        payload = events_pb2.AssistanceNoticeTransitioned(
+            assistance_notice=notice_to_proto(notice), transition=entry_to_proto(row, notice.created_at)
+        )
+        return Event(notice_event_type(verb), notice_subject(notice, verb), payload, occurred_at=entry.transition.at)
+
+    # --- seizures: what a result does ------------------------------------------------------------------
+
+    async def _apply_result(self, conn: AsyncConnection, notice: AssistanceNotice, now: datetime, work: Work) -> AssistanceNotice:
+        result = notice.result
+        assert result is not None
+        if result.kind not in EFFECTIVE_RESULTS:
+            return notice
+        effect = notice.rule.effect
+        if effect is SeizureEffect.SEIZE:
+            seizure = await self._seize(conn, notice, result.amount_fen, now, work)
+            return replace(notice, resulting_seizure=seizure.name) if seizure else notice
+        if effect in (SeizureEffect.RENEW, SeizureEffect.RELEASE) and notice.seizure_name:
+            current = await store.seizure_by_name(conn, notice.seizure_name)
+            if current is None:
+                return notice
+            if effect is SeizureEffect.RENEW:
+                changed = seizures.renew(current, now, result.amount_fen)
+                await self._save_seizure(conn, current, changed, SEIZURE_RENEWED, notice.name, work)
+            else:
+                changed = seizures.release(current, now)
+                await self._save_seizure(conn, current, changed, SEIZURE_RELEASED, notice.name, work)
+                await self.advance_queue(conn, changed.asset_key, now, work)
+        return notice
+
+    async def _seize(
+        self, conn: AsyncConnection, notice: AssistanceNotice, amount_fen: int | None, now: datetime, work: Work
+    ) -> Seizure | None:
+        target = notice.target_details
+        asset_class = asset_class_of(notice.kind, target) if target else None
+        if target is None or asset_class is None:
+            return None
+        requested = getattr(target.subject, "amount_fen", None)
+        seizure = seizures.take_effect(
+            seizure_id=self.id_factory(),
+            court_id=notice.court_id,
+            case_name=notice.case_name,
+            agency_id=notice.agency_id,
+            notice_name=notice.name,
+            target=target,
+            asset_class=asset_class,
+            asset_key=notice.asset_key,
+            amount_fen=amount_fen if amount_fen is not None else requested,
+            now=now,
+        )
+        await store.insert_seizure(conn, seizure)
+        work.events.append(self._seizure_event(seizure, SEIZURE_EFFECTIVE, notice.name))
+        return seizure
+
+    async def _save_seizure(
+        self, conn: AsyncConnection, before: Seizure, after: Seizure, verb: str, notice_name: str, work: Work
+    ) -> None:
+        if not await store.update_seizure(conn, after, expected_version=before.version):
+            raise Aborted(f"{before.name} changed meanwhile; retry", reason="VERSION_MISMATCH", metadata={"seizure": before.name})
+        work.events.append(self._seizure_event(after, verb, notice_name))
+
+    def _seizure_event(self, seizure: Seizure, verb: str, notice_name: str = "") -> Event:
+        payload = events_pb2.SeizureChanged(seizure=seizure_to_proto(seizure), assistance_notice=notice_name)
+        return Event(
+            seizure_event_type(verb), seizure_subject(seizure, verb), payload, occurred_at=seizure.updated_at or self.clock()
+        )
+
+    async def advance_queue(self, conn: AsyncConnection, asset_key: str, now: datetime, work: Work) -> None:
+        """An earlier seizure of the asset ended: every measure queued on it moves up one place;
+        the one at the front takes effect and becomes a seizure (轮候转正式查封)."""
+        for queued in await store.queued_notices(conn, asset_key):
+            notice, transition = lifecycle.advance_queue(queued.notice, now)
+            if transition.action is Action.TAKE_EFFECT:
+                assert notice.result is not None
+                seizure = await self._seize(conn, notice, notice.result.amount_fen, now, work)
+                if seizure is not None:
+                    notice = replace(notice, resulting_seizure=seizure.name)
+            await self._write(conn, queued.notice.version, notice, transition, queued.applied_requests, work)
+
+    # --- the scanner's actions ---------------------------------------------------------------------------
+
+    async def flag_overdue_objections(self) -> int:
+        """Marks objections the court left unanswered past their due time; one event each."""
+        now = self.clock()
+        async with self.db.read() as conn:
+            names = await store.overdue_objection_names(conn, now)
+        flagged = 0
+        for name in names:
+            async with self.db.transaction() as conn:
+                stored = await store.notice_by_name(conn, name)
+                if stored is None or stored.notice.objection is None or stored.notice.objection.overdue_flagged_at:
+                    continue
+                if stored.notice.state is not NoticeState.OBJECTED:
+                    continue
+                notice, transition = lifecycle.flag_objection_overdue(stored.notice, now)
+                await store.save_annotation(conn, notice, stored.applied_requests)
+                entry = TimelineEntry(transition, current_trace_id())
+                await store.append_entries(conn, name, [entry])
+                await self.outbox.add(conn, [self._transitioned(notice, entry)])
+            flagged += 1
+        if flagged:
+            self.outbox.notify()
+        return flagged
+
+    async def watch_seizures(self) -> dict[str, int]:
+        """Reminders before a term ends and lapses after it, with the queue moving up on a lapse."""
+        now = self.clock()
+        async with self.db.read() as conn:
+            candidates = await store.seizures_to_watch(conn, now + self.reminder_lead)
+        counts = {SEIZURE_EXPIRING: 0, SEIZURE_LAPSED: 0}
+        for candidate in candidates:
+            async with self.db.transaction() as conn:
+                current = await store.seizure_by_name(conn, candidate.name)
+                if current is None or current.version != candidate.version:
+                    continue
+                work = Work()
+                if now > current.expires_at:
+                    lapsed = seizures.lapse(current, now)
+                    await self._save_seizure(conn, current, lapsed, SEIZURE_LAPSED, "", work)
+                    await self.advance_queue(conn, lapsed.asset_key, now, work)
+                    counts[SEIZURE_LAPSED] += 1
+                elif seizures.reminder_due(current, now, self.reminder_lead):
+                    # Bookkeeping only: the version stays, so no court is made to re-read.
+                    await store.update_seizure(conn, seizures.reminded(current), expected_version=current.version)
+                    work.events.append(self._seizure_event(replace(current, updated_at=now), SEIZURE_EXPIRING))
+                    counts[SEIZURE_EXPIRING] += 1
+                await self._flush(conn, work)
+        if any(counts.values()):
+            self.outbox.notify()
+        return counts
+
+
+def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
+    t = entry.transition
+    return {
+        "action": str(t.action),
+        "from_state": str(t.from_state or ""),
+        "to_state": str(t.to_state),
+        "actor": t.actor,
+        "at": t.at,
+        "reason_code": t.reason_code,
+        "note": t.note,
+        "trace_id": entry.trace_id,
+    }

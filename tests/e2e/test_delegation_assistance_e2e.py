@@ -1,4 +1,5 @@
-"""Seed scenario 4 over gRPC + NATS: a case, a delegation to Henan and a bank notice."""
+"""Seed scenario 4 over gRPC + NATS: a case, a delegation to Henan and bank notices: the bank
+receives and answers over gRPC, court and bank each see their own events and notices only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.demo import delegate_freeze, freeze_request, query_deposits, until_case_replicated
+from services.assistance.notice_examples import freeze_request as notice_freeze_request
+from services.assistance.notice_examples import query_request
+from services.demo import delegate_freeze, freeze_request, until_case_replicated
 from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
@@ -62,13 +65,22 @@ async def test_a_court_cannot_delegate_another_courts_case(stack: Stack, sequenc
     assert details(caught.value)[0].reason == "NOT_CASE_OWNER"
 
 
+COURT = dev_credentials("court", "gd0112")
+ICBC, CCB = dev_credentials("agency", "bank-icbc"), dev_credentials("agency", "bank-ccb")
+DEBTOR = "张三"  # the respondent of tests.e2e.test_registry_e2e.create_request
+
+
 async def test_notice_reaches_the_bank_it_addresses(stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 500_000 + next(sequence_numbers))
     async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
-        notice = await until_case_replicated(lambda: query_deposits(channel, case_name))
-        listed = await assistance_pb2_grpc.AssistanceServiceStub(channel).ListAssistanceNotices(
-            asst.ListAssistanceNoticesRequest(parent="courts/gd0112", filter='agency = "agencies/bank-icbc"', page_size=1000)
+        stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+        notice = await until_case_replicated(
+            lambda: stub.CreateAssistanceNotice(query_request("gd0112", case_name, DEBTOR), metadata=COURT)
+        )
+        listed = await stub.ListAssistanceNotices(
+            asst.ListAssistanceNoticesRequest(parent="courts/gd0112", filter='agency = "agencies/bank-icbc"', page_size=1000),
+            metadata=COURT,
         )
     assert notice.name in {n.name for n in listed.assistance_notices}
     js = subscriber.jetstream()
@@ -76,3 +88,79 @@ async def test_notice_reaches_the_bank_it_addresses(stack: Stack, subscriber: NA
     assert notice.name in {e.parse(events_pb2.AssistanceNoticeSent).assistance_notice.name for e in to_bank}
     other_bank = await read_events(js, "ROGATORY", "rogatory.v1.notice.*.bank-ccb.>", since=since, timeout=1.0)
     assert notice.name not in {e.parse(events_pb2.AssistanceNoticeSent).assistance_notice.name for e in other_bank}
+
+
+async def test_the_bank_receives_freezes_and_the_court_sees_the_seizure(
+    stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    case_name = await register_case(stack, 500_000 + next(sequence_numbers))
+    async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
+        stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+        notice = await until_case_replicated(
+            lambda: stub.CreateAssistanceNotice(notice_freeze_request("gd0112", case_name, DEBTOR), metadata=COURT)
+        )
+        # The bank finds it among its own notices, acknowledges it and freezes less than asked.
+        mine = await stub.ListAssistanceNotices(
+            asst.ListAssistanceNoticesRequest(parent="courts/-", page_size=1000), metadata=ICBC
+        )
+        assert notice.name in {n.name for n in mine.assistance_notices}
+        received = await stub.ReceiveAssistanceNotice(
+            asst.ReceiveAssistanceNoticeRequest(name=notice.name, etag=notice.etag), metadata=ICBC
+        )
+        result = asst.NoticeResult(kind=asst.NoticeResult.FROZEN, amount_fen=500_000_000, reference="冻字第1号")
+        frozen = await stub.ReplyAssistanceNotice(
+            asst.ReplyAssistanceNoticeRequest(name=notice.name, result=result, etag=received.etag), metadata=ICBC
+        )
+        assert frozen.state == asst.AssistanceNotice.ANSWERED and frozen.resulting_seizure
+        seizure = await stub.GetSeizure(asst.GetSeizureRequest(name=frozen.resulting_seizure), metadata=COURT)
+        assert (seizure.state, seizure.amount_fen) == (asst.Seizure.ACTIVE, 500_000_000)
+        timeline = await stub.GetAssistanceNoticeTimeline(
+            asst.GetAssistanceNoticeTimelineRequest(name=notice.name), metadata=COURT
+        )
+        assert [e.action for e in timeline.entries] == ["SEND", "RECEIVE", "REPLY"]
+
+        # Refusals: another bank learns nothing, the court cannot reply, a stale etag is aborted,
+        # a measure against a non-debtor is refused, another court cannot list gd0112's notices.
+        async def code_of(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            return caught.value.code()
+
+        assert (
+            await code_of(stub.GetAssistanceNotice(asst.GetAssistanceNoticeRequest(name=notice.name), metadata=CCB))
+            == grpc.StatusCode.NOT_FOUND
+        )
+        assert (
+            await code_of(stub.GetSeizure(asst.GetSeizureRequest(name=seizure.name), metadata=CCB)) == grpc.StatusCode.NOT_FOUND
+        )
+        again = asst.ReplyAssistanceNoticeRequest(name=notice.name, result=result)
+        assert await code_of(stub.ReplyAssistanceNotice(again, metadata=COURT)) == grpc.StatusCode.PERMISSION_DENIED
+        assert await code_of(stub.ReplyAssistanceNotice(again, metadata=ICBC)) == grpc.StatusCode.FAILED_PRECONDITION
+        stale = asst.ReceiveAssistanceNoticeRequest(name=notice.name, etag=notice.etag)
+        assert await code_of(stub.ReceiveAssistanceNotice(stale, metadata=ICBC)) == grpc.StatusCode.ABORTED
+        stranger = notice_freeze_request("gd0112", case_name, "李四")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateAssistanceNotice(stranger, metadata=COURT)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and details(caught.value)[0].reason == "NOT_A_DEBTOR"
+        other_court = asst.ListAssistanceNoticesRequest(parent="courts/gd0112")
+        assert (
+            await code_of(stub.ListAssistanceNotices(other_court, metadata=dev_credentials("court", "zj0326")))
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
+        anonymous = stub.GetAssistanceNotice(asst.GetAssistanceNoticeRequest(name=notice.name))
+        assert await code_of(anonymous) == grpc.StatusCode.UNAUTHENTICATED
+
+    js = subscriber.jetstream()
+    bank_events = await read_events(js, "ROGATORY", "rogatory.v1.notice.*.bank-icbc.>", since=since, until_count=3)
+    court_events = await read_events(js, "ROGATORY", "rogatory.v1.seizure.gd0112.>", since=since, until_count=1)
+    verbs = [e.subject.rsplit(".", 1)[1] for e in bank_events if _about(e, notice.name)]
+    assert verbs[:3] == ["sent", "received", "answered"]
+    assert seizure.name in {e.parse(events_pb2.SeizureChanged).seizure.name for e in court_events}
+    other_bank = await read_events(js, "ROGATORY", "rogatory.v1.notice.*.bank-ccb.>", since=since, timeout=1.0)
+    assert not any(_about(e, notice.name) for e in other_bank)
+
+
+def _about(event, notice_name: str) -> bool:  # type: ignore[no-untyped-def]
+    message = events_pb2.AssistanceNoticeSent if event.subject.endswith(".sent") else events_pb2.AssistanceNoticeTransitioned
+    return event.parse(message).assistance_notice.name == notice_name

@@ -5,10 +5,12 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from rogatory.delegation.v1 import delegation_pb2 as _delegation_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +21,405 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class NoticeTarget(_message.Message):
+    """What a measure acts on. The debtor is always named; the rest depends on the kind."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DepositAccount(_message.Message):
+        """A bank account."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+        AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+        account_number: _builtins.str
+        """Account number, 6 to 40 digits or letters."""
+        amount_fen: _builtins.int
+        """Amount to freeze or deduct, in fen (0.01 元). Required to freeze or deduct."""
+        def __init__(
+            self,
+            *,
+            account_number: _builtins.str = ...,
+            amount_fen: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "amount_fen", b"amount_fen"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class RegisteredProperty(_message.Message):
+        """Real estate or a registered movable."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        PROPERTY_KIND_FIELD_NUMBER: _builtins.int
+        LOCATION_FIELD_NUMBER: _builtins.int
+        CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+        UNIT_NUMBER_FIELD_NUMBER: _builtins.int
+        PLATE_FIELD_NUMBER: _builtins.int
+        VIN_FIELD_NUMBER: _builtins.int
+        REGISTRATION_NUMBER_FIELD_NUMBER: _builtins.int
+        property_kind: _delegation_pb2.RegisteredPropertyDetails.PropertyKind.ValueType
+        """Kind of property."""
+        location: _builtins.str
+        """Real estate: 坐落."""
+        certificate_number: _builtins.str
+        """Real estate: 不动产权证号."""
+        unit_number: _builtins.str
+        """Real estate, optional: 不动产单元号 (GB/T 37346)."""
+        plate: _builtins.str
+        """Vehicle: plate and/or VIN."""
+        vin: _builtins.str
+        """Vehicle: VIN."""
+        registration_number: _builtins.str
+        """Ship or aircraft registration number."""
+        def __init__(
+            self,
+            *,
+            property_kind: _delegation_pb2.RegisteredPropertyDetails.PropertyKind.ValueType = ...,
+            location: _builtins.str = ...,
+            certificate_number: _builtins.str = ...,
+            unit_number: _builtins.str = ...,
+            plate: _builtins.str = ...,
+            vin: _builtins.str = ...,
+            registration_number: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_number", b"certificate_number", "location", b"location", "plate", b"plate", "property_kind", b"property_kind", "registration_number", b"registration_number", "unit_number", b"unit_number", "vin", b"vin"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Equity(_message.Message):
+        """The debtor's share of a company."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        COMPANY_NAME_FIELD_NUMBER: _builtins.int
+        CREDIT_CODE_FIELD_NUMBER: _builtins.int
+        SHARE_AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+        SHARE_PERCENT_FIELD_NUMBER: _builtins.int
+        company_name: _builtins.str
+        """Company name."""
+        credit_code: _builtins.str
+        """The company's unified social credit code."""
+        share_amount_fen: _builtins.int
+        """Subscribed capital frozen, in fen."""
+        share_percent: _builtins.str
+        """Share frozen, percent as a decimal string, e.g. "12.5"."""
+        def __init__(
+            self,
+            *,
+            company_name: _builtins.str = ...,
+            credit_code: _builtins.str = ...,
+            share_amount_fen: _builtins.int = ...,
+            share_percent: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["company_name", b"company_name", "credit_code", b"credit_code", "share_amount_fen", b"share_amount_fen", "share_percent", b"share_percent"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Income(_message.Message):
+        """Income the debtor receives from a payer (wages, rent, receivables)."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        PAYER_FIELD_NUMBER: _builtins.int
+        AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+        PERCENT_FIELD_NUMBER: _builtins.int
+        payer: _builtins.str
+        """Who pays the debtor."""
+        amount_fen: _builtins.int
+        """Amount to withhold, in fen; with `percent`, or instead of it."""
+        percent: _builtins.str
+        """Share of each payment to withhold, percent as a decimal string, e.g. "30"."""
+        def __init__(
+            self,
+            *,
+            payer: _builtins.str = ...,
+            amount_fen: _builtins.int = ...,
+            percent: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "payer", b"payer", "percent", b"percent"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DEBTOR_FIELD_NUMBER: _builtins.int
+    DEPOSIT_ACCOUNT_FIELD_NUMBER: _builtins.int
+    REGISTERED_PROPERTY_FIELD_NUMBER: _builtins.int
+    EQUITY_FIELD_NUMBER: _builtins.int
+    INCOME_FIELD_NUMBER: _builtins.int
+    debtor: _builtins.str
+    """The debtor: a respondent of the case, by display name."""
+    @_builtins.property
+    def deposit_account(self) -> Global___NoticeTarget.DepositAccount:
+        """Deposit measures."""
+
+    @_builtins.property
+    def registered_property(self) -> Global___NoticeTarget.RegisteredProperty:
+        """Property measures."""
+
+    @_builtins.property
+    def equity(self) -> Global___NoticeTarget.Equity:
+        """FREEZE_EQUITY."""
+
+    @_builtins.property
+    def income(self) -> Global___NoticeTarget.Income:
+        """WITHHOLD_INCOME."""
+
+    def __init__(
+        self,
+        *,
+        debtor: _builtins.str = ...,
+        deposit_account: Global___NoticeTarget.DepositAccount | None = ...,
+        registered_property: Global___NoticeTarget.RegisteredProperty | None = ...,
+        equity: Global___NoticeTarget.Equity | None = ...,
+        income: Global___NoticeTarget.Income | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deposit_account", b"deposit_account", "equity", b"equity", "income", b"income", "registered_property", b"registered_property", "subject", b"subject"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["debtor", b"debtor", "deposit_account", b"deposit_account", "equity", b"equity", "income", b"income", "registered_property", b"registered_property", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["deposit_account", "registered_property", "equity", "income"]  # noqa: Y015
+    _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_subject) -> _WhichOneofReturnType_subject | None: ...
+
+Global___NoticeTarget: _TypeAlias = NoticeTarget  # noqa: Y015
+
+@_typing.final
+class NoticeResult(_message.Message):
+    """The agency's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[NoticeResult._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: NoticeResult._Kind.ValueType  # 0
+        """Unspecified."""
+        REGISTERED: NoticeResult._Kind.ValueType  # 1
+        """The measure is registered (seal, renewal, release, transfer, equity freeze, withholding)."""
+        QUEUED: NoticeResult._Kind.ValueType  # 2
+        """Queued behind earlier seizures (轮候); takes effect when they are lifted or lapse."""
+        FROZEN: NoticeResult._Kind.ValueType  # 3
+        """Deposits frozen; `amount_fen` may be less than asked."""
+        DEDUCTED: NoticeResult._Kind.ValueType  # 4
+        """Deposits deducted."""
+        FOUND: NoticeResult._Kind.ValueType  # 5
+        """Query answered: deposits found, `amount_fen` their balance."""
+        NOT_FOUND: NoticeResult._Kind.ValueType  # 6
+        """Nothing found to act on."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """Kind of result."""
+
+    KIND_UNSPECIFIED: NoticeResult.Kind.ValueType  # 0
+    """Unspecified."""
+    REGISTERED: NoticeResult.Kind.ValueType  # 1
+    """The measure is registered (seal, renewal, release, transfer, equity freeze, withholding)."""
+    QUEUED: NoticeResult.Kind.ValueType  # 2
+    """Queued behind earlier seizures (轮候); takes effect when they are lifted or lapse."""
+    FROZEN: NoticeResult.Kind.ValueType  # 3
+    """Deposits frozen; `amount_fen` may be less than asked."""
+    DEDUCTED: NoticeResult.Kind.ValueType  # 4
+    """Deposits deducted."""
+    FOUND: NoticeResult.Kind.ValueType  # 5
+    """Query answered: deposits found, `amount_fen` their balance."""
+    NOT_FOUND: NoticeResult.Kind.ValueType  # 6
+    """Nothing found to act on."""
+
+    KIND_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_TIME_FIELD_NUMBER: _builtins.int
+    kind: Global___NoticeResult.Kind.ValueType
+    """Kind of result."""
+    amount_fen: _builtins.int
+    """Amount frozen, deducted or found, in fen."""
+    queue_position: _builtins.int
+    """QUEUED: position in the queue, 1 = next to take effect."""
+    reference: _builtins.str
+    """The agency's registration or reference number."""
+    note: _builtins.str
+    """Free text."""
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[_delegation_pb2.Attachment]:
+        """The agency's receipt (协助执行回执) and other documents."""
+
+    @_builtins.property
+    def effective_time(self) -> _timestamp_pb2.Timestamp:
+        """QUEUED: when the queued measure took effect; unset while it waits."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___NoticeResult.Kind.ValueType = ...,
+        amount_fen: _builtins.int = ...,
+        queue_position: _builtins.int = ...,
+        reference: _builtins.str = ...,
+        documents: _abc.Iterable[_delegation_pb2.Attachment] | None = ...,
+        note: _builtins.str = ...,
+        effective_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "documents", b"documents", "effective_time", b"effective_time", "kind", b"kind", "note", b"note", "queue_position", b"queue_position", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NoticeResult: _TypeAlias = NoticeResult  # noqa: Y015
+
+@_typing.final
+class Objection(_message.Message):
+    """An agency's objection (异议) to a notice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Reason:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Objection._Reason.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        REASON_UNSPECIFIED: Objection._Reason.ValueType  # 0
+        """Unspecified."""
+        NOT_DEBTORS_PROPERTY: Objection._Reason.ValueType  # 1
+        """The property belongs to someone other than the debtor."""
+        EXEMPT_PROPERTY: Objection._Reason.ValueType  # 2
+        """The property may not be frozen or sealed (e.g. social security funds)."""
+        DEFECTIVE_NOTICE: Objection._Reason.ValueType  # 3
+        """The notice or its documents are defective."""
+        OTHER: Objection._Reason.ValueType  # 4
+        """Other, explained in `note`."""
+
+    class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
+        """Why the agency objects."""
+
+    REASON_UNSPECIFIED: Objection.Reason.ValueType  # 0
+    """Unspecified."""
+    NOT_DEBTORS_PROPERTY: Objection.Reason.ValueType  # 1
+    """The property belongs to someone other than the debtor."""
+    EXEMPT_PROPERTY: Objection.Reason.ValueType  # 2
+    """The property may not be frozen or sealed (e.g. social security funds)."""
+    DEFECTIVE_NOTICE: Objection.Reason.ValueType  # 3
+    """The notice or its documents are defective."""
+    OTHER: Objection.Reason.ValueType  # 4
+    """Other, explained in `note`."""
+
+    REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    OBJECT_TIME_FIELD_NUMBER: _builtins.int
+    ANSWER_DUE_TIME_FIELD_NUMBER: _builtins.int
+    ANSWER_OVERDUE_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    reason: Global___Objection.Reason.ValueType
+    """Why."""
+    note: _builtins.str
+    """Explanation."""
+    answer_overdue: _builtins.bool
+    """True once the answer is overdue (set by the scanner, or seen on read)."""
+    @_builtins.property
+    def object_time(self) -> _timestamp_pb2.Timestamp:
+        """When the agency objected."""
+
+    @_builtins.property
+    def answer_due_time(self) -> _timestamp_pb2.Timestamp:
+        """The court's answer is due by then (15 days, CPL art. 85 counting)."""
+
+    @_builtins.property
+    def answer(self) -> Global___ObjectionAnswer:
+        """The court's answer, once given."""
+
+    def __init__(
+        self,
+        *,
+        reason: Global___Objection.Reason.ValueType = ...,
+        note: _builtins.str = ...,
+        object_time: _timestamp_pb2.Timestamp | None = ...,
+        answer_due_time: _timestamp_pb2.Timestamp | None = ...,
+        answer_overdue: _builtins.bool = ...,
+        answer: Global___ObjectionAnswer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answer_due_time", b"answer_due_time", "object_time", b"object_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answer_due_time", b"answer_due_time", "answer_overdue", b"answer_overdue", "note", b"note", "object_time", b"object_time", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Objection: _TypeAlias = Objection  # noqa: Y015
+
+@_typing.final
+class ObjectionAnswer(_message.Message):
+    """The court's answer to an objection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Decision:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _DecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ObjectionAnswer._Decision.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        DECISION_UNSPECIFIED: ObjectionAnswer._Decision.ValueType  # 0
+        """Unspecified."""
+        MAINTAIN: ObjectionAnswer._Decision.ValueType  # 1
+        """The measure stands; the agency must carry it out."""
+        WITHDRAW: ObjectionAnswer._Decision.ValueType  # 2
+        """The notice is withdrawn."""
+
+    class Decision(_Decision, metaclass=_DecisionEnumTypeWrapper):
+        """The court's decision."""
+
+    DECISION_UNSPECIFIED: ObjectionAnswer.Decision.ValueType  # 0
+    """Unspecified."""
+    MAINTAIN: ObjectionAnswer.Decision.ValueType  # 1
+    """The measure stands; the agency must carry it out."""
+    WITHDRAW: ObjectionAnswer.Decision.ValueType  # 2
+    """The notice is withdrawn."""
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ANSWER_TIME_FIELD_NUMBER: _builtins.int
+    decision: Global___ObjectionAnswer.Decision.ValueType
+    """The decision."""
+    note: _builtins.str
+    """Reasons."""
+    @_builtins.property
+    def answer_time(self) -> _timestamp_pb2.Timestamp:
+        """When the court answered."""
+
+    def __init__(
+        self,
+        *,
+        decision: Global___ObjectionAnswer.Decision.ValueType = ...,
+        note: _builtins.str = ...,
+        answer_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "decision", b"decision", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObjectionAnswer: _TypeAlias = ObjectionAnswer  # noqa: Y015
 
 @_typing.final
 class AssistanceNotice(_message.Message):
@@ -100,7 +501,9 @@ class AssistanceNotice(_message.Message):
         ANSWERED: AssistanceNotice._State.ValueType  # 3
         """The agency replied with a result."""
         OBJECTED: AssistanceNotice._State.ValueType  # 4
-        """The agency objected."""
+        """The agency objected; waiting for the court's answer."""
+        WITHDRAWN: AssistanceNotice._State.ValueType  # 5
+        """The court withdrew the notice after an objection."""
 
     class State(_State, metaclass=_StateEnumTypeWrapper):
         """Lifecycle state; changed only by custom methods (AIP-216)."""
@@ -114,7 +517,9 @@ class AssistanceNotice(_message.Message):
     ANSWERED: AssistanceNotice.State.ValueType  # 3
     """The agency replied with a result."""
     OBJECTED: AssistanceNotice.State.ValueType  # 4
-    """The agency objected."""
+    """The agency objected; waiting for the court's answer."""
+    WITHDRAWN: AssistanceNotice.State.ValueType  # 5
+    """The court withdrew the notice after an objection."""
 
     NAME_FIELD_NUMBER: _builtins.int
     CASE_FIELD_NUMBER: _builtins.int
@@ -124,6 +529,16 @@ class AssistanceNotice(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    TARGET_DETAILS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    SEIZURE_FIELD_NUMBER: _builtins.int
+    RECEIVE_TIME_FIELD_NUMBER: _builtins.int
+    SERVICE_TIME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    REPLY_TIME_FIELD_NUMBER: _builtins.int
+    OBJECTION_FIELD_NUMBER: _builtins.int
+    RESULTING_SEIZURE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `courts/{court}/assistanceNotices/{assistance_notice}`."""
     case: _builtins.str
@@ -133,14 +548,52 @@ class AssistanceNotice(_message.Message):
     kind: Global___AssistanceNotice.Kind.ValueType
     """Kind of measure."""
     target: _builtins.str
-    """Target of the measure (account, property unit, plate, company), in words."""
+    """Target of the measure in words (optional; the typed target is `target_details`)."""
     state: Global___AssistanceNotice.State.ValueType
     """Lifecycle state."""
     etag: _builtins.str
-    """Opaque version tag."""
+    """Opaque version tag (AIP-154); custom methods take it to guard against lost updates."""
+    seizure: _builtins.str
+    """Renewals and releases: the seizure acted on, `courts/{court}/seizures/{seizure}`."""
+    resulting_seizure: _builtins.str
+    """The seizure this notice put in place, once in effect."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the notice was sent."""
+
+    @_builtins.property
+    def target_details(self) -> Global___NoticeTarget:
+        """The debtor and what the measure acts on."""
+
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[_delegation_pb2.Attachment]:
+        """The documents sent (ruling 裁定书, notice 协助执行通知书, officer credentials
+        工作证/执行公务证); which are required depends on the kind.
+        """
+
+    @_builtins.property
+    def receive_time(self) -> _timestamp_pb2.Timestamp:
+        """When the agency acknowledged receipt."""
+
+    @_builtins.property
+    def service_time(self) -> _timestamp_pb2.Timestamp:
+        """Real-estate registries: receipt is service of the notice (送达)."""
+
+    @_builtins.property
+    def result(self) -> Global___NoticeResult:
+        """The agency's result, once replied."""
+
+    @_builtins.property
+    def reply_time(self) -> _timestamp_pb2.Timestamp:
+        """When the agency replied."""
+
+    @_builtins.property
+    def objection(self) -> Global___Objection:
+        """The agency's objection, if it objected."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Last change."""
 
     def __init__(
         self,
@@ -153,10 +606,20 @@ class AssistanceNotice(_message.Message):
         state: Global___AssistanceNotice.State.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        target_details: Global___NoticeTarget | None = ...,
+        documents: _abc.Iterable[_delegation_pb2.Attachment] | None = ...,
+        seizure: _builtins.str = ...,
+        receive_time: _timestamp_pb2.Timestamp | None = ...,
+        service_time: _timestamp_pb2.Timestamp | None = ...,
+        result: Global___NoticeResult | None = ...,
+        reply_time: _timestamp_pb2.Timestamp | None = ...,
+        objection: Global___Objection | None = ...,
+        resulting_seizure: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "objection", b"objection", "receive_time", b"receive_time", "reply_time", b"reply_time", "result", b"result", "service_time", b"service_time", "target_details", b"target_details", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "case", b"case", "create_time", b"create_time", "etag", b"etag", "kind", b"kind", "name", b"name", "state", b"state", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "case", b"case", "create_time", b"create_time", "documents", b"documents", "etag", b"etag", "kind", b"kind", "name", b"name", "objection", b"objection", "receive_time", b"receive_time", "reply_time", b"reply_time", "result", b"result", "resulting_seizure", b"resulting_seizure", "seizure", b"seizure", "service_time", b"service_time", "state", b"state", "target", b"target", "target_details", b"target_details", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,7 +690,7 @@ class ListAssistanceNoticesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
-    """`courts/{court}`."""
+    """`courts/{court}`, or `courts/-` for every court the caller may see."""
     page_size: _builtins.int
     """Maximum results per page; default 50, at most 1000."""
     page_token: _builtins.str
@@ -277,3 +740,639 @@ class ListAssistanceNoticesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAssistanceNoticesResponse: _TypeAlias = ListAssistanceNoticesResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveAssistanceNoticeRequest(_message.Message):
+    """Request for ReceiveAssistanceNotice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The notice."""
+    note: _builtins.str
+    """Free text."""
+    etag: _builtins.str
+    """The etag the caller last read; a stale one is ABORTED."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        note: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveAssistanceNoticeRequest: _TypeAlias = ReceiveAssistanceNoticeRequest  # noqa: Y015
+
+@_typing.final
+class ReplyAssistanceNoticeRequest(_message.Message):
+    """Request for ReplyAssistanceNotice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The notice."""
+    etag: _builtins.str
+    """The etag the caller last read; a stale one is ABORTED."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    @_builtins.property
+    def result(self) -> Global___NoticeResult:
+        """The result."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        result: Global___NoticeResult | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplyAssistanceNoticeRequest: _TypeAlias = ReplyAssistanceNoticeRequest  # noqa: Y015
+
+@_typing.final
+class ObjectToAssistanceNoticeRequest(_message.Message):
+    """Request for ObjectToAssistanceNotice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    OBJECTION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The notice."""
+    etag: _builtins.str
+    """The etag the caller last read; a stale one is ABORTED."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    @_builtins.property
+    def objection(self) -> Global___Objection:
+        """The objection."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        objection: Global___Objection | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["objection", b"objection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "objection", b"objection", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObjectToAssistanceNoticeRequest: _TypeAlias = ObjectToAssistanceNoticeRequest  # noqa: Y015
+
+@_typing.final
+class AnswerAssistanceNoticeObjectionRequest(_message.Message):
+    """Request for AnswerAssistanceNoticeObjection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The notice."""
+    etag: _builtins.str
+    """The etag the caller last read; a stale one is ABORTED."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155)."""
+    @_builtins.property
+    def answer(self) -> Global___ObjectionAnswer:
+        """The answer."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        answer: Global___ObjectionAnswer | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerAssistanceNoticeObjectionRequest: _TypeAlias = AnswerAssistanceNoticeObjectionRequest  # noqa: Y015
+
+@_typing.final
+class GetAssistanceNoticeTimelineRequest(_message.Message):
+    """Request for GetAssistanceNoticeTimeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The notice."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAssistanceNoticeTimelineRequest: _TypeAlias = GetAssistanceNoticeTimelineRequest  # noqa: Y015
+
+@_typing.final
+class AssistanceNoticeTimeline(_message.Message):
+    """A notice's history, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Entry(_message.Message):
+        """One step."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        ACTION_FIELD_NUMBER: _builtins.int
+        FROM_STATE_FIELD_NUMBER: _builtins.int
+        TO_STATE_FIELD_NUMBER: _builtins.int
+        ACTOR_FIELD_NUMBER: _builtins.int
+        TIME_FIELD_NUMBER: _builtins.int
+        REASON_CODE_FIELD_NUMBER: _builtins.int
+        NOTE_FIELD_NUMBER: _builtins.int
+        TRACE_ID_FIELD_NUMBER: _builtins.int
+        ELAPSED_FIELD_NUMBER: _builtins.int
+        action: _builtins.str
+        """SEND, RECEIVE, REPLY, OBJECT, ANSWER_OBJECTION, ADVANCE_QUEUE, TAKE_EFFECT,
+        OBJECTION_OVERDUE.
+        """
+        from_state: Global___AssistanceNotice.State.ValueType
+        """State before; unspecified for SEND."""
+        to_state: Global___AssistanceNotice.State.ValueType
+        """State after."""
+        actor: _builtins.str
+        """Who acted: `courts/{court}`, `agencies/{agency}`, or empty for the system."""
+        reason_code: _builtins.str
+        """The result kind, objection reason or decision."""
+        note: _builtins.str
+        """Free text."""
+        trace_id: _builtins.str
+        """W3C trace id of the call or job that made the step."""
+        @_builtins.property
+        def time(self) -> _timestamp_pb2.Timestamp:
+            """When."""
+
+        @_builtins.property
+        def elapsed(self) -> _duration_pb2.Duration:
+            """Time since the notice was sent."""
+
+        def __init__(
+            self,
+            *,
+            action: _builtins.str = ...,
+            from_state: Global___AssistanceNotice.State.ValueType = ...,
+            to_state: Global___AssistanceNotice.State.ValueType = ...,
+            actor: _builtins.str = ...,
+            time: _timestamp_pb2.Timestamp | None = ...,
+            reason_code: _builtins.str = ...,
+            note: _builtins.str = ...,
+            trace_id: _builtins.str = ...,
+            elapsed: _duration_pb2.Duration | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "time", b"time"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "elapsed", b"elapsed", "from_state", b"from_state", "note", b"note", "reason_code", b"reason_code", "time", b"time", "to_state", b"to_state", "trace_id", b"trace_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ASSISTANCE_NOTICE_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    assistance_notice: _builtins.str
+    """The notice."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssistanceNoticeTimeline.Entry]:
+        """The steps."""
+
+    def __init__(
+        self,
+        *,
+        assistance_notice: _builtins.str = ...,
+        entries: _abc.Iterable[Global___AssistanceNoticeTimeline.Entry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_notice", b"assistance_notice", "entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssistanceNoticeTimeline: _TypeAlias = AssistanceNoticeTimeline  # noqa: Y015
+
+@_typing.final
+class Seizure(_message.Message):
+    """A freeze or seal in effect on one of the debtor's assets (查封、冻结), with its term
+    (民诉法解释 art. 485: deposits 1 year, movables 2 years, real estate and rights 3 years).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _AssetClass:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _AssetClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Seizure._AssetClass.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        ASSET_CLASS_UNSPECIFIED: Seizure._AssetClass.ValueType  # 0
+        """Unspecified."""
+        DEPOSITS: Seizure._AssetClass.ValueType  # 1
+        """Bank deposits: 1 year."""
+        MOVABLES: Seizure._AssetClass.ValueType  # 2
+        """Movables (vehicles, ships, aircraft): 2 years."""
+        REAL_ESTATE: Seizure._AssetClass.ValueType  # 3
+        """Real estate: 3 years."""
+        RIGHTS: Seizure._AssetClass.ValueType  # 4
+        """Equity and other property rights: 3 years."""
+
+    class AssetClass(_AssetClass, metaclass=_AssetClassEnumTypeWrapper):
+        """What kind of asset, which fixes the term."""
+
+    ASSET_CLASS_UNSPECIFIED: Seizure.AssetClass.ValueType  # 0
+    """Unspecified."""
+    DEPOSITS: Seizure.AssetClass.ValueType  # 1
+    """Bank deposits: 1 year."""
+    MOVABLES: Seizure.AssetClass.ValueType  # 2
+    """Movables (vehicles, ships, aircraft): 2 years."""
+    REAL_ESTATE: Seizure.AssetClass.ValueType  # 3
+    """Real estate: 3 years."""
+    RIGHTS: Seizure.AssetClass.ValueType  # 4
+    """Equity and other property rights: 3 years."""
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Seizure._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: Seizure._State.ValueType  # 0
+        """Unspecified."""
+        ACTIVE: Seizure._State.ValueType  # 1
+        """In effect."""
+        RELEASED: Seizure._State.ValueType  # 2
+        """Lifted by an unfreeze or unseal notice."""
+        LAPSED: Seizure._State.ValueType  # 3
+        """The term ended without renewal."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Lifecycle state."""
+
+    STATE_UNSPECIFIED: Seizure.State.ValueType  # 0
+    """Unspecified."""
+    ACTIVE: Seizure.State.ValueType  # 1
+    """In effect."""
+    RELEASED: Seizure.State.ValueType  # 2
+    """Lifted by an unfreeze or unseal notice."""
+    LAPSED: Seizure.State.ValueType  # 3
+    """The term ended without renewal."""
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CASE_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ASSET_CLASS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    RENEWAL_COUNT_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/seizures/{seizure}`."""
+    case: _builtins.str
+    """The case."""
+    agency: _builtins.str
+    """The agency that registered it."""
+    notice: _builtins.str
+    """The notice that put it in place."""
+    asset_class: Global___Seizure.AssetClass.ValueType
+    """Asset class."""
+    state: Global___Seizure.State.ValueType
+    """State."""
+    amount_fen: _builtins.int
+    """Amount frozen, in fen (deposits)."""
+    renewal_count: _builtins.int
+    """Renewals confirmed so far."""
+    etag: _builtins.str
+    """Opaque version tag."""
+    @_builtins.property
+    def target(self) -> Global___NoticeTarget:
+        """The debtor and the asset."""
+
+    @_builtins.property
+    def effective_time(self) -> _timestamp_pb2.Timestamp:
+        """When it took effect."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the current term ends."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was released or lapsed."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        case: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        notice: _builtins.str = ...,
+        target: Global___NoticeTarget | None = ...,
+        asset_class: Global___Seizure.AssetClass.ValueType = ...,
+        state: Global___Seizure.State.ValueType = ...,
+        amount_fen: _builtins.int = ...,
+        effective_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        renewal_count: _builtins.int = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_time", b"effective_time", "end_time", b"end_time", "expire_time", b"expire_time", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "amount_fen", b"amount_fen", "asset_class", b"asset_class", "case", b"case", "effective_time", b"effective_time", "end_time", b"end_time", "etag", b"etag", "expire_time", b"expire_time", "name", b"name", "notice", b"notice", "renewal_count", b"renewal_count", "state", b"state", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Seizure: _TypeAlias = Seizure  # noqa: Y015
+
+@_typing.final
+class GetSeizureRequest(_message.Message):
+    """Request for GetSeizure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`courts/{court}/seizures/{seizure}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSeizureRequest: _TypeAlias = GetSeizureRequest  # noqa: Y015
+
+@_typing.final
+class ListSeizuresRequest(_message.Message):
+    """Request for ListSeizures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`courts/{court}` or `courts/-`."""
+    page_size: _builtins.int
+    """Maximum results per page; default 50, at most 1000."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    filter: _builtins.str
+    """AIP-160 filter over `agency`, `state`, `case`, `asset_class`."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSeizuresRequest: _TypeAlias = ListSeizuresRequest  # noqa: Y015
+
+@_typing.final
+class ListSeizuresResponse(_message.Message):
+    """Response for ListSeizures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEIZURES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def seizures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Seizure]:
+        """The page of seizures, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        seizures: _abc.Iterable[Global___Seizure] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "seizures", b"seizures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSeizuresResponse: _TypeAlias = ListSeizuresResponse  # noqa: Y015
+
+@_typing.final
+class GetAgencyTurnaroundStatisticsRequest(_message.Message):
+    """Request for GetAgencyTurnaroundStatistics."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    filter: _builtins.str
+    """AIP-160 filter over `agency` ("agencies/bank-icbc"), `kind` (a notice kind),
+    `month` ("2026-11").
+    """
+    @_builtins.property
+    def group_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Dimensions to group by: any of `agency`, `kind`, `month`."""
+
+    def __init__(
+        self,
+        *,
+        filter: _builtins.str = ...,
+        group_by: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "group_by", b"group_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAgencyTurnaroundStatisticsRequest: _TypeAlias = GetAgencyTurnaroundStatisticsRequest  # noqa: Y015
+
+@_typing.final
+class AgencyTurnaroundStatistics(_message.Message):
+    """Turnaround of agencies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Durations(_message.Message):
+        """Summary of a duration in calendar and working days."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        COUNT_FIELD_NUMBER: _builtins.int
+        MEAN_DAYS_FIELD_NUMBER: _builtins.int
+        MEDIAN_DAYS_FIELD_NUMBER: _builtins.int
+        P90_DAYS_FIELD_NUMBER: _builtins.int
+        MEAN_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        MEDIAN_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        P90_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+        count: _builtins.int
+        """Notices measured."""
+        mean_days: _builtins.float
+        """Mean, calendar days."""
+        median_days: _builtins.float
+        """Median, calendar days."""
+        p90_days: _builtins.float
+        """90th percentile, calendar days."""
+        mean_working_days: _builtins.float
+        """Mean, working days."""
+        median_working_days: _builtins.float
+        """Median, working days."""
+        p90_working_days: _builtins.float
+        """90th percentile, working days."""
+        def __init__(
+            self,
+            *,
+            count: _builtins.int = ...,
+            mean_days: _builtins.float = ...,
+            median_days: _builtins.float = ...,
+            p90_days: _builtins.float = ...,
+            mean_working_days: _builtins.float = ...,
+            median_working_days: _builtins.float = ...,
+            p90_working_days: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "mean_days", b"mean_days", "mean_working_days", b"mean_working_days", "median_days", b"median_days", "median_working_days", b"median_working_days", "p90_days", b"p90_days", "p90_working_days", b"p90_working_days"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Group(_message.Message):
+        """One group."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        @_typing.final
+        class KeyEntry(_message.Message):
+            DESCRIPTOR: _descriptor.Descriptor
+
+            KEY_FIELD_NUMBER: _builtins.int
+            VALUE_FIELD_NUMBER: _builtins.int
+            key: _builtins.str
+            value: _builtins.str
+            def __init__(
+                self,
+                *,
+                key: _builtins.str = ...,
+                value: _builtins.str = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        KEY_FIELD_NUMBER: _builtins.int
+        COUNT_FIELD_NUMBER: _builtins.int
+        ANSWERED_COUNT_FIELD_NUMBER: _builtins.int
+        OBJECTED_COUNT_FIELD_NUMBER: _builtins.int
+        TIME_TO_ACKNOWLEDGE_FIELD_NUMBER: _builtins.int
+        TIME_TO_RESULT_FIELD_NUMBER: _builtins.int
+        count: _builtins.int
+        """Notices sent."""
+        answered_count: _builtins.int
+        """Notices answered with a result."""
+        objected_count: _builtins.int
+        """Notices objected to."""
+        @_builtins.property
+        def key(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+            """The group's key, one entry per `group_by` dimension."""
+
+        @_builtins.property
+        def time_to_acknowledge(self) -> Global___AgencyTurnaroundStatistics.Durations:
+            """From sending to acknowledgement of receipt."""
+
+        @_builtins.property
+        def time_to_result(self) -> Global___AgencyTurnaroundStatistics.Durations:
+            """From sending to the result (or the objection)."""
+
+        def __init__(
+            self,
+            *,
+            key: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+            count: _builtins.int = ...,
+            answered_count: _builtins.int = ...,
+            objected_count: _builtins.int = ...,
+            time_to_acknowledge: Global___AgencyTurnaroundStatistics.Durations | None = ...,
+            time_to_result: Global___AgencyTurnaroundStatistics.Durations | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["time_to_acknowledge", b"time_to_acknowledge", "time_to_result", b"time_to_result"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_count", b"answered_count", "count", b"count", "key", b"key", "objected_count", b"objected_count", "time_to_acknowledge", b"time_to_acknowledge", "time_to_result", b"time_to_result"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyTurnaroundStatistics.Group]:
+        """Groups in key order."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___AgencyTurnaroundStatistics.Group] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgencyTurnaroundStatistics: _TypeAlias = AgencyTurnaroundStatistics  # noqa: Y015

@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class AssistanceServiceStub:
-    """Assistance notices (协助执行通知书) from courts to agencies.
+    """Assistance notices (协助执行通知书) from courts to agencies, the agencies' typed
+    results, and the seizures (freezes and seals) they put in place.
+
+    Callers: a court (`authorization: Bearer dev:court:{court}` in development) sends
+    notices, answers objections and reads its own notices and seizures; an agency
+    (`dev:agency:{agency}`) reads the notices addressed to it, acknowledges receipt and
+    replies; an admin reads everything. Nobody else learns that a notice exists (NOT_FOUND).
     """
 
     def __init__(self, channel):
@@ -50,10 +56,56 @@ class AssistanceServiceStub:
                 request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListAssistanceNoticesRequest.SerializeToString,
                 response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListAssistanceNoticesResponse.FromString,
                 _registered_method=True)
+        self.ReceiveAssistanceNotice = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/ReceiveAssistanceNotice',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ReceiveAssistanceNoticeRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+                _registered_method=True)
+        self.ReplyAssistanceNotice = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/ReplyAssistanceNotice',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ReplyAssistanceNoticeRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+                _registered_method=True)
+        self.ObjectToAssistanceNotice = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/ObjectToAssistanceNotice',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ObjectToAssistanceNoticeRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+                _registered_method=True)
+        self.AnswerAssistanceNoticeObjection = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/AnswerAssistanceNoticeObjection',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AnswerAssistanceNoticeObjectionRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+                _registered_method=True)
+        self.GetAssistanceNoticeTimeline = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/GetAssistanceNoticeTimeline',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetAssistanceNoticeTimelineRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNoticeTimeline.FromString,
+                _registered_method=True)
+        self.GetSeizure = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/GetSeizure',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetSeizureRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.Seizure.FromString,
+                _registered_method=True)
+        self.ListSeizures = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/ListSeizures',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListSeizuresRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListSeizuresResponse.FromString,
+                _registered_method=True)
+        self.GetAgencyTurnaroundStatistics = channel.unary_unary(
+                '/rogatory.assistance.v1.AssistanceService/GetAgencyTurnaroundStatistics',
+                request_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetAgencyTurnaroundStatisticsRequest.SerializeToString,
+                response_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AgencyTurnaroundStatistics.FromString,
+                _registered_method=True)
 
 
 class AssistanceServiceServicer:
-    """Assistance notices (协助执行通知书) from courts to agencies.
+    """Assistance notices (协助执行通知书) from courts to agencies, the agencies' typed
+    results, and the seizures (freezes and seals) they put in place.
+
+    Callers: a court (`authorization: Bearer dev:court:{court}` in development) sends
+    notices, answers objections and reads its own notices and seizures; an agency
+    (`dev:agency:{agency}`) reads the notices addressed to it, acknowledges receipt and
+    replies; an admin reads everything. Nobody else learns that a notice exists (NOT_FOUND).
     """
 
     def CreateAssistanceNotice(self, request, context):
@@ -65,14 +117,74 @@ class AssistanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAssistanceNotice(self, request, context):
-        """Gets one notice.
+        """Gets one notice (its court, its agency or an admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAssistanceNotices(self, request, context):
-        """Lists the notices a court sent.
+        """Lists notices: a court its own (parent `courts/{court}`), an agency those addressed
+        to it (parent `courts/-`, or one court's), an admin any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveAssistanceNotice(self, request, context):
+        """The addressed agency acknowledges receipt. For a real-estate registry, receipt is
+        service of the notice (送达) and is recorded as such.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplyAssistanceNotice(self, request, context):
+        """The addressed agency replies with a typed result: registered, queued behind earlier
+        seizures (轮候), frozen, deducted, found or not found.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ObjectToAssistanceNotice(self, request, context):
+        """The addressed agency objects to the notice; the court must answer within 15 days.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerAssistanceNoticeObjection(self, request, context):
+        """The sending court answers an objection: it maintains the measure (the agency must
+        carry it out) or withdraws the notice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistanceNoticeTimeline(self, request, context):
+        """The notice's transitions: who did what, when and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSeizure(self, request, context):
+        """Gets one seizure (its court, its agency or an admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSeizures(self, request, context):
+        """Lists seizures, with the same visibility as notices.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgencyTurnaroundStatistics(self, request, context):
+        """Time agencies take to acknowledge and to reply, per agency, notice kind and month.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +208,46 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
                     request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListAssistanceNoticesRequest.FromString,
                     response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListAssistanceNoticesResponse.SerializeToString,
             ),
+            'ReceiveAssistanceNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveAssistanceNotice,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ReceiveAssistanceNoticeRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.SerializeToString,
+            ),
+            'ReplyAssistanceNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplyAssistanceNotice,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ReplyAssistanceNoticeRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.SerializeToString,
+            ),
+            'ObjectToAssistanceNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectToAssistanceNotice,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ObjectToAssistanceNoticeRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.SerializeToString,
+            ),
+            'AnswerAssistanceNoticeObjection': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerAssistanceNoticeObjection,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AnswerAssistanceNoticeObjectionRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.SerializeToString,
+            ),
+            'GetAssistanceNoticeTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistanceNoticeTimeline,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetAssistanceNoticeTimelineRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNoticeTimeline.SerializeToString,
+            ),
+            'GetSeizure': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSeizure,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetSeizureRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.Seizure.SerializeToString,
+            ),
+            'ListSeizures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSeizures,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListSeizuresRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListSeizuresResponse.SerializeToString,
+            ),
+            'GetAgencyTurnaroundStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgencyTurnaroundStatistics,
+                    request_deserializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetAgencyTurnaroundStatisticsRequest.FromString,
+                    response_serializer=rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AgencyTurnaroundStatistics.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'rogatory.assistance.v1.AssistanceService', rpc_method_handlers)
@@ -105,7 +257,13 @@ def add_AssistanceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AssistanceService:
-    """Assistance notices (协助执行通知书) from courts to agencies.
+    """Assistance notices (协助执行通知书) from courts to agencies, the agencies' typed
+    results, and the seizures (freezes and seals) they put in place.
+
+    Callers: a court (`authorization: Bearer dev:court:{court}` in development) sends
+    notices, answers objections and reads its own notices and seizures; an agency
+    (`dev:agency:{agency}`) reads the notices addressed to it, acknowledges receipt and
+    replies; an admin reads everything. Nobody else learns that a notice exists (NOT_FOUND).
     """
 
     @staticmethod
@@ -179,6 +337,222 @@ class AssistanceService:
             '/rogatory.assistance.v1.AssistanceService/ListAssistanceNotices',
             rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListAssistanceNoticesRequest.SerializeToString,
             rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListAssistanceNoticesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveAssistanceNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/ReceiveAssistanceNotice',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ReceiveAssistanceNoticeRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplyAssistanceNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/ReplyAssistanceNotice',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ReplyAssistanceNoticeRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectToAssistanceNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/ObjectToAssistanceNotice',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ObjectToAssistanceNoticeRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerAssistanceNoticeObjection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/AnswerAssistanceNoticeObjection',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AnswerAssistanceNoticeObjectionRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNotice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistanceNoticeTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/GetAssistanceNoticeTimeline',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetAssistanceNoticeTimelineRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AssistanceNoticeTimeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSeizure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/GetSeizure',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetSeizureRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.Seizure.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSeizures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/ListSeizures',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListSeizuresRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.ListSeizuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgencyTurnaroundStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.assistance.v1.AssistanceService/GetAgencyTurnaroundStatistics',
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.GetAgencyTurnaroundStatisticsRequest.SerializeToString,
+            rogatory_dot_assistance_dot_v1_dot_assistance__pb2.AgencyTurnaroundStatistics.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,14 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AssistanceServiceStub:
-    """Assistance notices (协助执行通知书) from courts to agencies."""
+    """Assistance notices (协助执行通知书) from courts to agencies, the agencies' typed
+    results, and the seizures (freezes and seals) they put in place.
+
+    Callers: a court (`authorization: Bearer dev:court:{court}` in development) sends
+    notices, answers objections and reads its own notices and seizures; an agency
+    (`dev:agency:{agency}`) reads the notices addressed to it, acknowledges receipt and
+    replies; an admin reads everything. Nobody else learns that a notice exists (NOT_FOUND).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -38,13 +45,44 @@ class AssistanceServiceStub:
     Idempotent by `request_id`.
     """
     GetAssistanceNotice: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]
-    """Gets one notice."""
+    """Gets one notice (its court, its agency or an admin)."""
     ListAssistanceNotices: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListAssistanceNoticesRequest, _assistance_pb2.ListAssistanceNoticesResponse]
-    """Lists the notices a court sent."""
+    """Lists notices: a court its own (parent `courts/{court}`), an agency those addressed
+    to it (parent `courts/-`, or one court's), an admin any.
+    """
+    ReceiveAssistanceNotice: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ReceiveAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]
+    """The addressed agency acknowledges receipt. For a real-estate registry, receipt is
+    service of the notice (送达) and is recorded as such.
+    """
+    ReplyAssistanceNotice: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ReplyAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]
+    """The addressed agency replies with a typed result: registered, queued behind earlier
+    seizures (轮候), frozen, deducted, found or not found.
+    """
+    ObjectToAssistanceNotice: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ObjectToAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]
+    """The addressed agency objects to the notice; the court must answer within 15 days."""
+    AnswerAssistanceNoticeObjection: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.AnswerAssistanceNoticeObjectionRequest, _assistance_pb2.AssistanceNotice]
+    """The sending court answers an objection: it maintains the measure (the agency must
+    carry it out) or withdraws the notice.
+    """
+    GetAssistanceNoticeTimeline: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetAssistanceNoticeTimelineRequest, _assistance_pb2.AssistanceNoticeTimeline]
+    """The notice's transitions: who did what, when and why."""
+    GetSeizure: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetSeizureRequest, _assistance_pb2.Seizure]
+    """Gets one seizure (its court, its agency or an admin)."""
+    ListSeizures: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.ListSeizuresRequest, _assistance_pb2.ListSeizuresResponse]
+    """Lists seizures, with the same visibility as notices."""
+    GetAgencyTurnaroundStatistics: _grpc.UnaryUnaryMultiCallable[_assistance_pb2.GetAgencyTurnaroundStatisticsRequest, _assistance_pb2.AgencyTurnaroundStatistics]
+    """Time agencies take to acknowledge and to reply, per agency, notice kind and month."""
 
 @_typing.type_check_only
 class AssistanceServiceAsyncStub(AssistanceServiceStub):
-    """Assistance notices (协助执行通知书) from courts to agencies."""
+    """Assistance notices (协助执行通知书) from courts to agencies, the agencies' typed
+    results, and the seizures (freezes and seals) they put in place.
+
+    Callers: a court (`authorization: Bearer dev:court:{court}` in development) sends
+    notices, answers objections and reads its own notices and seizures; an agency
+    (`dev:agency:{agency}`) reads the notices addressed to it, acknowledges receipt and
+    replies; an admin reads everything. Nobody else learns that a notice exists (NOT_FOUND).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAssistanceNotice: _aio.UnaryUnaryMultiCallable[_assistance_pb2.CreateAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]  # type: ignore[assignment]
@@ -52,12 +90,43 @@ class AssistanceServiceAsyncStub(AssistanceServiceStub):
     Idempotent by `request_id`.
     """
     GetAssistanceNotice: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]  # type: ignore[assignment]
-    """Gets one notice."""
+    """Gets one notice (its court, its agency or an admin)."""
     ListAssistanceNotices: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListAssistanceNoticesRequest, _assistance_pb2.ListAssistanceNoticesResponse]  # type: ignore[assignment]
-    """Lists the notices a court sent."""
+    """Lists notices: a court its own (parent `courts/{court}`), an agency those addressed
+    to it (parent `courts/-`, or one court's), an admin any.
+    """
+    ReceiveAssistanceNotice: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ReceiveAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]  # type: ignore[assignment]
+    """The addressed agency acknowledges receipt. For a real-estate registry, receipt is
+    service of the notice (送达) and is recorded as such.
+    """
+    ReplyAssistanceNotice: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ReplyAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]  # type: ignore[assignment]
+    """The addressed agency replies with a typed result: registered, queued behind earlier
+    seizures (轮候), frozen, deducted, found or not found.
+    """
+    ObjectToAssistanceNotice: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ObjectToAssistanceNoticeRequest, _assistance_pb2.AssistanceNotice]  # type: ignore[assignment]
+    """The addressed agency objects to the notice; the court must answer within 15 days."""
+    AnswerAssistanceNoticeObjection: _aio.UnaryUnaryMultiCallable[_assistance_pb2.AnswerAssistanceNoticeObjectionRequest, _assistance_pb2.AssistanceNotice]  # type: ignore[assignment]
+    """The sending court answers an objection: it maintains the measure (the agency must
+    carry it out) or withdraws the notice.
+    """
+    GetAssistanceNoticeTimeline: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetAssistanceNoticeTimelineRequest, _assistance_pb2.AssistanceNoticeTimeline]  # type: ignore[assignment]
+    """The notice's transitions: who did what, when and why."""
+    GetSeizure: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetSeizureRequest, _assistance_pb2.Seizure]  # type: ignore[assignment]
+    """Gets one seizure (its court, its agency or an admin)."""
+    ListSeizures: _aio.UnaryUnaryMultiCallable[_assistance_pb2.ListSeizuresRequest, _assistance_pb2.ListSeizuresResponse]  # type: ignore[assignment]
+    """Lists seizures, with the same visibility as notices."""
+    GetAgencyTurnaroundStatistics: _aio.UnaryUnaryMultiCallable[_assistance_pb2.GetAgencyTurnaroundStatisticsRequest, _assistance_pb2.AgencyTurnaroundStatistics]  # type: ignore[assignment]
+    """Time agencies take to acknowledge and to reply, per agency, notice kind and month."""
 
 class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Assistance notices (协助执行通知书) from courts to agencies."""
+    """Assistance notices (协助执行通知书) from courts to agencies, the agencies' typed
+    results, and the seizures (freezes and seals) they put in place.
+
+    Callers: a court (`authorization: Bearer dev:court:{court}` in development) sends
+    notices, answers objections and reads its own notices and seizures; an agency
+    (`dev:agency:{agency}`) reads the notices addressed to it, acknowledges receipt and
+    replies; an admin reads everything. Nobody else learns that a notice exists (NOT_FOUND).
+    """
 
     @_abc_1.abstractmethod
     def CreateAssistanceNotice(
@@ -75,7 +144,7 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assistance_pb2.GetAssistanceNoticeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.AssistanceNotice, _abc.Awaitable[_assistance_pb2.AssistanceNotice]]:
-        """Gets one notice."""
+        """Gets one notice (its court, its agency or an admin)."""
 
     @_abc_1.abstractmethod
     def ListAssistanceNotices(
@@ -83,6 +152,78 @@ class AssistanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _assistance_pb2.ListAssistanceNoticesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_assistance_pb2.ListAssistanceNoticesResponse, _abc.Awaitable[_assistance_pb2.ListAssistanceNoticesResponse]]:
-        """Lists the notices a court sent."""
+        """Lists notices: a court its own (parent `courts/{court}`), an agency those addressed
+        to it (parent `courts/-`, or one court's), an admin any.
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveAssistanceNotice(
+        self,
+        request: _assistance_pb2.ReceiveAssistanceNoticeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.AssistanceNotice, _abc.Awaitable[_assistance_pb2.AssistanceNotice]]:
+        """The addressed agency acknowledges receipt. For a real-estate registry, receipt is
+        service of the notice (送达) and is recorded as such.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplyAssistanceNotice(
+        self,
+        request: _assistance_pb2.ReplyAssistanceNoticeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.AssistanceNotice, _abc.Awaitable[_assistance_pb2.AssistanceNotice]]:
+        """The addressed agency replies with a typed result: registered, queued behind earlier
+        seizures (轮候), frozen, deducted, found or not found.
+        """
+
+    @_abc_1.abstractmethod
+    def ObjectToAssistanceNotice(
+        self,
+        request: _assistance_pb2.ObjectToAssistanceNoticeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.AssistanceNotice, _abc.Awaitable[_assistance_pb2.AssistanceNotice]]:
+        """The addressed agency objects to the notice; the court must answer within 15 days."""
+
+    @_abc_1.abstractmethod
+    def AnswerAssistanceNoticeObjection(
+        self,
+        request: _assistance_pb2.AnswerAssistanceNoticeObjectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.AssistanceNotice, _abc.Awaitable[_assistance_pb2.AssistanceNotice]]:
+        """The sending court answers an objection: it maintains the measure (the agency must
+        carry it out) or withdraws the notice.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAssistanceNoticeTimeline(
+        self,
+        request: _assistance_pb2.GetAssistanceNoticeTimelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.AssistanceNoticeTimeline, _abc.Awaitable[_assistance_pb2.AssistanceNoticeTimeline]]:
+        """The notice's transitions: who did what, when and why."""
+
+    @_abc_1.abstractmethod
+    def GetSeizure(
+        self,
+        request: _assistance_pb2.GetSeizureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.Seizure, _abc.Awaitable[_assistance_pb2.Seizure]]:
+        """Gets one seizure (its court, its agency or an admin)."""
+
+    @_abc_1.abstractmethod
+    def ListSeizures(
+        self,
+        request: _assistance_pb2.ListSeizuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.ListSeizuresResponse, _abc.Awaitable[_assistance_pb2.ListSeizuresResponse]]:
+        """Lists seizures, with the same visibility as notices."""
+
+    @_abc_1.abstractmethod
+    def GetAgencyTurnaroundStatistics(
+        self,
+        request: _assistance_pb2.GetAgencyTurnaroundStatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assistance_pb2.AgencyTurnaroundStatistics, _abc.Awaitable[_assistance_pb2.AgencyTurnaroundStatistics]]:
+        """Time agencies take to acknowledge and to reply, per agency, notice kind and month."""
 
 def add_AssistanceServiceServicer_to_server(servicer: AssistanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -300,3 +300,66 @@ class DelegationDeadlineExtended(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DelegationDeadlineExtended: _TypeAlias = DelegationDeadlineExtended  # noqa: Y015
+
+@_typing.final
+class AssistanceNoticeTransitioned(_message.Message):
+    """A step of an assistance notice, on `rogatory.v1.notice.{court}.{agency}.{verb}` with verb
+    one of received, answered, objected, objection-answered, objection-overdue,
+    queue-advanced, took-effect.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSISTANCE_NOTICE_FIELD_NUMBER: _builtins.int
+    TRANSITION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assistance_notice(self) -> _assistance_pb2.AssistanceNotice:
+        """The notice after the step."""
+
+    @_builtins.property
+    def transition(self) -> _assistance_pb2.AssistanceNoticeTimeline.Entry:
+        """The step."""
+
+    def __init__(
+        self,
+        *,
+        assistance_notice: _assistance_pb2.AssistanceNotice | None = ...,
+        transition: _assistance_pb2.AssistanceNoticeTimeline.Entry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assistance_notice", b"assistance_notice", "transition", b"transition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_notice", b"assistance_notice", "transition", b"transition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssistanceNoticeTransitioned: _TypeAlias = AssistanceNoticeTransitioned  # noqa: Y015
+
+@_typing.final
+class SeizureChanged(_message.Message):
+    """A seizure changed, on `rogatory.v1.seizure.{court}.{agency}.{verb}` with verb one of
+    effective, renewed, expiring (a reminder before the term ends), released, lapsed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEIZURE_FIELD_NUMBER: _builtins.int
+    ASSISTANCE_NOTICE_FIELD_NUMBER: _builtins.int
+    assistance_notice: _builtins.str
+    """The notice that caused the change; empty for reminders and lapses."""
+    @_builtins.property
+    def seizure(self) -> _assistance_pb2.Seizure:
+        """The seizure after the change."""
+
+    def __init__(
+        self,
+        *,
+        seizure: _assistance_pb2.Seizure | None = ...,
+        assistance_notice: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["seizure", b"seizure"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistance_notice", b"assistance_notice", "seizure", b"seizure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeizureChanged: _TypeAlias = SeizureChanged  # noqa: Y015

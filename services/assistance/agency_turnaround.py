@@ -1,0 +1,315 @@
+"""Agency turnaround read model: how long agencies take to acknowledge a notice and to
+reply with a result, per agency, notice kind and month of sending (DOMAIN.md: "Per agency:
+time to reply per assistance kind").
+
+Kept like the courts' figures (services/delegation/turnaround.py) and with the same math
+(delegation/turnaround.py): per notice a fact row built only from the recorded timestamps
+the notice events carry (sent, received, replied or objected; earliest wins, so events may
+arrive in any order or twice), and per (agency, kind, month) the sums of every notice's
+contribution with packed log-bucket histograms for median and p90. A change of facts
+changes the sums by `after - before`. "Result" is the reply or the objection, whichever
+came first: both are the agency's answer to the notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from rogatory.assistance.v1 import assistance_pb2 as pb
+from rogatory.events.v1 import events_pb2
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistance.notices import NoticeKind
+from delegation.calendar import WorkingCalendar
+from delegation.turnaround import (
+    Durations,
+    histogram_buckets,
+    month_of,
+    packed_hits,
+    packed_to_bytes,
+    summarise_packed,
+    working_seconds,
+)
+from registry.errors import FieldViolation, InvalidArgument
+from services.assistance.tables import AgencyTurnaroundAggregateRow, AgencyTurnaroundFactRow
+from services.delegation.turnaround import decode_histograms, encode_histograms
+from services.plumbing.db import Database
+from services.plumbing.events import ReceivedEvent, subject_filter
+from services.plumbing.filtering import parse_filter
+from services.plumbing.names import parse_name
+from services.plumbing.times import utc
+
+CONSUMER = "assistance-agency-turnaround"
+SUBJECTS = subject_filter("notice", ">")
+FACT = AgencyTurnaroundFactRow.__table__  # type: ignore[attr-defined]
+AGG = AgencyTurnaroundAggregateRow.__table__  # type: ignore[attr-defined]
+COUNTERS = (
+    "notices",
+    "answered",
+    "objected",
+    "ack_count",
+    "ack_seconds",
+    "ack_working_seconds",
+    "result_count",
+    "result_seconds",
+    "result_working_seconds",
+)
+#: Positions of the histograms in delegation.turnaround.HISTOGRAM_METRICS: acknowledgement
+#: uses the "ack" pair, the result the "complete" pair.
+ACK_METRIC, RESULT_METRIC = 0, 2
+
+
+# --- facts ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    notice_name: str
+    agency_id: str
+    kind: str
+    sent_at: datetime | None = None
+    received_at: datetime | None = None
+    result_at: datetime | None = None
+    outcome: str = ""  # ANSWERED or OBJECTED: whichever came first
+
+    def merged(self, seen: NoticeFacts) -> NoticeFacts:
+        result_at, outcome = self.result_at, self.outcome
+        if seen.result_at is not None and (result_at is None or seen.result_at < result_at):
+            result_at, outcome = seen.result_at, seen.outcome
+        return NoticeFacts(
+            self.notice_name,
+            self.agency_id,
+            self.kind,
+            _earliest(self.sent_at, seen.sent_at),
+            _earliest(self.received_at, seen.received_at),
+            result_at,
+            outcome,
+        )
+
+    def durations(self, calendar: WorkingCalendar) -> Durations:
+        if self.sent_at is None:
+            return Durations()
+        ack = _elapsed(self.sent_at, self.received_at, calendar)
+        done = _elapsed(self.sent_at, self.result_at, calendar)
+        return Durations(ack[0], ack[1], done[0], done[1])
+
+    @property
+    def month(self) -> str | None:
+        return month_of(self.sent_at) if self.sent_at else None
+
+
+def contribution(facts: NoticeFacts, d: Durations) -> tuple[dict[str, int], int]:
+    """What one notice adds to its (agency, kind, month) row: counters and packed histograms."""
+    if facts.sent_at is None:
+        return dict.fromkeys(COUNTERS, 0), 0
+    counters = {
+        "notices": 1,
+        "answered": int(facts.outcome == "ANSWERED"),
+        "objected": int(facts.outcome == "OBJECTED"),
+        "ack_count": int(d.ack_seconds is not None),
+        "ack_seconds": d.ack_seconds or 0,
+        "ack_working_seconds": d.ack_working_seconds or 0,
+        "result_count": int(d.complete_seconds is not None),
+        "result_seconds": d.complete_seconds or 0,
+        "result_working_seconds": d.complete_working_seconds or 0,
+    }
+    return counters, packed_hits(histogram_buckets(d))
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _elapsed(start: datetime, end: datetime | None, calendar: WorkingCalendar) -> tuple[int | None, int | None]:
+    if end is None:
+        return None, None
+    if end <= start:
+        return 0, 0
+    return round((end - start).total_seconds()), working_seconds(calendar, start, end)
+
+
+def _time(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def decode(event: ReceivedEvent) -> NoticeFacts | None:
+    """The facts one notice event states; None for events the model does not use."""
+    if event.event_type == "rogatory.notice.sent.v1":
+        notice = event.parse(events_pb2.AssistanceNoticeSent).assistance_notice  # type: ignore[attr-defined]
+    elif event.event_type.startswith("rogatory.notice."):
+        notice = event.parse(events_pb2.AssistanceNoticeTransitioned).assistance_notice  # type: ignore[attr-defined]
+    else:
+        return None
+    agency_id = notice.agency.split("/", 1)[-1]
+    kind = pb.AssistanceNotice.Kind.Name(notice.kind)
+    results: list[tuple[datetime, str]] = []
+    if notice.HasField("reply_time"):
+        results.append((_time(notice.reply_time), "ANSWERED"))
+    if notice.HasField("objection") and notice.objection.HasField("object_time"):
+        results.append((_time(notice.objection.object_time), "OBJECTED"))
+    first = min(results) if results else None
+    return NoticeFacts(
+        notice_name=notice.name,
+        agency_id=agency_id,
+        kind=kind,
+        sent_at=_time(notice.create_time) if notice.HasField("create_time") else None,
+        received_at=_time(notice.receive_time) if notice.HasField("receive_time") else None,
+        result_at=first[0] if first else None,
+        outcome=first[1] if first else "",
+    )
+
+
+# --- the projection --------------------------------------------------------------------------------
+
+
+class AgencyTurnaroundProjection:
+    """The consumer handler: `host.add_consumer(CONSUMER, [SUBJECTS], projection.apply)`."""
+
+    def __init__(self, calendar: WorkingCalendar):
+        self.calendar = calendar.with_weekend_fallback()
+
+    async def apply(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
+        seen = decode(event)
+        if seen is None:
+            return
+        row = (
+            (await conn.execute(select(FACT).where(FACT.c.notice_name == seen.notice_name).with_for_update())).mappings().first()
+        )
+        before = _facts(row) if row else NoticeFacts(seen.notice_name, seen.agency_id, seen.kind)
+        after = before.merged(seen)
+        if row is not None and after == before:
+            return
+        before_durations = _durations(row) if row else Durations()
+        after_durations = after.durations(self.calendar)
+        values = {
+            "sent_at": after.sent_at,
+            "received_at": after.received_at,
+            "result_at": after.result_at,
+            "outcome": after.outcome,
+            "ack_seconds": after_durations.ack_seconds,
+            "ack_working_seconds": after_durations.ack_working_seconds,
+            "result_seconds": after_durations.complete_seconds,
+            "result_working_seconds": after_durations.complete_working_seconds,
+        }
+        if row is None:
+            await conn.execute(
+                insert(FACT).values(notice_name=after.notice_name, agency_id=after.agency_id, kind=after.kind, **values)
+            )
+        else:
+            await conn.execute(update(FACT).where(FACT.c.notice_name == after.notice_name).values(**values))
+        if row is not None and before.month is not None:
+            await _add(conn, before, *contribution(before, before_durations), sign=-1)
+        if after.month is not None:
+            await _add(conn, after, *contribution(after, after_durations), sign=1)
+
+
+def _facts(row: Any) -> NoticeFacts:
+    return NoticeFacts(
+        row["notice_name"],
+        row["agency_id"],
+        row["kind"],
+        utc(row["sent_at"]) if row["sent_at"] else None,
+        utc(row["received_at"]) if row["received_at"] else None,
+        utc(row["result_at"]) if row["result_at"] else None,
+        row["outcome"],
+    )
+
+
+def _durations(row: Any) -> Durations:
+    return Durations(row["ack_seconds"], row["ack_working_seconds"], row["result_seconds"], row["result_working_seconds"])
+
+
+async def _add(conn: AsyncConnection, facts: NoticeFacts, counters: dict[str, int], packed: int, *, sign: int) -> None:
+    key = (AGG.c.agency_id == facts.agency_id, AGG.c.kind == facts.kind, AGG.c.month == facts.month)
+    row = (await conn.execute(select(AGG).where(*key).with_for_update())).mappings().first()
+    if row is None:
+        await conn.execute(
+            insert(AGG).values(
+                agency_id=facts.agency_id, kind=facts.kind, month=facts.month, histograms=b"", **dict.fromkeys(COUNTERS, 0)
+            )
+        )
+        row = (await conn.execute(select(AGG).where(*key))).mappings().one()
+    values: dict[str, Any] = {name: row[name] + sign * counters[name] for name in COUNTERS}
+    values["histograms"] = encode_histograms(decode_histograms(row["histograms"]) + sign * packed)
+    await conn.execute(update(AGG).where(*key).values(**values))
+
+
+# --- the query -------------------------------------------------------------------------------------
+
+GROUP_BY_FIELDS = ("agency", "kind", "month")
+FILTERS = {"agency": str, "kind": str, "month": str}
+
+
+def _bad(field: str, description: str) -> InvalidArgument:
+    return InvalidArgument.of([FieldViolation(field, description, "BAD_VALUE")])
+
+
+async def agency_turnaround_statistics(db: Database, filter_text: str, group_by: Iterable[str]) -> pb.AgencyTurnaroundStatistics:
+    terms = parse_filter(filter_text, FILTERS)
+    dims = list(dict.fromkeys(group_by))
+    for dim in dims:
+        if dim not in GROUP_BY_FIELDS:
+            raise _bad("group_by", f"unknown dimension {dim!r}; use any of {', '.join(GROUP_BY_FIELDS)}")
+    statement = select(AGG)
+    if "agency" in terms:
+        statement = statement.where(AGG.c.agency_id == parse_name(str(terms["agency"]), "agencies/{agency}", "filter")["agency"])
+    if "kind" in terms:
+        if str(terms["kind"]) not in NoticeKind.__members__:
+            raise _bad("filter", f"unknown notice kind {terms['kind']!r}")
+        statement = statement.where(AGG.c.kind == str(terms["kind"]))
+    if "month" in terms:
+        statement = statement.where(AGG.c.month == str(terms["month"]))
+    groups: dict[tuple[str, ...], tuple[dict[str, int], int]] = {}
+    async with db.read() as conn:
+        for row in (await conn.execute(statement)).mappings():
+            key = tuple(_key_value(dim, row) for dim in dims)
+            counters, packed = groups.get(key, (dict.fromkeys(COUNTERS, 0), 0))
+            groups[key] = (
+                {name: counters[name] + row[name] for name in COUNTERS},
+                packed + decode_histograms(row["histograms"]),
+            )
+    result = pb.AgencyTurnaroundStatistics()
+    for key, (counters, packed) in sorted(groups.items()):
+        if counters["notices"] == 0:
+            continue
+        data = packed_to_bytes(packed)
+        group = result.groups.add(
+            count=counters["notices"], answered_count=counters["answered"], objected_count=counters["objected"]
+        )
+        group.key.update(dict(zip(dims, key, strict=True)))
+        _set(
+            group.time_to_acknowledge,
+            summarise_packed(counters["ack_count"], counters["ack_seconds"], counters["ack_working_seconds"], data, ACK_METRIC),
+        )
+        _set(
+            group.time_to_result,
+            summarise_packed(
+                counters["result_count"], counters["result_seconds"], counters["result_working_seconds"], data, RESULT_METRIC
+            ),
+        )
+    return result
+
+
+def _key_value(dim: str, row: Any) -> str:
+    if dim == "agency":
+        return f"agencies/{row['agency_id']}"
+    return str(row["kind"] if dim == "kind" else row["month"])
+
+
+def _set(message: pb.AgencyTurnaroundStatistics.Durations, summary: Any) -> None:
+    message.count = summary.count
+    message.mean_days = summary.mean_days
+    message.median_days = summary.median_days
+    message.p90_days = summary.p90_days
+    message.mean_working_days = summary.mean_working_days
+    message.median_working_days = summary.median_working_days
+    message.p90_working_days = summary.p90_working_days
