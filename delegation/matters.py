@@ -81,6 +81,7 @@ class Delegation:
     return_approval: ReturnApproval | None = None
     withdraw_reason: WithdrawReason | None = None
     history: tuple[Transition, ...] = ()  # every lifecycle transition, oldest first
+    case_number: str = ""  # the case's 案号 as registered (from the case replica), for events and traces
 
     @property
     def name(self) -> str:

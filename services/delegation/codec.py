@@ -71,6 +71,7 @@ def delegation_to_json(delegation: Delegation) -> Json:
         "return_approval": _approval_to_json(d.return_approval),
         "withdraw_reason": _name(d.withdraw_reason),
         "history": [_transition_to_json(t) for t in d.history],
+        "case_number": d.case_number,
     }
 
 
@@ -103,6 +104,7 @@ def delegation_from_json(data: Json) -> Delegation:
         return_approval=_approval_from_json(data["return_approval"]),
         withdraw_reason=_enum(WithdrawReason, data["withdraw_reason"]),
         history=tuple(_transition_from_json(t) for t in data["history"]),
+        case_number=data.get("case_number", ""),  # documents written before it was kept have none
     )
 
 

@@ -50,6 +50,7 @@ from services.delegation import store
 from services.delegation.messages import deadline_to_proto, delegation_to_proto, entry_to_proto
 from services.delegation.schedule import DeadlineBook, TrackedDeadline, check_extension, ordered
 from services.delegation.store import DelegationQuery, StoredDelegation, TimelineEntry
+from services.delegation.tracing import in_matter_trace, matter_attributes
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
@@ -155,12 +156,15 @@ class DelegationHandlers:
         async def write(conn: AsyncConnection) -> StoredDelegation:
             return await self._submit(conn, command, request_id)
 
-        return await create_once(self.db, self.outbox, request_id, earlier, write)
+        stored = await create_once(self.db, self.outbox, request_id, earlier, write)
+        trace.get_current_span().set_attributes(matter_attributes(stored.delegation))  # this call starts the matter's trace
+        return stored
 
     async def _submit(self, conn: AsyncConnection, command: CreateDelegation, request_id: str) -> StoredDelegation:
         # The case is looked up on the writing connection, so the check and the write commit together.
         replica = await replica_of(conn, command.case)
         delegation = self._created(command, replica["court_id"] if replica else None)
+        delegation = replace(delegation, case_number=replica["case_number"] if replica else "")
         deadlines = self.book.on_submit(delegation)
         seq = await store.insert_delegation(conn, delegation, request_id or None)
         await store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
@@ -291,7 +295,7 @@ class DelegationHandlers:
             updated, events = decide(stored.delegation, command, actor, now)
             return self._lifecycle_change(stored, updated, events)
 
-        return await self._update(name, court_id, request_id, change)
+        return await self._update(name, court_id, request_id, change, operation=_operation_of(decide))
 
     def _lifecycle_change(self, stored: StoredDelegation, updated: Delegation, events: list[LifecycleEvent]) -> Change:
         transition = updated.history[-1]
@@ -328,7 +332,9 @@ class DelegationHandlers:
 
     async def urge(self, name: str, court_id: str, note: str = "", request_id: str = "") -> StoredDelegation:
         """The requesting court urges (催办) the entrusted court, in any state that is not final."""
-        return await self._update(name, court_id, request_id, lambda stored, now: self._urge_change(stored, court_id, note, now))
+        return await self._update(
+            name, court_id, request_id, lambda stored, now: self._urge_change(stored, court_id, note, now), operation="urge"
+        )
 
     def _urge_change(self, stored: StoredDelegation, court_id: str, note: str, now: datetime) -> Change:
         d = stored.delegation
@@ -362,7 +368,7 @@ class DelegationHandlers:
         def change(stored: StoredDelegation, now: datetime) -> Change:
             return self._extension_change(stored, court_id, (step, amount, unit, reason), now)
 
-        return await self._update(name, court_id, request_id, change)
+        return await self._update(name, court_id, request_id, change, operation="extend_deadline")
 
     def _extension_change(
         self, stored: StoredDelegation, court_id: str, arguments: tuple[str, int, str, str], now: datetime
@@ -398,20 +404,24 @@ class DelegationHandlers:
 
     # --- the write path --------------------------------------------------------------------------
 
-    async def _update(self, name: str, court_id: str, request_id: str, make_change: MakeChange) -> StoredDelegation:
+    async def _update(
+        self, name: str, court_id: str, request_id: str, make_change: MakeChange, *, operation: str
+    ) -> StoredDelegation:
         check_request_id(request_id)
         stored = await self._load_for(name, court_id)
         key = f"{court_id}:{request_id}" if request_id else ""
         if key and key in stored.applied_requests:
             return stored  # a retry of an applied request
-        change = make_change(stored, self.clock())
-        try:
-            return await self._commit(stored, change, key)
-        except Aborted:
-            # Two copies of one request raced: the loser answers like a later retry would.
-            if key and key in (again := await self._load_for(name, court_id)).applied_requests:
-                return again
-            raise
+        # The write, its timeline entry (trace id) and its outbox rows join the matter's trace.
+        with in_matter_trace(operation, stored.delegation, stored.traceparent):
+            change = make_change(stored, self.clock())
+            try:
+                return await self._commit(stored, change, key)
+            except Aborted:
+                # Two copies of one request raced: the loser answers like a later retry would.
+                if key and key in (again := await self._load_for(name, court_id)).applied_requests:
+                    return again
+                raise
 
     async def _load_for(self, name: str, court_id: str) -> StoredDelegation:
         async with self.db.read() as conn:
@@ -439,7 +449,15 @@ class DelegationHandlers:
             await store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
             await self.outbox.add(conn, change.events)
         self.outbox.notify()
-        return StoredDelegation(stored.seq, change.delegation, change.deadlines, change.urge_count, stored.escalated_at, applied)
+        return StoredDelegation(
+            stored.seq, change.delegation, change.deadlines, change.urge_count, stored.escalated_at, applied, stored.traceparent
+        )
+
+
+def _operation_of(decide: Decide) -> str:
+    """`acknowledge`, `complete`, …: the name of a delegation.lifecycle custom method (or a partial of one)."""
+    function = decide.func if isinstance(decide, functools.partial) else decide
+    return getattr(function, "__name__", "transition")
 
 
 def _submit_entry(delegation: Delegation) -> TimelineEntry:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from rogatory.delegation.v1 import delegation_pb2, delegation_pb2_grpc
 
 from registry.courts import CourtCatalog
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
+from services.delegation import tracing
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.scanner import DeadlineScanner
 from services.delegation.servicer import DelegationServicer
@@ -13,13 +17,18 @@ from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
 from services.delegation.turnaround import SUBJECTS as TURNAROUND_SUBJECTS
 from services.delegation.turnaround import TurnaroundProjection
 from services.plumbing.host import ServiceHost, run_service
+from services.plumbing.telemetry import add_event_attributes
 
 SERVICE = delegation_pb2.DESCRIPTOR.services_by_name["DelegationService"]
 CASE_REPLICA_CONSUMER = "delegation-case-replica"
 
 
-async def wire(host: ServiceHost) -> None:
+async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None) -> None:
+    """`clock` is for tests that move time (the scanner acts days later); services use the wall clock."""
     handlers = DelegationHandlers(host.db, host.outbox, CourtCatalog.default())
+    if clock is not None:
+        handlers.clock = clock
+    add_event_attributes(tracing.event_attributes)  # relay and consumer spans name the matter
     servicer = DelegationServicer(handlers)
     host.add_servicer(SERVICE, servicer, delegation_pb2_grpc.add_DelegationServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)

@@ -93,6 +93,7 @@ def delegation_to_proto(
         requesting_court=f"courts/{d.requesting_court_id}",
         deadlines=[deadline_to_proto(x) for x in ordered(deadlines)],
         urge_count=urge_count,
+        case_number=d.case_number,
     )
     _set_details(message, d.details)
     _set_times(message, d, escalated_at)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,11 +43,12 @@ from services.delegation.handlers import (
 from services.delegation.messages import deadline_to_proto, delegation_to_proto
 from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
 from services.delegation.store import DEADLINES, DELEGATIONS, StoredDelegation, TimelineEntry
+from services.delegation.tracing import in_matter_trace
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
 from services.plumbing.outbox import Outbox
-from services.plumbing.telemetry import context_from_headers, tracer
+from services.plumbing.telemetry import tracer
 from services.plumbing.times import utc
 
 log = logging.getLogger(__name__)
@@ -139,20 +140,13 @@ class DeadlineScanner:
         name = row["delegation_name"]
         async with self.handlers.db.read() as conn:
             stored = await store.delegation_by_name(conn, name)
-            traceparent = (await conn.execute(select(DELEGATIONS.c.traceparent).where(DELEGATIONS.c.name == name))).scalar()
         if stored is None:
             raise DeadlineMoved("delegation gone")
-        d = stored.delegation
-        attributes = {
-            "rogatory.delegation": name,
-            "rogatory.deadline.step": row["step"],
-            "rogatory.scan.actions": ",".join(actions),
-            "rogatory.court.requesting": d.requesting_court_id,
-            "rogatory.court.entrusted": d.entrusted_court_id,
-            "rogatory.case": d.case_name,
-        }
-        parent = context_from_headers({"traceparent": traceparent or ""})
-        with _tracer.start_as_current_span("scan deadline", context=parent, kind=SpanKind.INTERNAL, attributes=attributes):
+        # Days later, still the matter's trace: the scanner's writes continue the stored context.
+        with in_matter_trace("scan_deadline", stored.delegation, stored.traceparent):
+            trace.get_current_span().set_attributes(
+                {"rogatory.deadline.step": row["step"], "rogatory.scan.actions": ",".join(actions)}
+            )
             if ScanAction.DEEM_WITHDRAWN in actions:
                 await self._deem_withdrawn(stored, row, watch, now)
             else:

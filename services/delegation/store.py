@@ -47,6 +47,8 @@ class StoredDelegation:
     urge_count: int = 0
     escalated_at: datetime | None = None
     applied_requests: tuple[str, ...] = field(default=(), repr=False)
+    #: W3C context of the call that created the matter: later writes continue its trace.
+    traceparent: str = field(default="", repr=False)
 
     def deadline(self, step: Step) -> TrackedDeadline | None:
         return next((d for d in self.deadlines if d.step is step), None)
@@ -290,6 +292,7 @@ def _stored(row: Any, deadlines: tuple[TrackedDeadline, ...]) -> StoredDelegatio
         urge_count=row["urge_count"],
         escalated_at=utc(row["escalated_at"]) if row["escalated_at"] else None,
         applied_requests=tuple(data.get("applied_requests", ())),
+        traceparent=row.get("traceparent") or "",
     )
 
 

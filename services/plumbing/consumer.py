@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent, parse_time
 from services.plumbing.tables import InboxEntry
-from services.plumbing.telemetry import context_from_headers, tracer
+from services.plumbing.telemetry import context_from_headers, event_span_attributes, tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -130,12 +130,16 @@ class EventConsumer:
             attributes={
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
                 "messaging.destination.name": msg.subject,
+                "messaging.destination.subscription.name": self.durable,
                 "messaging.consumer.group.name": self.durable,
                 "messaging.message.id": event.event_id,
                 "rogatory.event.type": event.event_type,
             },
-        ):
+        ) as span:
+            if span.is_recording():
+                span.set_attributes(event_span_attributes(event.event_type, msg.data))
             try:
                 await self.apply_once(event)
             except Exception:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.plumbing.db import Database
 from services.plumbing.events import envelope_headers
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.telemetry import context_from_headers, current_trace_headers, tracer
+from services.plumbing.telemetry import context_from_headers, current_trace_headers, event_span_attributes, tracer
 from services.plumbing.times import utc
 
 log = logging.getLogger(__name__)
@@ -152,10 +152,13 @@ class OutboxRelay:
             attributes={
                 "messaging.system": "nats",
                 "messaging.operation.type": "send",
+                "messaging.operation.name": "publish",
                 "messaging.destination.name": row["subject"],
                 "messaging.message.id": row["event_id"],
                 "rogatory.event.type": row["event_type"],
             },
-        ):
+        ) as span:
+            if span.is_recording():  # parsing the payload is for the trace alone
+                span.set_attributes(event_span_attributes(row["event_type"], row["payload"]))
             headers.update(current_trace_headers())  # consumers become children of this send span
             return await self.js.publish_async(row["subject"], row["payload"], headers=headers)

@@ -102,7 +102,9 @@ async def test_receivable_freeze_executed_the_same_day(stack: Stack, subscriber:
     assert {d.status for d in completed.deadlines} == {dg.Deadline.MET}
     assert [e.action for e in timeline.entries] == ["SUBMIT", "ACKNOWLEDGE", "START", "COMPLETE"]
     assert all(re.fullmatch("[0-9a-f]{32}", e.trace_id) and int(e.trace_id, 16) for e in timeline.entries)
-    assert timeline.entries[-1].trace_id == TRACE_ID  # the caller's trace continues into the record
+    # One matter, one trace: every step is recorded in the trace its creation started; the
+    # caller's own trace (TRACE_ID) links to it (tests/integration/test_matter_trace.py).
+    assert {e.trace_id for e in timeline.entries} == {timeline.entries[0].trace_id} != {TRACE_ID}
     assert timeline.entries[-1].actor_court == "courts/ha0122" and timeline.entries[-1].officer == "李法官"
 
     js = subscriber.jetstream()

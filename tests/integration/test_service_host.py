@@ -8,8 +8,6 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -31,11 +29,7 @@ EXPORTER = InMemorySpanExporter()
 @pytest.fixture(scope="module", autouse=True)
 def in_memory_tracing() -> None:
     """Installs the SDK once for this process with an in-memory exporter (tests only)."""
-    if not telemetry._configured:
-        telemetry.configure_telemetry("test", extra_processors=[SimpleSpanProcessor(EXPORTER)])
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+    telemetry.add_span_processor(SimpleSpanProcessor(EXPORTER))
 
 
 def settings(tmp_path: Path, nats_url: str) -> Settings:

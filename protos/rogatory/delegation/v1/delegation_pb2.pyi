@@ -214,6 +214,7 @@ class Delegation(_message.Message):
     URGE_COUNT_FIELD_NUMBER: _builtins.int
     ESCALATE_TIME_FIELD_NUMBER: _builtins.int
     PROPERTY_DIVISION_CODE_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `courts/{court}/delegations/{delegation}`; `{court}` is the
     requesting court.
@@ -243,6 +244,10 @@ class Delegation(_message.Message):
     property_division_code: _builtins.str
     """GB/T 2260 code (6 digits) of where the property or the debtor is. With no
     `entrusted_court`, the matter is routed to the basic court of that division.
+    """
+    case_number: _builtins.str
+    """The case number (案号) of `case`, as registered; carried so that events, traces and
+    reports name the case without a registry look-up.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -364,10 +369,11 @@ class Delegation(_message.Message):
         urge_count: _builtins.int = ...,
         escalate_time: _timestamp_pb2.Timestamp | None = ...,
         property_division_code: _builtins.str = ...,
+        case_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "complete_time", b"complete_time", "completion", b"completion", "control_measures", b"control_measures", "create_time", b"create_time", "deposits", b"deposits", "details", b"details", "entrusted_officer", b"entrusted_officer", "equity", b"equity", "escalate_time", b"escalate_time", "other", b"other", "property_investigation", b"property_investigation", "registered_property", b"registered_property", "requesting_officer", b"requesting_officer", "return_time", b"return_time", "service_of_documents", b"service_of_documents", "start_time", b"start_time", "supplement_request", b"supplement_request", "update_time", b"update_time", "withdraw_time", b"withdraw_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "attachments", b"attachments", "case", b"case", "complete_time", b"complete_time", "completion", b"completion", "control_measures", b"control_measures", "create_time", b"create_time", "deadlines", b"deadlines", "deposits", b"deposits", "description", b"description", "details", b"details", "entrusted_court", b"entrusted_court", "entrusted_officer", b"entrusted_officer", "equity", b"equity", "escalate_time", b"escalate_time", "etag", b"etag", "matter_kind", b"matter_kind", "name", b"name", "other", b"other", "property_division_code", b"property_division_code", "property_investigation", b"property_investigation", "registered_property", b"registered_property", "requesting_court", b"requesting_court", "requesting_officer", b"requesting_officer", "return_reason", b"return_reason", "return_time", b"return_time", "service_of_documents", b"service_of_documents", "start_time", b"start_time", "state", b"state", "supplement_request", b"supplement_request", "update_time", b"update_time", "urge_count", b"urge_count", "withdraw_reason", b"withdraw_reason", "withdraw_time", b"withdraw_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "attachments", b"attachments", "case", b"case", "case_number", b"case_number", "complete_time", b"complete_time", "completion", b"completion", "control_measures", b"control_measures", "create_time", b"create_time", "deadlines", b"deadlines", "deposits", b"deposits", "description", b"description", "details", b"details", "entrusted_court", b"entrusted_court", "entrusted_officer", b"entrusted_officer", "equity", b"equity", "escalate_time", b"escalate_time", "etag", b"etag", "matter_kind", b"matter_kind", "name", b"name", "other", b"other", "property_division_code", b"property_division_code", "property_investigation", b"property_investigation", "registered_property", b"registered_property", "requesting_court", b"requesting_court", "requesting_officer", b"requesting_officer", "return_reason", b"return_reason", "return_time", b"return_time", "service_of_documents", b"service_of_documents", "start_time", b"start_time", "state", b"state", "supplement_request", b"supplement_request", "update_time", b"update_time", "urge_count", b"urge_count", "withdraw_reason", b"withdraw_reason", "withdraw_time", b"withdraw_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_details: _TypeAlias = _typing.Literal["deposits", "equity", "registered_property", "property_investigation", "service_of_documents", "control_measures", "other"]  # noqa: Y015
     _WhichOneofArgType_details: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015

@@ -1,0 +1,110 @@
+"""One delegated matter, one trace.
+
+The call that creates a matter starts its trace; the trace context is stored with the
+matter's row. Every later write — a lifecycle transition, an urge, an extension, a scanner
+action days later — runs in a span that continues that stored context and links to the
+call that caused it, so the outbox rows it writes, the relay's send spans and every
+consumer's process spans all land in the matter's trace. Every such span carries the
+matter, its case number and both courts (`matter_attributes`), so an admin can find the
+trace from a matter name or a case number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from google.protobuf.message import Message
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+from rogatory.delegation.v1 import delegation_pb2 as pb
+from rogatory.events.v1 import events_pb2
+
+from delegation.matters import Delegation
+from services.plumbing.telemetry import context_from_headers, tracer
+
+_tracer = tracer(__name__)
+
+MATTER_NAME = "rogatory.delegation.name"
+MATTER_ID = "rogatory.delegation.id"
+MATTER_KIND = "rogatory.delegation.matter_kind"
+CASE_NAME = "rogatory.case.name"
+CASE_NUMBER = "rogatory.case.number"
+REQUESTING_COURT = "rogatory.court.requesting"
+ENTRUSTED_COURT = "rogatory.court.entrusted"
+
+#: Payload type of each delegation event verb; every one has the matter in field `delegation`.
+_PAYLOADS: dict[str, type[Message]] = {
+    "submitted": events_pb2.DelegationSubmitted,
+    "urged": events_pb2.DelegationUrged,
+    "due-soon": events_pb2.DelegationDeadlineReached,
+    "overdue": events_pb2.DelegationDeadlineReached,
+    "escalated": events_pb2.DelegationEscalated,
+    "deadline-extended": events_pb2.DelegationDeadlineExtended,
+}
+_EVENT_PREFIXES = ("rogatory.delegation.", "rogatory.supervision.")
+
+
+def matter_attributes(delegation: Delegation) -> dict[str, str]:
+    return {
+        MATTER_NAME: delegation.name,
+        MATTER_ID: delegation.id,
+        MATTER_KIND: str(delegation.matter_kind),
+        CASE_NAME: delegation.case_name,
+        CASE_NUMBER: delegation.case_number,
+        REQUESTING_COURT: delegation.requesting_court_id,
+        ENTRUSTED_COURT: delegation.entrusted_court_id,
+    }
+
+
+def message_attributes(message: pb.Delegation) -> dict[str, str]:
+    """The same attributes, from the matter as an event carries it."""
+    parts = message.name.split("/")  # courts/{requesting}/delegations/{id}
+    return {
+        MATTER_NAME: message.name,
+        MATTER_ID: parts[-1],
+        MATTER_KIND: pb.Delegation.MatterKind.Name(message.matter_kind),
+        CASE_NAME: message.case,
+        CASE_NUMBER: message.case_number,
+        REQUESTING_COURT: parts[1] if len(parts) > 1 else "",
+        ENTRUSTED_COURT: message.entrusted_court.removeprefix("courts/"),
+    }
+
+
+def event_attributes(event_type: str, payload: bytes) -> dict[str, Any]:
+    """For the relay's and consumers' spans (services.plumbing.telemetry.add_event_attributes)."""
+    if not event_type.startswith(_EVENT_PREFIXES):
+        return {}
+    verb = event_type.split(".")[2]  # rogatory.delegation.{verb}.v1
+    message = _PAYLOADS.get(verb, events_pb2.DelegationTransitioned).FromString(payload)
+    return message_attributes(message.delegation)  # type: ignore[attr-defined]
+
+
+def trace_id_of(traceparent: str) -> str:
+    """The 32-hex trace id of a W3C traceparent; "" when there is none."""
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) == 4 else ""
+
+
+@contextmanager
+def in_matter_trace(
+    operation: str, delegation: Delegation, traceparent: str, kind: SpanKind = SpanKind.INTERNAL
+) -> Iterator[None]:
+    """Runs a write on `delegation` in a span of the matter's trace, linked to the caller's span.
+
+    The caller's span (e.g. the RPC's server span) gets the matter's attributes too, so it can
+    be found from the matter. Without a stored context (a row written before contexts were
+    kept) the span is simply a child of the caller's.
+    """
+    attributes = matter_attributes(delegation)
+    caller = trace.get_current_span()
+    caller.set_attributes(attributes)
+    links = [Link(caller.get_span_context())] if caller.get_span_context().is_valid else []
+    parent = context_from_headers({"traceparent": traceparent}) if traceparent else None
+    with _tracer.start_as_current_span(
+        f"delegation.{operation}", context=parent, kind=kind, links=links, attributes=attributes
+    ) as span:
+        if span.get_span_context().trace_id != caller.get_span_context().trace_id:
+            caller.add_link(span.get_span_context())  # and back: from the call's trace to the matter's
+        yield

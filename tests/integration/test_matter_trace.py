@@ -1,0 +1,174 @@
+"""One delegated matter, one trace (issue 5): the three services in this process, one in-memory
+span exporter, a matter driven through its whole life over gRPC — created, left late so the
+deadline scanner marks it overdue, urges and escalates it days later, then acknowledged,
+started, returned for supplement, supplemented and completed. Every span about the matter
+must be in the matter's trace or link to it, carry the matter, case number and courts, and
+the NATS spans must follow the OpenTelemetry messaging conventions."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from rogatory.delegation.v1 import delegation_pb2 as dg
+from rogatory.delegation.v1 import delegation_pb2_grpc
+from rogatory.registry.v1 import registry_pb2_grpc
+
+from services.assistance.main import wire as wire_assistance
+from services.delegation import tracing
+from services.delegation.main import wire as wire_delegation
+from services.delegation.scanner import DeadlineScanner
+from services.demo import delegate_freeze, seed_case_request, until_case_replicated
+from services.plumbing import telemetry
+from services.plumbing.auth import dev_credentials
+from services.plumbing.config import Settings
+from services.plumbing.host import ServiceHost
+from services.plumbing.nats_server import EmbeddedNatsServer
+from services.registry.main import wire as wire_registry
+from tests.conftest import wait_for
+
+EXPORTER = InMemorySpanExporter()
+REQUESTING = dev_credentials("court", "gd0112")
+ENTRUSTED = dev_credentials("court", "ha0122")
+OFFICER = dg.Officer(display_name="李法官", phone="0371-62171234")
+RECEIPT = dg.Attachment(kind=dg.Attachment.ASSISTANCE_RECEIPT, name="协助冻结回执.pdf", size_bytes=4096, sha256="ef" * 32)
+RULING = dg.Attachment(kind=dg.Attachment.RULING, name="执行裁定书.pdf", size_bytes=2048, sha256="ab" * 32)
+MATTER_KEYS = (
+    tracing.MATTER_NAME,
+    tracing.MATTER_ID,
+    tracing.CASE_NAME,
+    tracing.CASE_NUMBER,
+    tracing.REQUESTING_COURT,
+    tracing.ENTRUSTED_COURT,
+)
+
+
+class Clock:
+    """Moved by the test: the scanner acts 'days later' without anyone sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_memory_tracing() -> None:
+    telemetry.add_span_processor(SimpleSpanProcessor(EXPORTER))
+
+
+@pytest.fixture
+async def hosts(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[tuple[dict[str, ServiceHost], Clock]]:
+    clock = Clock()
+    settings = Settings(  # type: ignore[call-arg]
+        NATS_URL=nats_server.url,
+        ROGATORY_DATA_DIR=tmp_path,
+        REGISTRY_ADDR="127.0.0.1:0",
+        DELEGATION_ADDR="127.0.0.1:0",
+        ASSISTANCE_ADDR="127.0.0.1:0",
+        ROGATORY_SHUTDOWN_GRACE=2,
+        ROGATORY_SCAN_INTERVAL=3600,  # one pass at start; the test runs the others on its clock
+    )
+    wires = {
+        "registry": wire_registry,
+        "delegation": functools.partial(wire_delegation, clock=clock),
+        "assistance": wire_assistance,
+    }
+    started: dict[str, ServiceHost] = {}
+    try:
+        for service, wire in wires.items():
+            host = ServiceHost(service, settings)
+            started[service] = host
+            await host.start(wire)
+        yield started, clock
+    finally:
+        for host in reversed(list(started.values())):
+            await host.stop()
+
+
+async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock) -> str:
+    """The matter's whole life; returns its name."""
+    async with grpc.aio.insecure_channel(hosts["registry"].address) as channel:
+        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(seed_case_request(424242))
+    scanner = next(w for w in hosts["delegation"].workers if isinstance(w, DeadlineScanner))
+    async with grpc.aio.insecure_channel(hosts["delegation"].address) as channel:
+        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+        created = await until_case_replicated(lambda: delegate_freeze(channel, case.name))
+        name = created.name
+        clock.now += timedelta(days=10)  # the acknowledge deadline (7 days) has passed
+        assert (await scanner.scan_once()).actions
+        clock.now += timedelta(days=30)  # long overdue: escalated to the superior court
+        assert (await scanner.scan_once()).actions
+        await stub.AcknowledgeDelegation(dg.AcknowledgeDelegationRequest(name=name, officer=OFFICER), metadata=ENTRUSTED)
+        await stub.StartDelegation(dg.StartDelegationRequest(name=name), metadata=ENTRUSTED)
+        missing = dg.SupplementRequest(reason=dg.SupplementRequest.MISSING_RULING, missing_items=["执行裁定书"])
+        await stub.ReturnDelegationForSupplement(
+            dg.ReturnDelegationForSupplementRequest(name=name, supplement_request=missing), metadata=ENTRUSTED
+        )
+        await stub.SupplementDelegation(dg.SupplementDelegationRequest(name=name, attachments=[RULING]), metadata=REQUESTING)
+        completion = dg.Completion(outcome=dg.Completion.EXECUTED, amount_fen=700_000_000, result_documents=[RECEIPT])
+        await stub.CompleteDelegation(dg.CompleteDelegationRequest(name=name, completion=completion), metadata=ENTRUSTED)
+    return name
+
+
+def about(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if (s.attributes or {}).get(tracing.MATTER_NAME) == name]
+
+
+async def test_a_matter_is_one_trace_across_services_and_days(hosts: tuple[dict[str, ServiceHost], Clock]) -> None:
+    services, clock = hosts
+    EXPORTER.clear()
+    name = await drive_a_late_matter(services, clock)
+
+    def consumed(verb: str) -> bool:
+        return any(
+            s.kind == SpanKind.CONSUMER and (s.attributes or {}).get("rogatory.event.type") == f"rogatory.delegation.{verb}.v1"
+            for s in about(list(EXPORTER.get_finished_spans()), name)
+        )
+
+    await wait_for(lambda: consumed("completed"), timeout=20)  # the turnaround projection saw the last step
+    spans = about(list(EXPORTER.get_finished_spans()), name)
+
+    creation = next(s for s in spans if s.kind == SpanKind.SERVER and s.name.endswith("/CreateDelegation"))
+    matter_trace = creation.context.trace_id
+    in_trace = {s.context.span_id for s in spans if s.context.trace_id == matter_trace}
+    for span in spans:  # same trace, or linked to a span of it
+        linked = any(link.context.trace_id == matter_trace for link in span.links)
+        assert span.context.trace_id == matter_trace or linked, f"{span.name} is outside the matter's trace"
+        attributes = span.attributes or {}
+        assert all(attributes.get(key) for key in MATTER_KEYS), f"{span.name} lacks {MATTER_KEYS}: {attributes}"
+        assert attributes[tracing.CASE_NUMBER] == "（2020）粤0112执424242号"
+        assert (attributes[tracing.REQUESTING_COURT], attributes[tracing.ENTRUSTED_COURT]) == ("gd0112", "ha0122")
+
+    names = {s.name for s in spans if s.context.trace_id == matter_trace}
+    for operation in ("acknowledge", "start", "return_for_supplement", "supplement", "complete", "scan_deadline"):
+        assert f"delegation.{operation}" in names, f"no delegation.{operation} span in the matter's trace"
+    methods = ("AcknowledgeDelegation", "StartDelegation", "ReturnDelegationForSupplement", "SupplementDelegation")
+    for method in (*methods, "CompleteDelegation"):  # each call's own trace links to the matter's
+        server = [s for s in spans if s.kind == SpanKind.SERVER and s.name.endswith(f"/{method}")]
+        assert len(server) == 1 and any(link.context.trace_id == matter_trace for link in server[0].links), method
+
+    sends = [s for s in spans if s.kind == SpanKind.PRODUCER]
+    processes = [s for s in spans if s.kind == SpanKind.CONSUMER]
+    verbs = {s.attributes["messaging.destination.name"].rsplit(".", 1)[1] for s in sends}  # type: ignore[index, union-attr]
+    expected = {"submitted", "overdue", "urged", "escalated", "acknowledged", "started", "returned-for-supplement"}
+    assert expected | {"supplemented", "completed"} <= verbs
+    for span in sends + processes:  # OpenTelemetry messaging conventions
+        attributes = span.attributes or {}
+        destination = attributes["messaging.destination.name"]
+        assert attributes["messaging.system"] == "nats" and attributes["messaging.message.id"]
+        operation = "send" if span.kind == SpanKind.PRODUCER else "process"
+        assert attributes["messaging.operation.type"] == operation and span.name == f"{operation} {destination}"
+        assert span.context.trace_id == matter_trace
+    for process in processes:  # each consumer continues the producer span of its message
+        assert process.parent is not None and process.parent.span_id in in_trace
+    assert {s.attributes.get("messaging.consumer.group.name") for s in processes} >= {"delegation-turnaround"}  # type: ignore[union-attr]
