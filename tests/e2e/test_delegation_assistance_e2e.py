@@ -22,6 +22,7 @@ from services.demo import delegate_freeze, freeze_request, until_case_replicated
 from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from tests.conftest import wait_for
 from tests.e2e.test_registry_e2e import create_request, details
 
 
@@ -164,3 +165,26 @@ async def test_the_bank_receives_freezes_and_the_court_sees_the_seizure(
 def _about(event, notice_name: str) -> bool:  # type: ignore[no-untyped-def]
     message = events_pb2.AssistanceNoticeSent if event.subject.endswith(".sent") else events_pb2.AssistanceNoticeTransitioned
     return event.parse(message).assistance_notice.name == notice_name
+
+
+async def test_agency_turnaround_counts_the_banks_answer(stack: Stack, sequence_numbers: Iterator[int]) -> None:
+    case_name = await register_case(stack, 500_000 + next(sequence_numbers))
+    async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
+        stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+        request = asst.GetAgencyTurnaroundStatisticsRequest(filter='agency = "agencies/bank-ccb"', group_by=["kind"])
+        before = await stub.GetAgencyTurnaroundStatistics(request, metadata=COURT)
+        answered_before = sum(g.answered_count for g in before.groups)
+        notice = await until_case_replicated(
+            lambda: stub.CreateAssistanceNotice(notice_freeze_request("gd0112", case_name, DEBTOR, "bank-ccb"), metadata=COURT)
+        )
+        result = asst.NoticeResult(kind=asst.NoticeResult.NOT_FOUND)
+        await stub.ReplyAssistanceNotice(asst.ReplyAssistanceNoticeRequest(name=notice.name, result=result), metadata=CCB)
+
+        async def counted() -> bool:
+            answer = await stub.GetAgencyTurnaroundStatistics(request, metadata=COURT)
+            return sum(g.answered_count for g in answer.groups) == answered_before + 1
+
+        await wait_for(counted)
+        answer = await stub.GetAgencyTurnaroundStatistics(request, metadata=COURT)
+    assert [g.key["kind"] for g in answer.groups] == ["FREEZE_DEPOSITS"]
+    assert answer.groups[0].time_to_result.count >= 1
