@@ -1170,6 +1170,7 @@ class CreateDelegationRequest(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     DELEGATION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    HANDED_OVER_SEIZURES_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """The requesting court, `courts/{court}`."""
     request_id: _builtins.str
@@ -1178,16 +1179,25 @@ class CreateDelegationRequest(_message.Message):
     def delegation(self) -> Global___Delegation:
         """The delegation to create."""
 
+    @_builtins.property
+    def handed_over_seizures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Seizures handed over with the matter, `courts/{court}/seizures/{seizure}` (from the
+        assistance service). Each must be the requesting court's, in effect, and have at least
+        one month of its term left (委托执行规定 art. 6), else FAILED_PRECONDITION
+        SEIZURE_TERM_TOO_SHORT (renew it first) or SEIZURE_NOT_ACTIVE.
+        """
+
     def __init__(
         self,
         *,
         parent: _builtins.str = ...,
         delegation: Global___Delegation | None = ...,
         request_id: _builtins.str = ...,
+        handed_over_seizures: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "handed_over_seizures", b"handed_over_seizures", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
