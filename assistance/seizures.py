@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from delegation.calendar import CHINA_TZ
 from delegation.deadlines import add_months
+from delegation.lifecycle import seizure_term_long_enough
 from registry.errors import FailedPrecondition
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ TERM_YEARS: dict[AssetClass, int] = {
     AssetClass.REAL_ESTATE: 3,
     AssetClass.RIGHTS: 3,
 }
-#: 委托执行规定 art. 6: hand over seized property only with at least this many months left.
-HANDOVER_MINIMUM_MONTHS = 1
 #: Default lead time of the expiry reminder; configurable per service.
 DEFAULT_REMINDER_LEAD = timedelta(days=30)
 
@@ -75,9 +74,9 @@ def _end_of_day(day: date) -> datetime:
 
 
 def has_at_least_a_month_left(expires_at: datetime, now: datetime) -> bool:
-    """Whether the term still runs a full calendar month after `now` (China time)."""
-    today = now.astimezone(CHINA_TZ).date()
-    return expires_at >= _end_of_day(add_months(today, HANDOVER_MINIMUM_MONTHS))
+    """Whether the term still runs a full calendar month after `now` (China time); the rule
+    the delegation service applies when seized property is handed over."""
+    return seizure_term_long_enough(expires_at, now)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NoReturn
 
+from delegation.calendar import CHINA_TZ
+from delegation.deadlines import add_months
 from delegation.details import (
     MAX_TEXT_LENGTH,
     Attachment,
@@ -640,3 +642,62 @@ def _apply(
         **changes,
     )
     return updated, [EVENT_TYPES[action](updated, transition)]
+
+
+# --- seizures handed over with a matter (委托执行规定 art. 6) ---------------------------------------
+
+#: Seized property is handed over only with at least this many months of its term left.
+HANDOVER_MINIMUM_MONTHS = 1
+
+
+@dataclass(frozen=True)
+class HandedOverSeizure:
+    """What the delegation service knows of a seizure, from the assistance service's events."""
+
+    name: str  # courts/{court}/seizures/{seizure}
+    court_id: str
+    active: bool
+    expires_at: datetime
+
+
+def seizure_term_long_enough(expires_at: datetime, now: datetime) -> bool:
+    """Whether the term still runs a full calendar month after `now` (China time): the term's
+    last instant is no earlier than the end of the same day one month later."""
+    today = now.astimezone(CHINA_TZ).date()
+    last_day = add_months(today, HANDOVER_MINIMUM_MONTHS)
+    return expires_at.astimezone(CHINA_TZ).date() >= last_day
+
+
+def check_handed_over_seizures(
+    names: tuple[str, ...], known: dict[str, HandedOverSeizure], requesting_court_id: str, now: datetime
+) -> None:
+    """Each named seizure is the requesting court's, in effect, with a month of its term left.
+
+    InvalidArgument for malformed or repeated names; FailedPrecondition SEIZURE_NOT_FOUND (not
+    the court's, or not replicated yet: retry shortly), SEIZURE_NOT_ACTIVE, or
+    SEIZURE_TERM_TOO_SHORT (renew it first, then delegate).
+    """
+    violations = Violations()
+    for i, name in enumerate(names):
+        parts = name.split("/")
+        if len(parts) != 4 or parts[0] != "courts" or parts[2] != "seizures" or not parts[1] or not parts[3]:
+            violations.add(f"handed_over_seizures[{i}]", "must be courts/{court}/seizures/{seizure}", "RESOURCE_NAME")
+        elif name in names[:i]:
+            violations.add(f"handed_over_seizures[{i}]", "named twice", "DUPLICATE")
+    violations.raise_if_any()
+    for name in names:
+        seizure = known.get(name)
+        if seizure is None or seizure.court_id != requesting_court_id:
+            raise FailedPrecondition(
+                f"{name} is not a seizure of courts/{requesting_court_id} known here (yet); retry shortly",
+                reason="SEIZURE_NOT_FOUND",
+                metadata={"seizure": name},
+            )
+        if not seizure.active:
+            raise FailedPrecondition(f"{name} is no longer in effect", reason="SEIZURE_NOT_ACTIVE", metadata={"seizure": name})
+        if not seizure_term_long_enough(seizure.expires_at, now):
+            raise FailedPrecondition(
+                f"{name} ends {seizure.expires_at.isoformat()}, less than {HANDOVER_MINIMUM_MONTHS} month from now: renew it before delegating",
+                reason="SEIZURE_TERM_TOO_SHORT",
+                metadata={"seizure": name, "expire_time": seizure.expires_at.isoformat()},
+            )

@@ -9,9 +9,12 @@ from rogatory.delegation.v1 import delegation_pb2, delegation_pb2_grpc
 
 from registry.courts import CourtCatalog
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
+from services.delegation import metrics as delegation_metrics
 from services.delegation import tracing
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.scanner import DeadlineScanner
+from services.delegation.seizure_replica import CONSUMER as SEIZURE_REPLICA_CONSUMER
+from services.delegation.seizure_replica import SEIZURE_EVENTS, apply_seizure_changed
 from services.delegation.servicer import DelegationServicer
 from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
 from services.delegation.turnaround import SUBJECTS as TURNAROUND_SUBJECTS
@@ -32,8 +35,9 @@ async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None
     servicer = DelegationServicer(handlers)
     host.add_servicer(SERVICE, servicer, delegation_pb2_grpc.add_DelegationServiceServicer_to_server)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
+    host.add_consumer(SEIZURE_REPLICA_CONSUMER, [SEIZURE_EVENTS], apply_seizure_changed)
     turnaround = TurnaroundProjection(handlers.courts, handlers.calendar)
-    host.add_consumer(TURNAROUND_CONSUMER, [TURNAROUND_SUBJECTS], turnaround.apply)
+    host.add_consumer(TURNAROUND_CONSUMER, [TURNAROUND_SUBJECTS], delegation_metrics.measured(turnaround.apply))
     if host.settings.scan_interval > 0:
         host.workers.append(DeadlineScanner(handlers, interval=host.settings.scan_interval))
 

@@ -39,7 +39,9 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         court_id = calling_court()
         parse_name(request.parent, "courts/{court}", "parent")
         with m.proto_paths(m.create_paths(request)):
-            stored = await self.handlers.create_delegation(m.create_command(request), court_id, request.request_id)
+            stored = await self.handlers.create_delegation(
+                m.create_command(request), court_id, request.request_id, tuple(request.handed_over_seizures)
+            )
         return m.stored_to_proto(stored)
 
     async def GetDelegation(self, request: pb.GetDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
