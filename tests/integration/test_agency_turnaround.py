@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - the fixtures imported from test_notice_lifecycle_store are used as parameters
+# ruff: noqa: F401, F811 - fixtures imported from test_notice_lifecycle_store are used as parameters
 """The agency turnaround read model, fed with the events the notice handlers wrote, on real
 SQLite and PostgreSQL: figures per agency, kind and month; any event order; repeats."""
 
