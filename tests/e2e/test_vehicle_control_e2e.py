@@ -195,3 +195,50 @@ async def test_missed_target_flagged_then_case_closed(
 
 def _name(event: object) -> str:
     return vehicle_events_pb2.VehicleControlCreated.FromString(event.data).vehicle_control.name  # type: ignore[attr-defined]
+
+
+async def test_simulated_county_unit_seizes_on_sight_and_only_the_owning_court_closes(
+    vehicle_stack: tuple[Stack, Path], nc: NATS, numbers: Iterator[int]
+) -> None:
+    stack, clock = vehicle_stack
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    at(clock, MONDAY)
+    pingyang = TrafficPoliceSimulator(stack.nats_url, stack.address("assistance"), ["tp-330326"], auto_find=["浙C·99999"])
+    await pingyang.start()
+    try:
+        async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
+            registry = registry_pb2_grpc.RegistryServiceStub(channel)
+            case = await registry.CreateCase(create_request(next(numbers)))
+            async with grpc.aio.insecure_channel(stack.address("assistance")) as assistance:
+                stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(assistance)
+                vehicle = pb.ControlledVehicle(plate="浙C99999")
+                request = pb.CreateVehicleControlRequest(
+                    parent="courts/zj0326", vehicle_control=pb.VehicleControl(case=case.name, debtor="张三", vehicle=vehicle)
+                )
+                control = await until_case_replicated(lambda: stub.CreateVehicleControl(request, metadata=COURT))
+
+                async def court_told() -> bool:
+                    events = await read_events(
+                        nc.jetstream(), "ROGATORY", "rogatory.v1.vehicle.zj0326.seized", since=since, timeout=0.5
+                    )
+                    return control.name in [_name(e) for e in events]
+
+                await wait_for(court_told)  # seized by the simulator as soon as it was listed
+                got = await stub.GetVehicleControl(pb.GetVehicleControlRequest(name=control.name), metadata=COURT)
+                assert got.seizure.agency == "agencies/tp-330326"
+
+            close = registry_pb2.CloseCaseRequest(name=case.name, outcome=registry_pb2.CaseClosure.EXECUTED_IN_FULL)
+            for metadata, code in (
+                ((), grpc.StatusCode.UNAUTHENTICATED),
+                (dev_credentials("court", "zj03"), grpc.StatusCode.PERMISSION_DENIED),
+                (dev_credentials("agency", "tp-330326"), grpc.StatusCode.PERMISSION_DENIED),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await registry.CloseCase(close, metadata=metadata)
+                assert refused.value.code() == code
+            assert (await registry.CloseCase(close, metadata=COURT)).closure.outcome == registry_pb2.CaseClosure.EXECUTED_IN_FULL
+            with pytest.raises(grpc.aio.AioRpcError) as again:
+                await registry.CloseCase(close, metadata=COURT)
+            assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        await pingyang.stop()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,11 +29,12 @@ from registry.courts import CourtCatalog
 from registry.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.assistance.vehicles import store
 from services.assistance.vehicles.handlers import VehicleControlHandlers
-from services.assistance.vehicles.scanner import VehicleControlScanner
+from services.assistance.vehicles.scanner import VehicleControlScanner, scan_database
 from services.assistance.vehicles.servicer import VehicleControlServicer
 from services.assistance.vehicles.store import ControlQuery
-from services.assistance.vehicles.wiring import SERVICE
+from services.assistance.vehicles.wiring import SERVICE, FileClock
 from services.plumbing.auth import Principal, PrincipalKind, dev_credentials
+from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.rpc import instrumented
@@ -318,3 +320,30 @@ async def expect_error(call: Any, code: grpc.StatusCode, reason: str) -> None:
     info = error_details_pb2.ErrorInfo()
     assert any(d.Unpack(info) for d in status.details)
     assert info.reason == reason
+
+
+# --- the scanner as a job, and the test clock ------------------------------------------------------
+
+
+async def test_scanner_job_runs_one_pass_on_the_service_database(
+    handlers: VehicleControlHandlers, service_db_factory: Any, tmp_path: Path, db: Database
+) -> None:
+    name = (await handlers.create(replace(CREATE, expire_time=MONDAY + timedelta(days=1)), COURT)).control.name
+    if service_db_factory.url:
+        settings = Settings(DATABASE_URL=service_db_factory.url, ROGATORY_DB_SCHEMA_PREFIX=service_db_factory.prefix)  # type: ignore[call-arg]
+    else:
+        settings = Settings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/{{service}}.db")  # type: ignore[call-arg]
+    moment, report = await scan_database(settings, MONDAY + timedelta(days=2))
+    assert moment == MONDAY + timedelta(days=2) and report.actions == {"EXPIRED": 1}
+    assert (await handlers.get(name, Principal(PrincipalKind.COURT, COURT))).control.state is v.ControlState.EXPIRED
+    assert "rogatory.v1.vehicle.zj0326.expired" in [s for s, _ in await outbox(db)]  # for the service's relay
+
+
+def test_file_clock_follows_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "clock"
+    clock = FileClock(path)
+    assert abs(clock() - datetime.now(UTC)) < timedelta(minutes=1)  # no file: wall-clock time
+    path.write_text(MONDAY.isoformat())
+    assert clock() == MONDAY
+    path.write_text((MONDAY + timedelta(days=2)).isoformat())
+    assert clock() == MONDAY + timedelta(days=2)

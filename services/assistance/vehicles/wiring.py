@@ -13,7 +13,6 @@ Configuration (environment variables; defaults and sources in assistance/vehicle
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,16 +55,14 @@ class FileClock:
 
     def __init__(self, path: Path):
         self.path = path
-        self._cached: tuple[int, datetime] | None = None
 
     def __call__(self) -> datetime:
+        # Read on every call (tests only): a cache keyed on mtime could miss two quick rewrites.
         try:
-            mtime = os.stat(self.path).st_mtime_ns
+            text = self.path.read_text().strip()
         except FileNotFoundError:
             return datetime.now(UTC)
-        if self._cached is None or self._cached[0] != mtime:
-            self._cached = (mtime, datetime.fromisoformat(self.path.read_text().strip()))
-        return self._cached[1]
+        return datetime.fromisoformat(text)
 
 
 def wire_vehicle_control(host: ServiceHost) -> VehicleControlHandlers:
