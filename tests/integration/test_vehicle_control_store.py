@@ -16,6 +16,7 @@ import pytest
 from google.rpc import error_details_pb2
 from google.type import money_pb2
 from grpc_status import rpc_status
+from opentelemetry.sdk.trace import TracerProvider
 from rogatory.assistance.v1 import vehicle_control_pb2 as pb
 from rogatory.assistance.v1 import vehicle_control_pb2_grpc
 from rogatory.events.v1 import vehicle_events_pb2
@@ -347,3 +348,15 @@ def test_file_clock_follows_the_file(tmp_path: Path) -> None:
     assert clock() == MONDAY
     path.write_text((MONDAY + timedelta(days=2)).isoformat())
     assert clock() == MONDAY + timedelta(days=2)
+
+
+async def test_scanner_findings_join_the_controls_trace(handlers: VehicleControlHandlers, clock: Clock, db: Database) -> None:
+    with TracerProvider().get_tracer("test").start_as_current_span("CreateVehicleControl") as span:
+        name = (await handlers.create(replace(CREATE, expire_time=MONDAY + timedelta(days=1)), COURT)).control.name
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    await outbox(db)
+    clock.now = MONDAY + timedelta(days=2)
+    assert (await VehicleControlScanner(handlers).scan_once()).actions == {"EXPIRED": 1}
+    async with db.read() as conn:
+        parents = (await conn.execute(select(OUTBOX.c.traceparent))).scalars().all()
+    assert parents and all(p.split("-")[1] == trace_id for p in parents), (name, parents)  # one task, one trace

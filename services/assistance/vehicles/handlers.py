@@ -102,7 +102,8 @@ class VehicleControlHandlers:
             command, self.courts, self.agencies, facts, self.policy, self.clock(), control_id=self.id_factory()
         )
         vehicle = control.vehicle
-        for other in await store.live_controls_of_vehicle(conn, control.court_id, vehicle.plate, vehicle.vin):
+        if existing := await store.live_controls_of_vehicle(conn, control.court_id, vehicle.plate, vehicle.vin):
+            other = existing[0]
             raise AlreadyExists(
                 f"the vehicle is already under control by {other.control.name}",
                 reason="VEHICLE_ALREADY_CONTROLLED",

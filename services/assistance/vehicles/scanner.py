@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -85,12 +86,12 @@ class VehicleControlScanner:
                     report.skipped += 1
         return report
 
-    async def _act(self, name: str, action: str, decide: object, now: datetime) -> bool:
+    async def _act(self, name: str, action: str, decide: Callable[[v.VehicleControl, datetime], v.Result], now: datetime) -> bool:
         async with self.handlers.db.read() as conn:
             stored = await store.control_by_name(conn, name)
         if stored is None:
             return False
-        updated, events = decide(stored.control, now)  # type: ignore[operator]
+        updated, events = decide(stored.control, now)
         if not events:
             return False  # changed since the query (e.g. listed, lifted)
         c = stored.control
