@@ -360,3 +360,26 @@ async def test_scanner_findings_join_the_controls_trace(handlers: VehicleControl
     async with db.read() as conn:
         parents = (await conn.execute(select(OUTBOX.c.traceparent))).scalars().all()
     assert parents and all(p.split("-")[1] == trace_id for p in parents), (name, parents)  # one task, one trace
+
+
+async def test_watch_list_pages_over_grpc(stub: vehicle_control_pb2_grpc.VehicleControlServiceStub) -> None:
+    court, wenzhou = dev_credentials("court", COURT), dev_credentials("agency", WENZHOU)
+    plates = [f"浙C1000{i}" for i in range(5)]
+    for plate in plates:
+        vehicle = pb.ControlledVehicle(plate=plate)
+        request = pb.CreateVehicleControlRequest(
+            parent=f"courts/{COURT}", vehicle_control=pb.VehicleControl(case=CASE, debtor="张三", vehicle=vehicle)
+        )
+        await stub.CreateVehicleControl(request, metadata=court)
+    seen, token = [], ""
+    while True:
+        page = await stub.ListVehicleControls(
+            pb.ListVehicleControlsRequest(parent="courts/-", page_size=2, page_token=token), metadata=wenzhou
+        )
+        assert len(page.vehicle_controls) <= 2
+        seen += [c.vehicle.plate for c in page.vehicle_controls]
+        if not (token := page.next_page_token):
+            break
+    assert seen == plates
+    foreign = pb.ListVehicleControlsRequest(parent="courts/-", page_size=2, page_token=token or "x", filter="state = ACTIVE")
+    await expect_error(stub.ListVehicleControls(foreign, metadata=wenzhou), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
