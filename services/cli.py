@@ -47,7 +47,7 @@ def run(_args: argparse.Namespace) -> None:
     print("Starting Rogatory (Ctrl-C stops everything)…", flush=True)
     stack.start()
     run_file = stack.write_run_file()
-    _print_addresses(stack.describe(), run_file)
+    _print_addresses(stack.describe(), run_file, stack.metrics)
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -64,11 +64,14 @@ def run(_args: argparse.Namespace) -> None:
     sys.exit(0 if stopping and all(c == 0 for c in codes.values()) else 1)
 
 
-def _print_addresses(addresses: dict[str, str], run_file: Path) -> None:
+def _print_addresses(addresses: dict[str, str], run_file: Path, metrics: dict[str, str]) -> None:
     print("\nRogatory is running:")
     print(f"  NATS JetStream      {addresses['nats']}")
     for service in ("registry", "delegation", "assistance"):
         print(f"  {service:<19} {addresses[service]}  (gRPC, reflection + health)")
+    for service, address in metrics.items():
+        if address:
+            print(f"  {service + ' metrics':<19} http://{address}/metrics  (Prometheus)")
     print(f"\nAddresses written to {run_file}.")
     print(f"Try:  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{addresses['registry']}")
     print("      make demo\n", flush=True)

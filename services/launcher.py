@@ -18,6 +18,12 @@ from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
 SERVICES = ("registry", "delegation", "assistance")
 ADDRESS_VARIABLES = {"registry": "REGISTRY_ADDR", "delegation": "DELEGATION_ADDR", "assistance": "ASSISTANCE_ADDR"}
+METRICS_VARIABLES = {
+    "registry": "REGISTRY_METRICS_ADDR",
+    "delegation": "DELEGATION_METRICS_ADDR",
+    "assistance": "ASSISTANCE_METRICS_ADDR",
+}
+METRICS_PORTS = {"registry": 9464, "delegation": 9465, "assistance": 9466}  # 9464: OpenTelemetry's Prometheus default
 
 
 @dataclass
@@ -88,6 +94,7 @@ class Stack:
     fixed_ports: bool = False
     nats: EmbeddedNatsServer | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # service → Prometheus /metrics address
 
     def start(self, services: tuple[str, ...] = SERVICES) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +120,11 @@ class Stack:
             default = {"registry": 50051, "delegation": 50052, "assistance": 50053}[service]
             port = default if self.fixed_ports and _port_is_free(default) else free_port()
             env[variable] = f"127.0.0.1:{port}"
+        metrics_variable = METRICS_VARIABLES[service]
+        if metrics_variable not in env:
+            wanted = METRICS_PORTS[service]
+            env[metrics_variable] = f"127.0.0.1:{wanted if self.fixed_ports and _port_is_free(wanted) else free_port()}"
+        self.metrics[service] = env[metrics_variable]
         return env
 
     def address(self, service: str) -> str:

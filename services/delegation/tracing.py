@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from google.protobuf.message import Message
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 from rogatory.delegation.v1 import delegation_pb2 as pb
-from rogatory.events.v1 import events_pb2
 
 from delegation.matters import Delegation
+from services.delegation import event_payloads
 from services.plumbing.telemetry import context_from_headers, tracer
 
 _tracer = tracer(__name__)
@@ -33,17 +32,6 @@ CASE_NAME = "rogatory.case.name"
 CASE_NUMBER = "rogatory.case.number"
 REQUESTING_COURT = "rogatory.court.requesting"
 ENTRUSTED_COURT = "rogatory.court.entrusted"
-
-#: Payload type of each delegation event verb; every one has the matter in field `delegation`.
-_PAYLOADS: dict[str, type[Message]] = {
-    "submitted": events_pb2.DelegationSubmitted,
-    "urged": events_pb2.DelegationUrged,
-    "due-soon": events_pb2.DelegationDeadlineReached,
-    "overdue": events_pb2.DelegationDeadlineReached,
-    "escalated": events_pb2.DelegationEscalated,
-    "deadline-extended": events_pb2.DelegationDeadlineExtended,
-}
-_EVENT_PREFIXES = ("rogatory.delegation.", "rogatory.supervision.")
 
 
 def matter_attributes(delegation: Delegation) -> dict[str, str]:
@@ -74,11 +62,8 @@ def message_attributes(message: pb.Delegation) -> dict[str, str]:
 
 def event_attributes(event_type: str, payload: bytes) -> dict[str, Any]:
     """For the relay's and consumers' spans (services.plumbing.telemetry.add_event_attributes)."""
-    if not event_type.startswith(_EVENT_PREFIXES):
-        return {}
-    verb = event_type.split(".")[2]  # rogatory.delegation.{verb}.v1
-    message = _PAYLOADS.get(verb, events_pb2.DelegationTransitioned).FromString(payload)
-    return message_attributes(message.delegation)  # type: ignore[attr-defined]
+    message = event_payloads.parse(event_type, payload)
+    return {} if message is None else message_attributes(message.delegation)  # type: ignore[attr-defined]
 
 
 def trace_id_of(traceparent: str) -> str:

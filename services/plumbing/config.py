@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     registry_addr: str = Field(default="127.0.0.1:50051", alias="REGISTRY_ADDR")
     delegation_addr: str = Field(default="127.0.0.1:50052", alias="DELEGATION_ADDR")
     assistance_addr: str = Field(default="127.0.0.1:50053", alias="ASSISTANCE_ADDR")
+    # Where each service serves Prometheus `/metrics`; empty: not served (`make run` serves
+    # them on 9464, 9465 and 9466).
+    registry_metrics_addr: str = Field(default="", alias="REGISTRY_METRICS_ADDR")
+    delegation_metrics_addr: str = Field(default="", alias="DELEGATION_METRICS_ADDR")
+    assistance_metrics_addr: str = Field(default="", alias="ASSISTANCE_METRICS_ADDR")
     stream_name: str = Field(default="ROGATORY", alias="ROGATORY_STREAM")
     # Replicas of the JetStream stream: 1 on one server, 3 on a cluster.
     stream_replicas: int = Field(default=1, alias="ROGATORY_STREAM_REPLICAS")
@@ -44,6 +49,13 @@ class Settings(BaseSettings):
 
     def address_of(self, service: str) -> str:
         return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[service]
+
+    def metrics_address_of(self, service: str) -> str:
+        return {
+            "registry": self.registry_metrics_addr,
+            "delegation": self.delegation_metrics_addr,
+            "assistance": self.assistance_metrics_addr,
+        }[service]
 
     def database_url_for(self, service: str) -> str:
         return self.database_url.format(service=service, data_dir=self.data_dir.resolve().as_posix())

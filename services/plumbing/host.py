@@ -28,6 +28,7 @@ from services.plumbing.config import Settings
 from services.plumbing.consumer import EventConsumer, Handler
 from services.plumbing.db import Database
 from services.plumbing.messaging import connect, ensure_stream
+from services.plumbing.metrics import configure_metrics, serve_prometheus, shutdown_metrics
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.outbox import Outbox
 from services.plumbing.relay import OutboxRelay
@@ -70,6 +71,9 @@ class ServiceHost:
 
     async def start(self, wire: Wiring) -> None:
         configure_telemetry(self.service)
+        configure_metrics(self.service)
+        if metrics_address := self.settings.metrics_address_of(self.service):
+            log.info("%s metrics on http://%s/metrics", self.service, serve_prometheus(metrics_address))
         self.db = Database(self.settings.database_url_for(self.service), schema=self.settings.schema_for(self.service))
         await self.db.create_schema()
         if self.settings.migrate_on_start:
@@ -131,7 +135,6 @@ class ServiceHost:
         except Exception as exc:  # noqa: BLE001 - the process is leaving anyway
             log.warning("NATS drain: %s", exc)
         await self.db.dispose()
-        shutdown_telemetry()
         self._stopped.set()
 
     async def run_until_signalled(self) -> None:
@@ -153,7 +156,11 @@ def run_service(service: str, wire: Wiring) -> None:
         host = ServiceHost(service, settings)
         await host.start(wire)
         print(f"READY {service} {host.address}", flush=True)  # the launcher and tests wait for this line
-        await host.run_until_signalled()
+        try:
+            await host.run_until_signalled()
+        finally:  # the providers are the process's, not the host's: flush them as the process ends
+            shutdown_telemetry()
+            shutdown_metrics()
 
     try:
         import uvloop  # noqa: PLC0415

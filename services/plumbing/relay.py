@@ -9,23 +9,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import JetStreamContext
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.db import Database
 from services.plumbing.events import envelope_headers
+from services.plumbing.metrics import LAG_BUCKETS, meter
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.telemetry import context_from_headers, current_trace_headers, event_span_attributes, tracer
 from services.plumbing.times import utc
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
+_meter = meter(__name__)
+_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+RELAY_LAG = _meter.create_histogram(
+    "rogatory.outbox.relay_lag",
+    unit="s",
+    description="From an event's occurrence (its commit) to its publication acknowledged by JetStream",
+    explicit_bucket_boundaries_advisory=LAG_BUCKETS,
+)
+
+
+def _observe_backlog(_options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(relay.backlog, {"rogatory.source": relay.source}) for relay in list(_relays)]
+
+
+_meter.create_observable_gauge(
+    "rogatory.outbox.backlog",
+    callbacks=[_observe_backlog],
+    unit="{event}",
+    description="Outbox rows not yet published, as the relay last counted them",
+)
 
 
 class OutboxRelay:
@@ -50,6 +73,8 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        self.backlog = 0  # unsent rows, counted when a pass leaves some behind (or fails)
+        _relays.add(self)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.source}")
@@ -72,13 +97,24 @@ class OutboxRelay:
                 sent = await self.publish_batch()
                 backoff = 0.1
                 if sent == self.batch_size:
+                    await self._count_backlog()
                     continue  # more rows are waiting
+                self.backlog = 0  # the pass read every unsent row there was
             except Exception as exc:  # noqa: BLE001 - NATS or DB outage: keep the rows, retry
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                await self._count_backlog()
                 await self._wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             await self._wait(self.poll_interval)
+
+    async def _count_backlog(self) -> None:
+        try:
+            async with self.db.read() as conn:
+                unsent = select(func.count()).select_from(OUTBOX).where(OUTBOX.c.sent_at.is_(None))
+                self.backlog = int((await conn.execute(unsent)).scalar_one())
+        except Exception:  # noqa: BLE001 - the database may be the outage; keep the last count
+            log.debug("outbox backlog not counted", exc_info=True)
 
     async def _wait(self, seconds: float) -> None:
         try:
@@ -135,6 +171,9 @@ class OutboxRelay:
         # Sent in seq order without waiting for each ack (pipelined); then every ack must arrive.
         acks = [await self._send(row) for row in rows]
         await asyncio.wait_for(asyncio.gather(*acks), timeout=self.publish_timeout)
+        acknowledged = datetime.now(UTC)
+        for row in rows:  # clamped: tests move the domain clock, which can put occurrence "later"
+            RELAY_LAG.record(max(0.0, (acknowledged - utc(row["occurred_at"])).total_seconds()), {"rogatory.source": self.source})
 
     async def _send(self, row: Any) -> asyncio.Future[Any]:
         headers = envelope_headers(

@@ -1,4 +1,4 @@
-"""A service process exports its spans by OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+"""A service process exports its spans and metrics by OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.launcher import ServiceProcess
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+from tests.e2e.test_registry_e2e import create_request
 
 
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -36,11 +38,36 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         return found
 
 
+class OtlpMetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
+    """The metrics half of the stand-in collector."""
+
+    def __init__(self) -> None:
+        self.requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
+
+    async def Export(self, request, context):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    def names(self) -> set[str]:
+        return {
+            metric.name
+            for request in self.requests
+            for resource_metrics in request.resource_metrics
+            for scope in resource_metrics.scope_metrics
+            for metric in scope.metrics
+        }
+
+
+METRICS = OtlpMetricsReceiver()
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[OtlpReceiver, int]]:
     servicer = OtlpReceiver()
     server = grpc.aio.server()
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    METRICS.requests.clear()
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(METRICS, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield servicer, port
@@ -60,8 +87,11 @@ async def test_spans_reach_the_otlp_endpoint(receiver, nats_server: EmbeddedNats
     process = await asyncio.to_thread(ServiceProcess("registry", env).start)
     try:
         async with grpc.aio.insecure_channel(process.address) as channel:
-            await registry_pb2_grpc.RegistryServiceStub(channel).GetCourt(pb.GetCourtRequest(name="courts/zj0326"))
+            stub = registry_pb2_grpc.RegistryServiceStub(channel)
+            await stub.GetCourt(pb.GetCourtRequest(name="courts/zj0326"))
+            await stub.CreateCase(create_request(1))  # its event goes through the relay: relay lag
     finally:
-        code = await asyncio.to_thread(process.stop)  # shutdown flushes the batch processor
+        code = await asyncio.to_thread(process.stop)  # shutdown flushes the batch processor and the metric reader
     assert code == 0
     assert ("rogatory-registry", "rogatory.registry.v1.RegistryService/GetCourt") in collector.spans()
+    assert {"rogatory.outbox.relay_lag", "rogatory.outbox.backlog"} <= METRICS.names()

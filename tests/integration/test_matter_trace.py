@@ -8,6 +8,7 @@ the NATS spans must follow the OpenTelemetry messaging conventions."""
 from __future__ import annotations
 
 import functools
+import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client.parser import text_string_to_metric_families
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.registry.v1 import registry_pb2_grpc
@@ -31,6 +33,7 @@ from services.plumbing import telemetry
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.host import ServiceHost
+from services.plumbing.metrics import serve_prometheus, stop_prometheus
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
 from tests.conftest import wait_for
@@ -95,10 +98,10 @@ async def hosts(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterato
             await host.stop()
 
 
-async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock) -> str:
+async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock, sequence: int = 424242) -> str:
     """The matter's whole life; returns its name."""
     async with grpc.aio.insecure_channel(hosts["registry"].address) as channel:
-        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(seed_case_request(424242))
+        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(seed_case_request(sequence))
     scanner = next(w for w in hosts["delegation"].workers if isinstance(w, DeadlineScanner))
     async with grpc.aio.insecure_channel(hosts["delegation"].address) as channel:
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
@@ -120,6 +123,14 @@ async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock) -> st
     return name
 
 
+def consumed(name: str, verb: str) -> bool:
+    """Whether a consumer (the turnaround projection) has processed the matter's `verb` event."""
+    return any(
+        s.kind == SpanKind.CONSUMER and (s.attributes or {}).get("rogatory.event.type") == f"rogatory.delegation.{verb}.v1"
+        for s in about(list(EXPORTER.get_finished_spans()), name)
+    )
+
+
 def about(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
     return [s for s in spans if (s.attributes or {}).get(tracing.MATTER_NAME) == name]
 
@@ -129,13 +140,7 @@ async def test_a_matter_is_one_trace_across_services_and_days(hosts: tuple[dict[
     EXPORTER.clear()
     name = await drive_a_late_matter(services, clock)
 
-    def consumed(verb: str) -> bool:
-        return any(
-            s.kind == SpanKind.CONSUMER and (s.attributes or {}).get("rogatory.event.type") == f"rogatory.delegation.{verb}.v1"
-            for s in about(list(EXPORTER.get_finished_spans()), name)
-        )
-
-    await wait_for(lambda: consumed("completed"), timeout=20)  # the turnaround projection saw the last step
+    await wait_for(lambda: consumed(name, "completed"), timeout=20)  # the turnaround projection saw the last step
     spans = about(list(EXPORTER.get_finished_spans()), name)
 
     creation = next(s for s in spans if s.kind == SpanKind.SERVER and s.name.endswith("/CreateDelegation"))
@@ -172,3 +177,51 @@ async def test_a_matter_is_one_trace_across_services_and_days(hosts: tuple[dict[
     for process in processes:  # each consumer continues the producer span of its message
         assert process.parent is not None and process.parent.span_id in in_trace
     assert {s.attributes.get("messaging.consumer.group.name") for s in processes} >= {"delegation-turnaround"}  # type: ignore[union-attr]
+
+
+SOURCE = frozenset({("rogatory_source", "rogatory/delegation")})
+
+
+def scrape(address: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """What Prometheus would read: every sample by (name, labels)."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(value for (sample, sample_labels), value in samples.items() if sample == name and wanted <= sample_labels)
+
+
+async def test_turnaround_metrics_are_readable_by_prometheus(hosts: tuple[dict[str, ServiceHost], Clock]) -> None:
+    services, clock = hosts
+    address = serve_prometheus("127.0.0.1:0")
+    try:
+        before = scrape(address)
+        await drive_a_late_matter(services, clock, sequence=434343)
+        completed = "rogatory_delegation_time_to_complete_seconds_count"
+        matter = {"matter_kind": "DEPOSITS", "entrusted_court": "ha0122", "requesting_court": "gd0112"}
+        await wait_for(lambda: total(scrape(address), completed, **matter) > total(before, completed, **matter), timeout=20)
+        after = scrape(address)
+    finally:
+        stop_prometheus()
+
+    def grew(metric: str, **labels: str) -> float:
+        return total(after, metric, **labels) - total(before, metric, **labels)
+
+    assert grew("rogatory_delegation_time_to_acknowledge_seconds_count", **matter) == 1
+    assert grew("rogatory_delegation_time_to_acknowledge_seconds_sum", **matter) >= 40 * 86400  # acknowledged 40 days late
+    assert grew("rogatory_delegation_time_to_acknowledge_seconds_bucket", le="+Inf", **matter) == 1
+    assert grew("rogatory_delegation_time_to_complete_seconds_count", **matter) == 1
+    assert grew("rogatory_delegation_overdue_total", step="ACKNOWLEDGE", **matter) == 1
+    assert grew("rogatory_delegation_urged_total", automatic="true", **matter) >= 1
+    assert grew("rogatory_delegation_escalated_total", **matter) >= 1
+    assert grew("rogatory_delegation_returned_for_supplement_total", **matter) == 1
+    assert grew("rogatory_outbox_relay_lag_seconds_count", **dict(SOURCE)) >= 9  # every event of the matter
+    backlog = [v for (metric, labels), v in after.items() if metric == "rogatory_outbox_backlog" and labels >= SOURCE]
+    assert backlog and all(v >= 0 for v in backlog)
