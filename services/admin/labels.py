@@ -76,6 +76,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     # report
     "report_title": ("Delegation turnaround report", "事项委托办理时效报告"),
     "generated": ("Generated {time} (China time)", "生成时间 {time}（北京时间）"),
+    "as_of": ("overdue days counted to {time}", "超期天数计至 {time}"),
     "summary": ("Summary", "概览"),
     "ranking_title": ("Courts ranked by average handling time", "受托法院平均办理时长排名"),
     "ranking_note": (

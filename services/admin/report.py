@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -27,6 +27,7 @@ BLUE, GREEN, RED, GREY, ORANGE = "#3366cc", "#2ca02c", "#d62728", "#7f7f7f", "#f
 @dataclass(frozen=True)
 class ReportData:
     generated_at: datetime
+    as_of: datetime  # days overdue are counted to this instant
     filter_text: str
     supervising_court: str
     total: views.StatsRow | None
@@ -48,7 +49,15 @@ async def collect(client: AdminClient, court: str, filter_text: str, now: dateti
     on_page(len(by_locality))
     overdue = [views.overdue_row(d, now) for d in await client.overdue(court, on_page)]
     return ReportData(
-        now, filter_text, court, total[0] if total else None, by_court, views.by_month(by_month), by_locality, overdue
+        datetime.now(UTC),
+        now,
+        filter_text,
+        court,
+        total[0] if total else None,
+        by_court,
+        views.by_month(by_month),
+        by_locality,
+        overdue,
     )
 
 
@@ -56,11 +65,13 @@ async def collect(client: AdminClient, court: str, filter_text: str, now: dateti
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    # The section heading names the chart on the page; the figure keeps its title only as
+    # the name of a downloaded image, so none is drawn.
     fig.update_layout(
-        title=title,
+        meta={"title": title},
         height=height,
         template="plotly_white",
-        margin={"l": 60, "r": 30, "t": 60, "b": 50},
+        margin={"l": 60, "r": 30, "t": 40, "b": 50},
         font={"family": "Noto Sans CJK SC, Microsoft YaHei, PingFang SC, sans-serif", "size": 13},
         legend={"orientation": "h", "y": -0.15},
     )
@@ -75,7 +86,7 @@ def ranking_figure(rows: list[views.StatsRow], labels: Labels, courts: CourtCata
         cols=3,
         shared_yaxes=True,
         column_widths=[0.5, 0.25, 0.25],
-        horizontal_spacing=0.02,
+        horizontal_spacing=0.045,
         subplot_titles=(labels("mean_days_axis"), labels("on_time_rate"), labels("return_rate")),
     )
     hover = [f"{labels('count')}: {r.count}<br>{labels('complete_median')}: {r.complete_median_days:.1f}" for r in ranked]
@@ -87,15 +98,21 @@ def ranking_figure(rows: list[views.StatsRow], labels: Labels, courts: CourtCata
             marker_color=BLUE,
             name=labels("complete_mean"),
             text=[views.format_days(r.complete_mean_days) for r in ranked],
-            textposition="auto",
+            textposition="inside",
+            insidetextanchor="end",
+            textangle=0,
             hovertext=hover,
         ),
         row=1,
         col=1,
     )
-    for col, values, colour, key in (
-        (2, [r.on_time_rate for r in ranked], GREEN, "on_time_rate"),
-        (3, [r.return_rate for r in ranked], RED, "return_rate"),
+    # On-time rates sit near 100 % and return rates near 0: the first gets the whole scale
+    # with labels inside, the second a scale that fits its largest value, labels outside.
+    returns = [r.return_rate for r in ranked]
+    return_scale = max(0.2, 1.3 * max(returns, default=0.0))
+    for col, values, colour, key, scale, position in (
+        (2, [r.on_time_rate for r in ranked], GREEN, "on_time_rate", 1.0, "inside"),
+        (3, returns, RED, "return_rate", return_scale, "outside"),
     ):
         fig.add_trace(
             go.Bar(
@@ -105,12 +122,15 @@ def ranking_figure(rows: list[views.StatsRow], labels: Labels, courts: CourtCata
                 marker_color=colour,
                 name=labels(key),
                 text=[views.format_rate(v) for v in values],
-                textposition="auto",
+                textposition=position,
+                insidetextanchor="end",
+                textangle=0,
+                cliponaxis=False,
             ),
             row=1,
             col=col,
         )
-        fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=col)
+        fig.update_xaxes(range=[0, scale], nticks=3, tickformat=".0%", row=1, col=col)
     fig.update_yaxes(autorange="reversed")  # fastest on top
     _layout(fig, labels("ranking_title"), max(300, 60 + 28 * len(ranked)))
     fig.update_layout(showlegend=False, margin={"l": 220})
@@ -138,9 +158,11 @@ def trend_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
         secondary_y=True,
     )
     fig.update_yaxes(title_text=labels("matters_axis"), secondary_y=False)
-    fig.update_yaxes(title_text=labels("days_axis"), secondary_y=True)
+    fig.update_yaxes(title_text=labels("days_axis"), secondary_y=True, rangemode="tozero", showgrid=False)
     fig.update_xaxes(type="category")
-    return _layout(fig, labels("trend_title"), 420)
+    _layout(fig, labels("trend_title"), 420)
+    fig.update_layout(margin={"r": 70})
+    return fig
 
 
 def distribution_figure(total: views.StatsRow | None, labels: Labels) -> go.Figure:
@@ -204,7 +226,12 @@ def comparison_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        config={"displaylogo": False, "responsive": True, "displayModeBar": False},
+    )
 
 
 def _summary_html(total: views.StatsRow | None, overdue: int, labels: Labels) -> str:
@@ -279,6 +306,8 @@ def render(data: ReportData, labels: Labels, courts: CourtCatalog, top: int = 20
     """The whole report as one HTML document."""
     title = labels("report_title")
     meta = labels("generated", time=views.china_time(data.generated_at))
+    if abs(data.as_of - data.generated_at) > timedelta(minutes=1):
+        meta += " · " + labels("as_of", time=views.china_time(data.as_of))
     if data.filter_text:
         meta += f" · filter: {data.filter_text}"
     sections = [
