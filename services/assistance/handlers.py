@@ -16,6 +16,7 @@ keyed by the caller; a retry of an applied one returns the notice as it is now.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,7 @@ from assistance.seizures import Seizure
 from delegation.calendar import WorkingCalendar
 from registry.agencies import AgencyCatalog, AgencyKind
 from registry.courts import CourtCatalog
-from registry.errors import Aborted, AlreadyExists, NotFound, PermissionDenied
+from registry.errors import Aborted, AlreadyExists, DomainError, NotFound, PermissionDenied
 from services.assistance import store
 from services.assistance.messages import entry_to_proto, notice_to_proto, seizure_to_proto
 from services.assistance.store import NoticeQuery, SeizureQuery, StoredNotice, StoredSeizure, TimelineEntry
@@ -52,6 +53,8 @@ from services.plumbing.events import Event, subject
 from services.plumbing.idempotency import check_request_id, create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 NOTICE_SENT = "rogatory.notice.sent.v1"
 #: The subject verb (and event type) of each step.
@@ -410,7 +413,8 @@ class AssistanceHandlers:
                 if stored.notice.state is not NoticeState.OBJECTED:
                     continue
                 notice, transition = lifecycle.flag_objection_overdue(stored.notice, now)
-                await store.save_annotation(conn, notice, stored.applied_requests)
+                if not await store.save_annotation(conn, notice, stored.applied_requests):
+                    continue  # answered meanwhile: nothing to flag
                 entry = TimelineEntry(transition, current_trace_id())
                 await store.append_entries(conn, name, [entry])
                 await self.outbox.add(conn, [self._transitioned(notice, entry)])
@@ -426,25 +430,35 @@ class AssistanceHandlers:
             candidates = await store.seizures_to_watch(conn, now + self.reminder_lead)
         counts = {SEIZURE_EXPIRING: 0, SEIZURE_LAPSED: 0}
         for candidate in candidates:
-            async with self.db.transaction() as conn:
-                current = await store.seizure_by_name(conn, candidate.name)
-                if current is None or current.version != candidate.version:
-                    continue
-                work = Work()
-                if now > current.expires_at:
-                    lapsed = seizures.lapse(current, now)
-                    await self._save_seizure(conn, current, lapsed, SEIZURE_LAPSED, "", work)
-                    await self.advance_queue(conn, lapsed.asset_key, now, work)
-                    counts[SEIZURE_LAPSED] += 1
-                elif seizures.reminder_due(current, now, self.reminder_lead):
-                    # Bookkeeping only: the version stays, so no court is made to re-read.
-                    await store.update_seizure(conn, seizures.reminded(current), expected_version=current.version)
-                    work.events.append(self._seizure_event(replace(current, updated_at=now), SEIZURE_EXPIRING))
-                    counts[SEIZURE_EXPIRING] += 1
-                await self._flush(conn, work)
+            try:
+                await self._watch(candidate, now, counts)
+            except DomainError as reason:  # e.g. a queued notice changed meanwhile: next pass
+                log.info("seizure %s skipped: %s", candidate.name, reason)
         if any(counts.values()):
             self.outbox.notify()
         return counts
+
+    async def _watch(self, candidate: Seizure, now: datetime, counts: dict[str, int]) -> None:
+        """One seizure, one transaction: lapse it (and move its queue up) or remind of its end."""
+        verb = ""
+        async with self.db.transaction() as conn:
+            current = await store.seizure_by_name(conn, candidate.name)
+            if current is None or current.version != candidate.version:
+                return  # changed since the pass read it (renewed, released): look again next pass
+            work = Work()
+            if now > current.expires_at:
+                lapsed = seizures.lapse(current, now)
+                await self._save_seizure(conn, current, lapsed, SEIZURE_LAPSED, "", work)
+                await self.advance_queue(conn, lapsed.asset_key, now, work)
+                verb = SEIZURE_LAPSED
+            elif seizures.reminder_due(current, now, self.reminder_lead):
+                # Bookkeeping only: the version stays, so no court is made to re-read.
+                if await store.update_seizure(conn, seizures.reminded(current), expected_version=current.version):
+                    work.events.append(self._seizure_event(replace(current, updated_at=now), SEIZURE_EXPIRING))
+                    verb = SEIZURE_EXPIRING
+            await self._flush(conn, work)
+        if verb:
+            counts[verb] += 1
 
 
 def _entry_row(entry: TimelineEntry) -> dict[str, Any]:

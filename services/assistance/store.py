@@ -103,9 +103,15 @@ async def update_notice(
     return result.rowcount == 1
 
 
-async def save_annotation(conn: AsyncConnection, notice: AssistanceNotice, applied: Iterable[str]) -> None:
-    """Bookkeeping that does not bump the version (the scanner's overdue mark)."""
-    await conn.execute(update(NOTICES).where(NOTICES.c.name == notice.name).values(**_notice_values(notice, applied)))
+async def save_annotation(conn: AsyncConnection, notice: AssistanceNotice, applied: Iterable[str]) -> bool:
+    """Bookkeeping that does not bump the version (the scanner's overdue mark); False when the
+    notice changed since it was read (then the mark is not written over the change)."""
+    result = await conn.execute(
+        update(NOTICES)
+        .where(NOTICES.c.name == notice.name, NOTICES.c.version == notice.version)
+        .values(**_notice_values(notice, applied))
+    )
+    return result.rowcount == 1
 
 
 async def append_entries(conn: AsyncConnection, notice_name: str, entries: Iterable[TimelineEntry]) -> None:

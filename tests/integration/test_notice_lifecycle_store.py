@@ -227,3 +227,14 @@ async def test_an_unanswered_objection_is_flagged_overdue_once(handlers: Assista
     assert frozen.notice.state is NoticeState.ANSWERED
     async with handlers.db.read() as conn:
         assert await store.overdue_objection_names(conn, clock.now + timedelta(days=100)) == []
+
+
+async def test_the_overdue_mark_never_overwrites_a_newer_answer(handlers: AssistanceHandlers) -> None:
+    name = (await handlers.create_notice(command(), "gd0112")).notice.name
+    stale = (await handlers.object_to(name, BANK, lc.ObjectToNotice("DEFECTIVE_NOTICE"))).notice
+    await handlers.answer_objection(name, COURT, lc.AnswerObjection("WITHDRAW"))
+    assert stale.objection is not None
+    flagged, _ = lc.flag_objection_overdue(stale, stale.objection.answer_due + timedelta(seconds=1))
+    async with handlers.db.transaction() as conn:
+        assert not await store.save_annotation(conn, flagged, ())
+    assert (await handlers.get_notice(name, COURT)).notice.state is NoticeState.WITHDRAWN
