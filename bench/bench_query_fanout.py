@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,7 @@ from rogatory.events.v1 import events_pb2 as case_events_pb2
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 from rogatory.registry.v1 import registry_pb2
 
+from bench.bench_delegation import cpu_seconds
 from bench.processes import ChildProcess, environment
 from services.agency_simulator.query_responder import SimulatedQueryResponder
 from services.demo import until_case_replicated
@@ -85,6 +87,7 @@ class Report:
     query_seconds: list[float] = field(default_factory=list)
     create_rpc_seconds: list[float] = field(default_factory=list)  # the CreatePropertyQuery call alone
     verdicts: list[dict[str, Any]] = field(default_factory=list)
+    cpu_seconds: dict[str, list[float]] = field(default_factory=dict)  # per query round, per process
 
     @property
     def passed(self) -> bool:
@@ -243,7 +246,13 @@ async def register_case(nats_url: str) -> str:
     return CASE_NAME
 
 
-async def measure(args: argparse.Namespace, nats_url: str, assistance: str, agency_ids: list[str]) -> Report:
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    return {name: cpu_seconds(Path(f"/proc/{pid}/stat")) for name, pid in pids.items()}
+
+
+async def measure(
+    args: argparse.Namespace, nats_url: str, assistance: str, agency_ids: list[str], pids: dict[str, int]
+) -> Report:
     report = Report(environment(), args.agencies)
     case_name = await register_case(nats_url)
     raw = RawScatterGather(nats_url, args.agencies)
@@ -256,9 +265,13 @@ async def measure(args: argparse.Namespace, nats_url: str, assistance: str, agen
         for index in range(args.warmup + args.rounds):
             raw_s = await raw.round(args.timeout)
             responder.first_request_at = 0.0
-            began = time.perf_counter()
+            began, cpu_before = time.perf_counter(), cpu_of(pids)
             query_s, rpc_s = await query.round(args.timeout)
-            stages = (responder.first_request_at - began, responder.last_request_at - began, responder.last_reply_at - began)
+            cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_of(pids).items()}
+            stages = [
+                t - began
+                for t in (responder.first_request_at, responder.last_request_at, responder.last_reply_at, responder.last_ack_at)
+            ]
             measured = index >= args.warmup
             if measured:
                 report.raw_seconds.append(raw_s)
@@ -268,8 +281,13 @@ async def measure(args: argparse.Namespace, nats_url: str, assistance: str, agen
             print(
                 f"  {label:>9}: raw {raw_s * 1000:6.1f} ms   query {query_s * 1000:7.1f} ms (CreatePropertyQuery "
                 f"{rpc_s * 1000:.0f} ms; requests at the agencies {stages[0] * 1000:.0f}–{stages[1] * 1000:.0f} ms, "
-                f"last reply sent {stages[2] * 1000:.0f} ms)"
+                f"last reply sent {stages[2] * 1000:.0f} ms, stored {stages[3] * 1000:.0f} ms; CPU "
+                + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in cpu.items())
+                + ")"
             )
+            if measured:
+                for name, seconds in cpu.items():
+                    report.cpu_seconds.setdefault(name, []).append(seconds)
     finally:
         await responder.stop()
         await query.stop()
@@ -308,8 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         assistance = ChildProcess("assistance", "services.assistance.main", [], env, tmp)
         stack.callback(assistance.stop)
         assistance.start()
+        assert assistance.process is not None and server.process is not None
+        pids = {"assistance": assistance.process.pid, "nats-server": server.process.pid, "agencies+client": os.getpid()}
         try:
-            report = uvloop.run(measure(args, server.url, assistance.address, agency_ids))
+            report = uvloop.run(measure(args, server.url, assistance.address, agency_ids, pids))
         except Exception:
             print(f"assistance log:\n{assistance.log_tail()}", file=sys.stderr)
             raise

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import random
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -29,6 +30,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
@@ -69,14 +71,16 @@ class SimulatedQueryResponder:
         self.received = 0
         self.replied = 0
         # perf_counter() of the first / last request received and the last reply sent (for benchmarks)
-        self.first_request_at = self.last_request_at = self.last_reply_at = 0.0
+        self.first_request_at = self.last_request_at = self.last_reply_at = self.last_ack_at = 0.0
         self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None  # one context: each new one opens its own ack subscription
         self._subscriptions: list[Subscription] = []
         self._acks: set[asyncio.Future[object]] = set()
         self._delayed: set[asyncio.Task[None]] = set()
 
     async def start(self) -> SimulatedQueryResponder:
         self._nc = await nats.connect(self.nats_url, name="agency-simulator", pending_size=64 * 1024 * 1024)
+        self._js = self._nc.jetstream()
         for agency_id in self.agency_ids:
             # Each agency listens to its own subject only, as its NATS permissions would allow.
             request_subject = subject_filter("query", "*", agency_id, "requested")
@@ -100,6 +104,10 @@ class SimulatedQueryResponder:
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
 
+    def _acked(self, ack: asyncio.Future[object]) -> None:
+        self._acks.discard(ack)
+        self.last_ack_at = time.perf_counter()
+
     async def _on_request(self, msg: Msg) -> None:
         self.received += 1
         self.last_request_at = time.perf_counter()
@@ -121,7 +129,7 @@ class SimulatedQueryResponder:
         await self._reply(request, agency_id)
 
     async def _reply(self, request: events_pb2.PropertyQueryRequested, agency_id: str) -> None:
-        assert self._nc is not None
+        assert self._js is not None
         reply = answer_for(request, agency_id, self.seed, self.property_rate, self.failure_rate)
         event_id = new_id()
         headers = envelope_headers(
@@ -133,9 +141,9 @@ class SimulatedQueryResponder:
             tracestate="",
         )
         # Pipelined: the ack is awaited at stop(), so one slow ack does not hold up the other agencies.
-        ack = await self._nc.jetstream().publish_async(request.reply_subject, reply.SerializeToString(), headers=headers)
+        ack = await self._js.publish_async(request.reply_subject, reply.SerializeToString(), headers=headers)
         self._acks.add(ack)
-        ack.add_done_callback(self._acks.discard)
+        ack.add_done_callback(self._acked)
         self.replied += 1
         self.last_reply_at = time.perf_counter()
 
@@ -144,7 +152,7 @@ def answer_for(
     request: events_pb2.PropertyQueryRequested, agency_id: str, seed: int, property_rate: float = 0.4, failure_rate: float = 0.02
 ) -> events_pb2.PropertyQueryReply:
     """The simulated agency's reply: deterministic in (seed, query, agency)."""
-    rng = random.Random(f"{seed}|{request.property_query}|{agency_id}")
+    rng = random.Random(zlib.crc32(f"{seed}|{request.property_query}|{agency_id}".encode()))
     reply = events_pb2.PropertyQueryReply(property_query=request.property_query, agency=f"agencies/{agency_id}")
     draw = rng.random()
     if draw < failure_rate:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,16 +13,19 @@ import pytest
 from nats.aio.client import Client as NATS
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.events.v1 import query_events_pb2 as events_pb2
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from assistance.property_categories import PropertyCategory
 from assistance.queries import AgencyReply, AgencyStatus, CreateQuery, QueryState, ReplyItem
 from registry.agencies import Agency, AgencyCatalog, AgencyKind, AgencyScope
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, NotFound, PermissionDenied
-from services.assistance.queries.handlers import IncomingReply, QueryHandlers
+from services.assistance.queries import store
+from services.assistance.queries.dispatch import RequestDispatcher
+from services.assistance.queries.handlers import Fanout, IncomingReply, QueryHandlers
 from services.assistance.queries.replies import ReplyConsumer
 from services.assistance.queries.scanner import QueryTimeoutScanner
+from services.assistance.queries.store import AGENCIES as AGENCY_ROWS
 from services.plumbing.consumer import INBOX
 from services.plumbing.events import envelope_headers
 from services.plumbing.ids import new_id
@@ -92,24 +96,19 @@ def incoming(name: str, agency_id: str, outcome: str = "NO_PROPERTY", items: tup
     return IncomingReply(name, AgencyReply(agency_id, outcome, domain_items), record)
 
 
-async def test_create_fans_out_one_request_per_agency_through_the_outbox(handlers: QueryHandlers) -> None:
+async def test_create_writes_the_query_its_agency_rows_and_the_created_event_once(handlers: QueryHandlers) -> None:
+    handed: list[Fanout] = []
+    handlers.dispatch = handed.append
     stored = await handlers.create(COMMAND, request_id="r-1")
     again = await handlers.create(COMMAND, request_id="r-1")
     query = stored.query
-    assert again.query.id == query.id
+    assert again.query.id == query.id and len(handed) == 1  # a retry is not fanned out again
     assert query.total == query.pending == 3  # bank-a, bank-b, tp-x; not the registry
     assert query.deadline == datetime(2026, 11, 30, 2, 0, tzinfo=UTC)  # next working day, Monday 10:00 Beijing
-    rows = await outbox(handlers)
-    assert [r["subject"] for r in rows] == [
-        "rogatory.v1.query.gd0112.created",
-        "rogatory.v1.query.gd0112.bank-a.requested",
-        "rogatory.v1.query.gd0112.bank-b.requested",
-        "rogatory.v1.query.gd0112.tp-x.requested",
-    ]
-    request = events_pb2.PropertyQueryRequested.FromString(rows[3]["payload"])
-    assert request.property_query == query.name and request.agency == "agencies/tp-x"
-    assert list(request.categories) == [pb.VEHICLES] and request.debtor_id_number == "110105********002X"
-    assert request.reply_subject == "rogatory.v1.query-reply.tp-x.gd0112"
+    assert [r.agency_id for r in handed[0].results] == ["bank-a", "bank-b", "tp-x"]
+    assert [r["subject"] for r in await outbox(handlers)] == ["rogatory.v1.query.gd0112.created"]
+    async with handlers.db.read() as conn:
+        assert [r.agency_id for r in await store.unsent_results(conn, query.id)] == ["bank-a", "bank-b", "tp-x"]
 
 
 async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handlers: QueryHandlers, clock: Clock) -> None:
@@ -235,3 +234,43 @@ async def test_nats_replies_are_applied_once_in_batches(handlers: QueryHandlers,
         inbox = list((await conn.execute(select(INBOX.c.event_id).where(INBOX.c.consumer == consumer.durable))).scalars())
     assert len(inbox) == 5 and first_id in inbox
     assert len([r for r in await outbox(handlers) if r["subject"].endswith(".completed")]) == 1
+
+
+# --- the fan-out ------------------------------------------------------------------------------------
+
+
+async def test_the_dispatcher_sends_each_agency_its_own_request_and_recovers_unsent_ones(
+    handlers: QueryHandlers, nats_client: NATS
+) -> None:
+    js = nats_client.jetstream()
+    dispatcher = RequestDispatcher(handlers.db, js, recover_after=timedelta(0))
+    handed: list[Fanout] = []
+    handlers.dispatch = handed.append
+    query = (await handlers.create(COMMAND)).query
+    received: list[Any] = []
+
+    async def collect(msg: Any) -> None:
+        received.append(msg)
+
+    subscription = await nats_client.subscribe("rogatory.v1.query.*.tp-x.requested", cb=collect)
+    assert await dispatcher.publish(handed[0]) == 3
+    await wait_for(lambda: len(received) == 1)
+    request = events_pb2.PropertyQueryRequested.FromString(received[0].data)
+    assert request.property_query == query.name and request.agency == "agencies/tp-x"
+    assert list(request.categories) == [pb.VEHICLES] and request.debtor_id_number == "110105********002X"
+    assert request.reply_subject == "rogatory.v1.query-reply.tp-x.gd0112"
+    assert received[0].headers["Nats-Msg-Id"] == f"{query.id}.tp-x"
+    async with handlers.db.read() as conn:
+        assert await store.unsent_results(conn, query.id) == []
+
+    # A crash between commit and publish: the rows stay unsent and the recovery pass sends them,
+    # with the same message ids, so JetStream keeps one copy of those already sent.
+    lost = (await handlers.create(replace(COMMAND, categories=("DEPOSITS",)))).query
+    stream_before = (await js.stream_info(STREAM)).state.messages
+    await dispatcher.publish(Fanout(lost, [r for r in handed[1].results if r.agency_id == "bank-a"]))
+    async with handlers.db.transaction() as conn:  # pretend bank-a's mark was lost too
+        await conn.execute(update(AGENCY_ROWS).where(AGENCY_ROWS.c.query_id == lost.id).values(sent_at=None))
+    assert await dispatcher.recover() == 2
+    assert (await js.stream_info(STREAM)).state.messages == stream_before + 2  # bank-a's copy dropped as a duplicate
+    assert await dispatcher.recover() == 0
+    await subscription.unsubscribe()

@@ -27,7 +27,6 @@ from assistance.queries import (
     CreateQuery,
     Debtor,
     PropertyQuery,
-    PropertyQueryCompleted,
     QueryEvent,
     answer,
     check_addressed,
@@ -44,11 +43,11 @@ from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from registry.errors import DomainError, NotFound
 from services.assistance.queries import store
-from services.assistance.queries.messages import query_to_proto, requested_payload
+from services.assistance.queries.messages import query_to_proto
 from services.assistance.queries.store import QueryFilter, StoredQuery, StoredResult
 from services.case_replica import replica_of
 from services.plumbing.db import Database
-from services.plumbing.events import Event, subject
+from services.plumbing.events import Event, subject, trace_columns
 from services.plumbing.idempotency import create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
@@ -72,6 +71,16 @@ def request_subject(court_id: str, agency_id: str) -> str:
 def reply_subject(agency_id: str, court_id: str) -> str:
     """`rogatory.v1.query-reply.{agency}.{court}`: an agency may publish only under its own id."""
     return subject(REPLY_SUBJECT_ROOT, agency_id, court_id)
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """A committed query and the agencies to send its request to, with the creating call's trace context."""
+
+    query: PropertyQuery
+    results: Sequence[AgencyResult]
+    traceparent: str = ""
+    tracestate: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,9 @@ class QueryHandlers:
     calendar: WorkingCalendar = field(default_factory=lambda: WorkingCalendar.default().with_weekend_fallback())
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     id_factory: Callable[[], str] = new_id
+    # Publishes a committed query's requests (RequestDispatcher.submit); None leaves them
+    # unsent in the agency rows, for a dispatcher's recovery pass to find.
+    dispatch: Callable[[Fanout], None] | None = None
 
     def default_deadline(self, now: datetime) -> datetime:
         """The same time on the next working day (China time): agencies answer within a working day."""
@@ -109,7 +121,12 @@ class QueryHandlers:
     # --- create ------------------------------------------------------------------------------
 
     async def create(self, command: CreateQuery, request_id: str = "") -> StoredQuery:
-        """Starts a query; a retry with the same request_id returns the first answer."""
+        """Starts a query; a retry with the same request_id returns the first answer.
+
+        The transaction writes the query, its agency rows (the fan-out's outbox) and the
+        `created` event; after the commit the dispatcher publishes the requests.
+        """
+        fresh: list[Fanout] = []
 
         async def write(conn: AsyncConnection) -> StoredQuery:
             facts = _facts(await replica_of(conn, command.case))
@@ -123,10 +140,14 @@ class QueryHandlers:
                 default_deadline=self.default_deadline,
             )
             seq = await store.insert_query(conn, query, results, request_id or None)
-            await self.outbox.add(conn, self._events(events))
+            await self.outbox.add(conn, [self._created_event(query)])
+            fresh.append(Fanout(query, results, **trace_columns()))
             return StoredQuery(seq, query)
 
-        return await create_once(self.db, self.outbox, request_id, store.query_by_request_id, write)
+        created = await create_once(self.db, self.outbox, request_id, store.query_by_request_id, write)
+        if fresh and self.dispatch is not None and fresh[-1].query.id == created.query.id:
+            self.dispatch(fresh[-1])
+        return created
 
     # --- read ----------------------------------------------------------------------------------
 
@@ -230,24 +251,9 @@ class QueryHandlers:
 
     # --- events --------------------------------------------------------------------------------
 
-    def _events(self, events: Sequence[QueryEvent]) -> list[Event]:
-        out: list[Event] = []
-        for event in events:
-            if isinstance(event, PropertyQueryCompleted):
-                raise AssertionError("completion events need the results: use _add_completed")
-            query = event.query
-            created = events_pb2.PropertyQueryCreated(property_query=query_to_proto(query))
-            out.append(Event(CREATED, court_subject(query.court_id, "created"), created, occurred_at=query.created_at))
-            out += [
-                Event(
-                    REQUESTED,
-                    request_subject(query.court_id, r.agency_id),
-                    requested_payload(query, r.agency_id, r.categories, reply_subject(r.agency_id, query.court_id)),
-                    occurred_at=query.created_at,
-                )
-                for r in event.results
-            ]
-        return out
+    def _created_event(self, query: PropertyQuery) -> Event:
+        created = events_pb2.PropertyQueryCreated(property_query=query_to_proto(query))
+        return Event(CREATED, court_subject(query.court_id, "created"), created, occurred_at=query.created_at)
 
     async def _add_completed(self, conn: AsyncConnection, events: Sequence[QueryEvent]) -> None:
         out: list[Event] = []

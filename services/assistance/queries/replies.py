@@ -36,17 +36,34 @@ REPLIES = subject_filter(REPLY_SUBJECT_ROOT, "*", "*")
 
 
 class ReplyConsumer(EventConsumer):
-    def __init__(self, db: Database, js: JetStreamContext, handlers: QueryHandlers, *, stream: str, batch: int = 512):
+    def __init__(
+        self,
+        db: Database,
+        js: JetStreamContext,
+        handlers: QueryHandlers,
+        *,
+        stream: str,
+        batch: int = 512,
+        gather: float = 0.02,
+    ):
         super().__init__(db, js, stream=stream, durable=CONSUMER, filter_subjects=[REPLIES], handler=_per_event, batch=batch)
         self.handlers = handlers
+        self.gather = gather  # seconds a batch waits for more replies once one arrived
         self.refused = 0
 
     async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
+        # A pull for `batch` messages waits until that many arrived or its timeout passed, so
+        # a 1 s pull would hold a half-full batch for up to 1 s. Instead: wait (≤ 1 s) for one
+        # reply, then take whatever else arrives within `gather` seconds, up to `batch`.
         while not self._stopping.is_set():
             try:
-                messages = await subscription.fetch(self.batch, timeout=1.0)
+                messages = await subscription.fetch(1, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
                 continue
+            try:
+                messages += await subscription.fetch(self.batch - 1, timeout=self.gather)
+            except (TimeoutError, NatsTimeoutError):
+                pass
             await self.process_batch(messages)
 
     async def process_batch(self, messages: Sequence[Msg]) -> None:

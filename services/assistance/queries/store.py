@@ -173,6 +173,13 @@ async def results_of(conn: AsyncConnection, query_id: str) -> list[StoredResult]
     return [_result(row) for row in (await conn.execute(statement)).mappings()]
 
 
+async def unsent_results(conn: AsyncConnection, query_id: str) -> list[AgencyResult]:
+    statement = (
+        select(AGENCIES).where(AGENCIES.c.query_id == query_id, AGENCIES.c.sent_at.is_(None)).order_by(AGENCIES.c.agency_id)
+    )
+    return [_result(row).result for row in (await conn.execute(statement)).mappings()]
+
+
 async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:
     """The named (query id, agency id) results, locked; one statement per batch."""
     wanted = sorted(set(keys))

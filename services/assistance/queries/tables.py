@@ -40,6 +40,7 @@ class PropertyQueryAgencyRow(SQLModel, table=True):
     """One agency's part of a query: status and, once it replied, the typed items it sent."""
 
     __tablename__ = "property_query_agency"
+    __table_args__ = (Index("ix_property_query_agency_unsent", "sent_at", "query_id"),)
 
     query_id: str = Field(primary_key=True, max_length=36)
     agency_id: str = Field(primary_key=True, max_length=48)
@@ -51,3 +52,6 @@ class PropertyQueryAgencyRow(SQLModel, table=True):
     item_count: int = 0
     value_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     failure_reason: str = Field(default="", max_length=500)
+    # When the request to the agency reached JetStream (None: not yet): these rows are the
+    # fan-out's outbox, published by services/assistance/queries/dispatch.py.
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

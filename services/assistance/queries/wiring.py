@@ -8,6 +8,7 @@ from rogatory.assistance.v1 import property_query_pb2, property_query_pb2_grpc
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.assistance.queries.dispatch import RequestDispatcher
 from services.assistance.queries.handlers import QueryHandlers
 from services.assistance.queries.replies import ReplyConsumer
 from services.assistance.queries.scanner import QueryTimeoutScanner
@@ -26,10 +27,12 @@ def agency_catalog(host: ServiceHost) -> AgencyCatalog:
 def wire_property_queries(host: ServiceHost, courts: CourtCatalog) -> QueryHandlers:
     """Adds PropertyQueryService, the reply consumer and the timeout scanner to the assistance process."""
     agencies = agency_catalog(host)
-    handlers = QueryHandlers(host.db, host.outbox, courts, agencies)
+    dispatcher = RequestDispatcher(host.db, host.js, source=host.source)
+    handlers = QueryHandlers(host.db, host.outbox, courts, agencies, dispatch=dispatcher.submit)
     host.add_servicer(
         SERVICE, PropertyQueryServicer(handlers), property_query_pb2_grpc.add_PropertyQueryServiceServicer_to_server
     )
     host.consumers.append(ReplyConsumer(host.db, host.js, handlers, stream=host.settings.stream_name))
+    host.workers.append(dispatcher)
     host.workers.append(QueryTimeoutScanner(handlers))
     return handlers

@@ -50,7 +50,10 @@ def upgrade() -> None:
         sa.Column("item_count", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("value_fen", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("failure_reason", sa.String(500), nullable=False, server_default=""),
+        # When the request reached JetStream: the agency rows are the fan-out's outbox.
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     )
+    op.create_index("ix_property_query_agency_unsent", "property_query_agency", ["sent_at", "query_id"])
 
 
 def downgrade() -> None:
