@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_INCLUDES = $(shell $(BIN)/python -c "import google.api, grpc_tools, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent, pathlib.Path(grpc_tools.__file__).parent / '_proto')")
 
-.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround bench-tracing clean
+.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query
 
 venv: $(STAMP)
 
@@ -64,6 +64,9 @@ bench-delegation: venv
 
 bench-turnaround: venv
 	$(BIN)/python -m bench.bench_turnaround --matters 1000000
+
+bench-query: venv
+	$(BIN)/python -m bench.bench_query_fanout --agencies 1000
 
 bench-tracing: venv
 	$(BIN)/python -m bench.bench_tracing_overhead
