@@ -188,3 +188,37 @@ async def test_agency_turnaround_counts_the_banks_answer(stack: Stack, sequence_
         answer = await stub.GetAgencyTurnaroundStatistics(request, metadata=COURT)
     assert [g.key["kind"] for g in answer.groups] == ["FREEZE_DEPOSITS"]
     assert answer.groups[0].time_to_result.count >= 1
+
+
+async def test_an_objection_is_answered_by_the_court_and_both_sides_hear_of_it(
+    stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    case_name = await register_case(stack, 500_000 + next(sequence_numbers))
+    async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
+        stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+        notice = await until_case_replicated(
+            lambda: stub.CreateAssistanceNotice(notice_freeze_request("gd0112", case_name, DEBTOR), metadata=COURT)
+        )
+        objection = asst.Objection(reason=asst.Objection.NOT_DEBTORS_PROPERTY, note="账户户名与被执行人不符")
+        objected = await stub.ObjectToAssistanceNotice(
+            asst.ObjectToAssistanceNoticeRequest(name=notice.name, objection=objection), metadata=ICBC
+        )
+        assert objected.state == asst.AssistanceNotice.OBJECTED and not objected.objection.answer_overdue
+        due = objected.objection.answer_due_time.ToDatetime(tzinfo=UTC) - objected.objection.object_time.ToDatetime(tzinfo=UTC)
+        assert timedelta(days=15) <= due < timedelta(days=30)
+        answer = asst.ObjectionAnswer(decision=asst.ObjectionAnswer.MAINTAIN, note="经核实为被执行人账户")
+        refused = asst.AnswerAssistanceNoticeObjectionRequest(name=notice.name, answer=answer)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.AnswerAssistanceNoticeObjection(refused, metadata=ICBC)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        maintained = await stub.AnswerAssistanceNoticeObjection(
+            asst.AnswerAssistanceNoticeObjectionRequest(name=notice.name, answer=answer, etag=objected.etag), metadata=COURT
+        )
+        assert maintained.state == asst.AssistanceNotice.RECEIVED
+        assert maintained.objection.answer.decision == asst.ObjectionAnswer.MAINTAIN
+    js = subscriber.jetstream()
+    for side in ("rogatory.v1.notice.gd0112.>", "rogatory.v1.notice.*.bank-icbc.>"):
+        events = await read_events(js, "ROGATORY", side, since=since, until_count=3)
+        verbs = [e.subject.rsplit(".", 1)[1] for e in events if _about(e, notice.name)]
+        assert verbs == ["sent", "objected", "objection-answered"]
