@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Seconds between deadline-scanner passes in the delegation service (0 turns it off,
     # e.g. when a separate `rogatory scan-deadlines` job runs it).
     scan_interval: float = Field(default=60.0, alias="ROGATORY_SCAN_INTERVAL")
+    # Deliveries of one event a consumer attempts before it moves the event to
+    # `rogatory.v1.deadletter.{consumer}` and raises an alert (docs/events.md).
+    max_deliveries: int = Field(default=5, ge=1, alias="ROGATORY_MAX_DELIVERIES")
     # Run Alembic migrations when a service starts (disable when a release job does it).
     migrate_on_start: bool = Field(default=True, alias="ROGATORY_MIGRATE_ON_START")
     # A CSV agency table (columns of registry/data/agencies.csv) used instead of the shipped

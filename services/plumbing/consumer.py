@@ -3,6 +3,15 @@
 The handler runs in a database transaction that also inserts an inbox row keyed by
 (consumer, event id); a redelivered event finds the row and is acknowledged without a
 second effect. The message is acked only after the transaction commits.
+
+A failed event is redelivered with a growing delay. After `max_deliveries` deliveries
+(`ROGATORY_MAX_DELIVERIES`) the consumer stops trying: it copies the event to
+`rogatory.v1.deadletter.{consumer}` (original headers and body, plus why), publishes an
+`EventDeadLettered` alert on `rogatory.v1.alert.consumer.{consumer}.dead-lettered`, and
+terminates the message, so one poison event cannot stall the events behind it. An event
+that arrives past the limit — its earlier deliveries crashed the process before it could
+fail cleanly — is dead-lettered without being handled again. The server-side
+`max_deliver` is unlimited so that every poison event reaches this code.
 """
 
 from __future__ import annotations
@@ -17,11 +26,12 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind
+from rogatory.events.v1 import alert_events_pb2
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.db import Database
-from services.plumbing.events import ReceivedEvent, parse_time
+from services.plumbing.events import ReceivedEvent, envelope_headers, parse_time, subject
 from services.plumbing.tables import InboxEntry
 from services.plumbing.telemetry import context_from_headers, event_span_attributes, tracer
 
@@ -30,6 +40,12 @@ _tracer = tracer(__name__)
 INBOX = InboxEntry.__table__  # type: ignore[attr-defined]
 
 Handler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
+DEAD_LETTERED = "rogatory.alert.dead-lettered.v1"
+
+
+def _backoff(delivery_count: int) -> float:
+    """Seconds before redelivering a failed event: 2, 4, 6, … capped at 30."""
+    return min(2.0 * delivery_count, 30.0)
 
 
 class EventConsumer:
@@ -43,8 +59,9 @@ class EventConsumer:
         filter_subjects: list[str],
         handler: Handler,
         batch: int = 64,
-        max_deliver: int = 10,
+        max_deliveries: int = 5,
         ack_wait: float = 30.0,
+        redelivery_delay: Callable[[int], float] | None = None,
     ):
         self.db = db
         self.js = js
@@ -53,12 +70,14 @@ class EventConsumer:
         self.filter_subjects = filter_subjects
         self.handler = handler
         self.batch = batch
-        self.max_deliver = max_deliver
+        self.max_deliveries = max_deliveries
         self.ack_wait = ack_wait
+        self.redelivery_delay = redelivery_delay or _backoff
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.applied = 0
         self.duplicates = 0
+        self.dead_lettered = 0
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -66,7 +85,7 @@ class EventConsumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             filter_subjects=self.filter_subjects,
-            max_deliver=self.max_deliver,
+            max_deliver=-1,  # unlimited: this consumer dead-letters after max_deliveries itself
             ack_wait=self.ack_wait,
         )
 
@@ -140,13 +159,60 @@ class EventConsumer:
         ) as span:
             if span.is_recording():
                 span.set_attributes(event_span_attributes(event.event_type, msg.data))
+            span.set_attribute("messaging.nats.delivery_count", event.delivery_count)
+            if event.delivery_count > self.max_deliveries:
+                await self._dead_letter(msg, event, f"still unprocessed after {event.delivery_count - 1} deliveries")
+                return
             try:
                 await self.apply_once(event)
-            except Exception:
+            except Exception as exc:
                 log.exception("consumer %s failed on event %s", self.durable, event.event_id)
-                await msg.nak(delay=min(2.0 * event.delivery_count, 30.0))
+                if event.delivery_count >= self.max_deliveries:
+                    await self._dead_letter(msg, event, f"{type(exc).__name__}: {exc}")
+                else:
+                    await msg.nak(delay=self.redelivery_delay(event.delivery_count))
                 return
             await msg.ack()
+
+    async def _dead_letter(self, msg: Msg, event: ReceivedEvent, reason: str) -> None:
+        """Parks the event on the dead-letter subject with an alert; only then lets it go."""
+        dead_subject = subject("deadletter", self.durable)
+        headers = {
+            **event.headers,
+            "Nats-Msg-Id": f"dead:{self.durable}:{event.event_id}",  # the same event parked twice is stored once
+            "Rogatory-Dead-Letter-Consumer": self.durable,
+            "Rogatory-Dead-Letter-Subject": event.subject,
+            "Rogatory-Dead-Letter-Reason": reason[:500],
+            "Rogatory-Deliveries": str(event.delivery_count),
+        }
+        now = datetime.now(UTC)
+        alert = alert_events_pb2.EventDeadLettered(
+            consumer=self.durable,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            subject=event.subject,
+            dead_letter_subject=dead_subject,
+            deliveries=event.delivery_count,
+            reason=reason[:500],
+        )
+        alert.dead_letter_time.FromDatetime(now)
+        alert_id = f"alert:{self.durable}:{event.event_id}"
+        alert_headers = envelope_headers(
+            event_id=alert_id, event_type=DEAD_LETTERED, occurred_at=now, source=f"rogatory/consumer/{self.durable}",
+            traceparent=event.headers.get("traceparent", ""), tracestate=event.headers.get("tracestate", ""),
+        )  # fmt: skip
+        try:
+            await self.js.publish(dead_subject, msg.data, headers=headers)
+            await self.js.publish(
+                subject("alert", "consumer", self.durable, "dead-lettered"), alert.SerializeToString(), headers=alert_headers
+            )
+        except Exception:  # noqa: BLE001 - NATS away: keep the message, it comes back
+            log.exception("consumer %s could not dead-letter event %s", self.durable, event.event_id)
+            await msg.nak(delay=self.redelivery_delay(event.delivery_count))
+            return
+        log.error("consumer %s dead-lettered event %s (%s): %s", self.durable, event.event_id, event.event_type, reason)
+        self.dead_lettered += 1
+        await msg.term()
 
     async def apply_once(self, event: ReceivedEvent) -> bool:
         """Applies the event unless this consumer already has; True when applied now."""

@@ -112,7 +112,13 @@ class ServiceHost:
 
     def add_consumer(self, durable: str, filter_subjects: list[str], handler: Handler) -> EventConsumer:
         consumer = EventConsumer(
-            self.db, self.js, stream=self.settings.stream_name, durable=durable, filter_subjects=filter_subjects, handler=handler
+            self.db,
+            self.js,
+            stream=self.settings.stream_name,
+            durable=durable,
+            filter_subjects=filter_subjects,
+            handler=handler,
+            max_deliveries=self.settings.max_deliveries,
         )
         self.consumers.append(consumer)
         return consumer

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 from nats.aio.client import Client as NATS
-from rogatory.events.v1 import events_pb2
+from nats.errors import TimeoutError as NatsTimeoutError
+from rogatory.events.v1 import alert_events_pb2, events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -132,3 +133,103 @@ async def test_durable_consumer_resumes_where_it_stopped(service_db_factory, nat
     finally:
         await second.stop()
     assert await count(db, REPLICA) == 2
+
+
+async def parked(nc: NATS, consumer: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """What is on a consumer's dead-letter subject and its alert subject, oldest first."""
+    found = []
+    for subject in (f"rogatory.v1.deadletter.{consumer}", f"rogatory.v1.alert.consumer.{consumer}.dead-lettered"):
+        subscription = await nc.jetstream().subscribe(subject, ordered_consumer=True)
+        try:
+            while True:
+                msg = await subscription.next_msg(timeout=0.5)
+                found.append((msg.subject, dict(msg.headers or {}), msg.data))
+        except NatsTimeoutError:
+            pass
+        finally:
+            await subscription.unsubscribe()
+    return found
+
+
+async def test_poison_event_is_dead_lettered_with_an_alert(service_db_factory, nats_client: NATS) -> None:
+    db = await service_db_factory("delegation")
+    poison = new_id()
+    attempts: list[str] = []
+
+    async def choke_on_poison(conn: AsyncConnection, event: ReceivedEvent) -> None:
+        attempts.append(event.event_id)
+        if event.event_id == poison:
+            raise ValueError("cannot apply this event")
+        await apply_case_registered(conn, event)
+
+    consumer = EventConsumer(
+        db,
+        nats_client.jetstream(),
+        stream=STREAM,
+        durable="t-poison",
+        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+        handler=choke_on_poison,
+        max_deliveries=3,
+        redelivery_delay=lambda _count: 0.05,
+    )
+    consumer.start()
+    try:
+        await publish_case_registered(nats_client, poison, number=1)
+        healthy = new_id()
+        await publish_case_registered(nats_client, healthy, number=2)
+        await wait_for(lambda: consumer.dead_lettered == 1 and consumer.applied == 1, timeout=15)
+        info = await nats_client.jetstream().consumer_info(STREAM, "t-poison")
+    finally:
+        await consumer.stop()
+    assert attempts.count(poison) == 3 and attempts.count(healthy) == 1  # bounded; the next event was not held up
+    assert info.num_ack_pending == 0 and info.num_pending == 0  # terminated, never delivered again
+    (dead_subject, dead_headers, body), (alert_subject, alert_headers, alert_body) = await parked(nats_client, "t-poison")
+    assert dead_subject == "rogatory.v1.deadletter.t-poison" and body  # the original payload, untouched
+    assert dead_headers["ce-id"] == poison and dead_headers["Rogatory-Deliveries"] == "3"
+    assert dead_headers["Rogatory-Dead-Letter-Subject"] == "rogatory.v1.case.gd0112.registered"
+    assert "ValueError: cannot apply this event" in dead_headers["Rogatory-Dead-Letter-Reason"]
+    alert = alert_events_pb2.EventDeadLettered.FromString(alert_body)
+    assert alert_subject == "rogatory.v1.alert.consumer.t-poison.dead-lettered"
+    assert alert_headers["ce-type"] == "rogatory.alert.dead-lettered.v1"
+    assert (alert.event_id, alert.consumer, alert.deliveries) == (poison, "t-poison", 3)
+    assert await count(db, REPLICA) == 1 and await count(db, INBOX) == 1  # nothing of the poison event was written
+
+
+async def test_event_that_crashed_the_process_too_often_is_dead_lettered_unhandled(service_db_factory, nats_client: NATS) -> None:
+    """Each earlier delivery 'crashed the process' (fetched, never acked, nor nak'ed by a
+    handler); past the limit the consumer parks it before handling it again."""
+    db = await service_db_factory("delegation")
+    handled: list[str] = []
+
+    async def would_apply(conn: AsyncConnection, event: ReceivedEvent) -> None:
+        handled.append(event.event_id)
+        await apply_case_registered(conn, event)
+
+    consumer = EventConsumer(
+        db,
+        nats_client.jetstream(),
+        stream=STREAM,
+        durable="t-crashloop",
+        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+        handler=would_apply,
+        max_deliveries=2,
+    )
+    js = nats_client.jetstream()
+    await js.add_consumer(STREAM, consumer.config())
+    crashing = await js.pull_subscribe_bind("t-crashloop", stream=STREAM)
+    event_id = new_id()
+    await publish_case_registered(nats_client, event_id)
+    for _ in range(2):  # two deliveries whose process died: nak stands in for the ack wait running out
+        (msg,) = await crashing.fetch(1, timeout=5)
+        await msg.nak()
+    await crashing.unsubscribe()
+    consumer.start()
+    try:
+        await wait_for(lambda: consumer.dead_lettered == 1, timeout=15)
+    finally:
+        await consumer.stop()
+    assert handled == []  # not handed to the handler a third time
+    (_, headers, _), (_, _, alert_body) = await parked(nats_client, "t-crashloop")
+    assert headers["ce-id"] == event_id and headers["Rogatory-Deliveries"] == "3"
+    assert "still unprocessed after 2 deliveries" in headers["Rogatory-Dead-Letter-Reason"]
+    assert alert_events_pb2.EventDeadLettered.FromString(alert_body).event_id == event_id
