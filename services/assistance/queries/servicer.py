@@ -28,7 +28,7 @@ class PropertyQueryServicer(property_query_pb2_grpc.PropertyQueryServiceServicer
     ) -> pb.PropertyQuery:
         _require_own_parent(request.parent)
         stored = await self.handlers.create(create_command(request), request.request_id)
-        return query_to_proto(stored.query, summarize(stored.query, []))
+        return query_to_proto(stored.query)  # BASIC: every agency is pending; GetPropertyQuery shows progress
 
     async def GetPropertyQuery(self, request: pb.GetPropertyQueryRequest, context: grpc.aio.ServicerContext) -> pb.PropertyQuery:
         parse_name(request.name, "courts/{court}/propertyQueries/{property_query}")
