@@ -28,8 +28,20 @@ def main(argv: list[str] | None = None) -> None:
         "scan-deadlines", help="one deadline-scanner pass over the delegation database (due soon, overdue, urge, escalate)"
     )
     scan.add_argument("--at", type=_instant, help="scan as of this instant (ISO 8601 with offset), e.g. to catch up")
+    auth = commands.add_parser(
+        "nats-auth", help="write nats-server users and subject permissions for every court and agency of the registry"
+    )
+    auth.add_argument("--out", type=Path, required=True, help="folder for auth.conf and credentials.json (mode 0600)")
+    auth.add_argument("--admin", action="append", default=[], help="an admin user to add (read-only, every event)")
     args = parser.parse_args(argv)
-    {"run": run, "demo": demo, "migrate": migrate_command, "scan-deadlines": scan_deadlines}[args.command](args)
+    commands_by_name = {
+        "run": run,
+        "demo": demo,
+        "migrate": migrate_command,
+        "scan-deadlines": scan_deadlines,
+        "nats-auth": nats_auth,
+    }
+    commands_by_name[args.command](args)
 
 
 def _instant(text: str) -> datetime:
@@ -126,6 +138,27 @@ def scan_deadlines(args: argparse.Namespace) -> None:
     moment, report = asyncio.run(scan_database(Settings(), args.at))
     done = ", ".join(f"{action} {n}" for action, n in sorted(report.actions.items())) or "nothing to do"
     print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
+
+
+def nats_auth(args: argparse.Namespace) -> None:
+    """`include auth.conf` in nats-server's config; hand each party its credentials.json entry."""
+    from registry.agencies import AgencyCatalog  # noqa: PLC0415
+    from registry.courts import CourtCatalog  # noqa: PLC0415
+    from services.nats_permissions import all_users, authorization_block, credentials  # noqa: PLC0415
+
+    settings = Settings()
+    users = all_users(CourtCatalog.default(), AgencyCatalog.default(), settings.stream_name, admins=args.admin or ["ops"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        ("auth.conf", authorization_block(users)),
+        ("credentials.json", json.dumps(credentials(users), indent=2, ensure_ascii=False)),
+    ):
+        path = args.out / name
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)  # passwords
+        path.write_text(text)
+    print(f"{len(users)} NATS users written to {args.out}/auth.conf and {args.out}/credentials.json")
+    print(f"services connect as NATS_URL=nats://rogatory-service:<password>@HOST:4222 (see {args.out}/credentials.json)")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class EmbeddedNatsServer:
         sync_always: bool = True,
         cluster: tuple[str, int, list[int]] | None = None,
         server_name: str | None = None,
+        extra_config: str = "",
     ):
         self.store_dir = Path(store_dir)
         self.host = host
@@ -51,6 +52,7 @@ class EmbeddedNatsServer:
         self.sync_always = sync_always
         self.cluster = cluster  # (cluster name, own route port, peers' route ports)
         self.server_name = server_name or f"rogatory-{self.port}"
+        self.extra_config = extra_config  # appended verbatim, e.g. an `authorization { … }` block
         self.process: subprocess.Popen[str] | None = None
         self._log_tail: list[str] = []
 
@@ -73,6 +75,8 @@ class EmbeddedNatsServer:
             name, route_port, peers = self.cluster
             routes = ", ".join(f'"nats-route://{self.host}:{p}"' for p in peers)
             lines += ["cluster {", f'  name: "{name}"', f'  listen: "{self.host}:{route_port}"', f"  routes: [{routes}]", "}"]
+        if self.extra_config:
+            lines.append(self.extra_config)
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 20.0) -> EmbeddedNatsServer:

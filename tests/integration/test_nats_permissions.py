@@ -1,0 +1,170 @@
+"""NATS credentials generated from the registry, enforced by a real nats-server: a court or an
+agency reads its own subjects (live and by JetStream replay) and nothing else, and publishes
+nowhere but where it must."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from registry.agencies import AgencyCatalog
+from registry.courts import CourtCatalog
+from services.nats_permissions import NatsUser, all_users, authorization_block
+from services.plumbing.messaging import ensure_stream
+from services.plumbing.nats_server import EmbeddedNatsServer
+from tests.conftest import wait_for
+
+STREAM = "ROGATORY"
+EVENTS = {  # subject → who may read it
+    "rogatory.v1.case.gd0112.registered": "court-gd0112",
+    "rogatory.v1.delegation.gd0112.ha0122.submitted": "court-gd0112 court-ha0122",
+    "rogatory.v1.delegation.zj0326.ha0122.submitted": "court-zj0326 court-ha0122",
+    "rogatory.v1.supervision.ha01.escalated": "court-ha01",
+    "rogatory.v1.notice.gd0112.bank-icbc.sent": "court-gd0112 agency-bank-icbc",
+    "rogatory.v1.notice.zj0326.bank-abc.sent": "court-zj0326",
+    "rogatory.v1.watchlist.tp-330300.zj0326.added": "agency-tp-330300",
+    "rogatory.v1.query.gd0112.bank-icbc.requested": "court-gd0112 agency-bank-icbc",
+}
+
+
+@pytest.fixture(scope="module")
+def users() -> dict[str, NatsUser]:
+    generated = all_users(CourtCatalog.default(), AgencyCatalog.default(), STREAM, password=lambda user: f"pw-{user}")
+    return {u.user: u for u in generated}
+
+
+@pytest.fixture
+async def server(tmp_path: Path, users: dict[str, NatsUser]) -> AsyncIterator[EmbeddedNatsServer]:
+    with EmbeddedNatsServer(tmp_path / "js", extra_config=authorization_block(users.values())) as running:
+        service = await connect(running, users["rogatory-service"], [])
+        js = service.jetstream()
+        await ensure_stream(js, STREAM)
+        for subject in EVENTS:
+            await js.publish(subject, subject.encode())
+        await service.drain()
+        yield running
+
+
+async def connect(server: EmbeddedNatsServer, user: NatsUser, errors: list[str]) -> NATS:
+    async def on_error(error: Exception) -> None:
+        errors.append(str(error))
+
+    return await nats.connect(
+        server.url,
+        user=user.user,
+        password=user.password,
+        inbox_prefix=user.inbox_prefix,
+        error_cb=on_error,
+        allow_reconnect=False,
+    )
+
+
+async def replay(nc: NATS, name: str, subject_filter: str) -> list[str]:
+    """A named push consumer filtered on `subject_filter`, from the start of the stream."""
+    received: list[str] = []
+    config = ConsumerConfig(name=name, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT)
+    js = nc.jetstream(timeout=1.0)  # a refused API request gets no answer: do not wait 5 s for it
+    subscription = await js.subscribe(subject_filter, stream=STREAM, config=config, manual_ack=True)
+    try:
+        while True:
+            msg = await subscription.next_msg(timeout=0.5)
+            received.append(msg.subject)
+            await msg.ack()
+    except nats.errors.TimeoutError:
+        return received
+    finally:
+        await subscription.unsubscribe()
+
+
+async def denied(errors: list[str], action: Callable[[], Awaitable[object]]) -> bool:
+    """Whether `action` is refused: a permissions violation or an API request nobody may answer."""
+    before = len(errors)
+    try:
+        await action()
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error, TimeoutError):
+        return True
+    try:
+        await wait_for(lambda: len(errors) > before, timeout=2)
+    except AssertionError:
+        return False
+    return any("permissions violation" in e.lower() for e in errors[before:])
+
+
+def readable_by(user: str) -> set[str]:
+    return {subject for subject, readers in EVENTS.items() if user in readers.split()}
+
+
+async def test_a_court_replays_its_own_events_and_no_others(server: EmbeddedNatsServer, users: dict[str, NatsUser]) -> None:
+    errors: list[str] = []
+    nc = await connect(server, users["court-gd0112"], errors)
+    try:
+        sent = await replay(nc, "gd0112-sent", "rogatory.v1.delegation.gd0112.*.>")
+        cases = await replay(nc, "gd0112-cases", "rogatory.v1.case.gd0112.>")
+        notices = await replay(nc, "gd0112-notices", "rogatory.v1.notice.gd0112.>")
+        assert set(sent + cases + notices) <= readable_by("court-gd0112")
+        assert sent == ["rogatory.v1.delegation.gd0112.ha0122.submitted"] and len(cases) == 1 and len(notices) == 1
+        for foreign in ("rogatory.v1.delegation.*.*.>", "rogatory.v1.delegation.zj0326.*.>", "rogatory.v1.>"):
+            assert await denied(errors, lambda f=foreign: replay(nc, "peek", f)), foreign
+    finally:
+        await nc.close()
+
+
+async def test_a_court_subscribes_live_to_its_subjects_only(server: EmbeddedNatsServer, users: dict[str, NatsUser]) -> None:
+    errors: list[str] = []
+    court = await connect(server, users["court-ha0122"], errors)
+    service = await connect(server, users["rogatory-service"], [])
+    try:
+        own = await court.subscribe("rogatory.v1.delegation.*.ha0122.>")
+        assert await denied(errors, lambda: court.subscribe("rogatory.v1.delegation.gd0112.*.>"))
+        await court.flush()
+        await service.publish("rogatory.v1.delegation.gd0112.ha0122.acknowledged", b"ack")
+        assert (await own.next_msg(timeout=5)).subject == "rogatory.v1.delegation.gd0112.ha0122.acknowledged"
+    finally:
+        await court.close()
+        await service.close()
+
+
+async def test_parties_publish_nowhere_else(server: EmbeddedNatsServer, users: dict[str, NatsUser]) -> None:
+    court_errors: list[str] = []
+    agency_errors: list[str] = []
+    court = await connect(server, users["court-gd0112"], court_errors)
+    agency = await connect(server, users["agency-bank-icbc"], agency_errors)
+    try:
+        assert await denied(court_errors, lambda: court.publish("rogatory.v1.case.gd0112.registered", b"forged"))
+        forged_notice = "rogatory.v1.notice.gd0112.bank-icbc.sent"
+        assert await denied(court_errors, lambda: court.jetstream(timeout=1.0).publish(forged_notice, b"x"))
+        assert await denied(agency_errors, lambda: agency.publish("rogatory.v1.query-reply.bank-abc.gd0112", b"not mine"))
+        assert await denied(agency_errors, lambda: agency.jetstream(timeout=1.0).delete_stream(STREAM))
+        ack = await agency.jetstream().publish("rogatory.v1.query-reply.bank-icbc.gd0112", b"its own reply", timeout=5)
+        assert ack.stream == STREAM  # the one thing an agency publishes, stored
+        received = await replay(agency, "icbc-notices", "rogatory.v1.notice.*.bank-icbc.>")
+        assert received == ["rogatory.v1.notice.gd0112.bank-icbc.sent"]
+        assert await denied(agency_errors, lambda: replay(agency, "abc-notices", "rogatory.v1.notice.*.bank-abc.>"))
+    finally:
+        await court.close()
+        await agency.close()
+
+
+async def test_no_credential_no_connection(server: EmbeddedNatsServer) -> None:
+    with pytest.raises((nats.errors.NoServersError, nats.errors.Error, asyncio.TimeoutError)):
+        await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+
+
+def test_the_cli_writes_private_files(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "nats-auth", "--out", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert "NATS users written" in done.stdout
+    assert (tmp_path / "auth.conf").read_text().startswith("authorization {")
+    credentials = json.loads((tmp_path / "credentials.json").read_text())
+    assert credentials["court-zj0326"]["inbox_prefix"] == "_INBOX_court-zj0326"
+    assert all((tmp_path / name).stat().st_mode & 0o077 == 0 for name in ("auth.conf", "credentials.json"))
