@@ -153,9 +153,8 @@ async def test_the_bank_receives_freezes_and_the_court_sees_the_seizure(
         assert await code_of(anonymous) == grpc.StatusCode.UNAUTHENTICATED
 
     js = subscriber.jetstream()
-    bank_events = await read_events(js, "ROGATORY", "rogatory.v1.notice.*.bank-icbc.>", since=since, until_count=3)
+    verbs = await verbs_about(js, "rogatory.v1.notice.*.bank-icbc.>", since, notice.name, 3)
     court_events = await read_events(js, "ROGATORY", "rogatory.v1.seizure.gd0112.>", since=since, until_count=1)
-    verbs = [e.subject.rsplit(".", 1)[1] for e in bank_events if _about(e, notice.name)]
     assert verbs[:3] == ["sent", "received", "answered"]
     assert seizure.name in {e.parse(events_pb2.SeizureChanged).seizure.name for e in court_events}
     other_bank = await read_events(js, "ROGATORY", "rogatory.v1.notice.*.bank-ccb.>", since=since, timeout=1.0)
@@ -219,6 +218,18 @@ async def test_an_objection_is_answered_by_the_court_and_both_sides_hear_of_it(
         assert maintained.objection.answer.decision == asst.ObjectionAnswer.MAINTAIN
     js = subscriber.jetstream()
     for side in ("rogatory.v1.notice.gd0112.>", "rogatory.v1.notice.*.bank-icbc.>"):
-        events = await read_events(js, "ROGATORY", side, since=since, until_count=3)
-        verbs = [e.subject.rsplit(".", 1)[1] for e in events if _about(e, notice.name)]
-        assert verbs == ["sent", "objected", "objection-answered"]
+        assert await verbs_about(js, side, since, notice.name, 3) == ["sent", "objected", "objection-answered"]
+
+
+async def verbs_about(js, subject_filter: str, since: datetime, notice_name: str, count: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """The verbs of the events about one notice on `subject_filter`, once `count` have arrived
+    (other tests' events may share the subjects)."""
+    found: list[str] = []
+
+    async def arrived() -> bool:
+        events = await read_events(js, "ROGATORY", subject_filter, since=since, timeout=0.5)
+        found[:] = [e.subject.rsplit(".", 1)[1] for e in events if _about(e, notice_name)]
+        return len(found) >= count
+
+    await wait_for(arrived)
+    return found
