@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     auth.add_argument("--out", type=Path, required=True, help="folder for auth.conf and credentials.json (mode 0600)")
     auth.add_argument("--admin", action="append", default=[], help="an admin user to add (read-only, every event)")
+    commands.add_parser(
+        "audit-verify", help="check the audit log's hash chain and its published head; exit 1 if an entry was edited or deleted"
+    )
     args = parser.parse_args(argv)
     commands_by_name = {
         "run": run,
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         "migrate": migrate_command,
         "scan-deadlines": scan_deadlines,
         "nats-auth": nats_auth,
+        "audit-verify": audit_verify,
     }
     commands_by_name[args.command](args)
 
@@ -138,6 +142,32 @@ def scan_deadlines(args: argparse.Namespace) -> None:
     moment, report = asyncio.run(scan_database(Settings(), args.at))
     done = ", ".join(f"{action} {n}" for action, n in sorted(report.actions.items())) or "nothing to do"
     print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
+
+
+def audit_verify(_args: argparse.Namespace) -> None:
+    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, when NATS_URL is set, the anchor."""
+    from services.audit.log import verify_log  # noqa: PLC0415
+    from services.plumbing.db import Database  # noqa: PLC0415
+    from services.plumbing.messaging import connect  # noqa: PLC0415
+
+    settings = Settings()
+
+    async def go() -> int:
+        db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
+        nc = await connect(settings.nats_url, name="rogatory/audit-verify") if settings.nats_url else None
+        try:
+            count, breaks = await verify_log(db, nc.jetstream() if nc else None)
+        finally:
+            await db.dispose()
+            if nc:
+                await nc.close()
+        anchored = "against its published head" if nc else "(no NATS_URL: the published head was not checked)"
+        for problem in breaks:
+            print(f"BROKEN at entry {problem.seq}: {problem.problem}")
+        print(f"audit log: {count} entries, {'INTACT' if not breaks else f'{len(breaks)} break(s)'} {anchored}")
+        return 1 if breaks else 0
+
+    sys.exit(asyncio.run(go()))
 
 
 def nats_auth(args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.audit.log import AuditAppender
 from services.plumbing.host import ServiceHost, run_service
 from services.registry.handlers import RegistryHandlers
 from services.registry.servicer import RegistryServicer
@@ -18,6 +19,7 @@ async def wire(host: ServiceHost) -> None:
     await handlers.load_reference_data()
     servicer = RegistryServicer(handlers)
     host.add_servicer(SERVICE, servicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server)
+    host.consumers.append(AuditAppender(host.db, host.js, stream=host.settings.stream_name))  # every event, chained
 
 
 def main() -> None:

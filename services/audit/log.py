@@ -1,0 +1,169 @@
+"""Appending the stream's events to the audit chain, and reading the chain back to verify it.
+
+Every state change writes its event in the same transaction (outbox), so auditing the
+events audits every transition, whichever service made it. The appender is a durable
+consumer of `rogatory.v1.>` hosted by the registry service: it takes a batch of events,
+extends the chain in one transaction (the head row locked, so replicas take turns), acks
+the batch after the commit, and then publishes the new head to the JetStream key-value
+bucket `rogatory-audit` (key `head`) — the anchor that shows entries deleted from the end.
+An event seen again (redelivery, or a republish after the duplicate window) is recognised
+by its id and not appended twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, entry_hash, verify
+from services.audit.tables import AuditLogRow
+from services.plumbing.consumer import EventConsumer
+from services.plumbing.db import Database
+from services.plumbing.events import subject_filter
+
+log = logging.getLogger(__name__)
+
+AUDIT = AuditLogRow.__table__  # type: ignore[attr-defined]
+CONSUMER = "registry-audit"
+SUBJECTS = [subject_filter(">")]
+ANCHOR_BUCKET, ANCHOR_KEY = "rogatory-audit", "head"
+COLUMNS = (
+    "seq",
+    "stream_seq",
+    "event_id",
+    "event_type",
+    "subject",
+    "occurred_at",
+    "source",
+    "payload_sha256",
+    "prev_hash",
+    "hash",
+)
+
+
+async def _ignore(*_args: Any) -> None:  # the appender handles batches itself
+    return None
+
+
+class AuditAppender(EventConsumer):
+    """A durable consumer that appends whole batches to the chain."""
+
+    def __init__(self, db: Database, js: JetStreamContext, *, stream: str, batch: int = 256):
+        super().__init__(db, js, stream=stream, durable=CONSUMER, filter_subjects=SUBJECTS, handler=_ignore, batch=batch)
+        self.appended = 0
+
+    async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = await subscription.fetch(self.batch, timeout=1.0)
+            except (TimeoutError, NatsTimeoutError):
+                continue  # nothing new: fetch raises by design
+            await self.append(messages)
+
+    async def append(self, messages: list[Msg]) -> None:
+        try:
+            head = await self._extend_chain(messages)
+        except Exception:
+            log.exception("audit: %d events not appended; they come back", len(messages))
+            for msg in messages:
+                await msg.nak(delay=1.0)
+            return
+        for msg in messages:
+            await msg.ack()
+        if head is not None:
+            await self._publish_anchor(head)
+
+    async def _extend_chain(self, messages: list[Msg]) -> Anchor | None:
+        async with self.db.transaction() as conn:
+            last = await _head(conn, lock=not self.db.is_sqlite)
+            ids = [_event_id(m) for m in messages]
+            known = set((await conn.execute(select(AUDIT.c.event_id).where(AUDIT.c.event_id.in_(ids)))).scalars())
+            seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+            rows = []
+            for msg, event_id in zip(messages, ids, strict=True):
+                if event_id in known:
+                    continue
+                known.add(event_id)
+                seq += 1
+                entry = _entry(msg, event_id, seq, prev)
+                prev = entry.hash
+                rows.append({c: getattr(entry, c) for c in COLUMNS})
+            if rows:
+                await conn.execute(insert(AUDIT), rows)
+        self.appended += len(rows)
+        return Anchor(seq, prev) if rows else None
+
+    async def _publish_anchor(self, head: Anchor) -> None:
+        try:
+            kv = await _anchor_bucket(self.js, create=True)
+            await kv.put(ANCHOR_KEY, json.dumps({"seq": head.seq, "hash": head.hash}).encode())
+        except Exception:  # noqa: BLE001 - the next batch publishes a newer head
+            log.warning("audit: head %d not anchored", head.seq, exc_info=True)
+
+
+def _event_id(msg: Msg) -> str:
+    headers = msg.headers or {}
+    return headers.get("ce-id") or headers.get("Nats-Msg-Id") or f"stream:{msg.metadata.sequence.stream}"
+
+
+def _entry(msg: Msg, event_id: str, seq: int, prev: str) -> AuditEntry:
+    headers = msg.headers or {}
+    entry = AuditEntry(
+        seq=seq,
+        stream_seq=msg.metadata.sequence.stream,
+        event_id=event_id,
+        event_type=headers.get("ce-type", ""),
+        subject=msg.subject,
+        occurred_at=headers.get("ce-time", ""),
+        source=headers.get("ce-source", ""),
+        payload_sha256=hashlib.sha256(msg.data).hexdigest(),
+        prev_hash=prev,
+    )
+    return AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
+
+
+async def _head(conn: AsyncConnection, *, lock: bool) -> AuditEntry | None:
+    statement = select(AUDIT).order_by(AUDIT.c.seq.desc()).limit(1)
+    row = (await conn.execute(statement.with_for_update() if lock else statement)).mappings().first()
+    return AuditEntry(**{c: row[c] for c in COLUMNS}) if row else None
+
+
+async def _anchor_bucket(js: JetStreamContext, *, create: bool) -> Any:
+    try:
+        return await js.key_value(ANCHOR_BUCKET)
+    except BucketNotFoundError:
+        if not create:
+            raise
+        return await js.create_key_value(bucket=ANCHOR_BUCKET, history=16)
+
+
+async def read_chain(db: Database) -> list[AuditEntry]:
+    async with db.read() as conn:
+        rows = (await conn.execute(select(AUDIT).order_by(AUDIT.c.seq))).mappings().all()
+    return [AuditEntry(**{c: row[c] for c in COLUMNS}) for row in rows]
+
+
+async def read_anchor(js: JetStreamContext) -> Anchor | None:
+    """The last published head; None when nothing was anchored yet."""
+    try:
+        kv = await _anchor_bucket(js, create=False)
+        value = json.loads((await kv.get(ANCHOR_KEY)).value or b"{}")
+    except (BucketNotFoundError, KeyNotFoundError):
+        return None
+    return Anchor(int(value["seq"]), str(value["hash"]))
+
+
+async def verify_log(db: Database, js: JetStreamContext | None) -> tuple[int, list[Break]]:
+    """How many entries the log holds and every break in it (the anchor checked when NATS is given)."""
+    entries = await read_chain(db)
+    anchor = await read_anchor(js) if js is not None else None
+    return len(entries), verify(entries, anchor)
