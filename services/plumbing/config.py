@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # Seconds between deadline-scanner passes in the delegation service (0 turns it off,
     # e.g. when a separate `rogatory scan-deadlines` job runs it).
     scan_interval: float = Field(default=60.0, alias="ROGATORY_SCAN_INTERVAL")
+    # Seconds between the database checks behind the health service (NOT_SERVING while the
+    # database cannot be reached), and the bound on connecting to PostgreSQL, so an RPC
+    # fails fast with UNAVAILABLE instead of hanging.
+    health_interval: float = Field(default=2.0, gt=0, alias="ROGATORY_HEALTH_INTERVAL")
+    db_connect_timeout: float = Field(default=3.0, gt=0, alias="ROGATORY_DB_CONNECT_TIMEOUT")
     # Deliveries of one event a consumer attempts before it moves the event to
     # `rogatory.v1.deadletter.{consumer}` and raises an alert (docs/events.md).
     max_deliveries: int = Field(default=5, ge=1, alias="ROGATORY_MAX_DELIVERIES")

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -34,10 +35,13 @@ class DatabaseUnavailable(Exception):
 
 
 class Database:
-    def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 10, echo: bool = False):
+    def __init__(
+        self, url: str, *, schema: str | None = None, pool_size: int = 10, echo: bool = False, connect_timeout: float = 3.0
+    ):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.schema = None if self.is_sqlite else schema
+        self.connect_timeout = connect_timeout  # fail fast (UNAVAILABLE) rather than hang when PostgreSQL is away
         self.engine: AsyncEngine = self._create_engine(pool_size, echo)
         # SQLite has one writer: queue this process's writers here rather than in SQLite's
         # busy handler, which sleeps in steps of up to 100 ms.
@@ -50,10 +54,18 @@ class Database:
             event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
             return engine
         connect_args: dict[str, Any] = {}
-        if self.schema and self.url.get_driver_name() == "asyncpg":
-            connect_args["server_settings"] = {"search_path": self.schema}
+        if self.url.get_driver_name() == "asyncpg":
+            connect_args["timeout"] = self.connect_timeout
+            if self.schema:
+                connect_args["server_settings"] = {"search_path": self.schema}
         return create_async_engine(
-            self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+            self.url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,  # a connection that died while the database was away is replaced
+            pool_timeout=self.connect_timeout + 2,
+            connect_args=connect_args,
         )
 
     def _ensure_sqlite_folder(self) -> None:
@@ -81,6 +93,8 @@ class Database:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             raise
+        except (OSError, TimeoutError, PoolTimeout) as exc:  # connecting failed or timed out
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -91,6 +105,8 @@ class Database:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             raise
+        except (OSError, TimeoutError, PoolTimeout) as exc:  # connecting failed or timed out
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def ping(self) -> bool:
         try:
@@ -115,4 +131,11 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
     text_ = str(exc.orig).lower()
-    return any(s in text_ for s in ("connection refused", "could not connect", "connection was closed", "terminating connection"))
+    markers = (
+        "connection refused",
+        "could not connect",
+        "connection was closed",
+        "terminating connection",
+        "connect call failed",
+    )
+    return any(s in text_ for s in markers)

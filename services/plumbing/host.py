@@ -10,6 +10,7 @@ and exit 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,9 @@ class ServiceHost:
     workers: list[Worker] = field(default_factory=list)  # background loops, e.g. the deadline scanner
     service_names: list[str] = field(default_factory=list)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
+    _serving: bool = False
+    _health_task: asyncio.Task[None] | None = None
 
     @property
     def source(self) -> str:
@@ -74,7 +78,11 @@ class ServiceHost:
         configure_metrics(self.service)
         if metrics_address := self.settings.metrics_address_of(self.service):
             log.info("%s metrics on http://%s/metrics", self.service, serve_prometheus(metrics_address))
-        self.db = Database(self.settings.database_url_for(self.service), schema=self.settings.schema_for(self.service))
+        self.db = Database(
+            self.settings.database_url_for(self.service),
+            schema=self.settings.schema_for(self.service),
+            connect_timeout=self.settings.db_connect_timeout,
+        )
         await self.db.create_schema()
         if self.settings.migrate_on_start:
             await upgrade_to_head(self.db, self.service)
@@ -96,6 +104,8 @@ class ServiceHost:
             worker.start()
         await self.server.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
+        self._health_task = asyncio.create_task(self._watch_database(), name=f"{self.service}-health")
         log.info("%s listening on %s", self.service, self.address)
 
     @property
@@ -123,12 +133,35 @@ class ServiceHost:
         self.consumers.append(consumer)
         return consumer
 
+    async def _watch_database(self) -> None:
+        """NOT_SERVING while the database cannot be reached, SERVING again once it can: load
+        balancers and orchestrators route around the replica, and nothing needs a restart."""
+        interval = self.settings.health_interval
+        while not self._stopping:
+            try:
+                reachable = await asyncio.wait_for(self.db.ping(), timeout=max(interval, 1.0))
+            except TimeoutError:
+                reachable = False
+            if reachable != self._serving and not self._stopping:
+                log.warning(
+                    "%s: database %s", self.service, "reachable again: SERVING" if reachable else "unreachable: NOT_SERVING"
+                )
+                serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+                await self._set_health(serving if reachable else not_serving)
+                self._serving = reachable
+            await asyncio.sleep(interval)
+
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
 
     async def stop(self) -> None:
         """Graceful: stop taking RPCs, finish in-flight ones, flush events, drain NATS."""
+        self._stopping = True
+        if self._health_task:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(self.settings.shutdown_grace)
         for worker in self.workers:
