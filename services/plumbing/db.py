@@ -84,29 +84,25 @@ class Database:
         """One transaction; commits on success, rolls back on any exception."""
         try:
             if self._write_lock:
-                async with self._write_lock, self.engine.begin() as conn:
+                async with self._write_lock, _connecting(self.engine.begin()) as conn:
                     yield conn
             else:
-                async with self.engine.begin() as conn:
+                async with _connecting(self.engine.begin()) as conn:
                     yield conn
         except (OperationalError, DBAPIError) as exc:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             raise
-        except (OSError, TimeoutError, PoolTimeout) as exc:  # connecting failed or timed out
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self.engine.connect() as conn:
+            async with _connecting(self.engine.connect()) as conn:
                 yield conn
         except (OperationalError, DBAPIError) as exc:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             raise
-        except (OSError, TimeoutError, PoolTimeout) as exc:  # connecting failed or timed out
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def ping(self) -> bool:
         try:
@@ -118,6 +114,24 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _connecting(context: Any) -> AsyncIterator[AsyncConnection]:
+    """`context` (engine.begin() / connect()), where failing to connect at all — refused,
+    timed out, no pooled connection in time — is DatabaseUnavailable. Errors of the body
+    are left as they are: a NATS timeout inside a transaction is not the database's."""
+    try:
+        conn = await context.__aenter__()
+    except (OSError, TimeoutError, PoolTimeout) as exc:
+        raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        yield conn
+    except BaseException as exc:
+        if not await context.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await context.__aexit__(None, None, None)
 
 
 def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
