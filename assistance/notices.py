@@ -340,7 +340,7 @@ def create_notice(
             reason="NOT_A_DEBTOR",
             metadata={"case": command.case, "debtor": details.debtor},
         )
-    _check_seizure_state(command, kind, agency, seizure)
+    _check_seizure_state(command, kind, agency, seizure, now)
     notice = AssistanceNotice(
         id=notice_id,
         court_id=court_id,
@@ -425,7 +425,7 @@ def _check_seizure_reference(
             violations.add(path, f"{kind} cannot act on a {seizure.asset_class} seizure", "KIND_MISMATCH")
 
 
-def _check_seizure_state(command: CreateNotice, kind: NoticeKind, agency: Agency, seizure: Seizure | None) -> None:
+def _check_seizure_state(command: CreateNotice, kind: NoticeKind, agency: Agency, seizure: Seizure | None, now: datetime) -> None:
     if seizure is None or kind not in SEIZURE_REFERENCE_REQUIRED:
         return
     if seizure.agency_id != agency.id:
@@ -439,6 +439,13 @@ def _check_seizure_state(command: CreateNotice, kind: NoticeKind, agency: Agency
             f"{seizure.name} is {seizure.state}: it can no longer be renewed or released",
             reason="SEIZURE_NOT_ACTIVE",
             metadata={"seizure": seizure.name, "state": str(seizure.state)},
+        )
+    if now > seizure.expires_at:
+        # Ended, even if the scanner has not marked it lapsed yet: a renewal must come before the end.
+        raise FailedPrecondition(
+            f"{seizure.name} ended at {seizure.expires_at.isoformat()}; it can no longer be renewed or released",
+            reason="SEIZURE_EXPIRED",
+            metadata={"seizure": seizure.name},
         )
 
 

@@ -337,7 +337,9 @@ class AssistanceHandlers:
             return replace(notice, resulting_seizure=seizure.name) if seizure else notice
         if effect in (SeizureEffect.RENEW, SeizureEffect.RELEASE) and notice.seizure_name:
             current = await store.seizure_by_name(conn, notice.seizure_name)
-            if current is None:
+            if current is None or current.state is not seizures.SeizureState.ACTIVE or now > current.expires_at:
+                # It ended between the notice and the reply: the reply is recorded, the seizure
+                # stays ended (a lapsed seizure is not revived by a late renewal).
                 return notice
             if effect is SeizureEffect.RENEW:
                 changed = seizures.renew(current, now, result.amount_fen)

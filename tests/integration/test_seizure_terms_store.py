@@ -97,3 +97,16 @@ async def test_each_party_lists_its_own_seizures(handlers: AssistanceHandlers) -
         assert [s.seizure.name for s in await handlers.list_seizures(SeizureQuery(), 0, 10, who)] == [seizure_name]
     assert await handlers.list_seizures(SeizureQuery(), 0, 10, OTHER_BANK) == []
     assert await handlers.list_seizures(SeizureQuery(state=SeizureState.LAPSED), 0, 10, COURT) == []
+
+
+async def test_a_renewal_confirmed_after_the_term_ended_does_not_revive_it(handlers: AssistanceHandlers, clock: Clock) -> None:
+    seizure_name = await freeze(handlers)
+    end = (await handlers.get_seizure(seizure_name, COURT)).expires_at
+    clock.now = end - timedelta(days=2)
+    renewal = replace(command("RENEW_FREEZE_DEPOSITS", seizure=seizure_name), target_details=None)
+    notice = (await handlers.create_notice(renewal, "gd0112")).notice
+    clock.now = end + timedelta(hours=1)  # the bank confirms too late
+    replied = await handlers.reply(notice.name, BANK, lc.ReplyNotice("REGISTERED"))
+    assert replied.notice.state.value == "ANSWERED"
+    assert (await handlers.get_seizure(seizure_name, COURT)).renewal_count == 0
+    assert (await NoticeScanner(handlers).scan_once())["lapsed"] == 1

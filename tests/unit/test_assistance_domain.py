@@ -403,3 +403,14 @@ def test_a_queued_measure_moves_up_and_takes_effect_at_the_front(sent: Assistanc
     assert effective.result.effective_at == LATER + timedelta(days=2)  # type: ignore[union-attr]
     with pytest.raises(FailedPrecondition):
         lc.advance_queue(effective, LATER)
+
+
+def test_a_seizure_whose_term_ended_is_not_renewed_even_before_the_scanner_lapses_it(
+    courts: CourtCatalog, agencies: AgencyCatalog
+) -> None:
+    command, seizure = fitting(NoticeKind.RENEW_FREEZE_DEPOSITS, BANK)
+    assert seizure is not None
+    ended = replace(seizure, expires_at=NOW - timedelta(seconds=1))
+    with pytest.raises(FailedPrecondition) as raised:
+        send(courts, agencies, command, seizure=ended)
+    assert raised.value.reason == "SEIZURE_EXPIRED"
