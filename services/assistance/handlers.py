@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,6 +45,7 @@ from registry.courts import CourtCatalog
 from registry.errors import Aborted, AlreadyExists, DomainError, NotFound, PermissionDenied
 from services.assistance import store
 from services.assistance.messages import entry_to_proto, notice_to_proto, seizure_to_proto
+from services.assistance.notice_tracing import in_notice_trace, notice_attributes
 from services.assistance.store import NoticeQuery, SeizureQuery, StoredNotice, StoredSeizure, TimelineEntry
 from services.case_replica import replica_of
 from services.delegation.handlers import current_trace_id
@@ -139,7 +141,9 @@ class AssistanceHandlers:
         async def write(conn: AsyncConnection) -> StoredNotice:
             return await self._send(conn, command, request_id)
 
-        return await create_once(self.db, self.outbox, request_id, earlier, write)
+        stored = await create_once(self.db, self.outbox, request_id, earlier, write)
+        trace.get_current_span().set_attributes(notice_attributes(stored.notice))  # this call starts the notice's trace
+        return stored
 
     async def _send(self, conn: AsyncConnection, command: CreateNotice, request_id: str) -> StoredNotice:
         # The case and the seizure are read on the writing connection: checks and write commit together.
@@ -274,15 +278,8 @@ class AssistanceHandlers:
         updated, transition = decide(stored.notice, actor, now)
         applied = (*stored.applied_requests, key) if key else stored.applied_requests
         try:
-            async with self.db.transaction() as conn:
-                work = Work()
-                if transition.action is Action.REPLY:
-                    updated = await self._apply_result(conn, updated, now, work)
-                await self._write(conn, stored.notice.version, updated, transition, applied, work)
-                # The step itself first, then what it caused (seizures, the queue moving up).
-                work.events.insert(0, work.events.pop())
-                work.entries.insert(0, work.entries.pop())
-                await self._flush(conn, work)
+            with in_notice_trace(transition.action.lower(), stored.notice, stored.traceparent):
+                updated = await self._commit(stored, updated, transition, applied, now)
         except Aborted:
             # Two copies of one request raced: the loser answers like a later retry would.
             again = await self.get_notice(name, principal)
@@ -290,7 +287,21 @@ class AssistanceHandlers:
                 return again
             raise
         self.outbox.notify()
-        return StoredNotice(stored.seq, updated, applied)
+        return StoredNotice(stored.seq, updated, applied, stored.traceparent)
+
+    async def _commit(
+        self, stored: StoredNotice, updated: AssistanceNotice, transition: Transition, applied: tuple[str, ...], now: datetime
+    ) -> AssistanceNotice:
+        async with self.db.transaction() as conn:
+            work = Work()
+            if transition.action is Action.REPLY:
+                updated = await self._apply_result(conn, updated, now, work)
+            await self._write(conn, stored.notice.version, updated, transition, applied, work)
+            # The step itself first, then what it caused (seizures, the queue moving up).
+            work.events.insert(0, work.events.pop())
+            work.entries.insert(0, work.entries.pop())
+            await self._flush(conn, work)
+        return updated
 
     async def _write(
         self,
@@ -408,22 +419,26 @@ class AssistanceHandlers:
             names = await store.overdue_objection_names(conn, now)
         flagged = 0
         for name in names:
-            async with self.db.transaction() as conn:
-                stored = await store.notice_by_name(conn, name)
-                if stored is None or stored.notice.objection is None or stored.notice.objection.overdue_flagged_at:
-                    continue
-                if stored.notice.state is not NoticeState.OBJECTED:
-                    continue
-                notice, transition = lifecycle.flag_objection_overdue(stored.notice, now)
-                if not await store.save_annotation(conn, notice, stored.applied_requests):
-                    continue  # answered meanwhile: nothing to flag
-                entry = TimelineEntry(transition, current_trace_id())
-                await store.append_entries(conn, name, [entry])
-                await self.outbox.add(conn, [self._transitioned(notice, entry)])
-            flagged += 1
+            flagged += await self._flag(name, now)
         if flagged:
             self.outbox.notify()
         return flagged
+
+    async def _flag(self, name: str, now: datetime) -> int:
+        async with self.db.read() as conn:
+            stored = await store.notice_by_name(conn, name)
+        objection = stored.notice.objection if stored else None
+        if stored is None or objection is None or objection.overdue_flagged_at or stored.notice.state is not NoticeState.OBJECTED:
+            return 0
+        notice, transition = lifecycle.flag_objection_overdue(stored.notice, now)
+        with in_notice_trace("objection_overdue", stored.notice, stored.traceparent):
+            async with self.db.transaction() as conn:
+                if not await store.save_annotation(conn, notice, stored.applied_requests):
+                    return 0  # answered meanwhile: nothing to flag
+                entry = TimelineEntry(transition, current_trace_id())
+                await store.append_entries(conn, name, [entry])
+                await self.outbox.add(conn, [self._transitioned(notice, entry)])
+        return 1
 
     async def watch_seizures(self) -> dict[str, int]:
         """Reminders before a term ends and lapses after it, with the queue moving up on a lapse."""
@@ -442,6 +457,15 @@ class AssistanceHandlers:
 
     async def _watch(self, candidate: Seizure, now: datetime, counts: dict[str, int]) -> None:
         """One seizure, one transaction: lapse it (and move its queue up) or remind of its end."""
+        async with self.db.read() as conn:
+            origin = await store.notice_by_name(conn, candidate.notice_name)
+        if origin is None:
+            await self._watch_in_trace(candidate, now, counts)
+            return
+        with in_notice_trace("seizure_term", origin.notice, origin.traceparent):
+            await self._watch_in_trace(candidate, now, counts)
+
+    async def _watch_in_trace(self, candidate: Seizure, now: datetime, counts: dict[str, int]) -> None:
         verb = ""
         async with self.db.transaction() as conn:
             current = await store.seizure_by_name(conn, candidate.name)

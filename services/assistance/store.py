@@ -38,6 +38,7 @@ class StoredNotice:
     seq: int
     notice: AssistanceNotice
     applied_requests: tuple[str, ...] = field(default=(), repr=False)
+    traceparent: str = ""  # of the call that sent it: later steps continue its trace
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ async def entries_of(conn: AsyncConnection, name: str) -> list[Any]:
 
 def _stored(row: Any) -> StoredNotice:
     data = json.loads(row["document"])
-    return StoredNotice(row["seq"], codec.notice_from_json(data), tuple(data.get("applied_requests", ())))
+    return StoredNotice(row["seq"], codec.notice_from_json(data), tuple(data.get("applied_requests", ())), row["traceparent"])
 
 
 # --- seizures -------------------------------------------------------------------------------------------

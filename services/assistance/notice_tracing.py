@@ -1,0 +1,54 @@
+"""One assistance notice, one trace — as for delegated matters (services/delegation/tracing.py).
+
+The court's call that sends a notice starts its trace; the context is stored with the
+notice's row. The agency's receipt and reply, the court's answer to an objection, and the
+scanner's actions days later (overdue objection, the lapse or reminder of the seizure the
+notice put in place) run in spans that continue that context and link to the call that
+caused them, so their timeline entries, outbox rows and the events' consumers land in the
+notice's trace. Spans carry the notice, its case, court and agency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+
+from assistance.notices import AssistanceNotice
+from services.plumbing.telemetry import context_from_headers, tracer
+
+_tracer = tracer(__name__)
+
+NOTICE_NAME = "rogatory.assistance_notice.name"
+NOTICE_KIND = "rogatory.assistance_notice.kind"
+CASE_NAME = "rogatory.case.name"
+COURT = "rogatory.court"
+AGENCY = "rogatory.agency"
+
+
+def notice_attributes(notice: AssistanceNotice) -> dict[str, str]:
+    return {
+        NOTICE_NAME: notice.name,
+        NOTICE_KIND: str(notice.kind),
+        CASE_NAME: notice.case_name,
+        COURT: notice.court_id,
+        AGENCY: notice.agency_id,
+    }
+
+
+@contextmanager
+def in_notice_trace(operation: str, notice: AssistanceNotice, traceparent: str) -> Iterator[None]:
+    """Runs a write on `notice` in a span of the notice's trace, linked to the caller's span."""
+    attributes = notice_attributes(notice)
+    caller = trace.get_current_span()
+    caller.set_attributes(attributes)
+    links = [Link(caller.get_span_context())] if caller.get_span_context().is_valid else []
+    parent = context_from_headers({"traceparent": traceparent}) if traceparent else None
+    with _tracer.start_as_current_span(
+        f"assistance_notice.{operation}", context=parent, kind=SpanKind.INTERNAL, links=links, attributes=attributes
+    ) as span:
+        if span.get_span_context().trace_id != caller.get_span_context().trace_id:
+            caller.add_link(span.get_span_context())
+        yield
