@@ -5,7 +5,8 @@ Every process gets a MeterProvider with a Prometheus reader (the collector regis
 event, not per RPC). `<SERVICE>_METRICS_ADDR` (e.g. `127.0.0.1:9464`) serves it as
 `/metrics` for Prometheus to scrape; `make run` turns it on for each service. With
 `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_METRICS_ENDPOINT`) set, metrics are also pushed by
-OTLP every `OTEL_METRIC_EXPORT_INTERVAL` ms (SDK default 60 s). `OTEL_SDK_DISABLED=true`
+OTLP every `OTEL_METRIC_EXPORT_INTERVAL` ms (SDK default 60 s), unless
+`OTEL_METRICS_EXPORTER` leaves out `otlp`. `OTEL_SDK_DISABLED=true`
 turns both off. Instruments live beside the code that records them; they are created on
 the API's meter, which works before and without the SDK.
 """
@@ -43,13 +44,21 @@ def configure_metrics(service_name: str) -> None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader  # noqa: PLC0415 - only with the SDK on
 
         readers: list[MetricReader] = [PrometheusMetricReader()]
-        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+        if _push_by_otlp():
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter  # noqa: PLC0415
 
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
         resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", f"rogatory-{service_name}")})
         metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
         _configured = True
+
+
+def _push_by_otlp() -> bool:
+    """An OTLP endpoint is set and `OTEL_METRICS_EXPORTER` (default `otlp`) asks for it: a
+    trace-only collector (Jaeger) gets `OTEL_METRICS_EXPORTER=prometheus` or `none`."""
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    exporters = {e.strip() for e in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",")}
+    return bool(endpoint) and "otlp" in exporters
 
 
 def serve_prometheus(address: str) -> str:

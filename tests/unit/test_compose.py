@@ -305,3 +305,14 @@ def test_dockerfile_copies_every_packaged_directory() -> None:
 def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
     entries = {line.strip().rstrip("/").removeprefix("**/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", "var", ".git", "__pycache__", "tests/artifacts"} <= entries
+
+
+def test_prometheus_scrapes_every_service(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    config = yaml.safe_load(compose["configs"]["prometheus-config"]["content"])
+    targets = {t for job in config["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
+    assert targets == {f"{service}:9464" for service in ROGATORY}
+    for service in ROGATORY:
+        env = environment(services[service])
+        assert env[f"{service.upper()}_METRICS_ADDR"] == "0.0.0.0:9464"
+        assert env["OTEL_METRICS_EXPORTER"] == "prometheus"  # Jaeger takes traces, not metrics
+    assert services["prometheus"]["configs"][0]["target"] == "/etc/prometheus/prometheus.yml"
