@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser(
         "audit-verify", help="check the audit log's hash chain and its published head; exit 1 if an entry was edited or deleted"
     )
+    certs = commands.add_parser("certs", help="issue a development CA, server and client certificates for mutual TLS")
+    certs.add_argument("--out", type=Path, required=True, help="folder for ca.crt, server.crt/key and the clients' crt/key")
+    certs.add_argument(
+        "--client", action="append", default=[], metavar="KIND:ID", help="e.g. court:gd0112, agency:bank-icbc, admin:ops"
+    )
+    certs.add_argument(
+        "--host", action="append", default=[], help="names the server certificate covers (default localhost, 127.0.0.1)"
+    )
     args = parser.parse_args(argv)
     commands_by_name = {
         "run": run,
@@ -44,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         "scan-deadlines": scan_deadlines,
         "nats-auth": nats_auth,
         "audit-verify": audit_verify,
+        "certs": issue_certificates,
     }
     commands_by_name[args.command](args)
 
@@ -168,6 +177,24 @@ def audit_verify(_args: argparse.Namespace) -> None:
         return 1 if breaks else 0
 
     sys.exit(asyncio.run(go()))
+
+
+def issue_certificates(args: argparse.Namespace) -> None:
+    """Files for ROGATORY_TLS_CERT_FILE / _KEY_FILE / _CLIENT_CA_FILE and for each client."""
+    from services.certificates import Authority  # noqa: PLC0415
+
+    authority = Authority.create()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ca.crt").write_bytes(authority.cert_pem)
+    authority.server(tuple(args.host) or ("localhost", "127.0.0.1")).write(args.out, "server")
+    for client in args.client:
+        kind, _, principal_id = client.partition(":")
+        if kind not in ("court", "agency", "admin") or not principal_id:
+            sys.exit(f"--client {client!r}: give KIND:ID with KIND court, agency or admin")
+        authority.client(kind, principal_id).write(args.out, f"{kind}-{principal_id}")
+    print(f"CA, server and {len(args.client)} client certificate(s) written to {args.out}")
+    print(f"services: ROGATORY_TLS_CERT_FILE={args.out}/server.crt ROGATORY_TLS_KEY_FILE={args.out}/server.key "
+          f"ROGATORY_TLS_CLIENT_CA_FILE={args.out}/ca.crt")  # fmt: skip
 
 
 def nats_auth(args: argparse.Namespace) -> None:

@@ -1,9 +1,14 @@
 """Who is calling: the principal comes from the credential, never from a request field.
 
-The only credential implemented so far is the development token:
-`authorization: Bearer dev:court:gd0112`, `dev:agency:bank-icbc` or `dev:admin:{name}`.
-It proves nothing and exists so court systems can be driven from a terminal and tests;
-production credentials (signed tokens, mutual TLS with per-court certificates) plug in here.
+Two credentials:
+
+- **mutual TLS** (production): the client certificate, verified against the configured CA
+  by the TLS handshake, names the caller (`urn:rogatory:court:gd0112`, services/plumbing/tls.py);
+- **development tokens**: `authorization: Bearer dev:court:gd0112`, `dev:agency:bank-icbc` or
+  `dev:admin:{name}`. They prove nothing and exist so court systems can be driven from a
+  terminal and tests; `ROGATORY_DEV_TOKENS=false` refuses them (the default once mTLS is on).
+
+When a call carries a certificate, the certificate is the caller, whatever a header says.
 """
 
 from __future__ import annotations
@@ -52,6 +57,21 @@ def principal_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Prin
             raise Unauthenticated("unrecognised credential", reason="BAD_CREDENTIAL")
         return Principal(PrincipalKind(match.group(1)), match.group(2))
     return None
+
+
+def principal_of(metadata: Iterable[tuple[str, str | bytes]], certificate: bytes | None, *, dev_tokens: bool) -> Principal | None:
+    """The caller: the client certificate's name, else (when allowed) a development token."""
+    if certificate is not None:
+        from services.plumbing.tls import principal_name  # noqa: PLC0415 - cryptography only for mTLS calls
+
+        named = principal_name(certificate)
+        if named is None or named[0] not in PrincipalKind._value2member_map_:
+            raise Unauthenticated("the client certificate names no court, agency or admin", reason="BAD_CERTIFICATE")
+        return Principal(PrincipalKind(named[0]), named[1])
+    principal = principal_from_metadata(metadata)
+    if principal is not None and not dev_tokens:
+        raise Unauthenticated("development tokens are turned off here: use your client certificate", reason="DEV_TOKENS_OFF")
+    return principal
 
 
 def bind(principal: Principal | None) -> object:

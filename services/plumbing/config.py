@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     # Seconds between deadline-scanner passes in the delegation service (0 turns it off,
     # e.g. when a separate `rogatory scan-deadlines` job runs it).
     scan_interval: float = Field(default=60.0, alias="ROGATORY_SCAN_INTERVAL")
+    # Mutual TLS (services/plumbing/tls.py): the service's certificate and key, and the CA
+    # whose client certificates name the callers. Without them the service listens in
+    # plaintext (development); with a client CA, every call must present a certificate.
+    tls_cert_file: str = Field(default="", alias="ROGATORY_TLS_CERT_FILE")
+    tls_key_file: str = Field(default="", alias="ROGATORY_TLS_KEY_FILE")
+    tls_client_ca_file: str = Field(default="", alias="ROGATORY_TLS_CLIENT_CA_FILE")
+    # Accept development tokens (`authorization: Bearer dev:court:…`). Unset: yes without
+    # mTLS, no with it.
+    dev_tokens: bool | None = Field(default=None, alias="ROGATORY_DEV_TOKENS")
     # Seconds between the database checks behind the health service (NOT_SERVING while the
     # database cannot be reached), and the bound on connecting to PostgreSQL, so an RPC
     # fails fast with UNAVAILABLE instead of hanging.
@@ -57,6 +66,10 @@ class Settings(BaseSettings):
 
     def address_of(self, service: str) -> str:
         return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[service]
+
+    @property
+    def accepts_dev_tokens(self) -> bool:
+        return self.dev_tokens if self.dev_tokens is not None else not self.tls_client_ca_file
 
     def metrics_address_of(self, service: str) -> str:
         return {

@@ -35,6 +35,7 @@ from services.plumbing.outbox import Outbox
 from services.plumbing.relay import OutboxRelay
 from services.plumbing.rpc import instrumented
 from services.plumbing.telemetry import configure_telemetry, shutdown_telemetry
+from services.plumbing.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class ServiceHost:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         await wire(self)
         reflection.enable_server_reflection([*self.service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"], self.server)
-        self.port = self.server.add_insecure_port(self.settings.address_of(self.service))
+        self.port = self._listen()
         self.relay.start()
         for consumer in self.consumers:
             consumer.start()
@@ -108,6 +109,13 @@ class ServiceHost:
         self._health_task = asyncio.create_task(self._watch_database(), name=f"{self.service}-health")
         log.info("%s listening on %s", self.service, self.address)
 
+    def _listen(self) -> int:
+        address, settings = self.settings.address_of(self.service), self.settings
+        if not settings.tls_cert_file:
+            return self.server.add_insecure_port(address)
+        credentials = server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+        return self.server.add_secure_port(address, credentials)
+
     @property
     def address(self) -> str:
         host = self.settings.address_of(self.service).rsplit(":", 1)[0]
@@ -117,7 +125,7 @@ class ServiceHost:
         self, service: ServiceDescriptor, servicer: object, add_to_server: Callable[[Any, grpc.aio.Server], None]
     ) -> None:
         """Registers a generated servicer with tracing and error mapping on every method."""
-        add_to_server(instrumented(servicer, service), self.server)
+        add_to_server(instrumented(servicer, service, dev_tokens=self.settings.accepts_dev_tokens), self.server)
         self.service_names.append(service.full_name)
 
     def add_consumer(self, durable: str, filter_subjects: list[str], handler: Handler) -> EventConsumer:

@@ -27,6 +27,7 @@ from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import internal_status, status_for, unavailable_status
 from services.plumbing.ids import new_id
 from services.plumbing.telemetry import tracer
+from services.plumbing.tls import peer_certificate
 
 log = logging.getLogger(__name__)
 _tracer = tracer("rogatory.rpc")
@@ -34,13 +35,15 @@ _tracer = tracer("rogatory.rpc")
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-def instrumented(servicer: object, service: ServiceDescriptor) -> object:
+def instrumented(servicer: object, service: ServiceDescriptor, *, dev_tokens: bool = True) -> object:
     """A stand-in for `servicer` whose methods are traced and never leak an exception."""
-    methods = {m.name: wrap_unary(getattr(servicer, m.name), service.full_name, m.name) for m in service.methods}
+    methods = {
+        m.name: wrap_unary(getattr(servicer, m.name), service.full_name, m.name, dev_tokens=dev_tokens) for m in service.methods
+    }
     return SimpleNamespace(**methods)
 
 
-def wrap_unary(behavior: Behavior, service: str, method: str) -> Behavior:
+def wrap_unary(behavior: Behavior, service: str, method: str, *, dev_tokens: bool = True) -> Behavior:
     span_name = f"{service}/{method}"
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
@@ -52,7 +55,8 @@ def wrap_unary(behavior: Behavior, service: str, method: str) -> Behavior:
             set_status_on_exception=False,
         ) as span:  # fmt: skip
             try:
-                auth.bind(auth.principal_from_metadata(metadata))  # task-local: this call only
+                principal = auth.principal_of(metadata, peer_certificate(context), dev_tokens=dev_tokens)
+                auth.bind(principal)  # task-local: this call only
                 response = await behavior(request, context)
                 span.set_attribute("rpc.grpc.status_code", 0)
                 return response
