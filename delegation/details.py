@@ -164,7 +164,9 @@ class AttachmentKind(StrEnum):
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_BAD_FILE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+#: Path separators, C0/C1 control characters and the bidirectional overrides that make
+#: "invoice\u202efdp.exe" display as "invoiceexe.pdf".
+_BAD_FILE_NAME = re.compile(r"[/\\\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,11 @@ class Attachment:
         check_enum(AttachmentKind, self.kind, f"{path}.kind", violations)
         check_text(self.name, f"{path}.name", violations, max_length=MAX_FILE_NAME_LENGTH)
         if self.name and _BAD_FILE_NAME.search(self.name):
-            violations.add(f"{path}.name", "a file name, without path separators or control characters", "BAD_FILE_NAME")
+            violations.add(
+                f"{path}.name",
+                "a file name, without path separators, control or bidirectional-override characters",
+                "BAD_FILE_NAME",
+            )
         if not 1 <= self.size_bytes <= MAX_ATTACHMENT_BYTES:
             violations.add(f"{path}.size_bytes", f"must be 1 to {MAX_ATTACHMENT_BYTES} bytes (50 MiB)", "BAD_SIZE")
         if not _SHA256.fullmatch(self.sha256):
@@ -459,6 +465,9 @@ class PropertyInvestigationDetails:
     def validate(self, path: str, violations: Violations) -> None:
         if not self.scope:
             violations.add(f"{path}.scope", "name at least one property category", "REQUIRED")
+        if len(self.scope) > len(PropertyCategory):  # more than every category once: one violation, not one per item
+            violations.add(f"{path}.scope", f"at most {len(PropertyCategory)} categories, each once", "TOO_MANY")
+            return
         for i, category in enumerate(self.scope):
             check_enum(PropertyCategory, category, f"{path}.scope[{i}]", violations)
         if len(set(self.scope)) < len(self.scope):
