@@ -22,13 +22,16 @@ from delegation.details import (
     MatterDetails,
     MatterKind,  # defined beside the per-kind rules; still imported from here by services/
     Officer,
+    PropertyKind,
+    RegisteredPropertyDetails,
     check_attachments,
     check_details,
     check_required_attachments,
 )
 from registry.access import check_case_access, check_case_name, court_id_of
-from registry.courts import CourtCatalog
+from registry.courts import CourtCatalog, SpecialKind
 from registry.errors import Violations, parse_enum
+from registry.jurisdictions import JurisdictionTable
 
 if TYPE_CHECKING:
     # The lifecycle module builds on this one; its value types appear here only as annotations.
@@ -111,8 +114,22 @@ class CreateDelegation:
     property_division_code: str = ""
 
 
-def route_entrusted_court(command: CreateDelegation, courts: CourtCatalog, violations: Violations) -> str | None:
-    """The entrusted court: the one named, or the basic court of the property's division."""
+#: Matters a special court takes, whatever ordinary court the division has: a ship's
+#: seizure goes to the maritime court of those waters (海事法院).
+SPECIAL_COURT_FOR_PROPERTY: dict[PropertyKind, SpecialKind] = {PropertyKind.SHIP: SpecialKind.MARITIME}
+
+
+def special_court_needed(details: MatterDetails | None) -> SpecialKind | None:
+    if isinstance(details, RegisteredPropertyDetails) and isinstance(details.property_kind, PropertyKind):
+        return SPECIAL_COURT_FOR_PROPERTY.get(details.property_kind)
+    return None
+
+
+def route_entrusted_court(
+    command: CreateDelegation, courts: CourtCatalog, violations: Violations, jurisdictions: JurisdictionTable | None = None
+) -> str | None:
+    """The entrusted court: the one named; else, from the property's division, the special
+    court the matter needs (a ship: the maritime court of those waters) or the basic court."""
     if command.entrusted_court or not command.property_division_code:
         return court_id_of(command.entrusted_court, "delegation.entrusted_court", courts, violations)
     code = command.property_division_code.strip()
@@ -120,6 +137,13 @@ def route_entrusted_court(command: CreateDelegation, courts: CourtCatalog, viola
     if len(code) != 6 or not code.isdigit():
         violations.add(field, "must be a 6-digit GB/T 2260 division code", "BAD_DIVISION_CODE")
         return None
+    if (special := special_court_needed(command.details)) is not None:
+        special_court = (jurisdictions or JurisdictionTable.default()).court_for(special, code)
+        if special_court is None:
+            violations.add(
+                field, f"no {special.lower()} court is registered for division {code}; name the entrusted court", "UNROUTABLE"
+            )
+        return special_court
     court = courts.basic_court_for_division(code)
     if court is None:
         violations.add(field, f"no basic court is registered for division {code}; name the entrusted court", "UNROUTABLE")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from rogatory.delegation.v1 import delegation_pb2
 
-from delegation.details import Attachment, DepositDetails, Officer, OtherDetails
+from delegation.details import Attachment, DepositDetails, Officer, OtherDetails, RegisteredPropertyDetails
 from delegation.matters import (
     MAX_DESCRIPTION_LENGTH,
     CreateDelegation,
@@ -17,8 +17,9 @@ from delegation.matters import (
     MatterKind,
     create_delegation,
 )
-from registry.courts import CourtCatalog
+from registry.courts import CourtCatalog, SpecialKind
 from registry.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from registry.jurisdictions import JurisdictionTable
 
 NOW = datetime(2020, 4, 20, 9, 30, tzinfo=UTC)
 DELEGATION_ID = "0171964c-5a00-7000-8000-000000000001"
@@ -231,3 +232,40 @@ def test_an_unroutable_location_is_refused(courts: CourtCatalog, code: str, reas
     with pytest.raises(InvalidArgument) as caught:
         create(courts, routed)
     assert {v.field: v.reason for v in caught.value.violations}["delegation.property_division_code"] == reason
+
+
+SHIP = RegisteredPropertyDetails(property_kind="SHIP", measure="SEAL", owner="温州某航运公司", registration_number="070015000123")
+
+
+def ship_seizure(division_code: str) -> CreateDelegation:
+    return replace(
+        FULL_COMMAND, entrusted_court="", property_division_code=division_code, matter_kind="REAL_ESTATE_OR_REGISTERED_MOVABLES",
+        details=SHIP,
+    )  # fmt: skip
+
+
+def test_a_ships_seizure_goes_to_the_maritime_court_of_those_waters(courts: CourtCatalog) -> None:
+    delegation, _ = create(courts, ship_seizure("330326"))  # 平阳县, Wenzhou's coast
+    assert delegation.entrusted_court_id == "zj72"  # 宁波海事法院, not 平阳县法院
+    delegation, _ = create(courts, ship_seizure("440112"))
+    assert delegation.entrusted_court_id == "gd72"  # 广州海事法院
+
+
+def test_a_vehicle_in_the_same_place_goes_to_the_basic_court(courts: CourtCatalog) -> None:
+    vehicle = RegisteredPropertyDetails(property_kind="VEHICLE", measure="SEAL", owner="王五", plate="浙C·12345")
+    command = replace(ship_seizure("330326"), details=vehicle)
+    delegation, _ = create(courts, command)
+    assert delegation.entrusted_court_id == "zj0326"
+
+
+def test_a_ship_where_no_maritime_court_is_registered_is_refused(courts: CourtCatalog) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        create(courts, ship_seizure("410122"))  # Henan: no maritime court in the table
+    (violation,) = [v for v in caught.value.violations if v.field == "delegation.property_division_code"]
+    assert violation.reason == "UNROUTABLE" and "maritime" in violation.description
+
+
+def test_the_special_jurisdictions_name_special_courts_of_their_kind(courts: CourtCatalog) -> None:
+    table = JurisdictionTable.default()
+    assert table.problems(courts) == []
+    assert table.court_for(SpecialKind.MARITIME, "330100") == "zj72" and table.court_for(SpecialKind.INTERNET, "330100") is None
