@@ -3,6 +3,7 @@ start the delegation service with TLS and a client CA, and call it as different 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
+from services import healthcheck
 from services.certificates import Authority
 from services.delegation.main import wire as wire_delegation
 from services.plumbing.auth import dev_credentials
@@ -34,6 +36,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("court", "zj0326"),
         ("admin", "ops"),
         ("agency", "bank-icbc"),
+        ("admin", "healthcheck"),
     ):
         authority.client(kind, principal_id).write(folder, f"{kind}-{principal_id}")
     stranger = Authority.create("Someone else's CA")
@@ -119,3 +122,12 @@ async def test_dev_tokens_can_be_turned_off_without_mtls(tmp_path: Path, nats_se
     finally:
         await host.stop()
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_container_probe_speaks_mtls(mtls_service: ServiceHost, pki: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROGATORY_TLS_CERT_FILE", str(pki / "server.crt"))
+    monkeypatch.setenv("ROGATORY_TLS_CLIENT_CA_FILE", str(pki / "ca.crt"))
+    assert not await asyncio.to_thread(healthcheck.check, mtls_service.address)  # no client certificate: refused
+    monkeypatch.setenv("ROGATORY_HEALTHCHECK_CERT_FILE", str(pki / "admin-healthcheck.crt"))
+    monkeypatch.setenv("ROGATORY_HEALTHCHECK_KEY_FILE", str(pki / "admin-healthcheck.key"))
+    assert await asyncio.to_thread(healthcheck.check, mtls_service.address)
