@@ -350,11 +350,15 @@ def test_file_clock_follows_the_file(tmp_path: Path) -> None:
     assert clock() == MONDAY + timedelta(days=2)
 
 
-async def test_scanner_findings_join_the_controls_trace(handlers: VehicleControlHandlers, clock: Clock, db: Database) -> None:
+async def test_reports_and_scanner_findings_join_the_controls_trace(
+    handlers: VehicleControlHandlers, clock: Clock, db: Database
+) -> None:
     with TracerProvider().get_tracer("test").start_as_current_span("CreateVehicleControl") as span:
         name = (await handlers.create(replace(CREATE, expire_time=MONDAY + timedelta(days=1)), COURT)).control.name
     trace_id = format(span.get_span_context().trace_id, "032x")
     await outbox(db)
+    with TracerProvider().get_tracer("test").start_as_current_span("ReportVehicleSighting"):  # the agency's own call
+        await handlers.report_sighting(name, WENZHOU, v.ReportSighting(None, "104国道"))
     clock.now = MONDAY + timedelta(days=2)
     assert (await VehicleControlScanner(handlers).scan_once()).actions == {"EXPIRED": 1}
     async with db.read() as conn:

@@ -15,16 +15,24 @@ delegations), so no call reveals that a control exists.
 
 Idempotency of custom methods (AIP-155): the document keeps the last request ids applied,
 keyed by the caller; a retry returns the control as it is now, with no second event.
+
+One control, one trace: the call that creates a control starts its trace, stored with the
+row; every later write — an agency's report, a court's step, the scanner, case closing — runs
+in a span that continues that context and links both ways to the call that caused it, so its
+outbox rows (and the relay's and consumers' spans) land in the control's trace.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
 from rogatory.events.v1 import events_pb2, vehicle_events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,11 +51,13 @@ from services.plumbing.events import Event, ReceivedEvent, subject, subject_filt
 from services.plumbing.idempotency import check_request_id, create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
+from services.plumbing.telemetry import context_from_headers, tracer
 
 COURT_AGGREGATE, AGENCY_AGGREGATE = "vehicle", "watchlist"
 ADDED, REMOVED = "added", "removed"
 ENDED_VERBS = {v.ControlState.LIFTED: "lifted", v.ControlState.CASE_CLOSED: "case-closed", v.ControlState.EXPIRED: "expired"}
 CASE_CLOSED_ALL_COURTS = subject_filter("case", "*", "closed")
+_tracer = tracer(__name__)
 
 Decide = Callable[[v.VehicleControl, datetime], v.Result]
 
@@ -137,39 +147,39 @@ class VehicleControlHandlers:
 
     async def lift(self, name: str, court_id: str, command: v.LiftControl, request_id: str = "") -> StoredControl:
         principal = Principal(PrincipalKind.COURT, court_id)
-        return await self._update(name, principal, request_id, lambda c, now: v.lift(c, court_id, command, now))
+        return await self._update(name, principal, request_id, lambda c, now: v.lift(c, court_id, command, now), "lift")
 
     async def record_step(self, name: str, court_id: str, command: v.RecordStep, request_id: str = "") -> StoredControl:
         principal = Principal(PrincipalKind.COURT, court_id)
-        return await self._update(
-            name, principal, request_id, lambda c, now: v.record_step(c, court_id, command, self.policy, now)
-        )
+        decide: Decide = lambda c, now: v.record_step(c, court_id, command, self.policy, now)  # noqa: E731
+        return await self._update(name, principal, request_id, decide, "record_step")
 
     async def report_sighting(self, name: str, agency_id: str, command: v.ReportSighting, request_id: str = "") -> StoredControl:
         principal = Principal(PrincipalKind.AGENCY, agency_id)
         decide: Decide = lambda c, now: v.report_sighting(c, agency_id, command, self.policy, now)  # noqa: E731
-        return await self._update(name, principal, request_id, decide)
+        return await self._update(name, principal, request_id, decide, "report_sighting")
 
     async def report_seizure(self, name: str, agency_id: str, command: v.ReportSeizure, request_id: str = "") -> StoredControl:
         principal = Principal(PrincipalKind.AGENCY, agency_id)
         decide: Decide = lambda c, now: v.report_seizure(c, agency_id, command, self.policy, self.calendar, now)  # noqa: E731
-        return await self._update(name, principal, request_id, decide)
+        return await self._update(name, principal, request_id, decide, "report_seizure")
 
-    async def _update(self, name: str, principal: Principal, request_id: str, decide: Decide) -> StoredControl:
+    async def _update(self, name: str, principal: Principal, request_id: str, decide: Decide, operation: str) -> StoredControl:
         check_request_id(request_id)
         stored = await self._load_for(name, principal)
         key = f"{principal.name}:{request_id}" if request_id else ""
         if key and key in stored.applied_requests:
             return stored  # a retry of an applied request
-        updated, events = decide(stored.control, self.clock())
         applied = (*stored.applied_requests, key) if key else stored.applied_requests
-        try:
-            await self.commit(stored, updated, events, applied)
-        except Aborted:
-            # Two copies of one request raced: the loser answers like a later retry would.
-            if key and key in (again := await self._load_for(name, principal)).applied_requests:
-                return again
-            raise
+        with in_control_trace(operation, stored.control, stored.traceparent):
+            updated, events = decide(stored.control, self.clock())
+            try:
+                await self.commit(stored, updated, events, applied)
+            except Aborted:
+                # Two copies of one request raced: the loser answers like a later retry would.
+                if key and key in (again := await self._load_for(name, principal)).applied_requests:
+                    return again
+                raise
         return StoredControl(stored.seq, updated, applied, stored.traceparent)
 
     async def _load_for(self, name: str, principal: Principal) -> StoredControl:
@@ -216,8 +226,9 @@ class VehicleControlHandlers:
         reason = case.closure.reason
         note = f"case {case.case_number} closed" + (f": {reason}" if reason else "")
         for stored in await store.live_controls_of_case(conn, case.name):
-            updated, events = v.close_for_case(stored.control, now, note[: v.MAX_TEXT])
-            await self.write(conn, stored, updated, events)
+            with in_control_trace("close_for_case", stored.control, stored.traceparent, kind=SpanKind.CONSUMER):
+                updated, events = v.close_for_case(stored.control, now, note[: v.MAX_TEXT])
+                await self.write(conn, stored, updated, events)
         self.outbox.notify()  # early wake-up; the relay's poll picks the rows up after commit anyway
 
     # --- events --------------------------------------------------------------------------------
@@ -272,6 +283,32 @@ class VehicleControlHandlers:
 
 def _event(aggregate: str, verb: str, subject_: str, payload: Any, at: datetime) -> Event:
     return Event(f"rogatory.{aggregate}.{verb}.v1", subject_, payload, occurred_at=at)
+
+
+def control_attributes(control: v.VehicleControl) -> dict[str, str]:
+    return {
+        "rogatory.vehicle_control.name": control.name,
+        "rogatory.case.name": control.case_name,
+        "rogatory.court": control.court_id,
+    }
+
+
+@contextmanager
+def in_control_trace(
+    operation: str, control: v.VehicleControl, traceparent: str, kind: SpanKind = SpanKind.INTERNAL
+) -> Iterator[None]:
+    """Runs a write on `control` in a span of the control's trace, linked both ways to the caller's span."""
+    attributes = control_attributes(control)
+    caller = trace.get_current_span()
+    caller.set_attributes(attributes)
+    links = [Link(caller.get_span_context())] if caller.get_span_context().is_valid else []
+    parent = context_from_headers({"traceparent": traceparent}) if traceparent else None
+    with _tracer.start_as_current_span(
+        f"vehicle_control.{operation}", context=parent, kind=kind, links=links, attributes=attributes
+    ) as span:
+        if span.get_span_context().trace_id != caller.get_span_context().trace_id:
+            caller.add_link(span.get_span_context())
+        yield
 
 
 def may_read(principal: Principal, control: v.VehicleControl) -> bool:

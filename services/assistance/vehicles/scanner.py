@@ -21,18 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from opentelemetry.trace import SpanKind
-
 from assistance import vehicles as v
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from registry.errors import DomainError
 from services.assistance.vehicles import store
-from services.assistance.vehicles.handlers import VehicleControlHandlers
+from services.assistance.vehicles.handlers import VehicleControlHandlers, in_control_trace
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import Outbox
-from services.plumbing.telemetry import context_from_headers, tracer
+from services.plumbing.telemetry import tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -94,15 +92,7 @@ class VehicleControlScanner:
         updated, events = decide(stored.control, now)
         if not events:
             return False  # changed since the query (e.g. listed, lifted)
-        c = stored.control
-        attributes = {
-            "rogatory.vehicle_control": name,
-            "rogatory.scan.action": action,
-            "rogatory.court": c.court_id,
-            "rogatory.case": c.case_name,
-        }
-        parent = context_from_headers({"traceparent": stored.traceparent})
-        with _tracer.start_as_current_span("scan vehicle control", context=parent, kind=SpanKind.INTERNAL, attributes=attributes):
+        with in_control_trace(f"scan.{action.lower()}", stored.control, stored.traceparent):
             try:
                 await self.handlers.commit(stored, updated, events)
             except DomainError as reason:
