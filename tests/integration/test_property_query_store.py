@@ -26,6 +26,7 @@ from services.assistance.queries.handlers import Fanout, IncomingReply, QueryHan
 from services.assistance.queries.replies import ReplyConsumer
 from services.assistance.queries.scanner import QueryTimeoutScanner
 from services.assistance.queries.store import AGENCIES as AGENCY_ROWS
+from services.assistance.queries.store import QueryFilter
 from services.plumbing.consumer import INBOX
 from services.plumbing.events import envelope_headers
 from services.plumbing.ids import new_id
@@ -274,3 +275,17 @@ async def test_the_dispatcher_sends_each_agency_its_own_request_and_recovers_uns
     assert (await js.stream_info(STREAM)).state.messages == stream_before + 2  # bank-a's copy dropped as a duplicate
     assert await dispatcher.recover() == 0
     await subscription.unsubscribe()
+
+
+async def test_a_court_lists_its_own_queries_in_pages_and_by_state(handlers: QueryHandlers) -> None:
+    first = (await handlers.create(COMMAND)).query
+    second = (await handlers.create(replace(COMMAND, categories=("REAL_ESTATE",)))).query
+    await handlers.reply(incoming(second.name, "re-x"))  # its only agency: completed
+    page = await handlers.list(QueryFilter(COURT), after_seq=0, limit=1)
+    assert [v.query.id for v in page] == [first.id]
+    rest = await handlers.list(QueryFilter(COURT), after_seq=page[0].stored.seq, limit=10)
+    assert [v.query.id for v in rest] == [second.id]
+    done = await handlers.list(QueryFilter(COURT, state=QueryState.COMPLETED), after_seq=0, limit=10)
+    assert [v.query.id for v in done] == [second.id]
+    assert await handlers.list(QueryFilter("zj0326"), after_seq=0, limit=10) == []
+    assert await handlers.list(QueryFilter(COURT, case_name="courts/gd0112/cases/other"), after_seq=0, limit=10) == []
