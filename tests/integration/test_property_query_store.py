@@ -289,3 +289,32 @@ async def test_a_court_lists_its_own_queries_in_pages_and_by_state(handlers: Que
     assert [v.query.id for v in done] == [second.id]
     assert await handlers.list(QueryFilter("zj0326"), after_seq=0, limit=10) == []
     assert await handlers.list(QueryFilter(COURT, case_name="courts/gd0112/cases/other"), after_seq=0, limit=10) == []
+
+
+async def test_a_poison_reply_is_dead_lettered_without_holding_up_the_others(
+    handlers: QueryHandlers, nats_client: NATS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = (await handlers.create(COMMAND)).query
+    real_apply = handlers.apply_replies
+
+    async def failing_on_tp_x(conn: Any, replies: Any) -> Any:
+        if any(r.reply.agency_id == "tp-x" for r in replies):
+            raise RuntimeError("simulated bug on tp-x's reply")
+        return await real_apply(conn, replies)
+
+    monkeypatch.setattr(handlers, "apply_replies", failing_on_tp_x)
+    consumer = ReplyConsumer(handlers.db, nats_client.jetstream(), handlers, stream=STREAM, max_deliveries=2)
+    consumer.redelivery_delay = lambda _count: 0.05
+    nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
+    for agency in ("bank-a", "tp-x", "bank-b"):
+        await publish_reply(nats_client, f"rogatory.v1.query-reply.{agency}.gd0112", nothing, new_id(), new_id())
+    consumer.start()
+    try:
+        await wait_for(lambda: consumer.dead_lettered == 1 and consumer.applied == 2)
+    finally:
+        await consumer.stop()
+    view = await handlers.get(query.name, COURT)
+    statuses = {r.result.agency_id: r.result.status for r in view.results}
+    assert statuses == {"bank-a": AgencyStatus.NO_PROPERTY, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.PENDING}
+    parked = await nats_client.jetstream().get_last_msg(STREAM, "rogatory.v1.deadletter.assistance-query-replies")
+    assert parked.headers and parked.headers["Rogatory-Dead-Letter-Subject"] == "rogatory.v1.query-reply.tp-x.gd0112"

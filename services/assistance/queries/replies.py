@@ -7,7 +7,9 @@ fetches up to `batch` replies, and in one transaction skips those its inbox alre
 rest in the inbox and applies them with `QueryHandlers.apply_replies`; it acks the batch
 after the commit. A 1,000-agency query is then a handful of transactions, not 1,000.
 A refused reply (second reply, after the deadline, not addressed, malformed) is logged
-and acked: redelivering it would not change the answer.
+and acked: redelivering it would not change the answer. A batch that fails (database
+away, a bug) is retried reply by reply, so one poison reply is nak'ed, then dead-lettered
+like any consumer's poison event, without holding up the others.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy import insert, select
 from registry.errors import DomainError
 from services.assistance.queries.handlers import REPLY_SUBJECT_ROOT, IncomingReply, QueryHandlers
 from services.assistance.queries.messages import item_record, reply_command
-from services.plumbing.consumer import INBOX, EventConsumer
+from services.plumbing.consumer import INBOX, EventConsumer, to_received_event
 from services.plumbing.db import Database
 from services.plumbing.events import subject_filter
 
@@ -45,8 +47,18 @@ class ReplyConsumer(EventConsumer):
         stream: str,
         batch: int = 512,
         gather: float = 0.02,
+        max_deliveries: int = 5,
     ):
-        super().__init__(db, js, stream=stream, durable=CONSUMER, filter_subjects=[REPLIES], handler=_per_event, batch=batch)
+        super().__init__(
+            db,
+            js,
+            stream=stream,
+            durable=CONSUMER,
+            filter_subjects=[REPLIES],
+            handler=_per_event,
+            batch=batch,
+            max_deliveries=max_deliveries,
+        )
         self.handlers = handlers
         self.gather = gather  # seconds a batch waits for more replies once one arrived
         self.refused = 0
@@ -67,17 +79,41 @@ class ReplyConsumer(EventConsumer):
             await self.process_batch(messages)
 
     async def process_batch(self, messages: Sequence[Msg]) -> None:
-        keyed = [(event_id(msg), msg) for msg in messages]
+        """Applies the batch in one transaction and acks it; a failing batch is retried one reply at a time.
+
+        Alone, a failing reply is nak'ed with the consumer's growing delay, and parked on the
+        dead-letter subject after `max_deliveries` (EventConsumer's poison-event rule), so it
+        cannot hold up the replies behind it.
+        """
+        fresh: list[Msg] = []
+        for msg in messages:
+            if msg.metadata.num_delivered > self.max_deliveries:  # crashed the process before: not handled again
+                event = to_received_event(msg)
+                await self._dead_letter(msg, event, f"still unprocessed after {event.delivery_count - 1} deliveries")
+            else:
+                fresh.append(msg)
+        if not fresh:
+            return
         try:
-            applied = await self._apply(keyed)
-        except Exception:
-            log.exception("consumer %s failed on a batch of %d replies", self.durable, len(messages))
-            for msg in messages:
-                await msg.nak(delay=2.0)
+            applied = await self._apply([(event_id(msg), msg) for msg in fresh])
+        except Exception as exc:
+            if len(fresh) > 1:
+                log.warning(
+                    "consumer %s: a batch of %d replies failed (%s); applying them one by one", self.durable, len(fresh), exc
+                )
+                for msg in fresh:
+                    await self.process_batch([msg])
+                return
+            event = to_received_event(fresh[0])
+            log.exception("consumer %s failed on reply %s", self.durable, event.event_id)
+            if event.delivery_count >= self.max_deliveries:
+                await self._dead_letter(fresh[0], event, f"{type(exc).__name__}: {exc}")
+            else:
+                await fresh[0].nak(delay=self.redelivery_delay(event.delivery_count))
             return
         if applied:
             self.handlers.outbox.notify()  # completion events
-        for msg in messages:
+        for msg in fresh:
             await msg.ack()
 
     async def _apply(self, keyed: list[tuple[str, Msg]]) -> int:

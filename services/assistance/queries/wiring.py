@@ -32,7 +32,9 @@ def wire_property_queries(host: ServiceHost, courts: CourtCatalog) -> QueryHandl
     host.add_servicer(
         SERVICE, PropertyQueryServicer(handlers), property_query_pb2_grpc.add_PropertyQueryServiceServicer_to_server
     )
-    host.consumers.append(ReplyConsumer(host.db, host.js, handlers, stream=host.settings.stream_name))
+    host.consumers.append(
+        ReplyConsumer(host.db, host.js, handlers, stream=host.settings.stream_name, max_deliveries=host.settings.max_deliveries)
+    )
     host.workers.append(dispatcher)
     host.workers.append(QueryTimeoutScanner(handlers))
     return handlers
