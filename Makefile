@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_INCLUDES = $(shell $(BIN)/python -c "import google.api, grpc_tools, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent, pathlib.Path(grpc_tools.__file__).parent / '_proto')")
 
-.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query
+.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
 
 venv: $(STAMP)
 
@@ -70,6 +70,10 @@ bench-query: venv
 
 bench-tracing: venv
 	$(BIN)/python -m bench.bench_tracing_overhead
+
+## bench-load: 5 minutes of mixed load on the whole stack, with echo / JetStream references
+bench-load: venv
+	$(BIN)/python -m bench.bench_load --minutes 5
 
 clean:
 	rm -rf $(VENV) var build .pytest_cache
