@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Deliveries of one event a consumer attempts before it moves the event to
     # `rogatory.v1.deadletter.{consumer}` and raises an alert (docs/events.md).
     max_deliveries: int = Field(default=5, ge=1, alias="ROGATORY_MAX_DELIVERIES")
+    # Largest request a service accepts, in bytes (gRPC max receive message size); a bigger
+    # one is refused with RESOURCE_EXHAUSTED before it is parsed. docs/api-limits.md.
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="ROGATORY_MAX_MESSAGE_BYTES")
     # Run Alembic migrations when a service starts (disable when a release job does it).
     migrate_on_start: bool = Field(default=True, alias="ROGATORY_MIGRATE_ON_START")
     # A CSV agency table (columns of registry/data/agencies.csv) used instead of the shipped

@@ -45,18 +45,40 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+# The status travels in trailers, which gRPC clients refuse above 8 KiB by default (16 KiB
+# hard); messages often echo the caller's value, which may be huge. So echoed text is clipped
+# and BadRequest keeps the violations that fit a byte budget (ErrorInfo says how many were left
+# out), keeping the whole status far below the limit whatever the request held.
+MAX_MESSAGE_CHARS = 300
+MAX_DETAIL_CHARS = 200
+MAX_BAD_REQUEST_BYTES = 2500
+
+
+def _clip(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bad_request(error: InvalidArgument, metadata: dict[str, str]) -> error_details_pb2.BadRequest:
+    bad_request = error_details_pb2.BadRequest()
+    for v in error.violations:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=_clip(v.field), description=_clip(v.description), reason=_clip(v.reason)
+        )
+        if bad_request.field_violations and bad_request.ByteSize() + violation.ByteSize() > MAX_BAD_REQUEST_BYTES:
+            metadata["omitted_field_violations"] = str(len(error.violations) - len(bad_request.field_violations))
+            break
+        bad_request.field_violations.append(violation)
+    return bad_request
+
+
 def status_for(error: DomainError) -> status_pb2.Status:
     code = next((c for kind, c in _CODES if isinstance(error, kind)), code_pb2.FAILED_PRECONDITION)
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata))]
-    if isinstance(error, InvalidArgument) and error.violations:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description, reason=v.reason)
-                for v in error.violations
-            ]
-        )
+    metadata = {_clip(k): _clip(v) for k, v in error.metadata.items()}
+    bad_request = _bad_request(error, metadata) if isinstance(error, InvalidArgument) and error.violations else None
+    details = [_pack(error_details_pb2.ErrorInfo(reason=_clip(error.reason), domain=ERROR_DOMAIN, metadata=metadata))]
+    if bad_request is not None:
         details.append(_pack(bad_request))
-    return status_pb2.Status(code=code, message=error.message, details=details)
+    return status_pb2.Status(code=code, message=_clip(error.message, MAX_MESSAGE_CHARS), details=details)
 
 
 def unavailable_status(reason: str, message: str) -> status_pb2.Status:

@@ -92,7 +92,7 @@ class ServiceHost:
         await ensure_stream(self.js, self.settings.stream_name, self.settings.stream_replicas)
         self.outbox = Outbox()
         self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
-        self.server = grpc.aio.server()
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", self.settings.max_message_bytes)])
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         await wire(self)
