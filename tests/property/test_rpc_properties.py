@@ -357,3 +357,88 @@ async def test_create_assistance_notice_answers_ok_or_a_specific_error(stack: St
         check_answer(stack, "assistance", request, lambda: stub.CreateAssistanceNotice(request, metadata=metadata))
 
     await asyncio.to_thread(check)
+
+
+# --- limits (docs/api-limits.md) -------------------------------------------------------------------
+
+
+def violations_of(error: grpc.aio.AioRpcError) -> tuple[dict[str, str], error_details_pb2.ErrorInfo]:
+    status = status_of(error)
+    assert status is not None
+    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    for detail in status.details:
+        if detail.Is(bad.DESCRIPTOR):
+            detail.Unpack(bad)
+        elif detail.Is(info.DESCRIPTOR):
+            detail.Unpack(info)
+    return {v.field: v.description for v in bad.field_violations}, info
+
+
+async def refused(stack: Stack, service: str, call: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    before = await stack.counts(service)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert await stack.counts(service) == before
+    return caught.value
+
+
+async def test_an_oversized_request_is_refused_by_grpc_before_it_is_parsed(stack: Stack) -> None:
+    request = seed_case_request(777)
+    request.case.description = "x" * (MAX_MESSAGE_BYTES + 1)
+    error = await refused(stack, "registry", registry(stack).CreateCase(request))
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert str(MAX_MESSAGE_BYTES) in (error.details() or "")  # gRPC names the limit: "… larger than max (N vs. 4194304)"
+
+
+async def test_lists_and_texts_over_their_limit_are_field_violations_naming_the_limit(stack: Stack) -> None:
+    court = dev_credentials("court", REQUESTING)
+    case = seed_case_request(778)
+    case.case.parties.extend([case.case.parties[0]] * 50)  # 52 parties
+    case.case.description = "长" * 2001
+    error = await refused(stack, "registry", registry(stack).CreateCase(case))
+    found, _ = violations_of(error)
+    assert "at most 50 parties" in found["case.parties"] and "at most 2000 characters" in found["case.description"]
+
+    delegation = freeze_request(stack.case_name)
+    attachment = delegation.delegation.attachments[0]
+    delegation.delegation.attachments.extend([attachment] * 48)  # 51 descriptors
+    error = await refused(stack, "delegation", delegations(stack).CreateDelegation(delegation, metadata=court))
+    found, _ = violations_of(error)
+    assert found["delegation.attachments"] == "at most 50 attachments per delegation"
+
+    delegation = freeze_request(stack.case_name)
+    bad = delegation.delegation.attachments[0]
+    bad.name, bad.size_bytes, bad.sha256 = "a" * 256 + ".pdf", 50 * 1024 * 1024 + 1, "not-a-digest"
+    delegation.delegation.description = "d" * 2001
+    error = await refused(stack, "delegation", delegations(stack).CreateDelegation(delegation, metadata=court))
+    found, _ = violations_of(error)
+    assert found["delegation.attachments[0].name"] == "at most 255 characters"
+    assert found["delegation.attachments[0].size_bytes"] == "must be 1 to 52428800 bytes (50 MiB)"
+    assert found["delegation.attachments[0].sha256"] == "must be 64 hexadecimal digits"
+    assert found["delegation.description"] == "at most 2000 characters"
+
+    entrusted = dev_credentials("court", ENTRUSTED)
+    name = stack.delegation.name
+    start = dg.StartDelegationRequest(name=name, note="n" * 2001)
+    found, _ = violations_of(await refused(stack, "delegation", delegations(stack).StartDelegation(start, metadata=entrusted)))
+    assert found == {"note": "at most 2000 characters"}
+    ask = dg.ReturnDelegationForSupplementRequest(
+        name=name, supplement_request=dg.SupplementRequest(reason=dg.SupplementRequest.OTHER, missing_items=["x"] * 51)
+    )
+    call = delegations(stack).ReturnDelegationForSupplement(ask, metadata=entrusted)
+    found, _ = violations_of(await refused(stack, "delegation", call))
+    assert found["supplement_request.missing_items"] == "at most 50 items"
+
+
+async def test_a_refusal_with_many_violations_stays_within_grpc_trailer_limits(stack: Stack) -> None:
+    """50 bad descriptors make 150 violations: BadRequest keeps what fits and says how many it left out."""
+    delegation = freeze_request(stack.case_name)
+    del delegation.delegation.attachments[:]
+    for i in range(50):
+        delegation.delegation.attachments.add(name=f"{i}/" + "名" * 300, size_bytes=-1, sha256="g" * 64)
+    call = delegations(stack).CreateDelegation(delegation, metadata=dev_credentials("court", REQUESTING))
+    error = await refused(stack, "delegation", call)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    found, info = violations_of(error)
+    assert 0 < len(found) < 150 and int(info.metadata["omitted_field_violations"]) + len(found) >= 150
+    assert all(len(description) <= 200 for description in found.values())
