@@ -261,10 +261,10 @@ async def register_cases(registry_addr: str, count: int, in_flight: int = 16) ->
 
         async def worker() -> None:
             for n in numbers:
-                names.append((await stub.CreateCase(seed_case_request(n))).name)
+                names.append((await stub.CreateCase(seed_case_request(n), metadata=REQUESTING)).name)
 
         await asyncio.gather(*(worker() for _ in range(in_flight)))
-        names.append((await stub.CreateCase(seed_case_request(count))).name)
+        names.append((await stub.CreateCase(seed_case_request(count), metadata=REQUESTING)).name)
     return names
 
 

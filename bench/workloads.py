@@ -16,6 +16,7 @@ from bench.echo_server import METHOD as ECHO_METHOD
 from bench.load import Call, ChannelPool
 
 COURT = "courts/zj0326"
+CREDENTIAL = (("authorization", "Bearer dev:court:zj0326"),)  # the court whose cases these are
 CASE_NUMBER = "（2023）浙0326执{n}号"
 APPLICANT_USCC = "91330326MA2H4B1C05"  # valid unified social credit code (GB 32100 check digit)
 RESPONDENT_RIC = "11010519491231002X"  # valid resident identity card number (GB 11643)
@@ -63,11 +64,11 @@ class RegistryWorkload:
         self.names: list[str] = []
 
     async def create_case(self) -> None:
-        reply = await next(self.stubs).CreateCase(create_case_request(next(self.numbers)))
+        reply = await next(self.stubs).CreateCase(create_case_request(next(self.numbers)), metadata=CREDENTIAL)
         self.names.append(reply.name)
 
     async def get_case(self) -> None:
-        await next(self.stubs).GetCase(pb.GetCaseRequest(name=random.choice(self.names)))
+        await next(self.stubs).GetCase(pb.GetCaseRequest(name=random.choice(self.names)), metadata=CREDENTIAL)
 
     @property
     def created(self) -> int:

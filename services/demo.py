@@ -35,6 +35,7 @@ from services.plumbing.subscriber import read_events
 from services.plumbing.telemetry import client_interceptors
 
 T = TypeVar("T")
+HUANGPU = dev_credentials("court", "gd0112")  # 广州市黄埔区人民法院, the seed's requesting court
 
 PAYLOAD_TYPES = {
     "rogatory.case.registered.v1": events_pb2.CaseRegistered,
@@ -71,9 +72,9 @@ async def run_demo(addresses: dict[str, str]) -> None:
     interceptors = client_interceptors()
     async with grpc.aio.insecure_channel(addresses["registry"], interceptors=interceptors) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
-        court = await registry.GetCourt(pb.GetCourtRequest(name="courts/gd0112"))
+        court = await registry.GetCourt(pb.GetCourtRequest(name="courts/gd0112"), metadata=HUANGPU)
         print(f"Court: {court.display_name} ({court.code}), parent {court.parent}")
-        case = await registry.CreateCase(seed_case_request(sequence))
+        case = await registry.CreateCase(seed_case_request(sequence), metadata=HUANGPU)
         print(f"\nRegistered {case.case_number} as {case.name}")
         print(f"  respondent ID number as every response shows it: {case.parties[1].id_number}")
     async with grpc.aio.insecure_channel(addresses["delegation"], interceptors=interceptors) as channel:

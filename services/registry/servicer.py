@@ -9,8 +9,8 @@ from rogatory.registry.v1 import registry_pb2_grpc
 from registry.agencies import Agency
 from registry.case_number import parse_case_number, validate_case_number
 from registry.courts import Court
-from registry.errors import NotFound
-from services.plumbing.auth import calling_court
+from registry.errors import NotFound, PermissionDenied
+from services.plumbing.auth import Principal, PrincipalKind, calling_court, current_principal
 from services.plumbing.filtering import parse_filter
 from services.plumbing.names import parse_name
 from services.plumbing.pagination import after_seq, encode_token, page_size
@@ -37,9 +37,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self.agencies = handlers.agencies
 
     async def GetCourt(self, request: pb.GetCourtRequest, context: grpc.aio.ServicerContext) -> pb.Court:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
         return court_to_proto(self._court(request.name))
 
     async def ListCourts(self, request: pb.ListCourtsRequest, context: grpc.aio.ServicerContext) -> pb.ListCourtsResponse:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
         terms = parse_filter(request.filter, COURT_FILTERS)
         matches = [c for c in self.courts if _court_matches(c, terms)]
         page, token = _page(matches, request.filter, request.page_size, request.page_token)
@@ -48,10 +50,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListCourtSuperiors(
         self, request: pb.ListCourtSuperiorsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCourtSuperiorsResponse:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
         court = self._court(request.name)
         return pb.ListCourtSuperiorsResponse(courts=[court_to_proto(c) for c in self.courts.superiors(court.id)])
 
     async def GetAgency(self, request: pb.GetAgencyRequest, context: grpc.aio.ServicerContext) -> pb.Agency:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
         agency_id = parse_name(request.name, "agencies/{agency}")["agency"]
         agency = self.agencies.get(agency_id)
         if agency is None:
@@ -59,6 +63,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return agency_to_proto(agency)
 
     async def ListAgencies(self, request: pb.ListAgenciesRequest, context: grpc.aio.ServicerContext) -> pb.ListAgenciesResponse:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
         terms = parse_filter(request.filter, AGENCY_FILTERS)
         matches = [a for a in self.agencies if _agency_matches(a, terms)]
         page, token = _page(matches, request.filter, request.page_size, request.page_token)
@@ -67,17 +72,33 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         )
 
     async def CreateCase(self, request: pb.CreateCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
+        court_id = calling_court()  # a court registers its own cases; admins supervise, they do not act
+        if request.parent != f"courts/{court_id}":
+            raise PermissionDenied(
+                f"courts/{court_id} cannot register cases for {request.parent}",
+                reason="NOT_CASE_COURT",
+                metadata={"parent": request.parent, "court": f"courts/{court_id}"},
+            )
         view = await self.handlers.create_case(register_command(request), request.request_id)
         return case_to_proto(view)
 
     async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
-        parse_name(request.name, "courts/{court}/cases/{case}")
+        owner = parse_name(request.name, "courts/{court}/cases/{case}")["court"]
+        if not self._may_read_cases_of(current_principal(), owner):
+            raise NotFound("case", request.name)  # whether another court's case exists is not revealed
         return case_to_proto(await self.handlers.get_case(request.name))
 
     async def ListCases(self, request: pb.ListCasesRequest, context: grpc.aio.ServicerContext) -> pb.ListCasesResponse:
+        principal = current_principal()
         court_id = parse_name(request.parent, "courts/{court}", "parent")["court"]
         if court_id != "-":
             self._court(request.parent, field="parent")
+        if not self._may_read_cases_of(principal, court_id):
+            raise PermissionDenied(
+                f"{principal.name} may not list the cases of {request.parent}",
+                reason="NOT_SUPERVISING_COURT",
+                metadata={"parent": request.parent, "caller": principal.name},
+            )
         terms = parse_filter(request.filter, CASE_FILTERS)
         query = CaseQuery(
             court_id=None if court_id == "-" else court_id,
@@ -99,6 +120,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ParseCaseNumber(
         self, request: pb.ParseCaseNumberRequest, context: grpc.aio.ServicerContext
     ) -> pb.ParseCaseNumberResponse:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
         violations = validate_case_number(request.case_number, self.courts)
         if violations:
             return pb.ParseCaseNumberResponse(
@@ -107,6 +129,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             )
         number = parse_case_number(request.case_number, self.courts)
         return pb.ParseCaseNumberResponse(valid=True, parts=case_number_parts(number))
+
+    def _may_read_cases_of(self, principal: Principal, court_id: str) -> bool:
+        """A court's cases: the court itself, its superior courts and admins (`-`: admins only)."""
+        if principal.kind is PrincipalKind.ADMIN:
+            return True
+        if principal.kind is not PrincipalKind.COURT or court_id == "-":
+            return False
+        return principal.id == court_id or (court_id in self.courts and self.courts.is_superior_of(principal.id, court_id))
 
     def _court(self, name: str, field: str = "name") -> Court:
         court_id = parse_name(name, "courts/{court}", field)["court"]

@@ -23,12 +23,13 @@ from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from tests.conftest import wait_for
-from tests.e2e.test_registry_e2e import create_request, details
+from tests.e2e.test_registry_e2e import as_owner, create_request, details
 
 
 async def register_case(stack: Stack, number: int) -> str:
     async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
-        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(create_request(number, "gd0112", "粤0112"))
+        request = create_request(number, "gd0112", "粤0112")
+        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(request, metadata=as_owner(request))
     return case.name
 
 

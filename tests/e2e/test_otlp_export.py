@@ -16,7 +16,7 @@ from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.launcher import ServiceProcess
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
-from tests.e2e.test_registry_e2e import create_request
+from tests.e2e.test_registry_e2e import as_owner, create_request
 
 
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -88,8 +88,9 @@ async def test_spans_reach_the_otlp_endpoint(receiver, nats_server: EmbeddedNats
     try:
         async with grpc.aio.insecure_channel(process.address) as channel:
             stub = registry_pb2_grpc.RegistryServiceStub(channel)
-            await stub.GetCourt(pb.GetCourtRequest(name="courts/zj0326"))
-            await stub.CreateCase(create_request(1))  # its event goes through the relay: relay lag
+            request = create_request(1)
+            await stub.GetCourt(pb.GetCourtRequest(name="courts/zj0326"), metadata=as_owner(request))
+            await stub.CreateCase(request, metadata=as_owner(request))  # its event goes through the relay: relay lag
     finally:
         code = await asyncio.to_thread(process.stop)  # shutdown flushes the batch processor and the metric reader
     assert code == 0

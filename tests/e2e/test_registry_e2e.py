@@ -20,6 +20,7 @@ from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.launcher import Stack
+from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from tests.e2e.conftest import buf_binary
 
@@ -41,6 +42,14 @@ def create_request(
             amount_owed=money_pb2.Money(currency_code="CNY", units=5416, nanos=690_000_000),
         ),
     )
+
+
+def as_owner(request: pb.CreateCaseRequest) -> tuple[tuple[str, str], ...]:
+    """The credential of the court a CreateCase request registers the case for."""
+    return dev_credentials("court", request.parent.split("/")[1])
+
+
+ADMIN = dev_credentials("admin", "tests")
 
 
 def details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
@@ -79,6 +88,8 @@ def test_reflection_lets_buf_curl_list_and_call(stack: Stack) -> None:
     assert "rogatory.registry.v1.RegistryService/CreateCase" in listed.stdout.split()
     called = buf_curl(
         stack.address("registry"),
+        "-H",
+        "authorization: Bearer dev:court:zj0326",
         "-d",
         '{"name": "courts/zj0326"}',
         "http://ADDR/rogatory.registry.v1.RegistryService/ListCourtSuperiors",
@@ -93,7 +104,8 @@ async def test_created_case_is_evented_to_its_court_only(
     since = datetime.now(UTC) - timedelta(seconds=1)
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
     traceparent = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-    case = await registry.CreateCase(create_request(next(sequence_numbers)), metadata=(("traceparent", traceparent),))
+    request = create_request(next(sequence_numbers))
+    case = await registry.CreateCase(request, metadata=(("traceparent", traceparent), *as_owner(request)))
     assert case.parties[1].id_number == "110105********002X"
 
     js = subscriber.jetstream()
@@ -113,12 +125,12 @@ async def test_retry_with_request_id_returns_the_same_case(
 ) -> None:
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
     request = create_request(next(sequence_numbers))
-    first = await registry.CreateCase(request)
-    second = await registry.CreateCase(request)
+    first = await registry.CreateCase(request, metadata=as_owner(request))
+    second = await registry.CreateCase(request, metadata=as_owner(request))
     assert second == first
     request.request_id = str(uuid.uuid4())
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await registry.CreateCase(request)
+        await registry.CreateCase(request, metadata=as_owner(request))
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert details(caught.value)[0].reason == "CASE_ALREADY_REGISTERED"
 
@@ -129,7 +141,7 @@ async def test_bad_input_is_invalid_argument_with_field_violations(registry_chan
     request.case.case_number = "(2023)蒙01执0号"
     request.case.parties[1].id_number = "123"
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await registry.CreateCase(request)
+        await registry.CreateCase(request, metadata=as_owner(request))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     info, bad = details(caught.value)
     assert info.reason == "INVALID_ARGUMENT" and info.domain == "rogatory.gov.cn"
@@ -156,18 +168,20 @@ async def test_errors_have_specific_codes_and_error_info(
 ) -> None:  # type: ignore[no-untyped-def]
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await getattr(registry, method)(request_message)
+        await getattr(registry, method)(request_message, metadata=ADMIN)
     assert caught.value.code() == code
     assert details(caught.value)[0].domain == "rogatory.gov.cn"
 
 
 async def test_list_cases_pages_with_tokens(registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]) -> None:
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
-    created = [await registry.CreateCase(create_request(next(sequence_numbers), "gd0305", "粤0305")) for _ in range(5)]
+    requests = [create_request(next(sequence_numbers), "gd0305", "粤0305") for _ in range(5)]
+    created = [await registry.CreateCase(request, metadata=as_owner(request)) for request in requests]
     seen, token = [], ""
     while True:
         page = await registry.ListCases(
-            pb.ListCasesRequest(parent="courts/gd0305", page_size=2, page_token=token, filter="year = 2023")
+            pb.ListCasesRequest(parent="courts/gd0305", page_size=2, page_token=token, filter="year = 2023"),
+            metadata=dev_credentials("court", "gd0305"),
         )
         seen += [c.name for c in page.cases]
         token = page.next_page_token
@@ -178,11 +192,53 @@ async def test_list_cases_pages_with_tokens(registry_channel: grpc.aio.Channel, 
 
 async def test_reference_data_queries(registry_channel: grpc.aio.Channel) -> None:
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
-    highs = await registry.ListCourts(pb.ListCourtsRequest(filter="level = HIGH", page_size=1000))
+    any_agency = dev_credentials("agency", "tp-330300")  # reference data is for every authenticated party
+    highs = await registry.ListCourts(pb.ListCourtsRequest(filter="level = HIGH", page_size=1000), metadata=any_agency)
     assert highs.total_size >= 33 and {"courts/zj", "courts/nm", "courts/gd"} <= {c.name for c in highs.courts}
-    police = await registry.ListAgencies(pb.ListAgenciesRequest(filter='kind = TRAFFIC_POLICE AND division_code = "330300"'))
+    police_filter = 'kind = TRAFFIC_POLICE AND division_code = "330300"'
+    police = await registry.ListAgencies(pb.ListAgenciesRequest(filter=police_filter), metadata=any_agency)
     assert [a.name for a in police.agencies] == ["agencies/tp-330300"]
-    parsed = await registry.ParseCaseNumber(pb.ParseCaseNumberRequest(case_number="(2016)最高法执监408号"))
+    parsed = await registry.ParseCaseNumber(pb.ParseCaseNumberRequest(case_number="(2016)最高法执监408号"), metadata=any_agency)
     assert parsed.valid and parsed.parts.court == "courts/spc" and parsed.parts.type_code == "执监"
-    refused = await registry.ParseCaseNumber(pb.ParseCaseNumberRequest(case_number="(2023)浙0326执行1234号"))
+    refused = await registry.ParseCaseNumber(pb.ParseCaseNumberRequest(case_number="(2023)浙0326执行1234号"), metadata=any_agency)
     assert not refused.valid and refused.violations
+
+
+async def code_of(call: object) -> grpc.StatusCode:
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_who_may_register_and_read_a_courts_cases(
+    registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]
+) -> None:
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    owner, superior, other = (dev_credentials("court", c) for c in ("zj0326", "zj03", "gd0112"))
+    agency = dev_credentials("agency", "tp-330300")
+    request = create_request(next(sequence_numbers))
+    for caller, code in ((other, "PERMISSION_DENIED"), (superior, "PERMISSION_DENIED"), (ADMIN, "PERMISSION_DENIED"),
+                         (agency, "PERMISSION_DENIED"), ((), "UNAUTHENTICATED")):  # fmt: skip
+        assert (await code_of(registry.CreateCase(request, metadata=caller))).name == code
+    case = await registry.CreateCase(request, metadata=owner)
+
+    get = pb.GetCaseRequest(name=case.name)
+    expected = {
+        "owner": "OK",
+        "superior": "OK",
+        "admin": "OK",
+        "other": "NOT_FOUND",
+        "agency": "NOT_FOUND",
+        "none": "UNAUTHENTICATED",
+    }
+    callers = {"owner": owner, "superior": superior, "admin": ADMIN, "other": other, "agency": agency, "none": ()}
+    assert {who: (await code_of(registry.GetCase(get, metadata=c))).name for who, c in callers.items()} == expected
+    listing = pb.ListCasesRequest(parent="courts/zj0326")
+    expected.update(other="PERMISSION_DENIED", agency="PERMISSION_DENIED")
+    assert {who: (await code_of(registry.ListCases(listing, metadata=c))).name for who, c in callers.items()} == expected
+    every_court = pb.ListCasesRequest(parent="courts/-")
+    assert (await code_of(registry.ListCases(every_court, metadata=owner))).name == "PERMISSION_DENIED"
+    assert (await code_of(registry.ListCases(every_court, metadata=ADMIN))).name == "OK"
+    assert (await code_of(registry.GetCourt(pb.GetCourtRequest(name="courts/zj0326")))).name == "UNAUTHENTICATED"

@@ -20,7 +20,7 @@ from services.plumbing.host import ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
 from tests.conftest import drop_schemas, require_postgres, wait_for
-from tests.e2e.test_registry_e2e import create_request
+from tests.e2e.test_registry_e2e import as_owner, create_request
 
 CASES = 4
 
@@ -51,7 +51,8 @@ async def register_cases(host: ServiceHost) -> None:
     async with grpc.aio.insecure_channel(host.address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         for n in range(1, CASES + 1):
-            await stub.CreateCase(create_request(n))
+            request = create_request(n)
+            await stub.CreateCase(request, metadata=as_owner(request))
     appender = appender_of(host)
     await wait_for(lambda: appender.appended == CASES, timeout=15)
     await wait_for_anchor(host, CASES)

@@ -27,7 +27,7 @@ from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.plumbing.subscriber import read_events
 from services.registry.main import wire as wire_registry
 from tests.conftest import drop_schemas, require_postgres
-from tests.e2e.test_registry_e2e import create_request
+from tests.e2e.test_registry_e2e import as_owner, create_request
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -127,20 +127,23 @@ async def test_outage_fails_fast_reports_not_serving_and_recovers(
     async with grpc.aio.insecure_channel(host.address) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
-        before = await registry.CreateCase(create_request(1))
+        court = as_owner(create_request(1))
+        before = await registry.CreateCase(create_request(1), metadata=court)
 
         await proxy.cut()
         during = create_request(2)
-        await unavailable_within(5.0, lambda: registry.CreateCase(during))
-        await unavailable_within(5.0, lambda: registry.GetCase(pb.GetCaseRequest(name=before.name)))
+        await unavailable_within(5.0, lambda: registry.CreateCase(during, metadata=court))
+        await unavailable_within(5.0, lambda: registry.GetCase(pb.GetCaseRequest(name=before.name), metadata=court))
         await health_becomes(health, NOT_SERVING)
-        assert (await registry.GetCourt(pb.GetCourtRequest(name="courts/zj0326"))).name  # reference data still answers
+        assert (
+            await registry.GetCourt(pb.GetCourtRequest(name="courts/zj0326"), metadata=court)
+        ).name  # reference data still answers
 
         await proxy.restore()
         await health_becomes(health, SERVING)
-        assert (await registry.GetCase(pb.GetCaseRequest(name=before.name))).case_number == before.case_number
-        retried = await registry.CreateCase(during)  # the client's retry, same request_id: written once now
-        after = await registry.CreateCase(create_request(3))
+        assert (await registry.GetCase(pb.GetCaseRequest(name=before.name), metadata=court)).case_number == before.case_number
+        retried = await registry.CreateCase(during, metadata=court)  # the client's retry, same request_id: written once now
+        after = await registry.CreateCase(create_request(3), metadata=court)
 
     nc = host.nc
     events = await read_events(nc.jetstream(), host.settings.stream_name, "rogatory.v1.case.>", until_count=3, timeout=10)

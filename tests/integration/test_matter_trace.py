@@ -101,7 +101,7 @@ async def hosts(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterato
 async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock, sequence: int = 424242) -> str:
     """The matter's whole life; returns its name."""
     async with grpc.aio.insecure_channel(hosts["registry"].address) as channel:
-        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(seed_case_request(sequence))
+        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(seed_case_request(sequence), metadata=REQUESTING)
     scanner = next(w for w in hosts["delegation"].workers if isinstance(w, DeadlineScanner))
     async with grpc.aio.insecure_channel(hosts["delegation"].address) as channel:
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)

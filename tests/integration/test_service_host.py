@@ -21,7 +21,7 @@ from services.plumbing.host import ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
 from tests.conftest import wait_for
-from tests.e2e.test_registry_e2e import create_request
+from tests.e2e.test_registry_e2e import as_owner, create_request
 
 EXPORTER = InMemorySpanExporter()
 
@@ -49,7 +49,8 @@ async def test_one_trace_from_rpc_through_relay_to_consumer(tmp_path: Path, nats
     try:
         EXPORTER.clear()
         async with grpc.aio.insecure_channel(host.address, interceptors=telemetry.client_interceptors()) as channel:
-            case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(create_request(1))
+            request = create_request(1)
+            case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(request, metadata=as_owner(request))
         await wait_for(lambda: consumer.applied == 1)
     finally:
         await host.stop()
