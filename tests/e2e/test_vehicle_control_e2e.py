@@ -94,7 +94,7 @@ async def test_seed_scenario_pingyang_car_seized_and_listed_in_five_working_days
     stack, clock = vehicle_stack
     since = datetime.now(UTC) - timedelta(seconds=1)
     async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
-        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(create_request(next(numbers)))
+        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(create_request(next(numbers)), metadata=COURT)
     async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
         stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(channel)
         at(clock, MONDAY)
@@ -149,7 +149,7 @@ async def test_missed_target_flagged_then_case_closed(
     since = datetime.now(UTC) - timedelta(seconds=1)
     async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
-        case = await registry.CreateCase(create_request(next(numbers)))
+        case = await registry.CreateCase(create_request(next(numbers)), metadata=COURT)
         async with grpc.aio.insecure_channel(stack.address("assistance")) as assistance:
             stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(assistance)
             at(clock, MONDAY)
@@ -208,7 +208,7 @@ async def test_simulated_county_unit_seizes_on_sight_and_only_the_owning_court_c
     try:
         async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
             registry = registry_pb2_grpc.RegistryServiceStub(channel)
-            case = await registry.CreateCase(create_request(next(numbers)))
+            case = await registry.CreateCase(create_request(next(numbers)), metadata=COURT)
             async with grpc.aio.insecure_channel(stack.address("assistance")) as assistance:
                 stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(assistance)
                 vehicle = pb.ControlledVehicle(plate="浙C99999")
