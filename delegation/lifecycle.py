@@ -48,6 +48,7 @@ from typing import Any, NoReturn
 from delegation.calendar import CHINA_TZ
 from delegation.deadlines import add_months
 from delegation.details import (
+    MAX_LIST_ITEMS,
     MAX_TEXT_LENGTH,
     Attachment,
     AttachmentKind,
@@ -678,6 +679,9 @@ def check_handed_over_seizures(
     SEIZURE_TERM_TOO_SHORT (renew it first, then delegate).
     """
     violations = Violations()
+    if len(names) > MAX_LIST_ITEMS:
+        violations.add("handed_over_seizures", f"at most {MAX_LIST_ITEMS} seizures per delegation", "TOO_MANY")
+        violations.raise_if_any()
     for i, name in enumerate(names):
         parts = name.split("/")
         if len(parts) != 4 or parts[0] != "courts" or parts[2] != "seizures" or not parts[1] or not parts[3]:

@@ -417,6 +417,12 @@ async def test_lists_and_texts_over_their_limit_are_field_violations_naming_the_
     assert found["delegation.attachments[0].sha256"] == "must be 64 hexadecimal digits"
     assert found["delegation.description"] == "at most 2000 characters"
 
+    delegation = freeze_request(stack.case_name)
+    delegation.handed_over_seizures.extend(f"courts/{REQUESTING}/seizures/s{i}" for i in range(51))
+    error = await refused(stack, "delegation", delegations(stack).CreateDelegation(delegation, metadata=court))
+    found, _ = violations_of(error)
+    assert found == {"handed_over_seizures": "at most 50 seizures per delegation"}
+
     entrusted = dev_credentials("court", ENTRUSTED)
     name = stack.delegation.name
     start = dg.StartDelegationRequest(name=name, note="n" * 2001)
