@@ -165,9 +165,11 @@ async def _agencies(nats_url: str, assistance: str, conn: Connection) -> None:
     try:
         await _until_stop(conn)
     finally:
-        await police.stop()
-        await responder.stop()
-        await desk.stop()
+        stop_seconds = {}
+        for name, simulator in (("traffic police", police), ("query responder", responder), ("notice desk", desk)):
+            began = time.perf_counter()
+            await simulator.stop()
+            stop_seconds[name] = round(time.perf_counter() - began, 2)
     conn.send(
         {
             "latencies": dict(times.latencies),
@@ -177,6 +179,7 @@ async def _agencies(nats_url: str, assistance: str, conn: Connection) -> None:
             "query_requests_received": responder.received,
             "query_replies_sent": responder.replied,
             "vehicle_reports": len(police.reports),
+            "stop_seconds": stop_seconds,  # a drain timing out shows here
         }
     )
 
