@@ -37,6 +37,7 @@ MAX_LIST_ITEMS = 50
 MAX_ATTACHMENTS = 50
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 MAX_FILE_NAME_LENGTH = 255
+MAX_PERCENT_PLACES = 6
 #: Amounts are fen in a signed 64-bit column; anything near it is a typo, not a debt.
 MAX_AMOUNT_FEN = 10**17 - 1
 
@@ -324,6 +325,14 @@ class EquityDetails:
         check_amount(self.share_amount_fen, f"{path}.share_amount_fen", violations, required=False)
         if self.share_percent is not None and not Decimal(0) < self.share_percent <= Decimal(100):
             violations.add(f"{path}.share_percent", "must be more than 0 and at most 100", "BAD_PERCENT")
+        elif self.share_percent is not None and _decimal_places(self.share_percent) > MAX_PERCENT_PLACES:
+            # 1e-5000000 is in range, but written out it is megabytes in the row, the event and every answer.
+            violations.add(f"{path}.share_percent", f"at most {MAX_PERCENT_PLACES} decimal places", "BAD_PERCENT")
+
+
+def _decimal_places(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 class PropertyKind(StrEnum):

@@ -48,7 +48,10 @@ def enum_values(kind: type) -> st.SearchStrategy[str]:
 def value_for(details_type: type, field: dataclasses.Field) -> st.SearchStrategy[object]:  # type: ignore[type-arg]
     annotation = str(field.type)
     if field.name == "share_percent":
-        return st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False), st.just(Decimal("100.0000001")))
+        awkward = ["100.0000001", "1e-5000000", "0.000001", "12.5000000", "1E+2", "-0", "0E-7"]
+        return st.one_of(
+            st.none(), st.decimals(allow_nan=False, allow_infinity=False), st.sampled_from([Decimal(a) for a in awkward])
+        )
     if "int" in annotation:
         return st.one_of(st.none(), INT64) if "None" in annotation else INT64
     if "tuple" in annotation:
@@ -109,6 +112,8 @@ def test_details_of_every_kind_are_accepted_or_violations(kind_and_details: tupl
         rebuilt = type(details)(**{f.name: getattr(details, f.name) for f in dataclasses.fields(details)})  # type: ignore[call-overload]
         check_details(kind, rebuilt, "delegation.deposits", again)
         assert not again and rebuilt == details
+        percent = getattr(details, "share_percent", None)
+        assert percent is None or len(format(percent, "f")) <= 12  # what is stored and sent stays small
 
 
 @given(any_details(), st.sampled_from(list(MatterKind)))
