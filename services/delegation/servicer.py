@@ -158,7 +158,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
     async def GetTurnaroundStatistics(
         self, request: pb.GetTurnaroundStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.TurnaroundStatistics:
-        # Open to every authenticated caller for now: aggregates only, no matter or party data.
+        current_principal()  # any authenticated court, agency or admin: aggregates only, no matter or party data
         return await turnaround_statistics(self.handlers.db, request.filter, request.group_by, request.include_distributions)
 
 

@@ -135,7 +135,7 @@ class VehicleControlHandlers:
     async def get(self, name: str, principal: Principal) -> StoredControl:
         async with self.db.read() as conn:
             stored = await store.control_by_name(conn, name)
-        if stored is None or not may_read(principal, stored.control):
+        if stored is None or not may_read(principal, stored.control, self.courts):
             raise NotFound("vehicle control", name)
         return stored
 
@@ -185,8 +185,12 @@ class VehicleControlHandlers:
     async def _load_for(self, name: str, principal: Principal) -> StoredControl:
         async with self.db.read() as conn:
             stored = await store.control_by_name(conn, name)
-        if stored is None or not may_act(principal, stored.control):
+        if stored is None or not (may_act(principal, stored.control) or may_read(principal, stored.control, self.courts)):
             raise NotFound("vehicle control", name)
+        if not may_act(principal, stored.control):  # e.g. a superior court: it supervises, it does not act
+            raise PermissionDenied(
+                f"{principal.name} may read {name} but not act on it", reason="NOT_CONTROLLING_PARTY", metadata={"control": name}
+            )
         return stored
 
     async def commit(
@@ -311,12 +315,15 @@ def in_control_trace(
         yield
 
 
-def may_read(principal: Principal, control: v.VehicleControl) -> bool:
-    """The controlling court and admins; an addressed agency while the vehicle is on the watch list."""
+def may_read(principal: Principal, control: v.VehicleControl, courts: CourtCatalog) -> bool:
+    """The controlling court, its superior courts (they supervise) and admins; an addressed
+    agency while the vehicle is on the watch list."""
     if principal.kind is PrincipalKind.ADMIN:
         return True
     if principal.kind is PrincipalKind.COURT:
-        return principal.id == control.court_id
+        return principal.id == control.court_id or (
+            principal.id in courts and courts.is_superior_of(principal.id, control.court_id)
+        )
     return principal.id in control.agency_ids and control.on_watch_list
 
 

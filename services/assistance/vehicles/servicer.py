@@ -12,6 +12,7 @@ from rogatory.assistance.v1 import vehicle_control_pb2_grpc
 
 from assistance.plates import normalize_plate, normalize_vin
 from assistance.vehicles import ControlState
+from registry.courts import CourtCatalog
 from registry.errors import NotFound, PermissionDenied
 from services.assistance.vehicles import messages as m
 from services.assistance.vehicles.handlers import VehicleControlHandlers
@@ -51,7 +52,8 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
         court_id = parse_name(request.parent, "courts/{court}", "parent")["court"]
         if court_id != "-" and court_id not in self.handlers.courts:
             raise NotFound("court", request.parent)
-        query = _query(current_principal(), None if court_id == "-" else court_id, parse_filter(request.filter, CONTROL_FILTERS))
+        terms = parse_filter(request.filter, CONTROL_FILTERS)
+        query = _query(current_principal(), None if court_id == "-" else court_id, terms, self.handlers.courts)
         fingerprint = f"{request.parent}|{request.filter}"
         after = after_seq(request.page_token, fingerprint)
         limit = page_size(request.page_size)
@@ -99,17 +101,18 @@ def calling_agency() -> str:
     return principal.id
 
 
-def _query(principal: Principal, court_id: str | None, terms: dict[str, str | int]) -> ControlQuery:
+def _query(principal: Principal, court_id: str | None, terms: dict[str, str | int], courts: CourtCatalog) -> ControlQuery:
     """What `principal` may list under `courts/{court_id}` (None: `courts/-`)."""
     agency_id = None
     if principal.kind is PrincipalKind.COURT:
-        if court_id not in (None, principal.id):
+        supervised = court_id is not None and principal.id in courts and courts.is_superior_of(principal.id, court_id)
+        if court_id not in (None, principal.id) and not supervised:
             raise PermissionDenied(
-                f"courts/{principal.id} may list only its own vehicle controls",
+                f"courts/{principal.id} may list only its own vehicle controls and those of the courts it supervises",
                 reason="NOT_CONTROLLING_COURT",
                 metadata={"parent": f"courts/{court_id}"},
             )
-        court_id = principal.id
+        court_id = court_id or principal.id
     elif principal.kind is PrincipalKind.AGENCY:
         agency_id = principal.id  # its watch list: addressed to it, on the list
     return ControlQuery(
