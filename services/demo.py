@@ -1,9 +1,13 @@
 """`make demo`: drives a running stack the way a court system would, and shows the events.
 
 Scenario 4 of the seed article: 广州市黄埔区人民法院 (粤0112) registers an enforcement case
-whose debtor has a receivable in Henan, delegates the freeze to 中牟县人民法院 (豫0122) and
-sends a bank a deposit query. The events are read back from JetStream by subscribers that
-see only their own court's subjects.
+whose debtor has a receivable in Henan and delegates the freeze to 中牟县人民法院 (豫0122),
+which freezes 7,000,000 元 the same day; a second matter is left late, urged and escalated.
+Then the agencies (services/demo_assistance.py, with the simulated agencies): a freeze
+notice answered by a bank, a property query across the query network, and scenario 1 — a
+car under control in 平阳县, seized by the traffic police and listed for auction within five
+working days. The events are read back from JetStream by subscribers that see only their
+own court's or agency's subjects.
 """
 
 from __future__ import annotations
@@ -19,8 +23,6 @@ import grpc
 import nats
 from google.protobuf.json_format import MessageToDict
 from google.type import money_pb2
-from rogatory.assistance.v1 import assistance_pb2 as asst
-from rogatory.assistance.v1 import assistance_pb2_grpc
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
@@ -28,6 +30,7 @@ from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.delegation.scanner import scan_database
+from services.demo_assistance import control_and_seize_a_car, freeze_at_the_bank, query_the_network
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent, subject_filter
@@ -85,14 +88,15 @@ async def run_demo(addresses: dict[str, str]) -> None:
         print(f"\nA second matter, to {late.entrusted_court}, is never acknowledged: {late.name}")
     moment, report = await scan_database(settings, datetime.now(UTC) + timedelta(days=30))
     print(f"Deadline scan as of {moment:%Y-%m-%d} (30 days on): {dict(report.actions)}")
-    async with grpc.aio.insecure_channel(addresses["assistance"], interceptors=interceptors) as channel:
-        notice = await until_case_replicated(lambda: query_deposits(channel, case.name))
-        print(f"Assistance notice to {notice.agency}: {notice.name}")
+    await until_case_replicated(lambda: freeze_at_the_bank(addresses, case.name))
+    await query_the_network(addresses, case.name)
+    await control_and_seize_a_car(addresses, sequence)
     stream = settings.stream_name
     await print_events(addresses["nats"], stream, subject_filter("case", "gd0112", ">"), started, expected=1)
     await print_events(addresses["nats"], stream, subject_filter("delegation", "*", "ha0122", ">"), started, expected=4)
     await print_events(addresses["nats"], stream, subject_filter("supervision", "ha13", ">"), started, expected=1)
-    await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=1)
+    await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=3)
+    await print_events(addresses["nats"], stream, subject_filter("vehicle", "zj0326", ">"), started, expected=6)
 
 
 def freeze_request(case_name: str) -> dg.CreateDelegationRequest:
@@ -158,18 +162,6 @@ async def execute_freeze_same_day(channel: grpc.aio.Channel, delegation: dg.Dele
     for entry in timeline.entries:
         elapsed = entry.elapsed.ToTimedelta()
         print(f"  {entry.action:<12} {entry.actor_court or 'system':<16} +{elapsed}  trace {entry.trace_id}")
-
-
-async def query_deposits(channel: grpc.aio.Channel, case_name: str) -> asst.AssistanceNotice:
-    stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
-    request = asst.CreateAssistanceNoticeRequest(
-        parent="courts/gd0112",
-        request_id=str(uuid.uuid4()),
-        assistance_notice=asst.AssistanceNotice(
-            case=case_name, agency="agencies/bank-icbc", kind=asst.AssistanceNotice.QUERY_DEPOSITS
-        ),
-    )
-    return await stub.CreateAssistanceNotice(request)
 
 
 async def until_case_replicated(call: Callable[[], Awaitable[T]], attempts: int = 50) -> T:
