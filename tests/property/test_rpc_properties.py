@@ -45,6 +45,10 @@ from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
 from tests.property.proto_strategies import build, messages, mutated
 
+# The servers share this process and draw from the global `random` (NATS reconnect jitter, ids)
+# while hypothesis generates in its thread; hypothesis takes that for the strategies' use of it.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+
 #: What a refusal may be; anything else (UNKNOWN, INTERNAL, UNAVAILABLE, …) fails the property.
 ALLOWED = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -70,13 +74,11 @@ RPC_EXAMPLES = settings(max_examples=100)
 REQUESTING, ENTRUSTED = "gd0112", "ha0122"
 known_credentials = st.sampled_from(
     [
-        dev_credentials("court", REQUESTING),
-        dev_credentials("court", ENTRUSTED),
-        dev_credentials("court", REQUESTING),
-        dev_credentials("court", ENTRUSTED),
-        dev_credentials("court", REQUESTING),
-        dev_credentials("court", ENTRUSTED),
+        *[dev_credentials("court", REQUESTING), dev_credentials("court", ENTRUSTED)] * 3,
         dev_credentials("court", "zj0326"),
+        dev_credentials("court", "ha01"),  # superiors of the entrusted court may extend deadlines
+        dev_credentials("court", "ha"),
+        dev_credentials("court", "gd01"),  # a superior of the requesting court
         dev_credentials("court", "nope"),
         dev_credentials("agency", "bank-icbc"),
         dev_credentials("admin", "ops"),
@@ -476,3 +478,28 @@ async def test_a_refusal_with_many_violations_stays_within_grpc_trailer_limits(s
     found, info = violations_of(error)
     assert 0 < len(found) < 150 and int(info.metadata["omitted_field_violations"]) + len(found) >= 150
     assert all(len(description) <= 200 for description in found.values())
+
+
+async def test_assistance_reads_and_agency_answers_answer_ok_or_a_specific_error(stack: Stack) -> None:
+    methods = [
+        "GetAssistanceNotice",
+        "ListAssistanceNotices",
+        "ReceiveAssistanceNotice",
+        "ReplyAssistanceNotice",
+        "ObjectToAssistanceNotice",
+        "AnswerAssistanceNoticeObjection",
+        "GetAssistanceNoticeTimeline",
+        "GetSeizure",
+        "ListSeizures",
+        "GetAgencyTurnaroundStatistics",
+    ]
+    stub = assistance_pb2_grpc.AssistanceServiceStub(stack.channels["assistance"])
+    requests = {getattr(asst, f"{method}Request"): method for method in methods}
+
+    @RPC_EXAMPLES
+    @given(st.sampled_from(list(requests)).flatmap(any_request), credentials)
+    def check(request: Message, metadata: Any) -> None:
+        method = getattr(stub, requests[type(request)])
+        check_answer(stack, "assistance", request, lambda: method(request, metadata=metadata))
+
+    await asyncio.to_thread(check)
