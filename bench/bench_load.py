@@ -31,7 +31,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,20 @@ from rogatory.registry.v1 import registry_pb2_grpc
 
 from bench.echo_server import METHOD as ECHO_METHOD
 from bench.load import ChannelPool, percentile, run_round
-from bench.load_children import agencies_process, subscribers_process
+from bench.load_children import (
+    REFERENCE_AUDIENCE,
+    REFERENCE_STREAM,
+    REFERENCE_SUBJECT,
+    agencies_process,
+    subscribers_process,
+)
 from bench.processes import ChildProcess, environment
 from services.assistance.notice_examples import freeze_request as notice_freeze
 from services.assistance.notice_examples import query_request as notice_query
 from services.assistance.notice_examples import seal_request as notice_seal
 from services.demo import freeze_request as delegation_freeze
 from services.plumbing.auth import dev_credentials
+from services.plumbing.events import envelope_headers
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
 STREAM = "ROGATORY"
@@ -84,9 +91,14 @@ DEFAULT_RATES = {
     "notice": 3.0,  # CreateAssistanceNotice; the agency acknowledges and answers (2 agency RPCs)
     "query": 0.5,  # CreatePropertyQuery to 11 simulated agencies, until completed
     "vehicle": 0.5,  # CreateVehicleControl; the traffic police report sighting and seizure (2 agency RPCs)
+    # References measured during the mix, under the same contention (not counted in the totals):
+    "echo": 10.0,  # raw grpc.aio echo, payload as long as a CreateDelegation request
+    "jspublish": 10.0,  # raw js.publish (ce-time header) to a stream of its own, timed by the same subscriber
 }
+REFERENCE_FLOWS = ("echo", "jspublish")
+ECHO_IN_MIX, JS_IN_MIX = "echo (reference)", "js.publish (reference)"
 #: RPCs one start of a flow makes from the benchmark (courts) and from the simulated agencies.
-COURT_RPCS_PER_START = {"delegation": 5.0, "notice": 1.0, "query": 1.0, "vehicle": 1.0}
+COURT_RPCS_PER_START = {"delegation": 5.0, "notice": 1.0, "query": 1.0, "vehicle": 1.0, "echo": 0.0, "jspublish": 0.0}
 AGENCY_RPCS_PER_START = {"notice": 2.0, "vehicle": 2.0}
 
 
@@ -330,7 +342,12 @@ class Recorder:
 class Mix:
     """The flows of the mixed workload, each started on its own timetable (open loop)."""
 
-    def __init__(self, channels: dict[str, ChannelPool], gd_cases: list[str], zj_cases: list[str], args: argparse.Namespace):
+    def __init__(
+        self, channels: dict[str, ChannelPool], js: Any, gd_cases: list[str], zj_cases: list[str], args: argparse.Namespace
+    ):
+        self.echo_methods = channels["echo"].round_robin(lambda channel: channel.unary_unary(ECHO_METHOD))
+        self.echo_payload = os.urandom(delegation_freeze("courts/gd0112/cases/01JBENCHMARK0000000000000").ByteSize())
+        self.js = js
         self.registry = channels["registry"].round_robin(registry_pb2_grpc.RegistryServiceStub)
         self.delegation = channels["delegation"].round_robin(delegation_pb2_grpc.DelegationServiceStub)
         self.notices = channels["assistance"].round_robin(assistance_pb2_grpc.AssistanceServiceStub)
@@ -344,7 +361,7 @@ class Mix:
         self.flows: dict[str, Callable[[int], Awaitable[None]]] = {
             "getcourt": self.get_court, "getcase": self.get_case, "listcases": self.list_cases,
             "createcase": self.create_case, "delegation": self.delegation_life, "notice": self.notice,
-            "query": self.property_query, "vehicle": self.vehicle_control,
+            "query": self.property_query, "vehicle": self.vehicle_control, "echo": self.echo, "jspublish": self.js_publish,
         }  # fmt: skip
 
     def pick(self, cases: list[str], i: int) -> str:
@@ -416,6 +433,22 @@ class Mix:
                                                                                                          metadata=ZJ_COURT))  # fmt: skip
         if v is not None:
             self.rec.waiting["vehicle"][v.name] = sent
+
+    async def echo(self, _i: int) -> None:
+        await self.rec.call(ECHO_IN_MIX, lambda: next(self.echo_methods)(self.echo_payload))
+
+    async def js_publish(self, _i: int) -> None:
+        """Raw JetStream: the headers a service's relay sets, published and acked, then timed by the subscriber."""
+        event_id = uuid.uuid4().hex
+        headers = envelope_headers(event_id=event_id, event_type="bench.reference.v1", occurred_at=datetime.now(UTC),
+                                   source="bench", traceparent="", tracestate="")  # fmt: skip
+        began = time.perf_counter()
+        try:
+            await self.js.publish(REFERENCE_SUBJECT, self.echo_payload, stream=REFERENCE_STREAM, headers=headers)
+        except Exception as error:  # noqa: BLE001 - counted like an RPC error
+            self.rec.errors[f"{JS_IN_MIX} {type(error).__name__}"] += 1
+            return
+        self.rec.latencies[JS_IN_MIX].append(time.perf_counter() - began)
 
     async def run(self, rates: dict[str, float], seconds: float, cap: int) -> tuple[float, set[asyncio.Task[Any]]]:
         """Starts every flow on its timetable (`start + i / rate`) for `seconds`; returns the send window and
@@ -611,6 +644,9 @@ async def run(children: Children, args: argparse.Namespace, env: dict[str, Any])
           f"p99 {js['in_flight_1']['p99_ms']} ms, @64 {js['in_flight_64']['msgs_per_s']}/s", flush=True)  # fmt: skip
 
     channels = {s: ChannelPool(c.address, args.channels) for s, c in children.services.items()}
+    channels["echo"] = ChannelPool(children.echo.address, 1)
+    nc = await nats.connect(children.nats.url)
+    await nc.jetstream().add_stream(StreamConfig(name=REFERENCE_STREAM, subjects=[REFERENCE_SUBJECT], storage=StorageType.FILE))
     assistance = children.services["assistance"].address
     agencies = Helper("agencies", agencies_process, children.nats.url, assistance)
     subscribers = Helper("subscribers", subscribers_process, children.nats.url, assistance)
@@ -623,7 +659,7 @@ async def run(children: Children, args: argparse.Namespace, env: dict[str, Any])
         gd, zj = await prepare(channels, args)
         print(f"  {len(gd)} + {len(zj)} cases registered and replicated, agencies and subscribers ready "
               f"({time.perf_counter() - began:.1f}s)", flush=True)  # fmt: skip
-        mix = Mix(channels, gd, zj, args)
+        mix = Mix(channels, nc.jetstream(), gd, zj, args)
         seconds = args.minutes * 60
         print(f"  mixed load for {seconds:g}s: {', '.join(f'{k} {v:g}/s' for k, v in rates.items())} "
               f"(≈ {court_rate:.0f} court + {agency_rate:.0f} agency RPC/s)", flush=True)  # fmt: skip
@@ -644,6 +680,7 @@ async def run(children: Children, args: argparse.Namespace, env: dict[str, Any])
         for helper in (agencies, subscribers):
             helper.stop()
         await asyncio.gather(*(pool.close() for pool in channels.values()))
+        await nc.drain()
     return evaluate(args, env, echo, js, mix, send_window, load_window, cpu, memory, rss_samples, subscriber_stats, agency_stats)
 
 
@@ -669,7 +706,18 @@ def evaluate(
     rpcs: dict[str, dict[str, Any]] = {}
     for side, latencies in (("court", rec.latencies), ("agency", agencies["latencies"])):
         for rpc, values in sorted(latencies.items()):
-            rpcs[rpc] = {"side": side, "per_s": round(len(values) / send_window, 2), **latency_summary(values)}
+            if rpc not in (ECHO_IN_MIX, JS_IN_MIX):
+                rpcs[rpc] = {"side": side, "per_s": round(len(values) / send_window, 2), **latency_summary(values)}
+    reference_lags = subscribers["audiences"].pop(REFERENCE_AUDIENCE, {"lags": [], "duplicates": 0, "events": 0})
+    in_mix = {
+        "echo": {"per_s": round(len(rec.latencies[ECHO_IN_MIX]) / send_window, 2), **latency_summary(rec.latencies[ECHO_IN_MIX])},
+        "js_publish_ack": latency_summary(rec.latencies[JS_IN_MIX]),
+        "js_publish_to_subscriber": {
+            "events": reference_lags["events"],
+            "duplicates": reference_lags["duplicates"],
+            **latency_summary(reference_lags["lags"]),
+        },  # fmt: skip
+    }
     total_ok = sum(r["count"] for r in rpcs.values())
     errors = {**{k: v for k, v in rec.errors.items()}, **{f"agency {k}": v for k, v in agencies["errors"].items()}}
     first_errors = {**rec.first_errors, **{f"agency {k}": v for k, v in agencies["first_errors"].items()}}
@@ -703,12 +751,13 @@ def evaluate(
     for service in SERVICES:
         if rss.get(service, 0.0) > RSS_GOAL_MB:
             failures.append(f"{service} peak RSS {rss[service]} MB > {RSS_GOAL_MB:g} MB")
-    echo_p99 = echo["open_loop_at_mix_rate"]["p99_ms"]
-    js_p99 = js["in_flight_1"]["p99_ms"]
+    echo_p99, lag = in_mix["echo"]["p99_ms"], latency_summary(all_lags)
+    raw = in_mix["js_publish_to_subscriber"]
     ratios = {
-        "total_rps / echo_rps@64": round(total_ok / send_window / echo["closed_loop_64"]["rps"], 4),
-        **{f"{rpc} p99 / echo p99 at the mix's rate": round(r["p99_ms"] / echo_p99, 1) for rpc, r in rpcs.items()},
-        "lag p99 / js.publish p99 @1": round(ms(all_lags, 0.99) / js_p99, 1) if all_lags else None,
+        "total RPC/s / echo RPC/s at 64 in flight (capacity)": round(total_ok / send_window / echo["closed_loop_64"]["rps"], 4),
+        **{f"{rpc} p99 / echo p99 (in the mix)": round(r["p99_ms"] / echo_p99, 1) for rpc, r in rpcs.items()},
+        "event lag p50 / raw js.publish -> subscriber p50 (in the mix)": round(lag["p50_ms"] / raw["p50_ms"], 1),
+        "event lag p99 / raw js.publish -> subscriber p99 (in the mix)": round(lag["p99_ms"] / raw["p99_ms"], 1),
     }
     document = {
         "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -726,7 +775,7 @@ def evaluate(
         "rss_every_10s_mb": {k: v for k, v in rss_samples.items() if k != "loadavg 1m"},
         "loadavg_1m_every_10s": rss_samples.get("loadavg 1m", []),
         "cpu_percent_of_a_core": cpu,
-        "references": {"echo": echo, "jetstream_publish": js},
+        "references": {"echo": echo, "jetstream_publish": js, "during_the_mix": in_mix},
         "ratios": ratios,
         "agencies": {k: v for k, v in agencies.items() if k not in ("latencies", "errors", "first_errors")},
         "goals": {
@@ -765,7 +814,14 @@ def print_report(doc: dict[str, Any], failures: list[str]) -> None:
           f"{echo['open_loop_at_mix_rate']['rate']}/s p50 {echo['open_loop_at_mix_rate']['p50_ms']} p99 "
           f"{echo['open_loop_at_mix_rate']['p99_ms']} ms; js.publish @1 {js['in_flight_1']['msgs_per_s']}/s p50 "
           f"{js['in_flight_1']['p50_ms']} p99 {js['in_flight_1']['p99_ms']} ms, @64 {js['in_flight_64']['msgs_per_s']}/s")  # fmt: skip
-    print(f"ratios: {doc['ratios']}")
+    m = doc["references"]["during_the_mix"]
+    print(f"during the mix: echo {m['echo']['per_s']}/s p50 {m['echo']['p50_ms']} p99 {m['echo']['p99_ms']} ms; js.publish ack "
+          f"p50 {m['js_publish_ack']['p50_ms']} p99 {m['js_publish_ack']['p99_ms']} ms; raw js.publish -> subscriber "
+          f"p50 {m['js_publish_to_subscriber']['p50_ms']} p99 {m['js_publish_to_subscriber']['p99_ms']} ms "
+          f"({m['js_publish_to_subscriber']['events']} events)")  # fmt: skip
+    print("ratios:")
+    for label, value in doc["ratios"].items():
+        print(f"  {label:<66} {value}")
     print("\nprocess            peak RSS MB   CPU % of a core")
     for name, mem in doc["memory_mb"].items():
         goal = f" (goal <= {RSS_GOAL_MB:g})" if name in SERVICES else ""

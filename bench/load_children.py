@@ -44,6 +44,8 @@ from services.agency_simulator.traffic_police import TrafficPoliceSimulator
 from services.plumbing.events import parse_time
 
 STREAM = "ROGATORY"
+REFERENCE_STREAM, REFERENCE_SUBJECT = "BENCHREF", "bench.reference.published"
+REFERENCE_AUDIENCE = "reference: raw js.publish"
 NOTICE_AGENCIES = ["bank-icbc", "re-440100"]
 TRAFFIC_POLICE = "tp-330300"
 
@@ -64,6 +66,8 @@ AUDIENCES: dict[str, list[str]] = {
         "rogatory.v1.query.*.bank-icbc.requested",
     ],
     "agency tp-330300": ["rogatory.v1.watchlist.tp-330300.>"],
+    # The reference: raw js.publish by the benchmark during the mix, same headers, same subscriber.
+    REFERENCE_AUDIENCE: [REFERENCE_SUBJECT],
 }
 
 #: (subject prefix, subject suffix) of events that end a flow → how to read the resource name.
@@ -225,7 +229,11 @@ async def _subscribers(nats_url: str, _assistance: str, conn: Connection) -> Non
         for subject in filters:
             subscriptions.append(
                 await js.subscribe(
-                    subject, stream=STREAM, cb=on_message(audience), ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+                    subject,
+                    stream=REFERENCE_STREAM if audience == REFERENCE_AUDIENCE else STREAM,
+                    cb=on_message(audience),
+                    ordered_consumer=True,
+                    deliver_policy=DeliverPolicy.NEW,
                 )  # fmt: skip
             )
     conn.send("ready")
