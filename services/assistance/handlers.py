@@ -170,11 +170,15 @@ class AssistanceHandlers:
     # --- reading -------------------------------------------------------------------------------
 
     def may_read(self, principal: Principal, court_id: str, agency_id: str) -> bool:
+        """The sending court, its superior courts (they supervise), the agency addressed, admins."""
         if principal.kind is PrincipalKind.ADMIN:
             return True
         if principal.kind is PrincipalKind.COURT:
-            return principal.id == court_id
+            return principal.id == court_id or self._supervises(principal.id, court_id)
         return principal.id == agency_id
+
+    def _supervises(self, caller_id: str, court_id: str) -> bool:
+        return caller_id in self.courts and court_id in self.courts and self.courts.is_superior_of(caller_id, court_id)
 
     async def get_notice(self, name: str, principal: Principal) -> StoredNotice:
         async with self.db.read() as conn:
@@ -188,9 +192,11 @@ class AssistanceHandlers:
         if principal.kind is PrincipalKind.ADMIN:
             return court_id, None
         if principal.kind is PrincipalKind.COURT:
+            if court_id is not None and court_id != principal.id and self._supervises(principal.id, court_id):
+                return court_id, None  # a superior court reads its subordinates' notices
             if court_id not in (None, principal.id):
                 raise PermissionDenied(
-                    f"courts/{principal.id} may list only its own notices and seizures",
+                    f"courts/{principal.id} may list only its own notices and seizures and those of the courts it supervises",
                     reason="NOT_OWN_COURT",
                     metadata={"parent": f"courts/{court_id}", "caller": principal.name},
                 )
