@@ -97,7 +97,11 @@ class NoticeDesk:
                 await task
         self._tasks.clear()
         if self._nc is not None:
-            await self._nc.drain()
+            # Not drain(): the cancelled fetches left pull requests behind, which a drain waits
+            # out for its whole timeout. Every ack was already sent; flush them and close.
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=5)
+            await self._nc.close()
         if self._channel is not None:
             await self._channel.close()
 
