@@ -13,13 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
-
 from assistance.notices import AssistanceNotice
-from services.plumbing.telemetry import context_from_headers, tracer
-
-_tracer = tracer(__name__)
+from services.plumbing.telemetry import continuing_trace
 
 NOTICE_NAME = "rogatory.assistance_notice.name"
 NOTICE_KIND = "rogatory.assistance_notice.kind"
@@ -40,15 +35,6 @@ def notice_attributes(notice: AssistanceNotice) -> dict[str, str]:
 
 @contextmanager
 def in_notice_trace(operation: str, notice: AssistanceNotice, traceparent: str) -> Iterator[None]:
-    """Runs a write on `notice` in a span of the notice's trace, linked to the caller's span."""
-    attributes = notice_attributes(notice)
-    caller = trace.get_current_span()
-    caller.set_attributes(attributes)
-    links = [Link(caller.get_span_context())] if caller.get_span_context().is_valid else []
-    parent = context_from_headers({"traceparent": traceparent}) if traceparent else None
-    with _tracer.start_as_current_span(
-        f"assistance_notice.{operation}", context=parent, kind=SpanKind.INTERNAL, links=links, attributes=attributes
-    ) as span:
-        if span.get_span_context().trace_id != caller.get_span_context().trace_id:
-            caller.add_link(span.get_span_context())
+    """Runs a write on `notice` in a span of the notice's trace, linked both ways to the caller's span."""
+    with continuing_trace(f"assistance_notice.{operation}", notice_attributes(notice), traceparent):
         yield

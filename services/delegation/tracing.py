@@ -15,15 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import SpanKind
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.matters import Delegation
 from services.delegation import event_payloads
-from services.plumbing.telemetry import context_from_headers, tracer
-
-_tracer = tracer(__name__)
+from services.plumbing.telemetry import continuing_trace
 
 MATTER_NAME = "rogatory.delegation.name"
 MATTER_ID = "rogatory.delegation.id"
@@ -76,20 +73,6 @@ def trace_id_of(traceparent: str) -> str:
 def in_matter_trace(
     operation: str, delegation: Delegation, traceparent: str, kind: SpanKind = SpanKind.INTERNAL
 ) -> Iterator[None]:
-    """Runs a write on `delegation` in a span of the matter's trace, linked to the caller's span.
-
-    The caller's span (e.g. the RPC's server span) gets the matter's attributes too, so it can
-    be found from the matter. Without a stored context (a row written before contexts were
-    kept) the span is simply a child of the caller's.
-    """
-    attributes = matter_attributes(delegation)
-    caller = trace.get_current_span()
-    caller.set_attributes(attributes)
-    links = [Link(caller.get_span_context())] if caller.get_span_context().is_valid else []
-    parent = context_from_headers({"traceparent": traceparent}) if traceparent else None
-    with _tracer.start_as_current_span(
-        f"delegation.{operation}", context=parent, kind=kind, links=links, attributes=attributes
-    ) as span:
-        if span.get_span_context().trace_id != caller.get_span_context().trace_id:
-            caller.add_link(span.get_span_context())  # and back: from the call's trace to the matter's
+    """Runs a write on `delegation` in a span of the matter's trace, linked both ways to the caller's."""
+    with continuing_trace(f"delegation.{operation}", matter_attributes(delegation), traceparent, kind):
         yield

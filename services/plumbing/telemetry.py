@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -116,6 +117,27 @@ def shutdown_telemetry() -> None:
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
+
+
+_tracer = tracer("rogatory.resources")
+
+
+@contextmanager
+def continuing_trace(
+    span_name: str, attributes: Mapping[str, str], traceparent: str, kind: SpanKind = SpanKind.INTERNAL
+) -> Iterator[trace.Span]:
+    """A span in the trace a resource was created in (its stored `traceparent`), linked both
+    ways with the caller's span — one matter, notice or control, one trace, however many
+    calls and scanner passes act on it later. The caller's span gets `attributes` too, so it
+    can be found from the resource. Without a stored context the span is the caller's child."""
+    caller = trace.get_current_span()
+    caller.set_attributes(attributes)
+    links = [Link(caller.get_span_context())] if caller.get_span_context().is_valid else []
+    parent = context_from_headers({"traceparent": traceparent}) if traceparent else None
+    with _tracer.start_as_current_span(span_name, context=parent, kind=kind, links=links, attributes=attributes) as span:
+        if span.get_span_context().trace_id != caller.get_span_context().trace_id:
+            caller.add_link(span.get_span_context())  # and back: from the call's trace to the resource's
+        yield span
 
 
 def current_trace_headers() -> dict[str, str]:

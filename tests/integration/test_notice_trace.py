@@ -13,9 +13,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from assistance import notice_lifecycle as lc
 from services.assistance.handlers import AssistanceHandlers
 from services.assistance.notice_scanner import NoticeScanner
-from services.assistance.notice_tracing import AGENCY, NOTICE_NAME, _tracer
+from services.assistance.notice_tracing import AGENCY, NOTICE_NAME
 from services.plumbing import telemetry
 from tests.integration.test_notice_lifecycle_store import BANK, COURT, Clock, clock, command, handlers
+
+_tracer = telemetry.tracer(__name__)  # the test's own spans stand for the callers' RPCs
 
 EXPORTER = InMemorySpanExporter()
 _installed: list[bool] = []

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import events_pb2, vehicle_events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,13 +50,12 @@ from services.plumbing.events import Event, ReceivedEvent, subject, subject_filt
 from services.plumbing.idempotency import check_request_id, create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
-from services.plumbing.telemetry import context_from_headers, tracer
+from services.plumbing.telemetry import continuing_trace
 
 COURT_AGGREGATE, AGENCY_AGGREGATE = "vehicle", "watchlist"
 ADDED, REMOVED = "added", "removed"
 ENDED_VERBS = {v.ControlState.LIFTED: "lifted", v.ControlState.CASE_CLOSED: "case-closed", v.ControlState.EXPIRED: "expired"}
 CASE_CLOSED_ALL_COURTS = subject_filter("case", "*", "closed")
-_tracer = tracer(__name__)
 
 Decide = Callable[[v.VehicleControl, datetime], v.Result]
 
@@ -302,16 +300,7 @@ def in_control_trace(
     operation: str, control: v.VehicleControl, traceparent: str, kind: SpanKind = SpanKind.INTERNAL
 ) -> Iterator[None]:
     """Runs a write on `control` in a span of the control's trace, linked both ways to the caller's span."""
-    attributes = control_attributes(control)
-    caller = trace.get_current_span()
-    caller.set_attributes(attributes)
-    links = [Link(caller.get_span_context())] if caller.get_span_context().is_valid else []
-    parent = context_from_headers({"traceparent": traceparent}) if traceparent else None
-    with _tracer.start_as_current_span(
-        f"vehicle_control.{operation}", context=parent, kind=kind, links=links, attributes=attributes
-    ) as span:
-        if span.get_span_context().trace_id != caller.get_span_context().trace_id:
-            caller.add_link(span.get_span_context())
+    with continuing_trace(f"vehicle_control.{operation}", control_attributes(control), traceparent, kind):
         yield
 
 
