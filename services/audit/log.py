@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, entry_hash, verify
 from services.audit.tables import AuditLogRow
-from services.plumbing.consumer import EventConsumer
+from services.plumbing.consumer import EventConsumer, start_process_span, to_received_event
 from services.plumbing.db import Database
 from services.plumbing.events import subject_filter
 
@@ -70,6 +70,9 @@ class AuditAppender(EventConsumer):
             await self.append(messages)
 
     async def append(self, messages: list[Msg]) -> None:
+        # One CONSUMER span per event, in the event's trace (one matter, one trace), ending
+        # when the batch that appends it commits.
+        spans = [start_process_span(self.durable, msg, to_received_event(msg)) for msg in messages]
         try:
             head = await self._extend_chain(messages)
         except Exception:
@@ -77,6 +80,9 @@ class AuditAppender(EventConsumer):
             for msg in messages:
                 await msg.nak(delay=1.0)
             return
+        finally:
+            for span in spans:
+                span.end()
         for msg in messages:
             await msg.ack()
         if head is not None:

@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import alert_events_pb2
 from sqlalchemy import insert, select
@@ -142,24 +143,7 @@ class EventConsumer:
 
     async def process(self, msg: Msg) -> None:
         event = to_received_event(msg)
-        with _tracer.start_as_current_span(
-            f"process {msg.subject}",
-            context=context_from_headers(event.headers),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.destination.name": msg.subject,
-                "messaging.destination.subscription.name": self.durable,
-                "messaging.consumer.group.name": self.durable,
-                "messaging.message.id": event.event_id,
-                "rogatory.event.type": event.event_type,
-            },
-        ) as span:
-            if span.is_recording():
-                span.set_attributes(event_span_attributes(event.event_type, msg.data))
-            span.set_attribute("messaging.nats.delivery_count", event.delivery_count)
+        with trace.use_span(start_process_span(self.durable, msg, event), end_on_exit=True):
             if event.delivery_count > self.max_deliveries:
                 await self._dead_letter(msg, event, f"still unprocessed after {event.delivery_count - 1} deliveries")
                 return
@@ -229,6 +213,30 @@ class EventConsumer:
             await self.handler(conn, event)
         self.applied += 1
         return True
+
+
+def start_process_span(durable: str, msg: Msg, event: ReceivedEvent) -> trace.Span:
+    """The CONSUMER span of one message, a child of the producer's span (OpenTelemetry
+    messaging conventions), carrying what the event is about. The caller ends it."""
+    span = _tracer.start_span(
+        f"process {msg.subject}",
+        context=context_from_headers(event.headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": msg.subject,
+            "messaging.destination.subscription.name": durable,
+            "messaging.consumer.group.name": durable,
+            "messaging.message.id": event.event_id,
+            "messaging.nats.delivery_count": event.delivery_count,
+            "rogatory.event.type": event.event_type,
+        },
+    )
+    if span.is_recording():  # parsing the payload is for the trace alone
+        span.set_attributes(event_span_attributes(event.event_type, msg.data))
+    return span
 
 
 async def _quietly_unsubscribe(subscription: JetStreamContext.PullSubscription) -> None:

@@ -7,7 +7,9 @@ from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.audit.log import AuditAppender
+from services.delegation import tracing as delegation_tracing
 from services.plumbing.host import ServiceHost, run_service
+from services.plumbing.telemetry import add_event_attributes
 from services.registry.handlers import RegistryHandlers
 from services.registry.servicer import RegistryServicer
 
@@ -20,6 +22,7 @@ async def wire(host: ServiceHost) -> None:
     servicer = RegistryServicer(handlers)
     host.add_servicer(SERVICE, servicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server)
     host.consumers.append(AuditAppender(host.db, host.js, stream=host.settings.stream_name))  # every event, chained
+    add_event_attributes(delegation_tracing.event_attributes)  # the audit's spans name the matter of a delegation event
 
 
 def main() -> None:

@@ -123,10 +123,12 @@ async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock, seque
     return name
 
 
-def consumed(name: str, verb: str) -> bool:
-    """Whether a consumer (the turnaround projection) has processed the matter's `verb` event."""
+def consumed(name: str, verb: str, consumer: str = "delegation-turnaround") -> bool:
+    """Whether `consumer` has processed the matter's `verb` event."""
     return any(
-        s.kind == SpanKind.CONSUMER and (s.attributes or {}).get("rogatory.event.type") == f"rogatory.delegation.{verb}.v1"
+        s.kind == SpanKind.CONSUMER
+        and (s.attributes or {}).get("rogatory.event.type") == f"rogatory.delegation.{verb}.v1"
+        and (s.attributes or {}).get("messaging.consumer.group.name") == consumer
         for s in about(list(EXPORTER.get_finished_spans()), name)
     )
 
@@ -140,7 +142,9 @@ async def test_a_matter_is_one_trace_across_services_and_days(hosts: tuple[dict[
     EXPORTER.clear()
     name = await drive_a_late_matter(services, clock)
 
-    await wait_for(lambda: consumed(name, "completed"), timeout=20)  # the turnaround projection saw the last step
+    # Every consumer in every service saw the last step: the delegation's turnaround projection
+    # and the registry's audit log.
+    await wait_for(lambda: consumed(name, "completed") and consumed(name, "completed", "registry-audit"), timeout=20)
     spans = about(list(EXPORTER.get_finished_spans()), name)
 
     creation = next(s for s in spans if s.kind == SpanKind.SERVER and s.name.endswith("/CreateDelegation"))
@@ -176,7 +180,8 @@ async def test_a_matter_is_one_trace_across_services_and_days(hosts: tuple[dict[
         assert span.context.trace_id == matter_trace
     for process in processes:  # each consumer continues the producer span of its message
         assert process.parent is not None and process.parent.span_id in in_trace
-    assert {s.attributes.get("messaging.consumer.group.name") for s in processes} >= {"delegation-turnaround"}  # type: ignore[union-attr]
+    groups = {s.attributes.get("messaging.consumer.group.name") for s in processes}  # type: ignore[union-attr]
+    assert groups >= {"delegation-turnaround", "registry-audit"}
 
 
 SOURCE = frozenset({("rogatory_source", "rogatory/delegation")})
