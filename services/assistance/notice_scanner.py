@@ -9,9 +9,8 @@ is its own transaction; a second replica or a concurrent reply makes the pass sk
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.assistance.handlers import SEIZURE_EXPIRING, SEIZURE_LAPSED, AssistanceHandlers
 
@@ -21,28 +20,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class NoticeScanner:
     handlers: AssistanceHandlers
-    interval: float = 60.0  # seconds between passes in a running service
-    _task: asyncio.Task[None] | None = None
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="assistance-scanner")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.scan_once()
-            except Exception:  # noqa: BLE001 - a failed pass (e.g. database away) is retried next time
-                log.exception("assistance scan failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
 
     async def scan_once(self) -> dict[str, int]:
         report = {"objection-overdue": await self.handlers.flag_overdue_objections()}

@@ -28,4 +28,4 @@ def wire_notices(host: ServiceHost, handlers: AssistanceHandlers) -> None:
     projection = AgencyTurnaroundProjection(handlers.calendar)
     host.add_consumer(AGENCY_TURNAROUND_CONSUMER, [AGENCY_TURNAROUND_SUBJECTS], projection.apply)
     if host.settings.scan_interval > 0:
-        host.workers.append(NoticeScanner(handlers, interval=host.settings.scan_interval))
+        host.add_periodic("assistance-notice-scanner", host.settings.scan_interval, NoticeScanner(handlers).scan_once)

@@ -24,6 +24,7 @@ from services.plumbing.telemetry import add_event_attributes
 
 SERVICE = delegation_pb2.DESCRIPTOR.services_by_name["DelegationService"]
 CASE_REPLICA_CONSUMER = "delegation-case-replica"
+DEADLINE_SCANNER = "deadline-scanner"
 
 
 async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -39,7 +40,7 @@ async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None
     turnaround = TurnaroundProjection(handlers.courts, handlers.calendar)
     host.add_consumer(TURNAROUND_CONSUMER, [TURNAROUND_SUBJECTS], delegation_metrics.measured(turnaround.apply))
     if host.settings.scan_interval > 0:
-        host.workers.append(DeadlineScanner(handlers, interval=host.settings.scan_interval))
+        host.add_periodic(DEADLINE_SCANNER, host.settings.scan_interval, DeadlineScanner(handlers).scan_once)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ withdrawal is a lifecycle transition and goes through the handlers' write path.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -77,30 +76,8 @@ class ScanReport:
 class DeadlineScanner:
     handlers: DelegationHandlers
     policy: SupervisionPolicy = field(default_factory=SupervisionPolicy)
-    interval: float = 60.0  # seconds between passes in a running service
-    _task: asyncio.Task[None] | None = None
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     # --- running in a service -------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deadline-scanner")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.scan_once()
-            except Exception:  # noqa: BLE001 - a failed pass (e.g. database away) is retried next time
-                log.exception("deadline scan failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
 
     # --- one pass ----------------------------------------------------------------------------------
 

@@ -50,6 +50,35 @@ class Worker(Protocol):
     async def stop(self) -> None: ...
 
 
+class PeriodicWorker:
+    """Runs `run_once` now and then every `interval` seconds until stopped: the deadline and
+    term scanners. A failed pass (e.g. the database away) is logged and tried again next time."""
+
+    def __init__(self, name: str, interval: float, run_once: Callable[[], Awaitable[object]]):
+        self.name = name
+        self.interval = interval
+        self.run_once = run_once
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception:  # noqa: BLE001 - retried on the next pass
+                log.exception("%s: pass failed", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+
+
 @dataclass
 class ServiceHost:
     service: str
@@ -127,6 +156,11 @@ class ServiceHost:
         """Registers a generated servicer with tracing and error mapping on every method."""
         add_to_server(instrumented(servicer, service, dev_tokens=self.settings.accepts_dev_tokens), self.server)
         self.service_names.append(service.full_name)
+
+    def add_periodic(self, name: str, interval: float, run_once: Callable[[], Awaitable[object]]) -> PeriodicWorker:
+        worker = PeriodicWorker(name, interval, run_once)
+        self.workers.append(worker)
+        return worker
 
     def add_consumer(self, durable: str, filter_subjects: list[str], handler: Handler) -> EventConsumer:
         consumer = EventConsumer(

@@ -26,13 +26,13 @@ from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.assistance.main import wire as wire_assistance
 from services.delegation import tracing
+from services.delegation.main import DEADLINE_SCANNER
 from services.delegation.main import wire as wire_delegation
-from services.delegation.scanner import DeadlineScanner
 from services.demo import delegate_freeze, seed_case_request, until_case_replicated
 from services.plumbing import telemetry
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
-from services.plumbing.host import ServiceHost
+from services.plumbing.host import PeriodicWorker, ServiceHost
 from services.plumbing.metrics import serve_prometheus, stop_prometheus
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
@@ -102,15 +102,15 @@ async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock, seque
     """The matter's whole life; returns its name."""
     async with grpc.aio.insecure_channel(hosts["registry"].address) as channel:
         case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(seed_case_request(sequence), metadata=REQUESTING)
-    scanner = next(w for w in hosts["delegation"].workers if isinstance(w, DeadlineScanner))
+    scanner = next(w for w in hosts["delegation"].workers if isinstance(w, PeriodicWorker) and w.name == DEADLINE_SCANNER)
     async with grpc.aio.insecure_channel(hosts["delegation"].address) as channel:
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
         created = await until_case_replicated(lambda: delegate_freeze(channel, case.name))
         name = created.name
         clock.now += timedelta(days=10)  # the acknowledge deadline (7 days) has passed
-        assert (await scanner.scan_once()).actions
+        assert (await scanner.run_once()).actions
         clock.now += timedelta(days=30)  # long overdue: escalated to the superior court
-        assert (await scanner.scan_once()).actions
+        assert (await scanner.run_once()).actions
         await stub.AcknowledgeDelegation(dg.AcknowledgeDelegationRequest(name=name, officer=OFFICER), metadata=ENTRUSTED)
         await stub.StartDelegation(dg.StartDelegationRequest(name=name), metadata=ENTRUSTED)
         missing = dg.SupplementRequest(reason=dg.SupplementRequest.MISSING_RULING, missing_items=["执行裁定书"])

@@ -36,5 +36,5 @@ def wire_property_queries(host: ServiceHost, courts: CourtCatalog) -> QueryHandl
         ReplyConsumer(host.db, host.js, handlers, stream=host.settings.stream_name, max_deliveries=host.settings.max_deliveries)
     )
     host.workers.append(dispatcher)
-    host.workers.append(QueryTimeoutScanner(handlers))
+    host.add_periodic("property-query-timeouts", 1.0, QueryTimeoutScanner(handlers).scan_once)
     return handlers

@@ -47,28 +47,6 @@ class ScanReport:
 @dataclass
 class VehicleControlScanner:
     handlers: VehicleControlHandlers
-    interval: float = 60.0
-    _task: asyncio.Task[None] | None = None
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="vehicle-control-scanner")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.scan_once()
-            except Exception:  # noqa: BLE001 - a failed pass (e.g. database away) is retried next time
-                log.exception("vehicle-control scan failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
 
     async def scan_once(self) -> ScanReport:
         now = self.handlers.clock()

@@ -75,5 +75,5 @@ def wire_vehicle_control(host: ServiceHost) -> VehicleControlHandlers:
     )
     host.add_consumer(CASE_CLOSED_CONSUMER, [CASE_CLOSED_ALL_COURTS], handlers.apply_case_closed)
     if settings.scan_interval > 0:
-        host.workers.append(VehicleControlScanner(handlers, interval=settings.scan_interval))
+        host.add_periodic("vehicle-control-scanner", settings.scan_interval, VehicleControlScanner(handlers).scan_once)
     return handlers
