@@ -12,9 +12,10 @@ this process. Then, alternating, per round:
 - **raw**: N core-NATS subscribers on one subject, one publish with a reply inbox, each
   subscriber replies, the collector waits for all N replies; no JetStream, no database;
 - **query**: CreatePropertyQuery over gRPC for DEPOSITS → the service writes the query, N
-  agency rows and N+1 outbox rows in one transaction → the relay publishes N requests to
-  JetStream → each simulated bank answers on its JetStream reply subject → the reply
-  consumer applies them in batches → the completion event reaches a court subscriber.
+  agency rows and the `created` event in one transaction → the dispatcher publishes N
+  requests (core NATS, one per agency subject) → each simulated bank answers on its reply
+  subject → the reply listener applies them in batches → the completion event (outbox,
+  JetStream) reaches a court subscriber.
   Timed from the RPC call to that event; afterwards GetPropertyQuery must show N agencies,
   none pending.
 
@@ -270,7 +271,7 @@ async def measure(
             cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_of(pids).items()}
             stages = [
                 t - began
-                for t in (responder.first_request_at, responder.last_request_at, responder.last_reply_at, responder.last_ack_at)
+                for t in (responder.first_request_at, responder.last_request_at, responder.last_reply_at)
             ]
             measured = index >= args.warmup
             if measured:
@@ -281,7 +282,7 @@ async def measure(
             print(
                 f"  {label:>9}: raw {raw_s * 1000:6.1f} ms   query {query_s * 1000:7.1f} ms (CreatePropertyQuery "
                 f"{rpc_s * 1000:.0f} ms; requests at the agencies {stages[0] * 1000:.0f}–{stages[1] * 1000:.0f} ms, "
-                f"last reply sent {stages[2] * 1000:.0f} ms, stored {stages[3] * 1000:.0f} ms; CPU "
+                f"last reply sent {stages[2] * 1000:.0f} ms; CPU "
                 + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in cpu.items())
                 + ")"
             )

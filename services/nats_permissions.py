@@ -2,7 +2,8 @@
 
 A court or agency may subscribe to its own subjects (docs/events.md, "Subscribing to one
 court's or one agency's events") and publish nowhere else, except what reading them
-through JetStream needs and, for agencies, their own property-query replies:
+through JetStream needs and, for agencies, the property-query network: requests addressed
+to them and their replies, on core NATS subjects under `rogatory.direct.v1`:
 
 - core subscriptions: its subject patterns, plus its own reply inbox `_INBOX_{user}.>`
   (connect with `inbox_prefix="_INBOX_{user}"`);
@@ -27,7 +28,7 @@ from typing import Any
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
-from services.plumbing.events import SUBJECT_ROOT
+from services.plumbing.events import DIRECT_ROOT, SUBJECT_ROOT
 
 SERVICE_USER = "rogatory-service"
 
@@ -47,10 +48,11 @@ AGENCY_SUBJECTS = (
     "notice.*.{id}.>",
     "seizure.*.{id}.>",
     "watchlist.{id}.>",
-    "query.*.{id}.requested",
 )
+#: Property-query requests addressed to an agency (core NATS, not in the stream: live only).
+AGENCY_DIRECT_SUBSCRIBES = ("query.*.{id}.requested",)
 #: What an agency publishes itself: its replies to property queries.
-AGENCY_PUBLISHES = ("query-reply.{id}.>",)
+AGENCY_DIRECT_PUBLISHES = ("query-reply.{id}.>",)
 
 
 @dataclass(frozen=True)
@@ -71,17 +73,19 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
 
-def _subjects(patterns: Iterable[str], principal_id: str) -> list[str]:
-    return [f"{SUBJECT_ROOT}.{p.format(id=principal_id)}" for p in patterns]
+def _subjects(patterns: Iterable[str], principal_id: str, root: str = SUBJECT_ROOT) -> list[str]:
+    return [f"{root}.{p.format(id=principal_id)}" for p in patterns]
 
 
-def reader_permissions(user: str, readable: list[str], stream: str, *, publishes: Iterable[str] = ()) -> dict[str, Any]:
-    """Read `readable` live or through JetStream consumers filtered inside it; publish `publishes`."""
+def reader_permissions(
+    user: str, readable: list[str], stream: str, *, publishes: Iterable[str] = (), live: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Read `readable` live or through JetStream consumers filtered inside it, and `live` live only; publish `publishes`."""
     consumer_api = [f"$JS.API.CONSUMER.CREATE.{stream}.*.{pattern}" for pattern in readable]
     delivery = [f"$JS.ACK.{stream}.>", f"$JS.FC.{stream}.>"]  # ack pushed messages, answer flow control
     return {
         "publish": {"allow": [*publishes, *consumer_api, *delivery]},
-        "subscribe": {"allow": [*readable, f"{inbox_prefix(user)}.>"]},
+        "subscribe": {"allow": [*readable, *live, f"{inbox_prefix(user)}.>"]},
     }
 
 
@@ -92,8 +96,10 @@ def court_user(court_id: str, stream: str, password: str) -> NatsUser:
 
 def agency_user(agency_id: str, stream: str, password: str) -> NatsUser:
     user = f"agency-{agency_id}"
-    publishes = _subjects(AGENCY_PUBLISHES, agency_id)
-    return NatsUser(user, password, reader_permissions(user, _subjects(AGENCY_SUBJECTS, agency_id), stream, publishes=publishes))
+    readable = _subjects(AGENCY_SUBJECTS, agency_id)
+    live = _subjects(AGENCY_DIRECT_SUBSCRIBES, agency_id, DIRECT_ROOT)
+    publishes = _subjects(AGENCY_DIRECT_PUBLISHES, agency_id, DIRECT_ROOT)
+    return NatsUser(user, password, reader_permissions(user, readable, stream, publishes=publishes, live=live))
 
 
 def admin_user(name: str, stream: str, password: str) -> NatsUser:

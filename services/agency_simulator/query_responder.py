@@ -1,12 +1,13 @@
 """SIMULATED agencies answering property queries (网络查控) — for the demo, tests and benchmarks only.
 
 `SimulatedQueryResponder` subscribes, for each agency id it plays, to that agency's own
-request subject (`rogatory.v1.query.*.{agency}.requested`), and answers each request on
-the reply subject it names (`rogatory.v1.query-reply.{agency}.{court}`, JetStream stream
-ROGATORY) with plausible property data: bank accounts with balances, real-estate units,
+request subject (`rogatory.direct.v1.query.*.{agency}.requested`, core NATS), and answers
+each request on its reply subject (`rogatory.direct.v1.query-reply.{agency}.{court}`) with
+plausible property data: bank accounts with balances, real-estate units,
 vehicles, shareholdings, securities, payment and housing-fund balances. The data is
 deterministic: the same seed, query and agency always give the same reply. Agencies can
-be made slow (reply after a delay) or silent (never reply), to exercise timeouts.
+be made slow (reply after a delay) or silent (never reply), to exercise timeouts. A request
+sent again (the service asks until it is answered) is answered again, with the same reply.
 
     responder = SimulatedQueryResponder(nats_url, ["bank-icbc", "tp-330300"], seed=7, silent={"tp-330300"})
     await responder.start()
@@ -30,11 +31,10 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
-from services.plumbing.events import envelope_headers, subject_filter
+from services.plumbing.events import DIRECT_ROOT, envelope_headers, subject_filter
 from services.plumbing.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -71,19 +71,16 @@ class SimulatedQueryResponder:
         self.received = 0
         self.replied = 0
         # perf_counter() of the first / last request received and the last reply sent (for benchmarks)
-        self.first_request_at = self.last_request_at = self.last_reply_at = self.last_ack_at = 0.0
+        self.first_request_at = self.last_request_at = self.last_reply_at = 0.0
         self._nc: NATS | None = None
-        self._js: JetStreamContext | None = None  # one context: each new one opens its own ack subscription
         self._subscriptions: list[Subscription] = []
-        self._acks: set[asyncio.Future[object]] = set()
         self._delayed: set[asyncio.Task[None]] = set()
 
     async def start(self) -> SimulatedQueryResponder:
         self._nc = await nats.connect(self.nats_url, name="agency-simulator", pending_size=64 * 1024 * 1024)
-        self._js = self._nc.jetstream()
         for agency_id in self.agency_ids:
             # Each agency listens to its own subject only, as its NATS permissions would allow.
-            request_subject = subject_filter("query", "*", agency_id, "requested")
+            request_subject = subject_filter("query", "*", agency_id, "requested", root=DIRECT_ROOT)
             self._subscriptions.append(await self._nc.subscribe(request_subject, cb=self._on_request))
         await self._nc.flush()
         return self
@@ -92,8 +89,6 @@ class SimulatedQueryResponder:
         for task in list(self._delayed):
             task.cancel()
         await asyncio.gather(*self._delayed, return_exceptions=True)
-        if self._acks:
-            await asyncio.gather(*self._acks, return_exceptions=True)
         if self._nc is not None:
             await self._nc.drain()
             self._nc = None
@@ -104,32 +99,29 @@ class SimulatedQueryResponder:
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
 
-    def _acked(self, ack: asyncio.Future[object]) -> None:
-        self._acks.discard(ack)
-        self.last_ack_at = time.perf_counter()
-
     async def _on_request(self, msg: Msg) -> None:
         self.received += 1
         self.last_request_at = time.perf_counter()
         self.first_request_at = self.first_request_at or self.last_request_at
         request = events_pb2.PropertyQueryRequested.FromString(msg.data)
-        agency_id = msg.subject.split(".")[4]
+        agency_id = msg.subject.split(".")[5]
         if agency_id in self.silent:
             return
+        reply_to = msg.reply or request.reply_subject
         delay = self.slow.get(agency_id, 0.0)
         if delay > 0:
-            task = asyncio.create_task(self._reply_later(delay, request, agency_id))
+            task = asyncio.create_task(self._reply_later(delay, request, agency_id, reply_to))
             self._delayed.add(task)
             task.add_done_callback(self._delayed.discard)
             return
-        await self._reply(request, agency_id)
+        await self._reply(request, agency_id, reply_to)
 
-    async def _reply_later(self, delay: float, request: events_pb2.PropertyQueryRequested, agency_id: str) -> None:
+    async def _reply_later(self, delay: float, request: events_pb2.PropertyQueryRequested, agency_id: str, reply_to: str) -> None:
         await asyncio.sleep(delay)
-        await self._reply(request, agency_id)
+        await self._reply(request, agency_id, reply_to)
 
-    async def _reply(self, request: events_pb2.PropertyQueryRequested, agency_id: str) -> None:
-        assert self._js is not None
+    async def _reply(self, request: events_pb2.PropertyQueryRequested, agency_id: str, reply_to: str) -> None:
+        assert self._nc is not None
         reply = answer_for(request, agency_id, self.seed, self.property_rate, self.failure_rate)
         event_id = new_id()
         headers = envelope_headers(
@@ -140,10 +132,8 @@ class SimulatedQueryResponder:
             traceparent="",
             tracestate="",
         )
-        # Pipelined: the ack is awaited at stop(), so one slow ack does not hold up the other agencies.
-        ack = await self._js.publish_async(request.reply_subject, reply.SerializeToString(), headers=headers)
-        self._acks.add(ack)
-        ack.add_done_callback(self._acked)
+        del headers["Nats-Msg-Id"]  # core NATS
+        await self._nc.publish(reply_to, reply.SerializeToString(), headers=headers)
         self.replied += 1
         self.last_reply_at = time.perf_counter()
 

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # A CSV agency table (columns of registry/data/agencies.csv) used instead of the shipped
     # one by property queries; empty: the shipped table. The benchmark loads 1,000 banks.
     agencies_file: str = Field(default="", alias="ROGATORY_AGENCIES_FILE")
+    # Seconds after which a property-query request an agency has not answered is sent to
+    # it again (until the query's deadline); requests travel over core NATS.
+    query_resend_seconds: float = Field(default=120.0, gt=0, alias="ROGATORY_QUERY_RESEND_SECONDS")
 
     def address_of(self, service: str) -> str:
         return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[service]

@@ -15,7 +15,10 @@ from google.protobuf.message import Message
 from services.plumbing.ids import new_id
 from services.plumbing.telemetry import current_trace_headers
 
-SUBJECT_ROOT = "rogatory.v1"
+SUBJECT_ROOT = "rogatory.v1"  # the stream's subjects: every event, stored and replayable
+# Messages not stored by JetStream: the property-query network's requests and replies,
+# whose durability is the assistance database (a request is sent again until answered).
+DIRECT_ROOT = "rogatory.direct.v1"
 CONTENT_TYPE = "application/protobuf"
 
 
@@ -49,21 +52,21 @@ class ReceivedEvent:
         return message
 
 
-def subject(*tokens: str) -> str:
+def subject(*tokens: str, root: str = SUBJECT_ROOT) -> str:
     """Builds a subject under the versioned root; tokens must be NATS-safe ASCII ids."""
     for token in tokens:
         if not token or any(c in token for c in ". *>\t\r\n"):
             raise ValueError(f"unsafe subject token {token!r}")
-    return ".".join((SUBJECT_ROOT, *tokens))
+    return ".".join((root, *tokens))
 
 
-def subject_filter(*tokens: str) -> str:
+def subject_filter(*tokens: str, root: str = SUBJECT_ROOT) -> str:
     """Like `subject`, but tokens may be the wildcards `*` (one token) or `>` (the rest)."""
     concrete = [t for t in tokens if t not in ("*", ">")]
     subject(*concrete)  # validates the concrete tokens
     if ">" in tokens[:-1]:
         raise ValueError("'>' may only be the last token")
-    return ".".join((SUBJECT_ROOT, *tokens))
+    return ".".join((root, *tokens))
 
 
 def envelope_headers(

@@ -20,6 +20,7 @@ from tests.conftest import drop_schemas, require_postgres
 async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL", "NATS_URL"))}
     env["OTEL_SDK_DISABLED"] = "false"
+    env.update(getattr(request.module, "STACK_ENV", {}))  # a test module's own settings
     prefix = ""
     url = None
     if request.param == "postgres":

@@ -138,20 +138,31 @@ async def test_parties_publish_nowhere_else(server: EmbeddedNatsServer, users: d
     agency_errors: list[str] = []
     court = await connect(server, users["court-gd0112"], court_errors)
     agency = await connect(server, users["agency-bank-icbc"], agency_errors)
+    service = await connect(server, users["rogatory-service"], [])
     try:
         assert await denied(court_errors, lambda: court.publish("rogatory.v1.case.gd0112.registered", b"forged"))
         forged_notice = "rogatory.v1.notice.gd0112.bank-icbc.sent"
         assert await denied(court_errors, lambda: court.jetstream(timeout=1.0).publish(forged_notice, b"x"))
-        assert await denied(agency_errors, lambda: agency.publish("rogatory.v1.query-reply.bank-abc.gd0112", b"not mine"))
+        not_mine = "rogatory.direct.v1.query-reply.bank-abc.gd0112"
+        assert await denied(agency_errors, lambda: agency.publish(not_mine, b"not mine"))
+        assert await denied(agency_errors, lambda: agency.publish("rogatory.v1.query-reply.bank-icbc.gd0112", b"in the stream"))
         assert await denied(agency_errors, lambda: agency.jetstream(timeout=1.0).delete_stream(STREAM))
-        ack = await agency.jetstream().publish("rogatory.v1.query-reply.bank-icbc.gd0112", b"its own reply", timeout=5)
-        assert ack.stream == STREAM  # the one thing an agency publishes, stored
+        replies = await service.subscribe("rogatory.direct.v1.query-reply.>")
+        requests = await agency.subscribe("rogatory.direct.v1.query.*.bank-icbc.requested")
+        assert await denied(agency_errors, lambda: agency.subscribe("rogatory.direct.v1.query.*.bank-abc.requested"))
+        await agency.flush()
+        await service.flush()
+        await service.publish("rogatory.direct.v1.query.gd0112.bank-icbc.requested", b"request")
+        assert (await requests.next_msg(timeout=5)).data == b"request"
+        await agency.publish("rogatory.direct.v1.query-reply.bank-icbc.gd0112", b"its own reply")  # the one thing it publishes
+        assert (await replies.next_msg(timeout=5)).data == b"its own reply"
         received = await replay(agency, "icbc-notices", "rogatory.v1.notice.*.bank-icbc.>")
         assert received == ["rogatory.v1.notice.gd0112.bank-icbc.sent"]
         assert await denied(agency_errors, lambda: replay(agency, "abc-notices", "rogatory.v1.notice.*.bank-abc.>"))
     finally:
         await court.close()
         await agency.close()
+        await service.close()
 
 
 async def test_no_credential_no_connection(server: EmbeddedNatsServer) -> None:

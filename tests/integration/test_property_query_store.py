@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from nats.aio.client import Client as NATS
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.events.v1 import query_events_pb2 as events_pb2
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from assistance.property_categories import PropertyCategory
 from assistance.queries import AgencyReply, AgencyStatus, CreateQuery, QueryState, ReplyItem
@@ -23,13 +24,9 @@ from registry.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.assistance.queries import store
 from services.assistance.queries.dispatch import RequestDispatcher
 from services.assistance.queries.handlers import Fanout, IncomingReply, QueryHandlers
-from services.assistance.queries.replies import ReplyConsumer
+from services.assistance.queries.replies import ReplyListener
 from services.assistance.queries.scanner import QueryTimeoutScanner
-from services.assistance.queries.store import AGENCIES as AGENCY_ROWS
 from services.assistance.queries.store import QueryFilter
-from services.plumbing.consumer import INBOX
-from services.plumbing.events import envelope_headers
-from services.plumbing.ids import new_id
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
@@ -109,7 +106,8 @@ async def test_create_writes_the_query_its_agency_rows_and_the_created_event_onc
     assert [r.agency_id for r in handed[0].results] == ["bank-a", "bank-b", "tp-x"]
     assert [r["subject"] for r in await outbox(handlers)] == ["rogatory.v1.query.gd0112.created"]
     async with handlers.db.read() as conn:
-        assert [r.agency_id for r in await store.unsent_results(conn, query.id)] == ["bank-a", "bank-b", "tp-x"]
+        unsent = await store.unanswered_results(conn, now=START, created_before=START, sent_before=START, limit=10)
+    assert [r.agency_id for r in unsent[query.id]] == ["bank-a", "bank-b", "tp-x"]  # the fan-out's outbox
 
 
 async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handlers: QueryHandlers, clock: Clock) -> None:
@@ -190,61 +188,60 @@ async def nats_client(nats_server: EmbeddedNatsServer) -> AsyncIterator[NATS]:
     await nc.drain()
 
 
-async def publish_reply(nc: NATS, subject: str, reply: events_pb2.PropertyQueryReply, event_id: str, msg_id: str) -> None:
-    headers = envelope_headers(
-        event_id=event_id,
-        event_type="rogatory.query.replied.v1",
-        occurred_at=datetime.now(UTC),
-        source="agency",
-        traceparent="",
-        tracestate="",
-    )
-    headers["Nats-Msg-Id"] = msg_id  # a different msg id gets past the server's de-duplication
-    await nc.jetstream().publish(subject, reply.SerializeToString(), headers=headers)
+async def send_reply(nc: NATS, agency: str, reply: events_pb2.PropertyQueryReply | bytes, inbox: str = "") -> None:
+    """As an agency: core NATS on its reply subject; with `inbox`, it asks for the service's answer there."""
+    data = reply if isinstance(reply, bytes) else reply.SerializeToString()
+    await nc.publish(f"rogatory.direct.v1.query-reply.{agency}.gd0112", data, reply=inbox)
 
 
-async def test_nats_replies_are_applied_once_in_batches(handlers: QueryHandlers, nats_client: NATS) -> None:
+async def answers(subscription: Any, count: int) -> list[status_pb2.Status]:
+    return [status_pb2.Status.FromString((await subscription.next_msg(timeout=5)).data) for _ in range(count)]
+
+
+async def test_nats_replies_are_applied_in_one_transaction_and_answered(handlers: QueryHandlers, nats_client: NATS) -> None:
     query = (await handlers.create(COMMAND)).query
-    consumer = ReplyConsumer(handlers.db, nats_client.jetstream(), handlers, stream=STREAM)
+    listener = ReplyListener(nats_client, handlers)
+    await listener.subscribe()  # not yet applying: every reply below waits, then they go as one batch
+    inbox = nats_client.new_inbox()
+    told = await nats_client.subscribe(inbox)
     found = events_pb2.PropertyQueryReply(
         property_query=query.name, agency="agencies/bank-a", outcome=pb.AgencyQueryResult.ANSWERED
     )
     found.items.append(deposits(100_00))
-    first_id = new_id()
-    await publish_reply(nats_client, "rogatory.v1.query-reply.bank-a.gd0112", found, first_id, first_id)
-    await publish_reply(nats_client, "rogatory.v1.query-reply.bank-a.gd0112", found, first_id, new_id())  # redelivered copy
     nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
-    await publish_reply(nats_client, "rogatory.v1.query-reply.bank-a.gd0112", nothing, new_id(), new_id())  # second reply
     impostor = events_pb2.PropertyQueryReply(
         property_query=query.name, agency="agencies/bank-b", outcome=pb.AgencyQueryResult.NO_PROPERTY
     )
-    await publish_reply(nats_client, "rogatory.v1.query-reply.tp-x.gd0112", impostor, new_id(), new_id())  # payload ≠ subject
+    await send_reply(nats_client, "bank-a", found, inbox)
+    await send_reply(nats_client, "bank-a", found, inbox)  # a copy (the request was sent again)
+    await send_reply(nats_client, "tp-x", impostor, inbox)  # payload ≠ subject
+    await send_reply(nats_client, "tp-x", b"\xff not protobuf", inbox)
     for agency in ("bank-b", "tp-x"):
-        await publish_reply(nats_client, f"rogatory.v1.query-reply.{agency}.gd0112", nothing, new_id(), new_id())
-    consumer.start()
+        await send_reply(nats_client, agency, nothing)  # no answer asked for
+    await wait_for(lambda: len(listener._waiting) == 6)
+    listener.start()
     try:
-        await wait_for(lambda: consumer.applied + consumer.duplicates == 6)
+        statuses = await answers(told, 4)
     finally:
-        await consumer.stop()
-    assert consumer.duplicates == 1 and consumer.refused == 2
+        await listener.stop()
+    assert listener.applied == 3 and listener.refused == 3 and listener.batches == 1
+    assert [s.code for s in statuses].count(code_pb2.OK) == 1
+    reasons = sorted(error_details_pb2.ErrorInfo.FromString(s.details[0].value).reason for s in statuses if s.code)
+    assert reasons == ["AGENCY_MISMATCH", "ALREADY_REPLIED", "MALFORMED_REPLY"]
     view = await handlers.get(query.name, COURT)
     assert view.query.state is QueryState.COMPLETED
-    statuses = {r.result.agency_id: r.result.status for r in view.results}
-    assert statuses == {"bank-a": AgencyStatus.ANSWERED, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.NO_PROPERTY}
-    async with handlers.db.read() as conn:
-        inbox = list((await conn.execute(select(INBOX.c.event_id).where(INBOX.c.consumer == consumer.durable))).scalars())
-    assert len(inbox) == 5 and first_id in inbox
+    results = {r.result.agency_id: r.result.status for r in view.results}
+    assert results == {"bank-a": AgencyStatus.ANSWERED, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.NO_PROPERTY}
     assert len([r for r in await outbox(handlers) if r["subject"].endswith(".completed")]) == 1
 
 
 # --- the fan-out ------------------------------------------------------------------------------------
 
 
-async def test_the_dispatcher_sends_each_agency_its_own_request_and_recovers_unsent_ones(
-    handlers: QueryHandlers, nats_client: NATS
+async def test_the_dispatcher_sends_each_agency_its_own_request_and_again_until_answered(
+    handlers: QueryHandlers, nats_client: NATS, clock: Clock
 ) -> None:
-    js = nats_client.jetstream()
-    dispatcher = RequestDispatcher(handlers.db, js, recover_after=timedelta(0))
+    dispatcher = RequestDispatcher(handlers.db, nats_client, recover_after=timedelta(0), clock=clock)
     handed: list[Fanout] = []
     handlers.dispatch = handed.append
     query = (await handlers.create(COMMAND)).query
@@ -253,27 +250,30 @@ async def test_the_dispatcher_sends_each_agency_its_own_request_and_recovers_uns
     async def collect(msg: Any) -> None:
         received.append(msg)
 
-    subscription = await nats_client.subscribe("rogatory.v1.query.*.tp-x.requested", cb=collect)
+    subscription = await nats_client.subscribe("rogatory.direct.v1.query.*.tp-x.requested", cb=collect)
+    stream_before = (await nats_client.jetstream().stream_info(STREAM)).state.messages
     assert await dispatcher.publish(handed[0]) == 3
     await wait_for(lambda: len(received) == 1)
     request = events_pb2.PropertyQueryRequested.FromString(received[0].data)
     assert request.property_query == query.name and request.agency == "agencies/tp-x"
     assert list(request.categories) == [pb.VEHICLES] and request.debtor_id_number == "110105********002X"
-    assert request.reply_subject == "rogatory.v1.query-reply.tp-x.gd0112"
-    assert received[0].headers["Nats-Msg-Id"] == f"{query.id}.tp-x"
-    async with handlers.db.read() as conn:
-        assert await store.unsent_results(conn, query.id) == []
+    assert request.reply_subject == received[0].reply == "rogatory.direct.v1.query-reply.tp-x.gd0112"
+    assert received[0].headers["ce-id"] == f"{query.id}.tp-x"
+    assert (await nats_client.jetstream().stream_info(STREAM)).state.messages == stream_before  # not stored
+    assert await dispatcher.resend() == 0  # all sent just now
 
-    # A crash between commit and publish: the rows stay unsent and the recovery pass sends them,
-    # with the same message ids, so JetStream keeps one copy of those already sent.
-    lost = (await handlers.create(replace(COMMAND, categories=("DEPOSITS",)))).query
-    stream_before = (await js.stream_info(STREAM)).state.messages
-    await dispatcher.publish(Fanout(lost, [r for r in handed[1].results if r.agency_id == "bank-a"]))
-    async with handlers.db.transaction() as conn:  # pretend bank-a's mark was lost too
-        await conn.execute(update(AGENCY_ROWS).where(AGENCY_ROWS.c.query_id == lost.id).values(sent_at=None))
-    assert await dispatcher.recover() == 2
-    assert (await js.stream_info(STREAM)).state.messages == stream_before + 2  # bank-a's copy dropped as a duplicate
-    assert await dispatcher.recover() == 0
+    # A crash between commit and publish leaves the rows unsent: the next pass sends them.
+    await handlers.create(replace(COMMAND, categories=("DEPOSITS",)))
+    assert await dispatcher.resend() == 2
+    assert await dispatcher.resend() == 0
+
+    # Agencies that have not answered are asked again once `resend_after` passed, until they answer.
+    await handlers.reply(incoming(query.name, "tp-x"))
+    clock.now += dispatcher.resend_after
+    assert await dispatcher.resend() == 4  # bank-a and bank-b for both queries; tp-x answered
+    await wait_for(lambda: len(received) == 1)  # tp-x was not asked again
+    clock.now += timedelta(days=10)  # past the deadline: the scanner times them out, nobody is asked
+    assert await dispatcher.resend() == 0
     await subscription.unsubscribe()
 
 
@@ -291,7 +291,7 @@ async def test_a_court_lists_its_own_queries_in_pages_and_by_state(handlers: Que
     assert await handlers.list(QueryFilter(COURT, case_name="courts/gd0112/cases/other"), after_seq=0, limit=10) == []
 
 
-async def test_a_poison_reply_is_dead_lettered_without_holding_up_the_others(
+async def test_a_reply_that_cannot_be_written_is_not_stored_and_the_agency_told_to_send_again(
     handlers: QueryHandlers, nats_client: NATS, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     query = (await handlers.create(COMMAND)).query
@@ -303,18 +303,20 @@ async def test_a_poison_reply_is_dead_lettered_without_holding_up_the_others(
         return await real_apply(conn, replies)
 
     monkeypatch.setattr(handlers, "apply_replies", failing_on_tp_x)
-    consumer = ReplyConsumer(handlers.db, nats_client.jetstream(), handlers, stream=STREAM, max_deliveries=2)
-    consumer.redelivery_delay = lambda _count: 0.05
+    listener = ReplyListener(nats_client, handlers)
+    await listener.subscribe()
+    inbox = nats_client.new_inbox()
+    told = await nats_client.subscribe(inbox)
     nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
     for agency in ("bank-a", "tp-x", "bank-b"):
-        await publish_reply(nats_client, f"rogatory.v1.query-reply.{agency}.gd0112", nothing, new_id(), new_id())
-    consumer.start()
+        await send_reply(nats_client, agency, nothing, inbox if agency == "tp-x" else "")
+    await wait_for(lambda: len(listener._waiting) == 3)
+    listener.start()
     try:
-        await wait_for(lambda: consumer.dead_lettered == 1 and consumer.applied == 2)
+        [status] = await answers(told, 1)
     finally:
-        await consumer.stop()
+        await listener.stop()
+    assert status.code == code_pb2.UNAVAILABLE and listener.failed == 1 and listener.applied == 2
     view = await handlers.get(query.name, COURT)
     statuses = {r.result.agency_id: r.result.status for r in view.results}
     assert statuses == {"bank-a": AgencyStatus.NO_PROPERTY, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.PENDING}
-    parked = await nats_client.jetstream().get_last_msg(STREAM, "rogatory.v1.deadletter.assistance-query-replies")
-    assert parked.headers and parked.headers["Rogatory-Dead-Letter-Subject"] == "rogatory.v1.query-reply.tp-x.gd0112"

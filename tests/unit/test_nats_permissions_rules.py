@@ -28,10 +28,19 @@ def test_a_party_reads_and_replays_only_subjects_naming_it() -> None:
         assert user.permissions["subscribe"]["allow"][-1] == f"_INBOX_{user.user}.>"
 
 
-def test_only_agencies_publish_events_and_only_their_own_replies() -> None:
+def test_only_agencies_publish_and_only_their_own_replies_outside_the_stream() -> None:
     for user in all_users(COURTS, AGENCIES, "ROGATORY"):
         events = [s for s in user.permissions["publish"]["allow"] if s.startswith("rogatory.")]
         if user.user.startswith("agency-"):
-            assert events == [f"rogatory.v1.query-reply.{user.user.removeprefix('agency-')}.>"]
+            assert events == [f"rogatory.direct.v1.query-reply.{user.user.removeprefix('agency-')}.>"]
         elif user.user != "rogatory-service":
             assert events == []
+
+
+def test_agencies_take_requests_live_and_cannot_replay_them() -> None:
+    for user in all_users(COURTS, AGENCIES, "ROGATORY"):
+        if not user.user.startswith("agency-"):
+            continue
+        agency = user.user.removeprefix("agency-")
+        assert f"rogatory.direct.v1.query.*.{agency}.requested" in user.permissions["subscribe"]["allow"]
+        assert not any("rogatory.direct" in s for s in user.permissions["publish"]["allow"] if s.startswith("$JS."))

@@ -47,7 +47,7 @@ from services.assistance.queries.messages import query_to_proto
 from services.assistance.queries.store import QueryFilter, StoredQuery, StoredResult
 from services.case_replica import replica_of
 from services.plumbing.db import Database
-from services.plumbing.events import Event, subject, trace_columns
+from services.plumbing.events import DIRECT_ROOT, Event, subject, trace_columns
 from services.plumbing.idempotency import create_once
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
@@ -64,13 +64,17 @@ def court_subject(court_id: str, verb: str) -> str:
 
 
 def request_subject(court_id: str, agency_id: str) -> str:
-    """`rogatory.v1.query.{court}.{agency}.requested`: an agency subscribes to `query.*.{agency}.requested`."""
-    return subject("query", court_id, agency_id, "requested")
+    """`rogatory.direct.v1.query.{court}.{agency}.requested`: an agency subscribes to `query.*.{agency}.requested`.
+
+    Core NATS, not the stream: the agency rows are the requests' durable record, and the
+    dispatcher sends a request again until the agency answers (docs/property-queries.md).
+    """
+    return subject("query", court_id, agency_id, "requested", root=DIRECT_ROOT)
 
 
 def reply_subject(agency_id: str, court_id: str) -> str:
-    """`rogatory.v1.query-reply.{agency}.{court}`: an agency may publish only under its own id."""
-    return subject(REPLY_SUBJECT_ROOT, agency_id, court_id)
+    """`rogatory.direct.v1.query-reply.{agency}.{court}`: an agency may publish only under its own id."""
+    return subject(REPLY_SUBJECT_ROOT, agency_id, court_id, root=DIRECT_ROOT)
 
 
 @dataclass(frozen=True)

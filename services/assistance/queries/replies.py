@@ -1,167 +1,143 @@
-"""The agencies' NATS replies: a durable JetStream consumer that applies a fetched batch per transaction.
+"""The agencies' NATS replies: a core subscription that applies what arrived, one transaction per batch.
 
-Agencies publish `PropertyQueryReply` to `rogatory.v1.query-reply.{agency}.{court}` (their
-NATS credentials allow their own id only, so the subject says who replied). The consumer
-fetches up to `batch` replies, and in one transaction skips those its inbox already holds
-(redeliveries: keyed by `ce-id`, else `Nats-Msg-Id`, else the stream sequence), records the
-rest in the inbox and applies them with `QueryHandlers.apply_replies`; it acks the batch
-after the commit. A 1,000-agency query is then a handful of transactions, not 1,000.
-A refused reply (second reply, after the deadline, not addressed, malformed) is logged
-and acked: redelivering it would not change the answer. A batch that fails (database
-away, a bug) is retried reply by reply, so one poison reply is nak'ed, then dead-lettered
-like any consumer's poison event, without holding up the others.
+Agencies publish `PropertyQueryReply` to `rogatory.direct.v1.query-reply.{agency}.{court}`
+(the reply-to of the request; their NATS credentials allow their own id only, so the
+subject says who replied). The service instances share the subscription as a queue group,
+so each reply is handled once. Replies that arrive while a batch is being written wait and
+form the next batch: a 1,000-agency query is a handful of transactions, not 1,000.
+
+Reliability without a stream: a reply is stored when its transaction commits. One lost on
+the way (service restarting, database away) leaves the agency pending, so the dispatcher
+sends it the request again and it answers again; a copy of a stored reply is refused as a
+second reply. An agency that wants to know sends its reply as a NATS request: the answer
+is a `google.rpc.Status` (code 0 when stored; else the refusal with its ErrorInfo reason,
+or UNAVAILABLE when it could not be written and should be sent again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
+from google.rpc import code_pb2, status_pb2
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext
+from nats.aio.subscription import Subscription
 from rogatory.events.v1 import query_events_pb2 as events_pb2
-from sqlalchemy import insert, select
 
 from registry.errors import DomainError
 from services.assistance.queries.handlers import REPLY_SUBJECT_ROOT, IncomingReply, QueryHandlers
 from services.assistance.queries.messages import item_record, reply_command
-from services.plumbing.consumer import INBOX, EventConsumer, to_received_event
-from services.plumbing.db import Database
-from services.plumbing.events import subject_filter
+from services.plumbing.errors import status_for, unavailable_status
+from services.plumbing.events import DIRECT_ROOT, subject_filter
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "assistance-query-replies"
-REPLIES = subject_filter(REPLY_SUBJECT_ROOT, "*", "*")
+QUEUE_GROUP = "assistance-query-replies"
+REPLIES = subject_filter(REPLY_SUBJECT_ROOT, "*", "*", root=DIRECT_ROOT)
+_STORED = status_pb2.Status(code=code_pb2.OK).SerializeToString()
 
 
-class ReplyConsumer(EventConsumer):
-    def __init__(
-        self,
-        db: Database,
-        js: JetStreamContext,
-        handlers: QueryHandlers,
-        *,
-        stream: str,
-        batch: int = 512,
-        gather: float = 0.02,
-        max_deliveries: int = 5,
-    ):
-        super().__init__(
-            db,
-            js,
-            stream=stream,
-            durable=CONSUMER,
-            filter_subjects=[REPLIES],
-            handler=_per_event,
-            batch=batch,
-            max_deliveries=max_deliveries,
-        )
+class ReplyListener:
+    """start() subscribes and applies; stop() unsubscribes and writes what already arrived."""
+
+    def __init__(self, nc: NATS, handlers: QueryHandlers, *, max_batch: int = 1024):
+        self.nc = nc
         self.handlers = handlers
-        self.gather = gather  # seconds a batch waits for more replies once one arrived
+        self.max_batch = max_batch
+        self.applied = 0
         self.refused = 0
+        self.failed = 0  # replies not written (database away): the agency is asked again
+        self.batches = 0  # transactions that stored replies
+        self._waiting: list[Msg] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
 
-    async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
-        # A pull for `batch` messages waits until that many arrived or its timeout passed, so
-        # a 1 s pull would hold a half-full batch for up to 1 s. Instead: wait (≤ 1 s) for one
-        # reply, then take whatever else arrives within `gather` seconds, up to `batch`.
-        while not self._stopping.is_set():
-            try:
-                messages = await subscription.fetch(1, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            try:
-                messages += await subscription.fetch(self.batch - 1, timeout=self.gather)
-            except (TimeoutError, NatsTimeoutError):
-                pass
-            await self.process_batch(messages)
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="property-query-replies")
+
+    async def subscribe(self) -> None:
+        """Idempotent; start() calls it, a test may await it to know replies are listened to."""
+        if self._subscription is None:
+            self._subscription = await self.nc.subscribe(REPLIES, queue=QUEUE_GROUP, cb=self._received)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+        self._wake.set()
+        if self._task:
+            await self._task
+
+    async def _received(self, msg: Msg) -> None:
+        self._waiting.append(msg)  # no await: the next message is taken at once, and batches form
+        self._wake.set()
+
+    async def _run(self) -> None:
+        await self.subscribe()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                await self.process_batch(batch)
+            if self._stopping:
+                return
 
     async def process_batch(self, messages: Sequence[Msg]) -> None:
-        """Applies the batch in one transaction and acks it; a failing batch is retried one reply at a time.
-
-        Alone, a failing reply is nak'ed with the consumer's growing delay, and parked on the
-        dead-letter subject after `max_deliveries` (EventConsumer's poison-event rule), so it
-        cannot hold up the replies behind it.
-        """
-        fresh: list[Msg] = []
+        """Decodes and applies the batch in one transaction; a failing batch is retried reply by reply."""
+        decoded: list[tuple[Msg, IncomingReply]] = []
         for msg in messages:
-            if msg.metadata.num_delivered > self.max_deliveries:  # crashed the process before: not handled again
-                event = to_received_event(msg)
-                await self._dead_letter(msg, event, f"still unprocessed after {event.delivery_count - 1} deliveries")
-            else:
-                fresh.append(msg)
-        if not fresh:
+            try:
+                decoded.append((msg, to_incoming(msg)))
+            except DomainError as refused:
+                await self._answer(msg, self._refused(msg.subject, refused))
+        if not decoded:
             return
         try:
-            applied = await self._apply([(event_id(msg), msg) for msg in fresh])
+            async with self.handlers.db.transaction() as conn:
+                outcomes = await self.handlers.apply_replies(conn, [incoming for _, incoming in decoded])
         except Exception as exc:
-            if len(fresh) > 1:
-                log.warning(
-                    "consumer %s: a batch of %d replies failed (%s); applying them one by one", self.durable, len(fresh), exc
-                )
-                for msg in fresh:
+            if len(decoded) > 1:
+                log.warning("a batch of %d property-query replies failed (%s); applying them one by one", len(decoded), exc)
+                for msg, _ in decoded:
                     await self.process_batch([msg])
                 return
-            event = to_received_event(fresh[0])
-            log.exception("consumer %s failed on reply %s", self.durable, event.event_id)
-            if event.delivery_count >= self.max_deliveries:
-                await self._dead_letter(fresh[0], event, f"{type(exc).__name__}: {exc}")
-            else:
-                await fresh[0].nak(delay=self.redelivery_delay(event.delivery_count))
-            return
-        if applied:
-            self.handlers.outbox.notify()  # completion events
-        for msg in fresh:
-            await msg.ack()
-
-    async def _apply(self, keyed: list[tuple[str, Msg]]) -> int:
-        async with self.db.transaction() as conn:
-            ids = list(dict.fromkeys(k for k, _ in keyed))
-            seen = set(
-                (
-                    await conn.execute(
-                        select(INBOX.c.event_id).where(INBOX.c.consumer == self.durable, INBOX.c.event_id.in_(ids))
-                    )
-                ).scalars()
+            msg, incoming = decoded[0]
+            log.warning(
+                "reply of %s to %s not stored (%s); it will be asked again", incoming.reply.agency_id, incoming.query_name, exc
             )
-            fresh: dict[str, Msg] = {}
-            for key, msg in keyed:
-                if key not in seen and key not in fresh:
-                    fresh[key] = msg
-            self.duplicates += len(keyed) - len(fresh)
-            if not fresh:
-                return 0
-            now = datetime.now(UTC)
-            await conn.execute(insert(INBOX), [{"consumer": self.durable, "event_id": k, "processed_at": now} for k in fresh])
-            incoming: list[IncomingReply] = []
-            for key, msg in fresh.items():
-                try:
-                    incoming.append(to_incoming(msg))
-                except DomainError as refused:
-                    self._refused(key, refused)
-            outcomes = await self.handlers.apply_replies(conn, incoming)
-        for reply, outcome in zip(incoming, outcomes, strict=True):
+            self.failed += 1
+            await self._answer(
+                msg, unavailable_status("REPLY_NOT_STORED", "the reply could not be stored; send it again").SerializeToString()
+            )
+            return
+        self.batches += 1
+        self.handlers.outbox.notify()  # completion events
+        for (msg, incoming), outcome in zip(decoded, outcomes, strict=True):
             if isinstance(outcome, DomainError):
-                self._refused(f"{reply.reply.agency_id} → {reply.query_name}", outcome)
-        self.applied += len(fresh)
-        return len(fresh)
+                await self._answer(msg, self._refused(f"{incoming.reply.agency_id} → {incoming.query_name}", outcome))
+            else:
+                self.applied += 1
+                await self._answer(msg, _STORED)
 
-    def _refused(self, what: str, error: DomainError) -> None:
+    def _refused(self, what: str, error: DomainError) -> bytes:
         self.refused += 1
         log.info("reply %s refused: %s (%s)", what, error.message, error.reason)
+        return status_for(error).SerializeToString()
 
-
-def event_id(msg: Msg) -> str:
-    headers = msg.headers or {}
-    return headers.get("ce-id") or headers.get("Nats-Msg-Id") or f"stream-{msg.metadata.sequence.stream}"
+    async def _answer(self, msg: Msg, status: bytes) -> None:
+        if msg.reply:  # the agency asked for an answer
+            await self.nc.publish(msg.reply, status)
 
 
 def to_incoming(msg: Msg) -> IncomingReply:
     """The reply a message carries; the agency is the subject's, whatever the payload claims."""
     tokens = msg.subject.split(".")
-    agency_id = tokens[3] if len(tokens) == 5 else ""
+    agency_id, court_id = (tokens[4], tokens[5]) if len(tokens) == 6 else ("", "")
     try:
         payload = events_pb2.PropertyQueryReply.FromString(msg.data)
     except Exception as exc:  # noqa: BLE001 - any decode failure is the agency's malformed reply
@@ -169,14 +145,10 @@ def to_incoming(msg: Msg) -> IncomingReply:
     if payload.agency and payload.agency != f"agencies/{agency_id}":
         raise DomainError(f"{payload.agency} published on {msg.subject}", reason="AGENCY_MISMATCH")
     court = payload.property_query.split("/")[1] if payload.property_query.count("/") == 3 else ""
-    if court != tokens[4]:
+    if court != court_id:
         raise DomainError(f"{payload.property_query} published on {msg.subject}", reason="COURT_MISMATCH")
     reply = reply_command(agency_id, payload.outcome, payload.items, payload.failure_reason)
     return IncomingReply(payload.property_query, reply, item_record(payload.items))
 
 
-async def _per_event(*_: object) -> None:  # the batch path replaces EventConsumer's per-event handler
-    raise AssertionError("ReplyConsumer applies replies in batches")
-
-
-__all__ = ["CONSUMER", "REPLIES", "ReplyConsumer"]
+__all__ = ["QUEUE_GROUP", "REPLIES", "ReplyListener", "to_incoming"]

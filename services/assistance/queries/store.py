@@ -173,11 +173,40 @@ async def results_of(conn: AsyncConnection, query_id: str) -> list[StoredResult]
     return [_result(row) for row in (await conn.execute(statement)).mappings()]
 
 
-async def unsent_results(conn: AsyncConnection, query_id: str) -> list[AgencyResult]:
+async def unanswered_results(
+    conn: AsyncConnection, *, now: datetime, created_before: datetime, sent_before: datetime, limit: int
+) -> dict[str, list[AgencyResult]]:
+    """Pending agencies of running queries to send the request (again): never sent and the
+    query older than `created_before` (its dispatch failed), or last sent before `sent_before`.
+
+    Starts from the running queries (an index), so answered history is never scanned.
+    """
     statement = (
-        select(AGENCIES).where(AGENCIES.c.query_id == query_id, AGENCIES.c.sent_at.is_(None)).order_by(AGENCIES.c.agency_id)
+        select(AGENCIES)
+        .join(QUERIES, QUERIES.c.id == AGENCIES.c.query_id)
+        .where(
+            QUERIES.c.state == str(QueryState.RUNNING),
+            QUERIES.c.deadline_time > now,
+            AGENCIES.c.status == str(AgencyStatus.PENDING),
+            or_(
+                and_(AGENCIES.c.sent_at.is_(None), QUERIES.c.create_time <= created_before),
+                AGENCIES.c.sent_at <= sent_before,
+            ),
+        )
+        .order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id)
+        .limit(limit)
     )
-    return [_result(row).result for row in (await conn.execute(statement)).mappings()]
+    found: dict[str, list[AgencyResult]] = {}
+    for row in (await conn.execute(statement)).mappings():
+        result = _result(row).result
+        found.setdefault(result.query_id, []).append(result)
+    return found
+
+
+async def mark_sent(conn: AsyncConnection, query_id: str, agency_ids: Sequence[str], at: datetime) -> None:
+    await conn.execute(
+        update(AGENCIES).where(AGENCIES.c.query_id == query_id, AGENCIES.c.agency_id.in_(agency_ids)).values(sent_at=at)
+    )
 
 
 async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from rogatory.assistance.v1 import property_query_pb2, property_query_pb2_grpc
@@ -10,7 +11,7 @@ from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.assistance.queries.dispatch import RequestDispatcher
 from services.assistance.queries.handlers import QueryHandlers
-from services.assistance.queries.replies import ReplyConsumer
+from services.assistance.queries.replies import ReplyListener
 from services.assistance.queries.scanner import QueryTimeoutScanner
 from services.assistance.queries.servicer import PropertyQueryServicer
 from services.plumbing.host import ServiceHost
@@ -25,16 +26,15 @@ def agency_catalog(host: ServiceHost) -> AgencyCatalog:
 
 
 def wire_property_queries(host: ServiceHost, courts: CourtCatalog) -> QueryHandlers:
-    """Adds PropertyQueryService, the reply consumer and the timeout scanner to the assistance process."""
+    """Adds PropertyQueryService, the request dispatcher, the reply listener and the timeout scanner to the assistance process."""
     agencies = agency_catalog(host)
-    dispatcher = RequestDispatcher(host.db, host.js, source=host.source)
+    resend_after = timedelta(seconds=host.settings.query_resend_seconds)
+    dispatcher = RequestDispatcher(host.db, host.nc, source=host.source, resend_after=resend_after)
     handlers = QueryHandlers(host.db, host.outbox, courts, agencies, dispatch=dispatcher.submit)
     host.add_servicer(
         SERVICE, PropertyQueryServicer(handlers), property_query_pb2_grpc.add_PropertyQueryServiceServicer_to_server
     )
-    host.consumers.append(
-        ReplyConsumer(host.db, host.js, handlers, stream=host.settings.stream_name, max_deliveries=host.settings.max_deliveries)
-    )
+    host.workers.append(ReplyListener(host.nc, handlers))
     host.workers.append(dispatcher)
     host.add_periodic("property-query-timeouts", 1.0, QueryTimeoutScanner(handlers).scan_once)
     return handlers
