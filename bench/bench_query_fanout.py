@@ -269,10 +269,7 @@ async def measure(
             began, cpu_before = time.perf_counter(), cpu_of(pids)
             query_s, rpc_s = await query.round(args.timeout)
             cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_of(pids).items()}
-            stages = [
-                t - began
-                for t in (responder.first_request_at, responder.last_request_at, responder.last_reply_at)
-            ]
+            stages = [t - began for t in (responder.first_request_at, responder.last_request_at, responder.last_reply_at)]
             measured = index >= args.warmup
             if measured:
                 report.raw_seconds.append(raw_s)

@@ -25,7 +25,6 @@ import random
 import time
 import zlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 
 import nats
 from nats.aio.client import Client as NATS
@@ -34,8 +33,7 @@ from nats.aio.subscription import Subscription
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
-from services.plumbing.events import DIRECT_ROOT, envelope_headers, subject_filter
-from services.plumbing.ids import new_id
+from services.plumbing.events import DIRECT_ROOT, subject_filter
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +121,7 @@ class SimulatedQueryResponder:
     async def _reply(self, request: events_pb2.PropertyQueryRequested, agency_id: str, reply_to: str) -> None:
         assert self._nc is not None
         reply = answer_for(request, agency_id, self.seed, self.property_rate, self.failure_rate)
-        event_id = new_id()
-        headers = envelope_headers(
-            event_id=event_id,
-            event_type=REPLIED,
-            occurred_at=datetime.now(UTC),
-            source=f"agency-simulator/{agency_id}",
-            traceparent="",
-            tracestate="",
-        )
-        del headers["Nats-Msg-Id"]  # core NATS
-        await self._nc.publish(reply_to, reply.SerializeToString(), headers=headers)
+        await self._nc.publish(reply_to, reply.SerializeToString())  # the subject says who; the payload says what
         self.replied += 1
         self.last_reply_at = time.perf_counter()
 

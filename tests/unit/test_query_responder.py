@@ -19,7 +19,7 @@ def request(number: int, categories: list[int]) -> events_pb2.PropertyQueryReque
         agency="agencies/bank-icbc",
         categories=categories,  # type: ignore[arg-type]
         deadline_time=Timestamp(seconds=1_800_000_000),
-        reply_subject="rogatory.v1.query-reply.bank-icbc.gd0112",
+        reply_subject="rogatory.direct.v1.query-reply.bank-icbc.gd0112",
     )
 
 

@@ -31,9 +31,9 @@ from opentelemetry.trace import SpanKind
 from assistance.queries import AgencyResult, PropertyQuery
 from services.assistance.queries import store
 from services.assistance.queries.handlers import REQUESTED, Fanout, reply_subject, request_subject
-from services.assistance.queries.messages import requested_payload
+from services.assistance.queries.messages import RequestPayloads
 from services.plumbing.db import Database
-from services.plumbing.events import DIRECT_ROOT, envelope_headers, subject_filter
+from services.plumbing.events import DIRECT_ROOT, subject_filter
 from services.plumbing.telemetry import context_from_headers, current_trace_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -121,21 +121,17 @@ class RequestDispatcher:
         return len(results)
 
     async def _send_all(self, query: PropertyQuery, results: Sequence[AgencyResult], trace: dict[str, str]) -> None:
-        common = envelope_headers(
-            event_id="",
-            event_type=REQUESTED,
-            occurred_at=query.created_at,
-            source=self.source,
-            traceparent=trace.get("traceparent", ""),
-            tracestate=trace.get("tracestate", ""),
-        )
-        del common["Nats-Msg-Id"]  # core NATS: copies are recognised by ce-id, not de-duplicated by a stream
+        # Type, id and trace context only: a request is a message to one agency, not an event
+        # of the stream, and 1,000 of them are parsed on both sides.
+        common = {"ce-type": REQUESTED, **{k: v for k, v in trace.items() if k in ("traceparent", "tracestate") and v}}
+        payloads = RequestPayloads(query)
         for index, result in enumerate(results, start=1):
             reply_to = reply_subject(result.agency_id, query.court_id)
-            payload = requested_payload(query, result.agency_id, result.categories, reply_to)
-            headers = {**common, "ce-id": f"{query.id}.{result.agency_id}"}  # the same for every copy
             await self.nc.publish(
-                request_subject(query.court_id, result.agency_id), payload.SerializeToString(), reply=reply_to, headers=headers
+                request_subject(query.court_id, result.agency_id),
+                payloads.for_agency(result.agency_id, result.categories, reply_to),
+                reply=reply_to,
+                headers={**common, "ce-id": f"{query.id}.{result.agency_id}"},  # the same for every copy
             )
             if index % 64 == 0:
                 await asyncio.sleep(0)  # let the NATS flusher send what is built: agencies start sooner

@@ -10,6 +10,7 @@ query when it reaches zero.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import Counter
@@ -63,6 +64,7 @@ def court_subject(court_id: str, verb: str) -> str:
     return subject("query", court_id, verb)
 
 
+@functools.lru_cache(maxsize=65536)  # a fan-out builds one per agency; validating tokens each time adds up
 def request_subject(court_id: str, agency_id: str) -> str:
     """`rogatory.direct.v1.query.{court}.{agency}.requested`: an agency subscribes to `query.*.{agency}.requested`.
 
@@ -72,6 +74,7 @@ def request_subject(court_id: str, agency_id: str) -> str:
     return subject("query", court_id, agency_id, "requested", root=DIRECT_ROOT)
 
 
+@functools.lru_cache(maxsize=65536)
 def reply_subject(agency_id: str, court_id: str) -> str:
     """`rogatory.direct.v1.query-reply.{agency}.{court}`: an agency may publish only under its own id."""
     return subject(REPLY_SUBJECT_ROOT, agency_id, court_id, root=DIRECT_ROOT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,9 @@ _UPDATE_RESULT = (
 )
 
 
+_STATE_COLUMNS = (AGENCIES.c.query_id, AGENCIES.c.agency_id, AGENCIES.c.categories, AGENCIES.c.status)
+
+
 @dataclass(frozen=True)
 class StoredQuery:
     """A query with its row's `seq` (the keyset of list pages) and the caller's trace context."""
@@ -60,8 +64,13 @@ class QueryFilter:
     state: QueryState | None = None
 
 
+@functools.cache
 def _categories(text: str) -> tuple[PropertyCategory, ...]:
-    return tuple(PropertyCategory(c) for c in text.split(",") if c)
+    return tuple(PropertyCategory(c) for c in text.split(",") if c)  # few distinct values: a 1,000-agency read parses each once
+
+
+_STATUSES = {str(s): s for s in AgencyStatus}
+_CATEGORY_BY_NUMBER = {pb.PropertyCategory.Value(str(c)): c for c in PropertyCategory}
 
 
 async def insert_query(
@@ -121,14 +130,13 @@ def _result(row: Any) -> StoredResult:
     items: tuple[ReplyItem, ...] = ()
     if record:
         items = tuple(
-            ReplyItem(PropertyCategory(pb.PropertyCategory.Name(i.category)), i.value_fen)
-            for i in pb.AgencyQueryResult.FromString(record).items
+            ReplyItem(_CATEGORY_BY_NUMBER[i.category], i.value_fen) for i in pb.AgencyQueryResult.FromString(record).items
         )
     result = AgencyResult(
         query_id=row["query_id"],
         agency_id=row["agency_id"],
         categories=_categories(row["categories"]),
-        status=AgencyStatus(row["status"]),
+        status=_STATUSES[row["status"]],
         reply_time=utc(row["reply_time"]) if row["reply_time"] else None,
         items=items,
         failure_reason=row["failure_reason"],
@@ -218,9 +226,13 @@ async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, st
     for query_id, agency_id in wanted:
         by_query.setdefault(query_id, []).append(agency_id)
     condition = or_(*(and_(AGENCIES.c.query_id == q, AGENCIES.c.agency_id.in_(a)) for q, a in by_query.items()))
-    statement = select(AGENCIES).where(condition).order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id).with_for_update()
-    found = (_result(row).result for row in (await conn.execute(statement)).mappings())
-    return {(r.query_id, r.agency_id): r for r in found}
+    statement = select(*_STATE_COLUMNS).where(condition).order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id).with_for_update()
+    # Without the items: a reply is only ever recorded against a pending result (no items yet);
+    # for an answered one, the status alone refuses a second reply.
+    return {
+        (q, a): AgencyResult(query_id=q, agency_id=a, categories=_categories(c), status=_STATUSES[s])
+        for q, a, c, s in (await conn.execute(statement)).tuples()
+    }
 
 
 async def record_results(conn: AsyncConnection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:
