@@ -13,7 +13,7 @@ the scanner has written it so.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -369,14 +369,23 @@ class Summary:
 def summarize(query: PropertyQuery, results: Iterable[AgencyResult]) -> Summary:
     """Agencies per status, and property found per category (items and total value), in the order asked."""
     statuses: Counter[AgencyStatus] = Counter()
-    items: Counter[PropertyCategory] = Counter()
-    values: Counter[PropertyCategory] = Counter()
+    found: list[ReplyItem] = []
     for result in results:
         statuses[result.status] += 1
-        for item in result.items:
-            items[item.category] += 1
-            values[item.category] += item.value_fen
+        found.extend(result.items)
+    return summary_of_totals(query, statuses, [(i.category, 1, i.value_fen) for i in found])
+
+
+def summary_of_totals(
+    query: PropertyQuery, statuses: Mapping[AgencyStatus, int], found: Iterable[tuple[PropertyCategory, int, int]]
+) -> Summary:
+    """The summary from agencies per status and (category, items, value) totals, e.g. summed by the database."""
+    items: Counter[PropertyCategory] = Counter()
+    values: Counter[PropertyCategory] = Counter()
+    for category, count, value_fen in found:
+        items[category] += count
+        values[category] += value_fen
     return Summary(
-        by_status={s: statuses[s] for s in AgencyStatus if statuses[s]},
+        by_status={s: statuses[s] for s in AgencyStatus if statuses.get(s)},
         by_category=tuple(CategoryTotal(c, items[c], values[c]) for c in query.categories),
     )

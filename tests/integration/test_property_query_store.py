@@ -17,13 +17,14 @@ from rogatory.events.v1 import query_events_pb2 as events_pb2
 from sqlalchemy import select
 
 from assistance.property_categories import PropertyCategory
-from assistance.queries import AgencyReply, AgencyStatus, CreateQuery, QueryState, ReplyItem
+from assistance.queries import AgencyReply, AgencyStatus, CreateQuery, QueryState, ReplyItem, summarize
 from registry.agencies import Agency, AgencyCatalog, AgencyKind, AgencyScope
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.assistance.queries import store
 from services.assistance.queries.dispatch import RequestDispatcher
 from services.assistance.queries.handlers import Fanout, IncomingReply, QueryHandlers
+from services.assistance.queries.messages import summary_to_proto
 from services.assistance.queries.replies import ReplyListener
 from services.assistance.queries.scanner import QueryTimeoutScanner
 from services.assistance.queries.store import QueryFilter
@@ -106,8 +107,8 @@ async def test_create_writes_the_query_its_agency_rows_and_the_created_event_onc
     assert [r.agency_id for r in handed[0].results] == ["bank-a", "bank-b", "tp-x"]
     assert [r["subject"] for r in await outbox(handlers)] == ["rogatory.v1.query.gd0112.created"]
     async with handlers.db.read() as conn:
-        unsent = await store.unanswered_results(conn, now=START, created_before=START, sent_before=START, limit=10)
-    assert [r.agency_id for r in unsent[query.id]] == ["bank-a", "bank-b", "tp-x"]  # the fan-out's outbox
+        unsent = await store.unanswered_results(conn, now=START, sent_before=START, limit=10)
+    assert [r.agency_id for r in unsent[query.id]] == ["bank-a", "bank-b", "tp-x"]  # the fan-out's outbox, "sent" at creation
 
 
 async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handlers: QueryHandlers, clock: Clock) -> None:
@@ -144,6 +145,20 @@ async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handl
     summary = events_pb2.PropertyQueryCompleted.FromString(completed["payload"]).property_query.summary
     assert (summary.answered, summary.no_property, summary.timed_out) == (1, 2, 0)
     assert summary.categories[0].category == pb.DEPOSITS and summary.categories[0].value_fen == 12_350_00
+
+
+async def test_the_completion_summary_splits_replies_that_mix_categories(handlers: QueryHandlers) -> None:
+    query = (await handlers.create(replace(COMMAND, categories=("DEPOSITS", "WEALTH_PRODUCTS")))).query  # banks: both
+    product = pb.PropertyItem(category=pb.WEALTH_PRODUCTS, value_fen=300_00, account=pb.Account(account_number="w-1"))
+    await handlers.reply(incoming(query.name, "bank-a", "ANSWERED", (deposits(100_00), product, deposits(20_00))))
+    await handlers.reply(incoming(query.name, "bank-b", "ANSWERED", (product,)))
+    [completed] = [r for r in await outbox(handlers) if r["subject"] == "rogatory.v1.query.gd0112.completed"]
+    summary = events_pb2.PropertyQueryCompleted.FromString(completed["payload"]).property_query.summary
+    view = await handlers.get(query.name, COURT)
+    expected = summarize(view.query, [r.result for r in view.results])  # the rule, over every result
+    assert summary == summary_to_proto(view.query, expected)
+    totals = {t.category: (t.items, t.value_fen) for t in summary.categories}
+    assert totals == {pb.DEPOSITS: (2, 120_00), pb.WEALTH_PRODUCTS: (2, 600_00)} and summary.answered == 2
 
 
 async def test_only_the_querying_court_reads_a_query(handlers: QueryHandlers) -> None:
@@ -241,7 +256,7 @@ async def test_nats_replies_are_applied_in_one_transaction_and_answered(handlers
 async def test_the_dispatcher_sends_each_agency_its_own_request_and_again_until_answered(
     handlers: QueryHandlers, nats_client: NATS, clock: Clock
 ) -> None:
-    dispatcher = RequestDispatcher(handlers.db, nats_client, recover_after=timedelta(0), clock=clock)
+    dispatcher = RequestDispatcher(handlers.db, nats_client, clock=clock)
     handed: list[Fanout] = []
     handlers.dispatch = handed.append
     query = (await handlers.create(COMMAND)).query
@@ -260,18 +275,17 @@ async def test_the_dispatcher_sends_each_agency_its_own_request_and_again_until_
     assert request.reply_subject == received[0].reply == "rogatory.direct.v1.query-reply.tp-x.gd0112"
     assert received[0].headers["ce-id"] == f"{query.id}.tp-x"
     assert (await nats_client.jetstream().stream_info(STREAM)).state.messages == stream_before  # not stored
-    assert await dispatcher.resend() == 0  # all sent just now
+    assert await dispatcher.resend() == 0  # sent with the query's creation: not due yet
 
-    # A crash between commit and publish leaves the rows unsent: the next pass sends them.
+    # A crash between commit and publish: the second query's requests never went out. Once
+    # `resend_after` passed, the pass sends them, and asks every other pending agency again.
     await handlers.create(replace(COMMAND, categories=("DEPOSITS",)))
-    assert await dispatcher.resend() == 2
-    assert await dispatcher.resend() == 0
-
-    # Agencies that have not answered are asked again once `resend_after` passed, until they answer.
     await handlers.reply(incoming(query.name, "tp-x"))
     clock.now += dispatcher.resend_after
     assert await dispatcher.resend() == 4  # bank-a and bank-b for both queries; tp-x answered
-    await wait_for(lambda: len(received) == 1)  # tp-x was not asked again
+    await wait_for(lambda: dispatcher.resent == 4)
+    assert len(received) == 1  # tp-x was not asked again
+    assert await dispatcher.resend() == 0  # the resend is recorded: not due again yet
     clock.now += timedelta(days=10)  # past the deadline: the scanner times them out, nobody is asked
     assert await dispatcher.resend() == 0
     await subscription.unsubscribe()

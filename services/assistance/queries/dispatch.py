@@ -5,14 +5,15 @@ fan-out's transactional outbox: they commit with the query or not at all. Right 
 commit the handlers hand the new query to this dispatcher, which publishes every request
 on the agency's own subject (`rogatory.direct.v1.query.{court}.{agency}.requested`, NATS
 reply-to = the agency's reply subject), flushes (a PING round trip: the server has them
-all), then marks the rows sent in one UPDATE.
+all). The rows were written with `sent_at` = the query's creation, so the happy path
+writes nothing more.
 
 Why core NATS and not the stream: a 1,000-agency query would be 1,000 stored (and, with
 `sync_interval: always`, fsynced) JetStream messages, and as many acks, for requests whose
 durable record is already the agency rows. Delivery is made reliable here instead: every
 `poll_interval` the dispatcher sends the request again to each agency of a running query
-that has not answered within `resend_after` (or was never sent: a crash between commit
-and publish). An agency answers each copy the same way; the first reply stored wins, a
+that has not answered within `resend_after` of the last send (also when the first send
+never happened: a crash between commit and publish), and records when. An agency answers each copy the same way; the first reply stored wins, a
 later one is refused as a second reply. Agencies that are down for the whole query are
 marked timed out at its deadline, as before.
 """
@@ -48,7 +49,6 @@ class RequestDispatcher:
     poll_interval: float = 1.0
     flush_timeout: float = 10.0
     resend_after: timedelta = timedelta(seconds=120)  # a pending agency is asked again this often
-    recover_after: timedelta = timedelta(seconds=5)  # unsent rows younger than this are still in flight here
     resend_batch: int = 5000
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sent: int = 0
@@ -96,8 +96,8 @@ class RequestDispatcher:
                 pass
             self._wake.clear()
 
-    async def publish(self, fanout: Fanout) -> int:
-        """Sends every request of the fan-out, flushes, and marks the agencies' rows sent."""
+    async def publish(self, fanout: Fanout, *, record: bool = False) -> int:
+        """Sends every request of the fan-out and flushes; `record` notes the time in the agencies' rows (a resend)."""
         query, results = fanout.query, fanout.results
         if not results:
             return 0
@@ -115,8 +115,9 @@ class RequestDispatcher:
         ):
             await self._send_all(query, results, current_trace_headers())  # agencies' spans become children
             await self.nc.flush(timeout=self.flush_timeout)
-        async with self.db.transaction() as conn:
-            await store.mark_sent(conn, query.id, [r.agency_id for r in results], self.clock())
+        if record:
+            async with self.db.transaction() as conn:
+                await store.mark_sent(conn, query.id, [r.agency_id for r in results], self.clock())
         self.sent += len(results)
         return len(results)
 
@@ -140,13 +141,7 @@ class RequestDispatcher:
         """Sends the request again to every pending agency of a running query that is due; returns how many."""
         now = self.clock()
         async with self.db.read() as conn:
-            due = await store.unanswered_results(
-                conn,
-                now=now,
-                created_before=now - self.recover_after,
-                sent_before=now - self.resend_after,
-                limit=self.resend_batch,
-            )
+            due = await store.unanswered_results(conn, now=now, sent_before=now - self.resend_after, limit=self.resend_batch)
         total = 0
         for query_id, results in due.items():
             async with self.db.read() as conn:
@@ -154,6 +149,6 @@ class RequestDispatcher:
             if stored is None:
                 continue
             log.info("sending %d pending requests of %s again", len(results), stored.query.name)
-            total += await self.publish(Fanout(stored.query, results, stored.traceparent, stored.tracestate))
+            total += await self.publish(Fanout(stored.query, results, stored.traceparent, stored.tracestate), record=True)
         self.resent += total
         return total

@@ -36,7 +36,6 @@ from assistance.queries import (
     parse_query_name,
     seen_at,
     settle,
-    summarize,
     time_out,
 )
 from delegation.calendar import CHINA_TZ, WorkingCalendar
@@ -266,8 +265,8 @@ class QueryHandlers:
         out: list[Event] = []
         for event in events:
             query = event.query
-            results = [r.result for r in await store.results_of(conn, query.id)]
-            payload = events_pb2.PropertyQueryCompleted(property_query=query_to_proto(query, summarize(query, results)))
+            summary = await store.summary_of(conn, query)
+            payload = events_pb2.PropertyQueryCompleted(property_query=query_to_proto(query, summary))
             when = query.completed_at or self.clock()
             out.append(Event(COMPLETED, court_subject(query.court_id, "completed"), payload, occurred_at=when))
         await self.outbox.add(conn, out)

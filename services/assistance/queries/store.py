@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from rogatory.assistance.v1 import property_query_pb2 as pb
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance.property_categories import PropertyCategory
-from assistance.queries import AgencyResult, AgencyStatus, Debtor, PropertyQuery, QueryState, ReplyItem
+from assistance.queries import (
+    AgencyResult,
+    AgencyStatus,
+    Debtor,
+    PropertyQuery,
+    QueryState,
+    ReplyItem,
+    Summary,
+    summary_of_totals,
+)
 from services.assistance.queries.tables import PropertyQueryAgencyRow, PropertyQueryRow
 from services.plumbing.events import trace_columns
 from services.plumbing.times import utc
@@ -100,7 +110,13 @@ async def insert_query(
     await conn.execute(
         insert(AGENCIES),
         [
-            {"query_id": r.query_id, "agency_id": r.agency_id, "categories": ",".join(r.categories), "status": str(r.status)}
+            {
+                "query_id": r.query_id,
+                "agency_id": r.agency_id,
+                "categories": ",".join(r.categories),
+                "status": str(r.status),
+                "sent_at": query.created_at,  # sent right after the commit; sent again from here on if unanswered
+            }
             for r in results
         ],
     )
@@ -182,10 +198,9 @@ async def results_of(conn: AsyncConnection, query_id: str) -> list[StoredResult]
 
 
 async def unanswered_results(
-    conn: AsyncConnection, *, now: datetime, created_before: datetime, sent_before: datetime, limit: int
+    conn: AsyncConnection, *, now: datetime, sent_before: datetime, limit: int
 ) -> dict[str, list[AgencyResult]]:
-    """Pending agencies of running queries to send the request (again): never sent and the
-    query older than `created_before` (its dispatch failed), or last sent before `sent_before`.
+    """Pending agencies of running queries whose request was last sent before `sent_before`.
 
     Starts from the running queries (an index), so answered history is never scanned.
     """
@@ -196,10 +211,7 @@ async def unanswered_results(
             QUERIES.c.state == str(QueryState.RUNNING),
             QUERIES.c.deadline_time > now,
             AGENCIES.c.status == str(AgencyStatus.PENDING),
-            or_(
-                and_(AGENCIES.c.sent_at.is_(None), QUERIES.c.create_time <= created_before),
-                AGENCIES.c.sent_at <= sent_before,
-            ),
+            or_(AGENCIES.c.sent_at.is_(None), AGENCIES.c.sent_at <= sent_before),
         )
         .order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id)
         .limit(limit)
@@ -217,6 +229,39 @@ async def mark_sent(conn: AsyncConnection, query_id: str, agency_ids: Sequence[s
     )
 
 
+async def summary_of(conn: AsyncConnection, query: PropertyQuery) -> Summary:
+    """The query's summary summed by the database; only the replies of agencies asked for
+    several categories are read item by item (their totals mix categories)."""
+    statement = (
+        select(
+            AGENCIES.c.status,
+            AGENCIES.c.categories,
+            func.count(),
+            func.sum(AGENCIES.c.item_count),
+            func.sum(AGENCIES.c.value_fen),
+        )
+        .where(AGENCIES.c.query_id == query.id)
+        .group_by(AGENCIES.c.status, AGENCIES.c.categories)
+    )
+    statuses: Counter[AgencyStatus] = Counter()
+    found: list[tuple[PropertyCategory, int, int]] = []
+    mixed = False
+    for status, categories, agencies, items, value_fen in (await conn.execute(statement)).all():
+        statuses[_STATUSES[status]] += agencies
+        asked = _categories(categories)
+        if len(asked) == 1:
+            found.append((asked[0], int(items or 0), int(value_fen or 0)))
+        elif items:
+            mixed = True
+    if mixed:
+        records = select(AGENCIES.c["items"]).where(
+            AGENCIES.c.query_id == query.id, AGENCIES.c.item_count > 0, AGENCIES.c.categories.contains(",")
+        )
+        for (record,) in (await conn.execute(records)).all():
+            found += [(_CATEGORY_BY_NUMBER[i.category], 1, i.value_fen) for i in pb.AgencyQueryResult.FromString(record).items]
+    return summary_of_totals(query, statuses, found)
+
+
 async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:
     """The named (query id, agency id) results, locked; one statement per batch."""
     wanted = sorted(set(keys))
@@ -231,7 +276,7 @@ async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, st
     # for an answered one, the status alone refuses a second reply.
     return {
         (q, a): AgencyResult(query_id=q, agency_id=a, categories=_categories(c), status=_STATUSES[s])
-        for q, a, c, s in (await conn.execute(statement)).tuples()
+        for q, a, c, s in (await conn.execute(statement)).all()
     }
 
 
