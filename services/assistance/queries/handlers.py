@@ -54,7 +54,7 @@ from services.plumbing.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-CREATED, REQUESTED, COMPLETED = "rogatory.query.created.v1", "rogatory.query.requested.v1", "rogatory.query.completed.v1"
+CREATED, COMPLETED = "rogatory.query.created.v1", "rogatory.query.completed.v1"
 REPLY_SUBJECT_ROOT = "query-reply"
 
 

@@ -25,6 +25,7 @@ from assistance.queries import (
     summary_of_totals,
 )
 from services.assistance.queries.tables import PropertyQueryAgencyRow, PropertyQueryRow
+from services.plumbing.db import BulkStatement
 from services.plumbing.events import trace_columns
 from services.plumbing.times import utc
 
@@ -32,7 +33,7 @@ QUERIES = PropertyQueryRow.__table__  # type: ignore[attr-defined]
 AGENCIES = PropertyQueryAgencyRow.__table__  # type: ignore[attr-defined]
 
 # bindparam names must differ from column names in an UPDATE's SET clause.
-_UPDATE_RESULT = (
+_UPDATE_RESULT = BulkStatement(
     update(AGENCIES)
     .where(AGENCIES.c.query_id == bindparam("b_query"), AGENCIES.c.agency_id == bindparam("b_agency"))
     .values(
@@ -44,8 +45,10 @@ _UPDATE_RESULT = (
         failure_reason=bindparam("b_failure_reason"),
     )
 )
+_INSERT_AGENCIES = BulkStatement(insert(AGENCIES), keys=["query_id", "agency_id", "categories", "status", "sent_at"])
 
 
+_READ_WHOLE_QUERY_AT = 32  # replies of one query in a batch
 _STATE_COLUMNS = (AGENCIES.c.query_id, AGENCIES.c.agency_id, AGENCIES.c.categories, AGENCIES.c.status)
 
 
@@ -107,8 +110,8 @@ async def insert_query(
         )
     )
     # One executemany for every agency: a 1,000-agency query is one statement, not 1,000.
-    await conn.execute(
-        insert(AGENCIES),
+    await _INSERT_AGENCIES.execute(
+        conn,
         [
             {
                 "query_id": r.query_id,
@@ -263,28 +266,32 @@ async def summary_of(conn: AsyncConnection, query: PropertyQuery) -> Summary:
 
 
 async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:
-    """The named (query id, agency id) results, locked; one statement per batch."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
+    """The named (query id, agency id) results, locked, without their items; one statement per batch.
+
+    A reply is only ever recorded against a pending result (no items yet); for an answered
+    one, the status alone refuses a second reply. A query with many replies in the batch is
+    read whole (its rows are contiguous in the primary key): cheaper than a long IN list.
+    """
     by_query: dict[str, list[str]] = {}
-    for query_id, agency_id in wanted:
+    for query_id, agency_id in set(keys):
         by_query.setdefault(query_id, []).append(agency_id)
-    condition = or_(*(and_(AGENCIES.c.query_id == q, AGENCIES.c.agency_id.in_(a)) for q, a in by_query.items()))
-    statement = select(*_STATE_COLUMNS).where(condition).order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id).with_for_update()
-    # Without the items: a reply is only ever recorded against a pending result (no items yet);
-    # for an answered one, the status alone refuses a second reply.
-    return {
-        (q, a): AgencyResult(query_id=q, agency_id=a, categories=_categories(c), status=_STATUSES[s])
-        for q, a, c, s in (await conn.execute(statement)).all()
-    }
+    if not by_query:
+        return {}
+    whole = sorted(q for q, agencies in by_query.items() if len(agencies) > _READ_WHOLE_QUERY_AT)
+    conditions = [AGENCIES.c.query_id.in_(whole)] if whole else []
+    conditions += [
+        and_(AGENCIES.c.query_id == q, AGENCIES.c.agency_id.in_(sorted(a)))
+        for q, a in sorted(by_query.items())
+        if len(a) <= _READ_WHOLE_QUERY_AT
+    ]
+    statement = select(*_STATE_COLUMNS).where(or_(*conditions)).order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id)
+    rows = (await conn.execute(statement.with_for_update())).all()
+    return {(q, a): AgencyResult(query_id=q, agency_id=a, categories=_categories(c), status=_STATUSES[s]) for q, a, c, s in rows}
 
 
 async def record_results(conn: AsyncConnection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:
-    if not answered:
-        return
-    await conn.execute(
-        _UPDATE_RESULT,
+    await _UPDATE_RESULT.execute(
+        conn,
         [
             {
                 "b_query": r.query_id,
