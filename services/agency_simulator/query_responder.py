@@ -130,9 +130,9 @@ def answer_for(
     request: events_pb2.PropertyQueryRequested, agency_id: str, seed: int, property_rate: float = 0.4, failure_rate: float = 0.02
 ) -> events_pb2.PropertyQueryReply:
     """The simulated agency's reply: deterministic in (seed, query, agency)."""
-    rng = random.Random(zlib.crc32(f"{seed}|{request.property_query}|{agency_id}".encode()))
+    key = zlib.crc32(f"{seed}|{request.property_query}|{agency_id}".encode())
     reply = events_pb2.PropertyQueryReply(property_query=request.property_query, agency=f"agencies/{agency_id}")
-    draw = rng.random()
+    draw = key / 2**32  # the outcome; a generator (slow to seed) only when there is property to make up
     if draw < failure_rate:
         reply.outcome = pb.AgencyQueryResult.FAILED
         reply.failure_reason = "被执行人身份信息核验不一致（模拟）"
@@ -141,6 +141,7 @@ def answer_for(
         reply.outcome = pb.AgencyQueryResult.NO_PROPERTY
         return reply
     reply.outcome = pb.AgencyQueryResult.ANSWERED
+    rng = random.Random(key)
     for category in request.categories:
         for _ in range(rng.randint(1, 2)):
             reply.items.append(_item(rng, category, agency_id))
