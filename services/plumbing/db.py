@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import event, text
@@ -169,27 +171,47 @@ class BulkStatement:
     def __init__(self, statement: Any, keys: Sequence[str] | None = None):
         self.statement = statement
         self.keys = list(keys) if keys else None
-        self._compiled: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any] | None]], dict[str, Any]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]], dict[str, Any]]:
+    def _for(self, dialect: Dialect) -> _Compiled:
         if dialect.name not in self._compiled:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
             names = list(compiled.positiontup or [])
-            binds = [(n, compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names]
             table = getattr(self.statement, "table", None)
             defaults = {
                 n: table.c[n].default.arg
                 for n in names
                 if self.keys and n not in self.keys and table is not None and table.c[n].default is not None
             }
-            self._compiled[dialect.name] = (str(compiled), binds, defaults)
+            processors = [(i, compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for i, n in enumerate(names)]
+            self._compiled[dialect.name] = _Compiled(
+                str(compiled), itemgetter(*names), [(i, p) for i, p in processors if p], defaults
+            )
         return self._compiled[dialect.name]
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        sql, binds, defaults = self._for(conn.dialect)
-        if defaults:
-            rows = [{**defaults, **row} for row in rows]
-        params = [tuple(p(row[n]) if p else row[n] for n, p in binds) for row in rows]
-        await conn.exec_driver_sql(sql, params)
+        compiled = self._for(conn.dialect)
+        if compiled.defaults:
+            rows = [{**compiled.defaults, **row} for row in rows]
+        params = [compiled.row(values) for values in map(compiled.values, rows)]
+        await conn.exec_driver_sql(compiled.sql, params)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    values: Callable[[Mapping[str, Any]], Any]  # the row's values in the statement's order
+    processors: list[tuple[int, Callable[[Any], Any]]]  # by position, only where the type has one
+    defaults: dict[str, Any]
+
+    def row(self, values: Any) -> tuple[Any, ...]:
+        if not isinstance(values, tuple):
+            values = (values,)  # itemgetter of one name
+        if not self.processors:
+            return values
+        processed = list(values)
+        for index, process in self.processors:
+            processed[index] = process(processed[index])
+        return tuple(processed)

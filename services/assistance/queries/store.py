@@ -285,8 +285,13 @@ async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, st
         if len(a) <= _READ_WHOLE_QUERY_AT
     ]
     statement = select(*_STATE_COLUMNS).where(or_(*conditions)).order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id)
+    wanted = {(q, a) for q, agencies in by_query.items() for a in agencies}
     rows = (await conn.execute(statement.with_for_update())).all()
-    return {(q, a): AgencyResult(query_id=q, agency_id=a, categories=_categories(c), status=_STATUSES[s]) for q, a, c, s in rows}
+    return {
+        (q, a): AgencyResult(query_id=q, agency_id=a, categories=_categories(c), status=_STATUSES[s])
+        for q, a, c, s in rows
+        if (q, a) in wanted
+    }
 
 
 async def record_results(conn: AsyncConnection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:

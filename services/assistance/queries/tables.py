@@ -40,7 +40,6 @@ class PropertyQueryAgencyRow(SQLModel, table=True):
     """One agency's part of a query: status and, once it replied, the typed items it sent."""
 
     __tablename__ = "property_query_agency"
-    __table_args__ = (Index("ix_property_query_agency_unsent", "sent_at", "query_id"),)
 
     query_id: str = Field(primary_key=True, max_length=36)
     agency_id: str = Field(primary_key=True, max_length=48)
