@@ -28,9 +28,9 @@ if _version_not_supported:
 class PropertyQueryServiceStub:
     """Property queries (网络查控): a court asks every agency that holds a kind of property
     whether a debtor of one of its cases has any. The service sends each agency its request
-    over NATS (`rogatory.v1.query.{court}.{agency}.requested`), collects the replies (NATS
-    `rogatory.v1.query-reply.{agency}.{court}` or ReplyPropertyQuery) and shows the
-    aggregated result to the querying court only.
+    over core NATS (`rogatory.direct.v1.query.{court}.{agency}.requested`, again until it is
+    answered), collects the replies (NATS `rogatory.direct.v1.query-reply.{agency}.{court}`
+    or ReplyPropertyQuery) and shows the aggregated result to the querying court only.
     """
 
     def __init__(self, channel):
@@ -64,9 +64,9 @@ class PropertyQueryServiceStub:
 class PropertyQueryServiceServicer:
     """Property queries (网络查控): a court asks every agency that holds a kind of property
     whether a debtor of one of its cases has any. The service sends each agency its request
-    over NATS (`rogatory.v1.query.{court}.{agency}.requested`), collects the replies (NATS
-    `rogatory.v1.query-reply.{agency}.{court}` or ReplyPropertyQuery) and shows the
-    aggregated result to the querying court only.
+    over core NATS (`rogatory.direct.v1.query.{court}.{agency}.requested`, again until it is
+    answered), collects the replies (NATS `rogatory.direct.v1.query-reply.{agency}.{court}`
+    or ReplyPropertyQuery) and shows the aggregated result to the querying court only.
     """
 
     def CreatePropertyQuery(self, request, context):
@@ -133,9 +133,9 @@ def add_PropertyQueryServiceServicer_to_server(servicer, server):
 class PropertyQueryService:
     """Property queries (网络查控): a court asks every agency that holds a kind of property
     whether a debtor of one of its cases has any. The service sends each agency its request
-    over NATS (`rogatory.v1.query.{court}.{agency}.requested`), collects the replies (NATS
-    `rogatory.v1.query-reply.{agency}.{court}` or ReplyPropertyQuery) and shows the
-    aggregated result to the querying court only.
+    over core NATS (`rogatory.direct.v1.query.{court}.{agency}.requested`, again until it is
+    answered), collects the replies (NATS `rogatory.direct.v1.query-reply.{agency}.{court}`
+    or ReplyPropertyQuery) and shows the aggregated result to the querying court only.
     """
 
     @staticmethod

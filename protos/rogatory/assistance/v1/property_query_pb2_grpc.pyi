@@ -29,9 +29,9 @@ GRPC_VERSION: str
 class PropertyQueryServiceStub:
     """Property queries (网络查控): a court asks every agency that holds a kind of property
     whether a debtor of one of its cases has any. The service sends each agency its request
-    over NATS (`rogatory.v1.query.{court}.{agency}.requested`), collects the replies (NATS
-    `rogatory.v1.query-reply.{agency}.{court}` or ReplyPropertyQuery) and shows the
-    aggregated result to the querying court only.
+    over core NATS (`rogatory.direct.v1.query.{court}.{agency}.requested`, again until it is
+    answered), collects the replies (NATS `rogatory.direct.v1.query-reply.{agency}.{court}`
+    or ReplyPropertyQuery) and shows the aggregated result to the querying court only.
     """
 
     @_typing.overload
@@ -55,9 +55,9 @@ class PropertyQueryServiceStub:
 class PropertyQueryServiceAsyncStub(PropertyQueryServiceStub):
     """Property queries (网络查控): a court asks every agency that holds a kind of property
     whether a debtor of one of its cases has any. The service sends each agency its request
-    over NATS (`rogatory.v1.query.{court}.{agency}.requested`), collects the replies (NATS
-    `rogatory.v1.query-reply.{agency}.{court}` or ReplyPropertyQuery) and shows the
-    aggregated result to the querying court only.
+    over core NATS (`rogatory.direct.v1.query.{court}.{agency}.requested`, again until it is
+    answered), collects the replies (NATS `rogatory.direct.v1.query-reply.{agency}.{court}`
+    or ReplyPropertyQuery) and shows the aggregated result to the querying court only.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -77,9 +77,9 @@ class PropertyQueryServiceAsyncStub(PropertyQueryServiceStub):
 class PropertyQueryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Property queries (网络查控): a court asks every agency that holds a kind of property
     whether a debtor of one of its cases has any. The service sends each agency its request
-    over NATS (`rogatory.v1.query.{court}.{agency}.requested`), collects the replies (NATS
-    `rogatory.v1.query-reply.{agency}.{court}` or ReplyPropertyQuery) and shows the
-    aggregated result to the querying court only.
+    over core NATS (`rogatory.direct.v1.query.{court}.{agency}.requested`, again until it is
+    answered), collects the replies (NATS `rogatory.direct.v1.query-reply.{agency}.{court}`
+    or ReplyPropertyQuery) and shows the aggregated result to the querying court only.
     """
 
     @_abc_1.abstractmethod

@@ -50,7 +50,9 @@ Global___PropertyQueryCreated: _TypeAlias = PropertyQueryCreated  # noqa: Y015
 
 @_typing.final
 class PropertyQueryRequested(_message.Message):
-    """`rogatory.v1.query.{court}.{agency}.requested`: the request to one agency."""
+    """`rogatory.direct.v1.query.{court}.{agency}.requested` (core NATS, not stored): the
+    request to one agency, sent again while the agency has not answered.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -73,7 +75,7 @@ class PropertyQueryRequested(_message.Message):
     debtor_id_number: _builtins.str
     """The debtor's ID number, masked."""
     reply_subject: _builtins.str
-    """Subject to publish the PropertyQueryReply to (JetStream stream ROGATORY)."""
+    """Subject to publish the PropertyQueryReply to (also the message's NATS reply-to)."""
     @_builtins.property
     def categories(self) -> _containers.RepeatedScalarFieldContainer[_property_query_pb2.PropertyCategory.ValueType]:
         """Categories this agency is asked about."""
@@ -104,8 +106,9 @@ Global___PropertyQueryRequested: _TypeAlias = PropertyQueryRequested  # noqa: Y0
 
 @_typing.final
 class PropertyQueryReply(_message.Message):
-    """`rogatory.v1.query-reply.{agency}.{court}`: published by an agency, consumed by the
-    assistance service (durable consumer, de-duplicated by `ce-id` / `Nats-Msg-Id`).
+    """`rogatory.direct.v1.query-reply.{agency}.{court}` (core NATS): published by an agency,
+    applied by the assistance service; sent as a NATS request, it is answered with a
+    google.rpc.Status once stored. The first reply of an agency counts.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
