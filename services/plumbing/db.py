@@ -157,6 +157,17 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     return any(s in text_ for s in markers)
 
 
+def placeholders(dialect: Dialect, count: int, first: int = 1) -> str:
+    """`count` positional parameters in the dialect's style, for SQL built by hand (e.g. an
+    IN list whose length varies: SQLAlchemy's expanding parameters cost ≈ 8 µs each)."""
+    if dialect.paramstyle == "qmark":
+        return ", ".join("?" * count)
+    if dialect.paramstyle in ("numeric_dollar", "numeric"):
+        sign = "$" if dialect.paramstyle == "numeric_dollar" else ":"
+        return ", ".join(f"{sign}{i}" for i in range(first, first + count))
+    raise NotImplementedError(f"paramstyle {dialect.paramstyle}")
+
+
 class BulkStatement:
     """An INSERT or UPDATE run for many rows by the driver's executemany, compiled once per dialect.
 
