@@ -9,6 +9,7 @@ new class or a new kind of agency answering an existing class is a one-line chan
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,10 +57,14 @@ def addressees(categories: Iterable[PropertyCategory], catalog: AgencyCatalog) -
     The network is national: a debtor's account, flat or car may be anywhere, so regional
     agencies are asked too, not only those of the court's region.
     """
-    wanted = tuple(dict.fromkeys(categories))  # de-duplicated, in the order asked
+    return list(_addressees(tuple(dict.fromkeys(categories)), catalog))  # de-duplicated, in the order asked
+
+
+@functools.lru_cache(maxsize=256)  # a catalog is immutable, and a 1,000-agency scan runs for every query
+def _addressees(wanted: tuple[PropertyCategory, ...], catalog: AgencyCatalog) -> tuple[Addressee, ...]:
     found: list[Addressee] = []
     for agency in sorted(catalog, key=lambda a: a.id):
         answered = tuple(c for c in wanted if agency.kind in CATEGORY_AGENCY_KINDS[c])
         if answered:
             found.append(Addressee(agency, answered))
-    return found
+    return tuple(found)

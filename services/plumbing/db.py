@@ -206,8 +206,7 @@ class BulkStatement:
         compiled = self._for(conn.dialect)
         if compiled.defaults:
             rows = [{**compiled.defaults, **row} for row in rows]
-        params = [compiled.row(values) for values in map(compiled.values, rows)]
-        await conn.exec_driver_sql(compiled.sql, params)
+        await conn.exec_driver_sql(compiled.sql, compiled.rows(rows))
 
 
 @dataclass(frozen=True)
@@ -217,12 +216,21 @@ class _Compiled:
     processors: list[tuple[int, Callable[[Any], Any]]]  # by position, only where the type has one
     defaults: dict[str, Any]
 
-    def row(self, values: Any) -> tuple[Any, ...]:
-        if not isinstance(values, tuple):
-            values = (values,)  # itemgetter of one name
+    def rows(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         if not self.processors:
-            return values
-        processed = list(values)
-        for index, process in self.processors:
-            processed[index] = process(processed[index])
-        return tuple(processed)
+            return [v if isinstance(v, tuple) else (v,) for v in map(self.values, rows)]
+        # The same object in consecutive rows (a batch's timestamp, a shared text) is processed once.
+        last: dict[int, tuple[Any, Any]] = {}
+        out = []
+        for values in map(self.values, rows):
+            processed = list(values) if isinstance(values, tuple) else [values]
+            for index, process in self.processors:
+                value = processed[index]
+                seen = last.get(index)
+                if seen is not None and seen[0] is value:
+                    processed[index] = seen[1]
+                else:
+                    processed[index] = converted = process(value)
+                    last[index] = (value, converted)
+            out.append(tuple(processed))
+        return out

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from rogatory.assistance.v1 import property_query_pb2 as pb
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance.property_categories import PropertyCategory
@@ -45,7 +45,7 @@ _UPDATE_RESULT = BulkStatement(
         failure_reason=bindparam("b_failure_reason"),
     )
 )
-_INSERT_AGENCIES = BulkStatement(insert(AGENCIES), keys=["query_id", "agency_id", "categories", "status", "sent_at"])
+_INSERT_AGENCIES = BulkStatement(insert(AGENCIES), keys=["query_id", "agency_id", "categories", "status"])
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,7 @@ async def insert_query(
                 "query_id": r.query_id,
                 "agency_id": r.agency_id,
                 "categories": ",".join(r.categories),
-                "status": str(r.status),
-                "sent_at": query.created_at,  # sent right after the commit; sent again from here on if unanswered
+                "status": str(r.status),  # sent_at NULL: sent with the query's creation (right after the commit)
             }
             for r in results
         ],
@@ -210,7 +209,8 @@ async def unanswered_results(
             QUERIES.c.state == str(QueryState.RUNNING),
             QUERIES.c.deadline_time > now,
             AGENCIES.c.status == str(AgencyStatus.PENDING),
-            or_(AGENCIES.c.sent_at.is_(None), AGENCIES.c.sent_at <= sent_before),
+            # NULL: not sent again since the query's creation
+            or_(and_(AGENCIES.c.sent_at.is_(None), QUERIES.c.create_time <= sent_before), AGENCIES.c.sent_at <= sent_before),
         )
         .order_by(AGENCIES.c.query_id, AGENCIES.c.agency_id)
         .limit(limit)

@@ -51,7 +51,7 @@ class PropertyQueryAgencyRow(SQLModel, table=True):
     item_count: int = 0
     value_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     failure_reason: str = Field(default="", max_length=500)
-    # When the request was last sent to the agency (None: not yet): these rows are the
-    # fan-out's outbox; services/assistance/queries/dispatch.py sends them, and sends
-    # a pending one again now and then until the agency answers or the deadline passes.
+    # When the request was last sent to the agency again (None: only with the query's creation,
+    # right after its commit); services/assistance/queries/dispatch.py sends a pending one
+    # again now and then until the agency answers or the deadline passes.
     sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
