@@ -222,10 +222,12 @@ class QueryHandlers:
             outcomes.append(StoredResult(answered, incoming.record))
         await store.record_results(conn, recorded)
         events: list[QueryEvent] = []
+        progress: list[PropertyQuery] = []
         for query_id, count in finished.items():
             settled, completed = settle(queries[query_id].query, count, now)
-            await store.save_progress(conn, settled)
+            progress.append(settled)
             events += completed
+        await store.save_progress(conn, *progress)
         await self._add_completed(conn, events)
         return outcomes
 

@@ -29,8 +29,15 @@ def create_command(request: pb.CreatePropertyQueryRequest) -> CreateQuery:
     )
 
 
+_STATUS_NAMES = {number: name for name, number in pb.AgencyQueryResult.Status.items() if number}
+
+
 def reply_command(agency_id: str, outcome: int, items: Sequence[pb.PropertyItem], failure_reason: str) -> AgencyReply:
     """The domain reply; InvalidArgument when an item names no category."""
+    return AgencyReply(agency_id, _STATUS_NAMES.get(outcome, ""), _reply_items(items) if items else (), failure_reason)
+
+
+def _reply_items(items: Sequence[pb.PropertyItem]) -> tuple[ReplyItem, ...]:
     violations = Violations()
     parsed: list[ReplyItem] = []
     for index, item in enumerate(items):
@@ -43,8 +50,7 @@ def reply_command(agency_id: str, outcome: int, items: Sequence[pb.PropertyItem]
             continue
         parsed.append(ReplyItem(category, item.value_fen))
     violations.raise_if_any()
-    name = pb.AgencyQueryResult.Status.Name(outcome) if outcome else ""
-    return AgencyReply(agency_id, "" if name == "STATUS_UNSPECIFIED" else name, tuple(parsed), failure_reason)
+    return tuple(parsed)
 
 
 def item_record(items: Sequence[pb.PropertyItem]) -> bytes:

@@ -45,6 +45,16 @@ _UPDATE_RESULT = BulkStatement(
         failure_reason=bindparam("b_failure_reason"),
     )
 )
+_SAVE_PROGRESS = BulkStatement(
+    update(QUERIES)
+    .where(QUERIES.c.id == bindparam("b_id"))
+    .values(
+        pending=bindparam("b_pending"),
+        state=bindparam("b_state"),
+        complete_time=bindparam("b_complete"),
+        version=bindparam("b_version"),
+    )
+)
 _INSERT_AGENCIES = BulkStatement(insert(AGENCIES), keys=["query_id", "agency_id", "categories", "status"])
 
 
@@ -311,11 +321,13 @@ async def time_out_pending(conn: AsyncConnection, query_id: str) -> None:
     )
 
 
-async def save_progress(conn: AsyncConnection, query: PropertyQuery) -> None:
-    await conn.execute(
-        update(QUERIES)
-        .where(QUERIES.c.id == query.id)
-        .values(pending=query.pending, state=str(query.state), complete_time=query.completed_at, version=query.version)
+async def save_progress(conn: AsyncConnection, *queries: PropertyQuery) -> None:
+    await _SAVE_PROGRESS.execute(
+        conn,
+        [
+            {"b_id": q.id, "b_pending": q.pending, "b_state": str(q.state), "b_complete": q.completed_at, "b_version": q.version}
+            for q in queries
+        ],
     )
 
 
