@@ -71,7 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Property query fan-out vs raw NATS scatter-gather")
     p.add_argument("--agencies", type=int, default=1000, help="simulated agencies (banks) answering (default 1000)")
     p.add_argument("--rounds", type=int, default=7, help="measured rounds of each; medians are reported (default 7)")
-    p.add_argument("--warmup", type=int, default=1, help="unmeasured rounds of each first (default 1)")
+    p.add_argument(
+        "--warmup", type=int, default=3, help="unmeasured rounds of each first: the first queries fill caches (default 3)"
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds a round may take before it fails")
     p.add_argument(
         "--no-fsync", action="store_true", help="JetStream without fsync on every write (nats-server's own default: every 2 min)"
