@@ -209,6 +209,24 @@ async def test_create_refusals(handlers: VehicleControlHandlers) -> None:
     assert raised.value.reason == "CASE_NOT_REGISTERED"
 
 
+async def test_the_database_refuses_a_second_live_control_that_raced_past_the_check(
+    handlers: VehicleControlHandlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await handlers.create(CREATE, COURT)
+
+    async def nothing_live(*_args: Any) -> list[Any]:  # as if another replica had not committed yet
+        return []
+
+    monkeypatch.setattr(store, "live_controls_of_vehicle", nothing_live)
+    for racing in (replace(CREATE, vin=""), replace(CREATE, plate="")):  # same plate / same VIN
+        with pytest.raises(AlreadyExists) as raised:
+            await handlers.create(racing, COURT)
+        assert raised.value.reason == "VEHICLE_ALREADY_CONTROLLED"
+    await handlers.lift(first.control.name, COURT, v.LiftControl("PAID", expected_version=1))
+    again = await handlers.create(CREATE, COURT)  # an ended control does not count
+    assert again.control.state is v.ControlState.ACTIVE
+
+
 async def test_idempotent_retries_and_stale_etags(handlers: VehicleControlHandlers, db: Database) -> None:
     first = await handlers.create(CREATE, COURT, "same")
     assert (await handlers.create(CREATE, COURT, "same")).control.name == first.control.name

@@ -33,6 +33,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import events_pb2, vehicle_events_pb2
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance import vehicles as v
@@ -101,7 +102,15 @@ class VehicleControlHandlers:
         async def write(conn: AsyncConnection) -> StoredControl:
             return await self._insert(conn, command, request_id)
 
-        return await create_once(self.db, self.outbox, request_id, earlier, write)
+        try:
+            return await create_once(self.db, self.outbox, request_id, earlier, write)
+        except IntegrityError as error:
+            if not _live_vehicle_conflict(error):
+                raise
+            # Another replica's create of the same vehicle committed between our check and insert.
+            raise AlreadyExists(
+                "the vehicle is already under control", reason="VEHICLE_ALREADY_CONTROLLED", metadata={"parent": command.parent}
+            ) from error
 
     async def _insert(self, conn: AsyncConnection, command: v.CreateVehicleControl, request_id: str) -> StoredControl:
         # The case is read on the writing connection, so the checks and the write commit together.
@@ -322,3 +331,10 @@ def may_act(principal: Principal, control: v.VehicleControl) -> bool:
     if principal.kind is PrincipalKind.COURT:
         return principal.id == control.court_id
     return principal.kind is PrincipalKind.AGENCY and principal.id in control.agency_ids
+
+
+def _live_vehicle_conflict(error: IntegrityError) -> bool:
+    """A violation of ux_vehicle_control_live_plate / _vin (tables.py): PostgreSQL names the
+    index; SQLite names the columns, and no other unique key of the table has court_id."""
+    message = str(error.orig)
+    return "ux_vehicle_control_live" in message or "vehicle_control.court_id" in message

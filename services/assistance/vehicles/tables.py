@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index
+from sqlalchemy import DateTime, Index, text
 from sqlmodel import Field, SQLModel
+
+_LIVE = {c: text(f"{c} <> '' AND state IN ('ACTIVE', 'SIGHTED', 'SEIZED')") for c in ("plate", "vin")}
 
 
 class VehicleControlRow(SQLModel, table=True):
@@ -21,6 +23,12 @@ class VehicleControlRow(SQLModel, table=True):
         # The scanner's two questions: which listed controls expire, which targets pass.
         Index("ix_vehicle_control_expiry", "state", "expire_time"),
         Index("ix_vehicle_control_target", "target_status", "target_due"),
+        # One live control of a plate / VIN per court (migration 0007): the handler checks
+        # first; these make a racing second insert fail.
+        *(
+            Index(f"ux_vehicle_control_live_{c}", "court_id", c, unique=True, sqlite_where=_LIVE[c], postgresql_where=_LIVE[c])
+            for c in ("plate", "vin")
+        ),
     )
 
     seq: int | None = Field(default=None, primary_key=True)  # keyset pagination order
