@@ -42,6 +42,11 @@ def create_request(case_name: str, window_seconds: int) -> pb.CreatePropertyQuer
     )
 
 
+def deposit_agencies() -> list[str]:
+    """The agencies a DEPOSITS + ONLINE_FUNDS query goes to (create_request)."""
+    return [a.id for a in AgencyCatalog.default() if a.kind in (AgencyKind.BANK, AgencyKind.ONLINE_PAYMENT)]
+
+
 async def completion_of(subscriber: NATS, name: str, since: datetime) -> events_pb2.PropertyQueryCompleted:
     for _ in range(10):
         events = await read_events(
@@ -58,8 +63,7 @@ async def test_a_query_reaches_every_agency_and_the_court_sees_the_aggregate(
     stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
-    catalog = AgencyCatalog.default()
-    answering = [a.id for a in catalog if a.kind in (AgencyKind.BANK, AgencyKind.ONLINE_PAYMENT) and a.id != BY_GRPC]
+    answering = [a for a in deposit_agencies() if a != BY_GRPC]
     case_name = await register_case(stack, 700_000 + next(sequence_numbers))
     async with (
         SimulatedQueryResponder(stack.nats_url, answering, seed=4, silent={SILENT}) as agencies,
@@ -123,8 +127,7 @@ async def test_an_agency_that_was_offline_is_asked_again_and_its_reply_completes
     stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
-    catalog = AgencyCatalog.default()
-    online = [a.id for a in catalog if a.kind in (AgencyKind.BANK, AgencyKind.ONLINE_PAYMENT) and a.id != SILENT]
+    online = [a for a in deposit_agencies() if a != SILENT]
     case_name = await register_case(stack, 700_000 + next(sequence_numbers))
     async with (
         SimulatedQueryResponder(stack.nats_url, online, seed=5),
