@@ -34,7 +34,6 @@ from services.plumbing.auth import dev_credentials
 
 HUANGPU, PINGYANG = dev_credentials("court", "gd0112"), dev_credentials("court", "zj0326")
 SEED_DEBTOR = "河南某建设工程有限公司"
-PLATE = "浙C·A8B88"
 
 
 async def freeze_at_the_bank(addresses: dict[str, str], case_name: str) -> None:
@@ -94,7 +93,14 @@ async def _until_complete(stub: property_query_pb2_grpc.PropertyQueryServiceStub
     return query
 
 
+def demo_plate(sequence: int) -> str:
+    """A plate of its own for each demo run: a court controls a vehicle once at a time, and
+    the seized car of an earlier run is still under control."""
+    return f"浙C·A{sequence % 10_000:04d}"
+
+
 async def control_and_seize_a_car(addresses: dict[str, str], sequence: int) -> None:
+    plate = demo_plate(sequence)
     async with grpc.aio.insecure_channel(addresses["registry"]) as channel:
         case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(pingyang_case(sequence), metadata=PINGYANG)
     print(f"\nScenario 1: 平阳县人民法院 registered {case.case_number}")
@@ -104,15 +110,15 @@ async def control_and_seize_a_car(addresses: dict[str, str], sequence: int) -> N
         async with grpc.aio.insecure_channel(addresses["assistance"]) as channel:
             stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(channel)
             control = vc.VehicleControl(
-                case=case.name, debtor="张三", vehicle=vc.ControlledVehicle(plate=PLATE, description="黑色轿车")
+                case=case.name, debtor="张三", vehicle=vc.ControlledVehicle(plate=plate, description="黑色轿车")
             )
             request = vc.CreateVehicleControlRequest(
                 parent="courts/zj0326", vehicle_control=control, request_id=str(uuid.uuid4())
             )
             created = await _when_case_known(lambda: stub.CreateVehicleControl(request, metadata=PINGYANG))
-            print(f"  car {PLATE} under control: {created.name}, watch list sent to {', '.join(created.agencies)}")
-            await police.wait_for_plate(PLATE, timeout=30)
-            seized = await police.find(PLATE, agency_id="tp-330300")
+            print(f"  car {plate} under control: {created.name}, watch list sent to {', '.join(created.agencies)}")
+            await police.wait_for_plate(plate, timeout=30)
+            seized = await police.find(plate, agency_id="tp-330300")
             print(f"  温州市公安局交通警察支队 (simulated) reported it seized: {vc.VehicleControl.State.Name(seized.state)}")
             notified = await stub.GetVehicleControl(vc.GetVehicleControlRequest(name=created.name), metadata=PINGYANG)
             target = notified.post_seizure_target
