@@ -28,6 +28,7 @@ from services.assistance.queries.messages import summary_to_proto
 from services.assistance.queries.replies import ReplyListener
 from services.assistance.queries.scanner import QueryTimeoutScanner
 from services.assistance.queries.store import QueryFilter
+from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
@@ -334,3 +335,31 @@ async def test_a_reply_that_cannot_be_written_is_not_stored_and_the_agency_told_
     view = await handlers.get(query.name, COURT)
     statuses = {r.result.agency_id: r.result.status for r in view.results}
     assert statuses == {"bank-a": AgencyStatus.NO_PROPERTY, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.PENDING}
+
+
+async def test_replies_while_the_database_is_away_are_answered_unavailable_without_a_retry_each(
+    handlers: QueryHandlers, nats_client: NATS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = (await handlers.create(COMMAND)).query
+    attempts: list[int] = []
+
+    async def database_away(_conn: Any, replies: Any) -> Any:
+        attempts.append(len(replies))
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(handlers, "apply_replies", database_away)
+    listener = ReplyListener(nats_client, handlers)
+    await listener.subscribe()
+    inbox = nats_client.new_inbox()
+    told = await nats_client.subscribe(inbox)
+    nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
+    for agency in ("bank-a", "tp-x", "bank-b"):
+        await send_reply(nats_client, agency, nothing, inbox)
+    await wait_for(lambda: len(listener._waiting) == 3)
+    listener.start()
+    try:
+        statuses = await answers(told, 3)
+    finally:
+        await listener.stop()
+    assert [s.code for s in statuses] == [code_pb2.UNAVAILABLE] * 3 and attempts == [3] and listener.failed == 3
+    assert (await handlers.get(query.name, COURT)).query.pending == 3  # nothing stored: they are asked again

@@ -29,6 +29,7 @@ from rogatory.events.v1 import query_events_pb2 as events_pb2
 from registry.errors import DomainError
 from services.assistance.queries.handlers import REPLY_SUBJECT_ROOT, IncomingReply, QueryHandlers
 from services.assistance.queries.messages import item_record, reply_command
+from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import status_for, unavailable_status
 from services.plumbing.events import DIRECT_ROOT, subject_filter
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 QUEUE_GROUP = "assistance-query-replies"
 REPLIES = subject_filter(REPLY_SUBJECT_ROOT, "*", "*", root=DIRECT_ROOT)
 _STORED = status_pb2.Status(code=code_pb2.OK).SerializeToString()
+_NOT_STORED = unavailable_status("REPLY_NOT_STORED", "the reply could not be stored; send it again").SerializeToString()
 
 
 class ReplyListener:
@@ -83,7 +85,10 @@ class ReplyListener:
             self._wake.clear()
             while self._waiting:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-                await self.process_batch(batch)
+                try:
+                    await self.process_batch(batch)
+                except Exception:  # noqa: BLE001 - the listener outlives one bad batch; its agencies are asked again
+                    log.exception("a batch of %d property-query replies was dropped", len(batch))
             if self._stopping:
                 return
 
@@ -100,6 +105,12 @@ class ReplyListener:
         try:
             async with self.handlers.db.transaction() as conn:
                 outcomes = await self.handlers.apply_replies(conn, [incoming for _, incoming in decoded])
+        except DatabaseUnavailable as exc:  # not worth trying reply by reply: each would wait for the database
+            log.warning("%d property-query replies not stored (%s); they will be asked again", len(decoded), exc)
+            self.failed += len(decoded)
+            for msg, _ in decoded:
+                await self._answer(msg, _NOT_STORED)
+            return
         except Exception as exc:
             if len(decoded) > 1:
                 log.warning("a batch of %d property-query replies failed (%s); applying them one by one", len(decoded), exc)
@@ -111,9 +122,7 @@ class ReplyListener:
                 "reply of %s to %s not stored (%s); it will be asked again", incoming.reply.agency_id, incoming.query_name, exc
             )
             self.failed += 1
-            await self._answer(
-                msg, unavailable_status("REPLY_NOT_STORED", "the reply could not be stored; send it again").SerializeToString()
-            )
+            await self._answer(msg, _NOT_STORED)
             return
         self.batches += 1
         self.handlers.outbox.notify()  # completion events
