@@ -9,6 +9,7 @@ from rogatory.events.v1 import query_events_pb2 as events_pb2
 
 from assistance.property_categories import PropertyCategory
 from assistance.queries import Debtor, PropertyQuery
+from services.assistance.queries.dispatch import _sampled_trace
 from services.assistance.queries.messages import RequestPayloads
 
 CREATED = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
@@ -46,3 +47,11 @@ def test_each_agency_gets_the_whole_request_with_its_own_fields() -> None:
     assert bank.deadline_time.ToDatetime(UTC) == QUERY.deadline
     assert police.agency == "agencies/tp-x" and list(police.categories) == [pb.VEHICLES]
     assert police.property_query == bank.property_query and police.debtor_id_number == bank.debtor_id_number
+
+
+def test_requests_carry_the_trace_context_only_when_the_trace_is_sampled() -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}"
+    sampled = {"traceparent": traceparent.format(flags="01"), "tracestate": "rogatory=1", "baggage": "x"}
+    assert _sampled_trace(sampled) == {"traceparent": sampled["traceparent"], "tracestate": "rogatory=1"}
+    assert _sampled_trace({"traceparent": traceparent.format(flags="00")}) is None
+    assert _sampled_trace({}) is None and _sampled_trace({"traceparent": "garbage"}) is None

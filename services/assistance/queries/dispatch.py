@@ -5,17 +5,17 @@ fan-out's transactional outbox: they commit with the query or not at all. Right 
 commit the handlers hand the new query to this dispatcher, which publishes every request
 on the agency's own subject (`rogatory.direct.v1.query.{court}.{agency}.requested`, NATS
 reply-to = the agency's reply subject), flushes (a PING round trip: the server has them
-all). The rows were written with `sent_at` = the query's creation, so the happy path
-writes nothing more.
+all). The rows were written with `sent_at` NULL, "sent with the query", so the happy
+path writes nothing more.
 
 Why core NATS and not the stream: a 1,000-agency query would be 1,000 stored (and, with
 `sync_interval: always`, fsynced) JetStream messages, and as many acks, for requests whose
 durable record is already the agency rows. Delivery is made reliable here instead: every
 `poll_interval` the dispatcher sends the request again to each agency of a running query
 that has not answered within `resend_after` of the last send (also when the first send
-never happened: a crash between commit and publish), and records when. An agency answers each copy the same way; the first reply stored wins, a
-later one is refused as a second reply. Agencies that are down for the whole query are
-marked timed out at its deadline, as before.
+never happened: a crash between commit and publish), and records when. An agency
+answers each copy the same way; the first reply stored wins, a later one is refused as a
+second reply. Agencies that are down for the whole query time out at its deadline.
 """
 
 from __future__ import annotations
@@ -157,7 +157,11 @@ class RequestDispatcher:
 
 
 def _sampled_trace(trace: dict[str, str]) -> dict[str, str] | None:
-    """W3C traceparent (and tracestate) when the trace is sampled (flags 01); else None."""
-    if not trace.get("traceparent", "").endswith("-01"):
+    """W3C traceparent (and tracestate) when the trace is sampled (bit 0 of the flags); else None."""
+    try:
+        sampled = int(trace.get("traceparent", "")[-2:], 16) & 1
+    except ValueError:  # no trace context (or not W3C)
+        return None
+    if not sampled:
         return None
     return {k: v for k, v in trace.items() if k in ("traceparent", "tracestate") and v}
