@@ -292,6 +292,19 @@ async def test_the_dispatcher_sends_each_agency_its_own_request_and_again_until_
     await subscription.unsubscribe()
 
 
+async def test_nothing_is_sent_again_while_nats_is_disconnected(handlers: QueryHandlers, clock: Clock) -> None:
+    class Disconnected:
+        is_connected = False
+
+        async def publish(self, *_args: Any, **_kwargs: Any) -> None:
+            raise AssertionError("published while disconnected")
+
+    dispatcher = RequestDispatcher(handlers.db, Disconnected(), clock=clock)  # type: ignore[arg-type]
+    await handlers.create(COMMAND)
+    clock.now += dispatcher.resend_after
+    assert await dispatcher.resend() == 0
+
+
 async def test_a_court_lists_its_own_queries_in_pages_and_by_state(handlers: QueryHandlers) -> None:
     first = (await handlers.create(COMMAND)).query
     second = (await handlers.create(replace(COMMAND, categories=("REAL_ESTATE",)))).query

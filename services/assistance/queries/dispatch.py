@@ -141,6 +141,8 @@ class RequestDispatcher:
 
     async def resend(self) -> int:
         """Sends the request again to every pending agency of a running query that is due; returns how many."""
+        if not self.nc.is_connected:
+            return 0  # the client would only buffer each pass's copies until it reconnects, then send them all
         now = self.clock()
         async with self.db.read() as conn:
             due = await store.unanswered_results(conn, now=now, sent_before=now - self.resend_after, limit=self.resend_batch)
