@@ -204,22 +204,33 @@ async def nats_client(nats_server: EmbeddedNatsServer) -> AsyncIterator[NATS]:
     await nc.drain()
 
 
-async def send_reply(nc: NATS, agency: str, reply: events_pb2.PropertyQueryReply | bytes, inbox: str = "") -> None:
-    """As an agency: core NATS on its reply subject; with `inbox`, it asks for the service's answer there."""
-    data = reply if isinstance(reply, bytes) else reply.SerializeToString()
-    await nc.publish(f"rogatory.direct.v1.query-reply.{agency}.gd0112", data, reply=inbox)
+Sent = tuple[str, events_pb2.PropertyQueryReply | bytes, bool]  # agency, reply, whether it asks for an answer
 
 
-async def answers(subscription: Any, count: int) -> list[status_pb2.Status]:
-    return [status_pb2.Status.FromString((await subscription.next_msg(timeout=5)).data) for _ in range(count)]
+async def apply_as_one_batch(
+    nc: NATS, handlers: QueryHandlers, sent: list[Sent]
+) -> tuple[ReplyListener, list[status_pb2.Status]]:
+    """As agencies: each reply on core NATS on its agency's subject, some as requests. The
+    listener only collects them until all arrived, then applies them as one batch; returns
+    it (stopped) and the answers, in order."""
+    listener = ReplyListener(nc, handlers)
+    await listener.subscribe()
+    inbox = nc.new_inbox()
+    told = await nc.subscribe(inbox)
+    for agency, reply, asks in sent:
+        data = reply if isinstance(reply, bytes) else reply.SerializeToString()
+        await nc.publish(f"rogatory.direct.v1.query-reply.{agency}.gd0112", data, reply=inbox if asks else "")
+    await wait_for(lambda: len(listener._waiting) == len(sent))
+    listener.start()
+    try:
+        messages = [await told.next_msg(timeout=5) for _ in range(sum(asks for _, _, asks in sent))]
+    finally:
+        await listener.stop()
+    return listener, [status_pb2.Status.FromString(m.data) for m in messages]
 
 
 async def test_nats_replies_are_applied_in_one_transaction_and_answered(handlers: QueryHandlers, nats_client: NATS) -> None:
     query = (await handlers.create(COMMAND)).query
-    listener = ReplyListener(nats_client, handlers)
-    await listener.subscribe()  # not yet applying: every reply below waits, then they go as one batch
-    inbox = nats_client.new_inbox()
-    told = await nats_client.subscribe(inbox)
     found = events_pb2.PropertyQueryReply(
         property_query=query.name, agency="agencies/bank-a", outcome=pb.AgencyQueryResult.ANSWERED
     )
@@ -228,18 +239,18 @@ async def test_nats_replies_are_applied_in_one_transaction_and_answered(handlers
     impostor = events_pb2.PropertyQueryReply(
         property_query=query.name, agency="agencies/bank-b", outcome=pb.AgencyQueryResult.NO_PROPERTY
     )
-    await send_reply(nats_client, "bank-a", found, inbox)
-    await send_reply(nats_client, "bank-a", found, inbox)  # a copy (the request was sent again)
-    await send_reply(nats_client, "tp-x", impostor, inbox)  # payload ≠ subject
-    await send_reply(nats_client, "tp-x", b"\xff not protobuf", inbox)
-    for agency in ("bank-b", "tp-x"):
-        await send_reply(nats_client, agency, nothing)  # no answer asked for
-    await wait_for(lambda: len(listener._waiting) == 6)
-    listener.start()
-    try:
-        statuses = await answers(told, 4)
-    finally:
-        await listener.stop()
+    listener, statuses = await apply_as_one_batch(
+        nats_client,
+        handlers,
+        [
+            ("bank-a", found, True),
+            ("bank-a", found, True),  # a copy (the request was sent again)
+            ("tp-x", impostor, True),  # payload ≠ subject
+            ("tp-x", b"\xff not protobuf", True),
+            ("bank-b", nothing, False),  # no answer asked for
+            ("tp-x", nothing, False),
+        ],
+    )
     assert listener.applied == 3 and listener.refused == 3 and listener.batches == 1
     assert [s.code for s in statuses].count(code_pb2.OK) == 1
     reasons = sorted(error_details_pb2.ErrorInfo.FromString(s.details[0].value).reason for s in statuses if s.code)
@@ -331,19 +342,9 @@ async def test_a_reply_that_cannot_be_written_is_not_stored_and_the_agency_told_
         return await real_apply(conn, replies)
 
     monkeypatch.setattr(handlers, "apply_replies", failing_on_tp_x)
-    listener = ReplyListener(nats_client, handlers)
-    await listener.subscribe()
-    inbox = nats_client.new_inbox()
-    told = await nats_client.subscribe(inbox)
     nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
-    for agency in ("bank-a", "tp-x", "bank-b"):
-        await send_reply(nats_client, agency, nothing, inbox if agency == "tp-x" else "")
-    await wait_for(lambda: len(listener._waiting) == 3)
-    listener.start()
-    try:
-        [status] = await answers(told, 1)
-    finally:
-        await listener.stop()
+    sent = [(agency, nothing, agency == "tp-x") for agency in ("bank-a", "tp-x", "bank-b")]
+    listener, [status] = await apply_as_one_batch(nats_client, handlers, sent)
     assert status.code == code_pb2.UNAVAILABLE and listener.failed == 1 and listener.applied == 2
     view = await handlers.get(query.name, COURT)
     statuses = {r.result.agency_id: r.result.status for r in view.results}
@@ -361,18 +362,9 @@ async def test_replies_while_the_database_is_away_are_answered_unavailable_witho
         raise DatabaseUnavailable("connection refused")
 
     monkeypatch.setattr(handlers, "apply_replies", database_away)
-    listener = ReplyListener(nats_client, handlers)
-    await listener.subscribe()
-    inbox = nats_client.new_inbox()
-    told = await nats_client.subscribe(inbox)
     nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
-    for agency in ("bank-a", "tp-x", "bank-b"):
-        await send_reply(nats_client, agency, nothing, inbox)
-    await wait_for(lambda: len(listener._waiting) == 3)
-    listener.start()
-    try:
-        statuses = await answers(told, 3)
-    finally:
-        await listener.stop()
+    listener, statuses = await apply_as_one_batch(
+        nats_client, handlers, [(a, nothing, True) for a in ("bank-a", "tp-x", "bank-b")]
+    )
     assert [s.code for s in statuses] == [code_pb2.UNAVAILABLE] * 3 and attempts == [3] and listener.failed == 3
     assert (await handlers.get(query.name, COURT)).query.pending == 3  # nothing stored: they are asked again
