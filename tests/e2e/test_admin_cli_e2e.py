@@ -14,17 +14,18 @@ import sys
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from rogatory.delegation.v1 import delegation_pb2 as dg
 
 from services.admin.client import AdminClient
 from services.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.launcher import Stack
-from tests.e2e.test_deadline_escalation_e2e import scan_at
+from tests.e2e.test_deadline_escalation_e2e import past_deadline, scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -62,8 +63,8 @@ async def scenario(stack: Stack, sequence_numbers: Iterator[int]) -> Scenario:
         done = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
         await execute_freeze_same_day(channel, done)
         late = await delegate_freeze(channel, case_name)
-    scanned_at = datetime.now(UTC) + timedelta(days=10)
-    assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at)  # its 7-day ACKNOWLEDGE deadline passed
+    scanned_at = past_deadline(late, dg.Deadline.ACKNOWLEDGE, 3)
+    assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at)  # its ACKNOWLEDGE deadline passed 3 days before
     await _until_read_model_has(stack, "courts/ha0122", matters=2, completed=1)
     return Scenario(case_name, f"（2023）粤0112执{number}号", done.name, late.name, scanned_at)
 

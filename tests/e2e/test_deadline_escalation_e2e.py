@@ -27,6 +27,13 @@ SUPERIOR = dev_credentials("court", "ha01")  # 郑州市中级人民法院, supe
 REQUESTING = dev_credentials("court", "gd0112")
 
 
+def past_deadline(delegation: dg.Delegation, step: dg.Deadline.Step.ValueType, days: float) -> datetime:
+    """`days` after the matter's `step` deadline: a scan then finds it overdue by that much,
+    whatever weekday or holiday the test runs on (working-day deadlines move with both)."""
+    due = next(d.due_time for d in delegation.deadlines if d.step == step)
+    return due.ToDatetime(UTC) + timedelta(days=days)
+
+
 def scan_at(stack: Stack, at: datetime) -> str:
     env = stack.env_for("delegation")
     command = [sys.executable, "-m", "services.cli", "scan-deadlines", "--at", at.isoformat()]
@@ -56,10 +63,10 @@ async def test_unacknowledged_matter_is_urged_then_escalated(
         created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
     name = created.name
 
-    assert "MARK_OVERDUE 1" in scan_at(stack, datetime.now(UTC) + timedelta(days=10))  # ACKNOWLEDGE (7 days) missed
+    assert "MARK_OVERDUE 1" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 1))  # ACKNOWLEDGE missed
     urged = await names_on(subscriber, "rogatory.v1.delegation.*.ha0122.urged", since, name, events_pb2.DelegationUrged, 1)
     assert urged == 1
-    assert "ESCALATE" in scan_at(stack, datetime.now(UTC) + timedelta(days=30))
+    assert "ESCALATE" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 16))  # overdue ≥ 15 days
     escalated = await names_on(subscriber, "rogatory.v1.supervision.ha01.>", since, name, events_pb2.DelegationEscalated, 1)
     assert escalated >= 1
 
