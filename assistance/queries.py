@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from assistance.property_categories import Addressee, PropertyCategory, addressees
 from registry.access import check_case_access, check_case_name, court_id_of
@@ -84,16 +85,18 @@ class CaseFacts:
     respondents: tuple[Debtor, ...]
 
 
-@dataclass(frozen=True)
-class ReplyItem:
+# ReplyItem, AgencyResult and AgencyReply are NamedTuples, not frozen dataclasses: a
+# 1,000-agency query makes thousands of them, and a tuple is built about 4x faster.
+
+
+class ReplyItem(NamedTuple):
     """One piece of property in a reply, as far as the domain needs it (the typed record stays in the service)."""
 
     category: PropertyCategory
     value_fen: int = 0  # balance, market value or 0 when the agency gives none
 
 
-@dataclass(frozen=True)
-class AgencyResult:
+class AgencyResult(NamedTuple):
     query_id: str
     agency_id: str
     categories: tuple[PropertyCategory, ...]  # what this agency was asked
@@ -148,8 +151,7 @@ class CreateQuery:
     response_window: timedelta | None = None  # None: the default deadline
 
 
-@dataclass(frozen=True)
-class AgencyReply:
+class AgencyReply(NamedTuple):
     """An agency's answer, from gRPC or from its NATS reply."""
 
     agency_id: str
@@ -314,7 +316,7 @@ def time_out(
     """At or after the deadline: every pending agency times out and the query completes."""
     if query.state is QueryState.COMPLETED or now < query.deadline:
         return query, [], []
-    timed_out = [replace(r, status=AgencyStatus.TIMED_OUT) for r in results if not r.status.final]
+    timed_out = [r._replace(status=AgencyStatus.TIMED_OUT) for r in results if not r.status.final]
     settled, events = settle(query, query.pending, now)
     return settled, timed_out, events
 
@@ -324,7 +326,7 @@ def seen_at(query: PropertyQuery, results: list[AgencyResult], now: datetime) ->
     if query.state is QueryState.COMPLETED or now < query.deadline:
         return query, results
     done = replace(query, pending=0, state=QueryState.COMPLETED, completed_at=query.deadline)
-    return done, [r if r.status.final else replace(r, status=AgencyStatus.TIMED_OUT) for r in results]
+    return done, [r if r.status.final else r._replace(status=AgencyStatus.TIMED_OUT) for r in results]
 
 
 # --- who may see a query ---------------------------------------------------------------------

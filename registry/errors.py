@@ -7,6 +7,7 @@ serve a gRPC call, a CLI call and a NATS-triggered call.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -114,9 +115,13 @@ class Violations:
 
 def parse_enum(kind: type[E], value: str, field: str, violations: Violations) -> E | None:
     """The member named `value`, or None after recording REQUIRED ("" = unspecified) or BAD_VALUE."""
-    try:
-        return kind(value)
-    except ValueError:
+    member = _members(kind).get(value)  # not kind(value): this runs per agency reply, and the enum call is slow
+    if member is None:
         allowed = ", ".join(member.value for member in kind)
         violations.add(field, f"must be one of {allowed}", "REQUIRED" if not value else "BAD_VALUE")
-        return None
+    return member
+
+
+@functools.cache
+def _members(kind: type[E]) -> dict[str, E]:
+    return {member.value: member for member in kind}

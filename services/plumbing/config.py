@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Seconds after which a property-query request an agency has not answered is sent to
     # it again (until the query's deadline); requests travel over core NATS.
     query_resend_seconds: float = Field(default=120.0, gt=0, alias="ROGATORY_QUERY_RESEND_SECONDS")
+    # Seconds between background WAL checkpoints of a SQLite database (0: only SQLite's own,
+    # inside a commit, every 10,000 pages); PostgreSQL ignores it.
+    sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0, alias="ROGATORY_SQLITE_CHECKPOINT_SECONDS")
 
     def address_of(self, service: str) -> str:
         return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[service]

@@ -125,6 +125,8 @@ class ServiceHost:
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", self.settings.max_message_bytes)])
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        if self.db.is_sqlite and self.settings.sqlite_checkpoint_seconds > 0:
+            self.add_periodic("sqlite-checkpoint", self.settings.sqlite_checkpoint_seconds, self.db.checkpoint)
         await wire(self)
         reflection.enable_server_reflection([*self.service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"], self.server)
         self.port = self._listen()

@@ -43,3 +43,21 @@ async def test_postgres_keeps_each_service_in_its_own_schema(service_db_factory)
     async with delegation.read() as conn:
         tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
     assert "enforcement_case" not in tables
+
+
+async def test_sqlite_wal_is_checkpointed_outside_the_commits(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """SQLite's own checkpoint waits for 10,000 pages; Database.checkpoint copies the WAL into
+    the database file without a writer paying for it (the service host runs it every second)."""
+    db = await service_db_factory("registry")
+    if not db.is_sqlite:
+        assert await db.checkpoint() == (0, 0, 0)  # PostgreSQL checkpoints itself
+        return
+    async with db.read() as conn:
+        assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 10_000
+    async with db.transaction() as conn:
+        await conn.execute(text("CREATE TABLE scratch (n INTEGER, padding TEXT)"))
+        for n in range(200):
+            await conn.execute(text("INSERT INTO scratch VALUES (:n, :padding)"), {"n": n, "padding": "x" * 500})
+    busy, wal_pages, checkpointed = await db.checkpoint()
+    assert busy == 0 and wal_pages > 20 and checkpointed == wal_pages
+    assert await db.checkpoint() == (0, wal_pages, wal_pages)  # nothing new: the same WAL, already copied

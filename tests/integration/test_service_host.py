@@ -16,6 +16,7 @@ from rogatory.registry.v1 import registry_pb2_grpc
 from services.case_replica import CASE_REGISTERED_ALL_COURTS
 from services.plumbing import telemetry
 from services.plumbing.config import Settings
+from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.host import ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
@@ -87,3 +88,28 @@ async def test_stop_reports_not_serving_before_closing(tmp_path: Path, nats_serv
             pass
         await stopping
     assert statuses == [health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING]
+
+
+async def test_sqlite_checkpoints_run_in_the_background(
+    tmp_path: Path, nats_server: EmbeddedNatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[tuple[int, int, int]] = []
+    checkpoint = Database.checkpoint
+
+    async def recorded(db: Database) -> tuple[int, int, int]:
+        passes.append(await checkpoint(db))
+        return passes[-1]
+
+    monkeypatch.setattr(Database, "checkpoint", recorded)
+    fast = settings(tmp_path, nats_server.url).model_copy(update={"sqlite_checkpoint_seconds": 0.05})
+    host = ServiceHost("registry", fast)
+    await host.start(wire_registry)
+    try:
+        request = create_request(1)
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(request, metadata=as_owner(request))
+        written = len(passes)
+        # a later pass copies the case's pages into the database file: no commit had to
+        await wait_for(lambda: any(wal and done == wal and not busy for busy, wal, done in passes[written:]))
+    finally:
+        await host.stop()

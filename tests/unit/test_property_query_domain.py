@@ -171,7 +171,7 @@ def test_a_reply_after_the_deadline_is_refused(courts: CourtCatalog, agencies: A
     with pytest.raises(FailedPrecondition) as raised:
         answer(query, results["bank-icbc"], AgencyReply("bank-icbc", "NO_PROPERTY"), query.deadline)
     assert raised.value.reason == "DEADLINE_PASSED"
-    timed_out = replace(results["bank-icbc"], status=AgencyStatus.TIMED_OUT)
+    timed_out = results["bank-icbc"]._replace(status=AgencyStatus.TIMED_OUT)
     with pytest.raises(FailedPrecondition):
         answer(query, timed_out, AgencyReply("bank-icbc", "NO_PROPERTY"), NOW)
 
@@ -240,13 +240,12 @@ def test_only_the_querying_court_reads_and_only_addressed_agencies_reply() -> No
 
 def test_summary_counts_statuses_and_totals_per_category(courts: CourtCatalog, agencies: AgencyCatalog) -> None:
     query, results = running(courts, agencies)
-    icbc = replace(
-        results["bank-icbc"],
+    icbc = results["bank-icbc"]._replace(
         status=AgencyStatus.ANSWERED,
         items=(ReplyItem(PropertyCategory.DEPOSITS, 300), ReplyItem(PropertyCategory.DEPOSITS, 200)),
     )
-    police = replace(results["tp-mps"], status=AgencyStatus.ANSWERED, items=(ReplyItem(PropertyCategory.VEHICLES, 0),))
-    summary = summarize(query, [icbc, police, replace(results["bank-ccb"], status=AgencyStatus.TIMED_OUT)])
+    police = results["tp-mps"]._replace(status=AgencyStatus.ANSWERED, items=(ReplyItem(PropertyCategory.VEHICLES, 0),))
+    summary = summarize(query, [icbc, police, results["bank-ccb"]._replace(status=AgencyStatus.TIMED_OUT)])
     assert summary.by_status == {AgencyStatus.ANSWERED: 2, AgencyStatus.TIMED_OUT: 1}
     assert [(t.category, t.items, t.value_fen) for t in summary.by_category] == [
         (PropertyCategory.DEPOSITS, 2, 500),

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -89,8 +90,7 @@ class Fanout:
     tracestate: str = ""
 
 
-@dataclass(frozen=True)
-class IncomingReply:
+class IncomingReply(NamedTuple):  # one per agency reply, built as it arrives
     """A reply as received: the query it names, the agency (from the credential or subject) and the typed items."""
 
     query_name: str
@@ -274,6 +274,7 @@ class QueryHandlers:
         await self.outbox.add(conn, out)
 
 
+@functools.lru_cache(maxsize=1024)  # every reply of a batch names one of a few queries
 def _query_id(name: str) -> str:
     parsed = parse_query_name(name)
     return parsed[1] if parsed else ""

@@ -52,7 +52,7 @@ class ReplyListener:
         self.refused = 0
         self.failed = 0  # replies not written (database away): the agency is asked again
         self.batches = 0  # transactions that stored replies
-        self._waiting: list[Msg] = []
+        self._waiting: list[tuple[Msg, IncomingReply | DomainError]] = []
         self._wake = asyncio.Event()
         self._stopping = False
         self._subscription: Subscription | None = None
@@ -75,7 +75,9 @@ class ReplyListener:
             await self._task
 
     async def _received(self, msg: Msg) -> None:
-        self._waiting.append(msg)  # no await: the next message is taken at once, and batches form
+        # Decoded now, while the previous batch waits for the database: the batch that follows
+        # the last reply then only does the database work. No await: batches form meanwhile.
+        self._waiting.append((msg, _decoded(msg)))
         self._wake.set()
 
     async def _run(self) -> None:
@@ -86,20 +88,20 @@ class ReplyListener:
             while self._waiting:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
                 try:
-                    await self.process_batch(batch)
+                    await self._apply(batch)
                 except Exception:  # noqa: BLE001 - the listener outlives one bad batch; its agencies are asked again
                     log.exception("a batch of %d property-query replies was dropped", len(batch))
             if self._stopping:
                 return
 
-    async def process_batch(self, messages: Sequence[Msg]) -> None:
-        """Decodes and applies the batch in one transaction; a failing batch is retried reply by reply."""
+    async def _apply(self, batch: Sequence[tuple[Msg, IncomingReply | DomainError]]) -> None:
+        """Applies the decoded replies in one transaction; a failing batch is retried reply by reply."""
         decoded: list[tuple[Msg, IncomingReply]] = []
-        for msg in messages:
-            try:
-                decoded.append((msg, to_incoming(msg)))
-            except DomainError as refused:
-                await self._answer(msg, self._refused(msg.subject, refused))
+        for msg, incoming in batch:
+            if isinstance(incoming, DomainError):
+                await self._answer(msg, self._refused(msg.subject, incoming))
+            else:
+                decoded.append((msg, incoming))
         if not decoded:
             return
         try:
@@ -114,8 +116,8 @@ class ReplyListener:
         except Exception as exc:
             if len(decoded) > 1:
                 log.warning("a batch of %d property-query replies failed (%s); applying them one by one", len(decoded), exc)
-                for msg, _ in decoded:
-                    await self.process_batch([msg])
+                for one in decoded:
+                    await self._apply([one])
                 return
             msg, incoming = decoded[0]
             log.warning(
@@ -141,6 +143,13 @@ class ReplyListener:
     async def _answer(self, msg: Msg, status: bytes) -> None:
         if msg.reply:  # the agency asked for an answer
             await self.nc.publish(msg.reply, status)
+
+
+def _decoded(msg: Msg) -> IncomingReply | DomainError:
+    try:
+        return to_incoming(msg)
+    except DomainError as refused:
+        return refused
 
 
 def to_incoming(msg: Msg) -> IncomingReply:

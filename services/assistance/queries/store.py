@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
@@ -68,8 +68,7 @@ class StoredQuery:
     tracestate: str = ""
 
 
-@dataclass(frozen=True)
-class StoredResult:
+class StoredResult(NamedTuple):  # a NamedTuple: one per agency reply, built in the hot path
     """An agency's result and the typed items it sent (serialized AgencyQueryResult; b"" before a reply)."""
 
     result: AgencyResult
@@ -176,11 +175,15 @@ async def query_by_id(conn: AsyncConnection, query_id: str, *, for_update: bool 
     return _query(row) if row else None
 
 
+_QUERIES_FOR_UPDATE = (
+    select(QUERIES).where(QUERIES.c.id.in_(bindparam("ids", expanding=True))).order_by(QUERIES.c.id).with_for_update()
+)
+
+
 async def queries_for_update(conn: AsyncConnection, query_ids: Iterable[str]) -> dict[str, StoredQuery]:
     """Locks the queries (PostgreSQL; SQLite has one writer anyway) in id order, so concurrent appliers do not deadlock."""
-    ids = sorted(set(query_ids))
-    statement = select(QUERIES).where(QUERIES.c.id.in_(ids)).order_by(QUERIES.c.id).with_for_update()
-    return {s.query.id: s for s in map(_query, (await conn.execute(statement)).mappings())}
+    rows = (await conn.execute(_QUERIES_FOR_UPDATE, {"ids": sorted(set(query_ids))})).mappings()
+    return {s.query.id: s for s in map(_query, rows)}
 
 
 async def query_by_request_id(conn: AsyncConnection, request_id: str) -> StoredQuery | None:
