@@ -8,21 +8,25 @@ tables: a SQLite file of its own, or a PostgreSQL schema of its own (`search_pat
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import LargeBinary, event, text
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import LargeBinary, create_engine, event, text
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer
@@ -52,6 +56,7 @@ class Database:
         # SQLite has one writer: queue this process's writers here rather than in SQLite's
         # busy handler, which sleeps in steps of up to 100 ms.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._sync_writer: tuple[Engine, ThreadPoolExecutor] | None = None  # SQLite: see run_transaction
 
     def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
         if self.is_sqlite:
@@ -100,6 +105,40 @@ class Database:
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             raise
 
+    async def run_transaction(self, work: Callable[[Connection], T]) -> T:
+        """Runs `work` — synchronous SQLAlchemy Core on a `Connection` — in one transaction.
+
+        On SQLite the whole of it runs in one call on a writer thread with a synchronous
+        connection: one thread hop per transaction, where aiosqlite takes about four per
+        statement (~0.2 ms each, most of a short hot transaction's time). On PostgreSQL it
+        runs in the async connection's greenlet (`run_sync`). Writers queue as in transaction().
+        """
+        if not self.is_sqlite:
+            async with self.transaction() as conn:
+                return await conn.run_sync(work)
+        assert self._write_lock is not None
+        engine, thread = self._sqlite_writer()
+        context = contextvars.copy_context()  # the caller's trace context, for the outbox rows
+
+        def run() -> T:
+            with engine.begin() as conn:
+                return work(conn)
+
+        try:
+            async with self._write_lock:
+                return await asyncio.get_running_loop().run_in_executor(thread, context.run, run)
+        except (OperationalError, DBAPIError) as exc:
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            raise
+
+    def _sqlite_writer(self) -> tuple[Engine, ThreadPoolExecutor]:
+        if self._sync_writer is None:
+            engine = create_engine(self.url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
+            event.listen(engine, "connect", _apply_sqlite_pragmas)
+            self._sync_writer = engine, ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        return self._sync_writer
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         try:
@@ -130,6 +169,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync_writer is not None:
+            engine, thread = self._sync_writer
+            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)  # its connection lives in that thread
+            thread.shutdown()
+            self._sync_writer = None
 
 
 @asynccontextmanager
@@ -221,12 +265,18 @@ class BulkStatement:
         return self._compiled[dialect.name]
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        compiled = self._for(conn.dialect)
+        if rows:
+            await conn.exec_driver_sql(*self._statement(conn.dialect, rows))
+
+    def execute_sync(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            conn.exec_driver_sql(*self._statement(conn.dialect, rows))
+
+    def _statement(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+        compiled = self._for(dialect)
         if compiled.defaults:
             rows = [{**compiled.defaults, **row} for row in rows]
-        await conn.exec_driver_sql(compiled.sql, compiled.rows(rows))
+        return compiled.sql, compiled.rows(rows)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.events import Event, trace_columns
@@ -25,6 +26,12 @@ class Outbox:
         rows = self.rows(events)
         if rows:
             await conn.execute(insert(OUTBOX), rows)
+
+    def add_sync(self, conn: Connection, events: Iterable[Event]) -> None:
+        """add() inside Database.run_transaction."""
+        rows = self.rows(events)
+        if rows:
+            conn.execute(insert(OUTBOX), rows)
 
     def rows(self, events: Iterable[Event]) -> list[dict[str, Any]]:
         """Outbox rows for `events`, carrying the current trace context."""

@@ -115,16 +115,13 @@ async def test_create_writes_the_query_its_agency_rows_and_the_created_event_onc
 async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handlers: QueryHandlers, clock: Clock) -> None:
     query = (await handlers.create(COMMAND)).query
     clock.now = START + timedelta(minutes=5)
-    async with handlers.db.transaction() as conn:
-        outcomes = await handlers.apply_replies(
-            conn,
-            [
-                incoming(query.name, "bank-a", "ANSWERED", (deposits(12_345_00), deposits(5_00))),
-                incoming(query.name, "bank-a", "NO_PROPERTY"),  # a second reply in the same batch
-                incoming(query.name, "re-x"),  # not addressed
-                incoming(query.name, "bank-b"),
-            ],
-        )
+    batch = [
+        incoming(query.name, "bank-a", "ANSWERED", (deposits(12_345_00), deposits(5_00))),
+        incoming(query.name, "bank-a", "NO_PROPERTY"),  # a second reply in the same batch
+        incoming(query.name, "re-x"),  # not addressed
+        incoming(query.name, "bank-b"),
+    ]
+    outcomes = await handlers.db.run_transaction(lambda conn: handlers.apply_replies(conn, batch))
     assert [getattr(o, "reason", None) for o in outcomes] == [None, "ALREADY_REPLIED", "NOT_ADDRESSED", None]
     view = await handlers.get(query.name, COURT)
     assert view.query.pending == 1 and view.query.state is QueryState.RUNNING
@@ -336,10 +333,10 @@ async def test_a_reply_that_cannot_be_written_is_not_stored_and_the_agency_told_
     query = (await handlers.create(COMMAND)).query
     real_apply = handlers.apply_replies
 
-    async def failing_on_tp_x(conn: Any, replies: Any) -> Any:
+    def failing_on_tp_x(conn: Any, replies: Any) -> Any:
         if any(r.reply.agency_id == "tp-x" for r in replies):
             raise RuntimeError("simulated bug on tp-x's reply")
-        return await real_apply(conn, replies)
+        return real_apply(conn, replies)
 
     monkeypatch.setattr(handlers, "apply_replies", failing_on_tp_x)
     nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
@@ -357,7 +354,7 @@ async def test_replies_while_the_database_is_away_are_answered_unavailable_witho
     query = (await handlers.create(COMMAND)).query
     attempts: list[int] = []
 
-    async def database_away(_conn: Any, replies: Any) -> Any:
+    def database_away(_conn: Any, replies: Any) -> Any:
         attempts.append(len(replies))
         raise DatabaseUnavailable("connection refused")
 

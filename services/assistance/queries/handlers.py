@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from rogatory.events.v1 import query_events_pb2 as events_pb2
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance.queries import (
@@ -183,23 +184,23 @@ class QueryHandlers:
 
     async def reply(self, incoming: IncomingReply) -> StoredResult:
         """One agency's reply over gRPC: raises the domain error when it is refused."""
-        async with self.db.transaction() as conn:
-            [outcome] = await self.apply_replies(conn, [incoming])
+        [outcome] = await self.db.run_transaction(lambda conn: self.apply_replies(conn, [incoming]))
         if isinstance(outcome, DomainError):
             raise outcome
         self.outbox.notify()
         return outcome
 
-    async def apply_replies(self, conn: AsyncConnection, replies: Sequence[IncomingReply]) -> list[StoredResult | DomainError]:
-        """Records every valid reply of the batch in the caller's transaction; one outcome per reply, in order.
+    def apply_replies(self, conn: Connection, replies: Sequence[IncomingReply]) -> list[StoredResult | DomainError]:
+        """Records every valid reply of the batch in the caller's transaction (Database.run_transaction:
+        the whole batch is one thread hop on SQLite); one outcome per reply, in order.
 
         A refused reply (unknown query, agency not addressed, second reply, after the deadline,
         malformed) is returned as its DomainError and changes nothing.
         """
         now = self.clock()
         keys = [(_query_id(r.query_name), r.reply.agency_id) for r in replies]
-        queries = await store.queries_for_update(conn, {q for q, _ in keys if q})
-        current = await store.results_for_update(conn, [(q, a) for q, a in keys if q])
+        queries = store.queries_for_update(conn, {q for q, _ in keys if q})
+        current = store.results_for_update(conn, [(q, a) for q, a in keys if q])
         outcomes: list[StoredResult | DomainError] = []
         recorded: list[tuple[AgencyResult, bytes]] = []
         finished: Counter[str] = Counter()
@@ -220,15 +221,15 @@ class QueryHandlers:
             recorded.append((answered, incoming.record))
             finished[key[0]] += 1
             outcomes.append(StoredResult(answered, incoming.record))
-        await store.record_results(conn, recorded)
+        store.record_results(conn, recorded)
         events: list[QueryEvent] = []
         progress: list[PropertyQuery] = []
         for query_id, count in finished.items():
             settled, completed = settle(queries[query_id].query, count, now)
             progress.append(settled)
             events += completed
-        await store.save_progress(conn, *progress)
-        await self._add_completed(conn, events)
+        store.save_progress(conn, *progress)
+        self._add_completed(conn, events)
         return outcomes
 
     # --- timeouts ------------------------------------------------------------------------------
@@ -249,8 +250,8 @@ class QueryHandlers:
                 if not events:
                     continue  # completed meanwhile by its last reply
                 await store.time_out_pending(conn, query_id)
-                await store.save_progress(conn, query)
-                await self._add_completed(conn, events)
+                await conn.run_sync(store.save_progress, query)
+                await conn.run_sync(self._add_completed, events)
                 log.info("property query %s: %d agencies timed out", query.name, len(timed_out))
                 completed += 1
         if completed:
@@ -263,15 +264,15 @@ class QueryHandlers:
         created = events_pb2.PropertyQueryCreated(property_query=query_to_proto(query))
         return Event(CREATED, court_subject(query.court_id, "created"), created, occurred_at=query.created_at)
 
-    async def _add_completed(self, conn: AsyncConnection, events: Sequence[QueryEvent]) -> None:
+    def _add_completed(self, conn: Connection, events: Sequence[QueryEvent]) -> None:
         out: list[Event] = []
         for event in events:
             query = event.query
-            summary = await store.summary_of(conn, query)
+            summary = store.summary_of(conn, query)
             payload = events_pb2.PropertyQueryCompleted(property_query=query_to_proto(query, summary))
             when = query.completed_at or self.clock()
             out.append(Event(COMPLETED, court_subject(query.court_id, "completed"), payload, occurred_at=when))
-        await self.outbox.add(conn, out)
+        self.outbox.add_sync(conn, out)
 
 
 @functools.lru_cache(maxsize=1024)  # every reply of a batch names one of a few queries

@@ -104,9 +104,9 @@ class ReplyListener:
                 decoded.append((msg, incoming))
         if not decoded:
             return
+        replies = [incoming for _, incoming in decoded]
         try:
-            async with self.handlers.db.transaction() as conn:
-                outcomes = await self.handlers.apply_replies(conn, [incoming for _, incoming in decoded])
+            outcomes = await self.handlers.db.run_transaction(lambda conn: self.handlers.apply_replies(conn, replies))
         except DatabaseUnavailable as exc:  # not worth trying reply by reply: each would wait for the database
             log.warning("%d property-query replies not stored (%s); they will be asked again", len(decoded), exc)
             self.failed += len(decoded)

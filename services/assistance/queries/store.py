@@ -1,4 +1,8 @@
-"""SQL for property queries: Core statements on the sqlmodel tables, built once (the reply path is hot)."""
+"""SQL for property queries: Core statements on the sqlmodel tables, built once (the reply path is hot).
+
+The reply path's statements are synchronous (`Connection`): a batch of replies runs as one
+Database.run_transaction; async callers reach them with `await conn.run_sync(...)`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any, NamedTuple
 
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance.property_categories import PropertyCategory
@@ -180,9 +185,9 @@ _QUERIES_FOR_UPDATE = (
 )
 
 
-async def queries_for_update(conn: AsyncConnection, query_ids: Iterable[str]) -> dict[str, StoredQuery]:
+def queries_for_update(conn: Connection, query_ids: Iterable[str]) -> dict[str, StoredQuery]:
     """Locks the queries (PostgreSQL; SQLite has one writer anyway) in id order, so concurrent appliers do not deadlock."""
-    rows = (await conn.execute(_QUERIES_FOR_UPDATE, {"ids": sorted(set(query_ids))})).mappings()
+    rows = conn.execute(_QUERIES_FOR_UPDATE, {"ids": sorted(set(query_ids))}).mappings()
     return {s.query.id: s for s in map(_query, rows)}
 
 
@@ -241,7 +246,7 @@ async def mark_sent(conn: AsyncConnection, query_id: str, agency_ids: Sequence[s
     )
 
 
-async def summary_of(conn: AsyncConnection, query: PropertyQuery) -> Summary:
+def summary_of(conn: Connection, query: PropertyQuery) -> Summary:
     """The query's summary summed by the database; only the replies of agencies asked for
     several categories are read item by item (their totals mix categories)."""
     statement = (
@@ -258,7 +263,7 @@ async def summary_of(conn: AsyncConnection, query: PropertyQuery) -> Summary:
     statuses: Counter[AgencyStatus] = Counter()
     found: list[tuple[PropertyCategory, int, int]] = []
     mixed = False
-    for status, categories, agencies, items, value_fen in (await conn.execute(statement)).all():
+    for status, categories, agencies, items, value_fen in conn.execute(statement).all():
         statuses[_STATUSES[status]] += agencies
         asked = _categories(categories)
         if len(asked) == 1:
@@ -269,12 +274,12 @@ async def summary_of(conn: AsyncConnection, query: PropertyQuery) -> Summary:
         records = select(AGENCIES.c["items"]).where(
             AGENCIES.c.query_id == query.id, AGENCIES.c.item_count > 0, AGENCIES.c.categories.contains(",")
         )
-        for (record,) in (await conn.execute(records)).all():
+        for (record,) in conn.execute(records).all():
             found += [(_CATEGORY_BY_NUMBER[i.category], 1, i.value_fen) for i in pb.AgencyQueryResult.FromString(record).items]
     return summary_of_totals(query, statuses, found)
 
 
-async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:
+def results_for_update(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:
     """The named (query id, agency id) results, locked, without their items; one statement per query.
 
     A reply is only ever recorded against a pending result (no items yet); for an answered
@@ -292,13 +297,13 @@ async def results_for_update(conn: AsyncConnection, keys: Iterable[tuple[str, st
             f"WHERE query_id = {placeholders(conn.dialect, 1)} "
             f"AND agency_id IN ({placeholders(conn.dialect, len(agency_ids), first=2)}) ORDER BY agency_id{lock}"
         )
-        for agency_id, categories, status in (await conn.exec_driver_sql(sql, (query_id, *agency_ids))).all():
+        for agency_id, categories, status in conn.exec_driver_sql(sql, (query_id, *agency_ids)).all():
             found[(query_id, agency_id)] = AgencyResult(query_id, agency_id, _categories(categories), _STATUSES[status])
     return found
 
 
-async def record_results(conn: AsyncConnection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:
-    await _UPDATE_RESULT.execute(
+def record_results(conn: Connection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:
+    _UPDATE_RESULT.execute_sync(
         conn,
         [
             {
@@ -324,8 +329,8 @@ async def time_out_pending(conn: AsyncConnection, query_id: str) -> None:
     )
 
 
-async def save_progress(conn: AsyncConnection, *queries: PropertyQuery) -> None:
-    await _SAVE_PROGRESS.execute(
+def save_progress(conn: Connection, *queries: PropertyQuery) -> None:
+    _SAVE_PROGRESS.execute_sync(
         conn,
         [
             {"b_id": q.id, "b_pending": q.pending, "b_state": str(q.state), "b_complete": q.completed_at, "b_version": q.version}
