@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+
+import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
 from services.plumbing.migrations import upgrade_to_head
 
@@ -61,3 +66,37 @@ async def test_sqlite_wal_is_checkpointed_outside_the_commits(service_db_factory
     busy, wal_pages, checkpointed = await db.checkpoint()
     assert busy == 0 and wal_pages > 20 and checkpointed == wal_pages
     assert await db.checkpoint() == (0, wal_pages, wal_pages)  # nothing new: the same WAL, already copied
+
+
+CALLER = contextvars.ContextVar[str]("caller")
+
+
+async def test_run_transaction_commits_the_whole_work_or_nothing(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    db = await service_db_factory("assistance")
+    async with db.transaction() as conn:
+        await conn.execute(text("CREATE TABLE scratch (n INTEGER)"))
+
+    def insert(*numbers: int, fail: bool = False):  # type: ignore[no-untyped-def]
+        def work(conn: Connection) -> str:
+            for n in numbers:
+                conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": n})
+            if fail:
+                raise RuntimeError("the batch is refused half-way")
+            return threading.current_thread().name
+
+        return work
+
+    thread = await db.run_transaction(insert(1, 2))
+    with pytest.raises(RuntimeError):
+        await db.run_transaction(insert(3, 4, fail=True))
+    async with db.read() as conn:
+        assert [n for (n,) in await conn.execute(text("SELECT n FROM scratch ORDER BY n"))] == [1, 2]
+    # SQLite: one hop to the writer thread for the whole transaction; PostgreSQL: the loop's greenlet
+    assert thread.startswith("sqlite-writer") if db.is_sqlite else thread == threading.current_thread().name
+
+
+async def test_run_transaction_sees_the_callers_context(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """The trace context (a contextvar) reaches the work, so outbox rows written there carry it."""
+    db = await service_db_factory("assistance")
+    CALLER.set("courts/gd0112")
+    assert await db.run_transaction(lambda _conn: CALLER.get("")) == "courts/gd0112"
