@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.events import ReceivedEvent, subject_filter
@@ -45,5 +46,10 @@ async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> 
 
 
 async def replica_of(conn: AsyncConnection, name: str) -> dict | None:  # type: ignore[type-arg]
-    row = (await conn.execute(select(REPLICA).where(REPLICA.c.name == name))).mappings().first()
+    return await conn.run_sync(replica_row, name)
+
+
+def replica_row(conn: Connection, name: str) -> dict | None:  # type: ignore[type-arg]
+    """replica_of inside Database.run_transaction."""
+    row = conn.execute(select(REPLICA).where(REPLICA.c.name == name)).mappings().first()
     return dict(row) if row else None

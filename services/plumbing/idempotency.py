@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,12 +39,30 @@ async def create_once(
     first call and lost on the unique request_id column. Any other integrity error is
     re-raised for the caller to explain (e.g. ALREADY_EXISTS).
     """
+
+    async def transact() -> T:
+        async with db.transaction() as conn:
+            return await write(conn)
+
+    return await _once(db, outbox, request_id, by_request_id, transact)
+
+
+async def create_once_in_one_hop(
+    db: Database, outbox: Outbox, request_id: str, by_request_id: Lookup[T], work: Callable[[Connection], T]
+) -> T:
+    """create_once with synchronous `work`, run by Database.run_transaction (one thread hop on
+    SQLite): for hot creations whose transaction is several statements."""
+    return await _once(db, outbox, request_id, by_request_id, lambda: db.run_transaction(work))
+
+
+async def _once(
+    db: Database, outbox: Outbox, request_id: str, by_request_id: Lookup[T], transact: Callable[[], Awaitable[T]]
+) -> T:
     check_request_id(request_id)
     if request_id and (earlier := await _earlier(db, request_id, by_request_id)):
         return earlier
     try:
-        async with db.transaction() as conn:
-            created = await write(conn)
+        created = await transact()
     except IntegrityError:
         if request_id and (earlier := await _earlier(db, request_id, by_request_id)):
             return earlier

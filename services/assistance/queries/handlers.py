@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance.queries import (
     AgencyReply,
@@ -47,10 +46,10 @@ from registry.errors import DomainError, NotFound
 from services.assistance.queries import store
 from services.assistance.queries.messages import query_to_proto
 from services.assistance.queries.store import QueryFilter, StoredQuery, StoredResult
-from services.case_replica import replica_of
+from services.case_replica import replica_row
 from services.plumbing.db import Database
 from services.plumbing.events import DIRECT_ROOT, Event, subject, trace_columns
-from services.plumbing.idempotency import create_once
+from services.plumbing.idempotency import create_once_in_one_hop
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
@@ -131,12 +130,13 @@ class QueryHandlers:
         """Starts a query; a retry with the same request_id returns the first answer.
 
         The transaction writes the query, its agency rows (the fan-out's outbox) and the
-        `created` event; after the commit the dispatcher publishes the requests.
+        `created` event, in one thread hop on SQLite; after the commit the dispatcher
+        publishes the requests.
         """
         fresh: list[Fanout] = []
 
-        async def write(conn: AsyncConnection) -> StoredQuery:
-            facts = _facts(await replica_of(conn, command.case))
+        def write(conn: Connection) -> StoredQuery:
+            facts = _facts(replica_row(conn, command.case))
             query, results, events = create_query(
                 command,
                 self.courts,
@@ -146,12 +146,12 @@ class QueryHandlers:
                 query_id=self.id_factory(),
                 default_deadline=self.default_deadline,
             )
-            seq = await store.insert_query(conn, query, results, request_id or None)
-            await self.outbox.add(conn, [self._created_event(query)])
+            seq = store.insert_query(conn, query, results, request_id or None)
+            self.outbox.add_sync(conn, [self._created_event(query)])
             fresh.append(Fanout(query, results, **trace_columns()))
             return StoredQuery(seq, query)
 
-        created = await create_once(self.db, self.outbox, request_id, store.query_by_request_id, write)
+        created = await create_once_in_one_hop(self.db, self.outbox, request_id, store.query_by_request_id, write)
         if fresh and self.dispatch is not None and fresh[-1].query.id == created.query.id:
             self.dispatch(fresh[-1])
         return created

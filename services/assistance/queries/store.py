@@ -96,10 +96,8 @@ _STATUSES = {str(s): s for s in AgencyStatus}
 _CATEGORY_BY_NUMBER = {pb.PropertyCategory.Value(str(c)): c for c in PropertyCategory}
 
 
-async def insert_query(
-    conn: AsyncConnection, query: PropertyQuery, results: Sequence[AgencyResult], request_id: str | None
-) -> int:
-    inserted = await conn.execute(
+def insert_query(conn: Connection, query: PropertyQuery, results: Sequence[AgencyResult], request_id: str | None) -> int:
+    inserted = conn.execute(
         insert(QUERIES).values(
             name=query.name,
             id=query.id,
@@ -120,7 +118,7 @@ async def insert_query(
         )
     )
     # One executemany for every agency: a 1,000-agency query is one statement, not 1,000.
-    await _INSERT_AGENCIES.execute(
+    _INSERT_AGENCIES.execute_sync(
         conn,
         [
             {
