@@ -268,9 +268,11 @@ class BulkStatement:
         if rows:
             await conn.exec_driver_sql(*self._statement(conn.dialect, rows))
 
-    def execute_sync(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            conn.exec_driver_sql(*self._statement(conn.dialect, rows))
+    def execute_sync(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Rows changed, where the dialect counts executemany rows (supports_sane_multi_rowcount); else -1."""
+        if not rows:
+            return 0
+        return int(conn.exec_driver_sql(*self._statement(conn.dialect, rows)).rowcount)
 
     def _statement(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
         compiled = self._for(dialect)

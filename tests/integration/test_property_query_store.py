@@ -145,6 +145,58 @@ async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handl
     assert summary.categories[0].category == pb.DEPOSITS and summary.categories[0].value_fen == 12_350_00
 
 
+def count_row_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many result rows each batch read (store.results_for_update), one entry per read."""
+    reads: list[int] = []
+    read = store.results_for_update
+
+    def counted(conn: Any, keys: Any) -> Any:
+        keys = list(keys)
+        reads.append(len(keys))
+        return read(conn, keys)
+
+    monkeypatch.setattr(store, "results_for_update", counted)
+    return reads
+
+
+async def test_replies_to_a_query_created_here_are_applied_without_reading_their_rows(
+    handlers: QueryHandlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = (await handlers.create(COMMAND)).query
+    reads = count_row_reads(monkeypatch)
+    outcomes = await handlers.record_replies(
+        [
+            incoming(query.name, "bank-a", "ANSWERED", (deposits(100_00),)),
+            incoming(query.name, "re-x"),
+            incoming(query.name, "bank-b"),
+        ]
+    )
+    assert [getattr(o, "reason", None) for o in outcomes] == [None, "NOT_ADDRESSED", None]
+    # SQLite counts executemany rows, so the conditional UPDATE proves the assumption; asyncpg does not: rows are read
+    assert reads == ([] if handlers.db.is_sqlite else [3])
+    view = await handlers.get(query.name, COURT)
+    statuses = {r.result.agency_id: r.result.status for r in view.results}
+    assert statuses == {"bank-a": AgencyStatus.ANSWERED, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.PENDING}
+    assert view.query.pending == 1
+
+
+async def test_a_result_answered_by_another_instance_sends_the_batch_back_to_the_rows(
+    handlers: QueryHandlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = (await handlers.create(COMMAND)).query
+    elsewhere = QueryHandlers(handlers.db, Outbox(), handlers.courts, handlers.agencies, clock=handlers.clock)  # its own cache
+    await elsewhere.record_replies([incoming(query.name, "bank-a", "NO_PROPERTY")])
+    reads = count_row_reads(monkeypatch)
+    outcomes = await handlers.record_replies(
+        [incoming(query.name, "bank-a", "ANSWERED", (deposits(100_00),)), incoming(query.name, "bank-b")]
+    )
+    assert [getattr(o, "reason", None) for o in outcomes] == ["ALREADY_REPLIED", None]
+    assert reads == [2]  # SQLite: the assumption failed, the batch was rolled back and applied on the rows
+    view = await handlers.get(query.name, COURT)
+    assert {r.result.agency_id: r.result.status for r in view.results}["bank-a"] is AgencyStatus.NO_PROPERTY
+    assert view.query.pending == 1 and view.query.version == 3  # created, bank-a, bank-b: nothing applied twice
+
+
 async def test_the_completion_summary_splits_replies_that_mix_categories(handlers: QueryHandlers) -> None:
     query = (await handlers.create(replace(COMMAND, categories=("DEPOSITS", "WEALTH_PRODUCTS")))).query  # banks: both
     product = pb.PropertyItem(category=pb.WEALTH_PRODUCTS, value_fen=300_00, account=pb.Account(account_number="w-1"))
@@ -333,10 +385,10 @@ async def test_a_reply_that_cannot_be_written_is_not_stored_and_the_agency_told_
     query = (await handlers.create(COMMAND)).query
     real_apply = handlers.apply_replies
 
-    def failing_on_tp_x(conn: Any, replies: Any) -> Any:
+    def failing_on_tp_x(conn: Any, replies: Any, **options: Any) -> Any:
         if any(r.reply.agency_id == "tp-x" for r in replies):
             raise RuntimeError("simulated bug on tp-x's reply")
-        return real_apply(conn, replies)
+        return real_apply(conn, replies, **options)
 
     monkeypatch.setattr(handlers, "apply_replies", failing_on_tp_x)
     nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
@@ -354,7 +406,7 @@ async def test_replies_while_the_database_is_away_are_answered_unavailable_witho
     query = (await handlers.create(COMMAND)).query
     attempts: list[int] = []
 
-    def database_away(_conn: Any, replies: Any) -> Any:
+    def database_away(_conn: Any, replies: Any, **_options: Any) -> Any:
         attempts.append(len(replies))
         raise DatabaseUnavailable("connection refused")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from typing import NamedTuple
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 from sqlalchemy.engine import Connection
 
+from assistance.property_categories import PropertyCategory
 from assistance.queries import (
     AgencyReply,
     AgencyResult,
@@ -98,6 +99,37 @@ class IncomingReply(NamedTuple):  # one per agency reply, built as it arrives
     record: bytes  # serialized AgencyQueryResult with the items
 
 
+class StaleAssumption(Exception):
+    """A reply batch applied on cached addressees met a result that was not pending (another
+    instance or a gRPC reply answered it): the batch is rolled back and applied again on the rows."""
+
+
+class AddresseeCache:
+    """What each recent query created here asked of which agency, {query id: {agency id:
+    categories}}, for the newest `size` queries: a batch of replies to them needs no read
+    of its result rows (apply_replies)."""
+
+    def __init__(self, size: int = 128):
+        self.size = size
+        self._queries: OrderedDict[str, dict[str, tuple[PropertyCategory, ...]]] = OrderedDict()
+
+    def remember(self, query_id: str, results: Sequence[AgencyResult]) -> None:
+        self._queries[query_id] = {r.agency_id: r.categories for r in results}
+        while len(self._queries) > self.size:
+            self._queries.popitem(last=False)
+
+    def assumed_pending(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult] | None:
+        """The batch's results as created (PENDING), agencies not asked left out; None when a query is not known here."""
+        found: dict[tuple[str, str], AgencyResult] = {}
+        for query_id, agency_id in keys:
+            asked = self._queries.get(query_id)
+            if asked is None:
+                return None
+            if (categories := asked.get(agency_id)) is not None:
+                found[(query_id, agency_id)] = AgencyResult(query_id, agency_id, categories)
+        return found
+
+
 @dataclass(frozen=True)
 class QueryView:
     stored: StoredQuery
@@ -117,6 +149,7 @@ class QueryHandlers:
     # Publishes a committed query's requests (RequestDispatcher.submit); None leaves them
     # unsent in the agency rows, for a dispatcher's recovery pass to find.
     dispatch: Callable[[Fanout], None] | None = None
+    addressees: AddresseeCache = field(default_factory=AddresseeCache)
 
     def default_deadline(self, now: datetime) -> datetime:
         """The same time on the next working day (China time): agencies answer within a working day."""
@@ -152,8 +185,10 @@ class QueryHandlers:
             return StoredQuery(seq, query)
 
         created = await create_once_in_one_hop(self.db, self.outbox, request_id, store.query_by_request_id, write)
-        if fresh and self.dispatch is not None and fresh[-1].query.id == created.query.id:
-            self.dispatch(fresh[-1])
+        if fresh and fresh[-1].query.id == created.query.id:
+            self.addressees.remember(created.query.id, fresh[-1].results)
+            if self.dispatch is not None:
+                self.dispatch(fresh[-1])
         return created
 
     # --- read ----------------------------------------------------------------------------------
@@ -184,23 +219,39 @@ class QueryHandlers:
 
     async def reply(self, incoming: IncomingReply) -> StoredResult:
         """One agency's reply over gRPC: raises the domain error when it is refused."""
-        [outcome] = await self.db.run_transaction(lambda conn: self.apply_replies(conn, [incoming]))
+        [outcome] = await self.record_replies([incoming])
         if isinstance(outcome, DomainError):
             raise outcome
         self.outbox.notify()
         return outcome
 
-    def apply_replies(self, conn: Connection, replies: Sequence[IncomingReply]) -> list[StoredResult | DomainError]:
-        """Records every valid reply of the batch in the caller's transaction (Database.run_transaction:
-        the whole batch is one thread hop on SQLite); one outcome per reply, in order.
+    async def record_replies(self, replies: Sequence[IncomingReply]) -> list[StoredResult | DomainError]:
+        """Applies a batch of replies in one transaction (Database.run_transaction: one thread
+        hop on SQLite); one outcome per reply, in order. Replies to a query created here are
+        first applied on its cached addressees, without reading their rows."""
+        try:
+            return await self.db.run_transaction(lambda conn: self.apply_replies(conn, replies, assume_pending=True))
+        except StaleAssumption:
+            return await self.db.run_transaction(lambda conn: self.apply_replies(conn, replies))
+
+    def apply_replies(
+        self, conn: Connection, replies: Sequence[IncomingReply], *, assume_pending: bool = False
+    ) -> list[StoredResult | DomainError]:
+        """Records every valid reply of the batch in the caller's transaction; one outcome per reply, in order.
 
         A refused reply (unknown query, agency not addressed, second reply, after the deadline,
-        malformed) is returned as its DomainError and changes nothing.
+        malformed) is returned as its DomainError and changes nothing. With `assume_pending`,
+        results of queries in the addressee cache are taken as created (PENDING) instead of
+        read, and the UPDATE only writes rows that still are: when one was not, it raises
+        StaleAssumption to roll the batch back (only where the driver counts executemany rows).
         """
         now = self.clock()
         keys = [(_query_id(r.query_name), r.reply.agency_id) for r in replies]
         queries = store.queries_for_update(conn, {q for q, _ in keys if q})
-        current = store.results_for_update(conn, [(q, a) for q, a in keys if q])
+        assumed = None
+        if assume_pending and conn.dialect.supports_sane_multi_rowcount:
+            assumed = self.addressees.assumed_pending([(q, a) for q, a in keys if q])
+        current = assumed if assumed is not None else store.results_for_update(conn, [(q, a) for q, a in keys if q])
         outcomes: list[StoredResult | DomainError] = []
         recorded: list[tuple[AgencyResult, bytes]] = []
         finished: Counter[str] = Counter()
@@ -221,7 +272,8 @@ class QueryHandlers:
             recorded.append((answered, incoming.record))
             finished[key[0]] += 1
             outcomes.append(StoredResult(answered, incoming.record))
-        store.record_results(conn, recorded)
+        if not store.record_results(conn, recorded, only_pending=assumed is not None):
+            raise StaleAssumption(f"{len(recorded)} replies: a result was no longer pending")
         events: list[QueryEvent] = []
         progress: list[PropertyQuery] = []
         for query_id, count in finished.items():

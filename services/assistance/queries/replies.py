@@ -106,7 +106,7 @@ class ReplyListener:
             return
         replies = [incoming for _, incoming in decoded]
         try:
-            outcomes = await self.handlers.db.run_transaction(lambda conn: self.handlers.apply_replies(conn, replies))
+            outcomes = await self.handlers.record_replies(replies)
         except DatabaseUnavailable as exc:  # not worth trying reply by reply: each would wait for the database
             log.warning("%d property-query replies not stored (%s); they will be asked again", len(decoded), exc)
             self.failed += len(decoded)

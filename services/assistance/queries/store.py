@@ -50,6 +50,25 @@ _UPDATE_RESULT = BulkStatement(
         failure_reason=bindparam("b_failure_reason"),
     )
 )
+# The same, only where the agency is still pending and was asked those categories: a batch
+# applied on cached addressees (QueryHandlers.apply_replies) checks its assumption by the count.
+_UPDATE_PENDING_RESULT = BulkStatement(
+    update(AGENCIES)
+    .where(
+        AGENCIES.c.query_id == bindparam("b_query"),
+        AGENCIES.c.agency_id == bindparam("b_agency"),
+        AGENCIES.c.status == bindparam("b_was"),  # PENDING (executemany binds every value)
+        AGENCIES.c.categories == bindparam("b_categories"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        reply_time=bindparam("b_reply_time"),
+        items=bindparam("b_items"),
+        item_count=bindparam("b_item_count"),
+        value_fen=bindparam("b_value_fen"),
+        failure_reason=bindparam("b_failure_reason"),
+    )
+)
 _SAVE_PROGRESS = BulkStatement(
     update(QUERIES)
     .where(QUERIES.c.id == bindparam("b_id"))
@@ -93,6 +112,7 @@ def _categories(text: str) -> tuple[PropertyCategory, ...]:
 
 
 _STATUSES = {str(s): s for s in AgencyStatus}
+_PENDING = str(AgencyStatus.PENDING)
 _CATEGORY_BY_NUMBER = {pb.PropertyCategory.Value(str(c)): c for c in PropertyCategory}
 
 
@@ -300,8 +320,13 @@ def results_for_update(conn: Connection, keys: Iterable[tuple[str, str]]) -> dic
     return found
 
 
-def record_results(conn: Connection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:
-    _UPDATE_RESULT.execute_sync(
+def record_results(conn: Connection, answered: Sequence[tuple[AgencyResult, bytes]], *, only_pending: bool = False) -> bool:
+    """Writes the answered results; with `only_pending`, only rows still PENDING with the same
+    categories, and returns whether that was every one (the driver must count executemany rows)."""
+    if not answered:
+        return True
+    statement = _UPDATE_PENDING_RESULT if only_pending else _UPDATE_RESULT
+    updated = statement.execute_sync(
         conn,
         [
             {
@@ -313,10 +338,13 @@ def record_results(conn: Connection, answered: Sequence[tuple[AgencyResult, byte
                 "b_item_count": len(r.items),
                 "b_value_fen": sum(i.value_fen for i in r.items),
                 "b_failure_reason": r.failure_reason,
+                "b_categories": ",".join(r.categories),
+                "b_was": _PENDING,
             }
             for r, record in answered
         ],
     )
+    return not only_pending or updated == len(answered)
 
 
 async def time_out_pending(conn: AsyncConnection, query_id: str) -> None:
