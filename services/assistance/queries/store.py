@@ -37,36 +37,24 @@ from services.plumbing.times import utc
 QUERIES = PropertyQueryRow.__table__  # type: ignore[attr-defined]
 AGENCIES = PropertyQueryAgencyRow.__table__  # type: ignore[attr-defined]
 
-# bindparam names must differ from column names in an UPDATE's SET clause.
-_UPDATE_RESULT = BulkStatement(
-    update(AGENCIES)
-    .where(AGENCIES.c.query_id == bindparam("b_query"), AGENCIES.c.agency_id == bindparam("b_agency"))
-    .values(
-        status=bindparam("b_status"),
-        reply_time=bindparam("b_reply_time"),
-        items=bindparam("b_items"),
-        item_count=bindparam("b_item_count"),
-        value_fen=bindparam("b_value_fen"),
-        failure_reason=bindparam("b_failure_reason"),
-    )
+# An agency's reply written to its row; bindparam names must differ from column names in an UPDATE's SET clause.
+_RECORD_REPLY = update(AGENCIES).values(
+    status=bindparam("b_status"),
+    reply_time=bindparam("b_reply_time"),
+    items=bindparam("b_items"),
+    item_count=bindparam("b_item_count"),
+    value_fen=bindparam("b_value_fen"),
+    failure_reason=bindparam("b_failure_reason"),
 )
+_THE_ROW = (AGENCIES.c.query_id == bindparam("b_query"), AGENCIES.c.agency_id == bindparam("b_agency"))
+_UPDATE_RESULT = BulkStatement(_RECORD_REPLY.where(*_THE_ROW))
 # The same, only where the agency is still pending and was asked those categories: a batch
 # applied on cached addressees (QueryHandlers.apply_replies) checks its assumption by the count.
 _UPDATE_PENDING_RESULT = BulkStatement(
-    update(AGENCIES)
-    .where(
-        AGENCIES.c.query_id == bindparam("b_query"),
-        AGENCIES.c.agency_id == bindparam("b_agency"),
+    _RECORD_REPLY.where(
+        *_THE_ROW,
         AGENCIES.c.status == bindparam("b_was"),  # PENDING (executemany binds every value)
         AGENCIES.c.categories == bindparam("b_categories"),
-    )
-    .values(
-        status=bindparam("b_status"),
-        reply_time=bindparam("b_reply_time"),
-        items=bindparam("b_items"),
-        item_count=bindparam("b_item_count"),
-        value_fen=bindparam("b_value_fen"),
-        failure_reason=bindparam("b_failure_reason"),
     )
 )
 _SAVE_PROGRESS = BulkStatement(
