@@ -247,11 +247,12 @@ class QueryHandlers:
         """
         now = self.clock()
         keys = [(_query_id(r.query_name), r.reply.agency_id) for r in replies]
-        queries = store.queries_for_update(conn, {q for q, _ in keys if q})
+        named = [(q, a) for q, a in keys if q]  # replies naming no query are refused below
+        queries = store.queries_for_update(conn, {q for q, _ in named})
         assumed = None
         if assume_pending and conn.dialect.supports_sane_multi_rowcount:
-            assumed = self.addressees.assumed_pending([(q, a) for q, a in keys if q])
-        current = assumed if assumed is not None else store.results_for_update(conn, [(q, a) for q, a in keys if q])
+            assumed = self.addressees.assumed_pending(named)
+        current = assumed if assumed is not None else store.results_for_update(conn, named)
         outcomes: list[StoredResult | DomainError] = []
         recorded: list[tuple[AgencyResult, bytes]] = []
         finished: Counter[str] = Counter()
