@@ -38,7 +38,9 @@ async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
     host.add_consumer(SEIZURE_REPLICA_CONSUMER, [SEIZURE_EVENTS], apply_seizure_changed)
     turnaround = TurnaroundProjection(handlers.courts, handlers.calendar)
-    host.add_consumer(TURNAROUND_CONSUMER, [TURNAROUND_SUBJECTS], delegation_metrics.measured(turnaround.apply))
+    host.add_batch_consumer(
+        TURNAROUND_CONSUMER, [TURNAROUND_SUBJECTS], turnaround.apply_batch, on_applied=delegation_metrics.record_events
+    )
     if host.settings.scan_interval > 0:
         host.add_periodic(DEADLINE_SCANNER, host.settings.scan_interval, DeadlineScanner(handlers).scan_once)
 

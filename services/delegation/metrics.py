@@ -15,14 +15,13 @@ convention; Prometheus shows `…_seconds`), with buckets from an hour to half a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.message import Message
 from rogatory.delegation.v1 import delegation_pb2 as pb
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.delegation import event_payloads
-from services.plumbing.consumer import Handler
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.metrics import TURNAROUND_BUCKETS, meter
 
@@ -81,14 +80,10 @@ def record(event_type: str, message: Message) -> None:
         RETURNED_FOR_SUPPLEMENT.add(1, labels)
 
 
-def measured(handler: Handler) -> Handler:
-    """`handler`, then the event's metrics: rides on a consumer of the delegation events
-    (the turnaround projection's), so the events are not read and deduplicated twice."""
-
-    async def apply(conn: AsyncConnection, event: ReceivedEvent) -> None:
-        await handler(conn, event)
+def record_events(events: Sequence[ReceivedEvent]) -> None:
+    """Records the events applied by a consumer of the delegation events (the turnaround
+    projection's, after its commit), so they are not read and deduplicated twice."""
+    for event in events:
         message = event_payloads.parse(event.event_type, event.data)
         if message is not None:
             record(event.event_type, message)
-
-    return apply

@@ -20,9 +20,13 @@ however many matters there are. Each row holds additive counters, exact duration
 seconds and the four duration histograms packed into one integer (delegation.turnaround:
 fixed-width fields, so merging is one big-int addition), stored compressed.
 
-An event that changes the figures upserts up to 20 rows in key order (concurrent consumers
-lock rows in the same order, so they cannot deadlock): counters are added in SQL, then the
-histograms of the now locked rows are read, added to and written back.
+The consumer hands over each fetched batch (services.plumbing.consumer.BatchEventConsumer),
+applied in one transaction: the batch's fact rows are read once, its events merged in
+stream order, and each aggregate row gets the sum of the changed matters' deltas, so a
+batch of 64 events of one court pair writes its 20 rows once, not 64 times. Rows are
+upserted in key order (concurrent consumers lock rows in the same order, so they cannot
+deadlock): counters are added in SQL, then the histograms of the now locked rows are read,
+added to and written back.
 
 **Query.** GetTurnaroundStatistics takes an AIP-160 filter over entrusted_court,
 requesting_court, matter_kind, cross_province and month, and a group_by over
@@ -57,6 +61,7 @@ from rogatory.events.v1 import events_pb2
 from sqlalchemy import ColumnElement, bindparam, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delegation.calendar import WorkingCalendar
@@ -296,25 +301,31 @@ class StoredFacts:
 
 
 class TurnaroundProjection:
-    """The consumer handler: `host.add_consumer(CONSUMER, [SUBJECTS], projection.apply)`."""
+    """The consumer's batch handler: `host.add_batch_consumer(CONSUMER, [SUBJECTS], projection.apply_batch)`."""
 
     def __init__(self, courts: CourtCatalog, calendar: WorkingCalendar):
         self.courts = courts
         # Unknown years count Monday–Friday rather than stall the consumer on a poison event.
         self.calendar = calendar.with_weekend_fallback()
 
-    async def apply(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
-        decoded = decode(event)
-        if decoded is None:
+    def apply_batch(self, conn: Connection, events: Sequence[ReceivedEvent]) -> None:
+        """Merges the events, in order, into their matters' fact rows, then adds to each
+        aggregate row once the sum of the matters' deltas: the same rows as applying the
+        events one by one (a sum of deltas telescopes), for one read and one write of each."""
+        observed = [decoded for event in events if (decoded := decode(event)) is not None]
+        if not observed:
             return
-        identity, observation = decoded
-        before = await self._locked_facts(conn, identity)
-        facts = before.facts.observe(observation)
-        if facts == before.facts:
-            return  # e.g. a due-soon warning: nothing the statistics keep
-        after = StoredFacts(facts, self._durations(before, facts))
-        await _save_facts(conn, after)
-        await apply_delta(conn, before, after)
+        before = self._locked_facts(conn, {identity.name: identity for identity, _ in observed})
+        after = dict(before)
+        for identity, observation in observed:
+            current = after[identity.name]
+            facts = current.facts.observe(observation)
+            if facts != current.facts:  # e.g. a due-soon warning changes nothing the statistics keep
+                after[identity.name] = StoredFacts(facts, self._durations(current, facts))
+        changed = [name for name, stored in after.items() if stored is not before[name]]
+        if changed:
+            _save_facts(conn, [after[name] for name in changed])
+            apply_changes(conn, merged_deltas((before[name], after[name]) for name in changed))
 
     def _durations(self, before: StoredFacts, facts: MatterFacts) -> Durations:
         old = before.facts
@@ -327,15 +338,19 @@ class TurnaroundProjection:
         # something other than what an earlier one added.
         return before.durations if unchanged else facts.durations(self.calendar)
 
-    async def _locked_facts(self, conn: AsyncConnection, identity: Identity) -> StoredFacts:
+    def _locked_facts(self, conn: Connection, identities: dict[str, Identity]) -> dict[str, StoredFacts]:
+        """The matters' fact rows, locked (in name order, so replicas cannot deadlock)."""
         statements = _statements(conn)
-        row = (await conn.execute(statements.lock_fact, {"k_name": identity.name})).mappings().first()
-        if row is None:
-            # Insert-if-absent, then lock: two replicas seeing the matter's first events at
+        names = sorted(identities)
+        found = {row["name"]: _stored_from_row(row) for row in conn.execute(statements.lock_facts, {"names": names}).mappings()}
+        missing = [name for name in names if name not in found]
+        if missing:
+            # Insert-if-absent, then lock: two replicas seeing a matter's first events at
             # once serialise on the row instead of failing on the primary key.
-            await conn.execute(statements.insert_fact, self._skeleton(identity))
-            row = (await conn.execute(statements.lock_fact, {"k_name": identity.name})).mappings().one()
-        return _stored_from_row(row)
+            conn.execute(statements.insert_fact, [self._skeleton(identities[name]) for name in missing])
+            rows = conn.execute(statements.lock_facts, {"names": missing}).mappings()
+            found.update((row["name"], _stored_from_row(row)) for row in rows)
+        return found
 
     def _skeleton(self, identity: Identity) -> dict[str, Any]:
         requesting = province_id(self.courts, identity.requesting_court_id)
@@ -356,7 +371,7 @@ class _Statements:
     """The projection's statements, built once per dialect: building and cache-keying an
     upsert with 18 `excluded` columns costs SQLAlchemy milliseconds per event otherwise."""
 
-    lock_fact: Any
+    lock_facts: Any
     insert_fact: Any
     update_fact: Any
     upsert_totals: Any
@@ -367,14 +382,17 @@ class _Statements:
 _STATEMENTS: dict[str, _Statements] = {}
 
 
-def _statements(conn: AsyncConnection) -> _Statements:
+def _statements(conn: Connection) -> _Statements:
     dialect = conn.dialect.name
     if dialect not in _STATEMENTS:
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         upsert = insert(AGG)
         key_columns = [AGG.c[name] for name in KEY_COLUMNS]
         _STATEMENTS[dialect] = _Statements(
-            lock_fact=select(FACT).where(FACT.c.name == bindparam("k_name")).with_for_update(),
+            lock_facts=select(FACT)
+            .where(FACT.c.name.in_(bindparam("names", expanding=True)))
+            .order_by(FACT.c.name)
+            .with_for_update(),
             insert_fact=insert(FACT).on_conflict_do_nothing(index_elements=["name"]),
             update_fact=FACT.update().where(FACT.c.name == bindparam("k_name")),
             upsert_totals=upsert.on_conflict_do_update(
@@ -451,10 +469,13 @@ def fact_columns(stored: StoredFacts) -> dict[str, Any]:
     return {name: value.astimezone(UTC) if isinstance(value, datetime) else value for name, value in columns.items()}
 
 
-async def _save_facts(conn: AsyncConnection, stored: StoredFacts) -> None:
-    columns = fact_columns(stored)
-    columns["k_name"] = columns.pop("name")
-    await conn.execute(_statements(conn).update_fact, columns)
+def _save_facts(conn: Connection, stored: Iterable[StoredFacts]) -> None:
+    rows = []
+    for one in stored:
+        columns = fact_columns(one)
+        columns["k_name"] = columns.pop("name")
+        rows.append(columns)
+    conn.execute(_statements(conn).update_fact, rows)
 
 
 # --- aggregate deltas ---------------------------------------------------------------------------------------
@@ -498,15 +519,28 @@ def _totals_vector(totals: Totals) -> tuple[int, ...]:
     return tuple(getattr(totals, name) for name in TOTAL_FIELDS)
 
 
-async def apply_delta(conn: AsyncConnection, before: StoredFacts | None, after: StoredFacts) -> None:
-    """Adds the delta to the aggregate rows, each locked in key order (so concurrent
+def merged_deltas(pairs: Iterable[tuple[StoredFacts, StoredFacts]]) -> dict[GroupKey, Change]:
+    """The sum of the deltas of several fact rows, each going from before to after."""
+    total: dict[GroupKey, Change] = {}
+    for before, after in pairs:
+        for key, (vector, hits) in deltas(before, after).items():
+            if key in total:
+                counters, packed = total[key]
+                total[key] = (tuple(map(add, counters, vector)), packed + hits)
+            else:
+                total[key] = (vector, hits)
+    return {key: change for key, change in total.items() if change[1] or any(change[0])}
+
+
+def apply_changes(conn: Connection, changes_by_key: dict[GroupKey, Change]) -> None:
+    """Adds the changes to the aggregate rows, each locked in key order (so concurrent
     consumers cannot deadlock) and written once; rows seen for the first time are created."""
-    changes = sorted(deltas(before, after).items())
+    changes = sorted(changes_by_key.items())
     if not changes:
         return
     statements = _statements(conn)
     keys = [_key_tuple(key) for key, _ in changes]
-    found = await conn.execute(statements.lock_rows, {"keys": keys})
+    found = conn.execute(statements.lock_rows, {"keys": keys})
     current = {tuple(row[: len(KEY_COLUMNS)]): row[-1] for row in found}
     if len(current) < len(changes):
         # Some row is new: create-or-add the counters first (that locks every row), then
@@ -515,8 +549,8 @@ async def apply_delta(conn: AsyncConnection, before: StoredFacts | None, after: 
             {**key._asdict(), **dict(zip(TOTAL_FIELDS, counters, strict=True)), "histograms": b""}
             for key, (counters, _) in changes
         ]
-        await conn.execute(statements.upsert_totals, rows)
-        found = await conn.execute(statements.lock_rows, {"keys": keys})
+        conn.execute(statements.upsert_totals, rows)
+        found = conn.execute(statements.lock_rows, {"keys": keys})
         current = {tuple(row[: len(KEY_COLUMNS)]): row[-1] for row in found}
         changes = [(key, (_ZERO, packed)) for key, (_, packed) in changes]
     updates = [
@@ -527,7 +561,7 @@ async def apply_delta(conn: AsyncConnection, before: StoredFacts | None, after: 
         }
         for key, (counters, packed) in changes
     ]
-    await conn.execute(statements.update_row, updates)
+    conn.execute(statements.update_row, updates)
 
 
 def _key_tuple(key: GroupKey) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,8 +27,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from services.plumbing.config import Settings
-from services.plumbing.consumer import EventConsumer, Handler
+from services.plumbing.consumer import BatchEventConsumer, BatchHandler, EventConsumer, Handler
 from services.plumbing.db import Database
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.metrics import configure_metrics, serve_prometheus, shutdown_metrics
 from services.plumbing.migrations import upgrade_to_head
@@ -173,6 +174,28 @@ class ServiceHost:
             durable=durable,
             filter_subjects=filter_subjects,
             handler=handler,
+            max_deliveries=self.settings.max_deliveries,
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    def add_batch_consumer(
+        self,
+        durable: str,
+        filter_subjects: list[str],
+        batch_handler: BatchHandler,
+        on_applied: Callable[[Sequence[ReceivedEvent]], None] | None = None,
+    ) -> EventConsumer:
+        """A consumer that applies each fetched batch in one transaction (projections);
+        `on_applied` gets the events applied, after the commit."""
+        consumer = BatchEventConsumer(
+            self.db,
+            self.js,
+            stream=self.settings.stream_name,
+            durable=durable,
+            filter_subjects=filter_subjects,
+            batch_handler=batch_handler,
+            on_applied=on_applied,
             max_deliveries=self.settings.max_deliveries,
         )
         self.consumers.append(consumer)

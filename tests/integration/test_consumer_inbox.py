@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -11,10 +11,11 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from rogatory.events.v1 import alert_events_pb2, events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
-from services.plumbing.consumer import INBOX, EventConsumer
+from services.plumbing.consumer import INBOX, BatchEventConsumer, EventConsumer
 from services.plumbing.events import ReceivedEvent, envelope_headers
 from services.plumbing.ids import new_id
 from services.plumbing.messaging import connect, ensure_stream
@@ -233,3 +234,45 @@ async def test_event_that_crashed_the_process_too_often_is_dead_lettered_unhandl
     assert headers["ce-id"] == event_id and headers["Rogatory-Deliveries"] == "3"
     assert "still unprocessed after 2 deliveries" in headers["Rogatory-Dead-Letter-Reason"]
     assert alert_events_pb2.EventDeadLettered.FromString(alert_body).event_id == event_id
+
+
+async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_poison_event(
+    service_db_factory, nats_client: NATS
+) -> None:
+    """Events waiting together are applied as one batch; a batch that fails is applied
+    again one event at a time, so the healthy events commit and only the poison event is
+    retried and dead-lettered. `on_applied` hears of the applied events after their commit."""
+    db = await service_db_factory("delegation")
+    poison = new_id()
+    batches: list[list[str]] = []
+    committed: list[str] = []
+
+    def choke_on_poison(conn: Connection, events: Sequence[ReceivedEvent]) -> None:
+        batches.append([e.event_id for e in events])
+        if any(e.event_id == poison for e in events):
+            raise ValueError("cannot apply this event")
+
+    consumer = BatchEventConsumer(
+        db,
+        nats_client.jetstream(),
+        stream=STREAM,
+        durable="t-batch",
+        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+        batch_handler=choke_on_poison,
+        on_applied=lambda events: committed.extend(e.event_id for e in events),
+        max_deliveries=2,
+        redelivery_delay=lambda _count: 0.05,
+    )
+    healthy = [new_id() for _ in range(4)]
+    for number, event_id in enumerate([healthy[0], healthy[1], poison, healthy[2], healthy[3]], start=1):
+        await publish_case_registered(nats_client, event_id, number=number)
+    await publish_case_registered(nats_client, healthy[0], msg_id=new_id())  # a redelivered copy
+    consumer.start()
+    try:
+        await wait_for(lambda: consumer.dead_lettered == 1 and consumer.applied == 4, timeout=15)
+    finally:
+        await consumer.stop()
+    assert len(batches[0]) == 5  # the fetch, as one batch (the copy of healthy[0] dropped by the inbox)
+    assert batches[1:5] == [[healthy[0]], [healthy[1]], [poison], [healthy[2]]]  # then one at a time
+    assert sorted(committed) == sorted(healthy) and consumer.duplicates >= 1
+    assert await count(db, INBOX) == 4  # the poison event's inbox row was rolled back with it

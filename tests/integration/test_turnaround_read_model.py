@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from rogatory.delegation.v1 import delegation_pb2 as pb
 from rogatory.events.v1 import events_pb2
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
 from delegation.turnaround import RELATIVE_ERROR_BOUND, bucket_bounds, bucket_of
@@ -28,7 +28,7 @@ from services.delegation.turnaround import (
     rebuild_aggregates,
     turnaround_statistics,
 )
-from services.plumbing.consumer import EventConsumer
+from services.plumbing.consumer import INBOX, BatchEventConsumer
 from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.ids import new_id
@@ -154,18 +154,23 @@ def scenario() -> list[ReceivedEvent]:
     ]
 
 
-@pytest.fixture
-async def fed(service_db_factory: Any) -> tuple[Database, EventConsumer]:
-    db: Database = await service_db_factory("delegation")
+def projection_consumer(db: Database) -> BatchEventConsumer:
     projection = TurnaroundProjection(CourtCatalog.default(), WorkingCalendar.default())
-    consumer = EventConsumer(
+    return BatchEventConsumer(
         db,
-        None,
+        None,  # type: ignore[arg-type]
         stream="ROGATORY",
         durable=CONSUMER,
         filter_subjects=[],
-        handler=projection.apply,  # type: ignore[arg-type]
+        batch_handler=projection.apply_batch,
     )
+
+
+@pytest.fixture
+async def fed(service_db_factory: Any) -> tuple[Database, BatchEventConsumer]:
+    """The scenario applied one event at a time."""
+    db: Database = await service_db_factory("delegation")
+    consumer = projection_consumer(db)
     for received in scenario():
         await consumer.apply_once(received)
     return db, consumer
@@ -181,7 +186,7 @@ def in_bucket_of(value: float, exact: float) -> bool:
     return lower <= value <= upper and abs(value - exact) <= RELATIVE_ERROR_BOUND * exact
 
 
-async def test_redeliveries_are_dropped_and_facts_merge_out_of_order(fed: tuple[Database, EventConsumer]) -> None:
+async def test_redeliveries_are_dropped_and_facts_merge_out_of_order(fed: tuple[Database, BatchEventConsumer]) -> None:
     db, consumer = fed
     assert consumer.duplicates == 2 and consumer.applied == 18
     async with db.read() as conn:
@@ -205,7 +210,7 @@ async def test_redeliveries_are_dropped_and_facts_merge_out_of_order(fed: tuple[
     assert rows["courts/gd0112/delegations/d5"]["month"] == "2024-04"
 
 
-async def test_in_province_against_cross_province(fed: tuple[Database, EventConsumer]) -> None:
+async def test_in_province_against_cross_province(fed: tuple[Database, BatchEventConsumer]) -> None:
     db, _ = fed
     groups = await stats(db, 'month = "2024-03"', ("cross_province",))
     assert set(groups) == {"cross_province=true", "cross_province=false"}
@@ -243,7 +248,7 @@ async def test_in_province_against_cross_province(fed: tuple[Database, EventCons
     assert in_bucket_of(local.time_to_complete.median_working_days, 8.0)
 
 
-async def test_grouping_by_province_pair_court_and_month(fed: tuple[Database, EventConsumer]) -> None:
+async def test_grouping_by_province_pair_court_and_month(fed: tuple[Database, BatchEventConsumer]) -> None:
     db, _ = fed
     pairs = await stats(db, "", ("province_pair",))
     assert {k: g.count for k, g in pairs.items()} == {
@@ -264,7 +269,7 @@ async def test_grouping_by_province_pair_court_and_month(fed: tuple[Database, Ev
     assert nothing[""].count == 0 and nothing[""].completion_rate == 0.0
 
 
-async def test_every_grain_agrees_and_a_rebuild_from_facts_gives_the_same_rows(fed: tuple[Database, EventConsumer]) -> None:
+async def test_every_grain_agrees_and_a_rebuild_from_facts_gives_the_same_rows(fed: tuple[Database, BatchEventConsumer]) -> None:
     db, _ = fed
     for group_by in [(), ("month",), ("matter_kind", "month"), ("entrusted_court",), ("requesting_court",), ("province_pair",)]:
         groups = await stats(db, "", group_by)
@@ -274,6 +279,28 @@ async def test_every_grain_agrees_and_a_rebuild_from_facts_gives_the_same_rows(f
     async with db.transaction() as conn:
         await rebuild_aggregates(conn)
     assert await _rows(db) == incremental
+
+
+@pytest.mark.parametrize("batch_size", [3, 64])
+async def test_batches_give_the_rows_of_one_event_at_a_time(fed: tuple[Database, BatchEventConsumer], batch_size: int) -> None:
+    """A batch reads each matter once and adds the sum of its deltas: the same facts and
+    aggregates as the events one by one, the redeliveries inside a batch dropped too."""
+    db, _ = fed
+    one_by_one = (await _rows(db), await _facts(db))
+    async with db.transaction() as conn:
+        for table in (AGG, FACT, INBOX):
+            await conn.execute(delete(table))
+    consumer = projection_consumer(db)
+    events = scenario()
+    for start in range(0, len(events), batch_size):
+        await consumer.apply_batch(events[start : start + batch_size])
+    assert (consumer.applied, consumer.duplicates) == (18, 2)
+    assert (await _rows(db), await _facts(db)) == one_by_one
+
+
+async def _facts(db: Database) -> list[dict[str, Any]]:
+    async with db.read() as conn:
+        return [dict(row) for row in (await conn.execute(select(FACT).order_by(FACT.c.name))).mappings()]
 
 
 async def _rows(db: Database) -> set[tuple[Any, ...]]:
