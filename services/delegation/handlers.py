@@ -19,14 +19,14 @@ keyed by the calling court; a retry of an applied one returns the delegation as 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from delegation import lifecycle
 from delegation.calendar import WorkingCalendar
@@ -45,7 +45,7 @@ from registry.errors import (
     PermissionDenied,
     Violations,
 )
-from services.case_replica import replica_of
+from services.case_replica import replica_row
 from services.delegation import store
 from services.delegation.messages import deadline_to_proto, delegation_to_proto, entry_to_proto
 from services.delegation.schedule import DeadlineBook, TrackedDeadline, check_extension, ordered
@@ -55,7 +55,8 @@ from services.delegation.tracing import in_matter_trace, matter_attributes
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
-from services.plumbing.idempotency import check_request_id, create_once
+from services.plumbing.group_commit import TransactionBatcher
+from services.plumbing.idempotency import check_request_id, create_once_batched
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
@@ -130,11 +131,14 @@ class DelegationHandlers:
     rules: RuleTable = field(default_factory=RuleTable.default)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
     book: DeadlineBook = field(init=False)
+    #: Concurrent writes share one transaction (each in a savepoint): group commit.
+    writer: TransactionBatcher = field(init=False)
     #: For elapsed working days: a timeline must answer even across a year with no notice yet.
     elapsed_calendar: WorkingCalendar = field(init=False)
 
     def __post_init__(self) -> None:
         self.book = DeadlineBook(self.rules, self.calendar, self.courts)
+        self.writer = TransactionBatcher(self.db, name="delegation-writes")
         self.elapsed_calendar = self.calendar.with_weekend_fallback()
 
     # --- creating ------------------------------------------------------------------------------
@@ -153,34 +157,34 @@ class DelegationHandlers:
                 metadata={"parent": command.parent, "court": f"courts/{court_id}"},
             )
 
-        async def earlier(conn: AsyncConnection, rid: str) -> StoredDelegation | None:
-            found = await store.delegation_by_request_id(conn, rid)
+        def earlier(conn: Connection, rid: str) -> StoredDelegation | None:
+            found = store.delegation_by_request_id(conn, rid)
             if found is not None and found.delegation.requesting_court_id != court_id:
                 raise AlreadyExists("request_id is already used by another delegation", reason="REQUEST_ID_IN_USE")
             return found
 
-        async def write(conn: AsyncConnection) -> StoredDelegation:
-            return await self._submit(conn, command, request_id, handed_over_seizures)
+        def write(conn: Connection) -> StoredDelegation:
+            return self._submit(conn, command, request_id, handed_over_seizures)
 
-        stored = await create_once(self.db, self.outbox, request_id, earlier, write)
+        stored = await create_once_batched(self.writer, self.outbox, request_id, earlier, write)
         trace.get_current_span().set_attributes(matter_attributes(stored.delegation))  # this call starts the matter's trace
         return stored
 
-    async def _submit(
-        self, conn: AsyncConnection, command: CreateDelegation, request_id: str, handed_over: tuple[str, ...] = ()
+    def _submit(
+        self, conn: Connection, command: CreateDelegation, request_id: str, handed_over: tuple[str, ...] = ()
     ) -> StoredDelegation:
         # The case is looked up on the writing connection, so the check and the write commit together.
-        replica = await replica_of(conn, command.case)
+        replica = replica_row(conn, command.case)
         delegation = self._created(command, replica["court_id"] if replica else None)
-        seizures = await known_seizures(conn, handed_over)
+        seizures = known_seizures(conn, handed_over)
         check_handed_over_seizures(handed_over, seizures, delegation.requesting_court_id, self.clock())
         delegation = replace(delegation, case_number=replica["case_number"] if replica else "")
         deadlines = self.book.on_submit(delegation)
-        seq = await store.insert_delegation(conn, delegation, request_id or None)
-        await record_handover(conn, delegation.name, (seizures[name] for name in handed_over))
-        await store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
-        await store.save_deadlines(conn, delegation, deadlines)
-        await self.outbox.add(conn, [_submitted_event(delegation, deadlines)])
+        seq = store.insert_delegation(conn, delegation, request_id or None)
+        record_handover(conn, delegation.name, (seizures[name] for name in handed_over))
+        store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
+        store.save_deadlines(conn, delegation, deadlines)
+        self.outbox.add_sync(conn, [_submitted_event(delegation, deadlines)])
         return StoredDelegation(seq, delegation, tuple(deadlines))
 
     def _created(self, command: CreateDelegation, case_court_id: str | None) -> Delegation:
@@ -199,7 +203,7 @@ class DelegationHandlers:
 
     async def get_delegation(self, name: str, principal: Principal) -> StoredDelegation:
         async with self.db.read() as conn:
-            stored = await store.delegation_by_name(conn, name)
+            stored = await conn.run_sync(store.delegation_by_name, name)
         if stored is None or not self.may_read(principal, stored.delegation):
             raise NotFound("delegation", name)
         return stored
@@ -209,14 +213,14 @@ class DelegationHandlers:
     ) -> list[StoredDelegation]:
         query = replace(query, visible_to=self._visible_courts(principal))
         async with self.db.read() as conn:
-            return await store.list_delegations(conn, query, after_seq, limit)
+            return await conn.run_sync(store.list_delegations, query, after_seq, limit)
 
     async def get_timeline(self, name: str, principal: Principal) -> tuple[StoredDelegation, list[TimelineEntry]]:
         async with self.db.read() as conn:
-            stored = await store.delegation_by_name(conn, name)
+            stored = await conn.run_sync(store.delegation_by_name, name)
             if stored is None or not self.may_read(principal, stored.delegation):
                 raise NotFound("delegation", name)
-            return stored, await store.entries_of(conn, name)
+            return stored, await conn.run_sync(store.entries_of, name)
 
     async def list_overdue(
         self, court_id: str, principal: Principal, after: tuple[datetime, str] | None, limit: int
@@ -228,8 +232,9 @@ class DelegationHandlers:
         self._check_supervises(principal, court_id)
         supervised = [court_id, *(c.id for c in self.courts.subordinates(court_id))]
         async with self.db.read() as conn:
-            found = await store.overdue_delegation_names(conn, supervised, self.clock(), after, limit)
-            stored = {s.delegation.name: s for s in await store.delegations_by_names(conn, [name for name, _ in found])}
+            found = await conn.run_sync(store.overdue_delegation_names, supervised, self.clock(), after, limit)
+            listed = await conn.run_sync(store.delegations_by_names, [name for name, _ in found])
+            stored = {s.delegation.name: s for s in listed}
         return [(stored[name], due) for name, due in found if name in stored]
 
     def may_read(self, principal: Principal, delegation: Delegation) -> bool:
@@ -436,29 +441,32 @@ class DelegationHandlers:
 
     async def _load_for(self, name: str, court_id: str) -> StoredDelegation:
         async with self.db.read() as conn:
-            stored = await store.delegation_by_name(conn, name)
+            stored = await conn.run_sync(store.delegation_by_name, name)
         if stored is None or not court_roles(stored.delegation, court_id, self.courts):
             raise NotFound("delegation", name)
         return stored
 
     async def _commit(
-        self, stored: StoredDelegation, change: Change, key: str, also: Callable[[AsyncConnection], Awaitable[None]] | None = None
+        self, stored: StoredDelegation, change: Change, key: str, also: Callable[[Connection], None] | None = None
     ) -> StoredDelegation:
         """Writes `change` in one transaction; `also` adds writes that must commit with it."""
         applied = (*stored.applied_requests, key) if key else stored.applied_requests
         before = stored.delegation
-        async with self.db.transaction() as conn:
+
+        def write(conn: Connection) -> None:
             if also:
-                await also(conn)
-            written = await store.update_delegation(
+                also(conn)
+            written = store.update_delegation(
                 conn, change.delegation, expected_version=before.version, urge_count=change.urge_count, applied_requests=applied
             )
             if not written:
                 raise _version_mismatch(before)
-            await store.append_entries(conn, before.name, change.entries)
+            store.append_entries(conn, before.name, change.entries)
             changed = [d for d in change.deadlines if d.step in change.changed_steps]
-            await store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
-            await self.outbox.add(conn, change.events)
+            store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
+            self.outbox.add_sync(conn, change.events)
+
+        await self.writer.run(write)
         self.outbox.notify()
         return StoredDelegation(
             stored.seq, change.delegation, change.deadlines, change.urge_count, stored.escalated_at, applied, stored.traceparent

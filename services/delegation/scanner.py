@@ -25,7 +25,7 @@ from typing import Any
 from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from delegation import lifecycle
 from delegation.deadlines import Step
@@ -116,7 +116,7 @@ class DeadlineScanner:
     async def _act(self, row: Any, watch: DeadlineWatch, actions: list[ScanAction], now: datetime) -> None:
         name = row["delegation_name"]
         async with self.handlers.db.read() as conn:
-            stored = await store.delegation_by_name(conn, name)
+            stored = await conn.run_sync(store.delegation_by_name, name)
         if stored is None:
             raise DeadlineMoved("delegation gone")
         # Days later, still the matter's trace: the scanner's writes continue the stored context.
@@ -137,9 +137,9 @@ class DeadlineScanner:
         change = self.handlers._lifecycle_change(stored, updated, events)
         overdue = self._deadline_event(OVERDUE, stored, _tracked(stored, watch.step), now)
 
-        async def bookkeeping(conn: AsyncConnection) -> None:
-            await _guarded_update(conn, row, overdue_at=now)
-            await self.handlers.outbox.add(conn, [overdue])
+        def bookkeeping(conn: Connection) -> None:
+            _guarded_update(conn, row, overdue_at=now)
+            self.handlers.outbox.add_sync(conn, [overdue])
 
         await self.handlers._commit(stored, change, "", also=bookkeeping)
 
@@ -163,15 +163,18 @@ class DeadlineScanner:
             entries.append(entry)
             events.extend(action_events)
             values.update(stamp)
-        async with self.handlers.db.transaction() as conn:
-            await _guarded_update(conn, row, **values)
-            await conn.execute(
+
+        def write(conn: Connection) -> None:
+            _guarded_update(conn, row, **values)
+            conn.execute(
                 update(DELEGATIONS)
                 .where(DELEGATIONS.c.name == row["delegation_name"])
                 .values(urge_count=urge_count, escalated_at=escalated_at)
             )
-            await store.append_entries(conn, row["delegation_name"], entries)
-            await self.handlers.outbox.add(conn, events)
+            store.append_entries(conn, row["delegation_name"], entries)
+            self.handlers.outbox.add_sync(conn, events)
+
+        await self.handlers.writer.run(write)
         self.handlers.outbox.notify()
 
     def _annotation(
@@ -240,9 +243,9 @@ def _tracked(stored: StoredDelegation, step: Step) -> TrackedDeadline:
     return deadline
 
 
-async def _guarded_update(conn: AsyncConnection, row: Any, **values: Any) -> None:
+def _guarded_update(conn: Connection, row: Any, **values: Any) -> None:
     """Updates the deadline row only if it is still as the pass read it."""
-    result = await conn.execute(
+    result = conn.execute(
         update(DEADLINES)
         .where(
             DEADLINES.c.delegation_name == row["delegation_name"],

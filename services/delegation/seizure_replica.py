@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from rogatory.assistance.v1 import assistance_pb2
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import DateTime, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
@@ -69,15 +70,15 @@ async def apply_seizure_changed(conn: AsyncConnection, event: ReceivedEvent) -> 
         await conn.execute(update(REPLICA).where(REPLICA.c.name == seizure.name).values(**values))
 
 
-async def known_seizures(conn: AsyncConnection, names: Iterable[str]) -> dict[str, HandedOverSeizure]:
+def known_seizures(conn: Connection, names: Iterable[str]) -> dict[str, HandedOverSeizure]:
     wanted = sorted(set(names))
     if not wanted:
         return {}
-    rows = await conn.execute(select(REPLICA).where(REPLICA.c.name.in_(wanted)))
+    rows = conn.execute(select(REPLICA).where(REPLICA.c.name.in_(wanted)))
     return {r.name: HandedOverSeizure(r.name, r.court_id, r.state == "ACTIVE", utc(r.expires_at)) for r in rows}
 
 
-async def record_handover(conn: AsyncConnection, delegation_name: str, seizures: Iterable[HandedOverSeizure]) -> None:
+def record_handover(conn: Connection, delegation_name: str, seizures: Iterable[HandedOverSeizure]) -> None:
     rows = [{"delegation_name": delegation_name, "seizure_name": s.name, "expires_at": utc(s.expires_at)} for s in seizures]
     if rows:
-        await conn.execute(insert(HANDOVER), rows)
+        conn.execute(insert(HANDOVER), rows)

@@ -5,6 +5,9 @@ state, version and update_time are kept beside it for filtering and for the opti
 concurrency guard (`UPDATE … WHERE version = :old`). `delegation_transition` is the
 append-only timeline, `delegation_deadline` one row per (matter, step).
 
+The functions are synchronous SQLAlchemy Core on a `Connection`: writes run as one unit of
+a TransactionBatcher (services.plumbing.group_commit), reads through `conn.run_sync`.
+
 Every datetime is written in UTC: SQLite stores the wall-clock digits only, so a deadline's
 China-time instant would otherwise come back eight hours off.
 """
@@ -18,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from delegation.deadlines import Step
 from delegation.matters import Delegation, DelegationState, MatterKind
@@ -89,8 +92,8 @@ def document_of(delegation: Delegation, applied_requests: Iterable[str] = ()) ->
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-async def insert_delegation(conn: AsyncConnection, delegation: Delegation, request_id: str | None) -> int:
-    result = await conn.execute(
+def insert_delegation(conn: Connection, delegation: Delegation, request_id: str | None) -> int:
+    result = conn.execute(
         insert(DELEGATIONS).values(
             name=delegation.name,
             id=delegation.id,
@@ -111,11 +114,11 @@ async def insert_delegation(conn: AsyncConnection, delegation: Delegation, reque
     return int(result.inserted_primary_key[0])
 
 
-async def update_delegation(
-    conn: AsyncConnection, delegation: Delegation, *, expected_version: int, urge_count: int, applied_requests: Iterable[str]
+def update_delegation(
+    conn: Connection, delegation: Delegation, *, expected_version: int, urge_count: int, applied_requests: Iterable[str]
 ) -> bool:
     """Writes the next version; False when the row is no longer at `expected_version`."""
-    result = await conn.execute(
+    result = conn.execute(
         update(DELEGATIONS)
         .where(DELEGATIONS.c.name == delegation.name, DELEGATIONS.c.version == expected_version)
         .values(
@@ -129,7 +132,7 @@ async def update_delegation(
     return result.rowcount == 1
 
 
-async def append_entries(conn: AsyncConnection, delegation_name: str, entries: Iterable[TimelineEntry]) -> None:
+def append_entries(conn: Connection, delegation_name: str, entries: Iterable[TimelineEntry]) -> None:
     rows = [
         {
             "delegation_name": delegation_name,
@@ -146,11 +149,11 @@ async def append_entries(conn: AsyncConnection, delegation_name: str, entries: I
         for e in entries
     ]
     if rows:
-        await conn.execute(insert(TRANSITIONS), rows)
+        conn.execute(insert(TRANSITIONS), rows)
 
 
-async def save_deadlines(
-    conn: AsyncConnection, delegation: Delegation, deadlines: Iterable[TrackedDeadline], *, existing: Iterable[Step] = ()
+def save_deadlines(
+    conn: Connection, delegation: Delegation, deadlines: Iterable[TrackedDeadline], *, existing: Iterable[Step] = ()
 ) -> None:
     """Inserts the deadlines of new steps and updates those of `existing` ones.
 
@@ -160,13 +163,13 @@ async def save_deadlines(
     known = set(existing)
     new_rows = [_deadline_row(delegation, d) for d in deadlines if d.step not in known]
     if new_rows:
-        await conn.execute(insert(DEADLINES), new_rows)
+        conn.execute(insert(DEADLINES), new_rows)
     for deadline in deadlines:
         if deadline.step in known:
             values = _deadline_values(deadline)
             if deadline.status is DeadlineStatus.OPEN:
                 values.update(warned_at=None, overdue_at=None, last_urged_at=None, escalated_at=None)
-            await conn.execute(
+            conn.execute(
                 update(DEADLINES)
                 .where(DEADLINES.c.delegation_name == delegation.name, DEADLINES.c.step == str(deadline.step))
                 .values(**values)
@@ -198,23 +201,23 @@ def _deadline_values(deadline: TrackedDeadline) -> dict[str, Any]:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-async def delegation_by_name(conn: AsyncConnection, name: str) -> StoredDelegation | None:
-    row = (await conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name == name))).mappings().first()
+def delegation_by_name(conn: Connection, name: str) -> StoredDelegation | None:
+    row = (conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name == name))).mappings().first()
     if row is None:
         return None
-    deadlines = await deadlines_of(conn, [name])
+    deadlines = deadlines_of(conn, [name])
     return _stored(row, deadlines.get(name, ()))
 
 
-async def delegation_by_request_id(conn: AsyncConnection, request_id: str) -> StoredDelegation | None:
-    row = (await conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.request_id == request_id))).mappings().first()
+def delegation_by_request_id(conn: Connection, request_id: str) -> StoredDelegation | None:
+    row = (conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.request_id == request_id))).mappings().first()
     if row is None:
         return None
-    deadlines = await deadlines_of(conn, [row["name"]])
+    deadlines = deadlines_of(conn, [row["name"]])
     return _stored(row, deadlines.get(row["name"], ()))
 
 
-async def list_delegations(conn: AsyncConnection, query: DelegationQuery, after_seq: int, limit: int) -> list[StoredDelegation]:
+def list_delegations(conn: Connection, query: DelegationQuery, after_seq: int, limit: int) -> list[StoredDelegation]:
     columns = DELEGATIONS.c
     statement = select(DELEGATIONS).where(columns.seq > after_seq).order_by(columns.seq).limit(limit)
     for column, value in (
@@ -229,32 +232,32 @@ async def list_delegations(conn: AsyncConnection, query: DelegationQuery, after_
     if query.visible_to is not None:
         visible = sorted(query.visible_to)
         statement = statement.where(or_(columns.requesting_court_id.in_(visible), columns.entrusted_court_id.in_(visible)))
-    return await _with_deadlines(conn, list((await conn.execute(statement)).mappings()))
+    return _with_deadlines(conn, list((conn.execute(statement)).mappings()))
 
 
-async def delegations_by_names(conn: AsyncConnection, names: list[str]) -> list[StoredDelegation]:
+def delegations_by_names(conn: Connection, names: list[str]) -> list[StoredDelegation]:
     """In the order of `names`; unknown names are skipped."""
-    rows = {r["name"]: r for r in (await conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name.in_(names)))).mappings()}
-    return await _with_deadlines(conn, [rows[n] for n in names if n in rows])
+    rows = {r["name"]: r for r in (conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name.in_(names)))).mappings()}
+    return _with_deadlines(conn, [rows[n] for n in names if n in rows])
 
 
-async def deadlines_of(conn: AsyncConnection, names: list[str]) -> dict[str, tuple[TrackedDeadline, ...]]:
+def deadlines_of(conn: Connection, names: list[str]) -> dict[str, tuple[TrackedDeadline, ...]]:
     if not names:
         return {}
     found: dict[str, list[TrackedDeadline]] = {}
-    rows = await conn.execute(select(DEADLINES).where(DEADLINES.c.delegation_name.in_(names)))
+    rows = conn.execute(select(DEADLINES).where(DEADLINES.c.delegation_name.in_(names)))
     for row in rows.mappings():
         found.setdefault(row["delegation_name"], []).append(_tracked(row))
     return {name: tuple(ordered(items)) for name, items in found.items()}
 
 
-async def entries_of(conn: AsyncConnection, name: str) -> list[TimelineEntry]:
+def entries_of(conn: Connection, name: str) -> list[TimelineEntry]:
     statement = select(TRANSITIONS).where(TRANSITIONS.c.delegation_name == name).order_by(TRANSITIONS.c.seq)
-    return [_entry(row) for row in (await conn.execute(statement)).mappings()]
+    return [_entry(row) for row in (conn.execute(statement)).mappings()]
 
 
-async def overdue_delegation_names(
-    conn: AsyncConnection, entrusted_court_ids: Iterable[str], now: datetime, after: tuple[datetime, str] | None, limit: int
+def overdue_delegation_names(
+    conn: Connection, entrusted_court_ids: Iterable[str], now: datetime, after: tuple[datetime, str] | None, limit: int
 ) -> list[tuple[str, datetime]]:
     """(name, earliest missed due time) of matters with a deadline of the entrusted court
     passed and not met, longest overdue first. SUPPLEMENT is the requesting court's."""
@@ -274,11 +277,11 @@ async def overdue_delegation_names(
     if after is not None:
         due, name = utc(after[0]), after[1]
         statement = statement.having(or_(first_due > due, and_(first_due == due, columns.delegation_name > name)))
-    return [(row.delegation_name, utc(row.first_due)) for row in await conn.execute(statement)]
+    return [(row.delegation_name, utc(row.first_due)) for row in conn.execute(statement)]
 
 
-async def _with_deadlines(conn: AsyncConnection, rows: list[Any]) -> list[StoredDelegation]:
-    deadlines = await deadlines_of(conn, [r["name"] for r in rows])
+def _with_deadlines(conn: Connection, rows: list[Any]) -> list[StoredDelegation]:
+    deadlines = deadlines_of(conn, [r["name"] for r in rows])
     return [_stored(row, deadlines.get(row["name"], ())) for row in rows]
 
 

@@ -1,4 +1,7 @@
-"""Group commit: the rows of concurrent requests are inserted in one transaction.
+"""Group commit: the writes of concurrent requests share one transaction.
+
+`GroupCommitter` inserts rows. `TransactionBatcher` runs arbitrary synchronous work, each
+request's in a savepoint of its own.
 
 Each request hands over the rows it needs inserted atomically (its state rows and its
 outbox rows). A single writer task takes every request waiting, inserts their rows with
@@ -14,16 +17,20 @@ IntegrityError and the others still commit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+import contextvars
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services.plumbing.batching import BatchWorker, settle
 from services.plumbing.db import Database
 
 Rows = Sequence[tuple[Table, list[dict[str, Any]]]]
+T = TypeVar("T")
+Work = tuple[Callable[[Connection], Any], contextvars.Context]
 
 
 class GroupCommitter(BatchWorker[Rows, None]):
@@ -57,3 +64,40 @@ def _merge(units: Any) -> list[tuple[Table, list[dict[str, Any]]]]:
         for table, rows in unit:
             merged.setdefault(table, []).extend(rows)
     return [(table, rows) for table, rows in merged.items() if rows]
+
+
+class TransactionBatcher(BatchWorker[Work, Any]):
+    """Runs the synchronous transactions of concurrent requests as one transaction.
+
+    `await batcher.run(work)` returns what `work(conn)` returns. Every work waiting is run
+    in one Database.run_transaction (on SQLite: one thread hop and one commit for all of
+    them), each in a savepoint and in its caller's context (the trace id its timeline and
+    outbox rows carry). A work that raises is rolled back to its savepoint and its caller
+    gets the exception; the others commit together. Works run in the order they came.
+    """
+
+    def __init__(self, db: Database, *, name: str = "transactions", max_batch: int = 64):
+        super().__init__(name, max_batch=max_batch)
+        self.db = db
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        result: T = await self.submit((work, contextvars.copy_context()))
+        return result
+
+    async def process(self, batch: list[tuple[Work, asyncio.Future[Any]]]) -> None:
+        outcomes = await self.db.run_transaction(lambda conn: [_in_savepoint(conn, *work) for work, _ in batch])
+        for (succeeded, value), (_, future) in zip(outcomes, batch, strict=True):
+            if future.done():
+                continue
+            if succeeded:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _in_savepoint(conn: Connection, work: Callable[[Connection], Any], context: contextvars.Context) -> tuple[bool, Any]:
+    try:
+        with conn.begin_nested():
+            return True, context.run(work, conn)
+    except Exception as error:  # noqa: BLE001 - the caller's to handle; the batch goes on
+        return False, error

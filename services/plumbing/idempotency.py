@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.errors import FieldViolation, InvalidArgument
 from services.plumbing.db import Database
+from services.plumbing.group_commit import TransactionBatcher
 from services.plumbing.outbox import Outbox
 
 T = TypeVar("T")
@@ -53,6 +54,33 @@ async def create_once_in_one_hop(
     """create_once with synchronous `work`, run by Database.run_transaction (one thread hop on
     SQLite): for hot creations whose transaction is several statements."""
     return await _once(db, outbox, request_id, by_request_id, lambda: db.run_transaction(work))
+
+
+async def create_once_batched(
+    writer: TransactionBatcher,
+    outbox: Outbox,
+    request_id: str,
+    by_request_id: Callable[[Connection, str], T | None],
+    write: Callable[[Connection], T],
+) -> T:
+    """create_once for hot creations, as one unit of a TransactionBatcher: the request_id
+    look-up and the write share the transaction of every creation waiting with it, so the
+    happy path has no read of its own."""
+    check_request_id(request_id)
+
+    def once(conn: Connection) -> T:
+        if request_id and (earlier := by_request_id(conn, request_id)) is not None:
+            return earlier
+        return write(conn)
+
+    try:
+        created = await writer.run(once)
+    except IntegrityError:  # raced a copy of itself committed elsewhere (another replica)
+        if request_id and (earlier := await writer.run(lambda conn: by_request_id(conn, request_id))) is not None:
+            return earlier
+        raise
+    outbox.notify()
+    return created
 
 
 async def _once(
