@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +21,7 @@ from services.plumbing.tables import CaseReplica
 
 REPLICA = CaseReplica.__table__  # type: ignore[attr-defined]
 CASE_REGISTERED_ALL_COURTS = subject_filter("case", "*", "registered")
+_BY_NAME = select(REPLICA).where(REPLICA.c.name == bindparam("name"))
 
 
 async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> None:
@@ -51,5 +52,5 @@ async def replica_of(conn: AsyncConnection, name: str) -> dict | None:  # type: 
 
 def replica_row(conn: Connection, name: str) -> dict | None:  # type: ignore[type-arg]
     """replica_of inside Database.run_transaction."""
-    row = conn.execute(select(REPLICA).where(REPLICA.c.name == name)).mappings().first()
+    row = conn.execute(_BY_NAME, {"name": name}).mappings().first()
     return dict(row) if row else None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from delegation.deadlines import Step
@@ -34,6 +34,13 @@ from services.plumbing.times import utc
 DELEGATIONS = DelegationRow.__table__  # type: ignore[attr-defined]
 TRANSITIONS = DelegationTransitionRow.__table__  # type: ignore[attr-defined]
 DEADLINES = DelegationDeadlineRow.__table__  # type: ignore[attr-defined]
+
+# Built once: building and cache-keying a statement per call costs more than running it.
+_INSERT_DELEGATION = insert(DELEGATIONS)
+_INSERT_TRANSITIONS = insert(TRANSITIONS)
+_INSERT_DEADLINES = insert(DEADLINES)
+_BY_NAME = select(DELEGATIONS).where(DELEGATIONS.c.name == bindparam("name"))
+_BY_REQUEST_ID = select(DELEGATIONS).where(DELEGATIONS.c.request_id == bindparam("request_id"))
 
 #: Request ids of applied custom methods kept per delegation (AIP-155 retries come soon after).
 MAX_APPLIED_REQUESTS = 100
@@ -94,22 +101,23 @@ def document_of(delegation: Delegation, applied_requests: Iterable[str] = ()) ->
 
 def insert_delegation(conn: Connection, delegation: Delegation, request_id: str | None) -> int:
     result = conn.execute(
-        insert(DELEGATIONS).values(
-            name=delegation.name,
-            id=delegation.id,
-            requesting_court_id=delegation.requesting_court_id,
-            entrusted_court_id=delegation.entrusted_court_id,
-            case_name=delegation.case_name,
-            matter_kind=str(delegation.matter_kind),
-            description=delegation.description,
-            state=str(delegation.state),
-            request_id=request_id,
-            create_time=utc(delegation.created_at),
-            update_time=utc(delegation.updated_at),
-            version=delegation.version,
-            document=document_of(delegation),
+        _INSERT_DELEGATION,
+        {
+            "name": delegation.name,
+            "id": delegation.id,
+            "requesting_court_id": delegation.requesting_court_id,
+            "entrusted_court_id": delegation.entrusted_court_id,
+            "case_name": delegation.case_name,
+            "matter_kind": str(delegation.matter_kind),
+            "description": delegation.description,
+            "state": str(delegation.state),
+            "request_id": request_id,
+            "create_time": utc(delegation.created_at),
+            "update_time": utc(delegation.updated_at),
+            "version": delegation.version,
+            "document": document_of(delegation),
             **trace_columns(),
-        )
+        },
     )
     return int(result.inserted_primary_key[0])
 
@@ -149,7 +157,7 @@ def append_entries(conn: Connection, delegation_name: str, entries: Iterable[Tim
         for e in entries
     ]
     if rows:
-        conn.execute(insert(TRANSITIONS), rows)
+        conn.execute(_INSERT_TRANSITIONS, rows)
 
 
 def save_deadlines(
@@ -163,7 +171,7 @@ def save_deadlines(
     known = set(existing)
     new_rows = [_deadline_row(delegation, d) for d in deadlines if d.step not in known]
     if new_rows:
-        conn.execute(insert(DEADLINES), new_rows)
+        conn.execute(_INSERT_DEADLINES, new_rows)
     for deadline in deadlines:
         if deadline.step in known:
             values = _deadline_values(deadline)
@@ -202,7 +210,7 @@ def _deadline_values(deadline: TrackedDeadline) -> dict[str, Any]:
 
 
 def delegation_by_name(conn: Connection, name: str) -> StoredDelegation | None:
-    row = (conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name == name))).mappings().first()
+    row = conn.execute(_BY_NAME, {"name": name}).mappings().first()
     if row is None:
         return None
     deadlines = deadlines_of(conn, [name])
@@ -210,7 +218,7 @@ def delegation_by_name(conn: Connection, name: str) -> StoredDelegation | None:
 
 
 def delegation_by_request_id(conn: Connection, request_id: str) -> StoredDelegation | None:
-    row = (conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.request_id == request_id))).mappings().first()
+    row = conn.execute(_BY_REQUEST_ID, {"request_id": request_id}).mappings().first()
     if row is None:
         return None
     deadlines = deadlines_of(conn, [row["name"]])

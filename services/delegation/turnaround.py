@@ -44,6 +44,7 @@ which it is a party or its subordinates are.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -150,7 +151,7 @@ def _side(level: str, court_id: str, province: str) -> tuple[str, str]:
     return ALL, ALL
 
 
-def key_at(grain: Grain, facts: MatterFacts) -> GroupKey:
+def key_at(grain: Grain, facts: MatterFacts, month: str | None = None) -> GroupKey:
     entrusted, entrusted_province = _side(grain.entrusted_level, facts.entrusted_court_id, facts.entrusted_province)
     requesting, requesting_province = _side(grain.requesting_level, facts.requesting_court_id, facts.requesting_province)
     return GroupKey(
@@ -158,7 +159,7 @@ def key_at(grain: Grain, facts: MatterFacts) -> GroupKey:
         entrusted=entrusted,
         requesting=requesting,
         matter_kind=facts.matter_kind if grain.by_kind else ALL,
-        month=(facts.month or ALL) if grain.by_month else ALL,
+        month=(month or facts.month or ALL) if grain.by_month else ALL,
         cross_province=facts.cross_province,
         entrusted_province=entrusted_province,
         requesting_province=requesting_province,
@@ -296,8 +297,36 @@ class StoredFacts:
     def contribution(self) -> Totals:
         return self.facts.contribution(self.durations)
 
-    def keys(self) -> list[GroupKey]:
-        return [key_at(grain, self.facts) for grain in GRAINS] if self.facts.month else []
+    def keys(self) -> tuple[GroupKey, ...]:
+        facts = self.facts
+        month = facts.month
+        if not month:
+            return ()
+        return keys_of(
+            facts.entrusted_court_id,
+            facts.entrusted_province,
+            facts.requesting_court_id,
+            facts.requesting_province,
+            facts.matter_kind,
+            month,
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def keys_of(
+    entrusted_court_id: str, entrusted_province: str, requesting_court_id: str, requesting_province: str, kind: str, month: str
+) -> tuple[GroupKey, ...]:
+    """The aggregate rows of every grain a matter adds to: shared by the many matters of one
+    court pair, kind and month, so computed once for them."""
+    facts = MatterFacts(
+        name="",
+        requesting_court_id=requesting_court_id,
+        entrusted_court_id=entrusted_court_id,
+        requesting_province=requesting_province,
+        entrusted_province=entrusted_province,
+        matter_kind=kind,
+    )
+    return tuple(key_at(grain, facts, month) for grain in GRAINS)
 
 
 class TurnaroundProjection:
@@ -493,23 +522,38 @@ def decode_histograms(stored: bytes | None) -> int:
 Change = tuple[tuple[int, ...], int]  # (counters in TOTAL_FIELDS order, packed histograms)
 
 
-def deltas(before: StoredFacts | None, after: StoredFacts) -> dict[GroupKey, Change]:
-    """How each aggregate row changes when a fact row goes from before to after."""
+def delta_terms(before: StoredFacts | None, after: StoredFacts) -> list[tuple[tuple[GroupKey, ...], Change]]:
+    """How the aggregate rows change when a fact row goes from before to after, as (rows,
+    change) terms: every row of a term changes alike."""
     if before is not None and before.facts.month is not None and before.facts.month == after.facts.month:
-        # The usual case: the matter stays in the same rows, which all change alike.
+        # The usual case: the matter stays in the same rows.
         vector = tuple(map(sub, _totals_vector(after.contribution()), _totals_vector(before.contribution())))
         hits = packed_hits(histogram_buckets(after.durations)) - packed_hits(histogram_buckets(before.durations))
-        return {key: (vector, hits) for key in after.keys()} if hits or any(vector) else {}
-    changes: dict[GroupKey, Change] = {}
+        return [(after.keys(), (vector, hits))] if hits or any(vector) else []
+    terms = []
     for stored, sign in ((before, -1), (after, 1)):
-        if stored is None:
-            continue
-        vector = tuple(sign * n for n in _totals_vector(stored.contribution()))
-        hits = sign * packed_hits(histogram_buckets(stored.durations))
-        for key in stored.keys():
-            counters, packed = changes.get(key, (_ZERO, 0))
-            changes[key] = (tuple(map(add, counters, vector)), packed + hits)
-    return {key: change for key, change in changes.items() if change[1] or any(change[0])}
+        if stored is not None and (keys := stored.keys()):
+            vector = tuple(sign * n for n in _totals_vector(stored.contribution()))
+            terms.append((keys, (vector, sign * packed_hits(histogram_buckets(stored.durations)))))
+    return terms
+
+
+def merged_deltas(pairs: Iterable[tuple[StoredFacts, StoredFacts]]) -> dict[GroupKey, Change]:
+    """The sum of the changes of several fact rows, each going from before to after. Terms
+    on the same rows (matters of one court pair, kind and month) are summed first."""
+    by_rows: dict[tuple[GroupKey, ...], Change] = {}
+    for before, after in pairs:
+        for keys, change in delta_terms(before, after):
+            by_rows[keys] = _sum(by_rows[keys], change) if keys in by_rows else change
+    total: dict[GroupKey, Change] = {}
+    for keys, change in by_rows.items():
+        for key in keys:
+            total[key] = _sum(total[key], change) if key in total else change
+    return {key: change for key, change in total.items() if change[1] or any(change[0])}
+
+
+def _sum(one: Change, other: Change) -> Change:
+    return tuple(map(add, one[0], other[0])), one[1] + other[1]
 
 
 _ZERO = (0,) * len(TOTAL_FIELDS)
@@ -517,19 +561,6 @@ _ZERO = (0,) * len(TOTAL_FIELDS)
 
 def _totals_vector(totals: Totals) -> tuple[int, ...]:
     return tuple(getattr(totals, name) for name in TOTAL_FIELDS)
-
-
-def merged_deltas(pairs: Iterable[tuple[StoredFacts, StoredFacts]]) -> dict[GroupKey, Change]:
-    """The sum of the deltas of several fact rows, each going from before to after."""
-    total: dict[GroupKey, Change] = {}
-    for before, after in pairs:
-        for key, (vector, hits) in deltas(before, after).items():
-            if key in total:
-                counters, packed = total[key]
-                total[key] = (tuple(map(add, counters, vector)), packed + hits)
-            else:
-                total[key] = (vector, hits)
-    return {key: change for key, change in total.items() if change[1] or any(change[0])}
 
 
 def apply_changes(conn: Connection, changes_by_key: dict[GroupKey, Change]) -> None:

@@ -14,6 +14,7 @@ from services.plumbing.events import Event, trace_columns
 from services.plumbing.tables import OutboxEvent
 
 OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
+_INSERT = insert(OUTBOX)
 
 
 class Outbox:
@@ -25,13 +26,13 @@ class Outbox:
     async def add(self, conn: AsyncConnection, events: Iterable[Event]) -> None:
         rows = self.rows(events)
         if rows:
-            await conn.execute(insert(OUTBOX), rows)
+            await conn.execute(_INSERT, rows)
 
     def add_sync(self, conn: Connection, events: Iterable[Event]) -> None:
         """add() inside Database.run_transaction."""
         rows = self.rows(events)
         if rows:
-            conn.execute(insert(OUTBOX), rows)
+            conn.execute(_INSERT, rows)
 
     def rows(self, events: Iterable[Event]) -> list[dict[str, Any]]:
         """Outbox rows for `events`, carrying the current trace context."""

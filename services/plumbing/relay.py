@@ -8,6 +8,7 @@ published in `seq` order; consumers must not assume more than per-subject order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ from nats.js import JetStreamContext
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.db import Database
@@ -74,6 +76,10 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         self.backlog = 0  # unsent rows, counted when a pass leaves some behind (or fails)
+        # SQLite: rows published up to this seq; those not yet marked sent wait in _unmarked.
+        self._published_through = 0
+        self._unmarked: list[int] = []
+        self._marker: asyncio.Task[None] | None = None
         _relays.add(self)
 
     def start(self) -> None:
@@ -124,10 +130,12 @@ class OutboxRelay:
         self.outbox.new_rows.clear()
 
     async def drain(self) -> int:
-        """Publishes until the outbox is empty; returns how many rows were sent."""
+        """Publishes until the outbox is empty and every row is marked sent; returns how many
+        rows were sent."""
         total = 0
         while sent := await self.publish_batch():
             total += sent
+        await self.mark_published()
         return total
 
     async def publish_batch(self) -> int:
@@ -136,17 +144,41 @@ class OutboxRelay:
         return await self._publish_batch_locked()
 
     async def _publish_batch_single_writer(self) -> int:
-        # One relay per SQLite file: read, publish, then mark sent in a short write
-        # transaction, so request writes never wait for NATS acks.
+        # One relay per SQLite file: read, publish, and mark sent in the background, so that
+        # request writes never wait for NATS acks and the next batch is not held up behind
+        # request writers for the write lock. Rows published but not yet marked are skipped
+        # by seq (SQLite commits rows in seq order); after a crash a new relay publishes them
+        # again and JetStream drops the copies (Nats-Msg-Id).
+        unsent = self._unsent().where(OUTBOX.c.seq > self._published_through)
         async with self.db.read() as conn:
-            rows = (await conn.execute(self._unsent())).mappings().all()
+            rows = (await conn.execute(unsent)).mappings().all()
         if not rows:
             return 0
         await self._publish_all(rows)
-        async with self.db.transaction() as conn:
-            await self._mark_sent(conn, rows)
+        self._published_through = rows[-1]["seq"]
+        self._unmarked.extend(row["seq"] for row in rows)
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._mark_in_background(), name=f"outbox-marker-{self.source}")
         self.published += len(rows)
         return len(rows)
+
+    async def _mark_in_background(self) -> None:
+        try:
+            await self.mark_published()
+        except Exception as exc:  # noqa: BLE001 - the rows stay in _unmarked; the next batch tries again
+            log.warning("outbox relay: published rows not marked sent yet: %s", exc)
+
+    async def mark_published(self) -> None:
+        """Marks the rows published so far as sent (SQLite), in one write transaction."""
+        if self._marker is not None and self._marker is not asyncio.current_task() and not self._marker.done():
+            await asyncio.wait([self._marker])
+        while self._unmarked:
+            seqs, self._unmarked = self._unmarked, []
+            try:
+                await self.db.run_transaction(functools.partial(_mark_sent, seqs=seqs))
+            except BaseException:
+                self._unmarked[:0] = seqs
+                raise
 
     async def _publish_batch_locked(self) -> int:
         # Replicas share the outbox: each takes rows no other relay holds (SKIP LOCKED),
@@ -164,8 +196,7 @@ class OutboxRelay:
         return select(OUTBOX).where(OUTBOX.c.sent_at.is_(None)).order_by(OUTBOX.c.seq).limit(self.batch_size)
 
     async def _mark_sent(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
-        seqs = [r["seq"] for r in rows]
-        await conn.execute(update(OUTBOX).where(OUTBOX.c.seq.in_(seqs)).values(sent_at=datetime.now(UTC)))
+        await conn.run_sync(_mark_sent, seqs=[r["seq"] for r in rows])
 
     async def _publish_all(self, rows: list[Any]) -> None:
         # Sent in seq order without waiting for each ack (pipelined); then every ack must arrive.
@@ -201,3 +232,7 @@ class OutboxRelay:
                 span.set_attributes(event_span_attributes(row["event_type"], row["payload"]))
             headers.update(current_trace_headers())  # consumers become children of this send span
             return await self.js.publish_async(row["subject"], row["payload"], headers=headers)
+
+
+def _mark_sent(conn: Connection, *, seqs: list[int]) -> None:
+    conn.execute(update(OUTBOX).where(OUTBOX.c.seq.in_(seqs)).values(sent_at=datetime.now(UTC)))

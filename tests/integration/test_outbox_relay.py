@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -67,10 +68,11 @@ async def test_republishing_after_a_crash_adds_no_duplicate(service_db_factory, 
     async with db.transaction() as conn:
         await outbox.add(conn, [case_event("zj0326", n) for n in range(1, 4)])
     await relay.drain()
-    # A crash between publish and "mark sent" leaves rows unsent: the relay sends them again.
+    # A crash between publish and "mark sent" leaves rows unsent: the next relay sends them again.
     async with db.transaction() as conn:
         await conn.execute(update(OUTBOX).values(sent_at=None))
-    assert await relay.drain() == 3
+    restarted = OutboxRelay(db, nats_client.jetstream(), outbox, source="rogatory/test")
+    assert await restarted.drain() == 3
     info = await nats_client.jetstream().stream_info(STREAM)
     assert info.state.messages == 3
 
@@ -109,3 +111,22 @@ async def test_relay_keeps_rows_while_nats_is_down_and_sends_them_after(service_
         await nc.drain()
     finally:
         server.stop()
+
+
+async def test_publishing_does_not_wait_behind_request_writers(service_db_factory, nats_client: NATS) -> None:
+    """On SQLite the relay marks rows sent in the background: while a request writer holds
+    the write lock, it still publishes, skips the rows it published, and marks them after."""
+    db = await service_db_factory("registry")
+    if not db.is_sqlite:
+        pytest.skip("on PostgreSQL relays keep their rows locked until marked (SKIP LOCKED)")
+    outbox = Outbox()
+    relay = OutboxRelay(db, nats_client.jetstream(), outbox, source="rogatory/test")
+    async with db.transaction() as conn:
+        await outbox.add(conn, [case_event("zj0326", n) for n in range(1, 4)])
+    async with db.transaction():  # a request writer holding the write lock
+        assert await asyncio.wait_for(relay.publish_batch(), timeout=10) == 3
+        assert await relay.publish_batch() == 0  # published, not yet marked: not read again
+        assert await unsent(db) == 3
+    await relay.mark_published()
+    assert await unsent(db) == 0
+    assert (await nats_client.jetstream().stream_info(STREAM)).state.messages == 3
