@@ -184,8 +184,9 @@ class DelegationHandlers:
         record_handover(conn, delegation.name, (seizures[name] for name in handed_over))
         store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
         store.save_deadlines(conn, delegation, deadlines)
-        self.outbox.add_sync(conn, [_submitted_event(delegation, deadlines)])
-        return StoredDelegation(seq, delegation, tuple(deadlines))
+        rendered = delegation_to_proto(delegation, deadlines)
+        self.outbox.add_sync(conn, [_submitted_event(delegation, rendered)])
+        return StoredDelegation(seq, delegation, tuple(deadlines), rendered=rendered)
 
     def _created(self, command: CreateDelegation, case_court_id: str | None) -> Delegation:
         """The domain's delegation; the service also requires details and an officer, which the
@@ -423,51 +424,66 @@ class DelegationHandlers:
     async def _update(
         self, name: str, court_id: str, request_id: str, make_change: MakeChange, *, operation: str
     ) -> StoredDelegation:
+        """Reads the matter, decides and writes, as one unit of the writer (one transaction)."""
         check_request_id(request_id)
-        stored = await self._load_for(name, court_id)
         key = f"{court_id}:{request_id}" if request_id else ""
-        if key and key in stored.applied_requests:
-            return stored  # a retry of an applied request
-        # The write, its timeline entry (trace id) and its outbox rows join the matter's trace.
-        with in_matter_trace(operation, stored.delegation, stored.traceparent):
-            change = make_change(stored, self.clock())
-            try:
-                return await self._commit(stored, change, key)
-            except Aborted:
-                # Two copies of one request raced: the loser answers like a later retry would.
-                if key and key in (again := await self._load_for(name, court_id)).applied_requests:
-                    return again
-                raise
 
-    async def _load_for(self, name: str, court_id: str) -> StoredDelegation:
-        async with self.db.read() as conn:
-            stored = await conn.run_sync(store.delegation_by_name, name)
+        def update(conn: Connection) -> StoredDelegation:
+            stored = self._load_for(conn, name, court_id)
+            if key and key in stored.applied_requests:
+                return stored  # a retry of an applied request
+            # The write, its timeline entry (trace id) and its outbox rows join the matter's trace.
+            with in_matter_trace(operation, stored.delegation, stored.traceparent):
+                return self._write_change(conn, stored, make_change(stored, self.clock()), key)
+
+        try:
+            updated = await self.writer.run(update)
+        except Aborted:
+            # Two copies of one request raced (replicas on PostgreSQL): the loser answers like a later retry would.
+            if key and key in (again := await self._read_for(name, court_id)).applied_requests:
+                return again
+            raise
+        self.outbox.notify()
+        return updated
+
+    def _load_for(self, conn: Connection, name: str, court_id: str) -> StoredDelegation:
+        stored = store.delegation_by_name(conn, name)
         if stored is None or not court_roles(stored.delegation, court_id, self.courts):
             raise NotFound("delegation", name)
         return stored
 
+    async def _read_for(self, name: str, court_id: str) -> StoredDelegation:
+        async with self.db.read() as conn:
+            return await conn.run_sync(self._load_for, name, court_id)
+
     async def _commit(
         self, stored: StoredDelegation, change: Change, key: str, also: Callable[[Connection], None] | None = None
     ) -> StoredDelegation:
-        """Writes `change` in one transaction; `also` adds writes that must commit with it."""
-        applied = (*stored.applied_requests, key) if key else stored.applied_requests
-        before = stored.delegation
+        """Writes `change` of `stored` as read earlier; `also` adds writes that must commit with it."""
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> StoredDelegation:
             if also:
                 also(conn)
-            written = store.update_delegation(
-                conn, change.delegation, expected_version=before.version, urge_count=change.urge_count, applied_requests=applied
-            )
-            if not written:
-                raise _version_mismatch(before)
-            store.append_entries(conn, before.name, change.entries)
-            changed = [d for d in change.deadlines if d.step in change.changed_steps]
-            store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
-            self.outbox.add_sync(conn, change.events)
+            return self._write_change(conn, stored, change, key)
 
-        await self.writer.run(write)
+        updated = await self.writer.run(write)
         self.outbox.notify()
+        return updated
+
+    def _write_change(self, conn: Connection, stored: StoredDelegation, change: Change, key: str) -> StoredDelegation:
+        """The row (if still at the version read: ABORTED otherwise), its timeline entry,
+        deadlines and events, in the caller's transaction."""
+        applied = (*stored.applied_requests, key) if key else stored.applied_requests
+        before = stored.delegation
+        written = store.update_delegation(
+            conn, change.delegation, expected_version=before.version, urge_count=change.urge_count, applied_requests=applied
+        )
+        if not written:
+            raise _version_mismatch(before)
+        store.append_entries(conn, before.name, change.entries)
+        changed = [d for d in change.deadlines if d.step in change.changed_steps]
+        store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
+        self.outbox.add_sync(conn, change.events)
         return StoredDelegation(
             stored.seq, change.delegation, change.deadlines, change.urge_count, stored.escalated_at, applied, stored.traceparent
         )
@@ -486,8 +502,8 @@ def _submit_entry(delegation: Delegation) -> TimelineEntry:
     return TimelineEntry(SUBMIT, None, delegation.state, court_id, officer, delegation.created_at, trace_id=current_trace_id())
 
 
-def _submitted_event(delegation: Delegation, deadlines: list[TrackedDeadline]) -> Event:
-    payload = events_pb2.DelegationSubmitted(delegation=delegation_to_proto(delegation, deadlines))
+def _submitted_event(delegation: Delegation, rendered: Any) -> Event:
+    payload = events_pb2.DelegationSubmitted(delegation=rendered)
     subject_ = delegation_subject(delegation, "submitted")
     return Event(DELEGATION_SUBMITTED, subject_, payload, occurred_at=delegation.created_at)
 

@@ -66,6 +66,8 @@ _ETAG = re.compile(r'(?:W/)?"([0-9]{1,18})"')
 
 
 def stored_to_proto(stored: StoredDelegation) -> pb.Delegation:
+    if stored.rendered is not None:
+        return stored.rendered  # type: ignore[no-any-return]
     return delegation_to_proto(
         stored.delegation, stored.deadlines, urge_count=stored.urge_count, escalated_at=stored.escalated_at
     )

@@ -59,6 +59,9 @@ class StoredDelegation:
     applied_requests: tuple[str, ...] = field(default=(), repr=False)
     #: W3C context of the call that created the matter: later writes continue its trace.
     traceparent: str = field(default="", repr=False)
+    #: The API message of this version when the write already built it (for its event):
+    #: the reply reuses it instead of rendering the delegation again.
+    rendered: Any = field(default=None, repr=False, compare=False)
 
     def deadline(self, step: Step) -> TrackedDeadline | None:
         return next((d for d in self.deadlines if d.step is step), None)

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import func, select
 
+from delegation import lifecycle
 from delegation.calendar import CHINA_TZ, WorkingCalendar
 from delegation.deadlines import RuleTable, Step, Unit, compute_deadline, extend
 from delegation.details import (
@@ -36,6 +37,7 @@ from delegation.details import (
 from delegation.lifecycle import (
     AcknowledgeDelegation,
     Action,
+    Actor,
     CompleteDelegation,
     Completion,
     Outcome,
@@ -393,34 +395,38 @@ async def test_concurrent_updates_with_one_etag_one_wins_one_is_aborted(handlers
     assert await count(handlers, OUTBOX) == 2
 
 
-class RacingHandlers(DelegationHandlers):
-    """Both callers read the same version before either writes: only the SQL guard can tell."""
-
-    barrier: asyncio.Barrier
-
-    async def _load_for(self, name: str, court_id: str) -> StoredDelegation:
-        stored = await super()._load_for(name, court_id)
-        await self.barrier.wait()
-        return stored
-
-
-async def test_the_version_guard_in_sql_aborts_the_second_writer(handlers: DelegationHandlers) -> None:
+async def test_concurrent_calls_each_decide_on_the_version_the_other_left(handlers: DelegationHandlers) -> None:
+    """Read, decision and write are one unit of the writer: of two acknowledgements sent at
+    once without etags, the second sees the first's and is refused by the domain; neither is
+    lost to a stale read."""
     name = (await submit(handlers)).delegation.name
-    racing = RacingHandlers(handlers.db, handlers.outbox, handlers.courts, clock=handlers.clock)
-    racing.barrier = asyncio.Barrier(2)
     before = await snapshot(handlers)
     results = await asyncio.gather(
-        racing.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER)),  # no etags: the domain lets both pass
-        racing.withdraw(name, REQUESTING, WithdrawDelegation("SETTLED")),
+        handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER)),
+        handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER)),
         return_exceptions=True,
     )
     winners = [r for r in results if isinstance(r, StoredDelegation)]
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(winners) == 1 and len(errors) == 1
-    assert isinstance(errors[0], Aborted) and errors[0].reason == "VERSION_MISMATCH"
-    assert await handlers.get_delegation(name, principal(REQUESTING)) == winners[0]
+    assert isinstance(errors[0], FailedPrecondition) and errors[0].reason == "INVALID_TRANSITION"
     assert await count(handlers, TRANSITIONS) == len(before[1]) + 1
     assert await count(handlers, OUTBOX) == len(before[3]) + 1
+
+
+async def test_the_version_guard_in_sql_aborts_a_write_from_a_stale_read(handlers: DelegationHandlers) -> None:
+    """A change decided on a version read earlier (the scanner's, or a replica's on
+    PostgreSQL) is written only if the row is still at that version."""
+    name = (await submit(handlers)).delegation.name
+    stale = await handlers.get_delegation(name, principal(REQUESTING))
+    winner = await handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER))
+    before = await snapshot(handlers)
+    updated, events = lifecycle.withdraw(stale.delegation, WithdrawDelegation("SETTLED"), Actor(REQUESTING, ""), handlers.clock())
+    with pytest.raises(Aborted) as raised:
+        await handlers._commit(stale, handlers._lifecycle_change(stale, updated, events), "")
+    assert raised.value.reason == "VERSION_MISMATCH"
+    assert await handlers.get_delegation(name, principal(REQUESTING)) == winner
+    assert await snapshot(handlers) == before  # nothing of the aborted write is left
 
 
 async def test_a_retried_request_id_returns_the_current_delegation_once_applied(

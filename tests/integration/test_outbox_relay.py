@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import func, select, update
@@ -19,6 +20,7 @@ from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.relay import OutboxRelay
 from services.plumbing.subscriber import read_events
+from tests.conftest import wait_for
 
 STREAM = "ROGATORY"
 
@@ -89,6 +91,14 @@ async def test_rolled_back_transaction_publishes_nothing(service_db_factory, nat
     assert (await nats_client.jetstream().stream_info(STREAM)).state.messages == 0
 
 
+async def jetstream_answers(js: JetStreamContext) -> bool:
+    try:
+        await js.stream_info(STREAM)
+    except (NatsError, TimeoutError):
+        return False
+    return True
+
+
 async def test_relay_keeps_rows_while_nats_is_down_and_sends_them_after(service_db_factory, tmp_path) -> None:
     db = await service_db_factory("registry")
     server = EmbeddedNatsServer(tmp_path / "nats-restart").start()
@@ -106,6 +116,7 @@ async def test_relay_keeps_rows_while_nats_is_down_and_sends_them_after(service_
         assert await unsent(db) == 3  # nothing marked sent while NATS is away
         server.start()
         await nc.flush(timeout=10)  # reconnected
+        await wait_for(lambda: jetstream_answers(js))  # JetStream recovers its streams after the client reconnects
         assert await relay.drain() == 3
         assert (await js.stream_info(STREAM)).state.messages == 3
         await nc.drain()
