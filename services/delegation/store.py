@@ -28,6 +28,7 @@ from delegation.matters import Delegation, DelegationState, MatterKind
 from services.delegation import codec
 from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
 from services.delegation.tables import DelegationDeadlineRow, DelegationRow, DelegationTransitionRow
+from services.plumbing.db import BulkStatement
 from services.plumbing.events import trace_columns
 from services.plumbing.times import utc
 
@@ -37,8 +38,37 @@ DEADLINES = DelegationDeadlineRow.__table__  # type: ignore[attr-defined]
 
 # Built once: building and cache-keying a statement per call costs more than running it.
 _INSERT_DELEGATION = insert(DELEGATIONS)
-_INSERT_TRANSITIONS = insert(TRANSITIONS)
-_INSERT_DEADLINES = insert(DEADLINES)
+_INSERT_TRANSITIONS = BulkStatement(
+    insert(TRANSITIONS),
+    keys=[
+        "delegation_name",
+        "action",
+        "from_state",
+        "to_state",
+        "actor_court_id",
+        "officer",
+        "at",
+        "reason_code",
+        "note",
+        "trace_id",
+    ],
+)
+_INSERT_DEADLINES = BulkStatement(
+    insert(DEADLINES),
+    keys=[
+        "delegation_name",
+        "step",
+        "requesting_court_id",
+        "entrusted_court_id",
+        "status",
+        "start_at",
+        "due_at",
+        "provisional",
+        "rule",
+        "extensions",
+        "closed_at",
+    ],
+)
 _BY_NAME = select(DELEGATIONS).where(DELEGATIONS.c.name == bindparam("name"))
 _BY_REQUEST_ID = select(DELEGATIONS).where(DELEGATIONS.c.request_id == bindparam("request_id"))
 
@@ -159,8 +189,7 @@ def append_entries(conn: Connection, delegation_name: str, entries: Iterable[Tim
         }
         for e in entries
     ]
-    if rows:
-        conn.execute(_INSERT_TRANSITIONS, rows)
+    _INSERT_TRANSITIONS.execute_sync(conn, rows)
 
 
 def save_deadlines(
@@ -173,8 +202,7 @@ def save_deadlines(
     """
     known = set(existing)
     new_rows = [_deadline_row(delegation, d) for d in deadlines if d.step not in known]
-    if new_rows:
-        conn.execute(_INSERT_DEADLINES, new_rows)
+    _INSERT_DEADLINES.execute_sync(conn, new_rows)
     for deadline in deadlines:
         if deadline.step in known:
             values = _deadline_values(deadline)

@@ -84,7 +84,7 @@ from delegation.turnaround import (
 from registry.courts import ISO_BY_PROVINCE, NON_TERRITORIAL_ID_PREFIX, CourtCatalog
 from registry.errors import FieldViolation, InvalidArgument, Violations
 from services.delegation.turnaround_tables import TurnaroundAggregateRow, TurnaroundFactRow
-from services.plumbing.db import Database
+from services.plumbing.db import BulkStatement, Database
 from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
@@ -402,13 +402,15 @@ class _Statements:
 
     lock_facts: Any
     insert_fact: Any
-    update_fact: Any
     upsert_totals: Any
     lock_rows: Any
     update_row: Any
 
 
 _STATEMENTS: dict[str, _Statements] = {}
+_UPDATE_FACT = BulkStatement(
+    FACT.update().where(FACT.c.name == bindparam("k_name")), keys=[*(c.name for c in FACT.c if c.name != "name"), "k_name"]
+)
 
 
 def _statements(conn: Connection) -> _Statements:
@@ -423,7 +425,6 @@ def _statements(conn: Connection) -> _Statements:
             .order_by(FACT.c.name)
             .with_for_update(),
             insert_fact=insert(FACT).on_conflict_do_nothing(index_elements=["name"]),
-            update_fact=FACT.update().where(FACT.c.name == bindparam("k_name")),
             upsert_totals=upsert.on_conflict_do_update(
                 index_elements=list(KEY_COLUMNS), set_={name: AGG.c[name] + upsert.excluded[name] for name in TOTAL_FIELDS}
             ),
@@ -504,7 +505,7 @@ def _save_facts(conn: Connection, stored: Iterable[StoredFacts]) -> None:
         columns = fact_columns(one)
         columns["k_name"] = columns.pop("name")
         rows.append(columns)
-    conn.execute(_statements(conn).update_fact, rows)
+    _UPDATE_FACT.execute_sync(conn, rows)
 
 
 # --- aggregate deltas ---------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.plumbing.db import Database
+from services.plumbing.db import BulkStatement, Database
 from services.plumbing.events import ReceivedEvent, envelope_headers, parse_time, subject
 from services.plumbing.tables import InboxEntry
 from services.plumbing.telemetry import context_from_headers, event_span_attributes, tracer
@@ -41,6 +41,7 @@ from services.plumbing.telemetry import context_from_headers, event_span_attribu
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 INBOX = InboxEntry.__table__  # type: ignore[attr-defined]
+_INSERT_INBOX = BulkStatement(insert(INBOX), keys=["consumer", "event_id", "processed_at"])
 
 Handler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
 #: Applies the events of one batch, in stream order, inside Database.run_transaction.
@@ -303,7 +304,7 @@ def _claim_in_inbox(conn: Connection, durable: str, events: Sequence[ReceivedEve
             fresh.append(event)
     if fresh:
         now = datetime.now(UTC)
-        conn.execute(insert(INBOX), [{"consumer": durable, "event_id": e.event_id, "processed_at": now} for e in fresh])
+        _INSERT_INBOX.execute_sync(conn, [{"consumer": durable, "event_id": e.event_id, "processed_at": now} for e in fresh])
     return fresh
 
 

@@ -10,11 +10,14 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.plumbing.db import BulkStatement
 from services.plumbing.events import Event, trace_columns
 from services.plumbing.tables import OutboxEvent
 
 OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
-_INSERT = insert(OUTBOX)
+_INSERT = BulkStatement(
+    insert(OUTBOX), keys=["event_id", "event_type", "subject", "payload", "occurred_at", "traceparent", "tracestate"]
+)
 
 
 class Outbox:
@@ -24,15 +27,11 @@ class Outbox:
         self.new_rows = asyncio.Event()
 
     async def add(self, conn: AsyncConnection, events: Iterable[Event]) -> None:
-        rows = self.rows(events)
-        if rows:
-            await conn.execute(_INSERT, rows)
+        await _INSERT.execute(conn, self.rows(events))
 
     def add_sync(self, conn: Connection, events: Iterable[Event]) -> None:
         """add() inside Database.run_transaction."""
-        rows = self.rows(events)
-        if rows:
-            conn.execute(_INSERT, rows)
+        _INSERT.execute_sync(conn, self.rows(events))
 
     def rows(self, events: Iterable[Event]) -> list[dict[str, Any]]:
         """Outbox rows for `events`, carrying the current trace context."""
