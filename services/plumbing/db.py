@@ -57,6 +57,7 @@ class Database:
         # busy handler, which sleeps in steps of up to 100 ms.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_writer: tuple[Engine, ThreadPoolExecutor] | None = None  # SQLite: see run_transaction
+        self._sync_reader: tuple[Engine, ThreadPoolExecutor] | None = None  # SQLite: see run_read
 
     def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
         if self.is_sqlite:
@@ -135,12 +136,40 @@ class Database:
 
     def _sqlite_writer(self) -> tuple[Engine, ThreadPoolExecutor]:
         if self._sync_writer is None:
-            engine = create_engine(self.url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
-            event.listen(engine, "connect", _apply_sqlite_pragmas)
+            engine = self._sync_engine()
             event.listen(engine, "connect", _leave_transactions_to_sqlalchemy)
             event.listen(engine, "begin", _begin_immediate)
             self._sync_writer = engine, ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         return self._sync_writer
+
+    async def run_read(self, work: Callable[[Connection], T]) -> T:
+        """Runs `work` — synchronous reads on a `Connection` — and returns what it returns.
+
+        On SQLite it is one call on a reader thread of its own (WAL: it never waits for the
+        writer), for reads on a hot path that would otherwise take aiosqlite's thread round
+        trips; on PostgreSQL it runs on a pooled async connection (`run_sync`)."""
+        if not self.is_sqlite:
+            async with self.read() as conn:
+                return await conn.run_sync(work)
+        if self._sync_reader is None:
+            self._sync_reader = self._sync_engine(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+        engine, thread = self._sync_reader
+
+        def run() -> T:
+            with engine.connect() as conn:
+                return work(conn)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(thread, run)
+        except (OperationalError, DBAPIError) as exc:
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            raise
+
+    def _sync_engine(self) -> Engine:
+        engine = create_engine(self.url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
+        event.listen(engine, "connect", _apply_sqlite_pragmas)
+        return engine
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -172,11 +201,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._sync_writer is not None:
-            engine, thread = self._sync_writer
+        for engine, thread in filter(None, (self._sync_writer, self._sync_reader)):
             await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)  # its connection lives in that thread
             thread.shutdown()
-            self._sync_writer = None
+        self._sync_writer = self._sync_reader = None
 
 
 @asynccontextmanager

@@ -150,8 +150,7 @@ class OutboxRelay:
         # by seq (SQLite commits rows in seq order); after a crash a new relay publishes them
         # again and JetStream drops the copies (Nats-Msg-Id).
         unsent = self._unsent().where(OUTBOX.c.seq > self._published_through)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(unsent)).mappings().all()
+        rows = await self.db.run_read(lambda conn: conn.execute(unsent).mappings().all())
         if not rows:
             return 0
         await self._publish_all(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from services.plumbing.group_commit import TransactionBatcher
 from services.plumbing.migrations import upgrade_to_head
 
 EXPECTED_TABLES = {
@@ -100,3 +102,48 @@ async def test_run_transaction_sees_the_callers_context(service_db_factory) -> N
     db = await service_db_factory("assistance")
     CALLER.set("courts/gd0112")
     assert await db.run_transaction(lambda _conn: CALLER.get("")) == "courts/gd0112"
+
+
+async def test_run_read_sees_committed_rows_while_a_writer_holds_the_lock(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    db = await service_db_factory("assistance")
+    async with db.transaction() as conn:
+        await conn.execute(text("CREATE TABLE scratch (n INTEGER)"))
+        await conn.execute(text("INSERT INTO scratch VALUES (1)"))
+
+    def read(conn: Connection) -> tuple[list[int], str]:
+        return [n for (n,) in conn.execute(text("SELECT n FROM scratch"))], threading.current_thread().name
+
+    async with db.transaction() as writer:  # uncommitted: the read must neither wait nor see it
+        await writer.execute(text("INSERT INTO scratch VALUES (2)"))
+        numbers, thread = await db.run_read(read)
+    assert numbers == [1]
+    assert thread.startswith("sqlite-reader") if db.is_sqlite else thread == threading.current_thread().name
+    assert (await db.run_read(read))[0] == [1, 2]
+
+
+async def test_transaction_batcher_isolates_a_failing_unit_in_its_savepoint(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """Units waiting together share one transaction; one that raises is rolled back alone,
+    its caller gets the error, and each unit runs in its caller's context."""
+    db = await service_db_factory("assistance")
+    async with db.transaction() as conn:
+        await conn.execute(text("CREATE TABLE scratch (n INTEGER)"))
+    batcher = TransactionBatcher(db)
+
+    async def unit(n: int) -> tuple[int, str]:
+        CALLER.set(f"caller-{n}")
+
+        def work(conn: Connection) -> tuple[int, str]:
+            conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": n})
+            if n == 2:
+                raise ValueError("unit 2 is refused after its insert")
+            return n, CALLER.get("")
+
+        return await batcher.run(work)
+
+    results = await asyncio.gather(*(unit(n) for n in (1, 2, 3)), return_exceptions=True)
+    await batcher.close()
+    assert results[0] == (1, "caller-1") and results[2] == (3, "caller-3")
+    assert isinstance(results[1], ValueError)
+    assert batcher.batches == 1  # the three shared one transaction
+    async with db.read() as conn:
+        assert [n for (n,) in await conn.execute(text("SELECT n FROM scratch ORDER BY n"))] == [1, 3]
