@@ -116,6 +116,8 @@ class Change:
     changed_steps: frozenset[Step]  # the deadline rows to write
     events: tuple[Event, ...]
     urge_count: int
+    #: The API message of the next version, when an event already carries it (see StoredDelegation.rendered).
+    rendered: Any = None
 
 
 MakeChange = Callable[[StoredDelegation, datetime], Change]
@@ -331,7 +333,9 @@ class DelegationHandlers:
             trace_id=current_trace_id(),
         )
         messages = tuple(self._transitioned(e, entry, deadlines, stored) for e in events)
-        return Change(updated, (entry,), deadlines, frozenset(changed), messages, stored.urge_count)
+        # The usual single event carries the next version as the reply shows it.
+        rendered = messages[0].payload.delegation if len(events) == 1 and events[0].delegation is updated else None
+        return Change(updated, (entry,), deadlines, frozenset(changed), messages, stored.urge_count, rendered)
 
     def _transitioned(
         self, event: LifecycleEvent, entry: TimelineEntry, deadlines: tuple[TrackedDeadline, ...], stored: StoredDelegation
@@ -485,7 +489,14 @@ class DelegationHandlers:
         store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
         self.outbox.add_sync(conn, change.events)
         return StoredDelegation(
-            stored.seq, change.delegation, change.deadlines, change.urge_count, stored.escalated_at, applied, stored.traceparent
+            stored.seq,
+            change.delegation,
+            change.deadlines,
+            change.urge_count,
+            stored.escalated_at,
+            applied,
+            stored.traceparent,
+            rendered=change.rendered,
         )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, null, or_, select, update
 from sqlalchemy.engine import Connection
 
 from delegation.deadlines import Step
@@ -68,6 +68,26 @@ _INSERT_DEADLINES = BulkStatement(
         "extensions",
         "closed_at",
     ],
+)
+_DEADLINE_VALUES = ("status", "start_at", "due_at", "provisional", "rule", "extensions", "closed_at")
+_SCANNER_COLUMNS = ("warned_at", "overdue_at", "last_urged_at", "escalated_at")
+_THE_DEADLINE = (DEADLINES.c.delegation_name == bindparam("b_name"), DEADLINES.c.step == bindparam("b_step"))
+_UPDATE_DEADLINES = BulkStatement(update(DEADLINES).where(*_THE_DEADLINE), keys=[*_DEADLINE_VALUES, "b_name", "b_step"])
+#: Writing a deadline as OPEN starts the scanner's watch afresh: its bookkeeping is cleared.
+_REOPEN_DEADLINES = BulkStatement(
+    update(DEADLINES).where(*_THE_DEADLINE).values({column: null() for column in _SCANNER_COLUMNS}),
+    keys=[*_DEADLINE_VALUES, "b_name", "b_step"],
+)
+_UPDATE_DELEGATION = (
+    update(DELEGATIONS)
+    .where(DELEGATIONS.c.name == bindparam("b_name"), DELEGATIONS.c.version == bindparam("b_version"))
+    .values(
+        state=bindparam("b_state"),
+        version=bindparam("b_new_version"),
+        update_time=bindparam("b_update_time"),
+        document=bindparam("b_document"),
+        urge_count=bindparam("b_urge_count"),
+    )
 )
 _BY_NAME = select(DELEGATIONS).where(DELEGATIONS.c.name == bindparam("name"))
 _BY_REQUEST_ID = select(DELEGATIONS).where(DELEGATIONS.c.request_id == bindparam("request_id"))
@@ -160,15 +180,16 @@ def update_delegation(
 ) -> bool:
     """Writes the next version; False when the row is no longer at `expected_version`."""
     result = conn.execute(
-        update(DELEGATIONS)
-        .where(DELEGATIONS.c.name == delegation.name, DELEGATIONS.c.version == expected_version)
-        .values(
-            state=str(delegation.state),
-            version=delegation.version,
-            update_time=utc(delegation.updated_at),
-            document=document_of(delegation, applied_requests),
-            urge_count=urge_count,
-        )
+        _UPDATE_DELEGATION,
+        {
+            "b_name": delegation.name,
+            "b_version": expected_version,
+            "b_state": str(delegation.state),
+            "b_new_version": delegation.version,
+            "b_update_time": utc(delegation.updated_at),
+            "b_document": document_of(delegation, applied_requests),
+            "b_urge_count": urge_count,
+        },
     )
     return result.rowcount == 1
 
@@ -203,16 +224,14 @@ def save_deadlines(
     known = set(existing)
     new_rows = [_deadline_row(delegation, d) for d in deadlines if d.step not in known]
     _INSERT_DEADLINES.execute_sync(conn, new_rows)
-    for deadline in deadlines:
-        if deadline.step in known:
-            values = _deadline_values(deadline)
-            if deadline.status is DeadlineStatus.OPEN:
-                values.update(warned_at=None, overdue_at=None, last_urged_at=None, escalated_at=None)
-            conn.execute(
-                update(DEADLINES)
-                .where(DEADLINES.c.delegation_name == delegation.name, DEADLINES.c.step == str(deadline.step))
-                .values(**values)
-            )
+    updated = [d for d in deadlines if d.step in known]
+    for statement, reopened in ((_REOPEN_DEADLINES, True), (_UPDATE_DEADLINES, False)):
+        rows = [
+            {**_deadline_values(d), "b_name": delegation.name, "b_step": str(d.step)}
+            for d in updated
+            if (d.status is DeadlineStatus.OPEN) is reopened
+        ]
+        statement.execute_sync(conn, rows)
 
 
 def _deadline_row(delegation: Delegation, deadline: TrackedDeadline) -> dict[str, Any]:

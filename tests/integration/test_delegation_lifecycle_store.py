@@ -570,3 +570,17 @@ async def test_timeline_counts_working_days_across_the_national_day_break(handle
     assert entry.elapsed.ToTimedelta() == timedelta(days=11)
     # Thu 16:00 → Fri 00:00 (8 h), Sat 10-07 and Sun 10-08 (make-up workdays), Mon 00:00 → 16:00.
     assert entry.elapsed_working_days == pytest.approx((8 + 24 + 24 + 16) / 24)
+
+
+async def test_replies_reuse_the_message_of_their_event_and_match_a_fresh_read(handlers: DelegationHandlers) -> None:
+    """Create and single-event transitions answer with the message their event carries:
+    it must be what a read of the row gives."""
+    created = await submit(handlers)
+    name = created.delegation.name
+    assert created.rendered is not None
+    assert stored_to_proto(created) == stored_to_proto(await handlers.get_delegation(name, principal(REQUESTING)))
+    acknowledged = await handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER))
+    assert acknowledged.rendered is not None
+    assert stored_to_proto(acknowledged) == stored_to_proto(await handlers.get_delegation(name, principal(ENTRUSTED)))
+    [event] = [e for e in await outbox_events(handlers) if e["event_type"].endswith(".acknowledged.v1")]
+    assert events_pb2.DelegationTransitioned.FromString(event["payload"]).delegation == stored_to_proto(acknowledged)
