@@ -43,10 +43,9 @@ class GroupCommitter(BatchWorker[Rows, None]):
         await self.submit(rows)
 
     async def process(self, batch: list[tuple[Rows, asyncio.Future[None]]]) -> None:
+        merged = _merge(rows for rows, _ in batch)
         try:
-            async with self.db.transaction() as conn:
-                for table, rows in _merge(rows for rows, _ in batch):
-                    await conn.execute(insert(table), rows)
+            await self.db.run_transaction(lambda conn: [conn.execute(insert(table), rows) for table, rows in merged])
         except IntegrityError as error:
             if len(batch) == 1:
                 settle(batch, error=error)

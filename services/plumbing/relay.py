@@ -64,6 +64,7 @@ class OutboxRelay:
         batch_size: int = 256,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
+        mark_interval: float = 0.1,
     ):
         self.db = db
         self.js = js
@@ -72,6 +73,10 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval  # safety net; commits wake the relay at once
         self.publish_timeout = publish_timeout
+        # SQLite: published rows are marked sent at most this often, in one write, so the
+        # marking does not break the request writers' group commits into small batches.
+        self.mark_interval = mark_interval
+        self._mark_now = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -163,14 +168,23 @@ class OutboxRelay:
 
     async def _mark_in_background(self) -> None:
         try:
-            await self.mark_published()
+            await asyncio.wait_for(self._mark_now.wait(), timeout=self.mark_interval)
+        except TimeoutError:
+            pass
+        try:
+            await self._mark_unmarked()
         except Exception as exc:  # noqa: BLE001 - the rows stay in _unmarked; the next batch tries again
             log.warning("outbox relay: published rows not marked sent yet: %s", exc)
 
     async def mark_published(self) -> None:
-        """Marks the rows published so far as sent (SQLite), in one write transaction."""
-        if self._marker is not None and self._marker is not asyncio.current_task() and not self._marker.done():
+        """Marks the rows published so far as sent (SQLite) now, without waiting for the interval."""
+        if self._marker is not None and not self._marker.done():
+            self._mark_now.set()
             await asyncio.wait([self._marker])
+            self._mark_now.clear()
+        await self._mark_unmarked()
+
+    async def _mark_unmarked(self) -> None:
         while self._unmarked:
             seqs, self._unmarked = self._unmarked, []
             try:
