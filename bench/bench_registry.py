@@ -235,7 +235,7 @@ def print_report(report: Report) -> None:
     if outbox := report.outbox:
         print(
             f"\noutbox: {outbox['cases_created']} cases created, {outbox['stream_messages']} events in stream {STREAM}, "
-            f"{outbox['outbox_unsent']} unsent rows, caught up {outbox['drain_seconds']:.2f}s after the last CreateCase "
+            f"{outbox['outbox_unsent']} rows not yet marked sent (the relay marks within 0.1 s), caught up {outbox['drain_seconds']:.2f}s after the last CreateCase "
             f"-> {'OK' if outbox['ok'] else 'MISMATCH'}"
         )
     for name, tail in report.log_tails.items():
