@@ -238,14 +238,11 @@ class BatchEventConsumer(EventConsumer):
         db: Database,
         js: JetStreamContext,
         *,
-        stream: str,
-        durable: str,
-        filter_subjects: list[str],
         batch_handler: BatchHandler,
         on_applied: Callable[[Sequence[ReceivedEvent]], None] | None = None,
-        **options: Any,
+        **options: Any,  # EventConsumer's: stream, durable, filter_subjects, …
     ):
-        super().__init__(db, js, stream=stream, durable=durable, filter_subjects=filter_subjects, handler=_unused, **options)
+        super().__init__(db, js, handler=_unused, **options)
         self.batch_handler = batch_handler
         self.on_applied = on_applied  # after the commit, with the events applied (e.g. metrics)
 

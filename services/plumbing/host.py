@@ -167,17 +167,7 @@ class ServiceHost:
         return worker
 
     def add_consumer(self, durable: str, filter_subjects: list[str], handler: Handler) -> EventConsumer:
-        consumer = EventConsumer(
-            self.db,
-            self.js,
-            stream=self.settings.stream_name,
-            durable=durable,
-            filter_subjects=filter_subjects,
-            handler=handler,
-            max_deliveries=self.settings.max_deliveries,
-        )
-        self.consumers.append(consumer)
-        return consumer
+        return self._add_consumer(EventConsumer, durable, filter_subjects, handler=handler)
 
     def add_batch_consumer(
         self,
@@ -188,15 +178,21 @@ class ServiceHost:
     ) -> EventConsumer:
         """A consumer that applies each fetched batch in one transaction (projections);
         `on_applied` gets the events applied, after the commit."""
-        consumer = BatchEventConsumer(
+        return self._add_consumer(
+            BatchEventConsumer, durable, filter_subjects, batch_handler=batch_handler, on_applied=on_applied
+        )
+
+    def _add_consumer(
+        self, kind: type[EventConsumer], durable: str, filter_subjects: list[str], **handling: Any
+    ) -> EventConsumer:
+        consumer = kind(
             self.db,
             self.js,
             stream=self.settings.stream_name,
             durable=durable,
             filter_subjects=filter_subjects,
-            batch_handler=batch_handler,
-            on_applied=on_applied,
             max_deliveries=self.settings.max_deliveries,
+            **handling,
         )
         self.consumers.append(consumer)
         return consumer
