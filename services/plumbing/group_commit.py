@@ -84,6 +84,12 @@ class TransactionBatcher(BatchWorker[Work, Any]):
         return result
 
     async def process(self, batch: list[tuple[Work, asyncio.Future[Any]]]) -> None:
+        if len(batch) == 1:  # the transaction is its savepoint; a failure reaches the caller through settle()
+            (work, context), future = batch[0]
+            value = await self.db.run_transaction(lambda conn: context.run(work, conn))
+            if not future.done():
+                future.set_result(value)
+            return
         outcomes = await self.db.run_transaction(lambda conn: [_in_savepoint(conn, *work) for work, _ in batch])
         for (succeeded, value), (_, future) in zip(outcomes, batch, strict=True):
             if future.done():

@@ -141,9 +141,11 @@ async def test_transaction_batcher_isolates_a_failing_unit_in_its_savepoint(serv
         return await batcher.run(work)
 
     results = await asyncio.gather(*(unit(n) for n in (1, 2, 3)), return_exceptions=True)
+    with pytest.raises(ValueError):
+        await unit(2)  # alone in its batch: the transaction is its savepoint
     await batcher.close()
     assert results[0] == (1, "caller-1") and results[2] == (3, "caller-3")
     assert isinstance(results[1], ValueError)
-    assert batcher.batches == 1  # the three shared one transaction
+    assert batcher.batches == 2  # the three shared one transaction; the lone unit had its own
     async with db.read() as conn:
         assert [n for (n,) in await conn.execute(text("SELECT n FROM scratch ORDER BY n"))] == [1, 3]
