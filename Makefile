@@ -57,7 +57,7 @@ demo: venv
 
 ## bench: benchmarks with ratios to raw gRPC / raw JetStream measured in the same run
 bench: venv
-	$(BIN)/python -m bench.bench_registry
+	$(BIN)/python -m bench.bench_registry --floors
 
 bench-delegation: venv
 	$(BIN)/python -m bench.bench_delegation

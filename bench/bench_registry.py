@@ -1,11 +1,13 @@
 """Registry service vs raw grpc.aio echo, in one run: throughput and p50/p99 latency.
 
     .venv/bin/python -m bench.bench_registry [--duration 5] [--rounds 3] [--concurrency 1,64]
-                                             [--channels 4] [--only echo|registry]
+                                             [--channels 4] [--only echo|registry] [--floors]
 
 Starts an echo server, an embedded nats-server and the registry service as child
 processes (SQLite and JetStream in a temp dir), drives them from this process, prints a
-table and the goal ratios, and writes bench/results/registry-<timestamp>.json.
+table and the goal ratios, and writes bench/results/registry-<timestamp>.json. With
+`--floors` it also measures the same calls against servers that do no work behind the
+contract (bench/floor_server.py), the most a real CreateCase or GetCase could reach.
 See bench/README.md.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 import nats
 import uvloop
 
+from bench.floor_server import RUNGS
 from bench.load import Call, ChannelPool, Measurement, measure
 from bench.processes import ChildProcess, environment
 from bench.workloads import RegistryWorkload, echo_call
@@ -61,6 +64,7 @@ class Children:
     nats: EmbeddedNatsServer | None = None
     registry: ChildProcess | None = None
     data_dir: Path | None = None
+    floors: dict[str, ChildProcess] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Report:
     measurements: list[Measurement] = field(default_factory=list)
     outbox: dict[str, Any] | None = None
     verdicts: list[dict[str, Any]] = field(default_factory=list)
+    floor_verdicts: list[dict[str, Any]] = field(default_factory=list)  # what no work at all reaches: not the run's verdict
     log_tails: dict[str, str] = field(default_factory=dict)  # only when a call failed
 
     @property
@@ -88,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,64", help="requests in flight, comma-separated (default 1,64)")
     parser.add_argument("--channels", type=int, default=4, help="client channels used round-robin (default 4)")
     parser.add_argument("--only", choices=["echo", "registry"], help="run one side only (no ratios)")
+    parser.add_argument("--floors", action="store_true", help=f"also measure the no-work servers ({', '.join(RUNGS)})")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON result")
     args = parser.parse_args(argv)
     args.concurrency = sorted({int(c) for c in args.concurrency.split(",")})
@@ -118,6 +124,13 @@ def start_children(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitSt
         children.registry = ChildProcess("registry", "services.registry.main", [], env, tmp)
         stack.callback(children.registry.stop)
         children.registry.start()
+    if args.floors and args.only != "echo":
+        for rung in RUNGS:
+            floor = ChildProcess(
+                f"floor-{rung}", "bench.floor_server", ["--addr", f"127.0.0.1:{free_port()}", "--rung", rung], {}, tmp
+            )
+            stack.callback(floor.stop)
+            children.floors[rung] = floor.start()
     return children
 
 
@@ -129,7 +142,7 @@ async def measure_and_print(name: str, call: Call, concurrency: int, args: argpa
     m = await measure(name, call, concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup)
     report.measurements.append(m)
     r = m.median
-    print(f"  {name:<10} @{concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True)
+    print(f"  {name:<20} @{concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True)
     if failed := [x for x in m.rounds if x.errors]:
         print(f"    errors: {[x.error_codes for x in failed]}; first: {failed[0].first_error}", flush=True)
 
@@ -141,6 +154,23 @@ async def bench_echo(address: str, args: argparse.Namespace, report: Report) -> 
         call = echo_call(pool)
         for c in args.concurrency:
             await measure_and_print(ECHO, call, c, args, report)
+    finally:
+        await pool.close()
+
+
+def floor_name(workload: str, rung: str) -> str:
+    return f"{workload}[{rung}]"
+
+
+async def bench_floor(rung: str, address: str, args: argparse.Namespace, report: Report) -> None:
+    pool = ChannelPool(address, args.channels)
+    try:
+        await pool.ready()
+        workload = RegistryWorkload(pool)  # the client builds and parses the same messages as against the service
+        for c in args.concurrency:
+            await measure_and_print(floor_name(CREATE, rung), workload.create_case, c, args, report)
+        for c in args.concurrency:
+            await measure_and_print(floor_name(GET, rung), workload.get_case, c, args, report)
     finally:
         await pool.close()
 
@@ -201,17 +231,20 @@ def find(measurements: list[Measurement], workload: str, concurrency: int) -> Me
     return next((m for m in measurements if m.workload == workload and m.concurrency == concurrency), None)
 
 
-def evaluate_goals(measurements: list[Measurement], concurrency: int) -> list[dict[str, Any]]:
+def evaluate_goals(measurements: list[Measurement], concurrency: int, rung: str | None = None) -> list[dict[str, Any]]:
+    """The goals at `concurrency`; with `rung`, the same ratios for that floor server's calls."""
     echo = find(measurements, ECHO, concurrency)
     verdicts = []
     for goal in GOALS:
-        other = find(measurements, goal.workload, concurrency)
+        workload = floor_name(goal.workload, rung) if rung else goal.workload
+        other = find(measurements, workload, concurrency)
         if echo is None or other is None or not getattr(echo.median, goal.metric):
             continue
         ratio = getattr(other.median, goal.metric) / getattr(echo.median, goal.metric)
         passed = ratio >= goal.limit if goal.at_least else ratio <= goal.limit
         goal_text = f"{'>=' if goal.at_least else '<='} {goal.limit:.2f}"
-        verdicts.append({"label": f"{goal.label} @{concurrency}", "ratio": ratio, "goal": goal_text, "pass": passed})
+        label = goal.label.replace(goal.workload, workload, 1)
+        verdicts.append({"label": f"{label} @{concurrency}", "ratio": ratio, "goal": goal_text, "pass": passed})
     return verdicts
 
 
@@ -231,7 +264,11 @@ def print_report(report: Report) -> None:
     if report.verdicts:
         print()
     for v in report.verdicts:
-        print(f"{v['label']:<40} {v['ratio']:6.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}")
+        print(f"{v['label']:<50} {v['ratio']:6.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}")
+    if report.floor_verdicts:
+        print("\nthe same ratios with no work behind the contract (a ceiling for the service, not its result):")
+    for v in report.floor_verdicts:
+        print(f"{v['label']:<50} {v['ratio']:6.2f}  (goal {v['goal']})  {'within reach' if v['pass'] else 'OUT OF REACH'}")
     if outbox := report.outbox:
         print(
             f"\noutbox: {outbox['cases_created']} cases created, {outbox['stream_messages']} events in stream {STREAM}, "
@@ -251,6 +288,7 @@ def save(args: argparse.Namespace, report: Report) -> Path:
         "environment": report.environment,
         "measurements": [m.to_json() for m in report.measurements],
         "goals": report.verdicts,
+        "floor_goals": report.floor_verdicts,
         "outbox": report.outbox,
         "log_tails": report.log_tails,
     }
@@ -268,12 +306,14 @@ async def run(children: Children, args: argparse.Namespace, report: Report) -> N
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)  # SIGTERM cleans up like Ctrl-C
     if children.echo:
         await bench_echo(children.echo.address, args, report)
+    for rung, floor in children.floors.items():
+        await bench_floor(rung, floor.address, args, report)
     if children.registry:
         await bench_registry(children, args, report)
 
 
 def log_tails(children: Children) -> dict[str, str]:
-    return {c.name: c.log_tail() for c in (children.registry, children.echo) if c}
+    return {c.name: c.log_tail() for c in (children.registry, children.echo, *children.floors.values()) if c}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         if report.had_errors:
             report.log_tails = log_tails(children)  # read before the temp dir goes
     report.verdicts = evaluate_goals(report.measurements, max(args.concurrency))
+    report.floor_verdicts = [v for rung in RUNGS for v in evaluate_goals(report.measurements, max(args.concurrency), rung)]
     print_report(report)
     if not args.no_save:
         print(f"\nwrote {save(args, report)}")
