@@ -32,7 +32,7 @@ import nats
 import uvloop
 
 from bench.floor_server import RUNGS
-from bench.load import Call, ChannelPool, Measurement, measure
+from bench.load import Call, ChannelPool, Measurement, Round, measure
 from bench.processes import ChildProcess, environment
 from bench.workloads import RegistryWorkload, echo_call
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
@@ -137,56 +137,58 @@ def start_children(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitSt
 # ---------------------------------------------------------------- measurements
 
 
-async def measure_and_print(name: str, call: Call, concurrency: int, args: argparse.Namespace, report: Report) -> None:
+async def measure_and_print(
+    name: str, call: Call, concurrency: int, server: ChildProcess, args: argparse.Namespace, report: Report
+) -> None:
     """Adds each result as it lands: a long run shows progress, a Ctrl-C keeps what was done."""
-    m = await measure(name, call, concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup)
+    assert server.process
+    m = await measure(
+        name, call, concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup, server_pid=server.process.pid
+    )
     report.measurements.append(m)
     r = m.median
-    print(f"  {name:<20} @{concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms", flush=True)
+    print(
+        f"  {name:<20} @{concurrency:<3} {r.rps:9.0f} RPC/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
+        f"  server CPU {cpu_text(r)} ms/call",
+        flush=True,
+    )
     if failed := [x for x in m.rounds if x.errors]:
         print(f"    errors: {[x.error_codes for x in failed]}; first: {failed[0].first_error}", flush=True)
 
 
-async def bench_echo(address: str, args: argparse.Namespace, report: Report) -> None:
-    pool = ChannelPool(address, args.channels)
+def cpu_text(r: Round) -> str:
+    return f"{r.server_cpu_ms_per_call:.3f}" if r.server_cpu_ms_per_call is not None else "  -  "
+
+
+async def bench_echo(echo: ChildProcess, args: argparse.Namespace, report: Report) -> None:
+    pool = ChannelPool(echo.address, args.channels)
     try:
         await pool.ready()
         call = echo_call(pool)
         for c in args.concurrency:
-            await measure_and_print(ECHO, call, c, args, report)
+            await measure_and_print(ECHO, call, c, echo, args, report)
     finally:
         await pool.close()
 
 
-def floor_name(workload: str, rung: str) -> str:
-    return f"{workload}[{rung}]"
+def floor_name(workload: str, rung: str | None) -> str:
+    return f"{workload}[{rung}]" if rung else workload
 
 
-async def bench_floor(rung: str, address: str, args: argparse.Namespace, report: Report) -> None:
-    pool = ChannelPool(address, args.channels)
+async def bench_cases(
+    server: ChildProcess, args: argparse.Namespace, report: Report, *, rung: str | None = None, service: Children | None = None
+) -> None:
+    """CreateCase, then GetCase over the cases created: against a floor server (`rung`) or the service."""
+    pool = ChannelPool(server.address, args.channels)
     try:
         await pool.ready()
-        workload = RegistryWorkload(pool)  # the client builds and parses the same messages as against the service
+        workload = RegistryWorkload(pool)  # a floor server gets the same messages from the same client
         for c in args.concurrency:
-            await measure_and_print(floor_name(CREATE, rung), workload.create_case, c, args, report)
+            await measure_and_print(floor_name(CREATE, rung), workload.create_case, c, server, args, report)
+        if service and service.nats and service.data_dir:  # before GetCase: a relay still publishing would steal its CPU
+            report.outbox = await wait_for_outbox(service.nats.url, service.data_dir / "registry.db", workload.created)
         for c in args.concurrency:
-            await measure_and_print(floor_name(GET, rung), workload.get_case, c, args, report)
-    finally:
-        await pool.close()
-
-
-async def bench_registry(children: Children, args: argparse.Namespace, report: Report) -> None:
-    assert children.registry and children.nats and children.data_dir
-    pool = ChannelPool(children.registry.address, args.channels)
-    try:
-        await pool.ready()
-        workload = RegistryWorkload(pool)
-        for c in args.concurrency:
-            await measure_and_print(CREATE, workload.create_case, c, args, report)
-        # Before GetCase, so a relay still publishing does not steal the reads' CPU.
-        report.outbox = await wait_for_outbox(children.nats.url, children.data_dir / "registry.db", workload.created)
-        for c in args.concurrency:
-            await measure_and_print(GET, workload.get_case, c, args, report)
+            await measure_and_print(floor_name(GET, rung), workload.get_case, c, server, args, report)
     finally:
         await pool.close()
 
@@ -244,8 +246,24 @@ def evaluate_goals(measurements: list[Measurement], concurrency: int, rung: str 
         passed = ratio >= goal.limit if goal.at_least else ratio <= goal.limit
         goal_text = f"{'>=' if goal.at_least else '<='} {goal.limit:.2f}"
         label = goal.label.replace(goal.workload, workload, 1)
-        verdicts.append({"label": f"{label} @{concurrency}", "ratio": ratio, "goal": goal_text, "pass": passed})
+        verdict = {"label": f"{label} @{concurrency}", "ratio": ratio, "goal": goal_text, "pass": passed}
+        if goal.metric == "rps":
+            verdict["ratio_by_cpu"] = cpu_ratio(echo.median, other.median)
+        verdicts.append(verdict)
     return verdicts
+
+
+def cpu_ratio(echo: Round, other: Round) -> float | None:
+    """Echo's server CPU per call over the other's: the throughput ratio two servers that are
+    each bound by one core would show, and steadier than RPC/s when the box is shared."""
+    if not echo.server_cpu_ms_per_call or not other.server_cpu_ms_per_call:
+        return None
+    return echo.server_cpu_ms_per_call / other.server_cpu_ms_per_call
+
+
+def by_cpu_text(verdict: dict[str, Any]) -> str:
+    ratio = verdict.get("ratio_by_cpu")
+    return f"   (by server CPU per call: {ratio:.2f})" if ratio is not None else ""
 
 
 def spread(m: Measurement) -> float:
@@ -254,21 +272,27 @@ def spread(m: Measurement) -> float:
 
 
 def print_report(report: Report) -> None:
-    print(f"\n{'workload':<11}{'in flight':>9}{'RPC/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   rounds RPC/s")
+    header = f"{'workload':<21}{'in flight':>9}{'RPC/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/call':>12}{'errors':>8}"
+    print(f"\n{header}   rounds RPC/s")
     for m in report.measurements:
         r = m.median
         rounds = " ".join(f"{x.rps:.0f}" for x in m.rounds)
         errors = sum(x.errors for x in m.rounds)
         noisy = "  (noisy: rounds differ > 30%)" if spread(m) > 1.3 else ""
-        print(f"{m.workload:<11}{m.concurrency:>9}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{errors:>8}   {rounds}{noisy}")
+        print(
+            f"{m.workload:<21}{m.concurrency:>9}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{cpu_text(r):>12}{errors:>8}"
+            f"   {rounds}{noisy}"
+        )
     if report.verdicts:
         print()
     for v in report.verdicts:
-        print(f"{v['label']:<50} {v['ratio']:6.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}")
+        print(f"{v['label']:<50} {v['ratio']:6.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}{by_cpu_text(v)}")
     if report.floor_verdicts:
         print("\nthe same ratios with no work behind the contract (a ceiling for the service, not its result):")
     for v in report.floor_verdicts:
-        print(f"{v['label']:<50} {v['ratio']:6.2f}  (goal {v['goal']})  {'within reach' if v['pass'] else 'OUT OF REACH'}")
+        print(
+            f"{v['label']:<50} {v['ratio']:6.2f}  (goal {v['goal']})  {'within reach' if v['pass'] else 'OUT OF REACH'}{by_cpu_text(v)}"
+        )
     if outbox := report.outbox:
         print(
             f"\noutbox: {outbox['cases_created']} cases created, {outbox['stream_messages']} events in stream {STREAM}, "
@@ -305,11 +329,11 @@ async def run(children: Children, args: argparse.Namespace, report: Report) -> N
     assert current is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)  # SIGTERM cleans up like Ctrl-C
     if children.echo:
-        await bench_echo(children.echo.address, args, report)
+        await bench_echo(children.echo, args, report)
     for rung, floor in children.floors.items():
-        await bench_floor(rung, floor.address, args, report)
+        await bench_cases(floor, args, report, rung=rung)
     if children.registry:
-        await bench_registry(children, args, report)
+        await bench_cases(children.registry, args, report, service=children)
 
 
 def log_tails(children: Children) -> dict[str, str]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from itertools import cycle
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -46,6 +49,10 @@ class Round:
     p99_ms: float
     error_codes: dict[str, int] = field(default_factory=dict)
     first_error: str = ""
+    # CPU seconds the server process used (all its threads) per successful call, in ms. Less
+    # sensitive than RPC/s to what else the shared box runs: the same work costs about the
+    # same CPU whoever else is scheduled. None when no server pid was given.
+    server_cpu_ms_per_call: float | None = None
 
 
 @dataclass
@@ -65,7 +72,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
 
 
-async def run_round(call: Call, concurrency: int, seconds: float) -> Round:
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads so far (Linux /proc); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (stat fields 14, 15)
+
+
+async def run_round(call: Call, concurrency: int, seconds: float, server_pid: int | None = None) -> Round:
     """`concurrency` workers each issue one call after another until the deadline."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
@@ -84,9 +100,11 @@ async def run_round(call: Call, concurrency: int, seconds: float) -> Round:
                 continue
             latencies.append(time.perf_counter() - start)
 
+    cpu_before = process_cpu_seconds(server_pid) if server_pid else math.nan
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began  # includes the tail of calls started before the deadline
+    cpu_used = process_cpu_seconds(server_pid) - cpu_before if server_pid else math.nan
     latencies.sort()
     return Round(
         concurrency=concurrency,
@@ -98,13 +116,16 @@ async def run_round(call: Call, concurrency: int, seconds: float) -> Round:
         p99_ms=percentile(latencies, 0.99) * 1e3,
         error_codes=dict(errors),
         first_error=first_error[0] if first_error else "",
+        server_cpu_ms_per_call=cpu_used / len(latencies) * 1e3 if latencies and not math.isnan(cpu_used) else None,
     )
 
 
-async def measure(workload: str, call: Call, concurrency: int, *, seconds: float, rounds: int, warmup: float) -> Measurement:
+async def measure(
+    workload: str, call: Call, concurrency: int, *, seconds: float, rounds: int, warmup: float, server_pid: int | None = None
+) -> Measurement:
     """Warm-up, then `rounds` rounds; the round with the median throughput is the result."""
     await run_round(call, concurrency, warmup)  # connections, SQLite page cache, lazily built server paths
-    results = [await run_round(call, concurrency, seconds) for _ in range(rounds)]
+    results = [await run_round(call, concurrency, seconds, server_pid) for _ in range(rounds)]
     median_rps = statistics.median_low([r.rps for r in results])
     median = next(r for r in results if r.rps == median_rps)
     return Measurement(workload, concurrency, median, results)
