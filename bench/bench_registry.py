@@ -30,11 +30,13 @@ from typing import Any
 
 import nats
 import uvloop
+from nats.js import JetStreamContext
 
 from bench.floor_server import RUNGS
 from bench.load import Call, ChannelPool, Measurement, Round, measure
 from bench.processes import ChildProcess, environment
 from bench.workloads import RegistryWorkload, echo_call
+from services.audit.log import CONSUMER as AUDIT_CONSUMER
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
 STREAM = "ROGATORY"
@@ -197,7 +199,9 @@ async def bench_cases(
 
 
 async def wait_for_outbox(nats_url: str, db_path: Path, created: int, timeout: float = 60.0) -> dict[str, Any]:
-    """Waits until the stream holds one event per case created (or time runs out)."""
+    """Waits until the stream holds one event per case created and the registry's audit
+    appender has chained them all (or time runs out): otherwise GetCase would be measured
+    while the service still works off CreateCase's events."""
     nc = await nats.connect(nats_url)
     started = time.perf_counter()
     try:
@@ -207,15 +211,26 @@ async def wait_for_outbox(nats_url: str, db_path: Path, created: int, timeout: f
             if messages >= created or time.perf_counter() - started > timeout:
                 break
             await asyncio.sleep(0.05)
+        published = time.perf_counter()
+        while (audit_pending := await _audit_pending(js)) and time.perf_counter() - started <= timeout:
+            await asyncio.sleep(0.05)
     finally:
         await nc.drain()
     return {
         "cases_created": created,
         "stream_messages": messages,
         "outbox_unsent": _outbox_unsent(db_path),
-        "drain_seconds": round(time.perf_counter() - started, 3),
+        "drain_seconds": round(published - started, 3),
+        "audit_pending": audit_pending,
+        "audit_seconds": round(time.perf_counter() - started, 3),
         "ok": messages == created,
     }
+
+
+async def _audit_pending(js: JetStreamContext) -> int:
+    """Events the audit appender has not yet acknowledged."""
+    info = await js.consumer_info(STREAM, AUDIT_CONSUMER)
+    return info.num_pending + info.num_ack_pending
 
 
 def _outbox_unsent(db_path: Path) -> int | None:
@@ -297,7 +312,8 @@ def print_report(report: Report) -> None:
         print(
             f"\noutbox: {outbox['cases_created']} cases created, {outbox['stream_messages']} events in stream {STREAM}, "
             f"{outbox['outbox_unsent']} rows not yet marked sent (the relay marks within 0.1 s), caught up {outbox['drain_seconds']:.2f}s after the last CreateCase "
-            f"-> {'OK' if outbox['ok'] else 'MISMATCH'}"
+            f"-> {'OK' if outbox['ok'] else 'MISMATCH'}; audit chain caught up {outbox['audit_seconds']:.2f}s after it"
+            f" ({outbox['audit_pending']} events left)"
         )
     for name, tail in report.log_tails.items():
         print(f"\n--- {name} log tail ---\n{tail}")
