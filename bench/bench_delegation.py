@@ -46,7 +46,7 @@ from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from bench.echo_server import METHOD as ECHO_METHOD
-from bench.load import Call, ChannelPool, Measurement, measure, percentile
+from bench.load import Call, ChannelPool, Measurement, cpu_seconds, measure, percentile
 from bench.processes import ChildProcess, environment
 from services.demo import freeze_request, seed_case_request
 from services.plumbing.auth import dev_credentials
@@ -192,15 +192,6 @@ def start_children(tmp: Path, stack: contextlib.ExitStack) -> Children:
     return c
 
 
-def cpu_seconds(stat: Path) -> float:
-    """utime + stime from a /proc stat file (a process: all its threads; a task: one thread)."""
-    try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuMeter:
     """CPU % of a core per process over a phase: where the machine's two cores went.
 
@@ -287,13 +278,21 @@ async def until_replicated(workload: DelegationWorkload, case: str, timeout: flo
 
 async def measure_and_print(name: str, call: Call, args: argparse.Namespace, report: Report, pids: dict[str, int]) -> Measurement:
     meter = CpuMeter(pids)
-    m = await measure(name, call, args.concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup)
+    server = pids["echo" if name == ECHO else "delegation"]
+    m = await measure(
+        name, call, args.concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup, server_pid=server
+    )
     report.cpu_percent[name] = meter.percent()
     report.measurements.append(m)
     r = m.median
     per_call = f"  = {3 * r.rps:6.0f} calls/s" if name == LIFECYCLE else ""
+    cpu = (
+        f"  server CPU {r.server_cpu_ms_per_call:.3f} ms/{'lifecycle' if name == LIFECYCLE else 'call'}"
+        if r.server_cpu_ms_per_call
+        else ""
+    )
     print(
-        f"  {name:<17} @{args.concurrency:<3} {r.rps:8.0f}/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms{per_call}",
+        f"  {name:<17} @{args.concurrency:<3} {r.rps:8.0f}/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms{per_call}{cpu}",
         flush=True,
     )
     print(f"    CPU % of a core: {fmt_cpu(report.cpu_percent[name])}", flush=True)

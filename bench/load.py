@@ -72,13 +72,18 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads so far (Linux /proc); NaN elsewhere."""
+def cpu_seconds(stat: Path) -> float:
+    """utime + stime from a /proc stat file (a process: all its threads; a task: one thread);
+    NaN where there is no such file."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (stat fields 14, 15)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # stat fields 14 and 15
+
+
+def process_cpu_seconds(pid: int) -> float:
+    return cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 async def run_round(call: Call, concurrency: int, seconds: float, server_pid: int | None = None) -> Round:
