@@ -60,7 +60,7 @@ bench: venv
 	$(BIN)/python -m bench.bench_registry --floors
 
 bench-delegation: venv
-	$(BIN)/python -m bench.bench_delegation
+	$(BIN)/python -m bench.bench_delegation --floors
 
 bench-turnaround: venv
 	$(BIN)/python -m bench.bench_turnaround --matters 1000000

@@ -46,6 +46,7 @@ from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from bench.echo_server import METHOD as ECHO_METHOD
+from bench.floor_server import RUNGS
 from bench.load import Call, ChannelPool, Measurement, cpu_seconds, measure, percentile
 from bench.processes import ChildProcess, environment
 from services.demo import freeze_request, seed_case_request
@@ -87,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--in-flight-cap", type=int, default=2000, help="open loop: sends skipped above this many in flight")
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--profile", action="store_true", help="py-spy the delegation service during CreateDelegation and delivery")
+    p.add_argument(
+        "--floors", action="store_true", help=f"also measure no-work servers of the same contract ({', '.join(RUNGS)})"
+    )
     p.add_argument("--no-save", action="store_true", help="do not write the JSON result")
     args = p.parse_args(argv)
     args.phases = [x for x in args.phases.split(",") if x]
@@ -102,9 +106,12 @@ class Children:
     registry: ChildProcess | None = None
     delegation: ChildProcess | None = None
     data_dir: Path | None = None
+    floors: dict[str, ChildProcess] = field(default_factory=dict)
+    floor_reply: Path | None = None  # the real reply the floor servers answer, written before they are measured
 
     def pids(self) -> dict[str, int]:
         procs = {"echo": self.echo, "registry": self.registry, "delegation": self.delegation, "nats-server": self.nats}
+        procs.update((f"floor-{rung}", floor) for rung, floor in self.floors.items())
         pids = {name: c.process.pid for name, c in procs.items() if c and c.process}
         return {**pids, "bench client": os.getpid()}
 
@@ -154,6 +161,7 @@ class Report:
     jetstream: list[dict[str, Any]] = field(default_factory=list)
     delivery: list[DeliveryRun] = field(default_factory=list)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
+    floor_verdicts: list[dict[str, Any]] = field(default_factory=list)  # what no work at all reaches: not the run's verdict
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     settle: dict[str, dict[str, Any]] = field(default_factory=dict)  # backlog waited for before each phase
     log_tails: dict[str, str] = field(default_factory=dict)
@@ -170,9 +178,25 @@ class Report:
 # ---------------------------------------------------------------- child processes
 
 
-def start_children(tmp: Path, stack: contextlib.ExitStack) -> Children:
+def start_children(tmp: Path, stack: contextlib.ExitStack, *, floors: bool = False) -> Children:
     """Every stop is registered before its start, so a failure or Ctrl-C at any point cleans up."""
     c = Children(data_dir=tmp / "data")
+    if floors:
+        c.floor_reply = tmp / "floor-reply.bin"
+        for rung in RUNGS:
+            options = [
+                "--addr",
+                f"127.0.0.1:{free_port()}",
+                "--rung",
+                rung,
+                "--service",
+                "delegation",
+                "--reply",
+                str(c.floor_reply),
+            ]
+            floor = ChildProcess(f"floor-{rung}", "bench.floor_server", options, {}, tmp)
+            stack.callback(floor.stop)
+            c.floors[rung] = floor.start()
     c.echo = ChildProcess("echo", "bench.echo_server", ["--addr", f"127.0.0.1:{free_port()}"], {}, tmp)
     stack.callback(c.echo.stop)
     c.echo.start()
@@ -276,23 +300,26 @@ async def until_replicated(workload: DelegationWorkload, case: str, timeout: flo
 # ---------------------------------------------------------------- closed-loop phases (a)-(c)
 
 
-async def measure_and_print(name: str, call: Call, args: argparse.Namespace, report: Report, pids: dict[str, int]) -> Measurement:
+async def measure_and_print(
+    name: str, call: Call, args: argparse.Namespace, report: Report, pids: dict[str, int], server: str = "delegation"
+) -> Measurement:
+    """`server` names the process in `pids` whose CPU per call is reported."""
     meter = CpuMeter(pids)
-    server = pids["echo" if name == ECHO else "delegation"]
     m = await measure(
-        name, call, args.concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup, server_pid=server
+        name, call, args.concurrency, seconds=args.duration, rounds=args.rounds, warmup=args.warmup, server_pid=pids[server]
     )
     report.cpu_percent[name] = meter.percent()
     report.measurements.append(m)
     r = m.median
-    per_call = f"  = {3 * r.rps:6.0f} calls/s" if name == LIFECYCLE else ""
+    lifecycle = name.startswith(LIFECYCLE)
+    per_call = f"  = {3 * r.rps:6.0f} calls/s" if lifecycle else ""
     cpu = (
-        f"  server CPU {r.server_cpu_ms_per_call:.3f} ms/{'lifecycle' if name == LIFECYCLE else 'call'}"
+        f"  server CPU {r.server_cpu_ms_per_call:.3f} ms/{'lifecycle' if lifecycle else 'call'}"
         if r.server_cpu_ms_per_call
         else ""
     )
     print(
-        f"  {name:<17} @{args.concurrency:<3} {r.rps:8.0f}/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms{per_call}{cpu}",
+        f"  {name:<27} @{args.concurrency:<3} {r.rps:8.0f}/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms{per_call}{cpu}",
         flush=True,
     )
     print(f"    CPU % of a core: {fmt_cpu(report.cpu_percent[name])}", flush=True)
@@ -748,17 +775,22 @@ def verdict(label: str, value: float, goal: float, at_least: bool, unit: str = "
     return {"label": label, "value": round(value, 3), "goal": f"{'>=' if at_least else '<='} {goal:g}{unit}", "pass": passed}
 
 
-def evaluate_goals(report: Report, args: argparse.Namespace) -> list[dict[str, Any]]:
+def closed_loop_verdicts(report: Report, args: argparse.Namespace, rung: str | None = None) -> list[dict[str, Any]]:
+    """Throughput and latency goals against echo; with `rung`, for that floor server's calls."""
     verdicts = []
-    echo, create, life = find(report, ECHO), find(report, CREATE), find(report, LIFECYCLE)
+    create_name, life_name = floor_name(CREATE, rung), floor_name(LIFECYCLE, rung)
+    echo, create, life = find(report, ECHO), find(report, create_name), find(report, life_name)
     c = args.concurrency
     if echo and create:
-        verdicts.append(verdict(f"CreateDelegation / echo throughput @{c}", create.median.rps / echo.median.rps, 0.50, True))
-        verdicts.append(
-            verdict(f"CreateDelegation / echo p99 latency @{c}", create.median.p99_ms / echo.median.p99_ms, 3.0, False)
-        )
+        verdicts.append(verdict(f"{create_name} / echo throughput @{c}", create.median.rps / echo.median.rps, 0.50, True))
+        verdicts.append(verdict(f"{create_name} / echo p99 latency @{c}", create.median.p99_ms / echo.median.p99_ms, 3.0, False))
     if echo and life:
-        verdicts.append(verdict(f"Lifecycle calls/s / echo throughput @{c}", 3 * life.median.rps / echo.median.rps, 0.30, True))
+        verdicts.append(verdict(f"{life_name} calls/s / echo throughput @{c}", 3 * life.median.rps / echo.median.rps, 0.30, True))
+    return verdicts
+
+
+def evaluate_goals(report: Report, args: argparse.Namespace) -> list[dict[str, Any]]:
+    verdicts = closed_loop_verdicts(report, args)
     if report.delivery:
         d = report.delivery[0]
         verdicts.append(verdict(f"{d.rate:g}/s sustained (achieved / offered rate)", d.achieved_rate / d.rate, 0.97, True))
@@ -787,12 +819,12 @@ def print_delivery(d: DeliveryRun) -> None:
 
 
 def print_report(report: Report) -> None:
-    print(f"\n{'workload':<18}{'RPC/s':>9}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   rounds /s")
+    print(f"\n{'workload':<27}{'RPC/s':>9}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   rounds /s")
     for m in report.measurements:
-        r, calls = m.median, m.median.rps * (3 if m.workload == LIFECYCLE else 1)
+        r, calls = m.median, m.median.rps * (3 if m.workload.startswith(LIFECYCLE) else 1)
         rounds = " ".join(f"{x.rps:.0f}" for x in m.rounds)
         noisy = "  (noisy: rounds differ > 30%)" if max(x.rps for x in m.rounds) > 1.3 * min(x.rps for x in m.rounds) else ""
-        print(f"{m.workload:<18}{r.rps:>9.0f}{calls:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{sum(x.errors for x in m.rounds):>8}   {rounds}{noisy}")  # fmt: skip
+        print(f"{m.workload:<27}{r.rps:>9.0f}{calls:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{sum(x.errors for x in m.rounds):>8}   {rounds}{noisy}")  # fmt: skip
     for j in report.jetstream:
         print(f"{'js.publish @' + str(j['in_flight']):<18}{j['msgs_per_s']:>9.0f} msg/s  rounds {j['rounds']}")
     for d in report.delivery:
@@ -806,6 +838,10 @@ def print_report(report: Report) -> None:
         print()
     for v in report.verdicts:
         print(f"{v['label']:<52} {v['value']:8.2f}  (goal {v['goal']})  {'PASS' if v['pass'] else 'FAIL'}")
+    if report.floor_verdicts:
+        print("\nthe same ratios with no work behind the contract (a ceiling for the service, not its result):")
+    for v in report.floor_verdicts:
+        print(f"{v['label']:<52} {v['value']:8.2f}  (goal {v['goal']})  {'within reach' if v['pass'] else 'OUT OF REACH'}")
     for label, p in report.profiles.items():
         print(f"\npy-spy, delegation service during {label} ({p.get('cores_busy')} cores busy): {p.get('file', p.get('error'))}")
         for key in ("threads_percent", "groups_percent_inclusive", "top_own_percent", "project_inclusive_percent"):
@@ -829,6 +865,7 @@ def save(args: argparse.Namespace, report: Report) -> Path:
         "delivery": [{**asdict(d), "sustained": d.sustained, "all_delivered": d.all_delivered} for d in report.delivery],
         "delivery_best_rates": best_rates(report.delivery),
         "goals": report.verdicts,
+        "floor_goals": report.floor_verdicts,
         "settle": report.settle,
         "profiles": report.profiles,
         "log_tails": report.log_tails,
@@ -853,6 +890,8 @@ async def bench_service(children: Children, args: argparse.Namespace, report: Re
             f"  {len(cases)} cases registered; replicated {lag:.2f}s after the last ({time.perf_counter() - began:.1f}s)",
             flush=True,
         )
+        if children.floors:
+            await bench_floors(children, cases, workload, args, report)
         if "create" in args.phases:
             await settle(children, CREATE, report)
             profiler = await start_profile(children, "create", delay=args.warmup + 0.5) if args.profile else None  # 1st round
@@ -871,6 +910,31 @@ async def bench_service(children: Children, args: argparse.Namespace, report: Re
         await pool.close()
 
 
+def floor_name(workload: str, rung: str | None) -> str:
+    return f"{workload}[{rung}]" if rung else workload
+
+
+async def bench_floors(
+    children: Children, cases: list[str], service: DelegationWorkload, args: argparse.Namespace, report: Report
+) -> None:
+    """CreateDelegation and lifecycles against the floor servers, which answer a real reply of the service."""
+    assert children.floor_reply
+    reply = await next(service.stubs).CreateDelegation(freeze_request(cases[0]), metadata=REQUESTING)
+    children.floor_reply.write_bytes(reply.SerializeToString())
+    for rung, floor in children.floors.items():
+        pool = ChannelPool(floor.address, args.channels)
+        try:
+            await pool.ready()
+            workload = DelegationWorkload(pool, cases)  # the same client building the same requests
+            server = f"floor-{rung}"
+            if "create" in args.phases:
+                await measure_and_print(floor_name(CREATE, rung), workload.create, args, report, children.pids(), server)
+            if "lifecycle" in args.phases:
+                await measure_and_print(floor_name(LIFECYCLE, rung), workload.lifecycle, args, report, children.pids(), server)
+        finally:
+            await pool.close()
+
+
 async def run(children: Children, args: argparse.Namespace, report: Report) -> None:
     """Fills `report` as it goes, so an interrupted run still shows what it measured."""
     current = asyncio.current_task()
@@ -881,7 +945,7 @@ async def run(children: Children, args: argparse.Namespace, report: Report) -> N
         pool = ChannelPool(children.echo.address, args.channels)
         try:
             await pool.ready()
-            await measure_and_print(ECHO, echo_call(pool), args, report, children.pids())
+            await measure_and_print(ECHO, echo_call(pool), args, report, children.pids(), server="echo")
         finally:
             await pool.close()
     await bench_service(children, args, report)
@@ -898,7 +962,7 @@ def main(argv: list[str] | None = None) -> int:
           f"rounds after {args.warmup:g}s warm-up; {args.concurrency} in flight; {args.channels} channels; "
           f"delivery at {args.rate:g}/s for {args.rate_seconds:g}s", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="rogatory-bench-") as tmp, contextlib.ExitStack() as stack:
-        children = start_children(Path(tmp), stack)
+        children = start_children(Path(tmp), stack, floors=args.floors)
         print(f"  children: {children.pids()}", flush=True)
         try:
             uvloop.run(run(children, args, report))
@@ -913,6 +977,7 @@ def main(argv: list[str] | None = None) -> int:
         if report.had_errors:
             report.log_tails = log_tails(children)  # read before the temp dir goes
     report.verdicts = evaluate_goals(report, args)
+    report.floor_verdicts = [v for rung in children.floors for v in closed_loop_verdicts(report, args, rung)]
     print_report(report)
     if not args.no_save:
         print(f"\nwrote {save(args, report)}")
