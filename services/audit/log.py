@@ -21,13 +21,13 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.engine import Connection
 
 from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, entry_hash, verify
 from services.audit.tables import AuditLogRow
 from services.plumbing.consumer import EventConsumer, start_process_span, to_received_event
-from services.plumbing.db import Database
+from services.plumbing.db import BulkStatement, Database
 from services.plumbing.events import subject_filter
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class AuditAppender(EventConsumer):
     def __init__(self, db: Database, js: JetStreamContext, *, stream: str, batch: int = 256):
         super().__init__(db, js, stream=stream, durable=CONSUMER, filter_subjects=SUBJECTS, handler=_ignore, batch=batch)
         self.appended = 0
+        self._anchor_kv: Any = None  # looked up once: each lookup is a JetStream API round trip
 
     async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set():
@@ -89,31 +90,45 @@ class AuditAppender(EventConsumer):
             await self._publish_anchor(head)
 
     async def _extend_chain(self, messages: list[Msg]) -> Anchor | None:
-        async with self.db.transaction() as conn:
-            last = await _head(conn, lock=not self.db.is_sqlite)
-            ids = [_event_id(m) for m in messages]
-            known = set((await conn.execute(select(AUDIT.c.event_id).where(AUDIT.c.event_id.in_(ids)))).scalars())
-            seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
-            rows = []
-            for msg, event_id in zip(messages, ids, strict=True):
-                if event_id in known:
-                    continue
-                known.add(event_id)
-                seq += 1
-                entry = _entry(msg, event_id, seq, prev)
-                prev = entry.hash
-                rows.append({c: getattr(entry, c) for c in COLUMNS})
-            if rows:
-                await conn.execute(insert(AUDIT), rows)
+        events = [(msg, _event_id(msg)) for msg in messages]
+        lock = not self.db.is_sqlite  # PostgreSQL: replicas take turns on the head row
+        rows = await self.db.run_transaction(lambda conn: _append_new(conn, events, lock=lock))
         self.appended += len(rows)
-        return Anchor(seq, prev) if rows else None
+        return Anchor(rows[-1]["seq"], rows[-1]["hash"]) if rows else None
 
     async def _publish_anchor(self, head: Anchor) -> None:
         try:
-            kv = await _anchor_bucket(self.js, create=True)
-            await kv.put(ANCHOR_KEY, json.dumps({"seq": head.seq, "hash": head.hash}).encode())
+            if self._anchor_kv is None:
+                self._anchor_kv = await _anchor_bucket(self.js, create=True)
+            await self._anchor_kv.put(ANCHOR_KEY, json.dumps({"seq": head.seq, "hash": head.hash}).encode())
         except Exception:  # noqa: BLE001 - the next batch publishes a newer head
+            self._anchor_kv = None  # looked up again next time, in case the bucket went
             log.warning("audit: head %d not anchored", head.seq, exc_info=True)
+
+
+# Built once: at one event per batch, building them cost more than running them.
+_HEAD = select(AUDIT).order_by(AUDIT.c.seq.desc()).limit(1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_KNOWN = select(AUDIT.c.event_id).where(AUDIT.c.event_id.in_(bindparam("event_ids", expanding=True)))
+_INSERT = BulkStatement(insert(AUDIT), keys=list(COLUMNS))
+
+
+def _append_new(conn: Connection, events: list[tuple[Msg, str]], *, lock: bool) -> list[dict[str, Any]]:
+    """Appends the events not in the chain yet after its head, in one transaction; the rows appended."""
+    head = conn.execute(_HEAD_LOCKED if lock else _HEAD).mappings().first()
+    seq, prev = (head["seq"], head["hash"]) if head else (0, GENESIS)
+    known = set(conn.execute(_KNOWN, {"event_ids": [event_id for _, event_id in events]}).scalars())
+    rows = []
+    for msg, event_id in events:
+        if event_id in known:
+            continue
+        known.add(event_id)
+        seq += 1
+        entry = _entry(msg, event_id, seq, prev)
+        prev = entry.hash
+        rows.append({c: getattr(entry, c) for c in COLUMNS})
+    _INSERT.execute_sync(conn, rows)
+    return rows
 
 
 def _event_id(msg: Msg) -> str:
@@ -135,12 +150,6 @@ def _entry(msg: Msg, event_id: str, seq: int, prev: str) -> AuditEntry:
         prev_hash=prev,
     )
     return AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
-
-
-async def _head(conn: AsyncConnection, *, lock: bool) -> AuditEntry | None:
-    statement = select(AUDIT).order_by(AUDIT.c.seq.desc()).limit(1)
-    row = (await conn.execute(statement.with_for_update() if lock else statement)).mappings().first()
-    return AuditEntry(**{c: row[c] for c in COLUMNS}) if row else None
 
 
 async def _anchor_bucket(js: JetStreamContext, *, create: bool) -> Any:

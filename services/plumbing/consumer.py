@@ -29,7 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import alert_events_pb2
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 INBOX = InboxEntry.__table__  # type: ignore[attr-defined]
 _INSERT_INBOX = BulkStatement(insert(INBOX), keys=["consumer", "event_id", "processed_at"])
+# Built once (a consumer applies every event through them): building costs more than running.
+_SEEN = select(INBOX.c.event_id).where(INBOX.c.consumer == bindparam("consumer"), INBOX.c.event_id == bindparam("event_id"))
+_SEEN_ANY = select(INBOX.c.event_id).where(
+    INBOX.c.consumer == bindparam("consumer"), INBOX.c.event_id.in_(bindparam("event_ids", expanding=True))
+)
 
 Handler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
 #: Applies the events of one batch, in stream order, inside Database.run_transaction.
@@ -209,14 +214,12 @@ class EventConsumer:
     async def apply_once(self, event: ReceivedEvent) -> bool:
         """Applies the event unless this consumer already has; True when applied now."""
         async with self.db.transaction() as conn:
-            seen = await conn.execute(
-                select(INBOX.c.event_id).where(INBOX.c.consumer == self.durable, INBOX.c.event_id == event.event_id)
-            )
+            seen = await conn.execute(_SEEN, {"consumer": self.durable, "event_id": event.event_id})
             if seen.first() is not None:
                 self.duplicates += 1
                 return False
-            await conn.execute(
-                insert(INBOX).values(consumer=self.durable, event_id=event.event_id, processed_at=datetime.now(UTC))
+            await _INSERT_INBOX.execute(
+                conn, [{"consumer": self.durable, "event_id": event.event_id, "processed_at": datetime.now(UTC)}]
             )
             await self.handler(conn, event)
         self.applied += 1
@@ -292,8 +295,7 @@ def _claim_in_inbox(conn: Connection, durable: str, events: Sequence[ReceivedEve
     """The events not yet in `durable`'s inbox (the first copy of any repeated in the batch),
     now entered there."""
     ids = list(dict.fromkeys(event.event_id for event in events))
-    known = INBOX.c.event_id.in_(ids)
-    taken = set(conn.execute(select(INBOX.c.event_id).where(INBOX.c.consumer == durable, known)).scalars())
+    taken = set(conn.execute(_SEEN_ANY, {"consumer": durable, "event_ids": ids}).scalars())
     fresh = []
     for event in events:
         if event.event_id not in taken:

@@ -18,7 +18,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -85,6 +85,11 @@ class OutboxRelay:
         self._published_through = 0
         self._unmarked: list[int] = []
         self._marker: asyncio.Task[None] | None = None
+        # Built once: a select built per pass costs more CPU than SQLite takes to run it, and
+        # at low rates every event is a pass of its own.
+        unsent = select(OUTBOX).where(OUTBOX.c.sent_at.is_(None)).order_by(OUTBOX.c.seq).limit(batch_size)
+        self._unsent_after = unsent.where(OUTBOX.c.seq > bindparam("after"))  # SQLite, one relay
+        self._unsent_unlocked = unsent.with_for_update(skip_locked=True)  # PostgreSQL, replicas
         _relays.add(self)
 
     def start(self) -> None:
@@ -154,8 +159,8 @@ class OutboxRelay:
         # request writers for the write lock. Rows published but not yet marked are skipped
         # by seq (SQLite commits rows in seq order); after a crash a new relay publishes them
         # again and JetStream drops the copies (Nats-Msg-Id).
-        unsent = self._unsent().where(OUTBOX.c.seq > self._published_through)
-        rows = await self.db.run_read(lambda conn: conn.execute(unsent).mappings().all())
+        after = {"after": self._published_through}
+        rows = await self.db.run_read(lambda conn: conn.execute(self._unsent_after, after).mappings().all())
         if not rows:
             return 0
         await self._publish_all(rows)
@@ -197,16 +202,13 @@ class OutboxRelay:
         # Replicas share the outbox: each takes rows no other relay holds (SKIP LOCKED),
         # and keeps them locked until they are published and marked.
         async with self.db.transaction() as conn:
-            rows = (await conn.execute(self._unsent().with_for_update(skip_locked=True))).mappings().all()
+            rows = (await conn.execute(self._unsent_unlocked)).mappings().all()
             if not rows:
                 return 0
             await self._publish_all(rows)
             await self._mark_sent(conn, rows)
         self.published += len(rows)
         return len(rows)
-
-    def _unsent(self) -> Select[Any]:
-        return select(OUTBOX).where(OUTBOX.c.sent_at.is_(None)).order_by(OUTBOX.c.seq).limit(self.batch_size)
 
     async def _mark_sent(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
         await conn.run_sync(_mark_sent, seqs=[r["seq"] for r in rows])
@@ -247,5 +249,8 @@ class OutboxRelay:
             return await self.js.publish_async(row["subject"], row["payload"], headers=headers)
 
 
+_MARK_SENT = update(OUTBOX).where(OUTBOX.c.seq.in_(bindparam("seqs", expanding=True))).values(sent_at=bindparam("now"))
+
+
 def _mark_sent(conn: Connection, *, seqs: list[int]) -> None:
-    conn.execute(update(OUTBOX).where(OUTBOX.c.seq.in_(seqs)).values(sent_at=datetime.now(UTC)))
+    conn.execute(_MARK_SENT, {"seqs": seqs, "now": datetime.now(UTC)})
