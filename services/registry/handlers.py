@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,8 +47,7 @@ class RegistryHandlers:
         self.case_loader = BatchLoader("case-loader", self._cases_by_names)
 
     async def _cases_by_names(self, names: list[str]) -> dict[str, CaseView]:
-        async with self.db.read() as conn:
-            return await store.cases_by_names(conn, names)
+        return await self.db.run_read(functools.partial(store.cases_by_names, names=names))
 
     async def load_reference_data(self) -> None:
         async with self.db.transaction() as conn:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.agencies import Agency
@@ -136,8 +138,9 @@ async def case_by_name(conn: AsyncConnection, name: str) -> CaseView | None:
     return views[0] if views else None
 
 
-async def cases_by_names(conn: AsyncConnection, names: list[str]) -> dict[str, CaseView]:
-    views = await _run_joined(conn, _CASES_BY_NAMES, {"names": names})
+def cases_by_names(conn: Connection, names: list[str]) -> dict[str, CaseView]:
+    """Synchronous, for `Database.run_read`: GetCase's coalesced read in one call on the reader thread."""
+    views = _joined_views(conn.execute(_CASES_BY_NAMES, {"names": names}).mappings())
     return {view.name: view for view in views}
 
 
@@ -177,8 +180,13 @@ _CASE_BY_REQUEST_ID = _with_parties(select(CASES).where(CASES.c.request_id == bi
 
 
 async def _run_joined(conn: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None = None) -> list[CaseView]:
+    return _joined_views((await conn.execute(statement, params or {})).mappings())
+
+
+def _joined_views(rows: Iterable[RowMapping]) -> list[CaseView]:
+    """Case views from rows of a `_with_parties` statement (a case's rows are adjacent)."""
     views: dict[str, tuple[dict[str, Any], list[PartyView]]] = {}
-    for row in (await conn.execute(statement, params or {})).mappings():
+    for row in rows:
         _, parties = views.setdefault(row["name"], (dict(row), []))
         if row["role"] is not None:
             parties.append(PartyView(row["role"], row["kind"], row["display_name"], mask_id_number(row["id_number"])))
