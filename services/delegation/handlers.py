@@ -205,8 +205,7 @@ class DelegationHandlers:
     # --- reading -------------------------------------------------------------------------------
 
     async def get_delegation(self, name: str, principal: Principal) -> StoredDelegation:
-        async with self.db.read() as conn:
-            stored = await conn.run_sync(store.delegation_by_name, name)
+        stored = await self.db.run_read(lambda conn: store.delegation_by_name(conn, name))  # one hop on SQLite
         if stored is None or not self.may_read(principal, stored.delegation):
             raise NotFound("delegation", name)
         return stored
@@ -219,11 +218,13 @@ class DelegationHandlers:
             return await conn.run_sync(store.list_delegations, query, after_seq, limit)
 
     async def get_timeline(self, name: str, principal: Principal) -> tuple[StoredDelegation, list[TimelineEntry]]:
-        async with self.db.read() as conn:
-            stored = await conn.run_sync(store.delegation_by_name, name)
+        def read(conn: Connection) -> tuple[StoredDelegation, list[TimelineEntry]]:
+            stored = store.delegation_by_name(conn, name)
             if stored is None or not self.may_read(principal, stored.delegation):
                 raise NotFound("delegation", name)
-            return stored, await conn.run_sync(store.entries_of, name)
+            return stored, store.entries_of(conn, name)
+
+        return await self.db.run_read(read)
 
     async def list_overdue(
         self, court_id: str, principal: Principal, after: tuple[datetime, str] | None, limit: int
@@ -457,8 +458,7 @@ class DelegationHandlers:
         return stored
 
     async def _read_for(self, name: str, court_id: str) -> StoredDelegation:
-        async with self.db.read() as conn:
-            return await conn.run_sync(self._load_for, name, court_id)
+        return await self.db.run_read(lambda conn: self._load_for(conn, name, court_id))
 
     async def _commit(
         self, stored: StoredDelegation, change: Change, key: str, also: Callable[[Connection], None] | None = None
