@@ -12,6 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rogatory.delegation.v1 import delegation_pb2 as pb
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import delete, select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.engine import Connection
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
 from delegation.turnaround import RELATIVE_ERROR_BOUND, bucket_bounds, bucket_of
@@ -21,9 +23,11 @@ from services.delegation.turnaround import (
     AGG,
     CONSUMER,
     FACT,
+    KEY_COLUMNS,
     TOTAL_FIELDS,
     StatisticsQuery,
     TurnaroundProjection,
+    _locked_histograms,
     decode_histograms,
     rebuild_aggregates,
     turnaround_statistics,
@@ -296,6 +300,37 @@ async def test_batches_give_the_rows_of_one_event_at_a_time(fed: tuple[Database,
         await consumer.apply_batch(events[start : start + batch_size])
     assert (consumer.applied, consumer.duplicates) == (18, 2)
     assert (await _rows(db), await _facts(db)) == one_by_one
+
+
+async def test_the_rows_a_batch_changes_are_found_by_their_key(fed: tuple[Database, BatchEventConsumer]) -> None:
+    """The aggregate table grows with the history: a batch must find its rows by primary
+    key. On SQLite a row-value `IN (VALUES …)` scanned the whole table for every batch."""
+    db, _ = fed
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL plans the row-value IN as primary-key searches (BitmapOr); the join is SQLite's")
+    async with db.read() as conn:
+        stored = {tuple(row[:-1]): row[-1] for row in await conn.execute(select(*AGG.c[KEY_COLUMNS], AGG.c.histograms))}
+    keys = sorted(stored)[:3]
+    missing = ("CCKA", "nowhere", "nobody", "DEPOSITS", "1999-01", False)
+
+    def look_up(conn: Connection) -> tuple[list[str], dict[tuple[Any, ...], bytes]]:
+        executed: list[tuple[str, Any]] = []
+
+        def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            executed.append((statement, parameters))
+
+        sqlalchemy_event.listen(conn, "before_cursor_execute", capture)
+        try:
+            found = _locked_histograms(conn, [*keys, missing])
+        finally:
+            sqlalchemy_event.remove(conn, "before_cursor_execute", capture)
+        [(sql, params)] = executed
+        return [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)], found
+
+    plan, found = await db.run_read(look_up)
+    assert any(step.startswith("SEARCH a USING") for step in plan), plan
+    assert not any(step.startswith("SCAN a") for step in plan), plan
+    assert found == {key: stored[key] for key in keys}
 
 
 async def _facts(db: Database) -> list[dict[str, Any]]:
