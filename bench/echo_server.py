@@ -9,11 +9,11 @@ is the service's own work.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 
 import grpc
 import uvloop
+
+from bench.processes import serve_until_signalled
 
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
@@ -30,15 +30,7 @@ def _handler() -> grpc.GenericRpcHandler:
 async def serve(addr: str) -> None:
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((_handler(),))
-    port = server.add_insecure_port(addr)
-    await server.start()
-    print(f"READY echo {addr.rsplit(':', 1)[0]}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(1)
+    await serve_until_signalled(server, "echo", addr)
 
 
 def main() -> None:

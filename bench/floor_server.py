@@ -19,8 +19,6 @@ before it measures the floor; read at the first call).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from rogatory.delegation.v1 import delegation_pb2, delegation_pb2_grpc
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
+from bench.processes import serve_until_signalled
 from bench.workloads import create_case_request
 from services.plumbing.rpc import instrumented
 from services.plumbing.telemetry import configure_telemetry
@@ -99,15 +98,7 @@ def add_floor(server: grpc.aio.Server, service: str, rung: str, reply_file: Path
 async def serve(addr: str, service: str, rung: str, reply_file: Path | None) -> None:
     server = grpc.aio.server()
     add_floor(server, service, rung, reply_file)
-    port = server.add_insecure_port(addr)
-    await server.start()
-    print(f"READY floor-{rung} {addr.rsplit(':', 1)[0]}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(1)
+    await serve_until_signalled(server, f"floor-{rung}", addr)
 
 
 def main() -> None:

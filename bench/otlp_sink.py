@@ -7,8 +7,6 @@ collector installed. `python -m bench.otlp_sink --addr 127.0.0.1:PORT` prints
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from typing import Any
 
@@ -16,6 +14,8 @@ import grpc
 import uvloop
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from bench.processes import serve_until_signalled
 
 
 class Counts:
@@ -39,15 +39,7 @@ async def serve(addr: str) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceSink(), server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsSink(), server)
-    port = server.add_insecure_port(addr)
-    await server.start()
-    print(f"READY otlp {addr.rsplit(':', 1)[0]}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(1)
+    await serve_until_signalled(server, "otlp", addr)
     print(f"spans {Counts.spans} metric_exports {Counts.metric_exports}", file=sys.stderr, flush=True)  # to its log
 
 

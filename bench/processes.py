@@ -1,7 +1,9 @@
-"""Child processes the benchmark starts, each waited for by its READY line and always stopped."""
+"""Child processes the benchmark starts, each waited for by its READY line and always stopped;
+and the child's side of that: `serve_until_signalled`."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import signal
@@ -80,3 +82,17 @@ def environment() -> dict[str, Any]:
         "uvloop": uvloop.__version__,
         "loadavg_1m_at_start": os.getloadavg()[0],
     }
+
+
+async def serve_until_signalled(server: grpc.aio.Server, name: str, addr: str) -> None:
+    """Child side: serves on `addr`, prints `READY <name> <host:port>` for ChildProcess, and
+    stops on SIGTERM (ChildProcess.stop) or SIGINT."""
+    port = server.add_insecure_port(addr)
+    await server.start()
+    print(f"READY {name} {addr.rsplit(':', 1)[0]}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1)
