@@ -46,7 +46,7 @@ from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from bench.echo_server import METHOD as ECHO_METHOD
-from bench.floor_server import RUNGS
+from bench.floor_server import RUNGS, floor_name
 from bench.load import Call, ChannelPool, Measurement, cpu_seconds, measure, percentile
 from bench.processes import ChildProcess, environment
 from services.demo import freeze_request, seed_case_request
@@ -908,10 +908,6 @@ async def bench_service(children: Children, args: argparse.Namespace, report: Re
             await bench_delivery(children, pool, cases, args, report)
     finally:
         await pool.close()
-
-
-def floor_name(workload: str, rung: str | None) -> str:
-    return f"{workload}[{rung}]" if rung else workload
 
 
 async def bench_floors(

@@ -32,7 +32,7 @@ import nats
 import uvloop
 from nats.js import JetStreamContext
 
-from bench.floor_server import RUNGS
+from bench.floor_server import RUNGS, floor_name
 from bench.load import Call, ChannelPool, Measurement, Round, measure
 from bench.processes import ChildProcess, environment
 from bench.workloads import RegistryWorkload, echo_call
@@ -171,10 +171,6 @@ async def bench_echo(echo: ChildProcess, args: argparse.Namespace, report: Repor
             await measure_and_print(ECHO, call, c, echo, args, report)
     finally:
         await pool.close()
-
-
-def floor_name(workload: str, rung: str | None) -> str:
-    return f"{workload}[{rung}]" if rung else workload
 
 
 async def bench_cases(

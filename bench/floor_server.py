@@ -36,6 +36,11 @@ from services.plumbing.telemetry import configure_telemetry
 RUNGS = ("proto", "plumbing")
 
 
+def floor_name(workload: str, rung: str | None) -> str:
+    """How a benchmark names a workload measured against the floor server of `rung`."""
+    return f"{workload}[{rung}]" if rung else workload
+
+
 def registered_case() -> pb.Case:
     """What CreateCase answers for the benchmark's request: the request's case, named and stamped."""
     case = pb.Case()
