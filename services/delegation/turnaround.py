@@ -18,7 +18,8 @@ has exactly the dimensions it filters or groups on (`StatisticsQuery.grain`), so
 about one row per answer group (two when cross_province is neither filtered nor grouped),
 however many matters there are. Each row holds additive counters, exact duration sums in
 seconds and the four duration histograms packed into one integer (delegation.turnaround:
-fixed-width fields, so merging is one big-int addition), stored compressed.
+fixed-width fields, so merging is one big-int addition), stored as sparse entries of
+the non-empty fields (`encode_histograms`).
 
 The consumer hands over each fetched batch (services.plumbing.consumer.BatchEventConsumer),
 applied in one transaction: the batch's fact rows are read once, its events merged in
@@ -33,8 +34,9 @@ requesting_court, matter_kind, cross_province and month, and a group_by over
 entrusted_court, requesting_court, province_pair, cross_province, matter_kind and month. It
 reads the matching rows of one grain in one statement (one snapshot), adds up their
 counters and histograms per group, and derives means (exact), medians and p90 (within one
-histogram bucket, ≈ 9 %: delegation.turnaround) and rates. The cost follows the number of
-groups in the answer (≈ 50 µs of Python each), not the number of matters. Without group_by the answer is one group, possibly all zeros. `province_pair`
+histogram bucket, ≈ 9 %: delegation.turnaround) and rates, for all groups at once with
+numpy. The cost follows the number of groups in the answer (≈ 20 µs each, most of it
+reading the rows and building the reply), not the number of matters. Without group_by the answer is one group, possibly all zeros. `province_pair`
 keys read "requesting-entrusted" in ISO 3166-2:CN province codes, e.g. "gd-ha".
 
 Authorization: open to every caller for now (the figures are aggregates without matter or
@@ -55,6 +57,7 @@ from datetime import UTC, datetime
 from operator import add, sub
 from typing import Any, NamedTuple
 
+import numpy as np
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from rogatory.delegation.v1 import delegation_pb2 as pb
@@ -69,6 +72,9 @@ from delegation.calendar import WorkingCalendar
 from delegation.details import MatterKind
 from delegation.turnaround import (
     HISTOGRAM_METRICS,
+    PACKED_BYTES,
+    PACKED_FIELDS,
+    REASON_COLUMNS,
     TOTAL_FIELDS,
     Durations,
     DurationSummary,
@@ -78,8 +84,9 @@ from delegation.turnaround import (
     histogram_buckets,
     packed_distribution,
     packed_hits,
-    packed_to_bytes,
-    summarise_packed,
+    packed_words,
+    rates,
+    summarise_many,
 )
 from registry.courts import ISO_BY_PROVINCE, NON_TERRITORIAL_ID_PREFIX, CourtCatalog
 from registry.errors import FieldViolation, InvalidArgument, Violations
@@ -511,13 +518,88 @@ def _save_facts(conn: Connection, stored: Iterable[StoredFacts]) -> None:
 # --- aggregate deltas ---------------------------------------------------------------------------------------
 
 
+# Stored histograms: a format byte, then one (u16 field index, u32 count) entry per non-empty
+# field of the packed int (most of its PACKED_FIELDS fields are empty). A query decodes all
+# its rows with one numpy call, where zlib (the first format, still read) took ~6 µs a row,
+# and encoding is ~3x cheaper than zlib's, which the projection pays per row it writes.
+_SPARSE_FORMAT = 1
+_ZLIB_FORMAT = 0x78  # the first byte of every zlib stream
+_ENTRY = np.dtype([("field", "<u2"), ("count", "<u4")])
+
+
 def encode_histograms(packed: int) -> bytes:
-    """A packed histogram as stored: little-endian bytes, zlib-compressed (mostly zeros)."""
-    return zlib.compress(packed_to_bytes(packed), 1) if packed else b""
+    """A packed histogram as stored (b"" when empty)."""
+    if not packed:
+        return b""
+    if packed < 0:
+        raise ValueError("a packed histogram cannot be negative")
+    words = np.frombuffer(packed.to_bytes(PACKED_BYTES, "little"), dtype="<u4")
+    fields = np.flatnonzero(words)
+    entries = np.empty(len(fields), dtype=_ENTRY)
+    entries["field"], entries["count"] = fields, words[fields]
+    return bytes((_SPARSE_FORMAT,)) + entries.tobytes()
 
 
 def decode_histograms(stored: bytes | None) -> int:
-    return int.from_bytes(zlib.decompress(stored), "little") if stored else 0
+    """The packed int of a stored histogram."""
+    if not stored:
+        return 0
+    if stored[0] == _ZLIB_FORMAT:
+        return int.from_bytes(zlib.decompress(stored), "little")
+    words = np.zeros(PACKED_FIELDS, dtype="<u4")
+    entries = _entries(stored)
+    words[entries["field"]] = entries["count"]
+    return int.from_bytes(words.tobytes(), "little")
+
+
+def _entries(stored: bytes) -> np.ndarray:
+    if stored[0] != _SPARSE_FORMAT:
+        raise ValueError(f"unknown histogram format {stored[0]}")
+    return np.frombuffer(stored, dtype=_ENTRY, offset=1)
+
+
+def summed_histogram_words(stored: Sequence[bytes | None], groups: Sequence[int], group_count: int) -> np.ndarray:
+    """The histogram fields summed per group: row g holds the PACKED_FIELDS fields of the sum
+    of the stored histograms whose entry in `groups` is g."""
+    words = np.zeros(group_count * PACKED_FIELDS, dtype=np.int64)
+    # Pass k adds the k-th histogram of every group: within a pass no cell repeats (a group
+    # once, each field once), so a plain indexed add is exact, and a group has only a few rows.
+    passes: list[tuple[list[memoryview], list[int], list[int]]] = []
+    seen = [0] * group_count
+    for blob, group in zip(stored, groups, strict=True):
+        if not blob:
+            continue
+        if blob[0] == _ZLIB_FORMAT:  # a row written before the sparse format
+            words[group * PACKED_FIELDS : (group + 1) * PACKED_FIELDS] += np.asarray(packed_words(zlib.decompress(blob)))
+            continue
+        if blob[0] != _SPARSE_FORMAT:
+            raise ValueError(f"unknown histogram format {blob[0]}")
+        k = seen[group]
+        seen[group] = k + 1
+        if k == len(passes):
+            passes.append(([], [], []))
+        parts, offsets, sizes = passes[k]
+        parts.append(memoryview(blob)[1:])
+        offsets.append(group * PACKED_FIELDS)
+        sizes.append((len(blob) - 1) // _ENTRY.itemsize)
+    for parts, offsets, sizes in passes:
+        entries = np.frombuffer(b"".join(parts), dtype=_ENTRY)
+        words[np.repeat(np.asarray(offsets, dtype=np.int64), sizes) + entries["field"]] += entries["count"]
+    return words.reshape(group_count, PACKED_FIELDS)
+
+
+def summed_by_group(values: np.ndarray, groups: Sequence[int], group_count: int) -> np.ndarray:
+    """The rows of `values` (int64) added up per group, exactly: one reduceat over the rows
+    sorted by group (np.add.at takes ~10 ms for 2,500 rows)."""
+    if not len(values):
+        return np.zeros((group_count, values.shape[1] if values.ndim == 2 else 0), dtype=np.int64)
+    by_group = np.asarray(groups, dtype=np.int64)
+    order = np.argsort(by_group, kind="stable")
+    ordered = by_group[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sums = np.zeros((group_count, values.shape[1]), dtype=np.int64)
+    sums[ordered[starts]] = np.add.reduceat(values[order], starts, axis=0)
+    return sums
 
 
 Change = tuple[tuple[int, ...], int]  # (counters in TOTAL_FIELDS order, packed histograms)
@@ -841,13 +923,22 @@ def _group_by(fields: list[str]) -> tuple[str, ...]:
     return tuple(fields)
 
 
-@dataclass(frozen=True)
-class GroupFigures:
-    key: dict[str, str]
-    totals: Totals
-    time_to_acknowledge: DurationSummary
-    time_to_complete: DurationSummary
-    histograms: bytes = b""  # the group's packed histograms (packed_to_bytes), for distributions
+class StatisticsTable(NamedTuple):
+    """An answer's groups as columns, in the answer's order (sorted by key)."""
+
+    keys: list[dict[str, str]]
+    sums: np.ndarray  # (groups, TOTAL_FIELDS): the counters added up, int64
+    words: np.ndarray  # (groups, PACKED_FIELDS): the histogram fields added up, int64
+
+    def column(self, name: str) -> np.ndarray:
+        return self.sums[:, _TOTAL_INDEX[name]]
+
+    def summaries(self, metric: int, prefix: str) -> list[DurationSummary]:
+        counts, seconds, working = (self.column(f"{prefix}{n}").tolist() for n in ("_count", "_seconds", "_working_seconds"))
+        return summarise_many(counts, seconds, working, self.words, metric)
+
+
+_TOTAL_INDEX = {name: i for i, name in enumerate(TOTAL_FIELDS)}
 
 
 # Columns a dimension groups on, and how a key value is written.
@@ -890,64 +981,46 @@ def _group_columns(query: StatisticsQuery) -> list[str]:
     return [column for dimension in query.group_by for column in _GROUP_COLUMNS[dimension]]
 
 
-async def query_statistics(conn: AsyncConnection, query: StatisticsQuery) -> list[GroupFigures]:
+def query_statistics(conn: Connection, query: StatisticsQuery) -> StatisticsTable:
     """Figures per group from the aggregate rows of one grain (about one row per group):
-    counters added up and histograms merged by big-int addition, here rather than in a
-    SQL GROUP BY, which cannot add packed histograms and costs SQLite a sort."""
-    group_columns = [AGG.c[c] for c in _group_columns(query)]
-    width, end = len(group_columns), len(group_columns) + len(TOTAL_FIELDS)
-    statement = select(*group_columns, *[AGG.c[name] for name in TOTAL_FIELDS], AGG.c.histograms)
-    sums: dict[tuple[Any, ...], list[int]] = {}
-    blobs: dict[tuple[Any, ...], list[bytes]] = {}
-    for row in await conn.execute(statement.where(*query_conditions(AGG, query))):
-        group, values = tuple(row[:width]), row[width:end]
-        so_far = sums.get(group)
-        sums[group] = list(values) if so_far is None else list(map(add, so_far, values))
-        if row[end]:
-            blobs.setdefault(group, []).append(row[end])
-    if not query.group_by and not sums:
-        sums[()] = [0] * len(TOTAL_FIELDS)
-    return [
-        _figures(query, group, Totals(*values), _merged_histograms(blobs.get(group, ())))
-        for group, values in sorted(sums.items(), key=_sort_key)
-    ]
+    counters and histograms added up per group here rather than in a SQL GROUP BY, which
+    cannot add histograms and costs SQLite a sort, with a few numpy calls for all groups
+    at once (answers reach 1,500 groups)."""
+    group_columns = _group_columns(query)
+    width = len(group_columns)
+    statement = select(*[AGG.c[c] for c in group_columns], *[AGG.c[name] for name in TOTAL_FIELDS], AGG.c.histograms)
+    rows = conn.execute(statement.where(*query_conditions(AGG, query))).all()
+    index: dict[tuple[Any, ...], int] = {}
+    groups = [index.setdefault(tuple(row[:width]), len(index)) for row in rows]
+    if not query.group_by and not index:
+        index[()] = 0  # the one group of an ungrouped answer, all zeros
+    values = np.array([row[width:-1] for row in rows], dtype=np.int64).reshape(len(rows), len(TOTAL_FIELDS))
+    sums = summed_by_group(values, groups, len(index))
+    words = summed_histogram_words([row[-1] for row in rows], groups, len(index))
+    in_order = sorted(index.items(), key=_sort_key)
+    order = np.fromiter((g for _, g in in_order), dtype=np.intp, count=len(in_order))
+    return StatisticsTable(_keys(query, [group for group, _ in in_order]), sums[order], words[order])
 
 
-def _merged_histograms(stored: Sequence[bytes]) -> bytes:
-    """The packed bytes of the sum of stored histograms; one alone needs no int round trip."""
-    if len(stored) == 1:
-        return zlib.decompress(stored[0])
-    return packed_to_bytes(sum(decode_histograms(blob) for blob in stored))
+def _sort_key(item: tuple[tuple[Any, ...], int]) -> tuple[str, ...]:
+    return tuple(map(str, item[0]))
 
 
-def _sort_key(item: tuple[tuple[Any, ...], Any]) -> tuple[str, ...]:
-    return tuple(str(v) for v in item[0])
-
-
-def _figures(query: StatisticsQuery, group: tuple[Any, ...], totals: Totals, packed: bytes) -> GroupFigures:
-    key: dict[str, str] = {}
-    offset = 0
+def _keys(query: StatisticsQuery, groups: list[tuple[Any, ...]]) -> list[dict[str, str]]:
+    """The answer's key of each group: one column of texts per dimension, then one dict per group."""
+    texts, offset = [], 0
     for dimension in query.group_by:
         size = len(_GROUP_COLUMNS[dimension])
-        key[dimension] = _key_text(dimension, group[offset : offset + size])
+        texts.append([_key_text(dimension, group[offset : offset + size]) for group in groups])
         offset += size
-    return GroupFigures(
-        key=key,
-        totals=totals,
-        time_to_acknowledge=summarise_packed(totals.ack_count, totals.ack_seconds, totals.ack_working_seconds, packed, _ACK),
-        time_to_complete=summarise_packed(
-            totals.complete_count, totals.complete_seconds, totals.complete_working_seconds, packed, _COMPLETE
-        ),
-        histograms=packed,
-    )
+    return [dict(zip(query.group_by, row, strict=True)) for row in zip(*texts, strict=True)] if texts else [{} for _ in groups]
 
 
 _ACK, _COMPLETE = HISTOGRAM_METRICS.index("ack_days"), HISTOGRAM_METRICS.index("complete_days")
 
 
-async def read_statistics(db: Database, query: StatisticsQuery) -> list[GroupFigures]:
-    async with db.read() as conn:
-        return await query_statistics(conn, query)
+async def read_statistics(db: Database, query: StatisticsQuery) -> StatisticsTable:
+    return await db.run_read(functools.partial(query_statistics, query=query))  # one hop on SQLite
 
 
 # --- protobuf -----------------------------------------------------------------------------------------------
@@ -967,30 +1040,51 @@ def _set_durations(message: pb.TurnaroundStatistics.Durations, summary: Duration
     message.p90_working_days = summary.p90_working_days
 
 
-def _set_distribution(message: pb.TurnaroundStatistics.Durations, packed: bytes, metric: int) -> None:
+def _set_distribution(message: pb.TurnaroundStatistics.Durations, words: np.ndarray, metric: int) -> None:
+    packed = words.astype("<u4").tobytes()
     for lower, upper, n in packed_distribution(packed, metric):
         message.distribution.add(lower_days=lower, upper_days=0.0 if upper == math.inf else upper, count=n)
 
 
-def statistics_to_proto(groups: Iterable[GroupFigures], include_distributions: bool = False) -> pb.TurnaroundStatistics:
+def statistics_to_proto(table: StatisticsTable, include_distributions: bool = False) -> pb.TurnaroundStatistics:
     result = pb.TurnaroundStatistics()
-    for figures in groups:
-        totals = figures.totals
+    completed, returned = table.column("completed"), table.column("returned")
+    matters, overdue = table.column("matters").tolist(), table.column("overdue").tolist()
+    on_time_rate = rates(table.column("on_time"), table.column("on_time_known")).tolist()
+    completion_rate = rates(completed, completed + returned).tolist()
+    return_rate = rates(returned, completed + returned).tolist()
+    returns = _returns_by_reason(table)
+    acknowledge, complete = table.summaries(_ACK, "ack"), table.summaries(_COMPLETE, "complete")
+    for g, key in enumerate(table.keys):
         group = result.groups.add(
-            count=totals.matters,
-            on_time_rate=totals.on_time_rate,
-            overdue_count=totals.overdue,
-            completion_rate=totals.completion_rate,
-            return_rate=totals.return_rate,
+            count=matters[g],
+            on_time_rate=on_time_rate[g],
+            overdue_count=overdue[g],
+            completion_rate=completion_rate[g],
+            return_rate=return_rate[g],
         )
-        group.key.update(figures.key)
-        group.returns_by_reason.update({_PROTO_REASONS.get(r, r): n for r, n in totals.returns_by_reason().items()})
-        _set_durations(group.time_to_acknowledge, figures.time_to_acknowledge)
-        _set_durations(group.time_to_complete, figures.time_to_complete)
+        group.key.update(key)
+        if returns[g]:
+            group.returns_by_reason.update(returns[g])
+        _set_durations(group.time_to_acknowledge, acknowledge[g])
+        _set_durations(group.time_to_complete, complete[g])
         if include_distributions:
-            _set_distribution(group.time_to_acknowledge, figures.histograms, _ACK)
-            _set_distribution(group.time_to_complete, figures.histograms, _COMPLETE)
+            _set_distribution(group.time_to_acknowledge, table.words[g], _ACK)
+            _set_distribution(group.time_to_complete, table.words[g], _COMPLETE)
     return result
+
+
+_REASON_COLUMNS = [(_PROTO_REASONS.get(reason, reason), _TOTAL_INDEX[column]) for reason, column in REASON_COLUMNS]
+
+
+def _returns_by_reason(table: StatisticsTable) -> list[dict[str, int]]:
+    """Each group's non-zero return counts by proto reason name ({} for most groups)."""
+    counts = table.sums[:, [index for _, index in _REASON_COLUMNS]]
+    any_returned = counts.any(axis=1).tolist()
+    return [
+        {name: n for (name, _), n in zip(_REASON_COLUMNS, row, strict=True) if n} if returned else {}
+        for row, returned in zip(counts.tolist(), any_returned, strict=True)
+    ]
 
 
 async def turnaround_statistics(

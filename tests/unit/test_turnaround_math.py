@@ -7,6 +7,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
@@ -30,8 +31,11 @@ from delegation.turnaround import (
     nearest_rank_quantile,
     packed_hits,
     packed_to_bytes,
+    packed_words_many,
     rate,
+    rates,
     summarise,
+    summarise_many,
     summarise_packed,
     unpack_histograms,
 )
@@ -149,6 +153,31 @@ def test_summary_from_packed_bytes_equals_summary_from_histograms(matters: int) 
         expected = summarise(matters, 86_400 * matters, 43_200 * matters, histograms[metric], histograms[metric + 1])
         assert summarise_packed(matters, 86_400 * matters, 43_200 * matters, packed_to_bytes(packed), metric) == expected
     assert summarise_packed(0, 0, 0, b"", 0) == summarise(0, 0, 0, Histogram(), Histogram())
+
+
+def test_many_groups_at_once_give_each_group_summary_bit_for_bit() -> None:
+    """The vectorised path of large answers equals the one-group path exactly: empty groups,
+    a single matter (the sum cap), the overflow bucket, counts but no histogram."""
+    rng = random.Random(11)
+    groups: list[tuple[int, int, int, int]] = [(0, 0, 0, 0), (3, 5 * DAY, DAY, 0)]  # (count, seconds, working, packed)
+    for matters in [1, 1, 2, 9, 64, 300]:
+        packed, seconds = 0, 0
+        for _ in range(matters):
+            days = rng.choice([rng.lognormvariate(1.0, 1.5), 0.001, 700.0, 3.0])
+            seconds += round(days * DAY)
+            packed += packed_hits({m: bucket_of(days * (0.6 if "working" in m else 1.0)) for m in HISTOGRAM_METRICS})
+        groups.append((matters, seconds, round(seconds * 0.6), packed))
+    counts, seconds, working, packed = (list(column) for column in zip(*groups, strict=True))
+    words = packed_words_many([packed_to_bytes(p) for p in packed])
+    for metric in (0, 2):
+        expected = [summarise_packed(c, s, w, packed_to_bytes(p), metric) for c, s, w, p in groups]
+        assert summarise_many(counts, seconds, working, words, metric) == expected
+
+
+def test_rates_of_many_groups_equal_rate() -> None:
+    numerators, denominators = np.array([0, 1, 2, 7, 5, 0]), np.array([0, 3, 2, 9, 0, 4])
+    expected = [rate(n, d) for n, d in zip(numerators.tolist(), denominators.tolist(), strict=True)]
+    assert rates(numerators, denominators).tolist() == expected
 
 
 def test_several_quantiles_in_one_pass_agree_with_one_at_a_time() -> None:
