@@ -7,16 +7,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_INCLUDES = $(shell $(BIN)/python -c "import google.api, grpc_tools, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent, pathlib.Path(grpc_tools.__file__).parent / '_proto')")
 
-.PHONY: venv run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
+.PHONY: venv lock run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package: a fresh machine installs exactly the set the suite passed
+# with, and the generated protobuf code (which names its generator's version) stays reproducible.
+$(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+
+## lock: re-resolve pyproject.toml's ranges in a scratch venv and write constraints.txt
+lock:
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet --upgrade pip
+	build/lock-venv/bin/python -m pip install --quiet -e ".[dev]"
+	{ grep '^#' constraints.txt; build/lock-venv/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf build/lock-venv
+	@echo "constraints.txt updated: run 'make proto' and 'make test', and commit both"
 
 ## run: embedded nats-server + the three services on SQLite; Ctrl-C stops everything
 run: venv
