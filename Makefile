@@ -76,7 +76,8 @@ bench-delegation: venv
 	$(BIN)/python -m bench.bench_delegation --floors
 
 bench-turnaround: venv
-	$(BIN)/python -m bench.bench_turnaround --matters 1000000
+	$(BIN)/python -m bench.bench_turnaround --matters 1000000 --backend sqlite
+	$(BIN)/python -m bench.bench_turnaround --matters 1000000 --backend postgres
 
 bench-query: venv
 	$(BIN)/python -m bench.bench_query_fanout --agencies 1000
