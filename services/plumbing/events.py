@@ -45,6 +45,7 @@ class ReceivedEvent:
     data: bytes
     headers: dict[str, str]
     delivery_count: int = 1
+    stream_seq: int = 0  # the message's position in the stream (0: not from a stream)
 
     def parse(self, message_type: type[Message]) -> Message:
         message = message_type()

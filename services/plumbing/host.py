@@ -198,21 +198,24 @@ class ServiceHost:
         return consumer
 
     async def _watch_database(self) -> None:
-        """NOT_SERVING while the database cannot be reached, SERVING again once it can: load
-        balancers and orchestrators route around the replica, and nothing needs a restart."""
+        """NOT_SERVING while the database cannot be reached, or a consumer is waiting out an
+        outage (the database or NATS failing it), SERVING again once it can and they have
+        applied an event: load balancers and orchestrators route around the replica, and
+        nothing needs a restart."""
         interval = self.settings.health_interval
         while not self._stopping:
             try:
                 reachable = await asyncio.wait_for(self.db.ping(), timeout=max(interval, 1.0))
             except TimeoutError:
                 reachable = False
-            if reachable != self._serving and not self._stopping:
-                log.warning(
-                    "%s: database %s", self.service, "reachable again: SERVING" if reachable else "unreachable: NOT_SERVING"
-                )
-                serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
-                await self._set_health(serving if reachable else not_serving)
-                self._serving = reachable
+            held = [f"{c.durable} ({c.unavailable})" for c in self.consumers if c.unavailable]
+            serving = reachable and not held
+            if serving != self._serving and not self._stopping:
+                why = "database unreachable" if not reachable else "consumers waiting out an outage: " + "; ".join(held)
+                log.warning("%s: %s", self.service, "SERVING again" if serving else f"NOT_SERVING, {why}")
+                status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+                await self._set_health(status)
+                self._serving = serving
             await asyncio.sleep(interval)
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
