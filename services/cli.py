@@ -1,4 +1,4 @@
-"""`rogatory` command: run the stack, run the demo, migrate a database."""
+"""`rogatory` command: run the stack, run the demo, migrate a database, replay parked events."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.plumbing.config import Settings
+
+if TYPE_CHECKING:
+    from services.plumbing.deadletters import ParkedEvent
 
 RUN_FILE = "run.json"
 
@@ -33,6 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     auth.add_argument("--out", type=Path, required=True, help="folder for auth.conf and credentials.json (mode 0600)")
     auth.add_argument("--admin", action="append", default=[], help="an admin user to add (read-only, every event)")
+    deadletter = commands.add_parser("deadletter", help="events a consumer gave up on: list them, replay them once fixed")
+    deadletter_commands = deadletter.add_subparsers(dest="deadletter_command", required=True)
+    listing = deadletter_commands.add_parser("list", help="every parked event: when, consumer, event id and type, subject, why")
+    listing.add_argument("--consumer", help="only the events this consumer parked")
+    replaying = deadletter_commands.add_parser(
+        "replay", help="send parked events back to the consumer that parked them, to be applied (once) or parked again"
+    )
+    replaying.add_argument("--consumer", help="the events this consumer parked")
+    replaying.add_argument("--event", action="append", default=[], metavar="EVENT_ID", help="this event (repeatable)")
+    replaying.add_argument("--all", action="store_true", help="every parked event")
     commands.add_parser(
         "audit-verify", help="check the audit log's hash chain and its published head; exit 1 if an entry was edited or deleted"
     )
@@ -52,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         "scan-deadlines": scan_deadlines,
         "nats-auth": nats_auth,
         "audit-verify": audit_verify,
+        "deadletter": deadletter_command,
         "certs": issue_certificates,
     }
     commands_by_name[args.command](args)
@@ -177,6 +192,59 @@ def audit_verify(_args: argparse.Namespace) -> None:
         return 1 if breaks else 0
 
     sys.exit(asyncio.run(go()))
+
+
+def deadletter_command(args: argparse.Namespace) -> None:
+    """Reads and replays the stream's parked events (NATS_URL, else the address `make run` wrote)."""
+    from services.plumbing.deadletters import parked_events, replay  # noqa: PLC0415
+    from services.plumbing.messaging import connect  # noqa: PLC0415
+
+    settings = Settings()
+    nats_url = settings.nats_url or load_run_file()["nats"]
+    if args.deadletter_command == "replay" and not (args.all or args.consumer or args.event):
+        sys.exit("say which events: --event EVENT_ID, --consumer NAME, or --all")
+
+    async def go() -> int:
+        nc = await connect(nats_url, name="rogatory/deadletter")
+        try:
+            js = nc.jetstream()
+            parked = await parked_events(js, settings.stream_name, args.consumer)
+            if args.deadletter_command == "list":
+                _print_parked(parked, settings.stream_name)
+                return 0
+            chosen = [p for p in parked if not args.event or p.event_id in args.event]
+            if not chosen:
+                print("no parked event matches")
+                return 1
+            report = await replay(js, settings.stream_name, chosen)
+        finally:
+            await nc.close()
+        for event in report.replayed:
+            print(f"replayed {event.event_id} ({event.event_type}, {event.subject}) to {event.consumer}")
+        for event, why in report.skipped:
+            print(f"NOT replayed {event.event_id}: {why}")
+        print(
+            f"{len(report.replayed)} event(s) sent back to the consumers that parked them: each is applied once "
+            "(an event already applied is dropped by the inbox); one that fails again is parked again "
+            "(`rogatory deadletter list`)"
+        )
+        return 1 if report.skipped else 0
+
+    sys.exit(asyncio.run(go()))
+
+
+def _print_parked(parked: list[ParkedEvent], stream: str) -> None:
+    if not parked:
+        print(f"no parked events on stream {stream}")
+        return
+    rows = [("PARKED (UTC)", "CONSUMER", "EVENT ID", "TYPE", "SUBJECT", "DELIVERIES", "REASON")]
+    for p in parked:
+        when = p.parked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((when, p.consumer, p.event_id, p.event_type, p.subject, str(p.deliveries), p.reason))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]))
+    print(f"{len(parked)} parked event(s) on stream {stream}; `rogatory deadletter replay` sends them back once fixed")
 
 
 def issue_certificates(args: argparse.Namespace) -> None:

@@ -559,12 +559,15 @@ def start_process_span(durable: str, msg: Msg, event: ReceivedEvent) -> trace.Sp
 def _with_replay(filters: list[str], replay: str) -> list[str]:
     """The consumer's filters and its replay subject, unless a filter takes it already
     (JetStream refuses overlapping filters)."""
-    return list(filters) if any(_matches(f, replay) for f in filters) else [*filters, replay]
+    return list(filters) if takes_subject(filters, replay) else [*filters, replay]
 
 
-def _matches(pattern: str, subject_: str) -> bool:
-    """Whether a NATS subject filter (`*`, `>`) takes `subject_`."""
-    tokens, wanted = pattern.split("."), subject_.split(".")
+def takes_subject(filters: Sequence[str], subject_: str) -> bool:
+    """Whether one of the NATS subject filters (with `*`, `>`) takes `subject_`."""
+    return any(_matches(pattern.split("."), subject_.split(".")) for pattern in filters)
+
+
+def _matches(tokens: list[str], wanted: list[str]) -> bool:
     for index, token in enumerate(tokens):
         if token == ">":
             return len(wanted) > index

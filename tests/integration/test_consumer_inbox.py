@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -276,3 +279,66 @@ async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_
     assert batches[1:5] == [[healthy[0]], [healthy[1]], [poison], [healthy[2]]]  # then one at a time
     assert sorted(committed) == sorted(healthy) and consumer.duplicates >= 1
     assert await count(db, INBOX) == 4  # the poison event's inbox row was rolled back with it
+
+
+async def rogatory(nats_url: str, *args: str) -> tuple[int, str]:
+    """The `rogatory` command in its own process, as an operator runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_URL", "ROGATORY_STREAM"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", *args, env={**env, "NATS_URL": nats_url, "ROGATORY_STREAM": STREAM},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+async def test_i15_p6_deadletter_list_shows_a_poisoned_event_and_replay_applies_it_once(
+    service_db_factory, nats_server: EmbeddedNatsServer, nats_client: NATS
+) -> None:
+    """An event its handler cannot apply is parked; `rogatory deadletter list` shows it; a
+    replay while the bug is still there parks it again; once the handler is fixed, a replay
+    has the consumer that parked it apply it — once — and nothing is left parked."""
+    db = await service_db_factory("delegation")
+    poison, healthy = new_id(), new_id()
+    fixed = False
+
+    async def buggy_until_fixed(conn: AsyncConnection, event: ReceivedEvent) -> None:
+        if event.event_id == poison and not fixed:
+            raise ValueError("respondent kind not understood")
+        await apply_case_registered(conn, event)
+
+    consumer = EventConsumer(
+        db, nats_client.jetstream(), stream=STREAM, durable="t-parking", filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+        handler=buggy_until_fixed, max_deliveries=2, redelivery_delay=lambda _count: 0.05,
+    )  # fmt: skip
+    consumer.start()
+    try:
+        await publish_case_registered(nats_client, poison, number=1)
+        await publish_case_registered(nats_client, healthy, number=2)
+        await wait_for(lambda: consumer.dead_lettered == 1 and consumer.applied == 1, timeout=15)
+
+        code, listed = await rogatory(nats_server.url, "deadletter", "list")
+        assert code == 0, listed
+        (row,) = [line for line in listed.splitlines() if poison in line]
+        for shown in ("t-parking", "rogatory.case.registered.v1", "rogatory.v1.case.gd0112.registered", "2"):
+            assert shown in row
+        assert "ValueError: respondent kind not understood" in row and "1 parked event(s) on stream ROGATORY" in listed
+
+        code, replayed = await rogatory(nats_server.url, "deadletter", "replay", "--event", poison)  # not fixed yet
+        assert code == 0 and f"replayed {poison}" in replayed and "to t-parking" in replayed, replayed
+        await wait_for(lambda: consumer.dead_lettered == 2, timeout=15)  # parked again, by the same consumer
+        code, listed = await rogatory(nats_server.url, "deadletter", "list", "--consumer", "t-parking")
+        assert listed.count(poison) == 1 and "1 parked event(s)" in listed, listed
+
+        fixed = True
+        code, replayed = await rogatory(nats_server.url, "deadletter", "replay", "--consumer", "t-parking")
+        assert code == 0 and f"replayed {poison}" in replayed, replayed
+        await wait_for(lambda: consumer.applied == 2, timeout=15)
+        code, listed = await rogatory(nats_server.url, "deadletter", "list")
+        assert "no parked events" in listed, listed
+        code, replayed = await rogatory(nats_server.url, "deadletter", "replay", "--all")
+        assert code == 1 and "no parked event matches" in replayed
+    finally:
+        await consumer.stop()
+    assert consumer.dead_lettered == 2 and consumer.applied == 2
+    assert await count(db, REPLICA) == 2 and await count(db, INBOX) == 2  # the poison event applied once

@@ -404,3 +404,45 @@ async def test_i15_p6_delegation_service_waits_out_a_database_outage(
     finally:
         await outage_setup.outage.restore()
         await host.stop()
+
+
+async def test_i15_p6_a_restart_during_an_outage_costs_the_held_events_no_delivery(
+    outage_setup: OutageSetup, nats_server: EmbeddedNatsServer
+) -> None:
+    """The service is stopped while its consumer waits out an outage and started again after
+    it: the redelivery the stop causes is excused (KV bucket rogatory-consumer-excuses), so
+    even at ROGATORY_MAX_DELIVERIES=1 the event is applied, not taken for one that crashed
+    the process and parked unhandled."""
+    nc = await connect(nats_server.url, name="test")
+    js = nc.jetstream()
+    await ensure_stream(js, STREAM)
+    db = Database(outage_setup.url_for("delegation"), schema=f"{outage_setup.schema_prefix}delegation", connect_timeout=1.0)
+    await db.create_schema()
+    await upgrade_to_head(db, "delegation")
+
+    def make() -> EventConsumer:
+        return EventConsumer(
+            db, js, stream=STREAM, durable="t-restarted", filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+            handler=apply_case_registered, max_deliveries=1,
+        )  # fmt: skip
+
+    first, second = make(), make()
+    event_id = new_id()
+    try:
+        await outage_setup.outage.cut()
+        first.start()
+        await publish_case_registered(nc, event_id)
+        await wait_for(lambda: first.outage_retries >= 2, timeout=30)
+        await first.stop()  # mid-outage: the event goes back, its redelivery excused
+        await outage_setup.outage.restore()
+        second.start()
+        await wait_for(lambda: second.applied + second.dead_lettered == 1, timeout=30)
+    finally:
+        await first.stop()
+        await second.stop()
+    try:
+        assert second.dead_lettered == 0 and second.applied == 1
+        assert await inbox_rows(db, "t-restarted") == [event_id]
+    finally:
+        await db.dispose()
+        await nc.drain()
