@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     health_interval: float = Field(default=2.0, gt=0, alias="ROGATORY_HEALTH_INTERVAL")
     db_connect_timeout: float = Field(default=3.0, gt=0, alias="ROGATORY_DB_CONNECT_TIMEOUT")
     # Deliveries of one event a consumer attempts before it moves the event to
-    # `rogatory.v1.deadletter.{consumer}` and raises an alert (docs/events.md).
+    # `rogatory.v1.deadletter.{consumer}` and raises an alert (docs/events.md). Only the
+    # event's own failures count: a database or NATS outage is waited out.
     max_deliveries: int = Field(default=5, ge=1, alias="ROGATORY_MAX_DELIVERIES")
     # Largest request a service accepts, in bytes (gRPC max receive message size); a bigger
     # one is refused with RESOURCE_EXHAUSTED before it is parsed. docs/api-limits.md.

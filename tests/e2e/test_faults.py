@@ -34,6 +34,7 @@ from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.plumbing.subscriber import read_events
 from tests.conftest import wait_for
 from tests.e2e.test_delegation_assistance_e2e import register_case
+from tests.integration.test_consumer_inbox import rogatory
 
 REQUESTING = dev_credentials("court", "gd0112")
 ENTRUSTED = dev_credentials("court", "ha0122")
@@ -289,3 +290,46 @@ async def test_a_cluster_node_killed_under_load_loses_nothing(tmp_path: Path, cl
         assert after.cluster and after.cluster.leader not in killed  # a new leader took over
     finally:
         stack.stop()
+
+
+async def test_i15_p6_deadletter_list_and_replay_on_the_running_stack(tmp_path: Path) -> None:
+    """A genuinely poisoned event on the real stack, parked, listed, and replayed once fixed:
+    a faulty trigger in the delegation database refuses case replicas, so a case registered
+    then is parked by `delegation-case-replica` (at ROGATORY_MAX_DELIVERIES=1, at once);
+    `rogatory deadletter list` shows it; with the trigger dropped, `rogatory deadletter
+    replay` has the delegation service apply it, once, and the court can delegate the case."""
+    stack = Stack(tmp_path / "stack", base_env=base_env(ROGATORY_MAX_DELIVERIES="1")).start()
+    delegation_db = stack.data_dir / "delegation.db"
+    try:
+        with sqlite3.connect(delegation_db) as conn:
+            conn.execute("CREATE TRIGGER faulty BEFORE INSERT ON case_replica BEGIN SELECT RAISE(ABORT, 'faulty trigger'); END")
+        case = await register_case(stack, 910_006)
+        await wait_for(lambda: parked_in_stream(stack.nats_url), timeout=60)
+        listed = (await rogatory(stack.nats_url, "deadletter", "list"))[1]
+        (row,) = [line for line in listed.splitlines() if "delegation-case-replica" in line]
+        assert "rogatory.case.registered.v1" in row and "rogatory.v1.case.gd0112.registered" in row
+        assert "faulty trigger" in row and "1 parked event(s)" in listed  # the assistance service's replica took it
+        event_id = row.split()[3]
+
+        with sqlite3.connect(delegation_db) as conn:
+            conn.execute("DROP TRIGGER faulty")  # the bug fixed
+        code, replayed = await rogatory(stack.nats_url, "deadletter", "replay", "--consumer", "delegation-case-replica")
+        assert code == 0 and f"replayed {event_id}" in replayed and "to delegation-case-replica" in replayed, replayed
+        async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+            created = await until_case_replicated(lambda: delegate_freeze(channel, case), attempts=300)
+        assert created.case == case
+        assert "no parked events" in (await rogatory(stack.nats_url, "deadletter", "list"))[1]
+        applied = "SELECT count(*) FROM inbox WHERE consumer = 'delegation-case-replica' AND event_id = ?"
+        assert query(delegation_db, applied, event_id) == [(1,)]
+    finally:
+        codes = stack.stop()
+    assert all(code == 0 for code in codes.values()), codes
+
+
+async def parked_in_stream(nats_url: str) -> bool:
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().stream_info("ROGATORY", subjects_filter="rogatory.v1.deadletter.>")
+    finally:
+        await nc.close()
+    return bool(info.state.subjects)
