@@ -198,10 +198,10 @@ class ServiceHost:
         return consumer
 
     async def _watch_database(self) -> None:
-        """NOT_SERVING while the database cannot be reached, or a consumer is waiting out an
-        outage (the database or NATS failing it), SERVING again once it can and they have
-        applied an event: load balancers and orchestrators route around the replica, and
-        nothing needs a restart."""
+        """NOT_SERVING while the database cannot be reached, NATS cannot (the consumers receive
+        nothing), or a consumer is waiting out an outage; SERVING again once they can and the
+        consumers have applied an event: load balancers and orchestrators route around the
+        replica, and nothing needs a restart."""
         interval = self.settings.health_interval
         while not self._stopping:
             try:
@@ -209,9 +209,14 @@ class ServiceHost:
             except TimeoutError:
                 reachable = False
             held = [f"{c.durable} ({c.unavailable})" for c in self.consumers if c.unavailable]
-            serving = reachable and not held
+            events_flow = self.nc.is_connected or not self.consumers  # a consumer gets nothing while NATS is away
+            serving = reachable and events_flow and not held
             if serving != self._serving and not self._stopping:
-                why = "database unreachable" if not reachable else "consumers waiting out an outage: " + "; ".join(held)
+                why = (
+                    "database unreachable" if not reachable
+                    else "NATS unreachable" if not events_flow
+                    else "consumers waiting out an outage: " + "; ".join(held)
+                )  # fmt: skip
                 log.warning("%s: %s", self.service, "SERVING again" if serving else f"NOT_SERVING, {why}")
                 status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
                 await self._set_health(status)

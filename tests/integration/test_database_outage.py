@@ -446,3 +446,34 @@ async def test_i15_p6_a_restart_during_an_outage_costs_the_held_events_no_delive
     finally:
         await db.dispose()
         await nc.drain()
+
+
+async def test_i15_p6_nats_outage_is_waited_out_with_health_not_serving(tmp_path: Path, nats_server: EmbeddedNatsServer) -> None:
+    """NATS away: the delegation service's consumers receive nothing, so its health says
+    NOT_SERVING until NATS is back; a case registered then reaches its replica, once."""
+    settings = Settings(  # type: ignore[call-arg]
+        NATS_URL=nats_server.url,
+        ROGATORY_DATA_DIR=tmp_path,
+        DELEGATION_ADDR="127.0.0.1:0",
+        ROGATORY_HEALTH_INTERVAL=0.2,
+        ROGATORY_SHUTDOWN_GRACE=2,
+        ROGATORY_SCAN_INTERVAL=0,
+        ROGATORY_MAX_DELIVERIES=MAX_DELIVERIES,
+    )
+    host = ServiceHost("delegation", settings)
+    await host.start(wire_delegation)
+    replica = next(c for c in host.consumers if c.durable == CASE_REPLICA_CONSUMER)
+    event_id = new_id()
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            await health_becomes(health, SERVING)
+            nats_server.stop(kill=True)
+            await health_becomes(health, NOT_SERVING)
+            nats_server.start()  # same port, same JetStream store
+            await health_becomes(health, SERVING, timeout=30)
+        await publish_case_registered(host.nc, event_id)
+        await wait_for(lambda: replica.applied == 1, timeout=30)
+        assert await inbox_rows(host.db, CASE_REPLICA_CONSUMER) == [event_id] and replica.dead_lettered == 0
+    finally:
+        await host.stop()
