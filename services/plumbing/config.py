@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     # Accept development tokens (`authorization: Bearer dev:court:…`). Unset: yes without
     # mTLS, no with it.
     dev_tokens: bool | None = Field(default=None, alias="ROGATORY_DEV_TOKENS")
-    # Seconds between the database checks behind the health service (NOT_SERVING while the
-    # database cannot be reached), and the bound on connecting to PostgreSQL, so an RPC
-    # fails fast with UNAVAILABLE instead of hanging.
+    # Seconds between the checks behind the health service (NOT_SERVING while the database
+    # or NATS cannot be reached, or a consumer waits out an outage), and the bound on
+    # connecting to PostgreSQL, so an RPC fails fast with UNAVAILABLE instead of hanging.
     health_interval: float = Field(default=2.0, gt=0, alias="ROGATORY_HEALTH_INTERVAL")
     db_connect_timeout: float = Field(default=3.0, gt=0, alias="ROGATORY_DB_CONNECT_TIMEOUT")
     # Deliveries of one event a consumer attempts before it moves the event to
