@@ -6,8 +6,8 @@ second effect. The message is acked only after the transaction commits.
 
 A failure is one of two kinds (`is_infrastructure_failure`):
 
-- **An outage** — the database unavailable (`db.is_unavailable`: unreachable, connection
-  lost, locked, out of disk), NATS or the network away — says nothing about the event. The
+- **An outage** — the database unavailable (unreachable, connection lost, locked by another
+  process, out of disk), NATS or the network away — says nothing about the event. The
   consumer keeps the messages it holds, tells JetStream they are still in progress (so none
   is redelivered), and tries again after a delay that doubles up to a cap, for as long as
   the outage lasts. Meanwhile it reports itself `unavailable` (the host's health service
@@ -65,9 +65,11 @@ from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import alert_events_pb2
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.plumbing.db import BulkStatement, Database, is_unavailable
+from services.plumbing.db import BulkStatement, Database, DatabaseUnavailable
 from services.plumbing.events import SUBJECT_ROOT, ReceivedEvent, envelope_headers, parse_time, subject
 from services.plumbing.tables import InboxEntry
 from services.plumbing.telemetry import context_from_headers, event_span_attributes, tracer
@@ -110,10 +112,37 @@ _NATS_OUTAGES = (
 )
 
 
+# What SQLite and the PostgreSQL drivers say when the database, not the work, is the trouble:
+# another process holds the write lock past busy_timeout, the file or its disk is gone or
+# full, the connection is refused or lost. (Database turns a failure to connect into
+# DatabaseUnavailable itself.)
+_DATABASE_TROUBLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "database or disk is full",
+    "connection refused",
+    "could not connect",
+    "connection was closed",
+    "connection is closed",
+    "terminating connection",
+    "connect call failed",
+)
+
+
 def is_infrastructure_failure(exc: BaseException) -> bool:
     """Whether `exc` is an outage (database, NATS, network, a timeout) rather than the event's
     own fault: an outage is waited out and never counts toward `max_deliveries`."""
-    return is_unavailable(exc) or isinstance(exc, (*_NATS_OUTAGES, ConnectionError, TimeoutError))
+    return _database_trouble(exc) or isinstance(exc, (*_NATS_OUTAGES, ConnectionError, TimeoutError))
+
+
+def _database_trouble(exc: BaseException) -> bool:
+    if isinstance(exc, (DatabaseUnavailable, PoolTimeout, DisconnectionError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or any(marker in str(exc.orig).lower() for marker in _DATABASE_TROUBLE)
 
 
 def replay_subject(durable: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import LargeBinary, create_engine, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -42,28 +42,6 @@ SQLITE_PRAGMAS = (
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached; RPCs answer UNAVAILABLE."""
-
-
-# SQLite's words for "cannot do any work now" (another process holds the write lock past
-# busy_timeout, the file or its disk is gone or full): the database's state, not the work's.
-_SQLITE_UNAVAILABLE = (
-    "database is locked",
-    "database table is locked",
-    "unable to open database file",
-    "disk i/o error",
-    "database or disk is full",
-)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` says the database could not do the work at all (unreachable, connection
-    lost, no pooled connection in time, locked, out of disk) rather than that the work was
-    wrong. Consumers wait such a failure out instead of counting it against the event."""
-    if isinstance(exc, (DatabaseUnavailable, PoolTimeout, DisconnectionError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        return _is_connection_error(exc) or any(marker in str(exc.orig).lower() for marker in _SQLITE_UNAVAILABLE)
-    return False
 
 
 class Database:
