@@ -20,6 +20,7 @@ from services.assistance.handlers import AssistanceHandlers
 from services.assistance.store import NoticeQuery, SeizureQuery
 from services.plumbing.auth import calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
+from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name
 from services.plumbing.pagination import after_seq, encode_token, page_size
 
@@ -40,7 +41,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
     ) -> pb.AssistanceNotice:
         court_id = calling_court()
         parse_name(request.parent, "courts/{court}", "parent")
-        stored = await self.handlers.create_notice(m.create_command(request), court_id, request.request_id)
+        stored = await self.handlers.create_notice(m.create_command(request), court_id, current_request())
         return m.notice_to_proto(stored.notice)
 
     async def GetAssistanceNotice(
@@ -70,21 +71,21 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         self, request: pb.ReceiveAssistanceNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
-        stored = await self.handlers.receive(request.name, current_principal(), m.receive_command(request), request.request_id)
+        stored = await self.handlers.receive(request.name, current_principal(), m.receive_command(request), current_request())
         return self._view(stored.notice)
 
     async def ReplyAssistanceNotice(
         self, request: pb.ReplyAssistanceNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
-        stored = await self.handlers.reply(request.name, current_principal(), m.reply_command(request), request.request_id)
+        stored = await self.handlers.reply(request.name, current_principal(), m.reply_command(request), current_request())
         return self._view(stored.notice)
 
     async def ObjectToAssistanceNotice(
         self, request: pb.ObjectToAssistanceNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
-        stored = await self.handlers.object_to(request.name, current_principal(), m.object_command(request), request.request_id)
+        stored = await self.handlers.object_to(request.name, current_principal(), m.object_command(request), current_request())
         return self._view(stored.notice)
 
     async def AnswerAssistanceNoticeObjection(
@@ -92,7 +93,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
         command = m.answer_objection_command(request)
-        stored = await self.handlers.answer_objection(request.name, current_principal(), command, request.request_id)
+        stored = await self.handlers.answer_objection(request.name, current_principal(), command, current_request())
         return self._view(stored.notice)
 
     async def GetAssistanceNoticeTimeline(

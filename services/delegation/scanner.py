@@ -141,7 +141,7 @@ class DeadlineScanner:
             _guarded_update(conn, row, overdue_at=now)
             self.handlers.outbox.add_sync(conn, [overdue])
 
-        await self.handlers._commit(stored, change, "", also=bookkeeping)
+        await self.handlers._commit(stored, change, also=bookkeeping)
 
     # --- annotations: warn, overdue, urge, escalate ------------------------------------------
 

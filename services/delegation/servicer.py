@@ -21,6 +21,7 @@ from services.delegation.store import DelegationQuery
 from services.delegation.turnaround import turnaround_statistics
 from services.plumbing.auth import calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
+from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name
 from services.plumbing.pagination import after_seq, decode_token, encode_token, page_size
 from services.registry.messages import enum_name
@@ -40,7 +41,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         parse_name(request.parent, "courts/{court}", "parent")
         with m.proto_paths(m.create_paths(request)):
             stored = await self.handlers.create_delegation(
-                m.create_command(request), court_id, request.request_id, tuple(request.handed_over_seizures)
+                m.create_command(request), court_id, current_request(), tuple(request.handed_over_seizures)
             )
         return m.stored_to_proto(stored)
 
@@ -70,17 +71,17 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
     ) -> pb.Delegation:
         name, court_id = _target(request.name)
         with m.proto_paths(m.OFFICER_PATHS):
-            stored = await self.handlers.acknowledge(name, court_id, m.acknowledge_command(request), request.request_id)
+            stored = await self.handlers.acknowledge(name, court_id, m.acknowledge_command(request), current_request())
         return m.stored_to_proto(stored)
 
     async def StartDelegation(self, request: pb.StartDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(await self.handlers.start(name, court_id, m.start_command(request), request.request_id))
+        return m.stored_to_proto(await self.handlers.start(name, court_id, m.start_command(request), current_request()))
 
     async def CompleteDelegation(self, request: pb.CompleteDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
         with m.proto_paths(m.COMPLETION_PATHS):
-            stored = await self.handlers.complete(name, court_id, m.complete_command(request), request.request_id)
+            stored = await self.handlers.complete(name, court_id, m.complete_command(request), current_request())
         return m.stored_to_proto(stored)
 
     async def ReturnDelegationForSupplement(
@@ -89,29 +90,27 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         name, court_id = _target(request.name)
         command = m.return_for_supplement_command(request)
         with m.proto_paths(m.SUPPLEMENT_REQUEST_PATHS):
-            stored = await self.handlers.return_for_supplement(name, court_id, command, request.request_id)
+            stored = await self.handlers.return_for_supplement(name, court_id, command, current_request())
         return m.stored_to_proto(stored)
 
     async def SupplementDelegation(
         self, request: pb.SupplementDelegationRequest, context: grpc.aio.ServicerContext
     ) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(
-            await self.handlers.supplement(name, court_id, m.supplement_command(request), request.request_id)
-        )
+        return m.stored_to_proto(await self.handlers.supplement(name, court_id, m.supplement_command(request), current_request()))
 
     async def ReturnDelegation(self, request: pb.ReturnDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        stored = await self.handlers.return_delegation(name, court_id, m.return_command(request), request.request_id)
+        stored = await self.handlers.return_delegation(name, court_id, m.return_command(request), current_request())
         return m.stored_to_proto(stored)
 
     async def WithdrawDelegation(self, request: pb.WithdrawDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(await self.handlers.withdraw(name, court_id, m.withdraw_command(request), request.request_id))
+        return m.stored_to_proto(await self.handlers.withdraw(name, court_id, m.withdraw_command(request), current_request()))
 
     async def UrgeDelegation(self, request: pb.UrgeDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(await self.handlers.urge(name, court_id, request.note, request.request_id))
+        return m.stored_to_proto(await self.handlers.urge(name, court_id, request.note, current_request()))
 
     async def ExtendDelegationDeadline(
         self, request: pb.ExtendDelegationDeadlineRequest, context: grpc.aio.ServicerContext
@@ -119,7 +118,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         name, court_id = _target(request.name)
         step = enum_name(pb.Deadline.Step, request.step)
         stored = await self.handlers.extend_deadline(
-            name, court_id, step, request.amount, request.unit, request.reason, request.request_id
+            name, court_id, step, request.amount, request.unit, request.reason, current_request()
         )
         return m.stored_to_proto(stored)
 

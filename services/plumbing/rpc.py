@@ -22,7 +22,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from registry.errors import DomainError
-from services.plumbing import auth
+from services.plumbing import auth, idempotency
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import internal_status, status_for, unavailable_status
 from services.plumbing.ids import new_id
@@ -38,12 +38,20 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 def instrumented(servicer: object, service: ServiceDescriptor, *, dev_tokens: bool = True) -> object:
     """A stand-in for `servicer` whose methods are traced and never leak an exception."""
     methods = {
-        m.name: wrap_unary(getattr(servicer, m.name), service.full_name, m.name, dev_tokens=dev_tokens) for m in service.methods
+        m.name: wrap_unary(
+            getattr(servicer, m.name),
+            service.full_name,
+            m.name,
+            dev_tokens=dev_tokens,
+            keyed="request_id" in m.input_type.fields_by_name,
+        )
+        for m in service.methods
     }
     return SimpleNamespace(**methods)
 
 
-def wrap_unary(behavior: Behavior, service: str, method: str, *, dev_tokens: bool = True) -> Behavior:
+def wrap_unary(behavior: Behavior, service: str, method: str, *, dev_tokens: bool = True, keyed: bool = False) -> Behavior:
+    """`keyed`: the request carries a request_id, scoped here to the caller and method (idempotency.py)."""
     span_name = f"{service}/{method}"
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
@@ -57,6 +65,8 @@ def wrap_unary(behavior: Behavior, service: str, method: str, *, dev_tokens: boo
             try:
                 principal = auth.principal_of(metadata, peer_certificate(context), dev_tokens=dev_tokens)
                 auth.bind(principal)  # task-local: this call only
+                if keyed:
+                    idempotency.bind(idempotency.key_of(principal.name if principal else "", span_name, request))
                 response = await behavior(request, context)
                 span.set_attribute("rpc.grpc.status_code", 0)
                 return response

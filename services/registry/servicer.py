@@ -12,6 +12,7 @@ from registry.courts import Court
 from registry.errors import NotFound, PermissionDenied
 from services.plumbing.auth import Principal, PrincipalKind, calling_court, current_principal
 from services.plumbing.filtering import parse_filter
+from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name
 from services.plumbing.pagination import after_seq, encode_token, page_size
 from services.registry.handlers import RegistryHandlers
@@ -79,7 +80,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 reason="NOT_CASE_COURT",
                 metadata={"parent": request.parent, "court": f"courts/{court_id}"},
             )
-        view = await self.handlers.create_case(register_command(request), request.request_id)
+        view = await self.handlers.create_case(register_command(request), current_request())
         return case_to_proto(view)
 
     async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
@@ -115,7 +116,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def CloseCase(self, request: pb.CloseCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
         court_id = calling_court()  # only the case's own court; the handler checks ownership
         parse_name(request.name, "courts/{court}/cases/{case}")
-        return case_to_proto(await self.handlers.close_case(request.name, court_id, close_command(request), request.request_id))
+        return case_to_proto(await self.handlers.close_case(request.name, court_id, close_command(request), current_request()))
 
     async def ParseCaseNumber(
         self, request: pb.ParseCaseNumberRequest, context: grpc.aio.ServicerContext

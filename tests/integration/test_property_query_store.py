@@ -33,7 +33,7 @@ from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.tables import CaseReplica
-from tests.conftest import wait_for
+from tests.conftest import request_key, wait_for
 
 STREAM = "ROGATORY"
 COURT, CASE = "gd0112", "courts/gd0112/cases/2020-enf-1"
@@ -99,8 +99,8 @@ def incoming(name: str, agency_id: str, outcome: str = "NO_PROPERTY", items: tup
 async def test_create_writes_the_query_its_agency_rows_and_the_created_event_once(handlers: QueryHandlers) -> None:
     handed: list[Fanout] = []
     handlers.dispatch = handed.append
-    stored = await handlers.create(COMMAND, request_id="r-1")
-    again = await handlers.create(COMMAND, request_id="r-1")
+    stored = await handlers.create(COMMAND, request=request_key("r-1"))
+    again = await handlers.create(COMMAND, request=request_key("r-1"))
     query = stored.query
     assert again.query.id == query.id and len(handed) == 1  # a retry is not fanned out again
     assert query.total == query.pending == 3  # bank-a, bank-b, tp-x; not the registry

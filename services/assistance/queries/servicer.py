@@ -13,6 +13,7 @@ from services.assistance.queries.messages import create_command, item_record, qu
 from services.assistance.queries.store import QueryFilter
 from services.plumbing.auth import PrincipalKind, calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
+from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name
 from services.plumbing.pagination import after_seq, encode_token, page_size
 
@@ -27,7 +28,7 @@ class PropertyQueryServicer(property_query_pb2_grpc.PropertyQueryServiceServicer
         self, request: pb.CreatePropertyQueryRequest, context: grpc.aio.ServicerContext
     ) -> pb.PropertyQuery:
         _require_own_parent(request.parent)
-        stored = await self.handlers.create(create_command(request), request.request_id)
+        stored = await self.handlers.create(create_command(request), current_request())
         return query_to_proto(stored.query)  # BASIC: every agency is pending; GetPropertyQuery shows progress
 
     async def GetPropertyQuery(self, request: pb.GetPropertyQueryRequest, context: grpc.aio.ServicerContext) -> pb.PropertyQuery:
@@ -62,7 +63,7 @@ class PropertyQueryServicer(property_query_pb2_grpc.PropertyQueryServiceServicer
         if principal.kind is not PrincipalKind.AGENCY or principal.id != agency_id:
             raise PermissionDenied(f"{principal.name} cannot reply as {request.agency}", reason="NOT_THE_AGENCY")
         reply = reply_command(agency_id, request.outcome, request.items, request.failure_reason)
-        stored = await self.handlers.reply(IncomingReply(request.name, reply, item_record(request.items)))
+        stored = await self.handlers.reply(IncomingReply(request.name, reply, item_record(request.items)), current_request())
         return result_to_proto(stored)
 
 
