@@ -156,7 +156,7 @@ async def own_durable_works(nc: NATS, errors: list[str], name: str, subject_filt
     msg = await subscription.next_msg(timeout=5)
     await msg.ack_sync()
     info = await js.consumer_info(STREAM, name)
-    assert (info.ack_floor.stream_seq, info.num_ack_pending) == (msg.metadata.sequence.stream, 0)
+    assert info.ack_floor.stream_seq == msg.metadata.sequence.stream  # its ack counted
     await subscription.unsubscribe()
     assert await js.delete_consumer(STREAM, name)
     assert errors[before:] == []
@@ -255,6 +255,77 @@ async def test_i15_p2_a_court_cannot_ack_nak_or_terminate_a_service_durables_del
     finally:
         await court.close()
         await service.close()
+
+
+async def test_i15_p2_a_party_creates_acks_and_deletes_only_consumers_named_after_it(
+    server: EmbeddedNatsServer, users: dict[str, NatsUser]
+) -> None:
+    """No taking over the service's durable (whose filter a create could otherwise rewrite), no
+    other party's consumer name, no filter outside the named family, no settling another court's
+    delivery of an event both courts may read, no deleting or purging what is not its own."""
+    service = await connect(server, users["rogatory-service"], [])
+    gd_errors: list[str] = []
+    gd = await connect(server, users["court-gd0112"], gd_errors)
+    ha = await connect(server, users["court-ha0122"], [])
+    try:
+        js = service.jetstream()
+        await js.add_consumer(STREAM, service_durable_config())
+        gd_js = gd.jetstream(timeout=1.0)  # a refused API request gets no answer
+        own = "rogatory.v1.delegation.gd0112.*.>"
+        takeover = ConsumerConfig(
+            name=SERVICE_DURABLE, durable_name=SERVICE_DURABLE, ack_policy=AckPolicy.EXPLICIT, filter_subject=own
+        )
+        assert await denied(gd_errors, lambda: gd_js.add_consumer(STREAM, takeover))
+        assert (await js.consumer_info(STREAM, SERVICE_DURABLE)).config.filter_subjects == [SERVICE_DURABLE_SUBJECTS]
+        for name, subject_filter in (
+            ("court-ha0122-sent", own),  # another court's name
+            ("court-gd0112-cases", own),  # its own name, another family
+            ("court-gd0112-sent", "rogatory.v1.delegation.>"),  # its family's name, a wider filter
+        ):
+            assert await denied(gd_errors, lambda n=name, f=subject_filter: replay(gd, n, f)), name
+        legacy = ConsumerConfig(durable_name="court-gd0112-sent", filter_subject=own)  # DURABLE.CREATE names no filter
+        assert await denied(gd_errors, lambda: gd_js.add_consumer(STREAM, legacy))
+
+        ha_config = ConsumerConfig(
+            name="court-ha0122-received", durable_name="court-ha0122-received", ack_policy=AckPolicy.EXPLICIT, ack_wait=30
+        )
+        received = await ha.jetstream().subscribe(
+            "rogatory.v1.delegation.*.ha0122.>", stream=STREAM, config=ha_config, manual_ack=True
+        )
+        in_flight = await received.next_msg(timeout=5)
+        assert in_flight.subject == "rogatory.v1.delegation.gd0112.ha0122.submitted"  # gd0112 may read it too
+        await spoof_every_ack(gd, in_flight)
+        await redelivered_after_nak(in_flight, lambda: received.next_msg(timeout=5))
+        await wait_for(lambda: refusals(gd_errors, in_flight.reply) == len(ACK_VERBS))
+
+        for action in (
+            lambda: gd_js.consumer_info(STREAM, SERVICE_DURABLE),
+            lambda: gd_js.delete_consumer(STREAM, SERVICE_DURABLE),
+            lambda: gd_js.delete_consumer(STREAM, "court-ha0122-received"),
+            lambda: gd_js.purge_stream(STREAM),
+            lambda: gd_js.delete_stream(STREAM),
+        ):
+            assert await denied(gd_errors, action)
+        assert {c.name for c in await js.consumers_info(STREAM)} == {SERVICE_DURABLE, "court-ha0122-received"}
+        assert (await js.stream_info(STREAM)).state.messages == len(EVENTS)
+    finally:
+        await gd.close()
+        await ha.close()
+        await service.close()
+
+
+async def test_agencies_and_admins_own_their_named_consumers(server: EmbeddedNatsServer, users: dict[str, NatsUser]) -> None:
+    for user, name, subject_filter in (
+        ("agency-bank-icbc", "agency-bank-icbc-notices", "rogatory.v1.notice.*.bank-icbc.>"),
+        ("admin-ops", "admin-ops-all", "rogatory.v1.>"),
+    ):
+        errors: list[str] = []
+        nc = await connect(server, users[user], errors)
+        try:
+            await own_durable_works(nc, errors, name, subject_filter)
+            assert await denied(errors, lambda c=nc: replay(c, "court-gd0112-cases", "rogatory.v1.case.gd0112.>")), user
+        finally:
+            await nc.close()
 
 
 async def test_no_credential_no_connection(server: EmbeddedNatsServer) -> None:
