@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     tls_cert_file: str = Field(default="", alias="ROGATORY_TLS_CERT_FILE")
     tls_key_file: str = Field(default="", alias="ROGATORY_TLS_KEY_FILE")
     tls_client_ca_file: str = Field(default="", alias="ROGATORY_TLS_CLIENT_CA_FILE")
-    # Accept development tokens (`authorization: Bearer dev:court:…`). Unset: yes without
-    # mTLS, no with it.
+    # Accept development tokens (`authorization: Bearer dev:court:…`). Unset: yes in plaintext,
+    # no under TLS (with or without a client CA); `true` under TLS is logged loudly at start-up.
     dev_tokens: bool | None = Field(default=None, alias="ROGATORY_DEV_TOKENS")
     # Seconds between the database checks behind the health service (NOT_SERVING while the
     # database cannot be reached), and the bound on connecting to PostgreSQL, so an RPC
@@ -78,7 +78,9 @@ class Settings(BaseSettings):
 
     @property
     def accepts_dev_tokens(self) -> bool:
-        return self.dev_tokens if self.dev_tokens is not None else not self.tls_client_ca_file
+        """Development tokens prove nothing: never by default once the service speaks TLS, a
+        deployment's sign that it is not a developer's machine (issue 15 point 4)."""
+        return self.dev_tokens if self.dev_tokens is not None else not self.tls_cert_file
 
     def metrics_address_of(self, service: str) -> str:
         return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
+from rogatory.registry.v1 import registry_pb2
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
@@ -20,7 +20,7 @@ async def wire(host: ServiceHost) -> None:
     handlers = RegistryHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
     await handlers.load_reference_data()
     servicer = RegistryServicer(handlers)
-    host.add_servicer(SERVICE, servicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server)
+    host.add_servicer(SERVICE, servicer)
     host.consumers.append(AuditAppender(host.db, host.js, stream=host.settings.stream_name))  # every event, chained
     add_event_attributes(delegation_tracing.event_attributes)  # the audit's spans name the matter of a delegation event
 

@@ -34,11 +34,11 @@ from services.assistance.vehicles.scanner import VehicleControlScanner, scan_dat
 from services.assistance.vehicles.servicer import VehicleControlServicer
 from services.assistance.vehicles.store import ControlQuery
 from services.assistance.vehicles.wiring import SERVICE, FileClock
-from services.plumbing.auth import Principal, PrincipalKind, dev_credentials
+from services.plumbing.auth import Authenticator, Principal, PrincipalKind, dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.rpc import instrumented
+from services.plumbing.rpc import register
 from services.plumbing.tables import CaseReplica
 from tests.conftest import request_key
 
@@ -263,9 +263,8 @@ async def test_document_round_trip(handlers: VehicleControlHandlers, clock: Cloc
 @pytest.fixture
 async def stub(handlers: VehicleControlHandlers) -> AsyncIterator[vehicle_control_pb2_grpc.VehicleControlServiceStub]:
     server = grpc.aio.server()
-    vehicle_control_pb2_grpc.add_VehicleControlServiceServicer_to_server(
-        instrumented(VehicleControlServicer(handlers), SERVICE), server
-    )  # type: ignore[arg-type]
+    authenticator = Authenticator(CourtCatalog.default(), AgencyCatalog.default(), dev_tokens=True)
+    register(server, VehicleControlServicer(handlers), SERVICE, authenticator)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
