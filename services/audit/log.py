@@ -43,6 +43,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from services.audit.anchors import (
+    ANCHOR_STREAM,
     ANCHOR_SUBJECT,
     AnchorsUnavailable,
     decode_anchor,
@@ -153,7 +154,8 @@ class AuditAppender(EventConsumer):
             if self.refusal is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=self.recheck_interval)
-                await self._check()
+                if not self._stopping.is_set():
+                    await self._check()
                 continue
             try:
                 messages = await subscription.fetch(self.batch, timeout=1.0)
@@ -379,4 +381,7 @@ async def verify_log(db: Database, js: JetStreamContext | None, *, unchecked: st
             anchors = await read_anchors(js)
         except AnchorsUnavailable as exc:
             unchecked = str(exc)
-    return Verification(len(entries), verify(entries, anchors or ()), anchors, unchecked)
+    breaks = verify(entries, anchors or ())
+    if entries and anchors == []:  # a running appender anchors its head at once: the stream was replaced
+        anchors, unchecked = None, f"no head of the chain was ever anchored in {ANCHOR_STREAM}"
+    return Verification(len(entries), breaks, anchors, unchecked)

@@ -263,6 +263,16 @@ async def test_i15_p3_without_nats_verify_says_it_cannot_check_the_anchors(regis
     intact = cli_verify(registry_settings)
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert f"{CASES} entries, INTACT, checked against {CASES} anchored head(s)" in intact.stdout
+    async with offline(registry_settings) as (db, js):  # the anchors gone: deleting the stream is not a delete of its messages
+        await js.delete_stream(ANCHOR_STREAM)
+        missing = await verify_log(db, js)
+        assert (missing.outcome, missing.unchecked) == ("UNVERIFIED", f"the anchor stream {ANCHOR_STREAM} does not exist")
+        await ensure_anchor_stream(js)  # … and an empty one in its place
+        replaced = await verify_log(db, js)
+        assert (replaced.outcome, replaced.unchecked) == (
+            "UNVERIFIED",
+            f"no head of the chain was ever anchored in {ANCHOR_STREAM}",
+        )
 
 
 async def test_i15_p3_the_appender_refuses_a_tampered_head_alerts_and_resumes_once_restored(registry: ServiceHost) -> None:
