@@ -32,8 +32,9 @@ def stream_config(name: str, replicas: int = 1) -> StreamConfig:
     )
 
 
-async def connect(url: str, *, name: str) -> NATS:
-    """Connects and keeps reconnecting for ever: a NATS outage must not stop a service."""
+async def connect(url: str, *, name: str, retry_forever: bool = True) -> NATS:
+    """Connects and keeps reconnecting for ever: a NATS outage must not stop a service.
+    A one-off command passes `retry_forever=False`: two tries, then the error."""
 
     async def on_disconnect() -> None:
         log.warning("NATS disconnected")
@@ -47,9 +48,9 @@ async def connect(url: str, *, name: str) -> NATS:
     return await nats.connect(
         servers=url.split(","),
         name=name,
-        max_reconnect_attempts=-1,
+        max_reconnect_attempts=-1 if retry_forever else 1,
         reconnect_time_wait=0.5,
-        allow_reconnect=True,
+        allow_reconnect=retry_forever,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,

@@ -21,7 +21,11 @@ async def wire(host: ServiceHost) -> None:
     await handlers.load_reference_data()
     servicer = RegistryServicer(handlers)
     host.add_servicer(SERVICE, servicer)
-    host.consumers.append(AuditAppender(host.db, host.js, stream=host.settings.stream_name))  # every event, chained
+    appender = AuditAppender(  # every event, chained; health "rogatory.audit" NOT_SERVING if the chain was tampered with
+        host.db, host.js, host.nc, stream=host.settings.stream_name, health=host.health,
+        anchor_replicas=host.settings.stream_replicas,
+    )  # fmt: skip
+    host.consumers.append(appender)
     add_event_attributes(delegation_tracing.event_attributes)  # the audit's spans name the matter of a delegation event
 
 
