@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from services.plumbing import pagination
 from services.plumbing.config import Settings
 from services.plumbing.consumer import BatchEventConsumer, BatchHandler, EventConsumer, Handler
 from services.plumbing.db import Database
@@ -108,6 +109,7 @@ class ServiceHost:
     async def start(self, wire: Wiring) -> None:
         configure_telemetry(self.service)
         configure_metrics(self.service)
+        pagination.configure(self.settings.page_token_secret())
         if metrics_address := self.settings.metrics_address_of(self.service):
             log.info("%s metrics on http://%s/metrics", self.service, serve_prometheus(metrics_address))
         self.db = Database(

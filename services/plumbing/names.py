@@ -24,3 +24,14 @@ def parse_name(name: str, pattern: str, field: str = "name") -> dict[str, str]:
         else:
             return values
     raise InvalidArgument.of([FieldViolation(field, f"must look like {pattern}, got {name!r}", "RESOURCE_NAME")])
+
+
+def parse_parent(parent: str) -> str:
+    """The court a Create method creates under: `courts/{court}` naming one court, never the
+    `-` wildcard of List methods; INVALID_ARGUMENT on `parent` otherwise (missing included)."""
+    court_id = parse_name(parent, "courts/{court}", "parent")["court"]
+    if court_id == "-":
+        raise InvalidArgument.of(
+            [FieldViolation("parent", "name the court itself; '-' (any court) is for List methods", "RESOURCE_NAME")]
+        )
+    return court_id

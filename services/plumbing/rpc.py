@@ -1,11 +1,12 @@
 """Server-side RPC instrumentation, applied once when a servicer is registered.
 
 Every unary method is wrapped so that it (1) continues the caller's W3C trace context in a
-SERVER span named and attributed as the OpenTelemetry RPC conventions say, and (2) maps
-exceptions to rich statuses (services/plumbing/errors.py). Doing this at registration
-instead of through grpc.aio's per-call interceptor chain (and OpenTelemetry's aio
-interceptor) removes two interceptor hops and their per-call allocations from every RPC:
-measured on GetCourt at 64 in flight, 2,550 → see bench/README.md.
+SERVER span named and attributed as the OpenTelemetry RPC conventions say, (2) maps
+exceptions to rich statuses (services/plumbing/errors.py), and (3) holds every string field
+of the request to the text rule (services/plumbing/request_text.py) before the handler runs.
+Doing this at registration instead of through grpc.aio's per-call interceptor chain (and
+OpenTelemetry's aio interceptor) removes two interceptor hops and their per-call allocations
+from every RPC: measured on GetCourt at 64 in flight, 2,550 → see bench/README.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from services.plumbing import auth
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import internal_status, status_for, unavailable_status
 from services.plumbing.ids import new_id
+from services.plumbing.request_text import check_request_text
 from services.plumbing.telemetry import tracer
 from services.plumbing.tls import peer_certificate
 
@@ -57,6 +59,8 @@ def wrap_unary(behavior: Behavior, service: str, method: str, *, dev_tokens: boo
             try:
                 principal = auth.principal_of(metadata, peer_certificate(context), dev_tokens=dev_tokens)
                 auth.bind(principal)  # task-local: this call only
+                if principal is not None:  # without a credential the handler answers UNAUTHENTICATED first
+                    check_request_text(request)
                 response = await behavior(request, context)
                 span.set_attribute("rpc.grpc.status_code", 0)
                 return response

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import money_pb2
 from rogatory.assistance.v1 import vehicle_control_pb2 as pb
 
 from assistance import vehicles as v
 from registry.errors import FieldViolation, InvalidArgument
+from services.plumbing.money import fen_of, money_from_fen
 from services.plumbing.times import timestamp
 from services.registry.messages import enum_name
 
 _ETAG = re.compile(r'(?:W/)?"(\d+)"')
-FEN_PER_YUAN = 100
 
 
 def control_to_proto(c: v.VehicleControl, policy: v.VehicleControlPolicy | None = None) -> pb.VehicleControl:
@@ -84,10 +82,6 @@ def step_to_proto(s: v.StepRecord) -> pb.PostSeizureStepRecord:
     return record
 
 
-def money_from_fen(fen: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code="CNY", units=fen // FEN_PER_YUAN, nanos=(fen % FEN_PER_YUAN) * 10_000_000)
-
-
 # --- requests → commands -------------------------------------------------------------------------
 
 
@@ -120,25 +114,12 @@ def seizure_command(request: pb.ReportVehicleSeizureRequest) -> v.ReportSeizure:
 
 def step_command(request: pb.RecordPostSeizureStepRequest) -> v.RecordStep:
     at = _time(request.complete_time) if request.HasField("complete_time") else None
-    fen = fen_of(request.valuation) if request.HasField("valuation") else None
+    fen = fen_of(request.valuation, "valuation") if request.HasField("valuation") else None
     return v.RecordStep(enum_name(pb.PostSeizureStep, request.step), at, request.note, fen, parse_etag(request.etag))
 
 
 def lift_command(request: pb.LiftVehicleControlRequest) -> v.LiftControl:
     return v.LiftControl(enum_name(pb.LiftVehicleControlRequest.Reason, request.reason), request.note, parse_etag(request.etag))
-
-
-def fen_of(money: money_pb2.Money) -> int:
-    problems = []
-    if money.currency_code not in ("", "CNY"):
-        problems.append(FieldViolation("valuation.currency_code", "must be CNY", "CURRENCY"))
-    amount = Decimal(money.units) + Decimal(money.nanos) / Decimal(1_000_000_000)
-    fen = amount * FEN_PER_YUAN
-    if fen != fen.to_integral_value():
-        problems.append(FieldViolation("valuation", "must be a whole number of fen (0.01 元)", "PRECISION"))
-    if problems:
-        raise InvalidArgument.of(problems)
-    return int(fen)
 
 
 def parse_etag(etag: str) -> int | None:
