@@ -107,7 +107,9 @@ def new_request(method: MethodDescriptor, **fields: Any) -> Message:
     return request
 
 
-async def refusal(channels: Channels, service: ServiceDescriptor, method: MethodDescriptor, request: Message) -> grpc.aio.AioRpcError:
+async def refusal(
+    channels: Channels, service: ServiceDescriptor, method: MethodDescriptor, request: Message
+) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(channels, service, method, request, AS_COURT)
     return caught.value
@@ -169,6 +171,26 @@ async def test_i15_p10_genuine_page_tokens_work_only_for_their_own_list_query_an
             await call(channels, service, method, request, caller)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method.name, request)
         assert details(caught.value)[0].reason == "BAD_PAGE_TOKEN"
+
+
+async def test_i15_p10_page_tokens_survive_a_restart_through_the_data_directory_key(stack: Stack) -> None:
+    (service,) = [s for s in all_services() if s.name == "RegistryService"]
+    list_courts = service.methods_by_name["ListCourts"]
+    before = Channels(stack)
+    first = await call(before, service, list_courts, pb.ListCourtsRequest(page_size=3), AS_COURT)
+    await before.close()
+    registry = stack.processes["registry"]
+    assert registry.stop() == 0
+    registry.start()
+    after = Channels(stack)
+    try:
+        request = pb.ListCourtsRequest(page_size=3, page_token=first.next_page_token)  # type: ignore[attr-defined]
+        second = await call(after, service, list_courts, request, AS_COURT)
+    finally:
+        await after.close()
+    assert second.courts and not {c.name for c in second.courts} & {c.name for c in first.courts}  # type: ignore[attr-defined]
+    if "ROGATORY_PAGE_TOKEN_KEY" not in stack.base_env:
+        assert (stack.data_dir / "page-token.key").is_file()
 
 
 @pytest.mark.parametrize(("service", "method"), params(FILTER_METHODS))
