@@ -45,8 +45,8 @@ def text_problem(value: str) -> tuple[str, str] | None:
 
     Empty and blank (whitespace-only) text passes: whether a field may be empty is the
     field's own rule (`check_text`'s `required`)."""
-    if not value:
-        return None
+    if not value or (value.isprintable() and _INVISIBLE.isdisjoint(value)):
+        return None  # the common case, decided in C: no control, format or separator but ' ', nothing invisible
     if bad := _FORBIDDEN.search(value):
         code = f"U+{ord(bad.group()):04X}"
         return BAD_CHARACTER, f"must not contain control or bidirectional-control characters ({code} at {bad.start()})"
