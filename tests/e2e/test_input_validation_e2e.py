@@ -322,3 +322,47 @@ async def test_i15_p11_error_info_reason_is_the_first_field_violation_reason(cha
     info, bad = await _create_case_refusal(channels, request)
     assert len(bad.field_violations) > 1
     assert info.reason == bad.field_violations[0].reason == "MONGOLIA_CODE"
+
+
+def _paths_of(descriptor: Descriptor, kinds: set[str], depth: int = 0) -> Iterator[tuple[FieldDescriptor, ...]]:
+    """Field chains from `descriptor` to every message field of one of the `kinds` (full names)."""
+    for field in descriptor.fields:
+        if field.type != FieldDescriptor.TYPE_MESSAGE or field.message_type.GetOptions().map_entry:
+            continue
+        if field.message_type.full_name in kinds:
+            yield (field,)
+        elif depth < 4:
+            for chain in _paths_of(field.message_type, kinds, depth + 1):
+                yield (field, *chain)
+
+
+def _with_seconds(method: MethodDescriptor, chain: tuple[FieldDescriptor, ...], seconds: int) -> Message:
+    request = new_request(method)
+    message = request
+    for field in chain:
+        message = getattr(message, field.name).add() if field.is_repeated else getattr(message, field.name)
+    message.seconds = seconds  # type: ignore[attr-defined]
+    return request
+
+
+TIME_KINDS = {"google.protobuf.Timestamp", "google.protobuf.Duration"}
+TIME_METHODS = [(s, m) for s, m in all_methods() if any(_paths_of(m.input_type, TIME_KINDS))]
+CALLERS = [AS_COURT, dev_credentials("agency", "tp-440100"), dev_credentials("agency", "bank-icbc")]
+
+
+@pytest.mark.parametrize(("service", "method"), params(TIME_METHODS))
+async def test_i15_p10_out_of_range_times_and_durations_are_invalid_argument(
+    channels: Channels, service: ServiceDescriptor, method: MethodDescriptor
+) -> None:
+    for chain in _paths_of(method.input_type, TIME_KINDS):
+        for seconds in (10**15, -(10**15), 2**63 - 1, 253_402_300_799, -62_135_596_800, 315_576_000_000):  # and the bounds
+            for caller in CALLERS:
+                try:
+                    await call(channels, service, method, _with_seconds(method, chain, seconds), caller)
+                except grpc.aio.AioRpcError as error:
+                    path = ".".join(f.name for f in chain)
+                    assert error.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (
+                        path,
+                        seconds,
+                        error.details(),
+                    )

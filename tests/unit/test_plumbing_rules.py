@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2
 from google.type import money_pb2
 
@@ -16,6 +19,7 @@ from services.plumbing.ids import new_id
 from services.plumbing.money import fen_of, money_from_fen, yuan_of
 from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import MAX_PAGE_SIZE, page_size
+from services.plumbing.times import datetime_of, timedelta_of
 
 FIELDS = {"year": int, "type_code": str, "party": str, "level": str}
 
@@ -213,3 +217,30 @@ def test_i15_p11_a_missing_or_malformed_parent_is_a_field_violation(parent: str)
         parse_parent(parent)
     assert [(v.field, v.reason) for v in caught.value.violations] == [("parent", "RESOURCE_NAME")]
     assert parse_parent("courts/zj0326") == "zj0326"
+
+
+# --- issue 15 point 10: times and durations are range-checked ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stamp", [Timestamp(seconds=10**15), Timestamp(seconds=-(10**15)), Timestamp(seconds=253_402_300_800), Timestamp(nanos=-1)]
+)
+def test_i15_p10_timestamps_outside_the_type_range_are_invalid_argument(stamp: Timestamp) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        datetime_of(stamp, "sighting.observe_time")
+    assert [(v.field, v.reason) for v in caught.value.violations] == [("sighting.observe_time", "TIME_OUT_OF_RANGE")]
+
+
+def test_i15_p10_timestamps_in_range_are_utc_datetimes() -> None:
+    assert datetime_of(Timestamp(seconds=253_402_300_799), "t") == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "duration",
+    [Duration(seconds=10**15), Duration(seconds=315_576_000_001), Duration(seconds=1, nanos=-1), Duration(nanos=1_000_000_000)],
+)
+def test_i15_p10_durations_outside_the_type_range_are_invalid_argument(duration: Duration) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        timedelta_of(duration, "property_query.response_window")
+    assert caught.value.reason == "DURATION_OUT_OF_RANGE"
+    assert timedelta_of(Duration(seconds=86_400, nanos=5_000), "d") == timedelta(days=1, microseconds=5)
