@@ -32,6 +32,6 @@ def parse_parent(parent: str) -> str:
     court_id = parse_name(parent, "courts/{court}", "parent")["court"]
     if court_id == "-":
         raise InvalidArgument.of(
-            [FieldViolation("parent", "name the court itself; '-' (any court) is for List methods", "RESOURCE_NAME")]
+            [FieldViolation("parent", "name one court; '-' (any court) is not accepted here", "RESOURCE_NAME")]
         )
     return court_id
