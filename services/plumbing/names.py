@@ -27,8 +27,8 @@ def parse_name(name: str, pattern: str, field: str = "name") -> dict[str, str]:
 
 
 def parse_parent(parent: str) -> str:
-    """The court a Create method creates under: `courts/{court}` naming one court, never the
-    `-` wildcard of List methods; INVALID_ARGUMENT on `parent` otherwise (missing included)."""
+    """The one court a `parent` names where the `-` wildcard makes no sense (every Create
+    method): `courts/{court}`; INVALID_ARGUMENT on `parent` otherwise, a missing one included."""
     court_id = parse_name(parent, "courts/{court}", "parent")["court"]
     if court_id == "-":
         raise InvalidArgument.of(
