@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from delegation import lifecycle
 from delegation.calendar import WorkingCalendar
 from delegation.deadlines import RuleTable, Step
-from delegation.details import MAX_TEXT_LENGTH, check_text
+from delegation.details import MAX_TEXT_LENGTH
 from delegation.lifecycle import Action, Actor, LifecycleEvent, check_handed_over_seizures, court_roles, is_final
 from delegation.matters import CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
@@ -45,6 +45,7 @@ from registry.errors import (
     PermissionDenied,
     Violations,
 )
+from registry.text import check_text
 from services.case_replica import replica_row
 from services.delegation import store
 from services.delegation.messages import deadline_to_proto, delegation_to_proto, entry_to_proto

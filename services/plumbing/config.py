@@ -5,12 +5,17 @@ Standard OpenTelemetry variables (`OTEL_*`) are read by the OpenTelemetry SDK it
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///{data_dir}/{service}.db"
+PAGE_TOKEN_KEY_FILE = "page-token.key"
+MIN_PAGE_TOKEN_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -72,6 +77,20 @@ class Settings(BaseSettings):
     # Seconds between background WAL checkpoints of a SQLite database (0: only SQLite's own,
     # inside a commit, every 10,000 pages); PostgreSQL ignores it.
     sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0, alias="ROGATORY_SQLITE_CHECKPOINT_SECONDS")
+    # The secret page tokens are signed with (services/plumbing/pagination.py), at least 32
+    # characters. Empty: one is generated into `{data_dir}/page-token.key` on first start and
+    # read from there after, so tokens survive restarts and replicas sharing the data directory
+    # accept each other's. Replicas on different data directories (e.g. several hosts on one
+    # PostgreSQL) must all be given the same value.
+    page_token_key: str = Field(default="", alias="ROGATORY_PAGE_TOKEN_KEY", repr=False)
+
+    def page_token_secret(self) -> bytes:
+        """ROGATORY_PAGE_TOKEN_KEY, or the data directory's key (created on first use)."""
+        if self.page_token_key:
+            if len(self.page_token_key) < MIN_PAGE_TOKEN_KEY_LENGTH:
+                raise ValueError(f"ROGATORY_PAGE_TOKEN_KEY must have at least {MIN_PAGE_TOKEN_KEY_LENGTH} characters")
+            return self.page_token_key.encode()
+        return _data_dir_key(self.data_dir.resolve() / PAGE_TOKEN_KEY_FILE)
 
     def address_of(self, service: str) -> str:
         return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[service]
@@ -94,3 +113,24 @@ class Settings(BaseSettings):
 
     def schema_for(self, service: str) -> str:
         return f"{self.db_schema_prefix}{service}"
+
+
+def _data_dir_key(path: Path) -> bytes:
+    """The key in `path`, written first if there is none. Several processes may start at once:
+    each writes a candidate to its own file and links it into place; the first link wins and
+    every process reads the winner's, so all of them sign with the same key."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+        try:
+            with contextlib.suppress(FileExistsError):  # another process got there first: read its key
+                os.link(candidate, path)  # atomic
+        finally:
+            candidate.unlink()
+    key = path.read_text().strip()
+    if len(key) < MIN_PAGE_TOKEN_KEY_LENGTH:
+        raise ValueError(f"{path} holds no page-token key of at least {MIN_PAGE_TOKEN_KEY_LENGTH} characters")
+    return key.encode()

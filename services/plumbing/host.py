@@ -30,6 +30,7 @@ from nats.js import JetStreamContext
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.plumbing import pagination
 from services.plumbing.auth import Authenticator
 from services.plumbing.config import Settings
 from services.plumbing.consumer import BatchEventConsumer, BatchHandler, EventConsumer, Handler
@@ -114,6 +115,7 @@ class ServiceHost:
     async def start(self, wire: Wiring) -> None:
         configure_telemetry(self.service)
         configure_metrics(self.service)
+        pagination.configure(self.settings.page_token_secret())
         if metrics_address := self.settings.metrics_address_of(self.service):
             log.info("%s metrics on http://%s/metrics", self.service, serve_prometheus(metrics_address))
         self.db = Database(

@@ -4,8 +4,10 @@ Every unary method is wrapped so that it (1) continues the caller's W3C trace co
 SERVER span named and attributed as the OpenTelemetry RPC conventions say, (2) names the
 caller from its credential (services/plumbing/auth.py), (3) parses the request itself, so
 malformed protobuf is INVALID_ARGUMENT `MALFORMED_REQUEST` instead of grpc.aio's UNKNOWN
-(gRPC hands the wrapper the raw bytes; parsing here costs what gRPC's deserializer did), and
-(4) maps exceptions to rich statuses (services/plumbing/errors.py). Doing this at registration
+(gRPC hands the wrapper the raw bytes; parsing here costs what gRPC's deserializer did),
+(4) holds every string field of the request to the text rule (services/plumbing/request_text.py)
+and scopes its `request_id` (services/plumbing/idempotency.py) before the handler runs, and
+(5) maps exceptions to rich statuses (services/plumbing/errors.py). Doing this at registration
 instead of through grpc.aio's per-call interceptor chain (and OpenTelemetry's aio
 interceptor) removes two interceptor hops and their per-call allocations from every RPC:
 measured on GetCourt at 64 in flight, 2,550 → see bench/README.md.
@@ -30,6 +32,7 @@ from services.plumbing import auth, idempotency
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import internal_status, status_for, unavailable_status
 from services.plumbing.ids import new_id
+from services.plumbing.request_text import check_request_text
 from services.plumbing.telemetry import tracer
 from services.plumbing.tls import peer_certificate
 
@@ -84,6 +87,8 @@ def wrap_unary(behavior: Behavior, method: MethodDescriptor, authenticator: auth
                 principal = authenticator.principal_of(metadata, peer_certificate(context))
                 auth.bind(principal)  # task-local: this call only
                 request = parse_request(request_type, raw)
+                if principal is not None:  # without a credential the handler answers UNAUTHENTICATED first
+                    check_request_text(request)
                 if keyed:
                     idempotency.bind(idempotency.key_of(principal.name if principal else "", span_name, request))
                 response = await behavior(request, context)

@@ -462,12 +462,12 @@ async def test_rejected_calls_change_nothing(handlers: DelegationHandlers, clock
         (handlers.start(name, STRANGER, StartDelegation()), NotFound, "NOT_FOUND"),
         (handlers.start(name, ENTRUSTED, StartDelegation(expected_version=1)), Aborted, "VERSION_MISMATCH"),
         (handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER)), FailedPrecondition, "INVALID_TRANSITION"),
-        (handlers.complete(name, ENTRUSTED, CompleteDelegation("SERVED")), InvalidArgument, "INVALID_ARGUMENT"),
+        (handlers.complete(name, ENTRUSTED, CompleteDelegation("SERVED")), InvalidArgument, "OUTCOME_NOT_FOR_KIND"),
         (handlers.urge(name, ENTRUSTED, "x"), PermissionDenied, "NOT_REQUESTING_COURT"),
-        (handlers.urge(name, REQUESTING, "x" * 3000), InvalidArgument, "INVALID_ARGUMENT"),
+        (handlers.urge(name, REQUESTING, "x" * 3000), InvalidArgument, "TOO_LONG"),
         (handlers.extend_deadline(name, REQUESTING_SUPERIOR, "START", 5, "CALENDAR_DAY", "x"), PermissionDenied, "NOT_SUPERIOR_COURT"),
         (handlers.extend_deadline(name, ENTRUSTED_SUPERIOR, "ACKNOWLEDGE", 5, "CALENDAR_DAY", "x"), FailedPrecondition, "DEADLINE_NOT_OPEN"),
-        (handlers.extend_deadline(name, ENTRUSTED_SUPERIOR, "START", 0, "FORTNIGHT", ""), InvalidArgument, "INVALID_ARGUMENT"),
+        (handlers.extend_deadline(name, ENTRUSTED_SUPERIOR, "START", 0, "FORTNIGHT", ""), InvalidArgument, "BAD_VALUE"),
         (handlers.start(f"{name}x", ENTRUSTED, StartDelegation()), NotFound, "NOT_FOUND"),
     ]  # fmt: skip
     for call, error_type, reason in attempts:

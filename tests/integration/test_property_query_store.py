@@ -311,6 +311,20 @@ async def test_nats_replies_are_applied_in_one_transaction_and_answered(handlers
     assert len([r for r in await outbox(handlers) if r["subject"].endswith(".completed")]) == 1
 
 
+async def test_i15_p11_an_agency_reply_follows_the_text_rule(handlers: QueryHandlers, nats_client: NATS) -> None:
+    query = (await handlers.create(COMMAND)).query
+    spoofing = events_pb2.PropertyQueryReply(
+        property_query=query.name, outcome=pb.AgencyQueryResult.FAILED, failure_reason="\u202e系统维护"
+    )
+    listener, statuses = await apply_as_one_batch(nats_client, handlers, [("bank-a", spoofing, True)])
+    assert listener.applied == 0 and listener.refused == 1
+    assert [s.code for s in statuses] == [code_pb2.INVALID_ARGUMENT]
+    bad = error_details_pb2.BadRequest.FromString(statuses[0].details[1].value)
+    assert [(v.field, v.reason) for v in bad.field_violations] == [("failure_reason", "BAD_CHARACTER")]
+    view = await handlers.get(query.name, COURT)
+    assert {r.result.agency_id: r.result.status for r in view.results}["bank-a"] is AgencyStatus.PENDING
+
+
 # --- the fan-out ------------------------------------------------------------------------------------
 
 

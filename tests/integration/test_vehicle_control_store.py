@@ -296,7 +296,7 @@ async def test_over_grpc(stub: vehicle_control_pb2_grpc.VehicleControlServiceStu
     step = pb.RecordPostSeizureStepRequest(name=created.name, step=pb.STORED)
     assert (await stub.RecordPostSeizureStep(step, metadata=court)).post_seizure_steps[0].step == pb.STORED
     valued = pb.RecordPostSeizureStepRequest(name=created.name, step=pb.INSPECTED, valuation=money_pb2.Money(units=1))
-    await expect_error(stub.RecordPostSeizureStep(valued, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    await expect_error(stub.RecordPostSeizureStep(valued, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "NOT_ALLOWED")
     filtered = await stub.ListVehicleControls(
         pb.ListVehicleControlsRequest(parent=f"courts/{COURT}", filter='plate = "浙CD12345" AND state = SEIZED'), metadata=court
     )
@@ -309,7 +309,7 @@ async def test_grpc_errors(stub: vehicle_control_pb2_grpc.VehicleControlServiceS
         parent=f"courts/{COURT}",
         vehicle_control=pb.VehicleControl(case=CASE, debtor="张三", vehicle=pb.ControlledVehicle(plate="浙C1234")),
     )
-    await expect_error(stub.CreateVehicleControl(bad, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    await expect_error(stub.CreateVehicleControl(bad, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "BAD_PLATE")
     good = pb.CreateVehicleControlRequest(
         parent=f"courts/{COURT}",
         vehicle_control=pb.VehicleControl(case=CASE, debtor="张三", vehicle=pb.ControlledVehicle(vin=VIN)),
@@ -408,4 +408,4 @@ async def test_watch_list_pages_over_grpc(stub: vehicle_control_pb2_grpc.Vehicle
             break
     assert seen == plates
     foreign = pb.ListVehicleControlsRequest(parent="courts/-", page_size=2, page_token=token or "x", filter="state = ACTIVE")
-    await expect_error(stub.ListVehicleControls(foreign, metadata=wenzhou), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    await expect_error(stub.ListVehicleControls(foreign, metadata=wenzhou), grpc.StatusCode.INVALID_ARGUMENT, "BAD_PAGE_TOKEN")

@@ -20,7 +20,7 @@ from services.assistance.vehicles.store import ControlQuery, StoredControl
 from services.plumbing.auth import Principal, PrincipalKind, calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.idempotency import current_request
-from services.plumbing.names import parse_name
+from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import after_seq, encode_token, page_size
 
 CONTROL_NAME = "courts/{court}/vehicleControls/{vehicle_control}"
@@ -38,7 +38,7 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
         self, request: pb.CreateVehicleControlRequest, context: grpc.aio.ServicerContext
     ) -> pb.VehicleControl:
         court_id = calling_court()
-        parse_name(request.parent, "courts/{court}", "parent")
+        parse_parent(request.parent)
         return self._proto(await self.handlers.create(m.create_command(request), court_id, current_request()))
 
     async def GetVehicleControl(
@@ -55,11 +55,10 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
             raise NotFound("court", request.parent)
         terms = parse_filter(request.filter, CONTROL_FILTERS)
         query = _query(current_principal(), None if court_id == "-" else court_id, terms, self.handlers.courts)
-        fingerprint = f"{request.parent}|{request.filter}"
-        after = after_seq(request.page_token, fingerprint)
+        after = after_seq(request)
         limit = page_size(request.page_size)
         found = await self.handlers.list(query, after, limit + 1)
-        token = encode_token(fingerprint, found[limit - 1].seq) if len(found) > limit else ""
+        token = encode_token(request, found[limit - 1].seq) if len(found) > limit else ""
         return pb.ListVehicleControlsResponse(vehicle_controls=[self._proto(s) for s in found[:limit]], next_page_token=token)
 
     async def LiftVehicleControl(
