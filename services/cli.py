@@ -85,7 +85,7 @@ def run(_args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    Supervisor(stack).run(lambda: stopping)  # restarts a child that exits, until a signal
+    Supervisor.of(stack).run(lambda: stopping)  # restarts a child that exits, until a signal
     codes = stack.stop()
     run_file.unlink(missing_ok=True)
     print("Stopped:", ", ".join(f"{s} exit {c}" for s, c in codes.items()), flush=True)

@@ -216,7 +216,8 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.nats_url:
             sink = self._sink(NATS_SERVER, nats_line_level)
-            self.nats = EmbeddedNatsServer(self.data_dir / "nats", port=self._nats_port(), on_line=sink.write).start()
+            self.nats = EmbeddedNatsServer(self.data_dir / "nats", port=self._nats_port(), on_line=sink.write)
+            self.start_nats()
             self.nats_url = self.nats.url
         try:
             for service in services:
@@ -226,6 +227,12 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def start_nats(self) -> None:
+        """(Re)starts the embedded nats-server: same port, same JetStream store."""
+        assert self.nats
+        self.sinks[NATS_SERVER].note(f"{NATS_SERVER} starting on port {self.nats.port}")
+        self.nats.start()
 
     def log_path(self, child: str) -> Path:
         return self.data_dir / "log" / f"{child}.log"
@@ -287,15 +294,22 @@ class RestartPolicy:
 
 
 @dataclass
-class _Child:
+class Supervised:
+    """One child as the supervisor sees it."""
+
     name: str
-    exit_code: Callable[[], int | None]
+    exit_code: Callable[[], int | None]  # None while it runs
     restart: Callable[[], None]
     serving: Callable[[], bool]
     started_at: float
-    attempt: int = 1
+    attempt: int = 1  # starts in the current run of failures; the first start is 1
     restart_at: float | None = None
     announced: bool = True
+
+
+def _say(text: str) -> None:
+    with _TERMINAL:
+        print(text, flush=True)
 
 
 class Supervisor:
@@ -305,17 +319,21 @@ class Supervisor:
 
     def __init__(
         self,
-        stack: Stack,
+        children: list[Supervised],
         policy: RestartPolicy = RestartPolicy(),
-        say: Callable[[str], None] = lambda text: print(text, flush=True),
+        say: Callable[[str], None] = _say,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.policy, self.say, self.clock = policy, say, clock
-        now = clock()
-        self.children = [_Child(name, p.exit_code, p.spawn, p.is_serving, now) for name, p in stack.processes.items()]
+        self.children, self.policy, self.say, self.clock = children, policy, say, clock
+
+    @classmethod
+    def of(cls, stack: Stack) -> Supervisor:
+        now = time.monotonic()
+        children = [Supervised(name, p.exit_code, p.spawn, p.is_serving, now) for name, p in stack.processes.items()]
         if stack.nats:
             nats = stack.nats
-            self.children.insert(0, _Child(NATS_SERVER, nats.exit_code, nats.start, nats.running, now))
+            children.insert(0, Supervised(NATS_SERVER, nats.exit_code, stack.start_nats, nats.running, now))
+        return cls(children)
 
     def run(self, stopping: Callable[[], bool], interval: float = 0.2) -> None:
         while not stopping():
@@ -333,7 +351,7 @@ class Supervisor:
                 child.announced = True
                 self.say(f"{child.name} is running again")
 
-    def _notice_exit(self, child: _Child, now: float) -> None:
+    def _notice_exit(self, child: Supervised, now: float) -> None:
         code = child.exit_code()
         if code is None:
             return
@@ -342,7 +360,7 @@ class Supervisor:
         self.say(f"{child.name} exited ({_describe(code)}); restarting in {delay:g} s (attempt {child.attempt})")
         child.restart_at = now + delay
 
-    def _restart(self, child: _Child, now: float) -> None:
+    def _restart(self, child: Supervised, now: float) -> None:
         child.restart_at, child.started_at, child.announced = None, now, False
         try:
             child.restart()
