@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +24,8 @@ from typing import Any
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _DEATH_SIGNAL = int(signal.SIGTERM)  # the services and nats-server shut down gracefully on it
 
-_forker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-forker")
+_forker: tuple[int, ThreadPoolExecutor] | None = None
+_forker_lock = threading.Lock()
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -39,7 +41,7 @@ _PRCTL = _prctl()
 
 
 def _dies_with(parent: int) -> Callable[[], None] | None:
-    """Runs in the child between fork and exec: only the prepared libc call, no imports."""
+    """What the child runs between fork and exec: the prepared libc call only, no imports."""
     prctl = _PRCTL
     if prctl is None:
         return None
@@ -59,4 +61,12 @@ def spawn(command: Sequence[str], **popen: Any) -> subprocess.Popen[str]:
         # preexec_fn is unsafe in a threaded process only if it takes a lock; this one makes one libc call.
         return subprocess.Popen(command, preexec_fn=_dies_with(os.getpid()), **popen)
 
-    return _forker.submit(fork).result()
+    return _forking_thread().submit(fork).result()
+
+
+def _forking_thread() -> ThreadPoolExecutor:
+    global _forker
+    with _forker_lock:
+        if _forker is None or _forker[0] != os.getpid():  # a forked process has no copy of the thread
+            _forker = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="child-forker"))
+        return _forker[1]

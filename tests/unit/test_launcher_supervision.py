@@ -4,11 +4,15 @@ lines reach the terminal. tests/e2e/test_launcher_e2e.py runs the real processes
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from services.launcher import LogSink, Supervised, Supervisor, nats_line_level, service_line_level, terminal_level
+from services.plumbing.children import spawn
 
 
 class FakeChild:
@@ -85,3 +89,23 @@ def test_i15_p8_nats_server_levels_and_the_off_switch() -> None:
     assert terminal_level("OFF") is None and terminal_level("info") == 20
     with pytest.raises(ValueError, match="ROGATORY_TERMINAL_LOG_LEVEL"):
         terminal_level("loud")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_i15_p8_a_child_started_from_a_short_lived_thread_outlives_that_thread() -> None:
+    """The kernel's parent-death signal follows the forking *thread*: spawn forks from one that
+    lasts, so a service started from a worker thread is not stopped when that thread ends."""
+    started: list[subprocess.Popen[str]] = []
+    thread = threading.Thread(target=lambda: started.append(spawn(["sleep", "30"], text=True)))
+    thread.start()
+    thread.join()
+    child = started[0]
+    try:
+        tid = Path(f"/proc/self/task/{thread.native_id}")
+        while tid.exists():  # the OS thread is gone only a moment after join returns
+            threading.Event().wait(0.01)
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1)  # a SIGTERM from the thread's end would have killed it by now
+    finally:
+        child.kill()
+        child.wait()
