@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,14 +66,19 @@ def _instant(text: str) -> datetime:
 
 
 def run(_args: argparse.Namespace) -> None:
-    from services.launcher import Stack  # noqa: PLC0415
+    from services.launcher import Stack, Supervisor, terminal_level  # noqa: PLC0415
 
     settings = Settings()
-    stack = Stack(settings.data_dir.resolve(), nats_url=settings.nats_url, fixed_ports=True)
+    try:
+        shown = terminal_level(settings.terminal_log_level)
+    except ValueError as error:
+        sys.exit(str(error))
+    stack = Stack(settings.data_dir.resolve(), nats_url=settings.nats_url, fixed_ports=True, terminal_level=shown)
     print("Starting Rogatory (Ctrl-C stops everything)…", flush=True)
     stack.start()
     run_file = stack.write_run_file()
     _print_addresses(stack.describe(), run_file, stack.metrics)
+    _print_logs(stack.log_path("{service}"), settings.terminal_log_level.upper() if shown is not None else "")
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -83,12 +87,11 @@ def run(_args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    while not stopping and all(p.process and p.process.poll() is None for p in stack.processes.values()):
-        time.sleep(0.2)  # supervisor loop: wakes up to notice a signal or a dead child
+    Supervisor.of(stack).run(lambda: stopping)  # restarts a child that exits, until a signal
     codes = stack.stop()
     run_file.unlink(missing_ok=True)
     print("Stopped:", ", ".join(f"{s} exit {c}" for s, c in codes.items()), flush=True)
-    sys.exit(0 if stopping and all(c == 0 for c in codes.values()) else 1)
+    sys.exit(0 if all(c == 0 for c in codes.values()) else 1)
 
 
 def _print_addresses(addresses: dict[str, str], run_file: Path, metrics: dict[str, str]) -> None:
@@ -101,7 +104,13 @@ def _print_addresses(addresses: dict[str, str], run_file: Path, metrics: dict[st
             print(f"  {service + ' metrics':<19} http://{address}/metrics  (Prometheus)")
     print(f"\nAddresses written to {run_file}.")
     print(f"Try:  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{addresses['registry']}")
-    print("      make demo\n", flush=True)
+    print("      make demo\n")
+
+
+def _print_logs(path: Path, shown: str) -> None:
+    print(f"Logs: {path} (every line); the terminal shows", f"{shown} and above" if shown else "none of them", end="")
+    print(" (ROGATORY_TERMINAL_LOG_LEVEL), prefixed with the service.")
+    print("A service or nats-server that exits is restarted, with backoff.\n", flush=True)
 
 
 def load_run_file() -> dict[str, str]:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Seconds a service waits for in-flight RPCs on SIGTERM before cancelling them.
     shutdown_grace: float = Field(default=10.0, alias="ROGATORY_SHUTDOWN_GRACE")
     log_level: str = Field(default="INFO", alias="ROGATORY_LOG_LEVEL")
+    # `make run`: children's log lines at or above this level also go to the terminal (all of
+    # them go to {data_dir}/log/{child}.log); OFF shows none.
+    terminal_log_level: str = Field(default="WARNING", alias="ROGATORY_TERMINAL_LOG_LEVEL")
     # Seconds between deadline-scanner passes in the delegation service (0 turns it off,
     # e.g. when a separate `rogatory scan-deadlines` job runs it).
     scan_interval: float = Field(default=60.0, alias="ROGATORY_SCAN_INTERVAL")

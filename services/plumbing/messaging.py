@@ -36,8 +36,13 @@ async def connect(url: str, *, name: str, retry_forever: bool = True) -> NATS:
     """Connects and keeps reconnecting for ever: a NATS outage must not stop a service.
     A one-off command passes `retry_forever=False`: two tries, then the error."""
 
+    client: NATS | None = None
+
     async def on_disconnect() -> None:
-        log.warning("NATS disconnected")
+        if client is not None and client.is_closed:  # the service is stopping: no cause for alarm
+            log.info("NATS connection closed")
+        else:
+            log.warning("NATS disconnected")
 
     async def on_reconnect() -> None:
         log.info("NATS reconnected")
@@ -45,7 +50,7 @@ async def connect(url: str, *, name: str, retry_forever: bool = True) -> NATS:
     async def on_error(exc: Exception) -> None:
         log.warning("NATS error: %s", exc)
 
-    return await nats.connect(
+    client = await nats.connect(
         servers=url.split(","),
         name=name,
         max_reconnect_attempts=-1 if retry_forever else 1,
@@ -55,6 +60,7 @@ async def connect(url: str, *, name: str, retry_forever: bool = True) -> NATS:
         reconnected_cb=on_reconnect,
         error_cb=on_error,
     )
+    return client
 
 
 async def ensure_stream(js: JetStreamContext, name: str, replicas: int = 1) -> None:
