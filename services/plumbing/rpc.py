@@ -17,14 +17,15 @@ from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
+from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from registry.errors import DomainError
-from services.plumbing import auth
-from services.plumbing.db import DatabaseUnavailable
-from services.plumbing.errors import internal_status, status_for, unavailable_status
+from services.plumbing import auth, deadlines
+from services.plumbing.db import DatabaseFull, DatabaseUnavailable
+from services.plumbing.errors import fault_status, internal_status, status_for
 from services.plumbing.ids import new_id
 from services.plumbing.telemetry import tracer
 from services.plumbing.tls import peer_certificate
@@ -57,14 +58,21 @@ def wrap_unary(behavior: Behavior, service: str, method: str, *, dev_tokens: boo
             try:
                 principal = auth.principal_of(metadata, peer_certificate(context), dev_tokens=dev_tokens)
                 auth.bind(principal)  # task-local: this call only
+                deadlines.bind(context.time_remaining())  # database calls answer before the caller's deadline
                 response = await behavior(request, context)
                 span.set_attribute("rpc.grpc.status_code", 0)
                 return response
             except DomainError as error:
                 status = status_for(error)
             except DatabaseUnavailable as exc:
-                log.warning("%s: database unavailable: %s", span_name, exc)
-                status = unavailable_status("DATABASE_UNAVAILABLE", "the database is unavailable; retry later")
+                log.warning("%s: database %s: %s", span_name, exc.reason, exc)
+                status = _database_status(exc)
+            except deadlines.DeadlineExceeded:
+                status = fault_status(
+                    code_pb2.DEADLINE_EXCEEDED,
+                    "DEADLINE_EXCEEDED",
+                    "the call's deadline passed while it waited for the database; retry (a write with its request_id)",
+                )
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
@@ -78,6 +86,12 @@ def wrap_unary(behavior: Behavior, service: str, method: str, *, dev_tokens: boo
         await context.abort_with_status(rpc_status.to_status(status))
 
     return handler
+
+
+def _database_status(error: DatabaseUnavailable) -> status_pb2.Status:
+    if isinstance(error, DatabaseFull):
+        return fault_status(code_pb2.RESOURCE_EXHAUSTED, error.reason, "the database's disk is full; retry later")
+    return fault_status(code_pb2.UNAVAILABLE, error.reason, "the database is unavailable; retry later")
 
 
 # OpenTelemetry RPC conventions: only these codes mark a server span as failed.
