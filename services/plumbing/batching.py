@@ -37,11 +37,14 @@ class BatchWorker(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         self._wakeup.set()
-        # A slow batch does not hold a caller past its deadline; its item, if not started yet,
-        # is then dropped (its future is cancelled), so it is not written after the caller was
-        # told it failed.
-        async with deadlines.CutOff(deadlines.current(), deadlines.DeadlineExceeded):
-            return await future
+        # A slow batch does not hold a caller past its deadline. A caller that leaves (cut off,
+        # cancelled) cancels its future, so its item is dropped if its batch has not run it yet
+        # (BatchWorker, group_commit): it is not written after the caller was told it failed.
+        try:
+            async with deadlines.CutOff(deadlines.current(), deadlines.DeadlineExceeded):
+                return await future
+        finally:
+            future.cancel()  # no-op once it has its result
 
     async def close(self) -> None:
         if self._task:

@@ -16,6 +16,7 @@ import errno
 import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.delegation.main import wire as wire_delegation
 from services.demo import delegate_freeze, freeze_request, seed_case_request, until_case_replicated
+from services.plumbing import deadlines
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.db import Database, DatabaseTimeout, database_fault
 from services.plumbing.host import ServiceHost, Wiring
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.registry.main import wire as wire_registry
-from tests.conftest import drop_schemas, require_postgres, wait_for
+from tests.conftest import BACKENDS, drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
@@ -342,3 +344,84 @@ async def test_i15_p7_postgres_sessions_carry_server_side_timeouts() -> None:
         assert isinstance(database_fault(caught.value), DatabaseTimeout)
     finally:
         await db.dispose()
+
+
+# --- the cut-off itself, on both databases -----------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+async def scratch_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A Database with a 1 s statement timeout and one table, `scratch(n)`."""
+    if request.param == "postgres":
+        url = await require_postgres()
+        db = Database(url, schema=f"p7{uuid.uuid4().hex[:10]}_scratch", statement_timeout=1)
+    else:
+        url, db = "", Database(f"sqlite+aiosqlite:///{tmp_path}/scratch.db", statement_timeout=1)
+    await db.create_schema()
+    async with db.transaction() as conn:
+        await conn.execute(text("CREATE TABLE scratch (n INTEGER)"))
+    try:
+        yield db
+    finally:
+        deadlines.unbind()
+        await db.dispose()
+        if url:
+            await drop_schemas(url, str(db.schema))
+
+
+@contextlib.asynccontextmanager
+async def writes_blocked(db: Database) -> AsyncIterator[None]:
+    """Another session holds what a write to `scratch` needs: SQLite's write lock, or an ACCESS
+    EXCLUSIVE lock on the table in PostgreSQL."""
+    if db.is_sqlite:
+        lock = WriteLock(Path(str(db.url.database)))
+        await lock.take()
+        try:
+            yield
+        finally:
+            await lock.release()
+            lock.conn.close()
+        return
+    engine = create_async_engine(db.url)
+    try:
+        async with engine.connect() as conn, conn.begin():
+            await conn.execute(text(f'LOCK TABLE "{db.schema}".scratch IN ACCESS EXCLUSIVE MODE'))
+            yield
+    finally:
+        await engine.dispose()
+
+
+async def insert_in_transaction(db: Database, n: int) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": n})
+
+
+async def insert_in_one_hop(db: Database, n: int) -> None:
+    await db.run_transaction(lambda conn: conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": n}))
+
+
+async def scratch_rows(db: Database) -> list[int]:
+    async with db.read() as conn:
+        return list((await conn.execute(text("SELECT n FROM scratch ORDER BY n"))).scalars())
+
+
+async def test_i15_p7_a_cut_off_database_call_answers_at_once_and_writes_nothing(scratch_db: Database) -> None:
+    db = scratch_db
+    async with writes_blocked(db):
+        for n, insert in enumerate((insert_in_transaction, insert_in_one_hop)):
+            deadlines.bind(0.5)  # as rpc.wrap_unary does for a call with a 0.5 s deadline
+            started = time.monotonic()
+            with pytest.raises(deadlines.DeadlineExceeded):
+                await asyncio.wait_for(insert(db, n), timeout=10)
+            assert time.monotonic() - started < 0.7
+            assert db.fault is None  # the caller's deadline is not the database's fault
+        deadlines.unbind()  # no deadline of a call (a consumer, the relay): the statement timeout, 1 s
+        started = time.monotonic()
+        with pytest.raises(DatabaseTimeout):
+            await asyncio.wait_for(insert_in_transaction(db, 2), timeout=10)
+        assert time.monotonic() - started < 1.5
+        assert isinstance(db.fault, DatabaseTimeout)  # health: NOT_SERVING until check() passes
+    assert await db.check(timeout=5) and db.fault is None
+    assert await scratch_rows(db) == []  # none of the cut-off writes, not even after the lock went
+    await insert_in_one_hop(db, 3)
+    assert await scratch_rows(db) == [3]
