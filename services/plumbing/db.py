@@ -278,13 +278,15 @@ class Database:
         engine, thread = self._sqlite_writer()
         folder = Path(self.url.database).parent if self.url.database not in (None, "", ":memory:") else None
 
+        call = _ThreadCall()
+
         def probe() -> None:
+            call.go_on()
             if folder is not None:
                 _reserve_space(folder / f".{Path(str(self.url.database)).name}.space-probe", SPACE_PROBE_BYTES)
             with engine.begin():  # BEGIN IMMEDIATE: nobody holds the write lock for good
                 pass
 
-        call = _ThreadCall()
         async with self._write_lock:
             await call.run(thread, probe)
 
