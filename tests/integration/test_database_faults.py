@@ -188,36 +188,37 @@ async def test_i15_p7_locked_sqlite_answers_before_the_deadline_and_writes_nothi
         await registry.CreateCase(create_request(1), metadata=COURT)
         database = data / "registry.db"
         lock = WriteLock(database)
+        try:
+            # The call's deadline comes first: the server answers DEADLINE_EXCEEDED itself (with
+            # its ErrorInfo, so before the client gave up), and the write that was waiting for the
+            # database is dropped, not done later when the lock goes.
+            await lock.take()
+            late = create_request(2)
+            code, reason, _ = await failure(lambda: registry.CreateCase(late, metadata=COURT, timeout=2))
+            assert (code, reason) == (grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED")
+            await lock.release()  # the writer now runs the batch the cut-off call was in
+            await registry.CreateCase(create_request(3), metadata=COURT)  # committed after that batch
+            assert count(database, "SELECT count(*) FROM enforcement_case WHERE request_id = ?", late.request_id) == 0
 
-        # The call's deadline comes first: the server answers DEADLINE_EXCEEDED itself (with
-        # its ErrorInfo, so before the client gave up), and the write that was waiting for the
-        # database is dropped, not done later when the lock goes.
-        await lock.take()
-        late = create_request(2)
-        code, reason, _ = await failure(lambda: registry.CreateCase(late, metadata=COURT, timeout=2))
-        assert (code, reason) == (grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED")
-        await lock.release()  # the writer now runs the batch the cut-off call was in
-        await registry.CreateCase(create_request(3), metadata=COURT)  # committed after that batch
-        assert count(database, "SELECT count(*) FROM enforcement_case WHERE request_id = ?", late.request_id) == 0
-
-        # Locked longer than the statement timeout (3 s): every waiting call, however long its
-        # own deadline, gets UNAVAILABLE, and health says NOT_SERVING until the lock goes.
-        await lock.take()
-        stuck = [create_request(4), create_request(5)]
-        outcomes = await asyncio.gather(
-            *(failure(lambda r=r: registry.CreateCase(r, metadata=COURT, timeout=15)) for r in stuck)  # type: ignore[misc]
-        )
-        for code, reason, took in outcomes:
-            assert code == grpc.StatusCode.UNAVAILABLE and reason in {"DATABASE_TIMEOUT", "DATABASE_UNAVAILABLE"}
-            assert took < 10
-        await health_becomes(channel, NOT_SERVING)
-        await lock.release()
-        await health_becomes(channel, SERVING)
-        for request in [late, *stuck]:
-            assert count(database, "SELECT count(*) FROM enforcement_case WHERE request_id = ?", request.request_id) == 0
-            await registry.CreateCase(request, metadata=COURT)  # the client's retry
-            assert count(database, "SELECT count(*) FROM enforcement_case WHERE request_id = ?", request.request_id) == 1
-        lock.conn.close()
+            # Locked longer than the statement timeout (3 s): every waiting call, however long its
+            # own deadline, gets UNAVAILABLE, and health says NOT_SERVING until the lock goes.
+            await lock.take()
+            stuck = [create_request(4), create_request(5)]
+            outcomes = await asyncio.gather(
+                *(failure(lambda r=r: registry.CreateCase(r, metadata=COURT, timeout=15)) for r in stuck)  # type: ignore[misc]
+            )
+            for code, reason, took in outcomes:
+                assert code == grpc.StatusCode.UNAVAILABLE and reason in {"DATABASE_TIMEOUT", "DATABASE_UNAVAILABLE"}
+                assert took < 10
+            await health_becomes(channel, NOT_SERVING)
+            await lock.release()
+            await health_becomes(channel, SERVING)
+            for request in [late, *stuck]:
+                assert count(database, "SELECT count(*) FROM enforcement_case WHERE request_id = ?", request.request_id) == 0
+                await registry.CreateCase(request, metadata=COURT)  # the client's retry
+                assert count(database, "SELECT count(*) FROM enforcement_case WHERE request_id = ?", request.request_id) == 1
+        finally:
+            lock.conn.close()
 
 
 # --- a hung PostgreSQL --------------------------------------------------------------------------
@@ -425,3 +426,31 @@ async def test_i15_p7_a_cut_off_database_call_answers_at_once_and_writes_nothing
     assert await scratch_rows(db) == []  # none of the cut-off writes, not even after the lock went
     await insert_in_one_hop(db, 3)
     assert await scratch_rows(db) == [3]
+
+
+async def test_i15_p7_cut_off_cuts_a_hanging_clean_up_short_and_hides_no_outside_cancellation() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def hangs_in_clean_up() -> None:  # as SQLAlchemy closing a connection to a silent server
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.Event().wait()
+
+    started = loop.time()
+    with pytest.raises(deadlines.DeadlineExceeded):
+        async with deadlines.CutOff(loop.time() + 0.1, deadlines.DeadlineExceeded):
+            await hangs_in_clean_up()
+    assert loop.time() - started < 0.1 + 5 * deadlines.RECANCEL_SECONDS
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # every cancellation of its own taken back
+
+    async def cut_off_later() -> None:
+        async with deadlines.CutOff(loop.time() + 60, deadlines.DeadlineExceeded):
+            await asyncio.Event().wait()
+
+    outside = asyncio.create_task(cut_off_later())
+    await asyncio.sleep(0)
+    outside.cancel()  # e.g. the server shutting down: a cancellation, not a deadline
+    with pytest.raises(asyncio.CancelledError):
+        await outside
