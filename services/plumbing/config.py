@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # fails fast with UNAVAILABLE instead of hanging.
     health_interval: float = Field(default=2.0, gt=0, alias="ROGATORY_HEALTH_INTERVAL")
     db_connect_timeout: float = Field(default=3.0, gt=0, alias="ROGATORY_DB_CONNECT_TIMEOUT")
+    # Seconds a database call of a service may take — waiting for a connection or the writer,
+    # its statements and its commit — before the call answers UNAVAILABLE (DATABASE_TIMEOUT);
+    # on PostgreSQL also the server-side statement_timeout, lock_timeout and
+    # idle_in_transaction_session_timeout, on SQLite the busy timeout. An RPC's own deadline,
+    # when sooner, cuts the call off first (DEADLINE_EXCEEDED). README "Timeouts".
+    db_statement_timeout: float = Field(default=10.0, gt=0, alias="ROGATORY_DB_STATEMENT_TIMEOUT")
     # Deliveries of one event a consumer attempts before it moves the event to
     # `rogatory.v1.deadletter.{consumer}` and raises an alert (docs/events.md).
     max_deliveries: int = Field(default=5, ge=1, alias="ROGATORY_MAX_DELIVERIES")

@@ -122,6 +122,7 @@ class ServiceHost:
             self.settings.database_url_for(self.service),
             schema=self.settings.schema_for(self.service),
             connect_timeout=self.settings.db_connect_timeout,
+            statement_timeout=self.settings.db_statement_timeout,
         )
         await self.db.create_schema()
         if self.settings.migrate_on_start:
@@ -220,22 +221,19 @@ class ServiceHost:
         return consumer
 
     async def _watch_database(self) -> None:
-        """NOT_SERVING while the database cannot be reached, SERVING again once it can: load
-        balancers and orchestrators route around the replica, and nothing needs a restart."""
+        """NOT_SERVING while the database cannot take calls, SERVING again once it can: load
+        balancers and orchestrators route around the replica, and nothing needs a restart.
+        Checked every `health_interval`, and at once when a call fails on the database (disk
+        full, locked, unreachable, timed out: Database.check)."""
         interval = self.settings.health_interval
         while not self._stopping:
-            try:
-                reachable = await asyncio.wait_for(self.db.ping(), timeout=max(interval, 1.0))
-            except TimeoutError:
-                reachable = False
-            if reachable != self._serving and not self._stopping:
-                log.warning(
-                    "%s: database %s", self.service, "reachable again: SERVING" if reachable else "unreachable: NOT_SERVING"
-                )
+            healthy = await self.db.check(timeout=max(interval, 1.0))
+            if healthy != self._serving and not self._stopping:
+                log.warning("%s: database %s", self.service, "healthy again: SERVING" if healthy else "failing: NOT_SERVING")
                 serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
-                await self._set_health(serving if reachable else not_serving)
-                self._serving = reachable
-            await asyncio.sleep(interval)
+                await self._set_health(serving if healthy else not_serving)
+                self._serving = healthy
+            await self.db.wait_for_fault(interval)
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ["", *self.service_names]:

@@ -23,14 +23,15 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from registry.errors import DomainError, InvalidArgument
-from services.plumbing import auth, idempotency
-from services.plumbing.db import DatabaseUnavailable
-from services.plumbing.errors import internal_status, status_for, unavailable_status
+from services.plumbing import auth, deadlines, idempotency
+from services.plumbing.db import DatabaseFull, DatabaseUnavailable
+from services.plumbing.errors import fault_status, internal_status, status_for
 from services.plumbing.ids import new_id
 from services.plumbing.request_text import check_request_text
 from services.plumbing.telemetry import tracer
@@ -86,6 +87,7 @@ def wrap_unary(behavior: Behavior, method: MethodDescriptor, authenticator: auth
             try:
                 principal = authenticator.principal_of(metadata, peer_certificate(context))
                 auth.bind(principal)  # task-local: this call only
+                deadlines.bind(context.time_remaining())  # database calls answer before the caller's deadline
                 request = parse_request(request_type, raw)
                 if principal is not None:  # without a credential the handler answers UNAUTHENTICATED first
                     check_request_text(request)
@@ -97,8 +99,14 @@ def wrap_unary(behavior: Behavior, method: MethodDescriptor, authenticator: auth
             except DomainError as error:
                 status = status_for(error)
             except DatabaseUnavailable as exc:
-                log.warning("%s: database unavailable: %s", span_name, exc)
-                status = unavailable_status("DATABASE_UNAVAILABLE", "the database is unavailable; retry later")
+                log.warning("%s: database %s: %s", span_name, exc.reason, exc)
+                status = _database_status(exc)
+            except deadlines.DeadlineExceeded:
+                status = fault_status(
+                    code_pb2.DEADLINE_EXCEEDED,
+                    "DEADLINE_EXCEEDED",
+                    "the call's deadline passed while it waited for the database; retry (a write with its request_id)",
+                )
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
@@ -112,6 +120,12 @@ def wrap_unary(behavior: Behavior, method: MethodDescriptor, authenticator: auth
         await context.abort_with_status(rpc_status.to_status(status))
 
     return handler
+
+
+def _database_status(error: DatabaseUnavailable) -> status_pb2.Status:
+    if isinstance(error, DatabaseFull):
+        return fault_status(code_pb2.RESOURCE_EXHAUSTED, error.reason, "the database's disk is full; retry later")
+    return fault_status(code_pb2.UNAVAILABLE, error.reason, "the database is unavailable; retry later")
 
 
 # OpenTelemetry RPC conventions: only these codes mark a server span as failed.
