@@ -41,8 +41,9 @@ from assistance.notices import (
     check_note,
 )
 from delegation.calendar import CHINA_TZ, WorkingCalendar
-from delegation.details import MAX_CODE_LENGTH, Attachment, check_amount, check_attachments, check_text
+from delegation.details import MAX_CODE_LENGTH, Attachment, check_amount, check_attachments
 from registry.errors import Aborted, FailedPrecondition, PermissionDenied, Violations, parse_enum
+from registry.text import check_text
 
 S = NoticeState
 #: 网络查询冻结存款规定 art. 6: the court answers a bank's objection within 15 days.

@@ -33,9 +33,9 @@ from delegation.details import (
     check_amount,
     check_attachments,
     check_required_attachments,
-    check_text,
 )
 from registry.errors import Violations
+from registry.text import check_text
 
 
 @dataclass(frozen=True)

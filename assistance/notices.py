@@ -33,11 +33,12 @@ from assistance.notice_targets import (
     is_respondent,
 )
 from assistance.seizures import AssetClass, Seizure, SeizureState
-from delegation.details import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, Attachment, AttachmentKind, PropertyKind, check_text
+from delegation.details import MAX_NAME_LENGTH, MAX_TEXT_LENGTH, Attachment, AttachmentKind, PropertyKind
 from registry.access import check_case_access, check_case_name, court_id_of
 from registry.agencies import Agency, AgencyCatalog, AgencyKind
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, Violations, parse_enum
+from registry.text import check_text
 
 MAX_TARGET_LENGTH = 500
 
@@ -324,8 +325,7 @@ def create_notice(
     if agency is not None and kind is not None:
         _check_agency_fits(agency, kind, violations)
     target = command.target.strip()
-    if len(target) > MAX_TARGET_LENGTH:
-        violations.add("assistance_notice.target", f"at most {MAX_TARGET_LENGTH} characters", "TOO_LONG")
+    check_text(target, "assistance_notice.target", violations, max_length=MAX_TARGET_LENGTH, required=False)
     details = _check_target(command, kind, agency, seizure, violations)
     if kind is not None:
         rule = KIND_RULES[kind]

@@ -24,6 +24,7 @@ from registry.access import check_case_access, check_case_name, court_id_of
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied, Violations, parse_enum
+from registry.text import check_text
 
 MIN_RESPONSE_WINDOW = timedelta(seconds=1)
 MAX_RESPONSE_WINDOW = timedelta(days=30)
@@ -283,10 +284,8 @@ def _check_reply(reply: AgencyReply, asked: tuple[PropertyCategory, ...]) -> Age
         violations.add("items", "an ANSWERED reply lists the property found (NO_PROPERTY when there is none)", "REQUIRED")
     if status in (AgencyStatus.NO_PROPERTY, AgencyStatus.FAILED) and reply.items:
         violations.add("items", f"a {status} reply lists no property", "UNEXPECTED")
-    if status is AgencyStatus.FAILED and not reply.failure_reason.strip():
-        violations.add("failure_reason", "say why the query could not be run", "REQUIRED")
-    if len(reply.failure_reason) > MAX_FAILURE_REASON:
-        violations.add("failure_reason", f"at most {MAX_FAILURE_REASON} characters", "TOO_LONG")
+    failed = status is AgencyStatus.FAILED  # then the reason is required: say why the query could not be run
+    check_text(reply.failure_reason.strip(), "failure_reason", violations, max_length=MAX_FAILURE_REASON, required=failed)
     if len(reply.items) > MAX_ITEMS_PER_REPLY:
         violations.add("items", f"at most {MAX_ITEMS_PER_REPLY} items per reply", "TOO_MANY")
     for index, item in enumerate(reply.items):

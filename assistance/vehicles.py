@@ -46,6 +46,7 @@ from registry.errors import (
     Violations,
     parse_enum,
 )
+from registry.text import check_text
 
 MAX_TEXT = 500
 MAX_SIGHTINGS = 200  # a vehicle seen this often is not hidden; keeps the document bounded
@@ -633,10 +634,7 @@ def _next(control: VehicleControl, now: datetime, **changes: object) -> VehicleC
 
 
 def _text(value: str, field: str, violations: Violations, *, required: bool = False) -> None:
-    if required and not value:
-        violations.add(field, "required", "REQUIRED")
-    elif len(value) > MAX_TEXT:
-        violations.add(field, f"at most {MAX_TEXT} characters", "TOO_LONG")
+    check_text(value, field, violations, max_length=MAX_TEXT, required=required)
 
 
 def _end_of_day(day: date, tz: tzinfo) -> datetime:

@@ -6,7 +6,7 @@
 prints `READY floor-<rung> ADDR` when serving. Every call parses its real request message
 and answers a reply built once, so what a call costs is gRPC, protobuf and (rung
 `plumbing`) the service's own per-call wrapper: the W3C trace context, the SERVER span,
-the caller's identity and the error mapping that every Rogatory RPC goes through
+the caller's identity, the request's parsing and the error mapping that every Rogatory RPC goes through
 (services/plumbing/rpc.py), with telemetry configured as a service configures it. Nothing
 is stored: a real call cannot cost less than its floor.
 
@@ -30,7 +30,10 @@ from rogatory.registry.v1 import registry_pb2_grpc
 
 from bench.processes import serve_until_signalled
 from bench.workloads import create_case_request
-from services.plumbing.rpc import instrumented
+from registry.agencies import AgencyCatalog
+from registry.courts import CourtCatalog
+from services.plumbing.auth import Authenticator
+from services.plumbing.rpc import register
 from services.plumbing.telemetry import configure_telemetry
 
 RUNGS = ("proto", "plumbing")
@@ -94,10 +97,11 @@ def add_floor(server: grpc.aio.Server, service: str, rung: str, reply_file: Path
         servicer = FloorDelegationServicer(reply_file)
         descriptor = delegation_pb2.DESCRIPTOR.services_by_name["DelegationService"]
         add = delegation_pb2_grpc.add_DelegationServiceServicer_to_server
-    if rung == "plumbing":
+    if rung == "plumbing":  # as ServiceHost.add_servicer registers a service's servicers
         configure_telemetry("floor")
-        servicer = instrumented(servicer, descriptor)
-    add(servicer, server)
+        register(server, servicer, descriptor, Authenticator(CourtCatalog.default(), AgencyCatalog.default(), dev_tokens=True))
+    else:
+        add(servicer, server)
 
 
 async def serve(addr: str, service: str, rung: str, reply_file: Path | None) -> None:

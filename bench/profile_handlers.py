@@ -36,6 +36,7 @@ from bench.load import percentile
 from bench.workloads import create_case_request
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.plumbing import idempotency
 from services.plumbing.db import SQLITE_PRAGMAS, Database
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.outbox import Outbox
@@ -104,7 +105,8 @@ async def profile(args: argparse.Namespace, data_dir: Path) -> None:
 
     async def create() -> None:
         request = create_case_request(next(numbers))
-        names.append((await handlers.create_case(register_command(request), request.request_id)).name)
+        key = idempotency.key_of("courts/zj0326", "/rogatory.registry.v1.RegistryService/CreateCase", request)
+        names.append((await handlers.create_case(register_command(request), key)).name)
 
     async def get() -> None:
         await handlers.get_case(random.choice(names))

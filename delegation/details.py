@@ -26,6 +26,7 @@ from stdnum.cn import ric, uscc
 
 from registry.cases import mask_id_number
 from registry.errors import Violations, parse_enum
+from registry.text import check_text
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -81,14 +82,6 @@ def _trim(value: str) -> str:
 def _compact(value: str) -> str:
     """Upper-cased with blanks and the middle dot of plates (浙C·12345) removed."""
     return re.sub(r"[\s·•・-]", "", value).upper() if value else value
-
-
-def check_text(value: str, path: str, violations: Violations, *, max_length: int, required: bool = True) -> None:
-    if not value:
-        if required:
-            violations.add(path, "required", "REQUIRED")
-    elif len(value) > max_length:
-        violations.add(path, f"at most {max_length} characters", "TOO_LONG")
 
 
 def check_enum(kind: type[E], value: E | str, path: str, violations: Violations) -> E | None:
@@ -165,9 +158,10 @@ class AttachmentKind(StrEnum):
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-#: Path separators, C0/C1 control characters and the bidirectional overrides that make
-#: "invoice\u202efdp.exe" display as "invoiceexe.pdf".
-_BAD_FILE_NAME = re.compile(r"[/\\\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Path separators and the line breaks and tabs the text rule allows in notes; the other
+#: control and bidirectional-control characters (which make "invoice\u202efdp.exe" display
+#: as "invoiceexe.pdf") are the text rule's (registry/text.py).
+_BAD_FILE_NAME = re.compile(r"[/\\\t\n\r]")
 
 
 @dataclass(frozen=True)
@@ -190,7 +184,7 @@ class Attachment:
         if self.name and _BAD_FILE_NAME.search(self.name):
             violations.add(
                 f"{path}.name",
-                "a file name, without path separators, control or bidirectional-override characters",
+                "a file name on one line, without path separators",
                 "BAD_FILE_NAME",
             )
         if not 1 <= self.size_bytes <= MAX_ATTACHMENT_BYTES:

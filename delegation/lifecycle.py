@@ -56,13 +56,13 @@ from delegation.details import (
     check_amount,
     check_attachments,
     check_required_attachments,
-    check_text,
     check_text_list,
 )
 from delegation.matters import Delegation, DelegationState, MatterKind
 from registry.access import court_id_of
 from registry.courts import CourtCatalog, CourtLevel
 from registry.errors import Aborted, FailedPrecondition, PermissionDenied, Violations, parse_enum
+from registry.text import check_text
 
 MAX_ITEM_LENGTH = 200
 S = DelegationState

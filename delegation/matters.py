@@ -32,6 +32,7 @@ from registry.access import check_case_access, check_case_name, court_id_of
 from registry.courts import CourtCatalog, SpecialKind
 from registry.errors import Violations, parse_enum
 from registry.jurisdictions import JurisdictionTable
+from registry.text import check_text
 
 if TYPE_CHECKING:
     # The lifecycle module builds on this one; its value types appear here only as annotations.
@@ -174,8 +175,7 @@ def create_delegation(
         violations.add("delegation.entrusted_court", "a court cannot delegate a matter to itself", "SELF_DELEGATION")
     kind = parse_enum(MatterKind, command.matter_kind, "delegation.matter_kind", violations)
     description = command.description.strip()
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        violations.add("delegation.description", f"at most {MAX_DESCRIPTION_LENGTH} characters", "TOO_LONG")
+    check_text(description, "delegation.description", violations, max_length=MAX_DESCRIPTION_LENGTH, required=False)
     _check_matter(command, kind, violations)
     violations.raise_if_any()
     assert requesting_id is not None and entrusted_id is not None and kind is not None

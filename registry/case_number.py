@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from registry.courts import COURT_CODE_PREFIXES, SUPREME_COURT_CODE, CourtCatalog, split_court_code
@@ -33,6 +32,7 @@ MONGOLIA_CODE = "MONGOLIA_CODE"
 UNKNOWN_TYPE_CODE = "UNKNOWN_TYPE_CODE"
 SEQUENCE_NOT_POSITIVE = "SEQUENCE_NOT_POSITIVE"
 SEQUENCE_TOO_LARGE = "SEQUENCE_TOO_LARGE"
+SEQUENCE_LEADING_ZERO = "SEQUENCE_LEADING_ZERO"
 IMPLAUSIBLE_YEAR = "IMPLAUSIBLE_YEAR"
 
 
@@ -97,7 +97,7 @@ SPECIAL_TRIAL_CODES: dict[str, tuple[str, str]] = {
 }
 
 # Every part optional so that a malformed number still yields per-part diagnostics.
-# Runs on NFKC-normalised text: full-width brackets and digits are ASCII by then.
+# Runs on width-folded text: full-width brackets and digits are ASCII by then.
 # A court code is 最高法, a known prefix (or 蒙, to explain it), or any other letter followed
 # by at least two digits; anything else (e.g. the 执 of "(2023)执1号") means "court code missing".
 _COURT_CHARS = "".join(sorted(COURT_CODE_PREFIXES)) + "蒙"
@@ -107,6 +107,10 @@ _SHAPE = re.compile(
     r"(?P<kind>[^\W\d_]*?)(?P<seq>[0-9]*)(?P<hao>号)?"
 )
 _WHITESPACE = re.compile(r"\s+")
+#: Full-width ASCII forms (（２０２３）) and the ideographic space to their ASCII twins: the same
+#: character in another width. Not NFKC, which would also read ① or ¹ as 1 and accept a
+#: number as another one.
+_HALF_WIDTH = {0xFF01 + i: 0x21 + i for i in range(94)} | {0x3000: 0x20}
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ def china_today() -> datetime.date:
 
 def _analyse(text: str, courts: CourtCatalog, today: datetime.date | None, field: str) -> tuple[CaseNumber | None, Violations]:
     found = Violations()
-    normalised = unicodedata.normalize("NFKC", text or "").strip()
+    normalised = (text or "").translate(_HALF_WIDTH).strip()
     if not normalised:
         found.add(field, "a case number is required, e.g. （2023）浙0326执1234号", CASE_NUMBER_FORMAT)
         return None, found
@@ -269,6 +273,9 @@ def _check_sequence(shape: re.Match[str], field: str, found: Violations) -> int 
     sequence = int(digits)
     if sequence < 1:
         found.add(field, f"the sequence number must be 1 or more, got {digits}", SEQUENCE_NOT_POSITIVE)
+        return None
+    if digits.startswith("0"):  # 执01号 is not 执1号: a number is refused, never rewritten into another
+        found.add(field, f"the sequence number must not start with 0, got {digits}", SEQUENCE_LEADING_ZERO)
         return None
     if sequence > MAX_SEQUENCE:
         found.add(field, f"the sequence number {sequence} is too large (at most {MAX_SEQUENCE})", SEQUENCE_TOO_LARGE)

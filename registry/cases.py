@@ -17,6 +17,7 @@ from registry.access import court_id_of
 from registry.case_number import CaseNumber, parse_case_number, validate_case_number
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, FailedPrecondition, PermissionDenied, Violations, parse_enum
+from registry.text import check_text
 
 MAX_PARTIES = 50
 MAX_NAME_LENGTH = 200
@@ -110,8 +111,7 @@ def register_case(command: RegisterCase, courts: CourtCatalog, now: datetime) ->
     court_id = _check_parent(command.parent, number, courts, violations)
     parties = _check_parties(command.parties, violations)
     amount_fen = _check_amount(command.amount_owed, command.currency, violations)
-    if len(command.description) > MAX_DESCRIPTION_LENGTH:
-        violations.add("case.description", f"at most {MAX_DESCRIPTION_LENGTH} characters", "TOO_LONG")
+    check_text(command.description.strip(), "case.description", violations, max_length=MAX_DESCRIPTION_LENGTH, required=False)
     violations.raise_if_any()
     assert number is not None and court_id is not None
     case = Case(court_id, number, parties, amount_fen, command.description.strip(), now)
@@ -160,10 +160,7 @@ def _check_party(item: PartyInput, path: str, violations: Violations) -> Party |
     role = parse_enum(PartyRole, item.role, f"{path}.role", violations)
     kind = parse_enum(PartyKind, item.kind, f"{path}.kind", violations)
     name = item.display_name.strip()
-    if not name:
-        violations.add(f"{path}.display_name", "required", "REQUIRED")
-    elif len(name) > MAX_NAME_LENGTH:
-        violations.add(f"{path}.display_name", f"at most {MAX_NAME_LENGTH} characters", "TOO_LONG")
+    check_text(name, f"{path}.display_name", violations, max_length=MAX_NAME_LENGTH)
     id_number = item.id_number.strip().upper()
     if id_number and kind is PartyKind.PERSON and not ric.is_valid(id_number):
         violations.add(f"{path}.id_number", "not a valid resident identity card number (GB 11643)", "BAD_ID_NUMBER")
@@ -248,8 +245,7 @@ def close_case(
     violations = Violations()
     outcome = parse_enum(CloseOutcome, command.outcome, "outcome", violations)
     reason = command.reason.strip()
-    if len(reason) > MAX_DESCRIPTION_LENGTH:
-        violations.add("reason", f"at most {MAX_DESCRIPTION_LENGTH} characters", "TOO_LONG")
+    check_text(reason, "reason", violations, max_length=MAX_DESCRIPTION_LENGTH, required=False)
     violations.raise_if_any()
     assert outcome is not None
     if command.expected_version is not None and command.expected_version != version:

@@ -41,6 +41,9 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
+    """Bad request fields. Its reason (ErrorInfo.reason) is the one given, else the first field
+    violation's (`first_reason`), else INVALID_ARGUMENT."""
+
     reason = "INVALID_ARGUMENT"
 
     def __init__(
@@ -51,13 +54,19 @@ class InvalidArgument(DomainError):
         reason: str | None = None,
         metadata: dict[str, str] | None = None,
     ):
-        super().__init__(message, reason=reason, metadata=metadata)
         self.violations: list[FieldViolation] = list(violations or [])
+        super().__init__(message, reason=reason or first_reason(self.violations), metadata=metadata)
 
     @classmethod
-    def of(cls, violations: list[FieldViolation], *, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
+    def of(cls, violations: list[FieldViolation], *, reason: str | None = None) -> InvalidArgument:
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
         return cls(summary or "invalid request", violations, reason=reason)
+
+
+def first_reason(violations: list[FieldViolation]) -> str:
+    """The reason of the first violation that has one (violations come in request field order,
+    so it is the first problem a client fixes); INVALID_ARGUMENT when none has."""
+    return next((v.reason for v in violations if v.reason), InvalidArgument.reason)
 
 
 class NotFound(DomainError):
@@ -108,7 +117,7 @@ class Violations:
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def raise_if_any(self, reason: str = "INVALID_ARGUMENT") -> None:
+    def raise_if_any(self, reason: str | None = None) -> None:
         if self.items:
             raise InvalidArgument.of(self.items, reason=reason)
 

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     replaying.add_argument("--event", action="append", default=[], metavar="EVENT_ID", help="this event (repeatable)")
     replaying.add_argument("--all", action="store_true", help="every parked event")
     commands.add_parser(
-        "audit-verify", help="check the audit log's hash chain and its published head; exit 1 if an entry was edited or deleted"
+        "audit-verify",
+        help="check the audit log's hash chain and that it holds every head anchored in JetStream; "
+        "exit 0 INTACT, 1 BROKEN (an entry edited or deleted), 3 UNVERIFIED (the anchors could not be read)",
     )
     certs = commands.add_parser("certs", help="issue a development CA, server and client certificates for mutual TLS")
     certs.add_argument("--out", type=Path, required=True, help="folder for ca.crt, server.crt/key and the clients' crt/key")
@@ -80,14 +81,19 @@ def _instant(text: str) -> datetime:
 
 
 def run(_args: argparse.Namespace) -> None:
-    from services.launcher import Stack  # noqa: PLC0415
+    from services.launcher import Stack, Supervisor, terminal_level  # noqa: PLC0415
 
     settings = Settings()
-    stack = Stack(settings.data_dir.resolve(), nats_url=settings.nats_url, fixed_ports=True)
+    try:
+        shown = terminal_level(settings.terminal_log_level)
+    except ValueError as error:
+        sys.exit(str(error))
+    stack = Stack(settings.data_dir.resolve(), nats_url=settings.nats_url, fixed_ports=True, terminal_level=shown)
     print("Starting Rogatory (Ctrl-C stops everything)…", flush=True)
     stack.start()
     run_file = stack.write_run_file()
     _print_addresses(stack.describe(), run_file, stack.metrics)
+    _print_logs(stack.log_path("{service}"), settings.terminal_log_level.upper() if shown is not None else "")
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -96,12 +102,11 @@ def run(_args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    while not stopping and all(p.process and p.process.poll() is None for p in stack.processes.values()):
-        time.sleep(0.2)  # supervisor loop: wakes up to notice a signal or a dead child
+    Supervisor.of(stack).run(lambda: stopping)  # restarts a child that exits, until a signal
     codes = stack.stop()
     run_file.unlink(missing_ok=True)
     print("Stopped:", ", ".join(f"{s} exit {c}" for s, c in codes.items()), flush=True)
-    sys.exit(0 if stopping and all(c == 0 for c in codes.values()) else 1)
+    sys.exit(0 if all(c == 0 for c in codes.values()) else 1)
 
 
 def _print_addresses(addresses: dict[str, str], run_file: Path, metrics: dict[str, str]) -> None:
@@ -114,7 +119,13 @@ def _print_addresses(addresses: dict[str, str], run_file: Path, metrics: dict[st
             print(f"  {service + ' metrics':<19} http://{address}/metrics  (Prometheus)")
     print(f"\nAddresses written to {run_file}.")
     print(f"Try:  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{addresses['registry']}")
-    print("      make demo\n", flush=True)
+    print("      make demo\n")
+
+
+def _print_logs(path: Path, shown: str) -> None:
+    print(f"Logs: {path} (every line); the terminal shows", f"{shown} and above" if shown else "none of them", end="")
+    print(" (ROGATORY_TERMINAL_LOG_LEVEL), prefixed with the service.")
+    print("A service or nats-server that exits is restarted, with backoff.\n", flush=True)
 
 
 def load_run_file() -> dict[str, str]:
@@ -168,8 +179,13 @@ def scan_deadlines(args: argparse.Namespace) -> None:
     print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
 
 
+#: `rogatory audit-verify` exit statuses (2 is argparse's, for a bad command line).
+AUDIT_EXIT = {"INTACT": 0, "BROKEN": 1, "UNVERIFIED": 3}
+
+
 def audit_verify(_args: argparse.Namespace) -> None:
-    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, when NATS_URL is set, the anchor."""
+    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL,
+    every anchored head. Exit 0 INTACT, 1 BROKEN, 3 UNVERIFIED (the anchors could not be read)."""
     from services.audit.log import verify_log  # noqa: PLC0415
     from services.plumbing.db import Database  # noqa: PLC0415
     from services.plumbing.messaging import connect  # noqa: PLC0415
@@ -178,18 +194,22 @@ def audit_verify(_args: argparse.Namespace) -> None:
 
     async def go() -> int:
         db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
-        nc = await connect(settings.nats_url, name="rogatory/audit-verify") if settings.nats_url else None
+        nc, unchecked = None, "NATS_URL is not set"
+        if settings.nats_url:
+            try:
+                nc = await connect(settings.nats_url, name="rogatory/audit-verify", retry_forever=False)
+            except Exception as exc:  # noqa: BLE001 - any failure: the anchors are not checked, said so
+                unchecked = f"NATS did not answer: {type(exc).__name__}"  # not the URL: it may hold a password
         try:
-            count, breaks = await verify_log(db, nc.jetstream() if nc else None)
+            verification = await verify_log(db, nc.jetstream() if nc else None, unchecked=unchecked)
         finally:
             await db.dispose()
             if nc:
                 await nc.close()
-        anchored = "against its published head" if nc else "(no NATS_URL: the published head was not checked)"
-        for problem in breaks:
+        for problem in verification.breaks:
             print(f"BROKEN at entry {problem.seq}: {problem.problem}")
-        print(f"audit log: {count} entries, {'INTACT' if not breaks else f'{len(breaks)} break(s)'} {anchored}")
-        return 1 if breaks else 0
+        print(verification.summary())
+        return AUDIT_EXIT[verification.outcome]
 
     sys.exit(asyncio.run(go()))
 

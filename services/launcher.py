@@ -1,22 +1,33 @@
 """Starts the three services as processes (and, without NATS_URL, an embedded nats-server).
 
-Used by `make run` and by the end-to-end tests, so both exercise the real processes.
+Used by `make run` and by the end-to-end tests, so both exercise the real processes. Under
+`make run` a `Supervisor` restarts a child that exits, with backoff. Every child's output
+goes to `{data_dir}/log/{child}.log`; `make run` also shows the lines at or above
+ROGATORY_TERMINAL_LOG_LEVEL on the terminal, prefixed with the child's name. Children end
+with the launcher, even when it is killed (services/plumbing/children.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from services.plumbing.children import spawn
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
 SERVICES = ("registry", "delegation", "assistance")
+NATS_SERVER = "nats-server"
 ADDRESS_VARIABLES = {"registry": "REGISTRY_ADDR", "delegation": "DELEGATION_ADDR", "assistance": "ASSISTANCE_ADDR"}
 METRICS_VARIABLES = {
     "registry": "REGISTRY_METRICS_ADDR",
@@ -24,6 +35,80 @@ METRICS_VARIABLES = {
     "assistance": "ASSISTANCE_METRICS_ADDR",
 }
 METRICS_PORTS = {"registry": 9464, "delegation": 9465, "assistance": 9466}  # 9464: OpenTelemetry's Prometheus default
+
+# --- logs ----------------------------------------------------------------------------------------
+
+# A record as services/plumbing/host.py formats it: "2026-12-07 10:00:00,123 delegation WARNING name: …".
+_SERVICE_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+# nats-server's: "[1234] 2026/12/07 10:00:00.123456 [WRN] …".
+_NATS_RECORD = re.compile(r"\[\d+\] \S+ \S+ \[(TRC|DBG|INF|WRN|ERR|FTL)\] ")
+_NATS_LEVELS = {"TRC": logging.DEBUG, "DBG": logging.DEBUG, "INF": logging.INFO, "WRN": logging.WARNING}
+_TERMINAL = threading.Lock()  # one child's line is never cut by another's
+
+
+def service_line_level(line: str) -> int | None:
+    """The level a service's output line starts, or None for a continuation line."""
+    if match := _SERVICE_RECORD.match(line):
+        return logging.getLevelNamesMapping()[match[1]]
+    if line.startswith("Traceback (most recent call last)"):  # an uncaught exception
+        return logging.ERROR
+    return None
+
+
+def nats_line_level(line: str) -> int | None:
+    if match := _NATS_RECORD.match(line):
+        return _NATS_LEVELS.get(match[1], logging.ERROR)
+    return None
+
+
+def terminal_level(name: str) -> int | None:
+    """ROGATORY_TERMINAL_LOG_LEVEL: a logging level name, or OFF for nothing on the terminal."""
+    if name.upper() == "OFF":
+        return None
+    levels = logging.getLevelNamesMapping()
+    if name.upper() not in levels:
+        raise ValueError(f"ROGATORY_TERMINAL_LOG_LEVEL={name!r}: give DEBUG, INFO, WARNING, ERROR, CRITICAL or OFF")
+    return levels[name.upper()]
+
+
+class LogSink:
+    """One child's output: every line to its log file (appended across restarts and runs);
+    lines at or above `terminal_level` also on the terminal as `{name} | {line}`. A line that
+    starts no record (a traceback's body) has the level of the record it continues."""
+
+    def __init__(self, name: str, path: Path, terminal_level: int | None, level_of: Callable[[str], int | None]):
+        self.name = name
+        self.path = path
+        self.terminal_level = terminal_level
+        self.level_of = level_of
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8", buffering=1)  # line-buffered: `tail -f` sees each line
+        self._lock = threading.Lock()
+        self._level = logging.WARNING  # output before the first record (an import error) is shown
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._level = self.level_of(line) or self._level
+            if not self._file.closed:
+                self._file.write(line + "\n")
+            show = self.terminal_level is not None and self._level >= self.terminal_level
+        if show:
+            with _TERMINAL:
+                print(f"{self.name} | {line}", flush=True)
+
+    def note(self, text: str) -> None:
+        """A launcher's line in the file only, e.g. where a restarted process begins."""
+        with self._lock:
+            self._level = logging.WARNING
+            if not self._file.closed:
+                self._file.write(f"--- {datetime.now().astimezone():%Y-%m-%d %H:%M:%S%z} launcher: {text}\n")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+# --- processes -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -33,38 +118,64 @@ class ServiceProcess:
     process: subprocess.Popen[str] | None = None
     address: str = ""
     output: list[str] = field(default_factory=list)
+    sink: LogSink | None = None
+    _ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    _serving: bool = False
+    _pump: threading.Thread | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
-        self.process = subprocess.Popen(
+        self.spawn()
+        if not self.wait_ready(timeout):
+            self.kill()
+            raise RuntimeError(f"{self.service} did not start:\n" + "\n".join(self.output[-40:]))
+        return self
+
+    def spawn(self) -> None:
+        """Starts the process without waiting for it to serve (a supervisor's restart)."""
+        self._ready, self._serving = threading.Event(), False
+        self.process = spawn(
             [sys.executable, "-m", f"services.{self.service}.main"],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            encoding="utf-8",
+            errors="replace",
             # Own session: a terminal's Ctrl-C reaches only the launcher, which then stops the
             # services before NATS, so their last events are still flushed.
             start_new_session=True,
         )
-        ready = threading.Event()
-        threading.Thread(target=self._pump, args=(ready,), daemon=True, name=f"{self.service}-log").start()
-        if not ready.wait(timeout) or not self.address:
-            self.kill()
-            raise RuntimeError(f"{self.service} did not start:\n" + "\n".join(self.output[-40:]))
-        return self
+        if self.sink:
+            self.sink.note(f"{self.service} started, pid {self.process.pid}")
+        self._pump = threading.Thread(
+            target=self._pump_output, args=(self.process, self._ready), daemon=True, name=f"{self.service}-log"
+        )
+        self._pump.start()
 
-    def _pump(self, ready: threading.Event) -> None:
-        assert self.process and self.process.stdout
-        for line in self.process.stdout:
-            line = line.rstrip()
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout) and self._serving
+
+    def is_serving(self) -> bool:
+        """The current process said READY."""
+        return self._serving and self._ready.is_set()
+
+    def _pump_output(self, process: subprocess.Popen[str], ready: threading.Event) -> None:
+        assert process.stdout
+        for raw in process.stdout:
+            line = raw.rstrip()
             self.output.append(line)
             if len(self.output) > 2000:
                 del self.output[:1000]
+            if self.sink:
+                self.sink.write(line)
             if line.startswith(f"READY {self.service} "):
                 self.address = line.split()[-1]
+                self._serving = True
                 ready.set()
-            elif os.environ.get("ROGATORY_ECHO_LOGS"):
-                print(line, flush=True)
-        ready.set()  # the process ended: wake the waiter, which sees no address
+        ready.set()  # the process ended: wake the waiter, which sees it is not serving
+
+    def exit_code(self) -> int | None:
+        return self.process.poll() if self.process else None
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait for the graceful shutdown; returns the exit code."""
@@ -73,10 +184,13 @@ class ServiceProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            return self.process.wait()
+            code = self.process.wait()
+        if self._pump:
+            self._pump.join(5)  # the last lines reach the log file before it is closed
+        return code
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -92,22 +206,40 @@ class Stack:
     nats_url: str = ""
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     fixed_ports: bool = False
+    terminal_level: int | None = None  # `make run`: children's lines at or above it on the terminal
     nats: EmbeddedNatsServer | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)  # service → Prometheus /metrics address
+    sinks: dict[str, LogSink] = field(default_factory=dict)
 
     def start(self, services: tuple[str, ...] = SERVICES) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.nats_url:
-            self.nats = EmbeddedNatsServer(self.data_dir / "nats", port=self._nats_port()).start()
+            sink = self._sink(NATS_SERVER, nats_line_level)
+            self.nats = EmbeddedNatsServer(self.data_dir / "nats", port=self._nats_port(), on_line=sink.write)
+            self.start_nats()
             self.nats_url = self.nats.url
         try:
             for service in services:
-                self.processes[service] = ServiceProcess(service, self.env_for(service)).start()
+                process = ServiceProcess(service, self.env_for(service), sink=self._sink(service, service_line_level))
+                self.processes[service] = process.start()
         except Exception:
             self.stop()
             raise
         return self
+
+    def start_nats(self) -> None:
+        """(Re)starts the embedded nats-server: same port, same JetStream store."""
+        assert self.nats
+        self.sinks[NATS_SERVER].note(f"{NATS_SERVER} starting on port {self.nats.port}")
+        self.nats.start()
+
+    def log_path(self, child: str) -> Path:
+        return self.data_dir / "log" / f"{child}.log"
+
+    def _sink(self, child: str, level_of: Callable[[str], int | None]) -> LogSink:
+        self.sinks[child] = LogSink(child, self.log_path(child), self.terminal_level, level_of)
+        return self.sinks[child]
 
     def _nats_port(self) -> int:
         wanted = int(self.base_env.get("ROGATORY_NATS_PORT", "4222")) if self.fixed_ports else 0
@@ -142,7 +274,102 @@ class Stack:
         codes = {service: process.stop() for service, process in reversed(list(self.processes.items()))}
         if self.nats:
             self.nats.stop()
+        for sink in self.sinks.values():
+            sink.close()
         return codes
+
+
+# --- supervision (`make run`) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    stable_after: float = 60.0  # a child up this long starts the backoff again when it next exits
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before start number `attempt` (2 is the first restart): 1, 2, 4 … up to 30."""
+        return min(self.max_delay, self.first_delay * 2 ** (attempt - 2))
+
+
+@dataclass
+class Supervised:
+    """One child as the supervisor sees it."""
+
+    name: str
+    exit_code: Callable[[], int | None]  # None while it runs
+    restart: Callable[[], None]
+    serving: Callable[[], bool]
+    started_at: float
+    attempt: int = 1  # starts in the current run of failures; the first start is 1
+    restart_at: float | None = None
+    announced: bool = True
+
+
+def _say(text: str) -> None:
+    with _TERMINAL:
+        print(text, flush=True)
+
+
+class Supervisor:
+    """Keeps every child of a started stack running: one that exits (crash, OOM kill, SIGKILL)
+    is restarted on the same ports after a capped exponential backoff, and the terminal says so;
+    the others keep serving meanwhile."""
+
+    def __init__(
+        self,
+        children: list[Supervised],
+        policy: RestartPolicy = RestartPolicy(),
+        say: Callable[[str], None] = _say,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.children, self.policy, self.say, self.clock = children, policy, say, clock
+
+    @classmethod
+    def of(cls, stack: Stack) -> Supervisor:
+        now = time.monotonic()
+        children = [Supervised(name, p.exit_code, p.spawn, p.is_serving, now) for name, p in stack.processes.items()]
+        if stack.nats:
+            nats = stack.nats
+            children.insert(0, Supervised(NATS_SERVER, nats.exit_code, stack.start_nats, nats.running, now))
+        return cls(children)
+
+    def run(self, stopping: Callable[[], bool], interval: float = 0.2) -> None:
+        while not stopping():
+            self.check()
+            time.sleep(interval)  # wakes up to notice a signal, an exit or a restart that is due
+
+    def check(self) -> None:
+        now = self.clock()
+        for child in self.children:
+            if child.restart_at is None:
+                self._notice_exit(child, now)
+            elif now >= child.restart_at:
+                self._restart(child, now)
+            if not child.announced and child.serving():
+                child.announced = True
+                self.say(f"{child.name} is running again")
+
+    def _notice_exit(self, child: Supervised, now: float) -> None:
+        code = child.exit_code()
+        if code is None:
+            return
+        child.attempt = 2 if now - child.started_at >= self.policy.stable_after else child.attempt + 1
+        delay = self.policy.delay(child.attempt)
+        self.say(f"{child.name} exited ({_describe(code)}); restarting in {delay:g} s (attempt {child.attempt})")
+        child.restart_at = now + delay
+
+    def _restart(self, child: Supervised, now: float) -> None:
+        child.restart_at, child.started_at, child.announced = None, now, False
+        try:
+            child.restart()
+        except Exception as error:  # noqa: BLE001 - it stays down: the next check backs off again
+            self.say(f"{child.name} did not start: {error}")
+
+
+def _describe(code: int) -> str:
+    return f"signal {-code}" if code < 0 else f"exit code {code}"
 
 
 def _port_is_free(port: int) -> bool:

@@ -7,22 +7,33 @@ to them and their replies, on core NATS subjects under `rogatory.direct.v1`:
 
 - core subscriptions: its subject patterns, plus its own reply inbox `_INBOX_{user}.>`
   (connect with `inbox_prefix="_INBOX_{user}"`);
-- JetStream: creating a consumer on the stream is allowed only through the API subject that
-  names the consumer's single filter subject, `$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}`,
-  and only for filters inside its patterns — so it can replay its own events from any
-  point and nothing else. Messages are pushed to its inbox; it may ack them and answer
-  flow control. No pull (`MSG.NEXT`), info or delete on consumers: those name a consumer,
-  not a subject, and could reach another party's.
+- JetStream: it owns one consumer per subject family it may read, named `{user}-{family}`
+  (e.g. `court-gd0112-cases`). Everything JetStream does with a consumer names it in the
+  subject, and NATS permissions match whole tokens only (`court-gd0112-*` is a literal, not
+  a prefix), so each owned name is granted by itself:
+  - create it only through the API subject that also names its single filter,
+    `$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}`, with the filter inside that family —
+    so it replays its own events from any point and nothing else, and cannot create,
+    update or take over a consumer of a service or of another party;
+  - ack, nak, +WPI, +NXT or +TERM only deliveries of its own consumers,
+    `$JS.ACK.{stream}.{name}.>`, and answer their flow control, `$JS.FC.{stream}.{name}.*`;
+    this nats-server writes ack subjects in that form only (no domain or account-hash
+    tokens) and ignores acks in any other form;
+  - read its info and delete it.
+  Messages are pushed to its inbox. No pull (`MSG.NEXT`): the server delivers a pull's
+  messages to whatever reply subject the request names, so a puller could drop events onto
+  subjects it may not publish on. No stream API at all.
 
-The services get one user with full access; admins read every event. The user names are
-`court-{id}`, `agency-{id}`, `admin-{name}` and `rogatory-service`.
+The services get one user with full access; admins read every event (one consumer,
+`admin-{name}-all`). The user names are `court-{id}`, `agency-{id}`, `admin-{name}` and
+`rogatory-service`.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,23 +43,26 @@ from services.plumbing.events import DIRECT_ROOT, SUBJECT_ROOT
 
 SERVICE_USER = "rogatory-service"
 
-#: Subject patterns a court may read; `{id}` is the court's id.
-COURT_SUBJECTS = (
-    "case.{id}.>",
-    "delegation.{id}.*.>",  # matters it sent
-    "delegation.*.{id}.>",  # matters it received
-    "supervision.{id}.>",  # matters escalated to it
-    "notice.{id}.>",
-    "seizure.{id}.>",
-    "vehicle.{id}.>",
-    "query.{id}.>",
-)
-#: Subject patterns an agency may read.
-AGENCY_SUBJECTS = (
-    "notice.*.{id}.>",
-    "seizure.*.{id}.>",
-    "watchlist.{id}.>",
-)
+#: Subject families a court may read, by family name; `{id}` is the court's id. Its consumer
+#: on a family is named `court-{id}-{family}`.
+COURT_SUBJECTS = {
+    "cases": "case.{id}.>",
+    "sent": "delegation.{id}.*.>",  # matters it sent
+    "received": "delegation.*.{id}.>",  # matters it received
+    "supervision": "supervision.{id}.>",  # matters escalated to it
+    "notices": "notice.{id}.>",
+    "seizures": "seizure.{id}.>",
+    "vehicles": "vehicle.{id}.>",
+    "queries": "query.{id}.>",
+}
+#: Subject families an agency may read; its consumers are named `agency-{id}-{family}`.
+AGENCY_SUBJECTS = {
+    "notices": "notice.*.{id}.>",
+    "seizures": "seizure.*.{id}.>",
+    "watchlist": "watchlist.{id}.>",
+}
+#: An admin reads everything through one consumer, `admin-{name}-all`.
+ADMIN_SUBJECTS = {"all": ">"}
 #: Property-query requests addressed to an agency (core NATS, not in the stream: live only).
 AGENCY_DIRECT_SUBSCRIBES = ("query.*.{id}.requested",)
 #: What an agency publishes itself: its replies to property queries.
@@ -77,34 +91,57 @@ def _subjects(patterns: Iterable[str], principal_id: str, root: str = SUBJECT_RO
     return [f"{root}.{p.format(id=principal_id)}" for p in patterns]
 
 
+def _families(families: Mapping[str, str], principal_id: str) -> dict[str, str]:
+    """Family name → the subject pattern it covers, for one court or agency."""
+    return dict(zip(families, _subjects(families.values(), principal_id), strict=True))
+
+
+def consumer_name(user: str, family: str) -> str:
+    """The one JetStream consumer `user` owns on a subject family."""
+    return f"{user}-{family}"
+
+
+def owned_consumer_permissions(user: str, families: Mapping[str, str], stream: str) -> list[str]:
+    """Publish rights over `user`'s own consumers, one per family, and over no other consumer."""
+    allowed = []
+    for family, pattern in families.items():
+        name = consumer_name(user, family)
+        allowed += [
+            f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{pattern}",  # single filter, inside the family
+            f"$JS.API.CONSUMER.INFO.{stream}.{name}",
+            f"$JS.API.CONSUMER.DELETE.{stream}.{name}",
+            f"$JS.ACK.{stream}.{name}.>",  # +ACK, -NAK, +WPI, +NXT, +TERM of its own deliveries
+            f"$JS.FC.{stream}.{name}.*",  # flow control of its push consumer
+        ]
+    return allowed
+
+
 def reader_permissions(
-    user: str, readable: list[str], stream: str, *, publishes: Iterable[str] = (), live: Iterable[str] = ()
+    user: str, families: Mapping[str, str], stream: str, *, publishes: Iterable[str] = (), live: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """Read `readable` live or through JetStream consumers filtered inside it, and `live` live only; publish `publishes`."""
-    consumer_api = [f"$JS.API.CONSUMER.CREATE.{stream}.*.{pattern}" for pattern in readable]
-    delivery = [f"$JS.ACK.{stream}.>", f"$JS.FC.{stream}.>"]  # ack pushed messages, answer flow control
+    """Read each family live or through the one consumer `user` owns on it, `live` live only; publish `publishes`."""
     return {
-        "publish": {"allow": [*publishes, *consumer_api, *delivery]},
-        "subscribe": {"allow": [*readable, *live, f"{inbox_prefix(user)}.>"]},
+        "publish": {"allow": [*publishes, *owned_consumer_permissions(user, families, stream)]},
+        "subscribe": {"allow": [*families.values(), *live, f"{inbox_prefix(user)}.>"]},
     }
 
 
 def court_user(court_id: str, stream: str, password: str) -> NatsUser:
     user = f"court-{court_id}"
-    return NatsUser(user, password, reader_permissions(user, _subjects(COURT_SUBJECTS, court_id), stream))
+    return NatsUser(user, password, reader_permissions(user, _families(COURT_SUBJECTS, court_id), stream))
 
 
 def agency_user(agency_id: str, stream: str, password: str) -> NatsUser:
     user = f"agency-{agency_id}"
-    readable = _subjects(AGENCY_SUBJECTS, agency_id)
+    families = _families(AGENCY_SUBJECTS, agency_id)
     live = _subjects(AGENCY_DIRECT_SUBSCRIBES, agency_id, DIRECT_ROOT)
     publishes = _subjects(AGENCY_DIRECT_PUBLISHES, agency_id, DIRECT_ROOT)
-    return NatsUser(user, password, reader_permissions(user, readable, stream, publishes=publishes, live=live))
+    return NatsUser(user, password, reader_permissions(user, families, stream, publishes=publishes, live=live))
 
 
 def admin_user(name: str, stream: str, password: str) -> NatsUser:
     user = f"admin-{name}"
-    return NatsUser(user, password, reader_permissions(user, [f"{SUBJECT_ROOT}.>"], stream))
+    return NatsUser(user, password, reader_permissions(user, _families(ADMIN_SUBJECTS, name), stream))
 
 
 def service_user(password: str) -> NatsUser:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.plumbing.db import Database
+from services.plumbing.idempotency import RequestKey, scoped_key
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.nats_server import EmbeddedNatsServer
 
@@ -121,3 +122,8 @@ async def wait_for(condition, timeout: float = 10.0, interval: float = 0.02) -> 
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def request_key(request_id: str, caller: str = "courts/tests", body: bytes = b"") -> RequestKey:
+    """What wrap_unary makes of a request_id, for tests that call handlers directly."""
+    return scoped_key(caller, "/tests/Method", "", request_id, body)

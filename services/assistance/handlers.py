@@ -9,8 +9,8 @@ lifts, the queued notices that move up (轮候) and the outbox events.
 Who may see a notice or a seizure: its court, its agency and admins. Anyone else gets
 NOT_FOUND, for the custom methods too, so no call reveals that a notice exists.
 
-Idempotency of custom methods (AIP-155): the document keeps the last request ids applied,
-keyed by the caller; a retry of an applied one returns the notice as it is now.
+Idempotency (AIP-155, services/plumbing/idempotency.py): a request_id is scoped to the caller,
+the method and the notice; a retry of an applied custom method returns the notice as it is now.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance import notice_lifecycle as lifecycle
@@ -42,7 +43,7 @@ from assistance.seizures import Seizure
 from delegation.calendar import WorkingCalendar
 from registry.agencies import AgencyCatalog, AgencyKind
 from registry.courts import CourtCatalog
-from registry.errors import Aborted, AlreadyExists, DomainError, NotFound, PermissionDenied
+from registry.errors import Aborted, DomainError, NotFound, PermissionDenied
 from services.assistance import store
 from services.assistance.messages import entry_to_proto, notice_to_proto, seizure_to_proto
 from services.assistance.notice_tracing import in_notice_trace, notice_attributes
@@ -52,7 +53,7 @@ from services.delegation.handlers import current_trace_id
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
-from services.plumbing.idempotency import check_request_id, create_once
+from services.plumbing.idempotency import RequestKey, earlier_resource, once_async, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
@@ -123,8 +124,8 @@ class AssistanceHandlers:
 
     # --- sending ---------------------------------------------------------------------------------
 
-    async def create_notice(self, command: CreateNotice, court_id: str, request_id: str = "") -> StoredNotice:
-        """Sends a notice as `court_id`; a retry with the same request_id returns the first answer."""
+    async def create_notice(self, command: CreateNotice, court_id: str, request: RequestKey | None = None) -> StoredNotice:
+        """Sends a notice as `court_id`; a retry of the same request returns the first answer."""
         if command.parent != f"courts/{court_id}":
             raise PermissionDenied(
                 f"courts/{court_id} cannot send notices on behalf of {command.parent}",
@@ -132,20 +133,15 @@ class AssistanceHandlers:
                 metadata={"parent": command.parent, "court": f"courts/{court_id}"},
             )
 
-        async def earlier(conn: AsyncConnection, rid: str) -> StoredNotice | None:
-            found = await store.notice_by_request_id(conn, rid)
-            if found is not None and found.notice.court_id != court_id:
-                raise AlreadyExists("request_id is already used by another notice", reason="REQUEST_ID_IN_USE")
-            return found
-
         async def write(conn: AsyncConnection) -> StoredNotice:
-            return await self._send(conn, command, request_id)
+            return await self._send(conn, command)
 
-        stored = await create_once(self.db, self.outbox, request_id, earlier, write)
+        stored = await once_async(self.db, request, write, lambda s: s.notice.name, store.notice_by_name)
+        self.outbox.notify()
         trace.get_current_span().set_attributes(notice_attributes(stored.notice))  # this call starts the notice's trace
         return stored
 
-    async def _send(self, conn: AsyncConnection, command: CreateNotice, request_id: str) -> StoredNotice:
+    async def _send(self, conn: AsyncConnection, command: CreateNotice) -> StoredNotice:
         # The case and the seizure are read on the writing connection: checks and write commit together.
         replica = await replica_of(conn, command.case)
         respondents = tuple(r["display_name"] for r in json.loads(replica["respondents"])) if replica else ()
@@ -160,7 +156,7 @@ class AssistanceHandlers:
             respondents=respondents,
             seizure=seizure,
         )
-        seq = await store.insert_notice(conn, notice, request_id or None)
+        seq = await store.insert_notice(conn, notice)
         send = Transition(Action.SEND, None, NoticeState.SENT, f"courts/{notice.court_id}", notice.created_at)
         await store.append_entries(conn, notice.name, [TimelineEntry(send, current_trace_id())])
         payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice_to_proto(notice))
@@ -244,65 +240,70 @@ class AssistanceHandlers:
         return agency is not None and agency.kind is AgencyKind.REAL_ESTATE_REGISTRY
 
     async def receive(
-        self, name: str, principal: Principal, command: lifecycle.ReceiveNotice, request_id: str = ""
+        self, name: str, principal: Principal, command: lifecycle.ReceiveNotice, request: RequestKey | None = None
     ) -> StoredNotice:
         return await self._update(
-            name, principal, request_id, lambda n, a, now: lifecycle.receive(n, command, a, now, serves=self._serves(n))
+            name, principal, request, lambda n, a, now: lifecycle.receive(n, command, a, now, serves=self._serves(n))
         )
 
-    async def reply(self, name: str, principal: Principal, command: lifecycle.ReplyNotice, request_id: str = "") -> StoredNotice:
+    async def reply(
+        self, name: str, principal: Principal, command: lifecycle.ReplyNotice, request: RequestKey | None = None
+    ) -> StoredNotice:
         return await self._update(
-            name, principal, request_id, lambda n, a, now: lifecycle.reply(n, command, a, now, serves=self._serves(n))
+            name, principal, request, lambda n, a, now: lifecycle.reply(n, command, a, now, serves=self._serves(n))
         )
 
     async def object_to(
-        self, name: str, principal: Principal, command: lifecycle.ObjectToNotice, request_id: str = ""
+        self, name: str, principal: Principal, command: lifecycle.ObjectToNotice, request: RequestKey | None = None
     ) -> StoredNotice:
         return await self._update(
-            name, principal, request_id, lambda n, a, now: lifecycle.object_to(n, command, a, now, calendar=self.calendar)
+            name, principal, request, lambda n, a, now: lifecycle.object_to(n, command, a, now, calendar=self.calendar)
         )
 
     async def answer_objection(
-        self, name: str, principal: Principal, command: lifecycle.AnswerObjection, request_id: str = ""
+        self, name: str, principal: Principal, command: lifecycle.AnswerObjection, request: RequestKey | None = None
     ) -> StoredNotice:
-        return await self._update(name, principal, request_id, lambda n, a, now: lifecycle.answer_objection(n, command, a, now))
+        return await self._update(name, principal, request, lambda n, a, now: lifecycle.answer_objection(n, command, a, now))
 
     async def _update(
         self,
         name: str,
         principal: Principal,
-        request_id: str,
+        request: RequestKey | None,
         decide: Callable[[AssistanceNotice, Actor, datetime], lifecycle.Result],
     ) -> StoredNotice:
-        check_request_id(request_id)
         actor = actor_of(principal)
         stored = await self.get_notice(name, principal)
-        key = f"{actor.name}:{request_id}" if request_id else ""
-        if key and key in stored.applied_requests:
+        if await self._applied_before(request):
             return stored  # a retry of an applied request
         now = self.clock()
         updated, transition = decide(stored.notice, actor, now)
-        applied = (*stored.applied_requests, key) if key else stored.applied_requests
         try:
             with in_notice_trace(transition.action.lower(), stored.notice, stored.traceparent):
-                updated = await self._commit(stored, updated, transition, applied, now)
-        except Aborted:
+                updated = await self._commit(stored, updated, transition, now, request)
+        except (Aborted, IntegrityError):
             # Two copies of one request raced: the loser answers like a later retry would.
-            again = await self.get_notice(name, principal)
-            if key and key in again.applied_requests:
-                return again
+            if await self._applied_before(request):
+                return await self.get_notice(name, principal)
             raise
         self.outbox.notify()
-        return StoredNotice(stored.seq, updated, applied, stored.traceparent)
+        return StoredNotice(stored.seq, updated, stored.traceparent)
+
+    async def _applied_before(self, request: RequestKey | None) -> bool:
+        if request is None:
+            return False
+        async with self.db.read() as conn:
+            return await conn.run_sync(earlier_resource, request) is not None
 
     async def _commit(
-        self, stored: StoredNotice, updated: AssistanceNotice, transition: Transition, applied: tuple[str, ...], now: datetime
+        self, stored: StoredNotice, updated: AssistanceNotice, transition: Transition, now: datetime, request: RequestKey | None
     ) -> AssistanceNotice:
         async with self.db.transaction() as conn:
+            await conn.run_sync(record, request, stored.notice.name)
             work = Work()
             if transition.action is Action.REPLY:
                 updated = await self._apply_result(conn, updated, now, work)
-            await self._write(conn, stored.notice.version, updated, transition, applied, work)
+            await self._write(conn, stored.notice.version, updated, transition, work)
             # The step itself first, then what it caused (seizures, the queue moving up).
             work.events.insert(0, work.events.pop())
             work.entries.insert(0, work.entries.pop())
@@ -315,10 +316,9 @@ class AssistanceHandlers:
         expected_version: int,
         notice: AssistanceNotice,
         transition: Transition,
-        applied: tuple[str, ...],
         work: Work,
     ) -> None:
-        if not await store.update_notice(conn, notice, expected_version=expected_version, applied=applied):
+        if not await store.update_notice(conn, notice, expected_version=expected_version):
             raise Aborted(
                 f"{notice.name} changed while the request was applied; read it again and retry",
                 reason="VERSION_MISMATCH",
@@ -414,7 +414,7 @@ class AssistanceHandlers:
                 seizure = await self._seize(conn, notice, notice.result.amount_fen, now, work)
                 if seizure is not None:
                     notice = replace(notice, resulting_seizure=seizure.name)
-            await self._write(conn, queued.notice.version, notice, transition, queued.applied_requests, work)
+            await self._write(conn, queued.notice.version, notice, transition, work)
 
     # --- the scanner's actions ---------------------------------------------------------------------------
 
@@ -439,7 +439,7 @@ class AssistanceHandlers:
         notice, transition = lifecycle.flag_objection_overdue(stored.notice, now)
         with in_notice_trace("objection_overdue", stored.notice, stored.traceparent):
             async with self.db.transaction() as conn:
-                if not await store.save_annotation(conn, notice, stored.applied_requests):
+                if not await store.save_annotation(conn, notice):
                     return 0  # answered meanwhile: nothing to flag
                 entry = TimelineEntry(transition, current_trace_id())
                 await store.append_entries(conn, name, [entry])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rogatory.assistance.v1 import assistance_pb2, assistance_pb2_grpc
+from rogatory.assistance.v1 import assistance_pb2
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
@@ -21,7 +21,7 @@ CASE_REPLICA_CONSUMER = "assistance-case-replica"
 async def wire(host: ServiceHost) -> None:
     handlers = AssistanceHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
     servicer = AssistanceServicer(handlers)
-    host.add_servicer(SERVICE, servicer, assistance_pb2_grpc.add_AssistanceServiceServicer_to_server)
+    host.add_servicer(SERVICE, servicer)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
     wire_notices(host, handlers)
     wire_property_queries(host, CourtCatalog.default())

@@ -31,7 +31,7 @@ SCHEMA = 1
 Json = dict[str, Any]
 
 
-def notice_to_json(n: AssistanceNotice, applied_requests: list[str] | tuple[str, ...] = ()) -> Json:
+def notice_to_json(n: AssistanceNotice) -> Json:
     return {
         "schema": SCHEMA,
         "id": n.id,
@@ -53,7 +53,6 @@ def notice_to_json(n: AssistanceNotice, applied_requests: list[str] | tuple[str,
         "replied_at": time_to_json(n.replied_at),
         "objection": _objection_to_json(n.objection),
         "resulting_seizure": n.resulting_seizure,
-        "applied_requests": list(applied_requests)[-100:],
     }
 
 

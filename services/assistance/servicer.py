@@ -20,7 +20,8 @@ from services.assistance.handlers import AssistanceHandlers
 from services.assistance.store import NoticeQuery, SeizureQuery
 from services.plumbing.auth import calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
-from services.plumbing.names import parse_name
+from services.plumbing.idempotency import current_request
+from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import after_seq, encode_token, page_size
 
 NOTICE_FILTERS = {"agency": str, "kind": str, "state": str, "case": str}
@@ -39,8 +40,8 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         self, request: pb.CreateAssistanceNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssistanceNotice:
         court_id = calling_court()
-        parse_name(request.parent, "courts/{court}", "parent")
-        stored = await self.handlers.create_notice(m.create_command(request), court_id, request.request_id)
+        parse_parent(request.parent)
+        stored = await self.handlers.create_notice(m.create_command(request), court_id, current_request())
         return m.notice_to_proto(stored.notice)
 
     async def GetAssistanceNotice(
@@ -55,11 +56,10 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         principal = current_principal()
         court_id = self._parent_court(request.parent)
         query = _notice_query(court_id, parse_filter(request.filter, NOTICE_FILTERS))
-        fingerprint = f"{request.parent}|{request.filter}"
-        after = after_seq(request.page_token, fingerprint)
+        after = after_seq(request)
         limit = page_size(request.page_size)
         found = await self.handlers.list_notices(query, after, limit + 1, principal)
-        token = encode_token(fingerprint, found[limit - 1].seq) if len(found) > limit else ""
+        token = encode_token(request, found[limit - 1].seq) if len(found) > limit else ""
         return pb.ListAssistanceNoticesResponse(
             assistance_notices=[self._view(s.notice) for s in found[:limit]], next_page_token=token
         )
@@ -70,21 +70,21 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
         self, request: pb.ReceiveAssistanceNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
-        stored = await self.handlers.receive(request.name, current_principal(), m.receive_command(request), request.request_id)
+        stored = await self.handlers.receive(request.name, current_principal(), m.receive_command(request), current_request())
         return self._view(stored.notice)
 
     async def ReplyAssistanceNotice(
         self, request: pb.ReplyAssistanceNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
-        stored = await self.handlers.reply(request.name, current_principal(), m.reply_command(request), request.request_id)
+        stored = await self.handlers.reply(request.name, current_principal(), m.reply_command(request), current_request())
         return self._view(stored.notice)
 
     async def ObjectToAssistanceNotice(
         self, request: pb.ObjectToAssistanceNoticeRequest, context: grpc.aio.ServicerContext
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
-        stored = await self.handlers.object_to(request.name, current_principal(), m.object_command(request), request.request_id)
+        stored = await self.handlers.object_to(request.name, current_principal(), m.object_command(request), current_request())
         return self._view(stored.notice)
 
     async def AnswerAssistanceNoticeObjection(
@@ -92,7 +92,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
     ) -> pb.AssistanceNotice:
         parse_name(request.name, NOTICE_NAME)
         command = m.answer_objection_command(request)
-        stored = await self.handlers.answer_objection(request.name, current_principal(), command, request.request_id)
+        stored = await self.handlers.answer_objection(request.name, current_principal(), command, current_request())
         return self._view(stored.notice)
 
     async def GetAssistanceNoticeTimeline(
@@ -123,11 +123,10 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
             case_name=str(terms["case"]) if "case" in terms else None,
             asset_class=enum_term(AssetClass, terms, "asset_class"),
         )
-        fingerprint = f"seizures|{request.parent}|{request.filter}"
-        after = after_seq(request.page_token, fingerprint)
+        after = after_seq(request)
         limit = page_size(request.page_size)
         found = await self.handlers.list_seizures(query, after, limit + 1, principal)
-        token = encode_token(fingerprint, found[limit - 1].seq) if len(found) > limit else ""
+        token = encode_token(request, found[limit - 1].seq) if len(found) > limit else ""
         return pb.ListSeizuresResponse(seizures=[m.seizure_to_proto(s.seizure) for s in found[:limit]], next_page_token=token)
 
     # --- statistics -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,11 +33,10 @@ SEIZURES = SeizureRow.__table__  # type: ignore[attr-defined]
 
 @dataclass(frozen=True)
 class StoredNotice:
-    """A notice with its row's `seq` (the keyset of list pages) and the request ids applied."""
+    """A notice with its row's `seq` (the keyset of list pages)."""
 
     seq: int
     notice: AssistanceNotice
-    applied_requests: tuple[str, ...] = field(default=(), repr=False)
     traceparent: str = ""  # of the call that sent it: later steps continue its trace
 
 
@@ -59,21 +58,21 @@ class TimelineEntry:
 # --- notices: writing ----------------------------------------------------------------------------
 
 
-def _notice_values(notice: AssistanceNotice, applied: Iterable[str] = ()) -> dict[str, Any]:
+def _notice_values(notice: AssistanceNotice) -> dict[str, Any]:
     objection = notice.objection
     due = objection.answer_due if objection is not None and objection.answer is None else None
     return {
         "state": str(notice.state),
         "update_time": utc(notice.updated_at),
         "version": notice.version,
-        "document": json.dumps(codec.notice_to_json(notice, tuple(applied)), ensure_ascii=False, separators=(",", ":")),
+        "document": json.dumps(codec.notice_to_json(notice), ensure_ascii=False, separators=(",", ":")),
         "asset_key": notice.asset_key,
         "queued": notice.waiting_in_queue,
         "objection_due_at": utc(due) if due else None,
     }
 
 
-async def insert_notice(conn: AsyncConnection, notice: AssistanceNotice, request_id: str | None) -> int:
+async def insert_notice(conn: AsyncConnection, notice: AssistanceNotice) -> int:
     result = await conn.execute(
         insert(NOTICES).values(
             name=notice.name,
@@ -83,7 +82,6 @@ async def insert_notice(conn: AsyncConnection, notice: AssistanceNotice, request
             case_name=notice.case_name,
             kind=str(notice.kind),
             target=notice.target,
-            request_id=request_id,
             create_time=utc(notice.created_at),
             **_notice_values(notice),
             **trace_columns(),
@@ -92,25 +90,21 @@ async def insert_notice(conn: AsyncConnection, notice: AssistanceNotice, request
     return int(result.inserted_primary_key[0])
 
 
-async def update_notice(
-    conn: AsyncConnection, notice: AssistanceNotice, *, expected_version: int, applied: Iterable[str]
-) -> bool:
+async def update_notice(conn: AsyncConnection, notice: AssistanceNotice, *, expected_version: int) -> bool:
     """Writes the next version; False when the row is no longer at `expected_version`."""
     result = await conn.execute(
         update(NOTICES)
         .where(NOTICES.c.name == notice.name, NOTICES.c.version == expected_version)
-        .values(**_notice_values(notice, applied))
+        .values(**_notice_values(notice))
     )
     return result.rowcount == 1
 
 
-async def save_annotation(conn: AsyncConnection, notice: AssistanceNotice, applied: Iterable[str]) -> bool:
+async def save_annotation(conn: AsyncConnection, notice: AssistanceNotice) -> bool:
     """Bookkeeping that does not bump the version (the scanner's overdue mark); False when the
     notice changed since it was read (then the mark is not written over the change)."""
     result = await conn.execute(
-        update(NOTICES)
-        .where(NOTICES.c.name == notice.name, NOTICES.c.version == notice.version)
-        .values(**_notice_values(notice, applied))
+        update(NOTICES).where(NOTICES.c.name == notice.name, NOTICES.c.version == notice.version).values(**_notice_values(notice))
     )
     return result.rowcount == 1
 
@@ -139,11 +133,6 @@ async def append_entries(conn: AsyncConnection, notice_name: str, entries: Itera
 
 async def notice_by_name(conn: AsyncConnection, name: str) -> StoredNotice | None:
     row = (await conn.execute(select(NOTICES).where(NOTICES.c.name == name))).mappings().first()
-    return _stored(row) if row else None
-
-
-async def notice_by_request_id(conn: AsyncConnection, request_id: str) -> StoredNotice | None:
-    row = (await conn.execute(select(NOTICES).where(NOTICES.c.request_id == request_id))).mappings().first()
     return _stored(row) if row else None
 
 
@@ -190,7 +179,7 @@ async def entries_of(conn: AsyncConnection, name: str) -> list[Any]:
 
 def _stored(row: Any) -> StoredNotice:
     data = json.loads(row["document"])
-    return StoredNotice(row["seq"], codec.notice_from_json(data), tuple(data.get("applied_requests", ())), row["traceparent"])
+    return StoredNotice(row["seq"], codec.notice_from_json(data), row["traceparent"])
 
 
 # --- seizures -------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ class AssistanceNoticeRow(SQLModel, table=True):
     kind: str = Field(max_length=32)
     target: str = Field(default="", max_length=500)
     state: str = Field(max_length=16)
-    request_id: str | None = Field(default=None, unique=True, max_length=64)
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     update_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     version: int = 1

@@ -1,17 +1,19 @@
-"""The hash chain: each entry commits to the one before it.
+"""The hash chain: each entry commits to the one before it, and its heads are anchored.
 
 `entry_hash` = SHA-256 over the previous entry's hash and the entry's own fields, each
 length-prefixed so no two different entries can serialise alike. Editing any field of an
 entry breaks its hash; deleting an entry breaks the next entry's `prev_hash` link and
-leaves a gap in `seq`; deleting the last entries is caught by the head published outside
-the database (`Anchor`). Plain Python: the store and the CLI use it.
+leaves a gap in `seq`. What the chain cannot show alone — entries deleted from the end, or
+an entry rewritten with every later hash recomputed — is caught by the heads anchored
+outside the database (`Anchor`): the chain must still hold every one of them. Plain
+Python: the appender and the CLI use it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
 
@@ -43,8 +45,8 @@ def entry_hash(entry: AuditEntry) -> str:
         entry.payload_sha256,
     )
     digest = hashlib.sha256()
-    for field in fields:
-        data = field.encode()
+    for value in fields:
+        data = value.encode()
         digest.update(len(data).to_bytes(4, "big"))
         digest.update(data)
     return digest.hexdigest()
@@ -60,15 +62,17 @@ class Break:
 
 @dataclass(frozen=True)
 class Anchor:
-    """A chain head published outside the database (a JetStream key-value entry): entries
-    deleted from the end of the log cannot hide behind it."""
+    """A chain head (entry `seq` and its hash) published outside the database, in an
+    append-only JetStream stream; `at` says when, for the messages."""
 
     seq: int
     hash: str
+    at: str = field(default="", compare=False)
 
 
-def verify(entries: Iterable[AuditEntry], anchor: Anchor | None = None) -> list[Break]:
-    """Every break in `entries` (ordered by seq); empty when the chain holds."""
+def verify(entries: Iterable[AuditEntry], anchors: Sequence[Anchor] = ()) -> list[Break]:
+    """Every break in `entries` (ordered by seq), then the first anchored head the chain
+    no longer holds; empty when the chain holds and holds every anchored head."""
     breaks: list[Break] = []
     expected_prev, expected_seq = GENESIS, 1
     hashes: dict[int, str] = {}
@@ -81,7 +85,33 @@ def verify(entries: Iterable[AuditEntry], anchor: Anchor | None = None) -> list[
             breaks.append(Break(entry.seq, "its content does not match its hash (edited)"))
         hashes[entry.seq] = entry.hash
         expected_prev, expected_seq = entry.hash, entry.seq + 1
-    if anchor is not None and hashes.get(anchor.seq) != anchor.hash:
-        problem = "is missing (deleted from the end)" if anchor.seq not in hashes else "differs from the published head (edited)"
-        breaks.append(Break(anchor.seq, f"the published head {problem}"))
+    # Every anchored head is checked, the first failure reported (for a deleted tail, with
+    # the highest anchored head: it names everything that went).
+    failed = [(b, a.seq) for a in anchors if (b := anchor_break(a, hashes.get(a.seq), expected_seq - 1))]
+    if failed:
+        first, _ = min(failed, key=lambda failure: (failure[0].seq, -failure[1]))
+        more = f" ({len(failed) - 1} other anchored head(s) fail too)" if len(failed) > 1 else ""
+        breaks.append(Break(first.seq, first.problem + more))
     return breaks
+
+
+def anchor_break(anchor: Anchor, found: str | None, last_seq: int) -> Break | None:
+    """Why a chain whose entry `anchor.seq` has hash `found` (None: no such entry) and
+    whose last entry is `last_seq` does not hold the anchored head; None when it does."""
+    if found == anchor.hash:
+        return None
+    when = f" at {anchor.at}" if anchor.at else ""
+    if found is None and anchor.seq > last_seq:
+        gone = f"entry {anchor.seq} is" if anchor.seq == last_seq + 1 else f"entries {last_seq + 1}..{anchor.seq} are"
+        problem = (
+            f"{gone} missing (deleted from the end): the chain ends at entry {last_seq}, "
+            f"but entry {anchor.seq} was anchored{when} with hash {anchor.hash[:16]}…"
+        )
+        return Break(last_seq + 1, problem)
+    if found is None:
+        return Break(anchor.seq, f"entry {anchor.seq} is missing, but it was anchored{when} with hash {anchor.hash[:16]}…")
+    problem = (
+        f"entry {anchor.seq}'s hash {found[:16]}… differs from the head anchored{when} "
+        f"({anchor.hash[:16]}…): it or an entry before it was rewritten"
+    )
+    return Break(anchor.seq, problem)

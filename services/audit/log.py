@@ -1,41 +1,70 @@
-"""Appending the stream's events to the audit chain, and reading the chain back to verify it.
+"""Appending the stream's events to the audit chain, anchoring its heads, and verifying it.
 
 Every state change writes its event in the same transaction (outbox), so auditing the
 events audits every transition, whichever service made it. The appender is a durable
 consumer of `rogatory.v1.>` hosted by the registry service: it takes a batch of events,
 extends the chain in one transaction (the head row locked, so replicas take turns), acks
-the batch after the commit, and then publishes the new head to the JetStream key-value
-bucket `rogatory-audit` (key `head`) — the anchor that shows entries deleted from the end.
-An event seen again (redelivery, or a republish after the duplicate window) is recognised
-by its id and not appended twice.
+the batch after the commit, and then publishes the new head to the append-only stream of
+anchored heads (services/audit/anchors.py). An event seen again (redelivery, or a
+republish after the duplicate window) is recognised by its id and not appended twice.
+
+Heads are anchored after the commit, never before: a crash in between leaves the newest
+entries unanchored for a while (the appender anchors the database's head when it starts
+again, and `audit-verify` names them), but never an anchored head the database does not
+hold — that can only mean tampering. So the appender extends the chain only from a head
+that holds the last head anchored (its own or another replica's, which it hears on the
+anchor subject): checked when it starts and in every append transaction. When the chain no
+longer holds it (rows deleted from the end, an entry rewritten and every later hash
+recomputed), the appender appends nothing, leaves the events in the stream, publishes an
+`AuditChainBroken` alert, reports NOT_SERVING for `rogatory.audit` on the gRPC health
+service, and checks again every `recheck_interval` seconds: it resumes by itself once an
+operator has restored the database so that it holds the anchored head again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-import json
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from grpc_health.v1 import health_pb2
+from grpc_health.v1._async import HealthServicer
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from rogatory.events.v1 import alert_events_pb2
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 
-from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, entry_hash, verify
+from services.audit.anchors import (
+    ANCHOR_STREAM,
+    ANCHOR_SUBJECT,
+    AnchorsUnavailable,
+    decode_anchor,
+    ensure_anchor_stream,
+    last_anchor,
+    publish_anchor,
+    read_anchors,
+)
+from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, anchor_break, entry_hash, verify
 from services.audit.tables import AuditLogRow
 from services.plumbing.consumer import EventConsumer, start_process_span, to_received_event
 from services.plumbing.db import BulkStatement, Database
-from services.plumbing.events import subject_filter
+from services.plumbing.events import envelope_headers, subject, subject_filter
 
 log = logging.getLogger(__name__)
 
 AUDIT = AuditLogRow.__table__  # type: ignore[attr-defined]
 CONSUMER = "registry-audit"
 SUBJECTS = [subject_filter(">")]
-ANCHOR_BUCKET, ANCHOR_KEY = "rogatory-audit", "head"
+AUDIT_HEALTH = "rogatory.audit"  # the gRPC health service name of the audit appender
+CHAIN_BROKEN = "rogatory.alert.audit-broken.v1"
 COLUMNS = (
     "seq",
     "stream_seq",
@@ -54,21 +83,102 @@ async def _ignore(*_args: Any) -> None:  # the appender handles batches itself
     return None
 
 
-class AuditAppender(EventConsumer):
-    """A durable consumer that appends whole batches to the chain."""
+class ChainTampered(Exception):
+    """The chain in the database no longer holds the last anchored head."""
 
-    def __init__(self, db: Database, js: JetStreamContext, *, stream: str, batch: int = 256):
+    def __init__(self, problem: Break, anchored: Anchor, head_seq: int):
+        super().__init__(problem.problem)
+        self.problem, self.anchored, self.head_seq = problem, anchored, head_seq
+
+
+class AuditAppender(EventConsumer):
+    """A durable consumer that appends whole batches to the chain and anchors each head."""
+
+    def __init__(
+        self,
+        db: Database,
+        js: JetStreamContext,
+        nc: NATS,
+        *,
+        stream: str,
+        batch: int = 256,
+        health: HealthServicer | None = None,
+        anchor_replicas: int = 1,
+        recheck_interval: float = 5.0,
+    ):
         super().__init__(db, js, stream=stream, durable=CONSUMER, filter_subjects=SUBJECTS, handler=_ignore, batch=batch)
+        self.nc = nc
+        self.health = health
+        self.anchor_replicas = anchor_replicas
+        self.recheck_interval = recheck_interval
         self.appended = 0
-        self._anchor_kv: Any = None  # looked up once: each lookup is a JetStream API round trip
+        self.anchored: Anchor | None = None  # the last head anchored, by any replica
+        self.refusal: ChainTampered | None = None  # set while the chain does not hold `anchored`
+        self._unanchored: Anchor | None = None  # a committed head whose publication failed
+        self._anchor_subscription: Subscription | None = None
+
+    async def _run(self) -> None:
+        await self._set_serving(False)  # until the chain is checked against the last anchored head
+        await super()._run()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._anchor_subscription is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await self._anchor_subscription.unsubscribe()
+        await self._set_serving(False)
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        """Before each (re)subscription: the anchor stream, the latest anchored head, and the
+        check that the chain still holds it."""
+        await ensure_anchor_stream(self.js, self.anchor_replicas)
+        if self._anchor_subscription is None:  # core NATS resubscribes by itself after a reconnect
+            self._anchor_subscription = await self.nc.subscribe(ANCHOR_SUBJECT, cb=self._heard)
+        if latest := await last_anchor(self.js):
+            self._note_anchored(latest)
+        await self._check()
+        return await super()._subscribe()
+
+    async def _heard(self, msg: Msg) -> None:
+        try:
+            self._note_anchored(decode_anchor(msg.data))
+        except (ValueError, KeyError, TypeError):
+            log.warning("audit: unreadable anchor on %s ignored", msg.subject)
+
+    def _note_anchored(self, anchor: Anchor) -> None:
+        if self.anchored is None or anchor.seq > self.anchored.seq:
+            self.anchored = anchor
 
     async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set():
+            if self.refusal is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self.recheck_interval)
+                if not self._stopping.is_set():
+                    await self._check()
+                continue
             try:
                 messages = await subscription.fetch(self.batch, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
+                await self._anchor_unanchored()  # idle: the moment to retry a failed publication
                 continue  # nothing new: fetch raises by design
             await self.append(messages)
+
+    async def _check(self) -> None:
+        """Refuses, or resumes, depending on whether the chain holds the last anchored head;
+        anchors the chain's head when it is newer (e.g. after a crash before publishing)."""
+        anchored = self.anchored
+        head, problem = await self.db.run_read(lambda conn: _check_head(conn, anchored))
+        if problem is not None and anchored is not None:
+            await self._refuse(ChainTampered(problem, anchored, head.seq if head else 0))
+            return
+        if self.refusal is not None:
+            log.warning("audit: the chain holds the anchored head %d again: appending resumes", self.refusal.anchored.seq)
+            self.refusal = None
+        await self._set_serving(True)
+        if head is not None and (anchored is None or head.seq > anchored.seq):
+            self._unanchored = head
+            await self._anchor_unanchored()
 
     async def append(self, messages: list[Msg]) -> None:
         # One CONSUMER span per event, in the event's trace (one matter, one trace), ending
@@ -76,6 +186,11 @@ class AuditAppender(EventConsumer):
         spans = [start_process_span(self.durable, msg, to_received_event(msg)) for msg in messages]
         try:
             head = await self._extend_chain(messages)
+        except ChainTampered as tampered:
+            for msg in messages:
+                await msg.nak()  # left in the stream, appended once the chain is restored
+            await self._refuse(tampered)
+            return
         except Exception:
             log.exception("audit: %d events not appended; they come back", len(messages))
             for msg in messages:
@@ -87,36 +202,83 @@ class AuditAppender(EventConsumer):
         for msg in messages:
             await msg.ack()
         if head is not None:
-            await self._publish_anchor(head)
+            self._unanchored = head
+            await self._anchor_unanchored()
 
     async def _extend_chain(self, messages: list[Msg]) -> Anchor | None:
         events = [(msg, _event_id(msg)) for msg in messages]
         lock = not self.db.is_sqlite  # PostgreSQL: replicas take turns on the head row
-        rows = await self.db.run_transaction(lambda conn: _append_new(conn, events, lock=lock))
+        anchored = self.anchored
+        rows = await self.db.run_transaction(lambda conn: _append_new(conn, events, lock=lock, anchored=anchored))
         self.appended += len(rows)
         return Anchor(rows[-1]["seq"], rows[-1]["hash"]) if rows else None
 
-    async def _publish_anchor(self, head: Anchor) -> None:
+    async def _anchor_unanchored(self) -> None:
+        head = self._unanchored
+        if head is None:
+            return
         try:
-            if self._anchor_kv is None:
-                self._anchor_kv = await _anchor_bucket(self.js, create=True)
-            await self._anchor_kv.put(ANCHOR_KEY, json.dumps({"seq": head.seq, "hash": head.hash}).encode())
-        except Exception:  # noqa: BLE001 - the next batch publishes a newer head
-            self._anchor_kv = None  # looked up again next time, in case the bucket went
-            log.warning("audit: head %d not anchored", head.seq, exc_info=True)
+            await publish_anchor(self.js, head)
+        except Exception:  # noqa: BLE001 - retried when idle; the next batch publishes a newer head
+            log.warning("audit: head %d not anchored yet", head.seq, exc_info=True)
+            return
+        self._note_anchored(head)
+        if self._unanchored == head:
+            self._unanchored = None
+
+    async def _refuse(self, tampered: ChainTampered) -> None:
+        first = self.refusal is None
+        self.refusal = tampered
+        if not first:
+            return
+        log.error(
+            "audit: ALERT the audit log no longer holds the head anchored at entry %d: %s. Appending stopped "
+            "(health %s NOT_SERVING) until the database holds that head again; see `rogatory audit-verify`",
+            tampered.anchored.seq, tampered.problem.problem, AUDIT_HEALTH,
+        )  # fmt: skip
+        await self._set_serving(False)
+        await self._alert(tampered)
+
+    async def _alert(self, tampered: ChainTampered) -> None:
+        now = datetime.now(UTC)
+        alert = alert_events_pb2.AuditChainBroken(
+            consumer=self.durable,
+            anchored_seq=tampered.anchored.seq,
+            anchored_hash=tampered.anchored.hash,
+            chain_head_seq=tampered.head_seq,
+            problem=tampered.problem.problem,
+        )
+        alert.detect_time.FromDatetime(now)
+        headers = envelope_headers(
+            event_id=f"alert:{self.durable}:{tampered.anchored.seq}:{tampered.anchored.hash}",  # replicas alert once
+            event_type=CHAIN_BROKEN, occurred_at=now, source=f"rogatory/consumer/{self.durable}", traceparent="", tracestate="",
+        )  # fmt: skip
+        try:
+            await self.js.publish(subject("alert", "audit", self.durable, "broken"), alert.SerializeToString(), headers=headers)
+        except Exception:  # noqa: BLE001 - the log line and the health status still say it
+            log.exception("audit: the alert could not be published")
+
+    async def _set_serving(self, serving: bool) -> None:
+        if self.health is not None:
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            await self.health.set(AUDIT_HEALTH, status)
 
 
 # Built once: at one event per batch, building them cost more than running them.
 _HEAD = select(AUDIT).order_by(AUDIT.c.seq.desc()).limit(1)
 _HEAD_LOCKED = _HEAD.with_for_update()
+_HASH_AT = select(AUDIT.c.hash).where(AUDIT.c.seq == bindparam("seq"))
 _KNOWN = select(AUDIT.c.event_id).where(AUDIT.c.event_id.in_(bindparam("event_ids", expanding=True)))
 _INSERT = BulkStatement(insert(AUDIT), keys=list(COLUMNS))
 
 
-def _append_new(conn: Connection, events: list[tuple[Msg, str]], *, lock: bool) -> list[dict[str, Any]]:
-    """Appends the events not in the chain yet after its head, in one transaction; the rows appended."""
+def _append_new(conn: Connection, events: list[tuple[Msg, str]], *, lock: bool, anchored: Anchor | None) -> list[dict[str, Any]]:
+    """Appends the events not in the chain yet after its head, in one transaction; the rows
+    appended. Raises ChainTampered, appending nothing, when the chain does not hold `anchored`."""
     head = conn.execute(_HEAD_LOCKED if lock else _HEAD).mappings().first()
     seq, prev = (head["seq"], head["hash"]) if head else (0, GENESIS)
+    if anchored is not None and (problem := _anchor_problem(conn, seq, prev, anchored)):
+        raise ChainTampered(problem, anchored, seq)
     known = set(conn.execute(_KNOWN, {"event_ids": [event_id for _, event_id in events]}).scalars())
     rows = []
     for msg, event_id in events:
@@ -129,6 +291,24 @@ def _append_new(conn: Connection, events: list[tuple[Msg, str]], *, lock: bool) 
         rows.append({c: getattr(entry, c) for c in COLUMNS})
     _INSERT.execute_sync(conn, rows)
     return rows
+
+
+def _anchor_problem(conn: Connection, head_seq: int, head_hash: str, anchored: Anchor) -> Break | None:
+    """Whether the chain ending at (head_seq, head_hash) holds `anchored`: usually the head
+    itself, so no query."""
+    if anchored.seq == head_seq:
+        found: str | None = head_hash
+    else:
+        found = conn.execute(_HASH_AT, {"seq": anchored.seq}).scalar() if anchored.seq < head_seq else None
+    return anchor_break(anchored, found, head_seq)
+
+
+def _check_head(conn: Connection, anchored: Anchor | None) -> tuple[Anchor | None, Break | None]:
+    """The chain's head, and why it does not hold `anchored` (None when it does)."""
+    head = conn.execute(_HEAD).mappings().first()
+    seq, hash_ = (head["seq"], head["hash"]) if head else (0, GENESIS)
+    problem = _anchor_problem(conn, seq, hash_, anchored) if anchored is not None else None
+    return (Anchor(seq, hash_) if head else None), problem
 
 
 def _event_id(msg: Msg) -> str:
@@ -152,33 +332,56 @@ def _entry(msg: Msg, event_id: str, seq: int, prev: str) -> AuditEntry:
     return AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
 
 
-async def _anchor_bucket(js: JetStreamContext, *, create: bool) -> Any:
-    try:
-        return await js.key_value(ANCHOR_BUCKET)
-    except BucketNotFoundError:
-        if not create:
-            raise
-        return await js.create_key_value(bucket=ANCHOR_BUCKET, history=16)
-
-
 async def read_chain(db: Database) -> list[AuditEntry]:
     async with db.read() as conn:
         rows = (await conn.execute(select(AUDIT).order_by(AUDIT.c.seq))).mappings().all()
     return [AuditEntry(**{c: row[c] for c in COLUMNS}) for row in rows]
 
 
-async def read_anchor(js: JetStreamContext) -> Anchor | None:
-    """The last published head; None when nothing was anchored yet."""
-    try:
-        kv = await _anchor_bucket(js, create=False)
-        value = json.loads((await kv.get(ANCHOR_KEY)).value or b"{}")
-    except (BucketNotFoundError, KeyNotFoundError):
-        return None
-    return Anchor(int(value["seq"]), str(value["hash"]))
+INTACT, BROKEN, UNVERIFIED = "INTACT", "BROKEN", "UNVERIFIED"
 
 
-async def verify_log(db: Database, js: JetStreamContext | None) -> tuple[int, list[Break]]:
-    """How many entries the log holds and every break in it (the anchor checked when NATS is given)."""
+@dataclass(frozen=True)
+class Verification:
+    """What `audit-verify` found."""
+
+    entries: int
+    breaks: list[Break]
+    anchors: list[Anchor] | None  # None: the anchored heads could not be read
+    unchecked: str = ""  # why not
+
+    @property
+    def outcome(self) -> str:
+        """BROKEN on any break; UNVERIFIED when the chain holds but its anchors could not be
+        checked (what the chain cannot show alone would not have shown); else INTACT."""
+        return BROKEN if self.breaks else UNVERIFIED if self.anchors is None else INTACT
+
+    def summary(self) -> str:
+        text = f"audit log: {self.entries} entries, {self.outcome}"
+        if self.anchors is None:
+            return text + (
+                f": the anchored heads could not be checked ({self.unchecked}), so entries deleted from the end,"
+                " or rewritten with every later hash recomputed, would not show"
+            )
+        last = max((a.seq for a in self.anchors), default=0)
+        text += f", checked against {len(self.anchors)} anchored head(s)"
+        if self.outcome == INTACT and self.entries > last:
+            newest = f"entry {last + 1} is" if self.entries == last + 1 else f"entries {last + 1}..{self.entries} are"
+            text += f"; {newest} not anchored yet"
+        return text
+
+
+async def verify_log(db: Database, js: JetStreamContext | None, *, unchecked: str = "NATS not given") -> Verification:
+    """Checks the chain and that it holds every anchored head (read from `js`); without
+    `js`, or when the anchors cannot be read, says why (`unchecked`)."""
     entries = await read_chain(db)
-    anchor = await read_anchor(js) if js is not None else None
-    return len(entries), verify(entries, anchor)
+    anchors: list[Anchor] | None = None
+    if js is not None:
+        try:
+            anchors = await read_anchors(js)
+        except AnchorsUnavailable as exc:
+            unchecked = str(exc)
+    breaks = verify(entries, anchors or ())
+    if entries and anchors == []:  # a running appender anchors its head at once: the stream was replaced
+        anchors, unchecked = None, f"no head of the chain was ever anchored in {ANCHOR_STREAM}"
+    return Verification(len(entries), breaks, anchors, unchecked)

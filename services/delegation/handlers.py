@@ -11,9 +11,9 @@ overwriting them, and re-reads.
 Who may see a delegation: its two courts, a superior court of either, and admins. Anyone
 else gets NOT_FOUND, for the custom methods too, so no call reveals that a matter exists.
 
-Idempotency of custom methods (AIP-155): the document keeps the last `request_id`s applied,
-keyed by the calling court; a retry of an applied one returns the delegation as it is now
-(not a replay of the first answer), with no second transition, event or urge.
+Idempotency (AIP-155, services/plumbing/idempotency.py): a request_id is scoped to the calling
+court, the method and the delegation; a retry of an applied custom method returns the
+delegation as it is now, with no second transition, event or urge.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from typing import Any
 from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from delegation import lifecycle
 from delegation.calendar import WorkingCalendar
 from delegation.deadlines import RuleTable, Step
-from delegation.details import MAX_TEXT_LENGTH, check_text
+from delegation.details import MAX_TEXT_LENGTH
 from delegation.lifecycle import Action, Actor, LifecycleEvent, check_handed_over_seizures, court_roles, is_final
 from delegation.matters import CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
 from registry.errors import (
     Aborted,
-    AlreadyExists,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -45,6 +45,7 @@ from registry.errors import (
     PermissionDenied,
     Violations,
 )
+from registry.text import check_text
 from services.case_replica import replica_row
 from services.delegation import store
 from services.delegation.messages import deadline_to_proto, delegation_to_proto, entry_to_proto
@@ -56,7 +57,7 @@ from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
 from services.plumbing.group_commit import TransactionBatcher
-from services.plumbing.idempotency import check_request_id, create_once_batched
+from services.plumbing.idempotency import RequestKey, earlier_resource, once, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
@@ -146,9 +147,13 @@ class DelegationHandlers:
     # --- creating ------------------------------------------------------------------------------
 
     async def create_delegation(
-        self, command: CreateDelegation, court_id: str, request_id: str = "", handed_over_seizures: tuple[str, ...] = ()
+        self,
+        command: CreateDelegation,
+        court_id: str,
+        request: RequestKey | None = None,
+        handed_over_seizures: tuple[str, ...] = (),
     ) -> StoredDelegation:
-        """Submits a delegation as `court_id`; a retry with the same request_id returns the first answer.
+        """Submits a delegation as `court_id`; a retry of the same request returns the first answer.
 
         `handed_over_seizures` are seizures handed over with the matter: each must have at
         least a month of its term left (委托执行规定 art. 6), judged on the seizure replica."""
@@ -159,22 +164,15 @@ class DelegationHandlers:
                 metadata={"parent": command.parent, "court": f"courts/{court_id}"},
             )
 
-        def earlier(conn: Connection, rid: str) -> StoredDelegation | None:
-            found = store.delegation_by_request_id(conn, rid)
-            if found is not None and found.delegation.requesting_court_id != court_id:
-                raise AlreadyExists("request_id is already used by another delegation", reason="REQUEST_ID_IN_USE")
-            return found
-
         def write(conn: Connection) -> StoredDelegation:
-            return self._submit(conn, command, request_id, handed_over_seizures)
+            return self._submit(conn, command, handed_over_seizures)
 
-        stored = await create_once_batched(self.writer, self.outbox, request_id, earlier, write)
+        stored = await once(self.writer.run, request, write, lambda s: s.delegation.name, _stored_named)
+        self.outbox.notify()
         trace.get_current_span().set_attributes(matter_attributes(stored.delegation))  # this call starts the matter's trace
         return stored
 
-    def _submit(
-        self, conn: Connection, command: CreateDelegation, request_id: str, handed_over: tuple[str, ...] = ()
-    ) -> StoredDelegation:
+    def _submit(self, conn: Connection, command: CreateDelegation, handed_over: tuple[str, ...] = ()) -> StoredDelegation:
         # The case is looked up on the writing connection, so the check and the write commit together.
         replica = replica_row(conn, command.case)
         delegation = self._created(command, replica["court_id"] if replica else None)
@@ -182,7 +180,7 @@ class DelegationHandlers:
         check_handed_over_seizures(handed_over, seizures, delegation.requesting_court_id, self.clock())
         delegation = replace(delegation, case_number=replica["case_number"] if replica else "")
         deadlines = self.book.on_submit(delegation)
-        seq = store.insert_delegation(conn, delegation, request_id or None)
+        seq = store.insert_delegation(conn, delegation)
         record_handover(conn, delegation.name, (seizures[name] for name in handed_over))
         store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
         store.save_deadlines(conn, delegation, deadlines)
@@ -271,42 +269,44 @@ class DelegationHandlers:
     # --- lifecycle (delegation.lifecycle) ---------------------------------------------------------
 
     async def acknowledge(
-        self, name: str, court_id: str, command: lifecycle.AcknowledgeDelegation, request_id: str = ""
+        self, name: str, court_id: str, command: lifecycle.AcknowledgeDelegation, request: RequestKey | None = None
     ) -> StoredDelegation:
         # The acknowledging officer is the one the command names, not one on file yet.
-        return await self._transition(name, court_id, request_id, lifecycle.acknowledge, command, officer=command.officer.name)
+        return await self._transition(name, court_id, request, lifecycle.acknowledge, command, officer=command.officer.name)
 
-    async def start(self, name: str, court_id: str, command: lifecycle.StartDelegation, request_id: str = "") -> StoredDelegation:
-        return await self._transition(name, court_id, request_id, lifecycle.start, command)
+    async def start(
+        self, name: str, court_id: str, command: lifecycle.StartDelegation, request: RequestKey | None = None
+    ) -> StoredDelegation:
+        return await self._transition(name, court_id, request, lifecycle.start, command)
 
     async def complete(
-        self, name: str, court_id: str, command: lifecycle.CompleteDelegation, request_id: str = ""
+        self, name: str, court_id: str, command: lifecycle.CompleteDelegation, request: RequestKey | None = None
     ) -> StoredDelegation:
-        return await self._transition(name, court_id, request_id, lifecycle.complete, command)
+        return await self._transition(name, court_id, request, lifecycle.complete, command)
 
     async def return_for_supplement(
-        self, name: str, court_id: str, command: lifecycle.ReturnDelegationForSupplement, request_id: str = ""
+        self, name: str, court_id: str, command: lifecycle.ReturnDelegationForSupplement, request: RequestKey | None = None
     ) -> StoredDelegation:
-        return await self._transition(name, court_id, request_id, lifecycle.return_for_supplement, command)
+        return await self._transition(name, court_id, request, lifecycle.return_for_supplement, command)
 
     async def supplement(
-        self, name: str, court_id: str, command: lifecycle.SupplementDelegation, request_id: str = ""
+        self, name: str, court_id: str, command: lifecycle.SupplementDelegation, request: RequestKey | None = None
     ) -> StoredDelegation:
-        return await self._transition(name, court_id, request_id, lifecycle.supplement, command)
+        return await self._transition(name, court_id, request, lifecycle.supplement, command)
 
     async def return_delegation(
-        self, name: str, court_id: str, command: lifecycle.ReturnDelegation, request_id: str = ""
+        self, name: str, court_id: str, command: lifecycle.ReturnDelegation, request: RequestKey | None = None
     ) -> StoredDelegation:
         decide = functools.partial(lifecycle.return_delegation, courts=self.courts)
-        return await self._transition(name, court_id, request_id, decide, command)
+        return await self._transition(name, court_id, request, decide, command)
 
     async def withdraw(
-        self, name: str, court_id: str, command: lifecycle.WithdrawDelegation, request_id: str = ""
+        self, name: str, court_id: str, command: lifecycle.WithdrawDelegation, request: RequestKey | None = None
     ) -> StoredDelegation:
-        return await self._transition(name, court_id, request_id, lifecycle.withdraw, command)
+        return await self._transition(name, court_id, request, lifecycle.withdraw, command)
 
     async def _transition(
-        self, name: str, court_id: str, request_id: str, decide: Decide, command: Any, *, officer: str | None = None
+        self, name: str, court_id: str, request: RequestKey | None, decide: Decide, command: Any, *, officer: str | None = None
     ) -> StoredDelegation:
         """Runs the custom method `decide(delegation, command, actor, now)` of delegation.lifecycle."""
 
@@ -315,7 +315,7 @@ class DelegationHandlers:
             updated, events = decide(stored.delegation, command, actor, now)
             return self._lifecycle_change(stored, updated, events)
 
-        return await self._update(name, court_id, request_id, change, operation=_operation_of(decide))
+        return await self._update(name, court_id, request, change, operation=_operation_of(decide))
 
     def _lifecycle_change(self, stored: StoredDelegation, updated: Delegation, events: list[LifecycleEvent]) -> Change:
         transition = updated.history[-1]
@@ -352,10 +352,10 @@ class DelegationHandlers:
 
     # --- urging and extending ---------------------------------------------------------------------
 
-    async def urge(self, name: str, court_id: str, note: str = "", request_id: str = "") -> StoredDelegation:
+    async def urge(self, name: str, court_id: str, note: str = "", request: RequestKey | None = None) -> StoredDelegation:
         """The requesting court urges (催办) the entrusted court, in any state that is not final."""
         return await self._update(
-            name, court_id, request_id, lambda stored, now: self._urge_change(stored, court_id, note, now), operation="urge"
+            name, court_id, request, lambda stored, now: self._urge_change(stored, court_id, note, now), operation="urge"
         )
 
     def _urge_change(self, stored: StoredDelegation, court_id: str, note: str, now: datetime) -> Change:
@@ -383,14 +383,14 @@ class DelegationHandlers:
         return Change(updated, (entry,), stored.deadlines, frozenset(), (event,), count)
 
     async def extend_deadline(
-        self, name: str, court_id: str, step: str, amount: int, unit: str, reason: str, request_id: str = ""
+        self, name: str, court_id: str, step: str, amount: int, unit: str, reason: str, request: RequestKey | None = None
     ) -> StoredDelegation:
         """A superior court of the entrusted court extends one running deadline (deadlines.extend)."""
 
         def change(stored: StoredDelegation, now: datetime) -> Change:
             return self._extension_change(stored, court_id, (step, amount, unit, reason), now)
 
-        return await self._update(name, court_id, request_id, change, operation="extend_deadline")
+        return await self._update(name, court_id, request, change, operation="extend_deadline")
 
     def _extension_change(
         self, stored: StoredDelegation, court_id: str, arguments: tuple[str, int, str, str], now: datetime
@@ -427,26 +427,25 @@ class DelegationHandlers:
     # --- the write path --------------------------------------------------------------------------
 
     async def _update(
-        self, name: str, court_id: str, request_id: str, make_change: MakeChange, *, operation: str
+        self, name: str, court_id: str, request: RequestKey | None, make_change: MakeChange, *, operation: str
     ) -> StoredDelegation:
         """Reads the matter, decides and writes, as one unit of the writer (one transaction)."""
-        check_request_id(request_id)
-        key = f"{court_id}:{request_id}" if request_id else ""
 
         def update(conn: Connection) -> StoredDelegation:
             stored = self._load_for(conn, name, court_id)
-            if key and key in stored.applied_requests:
+            if earlier_resource(conn, request) is not None:
                 return stored  # a retry of an applied request
+            record(conn, request, name)
             # The write, its timeline entry (trace id) and its outbox rows join the matter's trace.
             with in_matter_trace(operation, stored.delegation, stored.traceparent):
-                return self._write_change(conn, stored, make_change(stored, self.clock()), key)
+                return self._write_change(conn, stored, make_change(stored, self.clock()))
 
         try:
             updated = await self.writer.run(update)
-        except Aborted:
+        except (Aborted, IntegrityError):
             # Two copies of one request raced (replicas on PostgreSQL): the loser answers like a later retry would.
-            if key and key in (again := await self._read_for(name, court_id)).applied_requests:
-                return again
+            if request is not None and await self.writer.run(lambda conn: earlier_resource(conn, request)) is not None:
+                return await self._read_for(name, court_id)
             raise
         self.outbox.notify()
         return updated
@@ -461,27 +460,24 @@ class DelegationHandlers:
         return await self.db.run_read(lambda conn: self._load_for(conn, name, court_id))
 
     async def _commit(
-        self, stored: StoredDelegation, change: Change, key: str, also: Callable[[Connection], None] | None = None
+        self, stored: StoredDelegation, change: Change, also: Callable[[Connection], None] | None = None
     ) -> StoredDelegation:
         """Writes `change` of `stored` as read earlier; `also` adds writes that must commit with it."""
 
         def write(conn: Connection) -> StoredDelegation:
             if also:
                 also(conn)
-            return self._write_change(conn, stored, change, key)
+            return self._write_change(conn, stored, change)
 
         updated = await self.writer.run(write)
         self.outbox.notify()
         return updated
 
-    def _write_change(self, conn: Connection, stored: StoredDelegation, change: Change, key: str) -> StoredDelegation:
+    def _write_change(self, conn: Connection, stored: StoredDelegation, change: Change) -> StoredDelegation:
         """The row (if still at the version read: ABORTED otherwise), its timeline entry,
         deadlines and events, in the caller's transaction."""
-        applied = (*stored.applied_requests, key) if key else stored.applied_requests
         before = stored.delegation
-        written = store.update_delegation(
-            conn, change.delegation, expected_version=before.version, urge_count=change.urge_count, applied_requests=applied
-        )
+        written = store.update_delegation(conn, change.delegation, expected_version=before.version, urge_count=change.urge_count)
         if not written:
             raise _version_mismatch(before)
         store.append_entries(conn, before.name, change.entries)
@@ -494,10 +490,15 @@ class DelegationHandlers:
             change.deadlines,
             change.urge_count,
             stored.escalated_at,
-            applied,
             stored.traceparent,
             rendered=change.rendered,
         )
+
+
+def _stored_named(conn: Connection, name: str) -> StoredDelegation:
+    stored = store.delegation_by_name(conn, name)
+    assert stored is not None, f"the request log names {name}, which is gone"
+    return stored
 
 
 def _operation_of(decide: Decide) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from rogatory.delegation.v1 import delegation_pb2, delegation_pb2_grpc
+from rogatory.delegation.v1 import delegation_pb2
 
 from registry.courts import CourtCatalog
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
@@ -34,7 +34,7 @@ async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None
         handlers.clock = clock
     add_event_attributes(tracing.event_attributes)  # relay and consumer spans name the matter
     servicer = DelegationServicer(handlers)
-    host.add_servicer(SERVICE, servicer, delegation_pb2_grpc.add_DelegationServiceServicer_to_server)
+    host.add_servicer(SERVICE, servicer)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
     host.add_consumer(SEIZURE_REPLICA_CONSUMER, [SEIZURE_EVENTS], apply_seizure_changed)
     turnaround = TurnaroundProjection(handlers.courts, handlers.calendar)

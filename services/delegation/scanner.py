@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -81,10 +82,11 @@ class DeadlineScanner:
 
     # --- one pass ----------------------------------------------------------------------------------
 
-    async def scan_once(self) -> ScanReport:
+    async def scan_once(self, only: Collection[str] | None = None) -> ScanReport:
+        """One pass over every matter, or over the delegations named in `only` (the demo's own)."""
         now = self.handlers.clock()
         report = ScanReport()
-        for row in await self._deadlines_to_watch(now):
+        for row in await self._deadlines_to_watch(now, only):
             watch = _watch(row)
             actions = actions_for(watch, now, self.policy)
             if not actions:
@@ -98,7 +100,7 @@ class DeadlineScanner:
             report.actions.update(str(a) for a in actions)
         return report
 
-    async def _deadlines_to_watch(self, now: datetime) -> list[Any]:
+    async def _deadlines_to_watch(self, now: datetime, only: Collection[str] | None) -> list[Any]:
         horizon = now + self.policy.warn_before
         query = (
             select(DEADLINES)
@@ -110,6 +112,8 @@ class DeadlineScanner:
             )
             .order_by(DEADLINES.c.due_at)
         )
+        if only is not None:
+            query = query.where(DEADLINES.c.delegation_name.in_(list(only)))
         async with self.handlers.db.read() as conn:
             return list((await conn.execute(query)).mappings().all())
 
@@ -141,7 +145,7 @@ class DeadlineScanner:
             _guarded_update(conn, row, overdue_at=now)
             self.handlers.outbox.add_sync(conn, [overdue])
 
-        await self.handlers._commit(stored, change, "", also=bookkeeping)
+        await self.handlers._commit(stored, change, also=bookkeeping)
 
     # --- annotations: warn, overdue, urge, escalate ------------------------------------------
 
@@ -259,8 +263,11 @@ def _guarded_update(conn: Connection, row: Any, **values: Any) -> None:
         raise DeadlineMoved("changed since it was read")
 
 
-async def scan_database(settings: Settings, at: datetime | None = None) -> tuple[datetime, ScanReport]:
-    """One pass over the delegation database of `settings`, as of `at` (default: now).
+async def scan_database(
+    settings: Settings, at: datetime | None = None, only: Collection[str] | None = None
+) -> tuple[datetime, ScanReport]:
+    """One pass over the delegation database of `settings`, as of `at` (default: now), over
+    every matter or only the delegations named in `only`.
 
     Its events go to the outbox; the running service's relay publishes them.
     """
@@ -268,6 +275,6 @@ async def scan_database(settings: Settings, at: datetime | None = None) -> tuple
     moment = at or datetime.now(UTC)
     try:
         handlers = DelegationHandlers(db, Outbox(), CourtCatalog.default(), clock=lambda: moment)
-        return moment, await DeadlineScanner(handlers).scan_once()
+        return moment, await DeadlineScanner(handlers).scan_once(only)
     finally:
         await db.dispose()

@@ -14,15 +14,16 @@ from rogatory.delegation.v1 import delegation_pb2 as pb
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from delegation.matters import DelegationState, MatterKind
-from registry.errors import FieldViolation, InvalidArgument, NotFound
+from registry.errors import NotFound
 from services.delegation import messages as m
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.store import DelegationQuery
 from services.delegation.turnaround import turnaround_statistics
 from services.plumbing.auth import calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
-from services.plumbing.names import parse_name
-from services.plumbing.pagination import after_seq, decode_token, encode_token, page_size
+from services.plumbing.idempotency import current_request
+from services.plumbing.names import parse_name, parse_parent
+from services.plumbing.pagination import after_seq, bad_token, decode_token, encode_token, page_size
 from services.registry.messages import enum_name
 
 DELEGATION_FILTERS = {"entrusted_court": str, "matter_kind": str, "state": str, "case": str}
@@ -37,10 +38,10 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
 
     async def CreateDelegation(self, request: pb.CreateDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         court_id = calling_court()
-        parse_name(request.parent, "courts/{court}", "parent")
+        parse_parent(request.parent)
         with m.proto_paths(m.create_paths(request)):
             stored = await self.handlers.create_delegation(
-                m.create_command(request), court_id, request.request_id, tuple(request.handed_over_seizures)
+                m.create_command(request), court_id, current_request(), tuple(request.handed_over_seizures)
             )
         return m.stored_to_proto(stored)
 
@@ -56,11 +57,10 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
             raise NotFound("court", request.parent)
         principal = current_principal()
         query = _query(None if court_id == "-" else court_id, parse_filter(request.filter, DELEGATION_FILTERS))
-        fingerprint = f"{request.parent}|{request.filter}"
-        after = after_seq(request.page_token, fingerprint)
+        after = after_seq(request)
         limit = page_size(request.page_size)
         found = await self.handlers.list_delegations(query, after, limit + 1, principal)
-        token = encode_token(fingerprint, found[limit - 1].seq) if len(found) > limit else ""
+        token = encode_token(request, found[limit - 1].seq) if len(found) > limit else ""
         return pb.ListDelegationsResponse(delegations=[m.stored_to_proto(s) for s in found[:limit]], next_page_token=token)
 
     # --- lifecycle (AIP-136 custom methods) -------------------------------------------------------
@@ -70,17 +70,17 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
     ) -> pb.Delegation:
         name, court_id = _target(request.name)
         with m.proto_paths(m.OFFICER_PATHS):
-            stored = await self.handlers.acknowledge(name, court_id, m.acknowledge_command(request), request.request_id)
+            stored = await self.handlers.acknowledge(name, court_id, m.acknowledge_command(request), current_request())
         return m.stored_to_proto(stored)
 
     async def StartDelegation(self, request: pb.StartDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(await self.handlers.start(name, court_id, m.start_command(request), request.request_id))
+        return m.stored_to_proto(await self.handlers.start(name, court_id, m.start_command(request), current_request()))
 
     async def CompleteDelegation(self, request: pb.CompleteDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
         with m.proto_paths(m.COMPLETION_PATHS):
-            stored = await self.handlers.complete(name, court_id, m.complete_command(request), request.request_id)
+            stored = await self.handlers.complete(name, court_id, m.complete_command(request), current_request())
         return m.stored_to_proto(stored)
 
     async def ReturnDelegationForSupplement(
@@ -89,29 +89,27 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         name, court_id = _target(request.name)
         command = m.return_for_supplement_command(request)
         with m.proto_paths(m.SUPPLEMENT_REQUEST_PATHS):
-            stored = await self.handlers.return_for_supplement(name, court_id, command, request.request_id)
+            stored = await self.handlers.return_for_supplement(name, court_id, command, current_request())
         return m.stored_to_proto(stored)
 
     async def SupplementDelegation(
         self, request: pb.SupplementDelegationRequest, context: grpc.aio.ServicerContext
     ) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(
-            await self.handlers.supplement(name, court_id, m.supplement_command(request), request.request_id)
-        )
+        return m.stored_to_proto(await self.handlers.supplement(name, court_id, m.supplement_command(request), current_request()))
 
     async def ReturnDelegation(self, request: pb.ReturnDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        stored = await self.handlers.return_delegation(name, court_id, m.return_command(request), request.request_id)
+        stored = await self.handlers.return_delegation(name, court_id, m.return_command(request), current_request())
         return m.stored_to_proto(stored)
 
     async def WithdrawDelegation(self, request: pb.WithdrawDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(await self.handlers.withdraw(name, court_id, m.withdraw_command(request), request.request_id))
+        return m.stored_to_proto(await self.handlers.withdraw(name, court_id, m.withdraw_command(request), current_request()))
 
     async def UrgeDelegation(self, request: pb.UrgeDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
-        return m.stored_to_proto(await self.handlers.urge(name, court_id, request.note, request.request_id))
+        return m.stored_to_proto(await self.handlers.urge(name, court_id, request.note, current_request()))
 
     async def ExtendDelegationDeadline(
         self, request: pb.ExtendDelegationDeadlineRequest, context: grpc.aio.ServicerContext
@@ -119,7 +117,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         name, court_id = _target(request.name)
         step = enum_name(pb.Deadline.Step, request.step)
         stored = await self.handlers.extend_deadline(
-            name, court_id, step, request.amount, request.unit, request.reason, request.request_id
+            name, court_id, step, request.amount, request.unit, request.reason, current_request()
         )
         return m.stored_to_proto(stored)
 
@@ -143,14 +141,13 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
     ) -> pb.ListOverdueDelegationsResponse:
         court_id = parse_name(request.parent, "courts/{court}", "parent")["court"]
         principal = current_principal()
-        fingerprint = f"overdue|{request.parent}"
-        after = _overdue_cursor(request.page_token, fingerprint)
+        after = _overdue_cursor(request)
         limit = page_size(request.page_size)
         found = await self.handlers.list_overdue(court_id, principal, after, limit + 1)
         token = ""
         if len(found) > limit:
             last, due = found[limit - 1]
-            token = encode_token(fingerprint, [due.isoformat(), last.delegation.name])
+            token = encode_token(request, [due.isoformat(), last.delegation.name])
         return pb.ListOverdueDelegationsResponse(
             delegations=[m.stored_to_proto(s) for s, _ in found[:limit]], next_page_token=token
         )
@@ -169,15 +166,15 @@ def _target(name: str) -> tuple[str, str]:
     return name, court_id
 
 
-def _overdue_cursor(token: str, fingerprint: str) -> tuple[datetime, str] | None:
-    cursor = decode_token(token, fingerprint)
+def _overdue_cursor(request: pb.ListOverdueDelegationsRequest) -> tuple[datetime, str] | None:
+    cursor = decode_token(request)
     if cursor is None:
         return None
     try:
         due, name = cursor
         return datetime.fromisoformat(due), str(name)
-    except (TypeError, ValueError):  # a forged token must not reach SQL as INTERNAL
-        raise InvalidArgument.of([FieldViolation("page_token", "corrupt", "BAD_PAGE_TOKEN")]) from None
+    except (TypeError, ValueError):  # signed by us, so never expected; still never INTERNAL
+        raise bad_token("corrupt cursor") from None
 
 
 def _query(requesting_court_id: str | None, terms: dict[str, str | int]) -> DelegationQuery:

@@ -90,23 +90,18 @@ _UPDATE_DELEGATION = (
     )
 )
 _BY_NAME = select(DELEGATIONS).where(DELEGATIONS.c.name == bindparam("name"))
-_BY_REQUEST_ID = select(DELEGATIONS).where(DELEGATIONS.c.request_id == bindparam("request_id"))
-
-#: Request ids of applied custom methods kept per delegation (AIP-155 retries come soon after).
-MAX_APPLIED_REQUESTS = 100
 
 
 @dataclass(frozen=True)
 class StoredDelegation:
     """A delegation with what its rows add: `seq` (the keyset of list pages), its deadlines,
-    the urge counter, the escalation time and the custom-method request ids already applied."""
+    the urge counter and the escalation time."""
 
     seq: int
     delegation: Delegation
     deadlines: tuple[TrackedDeadline, ...] = ()
     urge_count: int = 0
     escalated_at: datetime | None = None
-    applied_requests: tuple[str, ...] = field(default=(), repr=False)
     #: W3C context of the call that created the matter: later writes continue its trace.
     traceparent: str = field(default="", repr=False)
     #: The API message of this version when the write already built it (for its event):
@@ -146,13 +141,11 @@ class TimelineEntry:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def document_of(delegation: Delegation, applied_requests: Iterable[str] = ()) -> str:
-    data = codec.delegation_to_json(delegation)
-    data["applied_requests"] = list(applied_requests)[-MAX_APPLIED_REQUESTS:]
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+def document_of(delegation: Delegation) -> str:
+    return json.dumps(codec.delegation_to_json(delegation), ensure_ascii=False, separators=(",", ":"))
 
 
-def insert_delegation(conn: Connection, delegation: Delegation, request_id: str | None) -> int:
+def insert_delegation(conn: Connection, delegation: Delegation) -> int:
     result = conn.execute(
         _INSERT_DELEGATION,
         {
@@ -164,7 +157,6 @@ def insert_delegation(conn: Connection, delegation: Delegation, request_id: str 
             "matter_kind": str(delegation.matter_kind),
             "description": delegation.description,
             "state": str(delegation.state),
-            "request_id": request_id,
             "create_time": utc(delegation.created_at),
             "update_time": utc(delegation.updated_at),
             "version": delegation.version,
@@ -175,9 +167,7 @@ def insert_delegation(conn: Connection, delegation: Delegation, request_id: str 
     return int(result.inserted_primary_key[0])
 
 
-def update_delegation(
-    conn: Connection, delegation: Delegation, *, expected_version: int, urge_count: int, applied_requests: Iterable[str]
-) -> bool:
+def update_delegation(conn: Connection, delegation: Delegation, *, expected_version: int, urge_count: int) -> bool:
     """Writes the next version; False when the row is no longer at `expected_version`."""
     result = conn.execute(
         _UPDATE_DELEGATION,
@@ -187,7 +177,7 @@ def update_delegation(
             "b_state": str(delegation.state),
             "b_new_version": delegation.version,
             "b_update_time": utc(delegation.updated_at),
-            "b_document": document_of(delegation, applied_requests),
+            "b_document": document_of(delegation),
             "b_urge_count": urge_count,
         },
     )
@@ -267,14 +257,6 @@ def delegation_by_name(conn: Connection, name: str) -> StoredDelegation | None:
     return _stored(row, deadlines.get(name, ()))
 
 
-def delegation_by_request_id(conn: Connection, request_id: str) -> StoredDelegation | None:
-    row = conn.execute(_BY_REQUEST_ID, {"request_id": request_id}).mappings().first()
-    if row is None:
-        return None
-    deadlines = deadlines_of(conn, [row["name"]])
-    return _stored(row, deadlines.get(row["name"], ()))
-
-
 def list_delegations(conn: Connection, query: DelegationQuery, after_seq: int, limit: int) -> list[StoredDelegation]:
     columns = DELEGATIONS.c
     statement = select(DELEGATIONS).where(columns.seq > after_seq).order_by(columns.seq).limit(limit)
@@ -352,7 +334,6 @@ def _stored(row: Any, deadlines: tuple[TrackedDeadline, ...]) -> StoredDelegatio
         deadlines=deadlines,
         urge_count=row["urge_count"],
         escalated_at=utc(row["escalated_at"]) if row["escalated_at"] else None,
-        applied_requests=tuple(data.get("applied_requests", ())),
         traceparent=row.get("traceparent") or "",
     )
 

@@ -26,7 +26,6 @@ class DelegationRow(SQLModel, table=True):
     matter_kind: str = Field(max_length=48)
     description: str = Field(default="")
     state: str = Field(max_length=32)
-    request_id: str | None = Field(default=None, unique=True, max_length=64)
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     update_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     version: int = 1

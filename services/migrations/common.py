@@ -89,3 +89,14 @@ def convert_histograms(table: str, key_columns: tuple[str, ...], *, to_sparse: b
         if changes:
             bind.execute(update, changes)
         last = tuple(rows[-1][:-1])
+
+
+def create_request_log() -> None:
+    """AIP-155 request ids in their scope (services/plumbing/idempotency.py), one row per call that wrote."""
+    op.create_table(
+        "request_log",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("fingerprint", sa.String(32), nullable=False),
+        sa.Column("resource", sa.String(200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )

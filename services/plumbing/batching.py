@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from services.plumbing import deadlines
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 K = TypeVar("K", bound=Hashable)
@@ -35,7 +37,14 @@ class BatchWorker(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         self._wakeup.set()
-        return await future
+        # A slow batch does not hold a caller past its deadline. A caller that leaves (cut off,
+        # cancelled) cancels its future, so its item is dropped if its batch has not run it yet
+        # (BatchWorker, group_commit): it is not written after the caller was told it failed.
+        try:
+            async with deadlines.CutOff(deadlines.current(), deadlines.DeadlineExceeded):
+                return await future
+        finally:
+            future.cancel()  # no-op once it has its result
 
     async def close(self) -> None:
         if self._task:
@@ -46,11 +55,15 @@ class BatchWorker(Generic[Item, Result]):
                 pass
 
     async def _work_forever(self) -> None:
+        deadlines.unbind()  # started by one caller, serves all: bounded by the database's own timeout
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._waiting:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                batch = [(item, future) for item, future in batch if not future.done()]  # callers cut off meanwhile
+                if not batch:
+                    continue
                 try:
                     await self.process(batch)
                 except Exception as error:  # noqa: BLE001 - every waiter of the batch gets the failure

@@ -65,11 +65,11 @@ from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import alert_events_pb2
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.plumbing.db import BulkStatement, Database, DatabaseUnavailable
+from services.plumbing.db import BulkStatement, Database, database_fault
 from services.plumbing.events import SUBJECT_ROOT, ReceivedEvent, envelope_headers, parse_time, subject
 from services.plumbing.tables import InboxEntry
 from services.plumbing.telemetry import context_from_headers, event_span_attributes, tracer
@@ -112,37 +112,13 @@ _NATS_OUTAGES = (
 )
 
 
-# What SQLite and the PostgreSQL drivers say when the database, not the work, is the trouble:
-# another process holds the write lock past busy_timeout, the file or its disk is gone or
-# full, the connection is refused or lost. (Database turns a failure to connect into
-# DatabaseUnavailable itself.)
-_DATABASE_TROUBLE = (
-    "database is locked",
-    "database table is locked",
-    "unable to open database file",
-    "disk i/o error",
-    "database or disk is full",
-    "connection refused",
-    "could not connect",
-    "connection was closed",
-    "connection is closed",
-    "terminating connection",
-    "connect call failed",
-)
-
-
 def is_infrastructure_failure(exc: BaseException) -> bool:
     """Whether `exc` is an outage (database, NATS, network, a timeout) rather than the event's
-    own fault: an outage is waited out and never counts toward `max_deliveries`."""
-    return _database_trouble(exc) or isinstance(exc, (*_NATS_OUTAGES, ConnectionError, TimeoutError))
-
-
-def _database_trouble(exc: BaseException) -> bool:
-    if isinstance(exc, (DatabaseUnavailable, PoolTimeout, DisconnectionError)):
+    own fault: an outage is waited out and never counts toward `max_deliveries`. Database
+    faults are classified once, by error code, in services/plumbing/db.py (`database_fault`)."""
+    if database_fault(exc) is not None or isinstance(exc, (PoolTimeout, DisconnectionError)):
         return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    return exc.connection_invalidated or any(marker in str(exc.orig).lower() for marker in _DATABASE_TROUBLE)
+    return isinstance(exc, (*_NATS_OUTAGES, ConnectionError, TimeoutError))
 
 
 def replay_subject(durable: str) -> str:

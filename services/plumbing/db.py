@@ -8,21 +8,29 @@ tables: a SQLite file of its own, or a PostgreSQL schema of its own (`search_pat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import errno
+import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from operator import itemgetter
+from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import LargeBinary, create_engine, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from services.plumbing import deadlines
 
 log = logging.getLogger(__name__)
 
@@ -32,44 +40,81 @@ SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer
     "PRAGMA synchronous=NORMAL",  # durable at checkpoints in WAL mode; ~5x faster commits
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
+    "PRAGMA busy_timeout=5000",  # with a statement timeout: that instead (Database._sqlite_pragmas)
     # Checkpoints run in the background (Database.checkpoint, ServiceHost). SQLite's own,
     # at 1,000 pages, runs inside whichever commit crosses the mark: a ~10 ms stall with its
     # fsync in that request. This higher mark only bounds the WAL if the background falls behind.
     "PRAGMA wal_autocheckpoint=10000",
 )
+#: After a failed write, SQLite's folder must take this much before the health check passes again.
+SPACE_PROBE_BYTES = 1024 * 1024
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached; RPCs answer UNAVAILABLE."""
+    """The database cannot be reached or cannot take the call now; RPCs answer UNAVAILABLE."""
+
+    reason = "DATABASE_UNAVAILABLE"
+
+
+class DatabaseTimeout(DatabaseUnavailable):
+    """A call outlasted the statement timeout: the database hangs, or a lock is held too long."""
+
+    reason = "DATABASE_TIMEOUT"
+
+
+class DatabaseFull(DatabaseUnavailable):
+    """The database's disk is full; RPCs answer RESOURCE_EXHAUSTED until space is freed."""
+
+    reason = "DISK_FULL"
 
 
 class Database:
     def __init__(
-        self, url: str, *, schema: str | None = None, pool_size: int = 10, echo: bool = False, connect_timeout: float = 3.0
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        pool_size: int = 10,
+        echo: bool = False,
+        connect_timeout: float = 3.0,
+        statement_timeout: float | None = None,
     ):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.schema = None if self.is_sqlite else schema
         self.connect_timeout = connect_timeout  # fail fast (UNAVAILABLE) rather than hang when PostgreSQL is away
+        # The longest a call (waiting for a connection or the writer, its statements, its commit)
+        # may take; also the server-side statement, lock and idle-in-transaction timeouts on
+        # PostgreSQL and SQLite's busy timeout. None: unbounded (the command-line tools).
+        self.statement_timeout = statement_timeout
         self.engine: AsyncEngine = self._create_engine(pool_size, echo)
         # SQLite has one writer: queue this process's writers here rather than in SQLite's
         # busy handler, which sleeps in steps of up to 100 ms.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_writer: tuple[Engine, ThreadPoolExecutor] | None = None  # SQLite: see run_transaction
         self._sync_reader: tuple[Engine, ThreadPoolExecutor] | None = None  # SQLite: see run_read
+        #: The last failure of the database itself (not of a call's input), until check() passes.
+        self.fault: DatabaseUnavailable | None = None
+        self._faulted = asyncio.Event()
 
     def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
         if self.is_sqlite:
             self._ensure_sqlite_folder()
             engine = create_async_engine(self.url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=4, max_overflow=0)
-            event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
+            event.listen(engine.sync_engine, "connect", self._sqlite_pragmas())
             return engine
         connect_args: dict[str, Any] = {}
         if self.url.get_driver_name() == "asyncpg":
             connect_args["timeout"] = self.connect_timeout
-            if self.schema:
-                connect_args["server_settings"] = {"search_path": self.schema}
+            server_settings = {"search_path": self.schema} if self.schema else {}
+            if self.statement_timeout is not None:
+                # Also server-side: a statement or lock wait is stopped by PostgreSQL even when the
+                # client has gone, and a session left in a transaction does not hold its locks.
+                milliseconds = str(max(1, round(self.statement_timeout * 1000)))
+                for setting in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+                    server_settings[setting] = milliseconds
+            if server_settings:
+                connect_args["server_settings"] = server_settings
         return create_async_engine(
             self.url,
             echo=echo,
@@ -80,9 +125,13 @@ class Database:
             connect_args=connect_args,
         )
 
-    def _ensure_sqlite_folder(self) -> None:
-        from pathlib import Path  # noqa: PLC0415
+    def _sqlite_pragmas(self) -> Callable[[Any, Any], None]:
+        pragmas = SQLITE_PRAGMAS
+        if self.statement_timeout is not None:  # another process's writer is waited for that long, no longer
+            pragmas = (*pragmas, f"PRAGMA busy_timeout={max(1, round(self.statement_timeout * 1000))}")
+        return functools.partial(_apply_sqlite_pragmas, pragmas=pragmas)
 
+    def _ensure_sqlite_folder(self) -> None:
         if self.url.database and self.url.database != ":memory:":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
 
@@ -94,17 +143,14 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One transaction; commits on success, rolls back on any exception."""
-        try:
-            if self._write_lock:
-                async with self._write_lock, _connecting(self.engine.begin()) as conn:
-                    yield conn
-            else:
-                async with _connecting(self.engine.begin()) as conn:
-                    yield conn
-        except (OperationalError, DBAPIError) as exc:
-            if _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc.orig)) from exc
-            raise
+        async with self._cut_off():
+            with self._faults():
+                if self._write_lock:
+                    async with self._write_lock, _connecting(self.engine.begin()) as conn:
+                        yield conn
+                else:
+                    async with _connecting(self.engine.begin()) as conn:
+                        yield conn
 
     async def run_transaction(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` — synchronous SQLAlchemy Core on a `Connection` — in one transaction.
@@ -121,18 +167,19 @@ class Database:
         assert self._write_lock is not None
         engine, thread = self._sqlite_writer()
         context = contextvars.copy_context()  # the caller's trace context, for the outbox rows
+        call = _ThreadCall()
 
         def run() -> T:
+            call.go_on()
             with engine.begin() as conn:
-                return work(conn)
+                result = work(conn)
+                call.go_on()  # the caller was cut off meanwhile: roll back what it was told failed
+                return result
 
-        try:
-            async with self._write_lock:
-                return await asyncio.get_running_loop().run_in_executor(thread, context.run, run)
-        except (OperationalError, DBAPIError) as exc:
-            if _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc.orig)) from exc
-            raise
+        async with self._cut_off():
+            with self._faults():
+                async with self._write_lock:
+                    return await call.run(thread, context.run, run)
 
     def _sqlite_writer(self) -> tuple[Engine, ThreadPoolExecutor]:
         if self._sync_writer is None:
@@ -154,32 +201,94 @@ class Database:
         if self._sync_reader is None:
             self._sync_reader = self._sync_engine(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         engine, thread = self._sync_reader
+        call = _ThreadCall()
 
         def run() -> T:
+            call.go_on()
             with engine.connect() as conn:
                 return work(conn)
 
-        try:
-            return await asyncio.get_running_loop().run_in_executor(thread, run)
-        except (OperationalError, DBAPIError) as exc:
-            if _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc.orig)) from exc
-            raise
+        async with self._cut_off():
+            with self._faults():
+                return await call.run(thread, run)
 
     def _sync_engine(self) -> Engine:
         engine = create_engine(self.url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
-        event.listen(engine, "connect", _apply_sqlite_pragmas)
+        event.listen(engine, "connect", self._sqlite_pragmas())
         return engine
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._cut_off():
+            with self._faults():
+                async with _connecting(self.engine.connect()) as conn:
+                    yield conn
+
+    def _cut_off(self) -> deadlines.CutOff:
+        """Where a call is cut off: at the statement timeout, or the RPC's deadline if sooner."""
+        call_deadline = deadlines.current()
+        if self.statement_timeout is None:
+            return deadlines.CutOff(call_deadline, deadlines.DeadlineExceeded)
+        own = asyncio.get_running_loop().time() + self.statement_timeout
+        if call_deadline is not None and call_deadline <= own:
+            return deadlines.CutOff(call_deadline, deadlines.DeadlineExceeded)
+        return deadlines.CutOff(own, self._timed_out)
+
+    def _timed_out(self) -> DatabaseTimeout:
+        return self._noted(DatabaseTimeout(f"no answer from the database within {self.statement_timeout:g} s"))
+
+    def _faults(self) -> _Faults:
+        return _Faults(self)
+
+    def _noted(self, fault: DatabaseUnavailable) -> DatabaseUnavailable:
+        """Records `fault` for the health check (NOT_SERVING until check() passes) and wakes it."""
+        if self.fault is None:
+            log.warning("database failing: %s: %s", fault.reason, fault)
+        self.fault = fault
+        self._faulted.set()
+        return fault
+
+    async def wait_for_fault(self, timeout: float) -> None:
+        """Returns once a call has failed on the database, or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._faulted.wait(), timeout)
+        self._faulted.clear()
+
+    async def check(self, timeout: float) -> bool:
+        """Whether the database answers within `timeout`: `SELECT 1`, and after a failure a write
+        probe (SQLite: its folder takes SPACE_PROBE_BYTES and the write lock can be taken).
+        Passing clears the recorded fault."""
+        fault = self.fault
         try:
-            async with _connecting(self.engine.connect()) as conn:
-                yield conn
-        except (OperationalError, DBAPIError) as exc:
-            if _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc.orig)) from exc
-            raise
+            async with deadlines.CutOff(asyncio.get_running_loop().time() + timeout, TimeoutError):
+                if not await self.ping():
+                    return False
+                if fault is not None and self.is_sqlite:
+                    await self._probe_sqlite_writes()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+            log.debug("database check failed: %r", exc)
+            return False
+        if self.fault is fault and fault is not None:
+            log.warning("database answers again after %s", fault.reason)
+            self.fault = None
+        return True
+
+    async def _probe_sqlite_writes(self) -> None:
+        assert self._write_lock is not None
+        engine, thread = self._sqlite_writer()
+        folder = Path(self.url.database).parent if self.url.database not in (None, "", ":memory:") else None
+
+        call = _ThreadCall()
+
+        def probe() -> None:
+            call.go_on()
+            if folder is not None:
+                _reserve_space(folder / f".{Path(str(self.url.database)).name}.space-probe", SPACE_PROBE_BYTES)
+            with engine.begin():  # BEGIN IMMEDIATE: nobody holds the write lock for good
+                pass
+
+        async with self._write_lock:
+            await call.run(thread, probe)
 
     async def ping(self) -> bool:
         try:
@@ -207,6 +316,68 @@ class Database:
         self._sync_writer = self._sync_reader = None
 
 
+class _Faults:
+    """`with db._faults():` — an error of the database itself (unreachable, locked, disk full,
+    timed out) leaves as the DatabaseUnavailable it stands for, noted for the health check;
+    every other error (a constraint, a domain error of the work) leaves as it is."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> None:
+        if error is None or not isinstance(error, Exception):
+            return
+        fault = database_fault(error)
+        if fault is None:
+            return
+        self.db._noted(fault)
+        if fault is not error:
+            raise fault from error
+
+
+class _Abandoned(Exception):
+    """The caller of a thread call was cut off before the call started or before it committed."""
+
+
+class _ThreadCall:
+    """A call on a SQLite thread that its caller may leave (cut off): the thread then skips it,
+    or rolls it back instead of committing (`go_on`). A statement already running finishes."""
+
+    __slots__ = ("abandoned",)
+
+    def __init__(self) -> None:
+        self.abandoned = False
+
+    def go_on(self) -> None:
+        if self.abandoned:
+            raise _Abandoned
+
+    async def run(self, thread: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
+        except asyncio.CancelledError:
+            self.abandoned = True
+            raise
+
+
+def _reserve_space(path: Path, size: int) -> None:
+    """Raises OSError (ENOSPC, EDQUOT, EROFS, EIO…) unless the file system takes `size` more bytes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot tell in advance
+            raise
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+
+
 @asynccontextmanager
 async def _connecting(context: Any) -> AsyncIterator[AsyncConnection]:
     """`context` (engine.begin() / connect()), where failing to connect at all — refused,
@@ -225,9 +396,9 @@ async def _connecting(context: Any) -> AsyncIterator[AsyncConnection]:
         await context.__aexit__(None, None, None)
 
 
-def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any, pragmas: Sequence[str] = SQLITE_PRAGMAS) -> None:
     cursor = dbapi_connection.cursor()
-    for pragma in SQLITE_PRAGMAS:
+    for pragma in pragmas:
         cursor.execute(pragma)
     cursor.close()
 
@@ -245,18 +416,57 @@ def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _is_connection_error(exc: DBAPIError) -> bool:
-    if exc.connection_invalidated:
-        return True
-    text_ = str(exc.orig).lower()
-    markers = (
-        "connection refused",
-        "could not connect",
-        "connection was closed",
-        "terminating connection",
-        "connect call failed",
-    )
-    return any(s in text_ for s in markers)
+# SQLite result codes (primary code: extended & 0xFF) and PostgreSQL SQLSTATEs that are the
+# database's trouble, not the call's: disk full, locked or busy, I/O, unreachable, timed out.
+_SQLITE_FULL = 13
+_SQLITE_UNAVAILABLE = {5, 6, 7, 8, 10, 14, 15}  # BUSY, LOCKED, NOMEM, READONLY, IOERR, CANTOPEN, PROTOCOL
+_PG_FULL = {"53100"}  # disk_full
+_PG_TIMEOUT = {"57014", "55P03"}  # query_canceled (statement_timeout), lock_not_available (lock_timeout)
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection exception, insufficient resources, shutdown
+_PG_UNAVAILABLE = {"25P03"}  # idle_in_transaction_session_timeout
+_CONNECTION_LOST = (
+    "connection refused",
+    "could not connect",
+    "connection was closed",
+    "connection is closed",
+    "terminating connection",
+    "connect call failed",
+)
+
+
+def database_fault(error: BaseException) -> DatabaseUnavailable | None:
+    """The DatabaseUnavailable that `error` (or an error it was raised from or while handling,
+    e.g. a rollback failing after the disk filled) stands for; None for errors of the call."""
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return None
+        if isinstance(seen, DatabaseUnavailable):
+            return seen
+        if isinstance(seen, DBAPIError) and (kind := _fault_kind(seen)) is not None:
+            return kind(str(seen.orig))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _fault_kind(error: DBAPIError) -> type[DatabaseUnavailable] | None:
+    driver = error.orig.driver_exception if isinstance(error.orig, EmulatedDBAPIException) else error.orig
+    code = getattr(driver, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        if code & 0xFF == _SQLITE_FULL:
+            return DatabaseFull
+        return DatabaseUnavailable if code & 0xFF in _SQLITE_UNAVAILABLE else None
+    state = getattr(driver, "sqlstate", None)
+    if isinstance(state, str):
+        if state in _PG_FULL:
+            return DatabaseFull
+        if state in _PG_TIMEOUT:
+            return DatabaseTimeout
+        if state in _PG_UNAVAILABLE or state.startswith(_PG_UNAVAILABLE_CLASSES):
+            return DatabaseUnavailable
+    if error.connection_invalidated or any(s in str(error.orig).lower() for s in _CONNECTION_LOST):
+        return DatabaseUnavailable
+    return None
 
 
 def placeholders(dialect: Dialect, count: int, first: int = 1) -> str:

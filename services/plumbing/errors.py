@@ -1,9 +1,10 @@
 """Domain errors → gRPC status with `google.rpc` details (AIP-193).
 
 A DomainError becomes its status code with `ErrorInfo` (+ `BadRequest` field violations);
-a lost database becomes UNAVAILABLE; anything else is logged with a reference id and
-becomes INTERNAL — never UNKNOWN, never a stack trace. Applied to every handler by
-services/plumbing/rpc.py.
+a database that cannot take the call becomes UNAVAILABLE (RESOURCE_EXHAUSTED when its disk
+is full, DEADLINE_EXCEEDED when the call's deadline passed waiting for it); anything else is
+logged with a reference id and becomes INTERNAL — never UNKNOWN, never a stack trace.
+Applied to every handler by services/plumbing/rpc.py.
 """
 
 from __future__ import annotations
@@ -81,9 +82,14 @@ def status_for(error: DomainError) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=_clip(error.message, MAX_MESSAGE_CHARS), details=details)
 
 
-def unavailable_status(reason: str, message: str) -> status_pb2.Status:
+def fault_status(code: int, reason: str, message: str) -> status_pb2.Status:
+    """A failure of the service's infrastructure, not of the request (UNAVAILABLE, …)."""
     info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
-    return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[_pack(info)])
+    return status_pb2.Status(code=code, message=message, details=[_pack(info)])
+
+
+def unavailable_status(reason: str, message: str) -> status_pb2.Status:
+    return fault_status(code_pb2.UNAVAILABLE, reason, message)
 
 
 def internal_status(reference: str) -> status_pb2.Status:

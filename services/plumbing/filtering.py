@@ -1,24 +1,40 @@
 """A small, strict subset of AIP-160 filters: `field = value` terms joined by AND.
 
-Values are double-quoted strings, integers or bare enum names. Anything else is an
-INVALID_ARGUMENT on `filter` that says what is accepted.
+Values are double-quoted strings, integers (ASCII digits) or bare enum names. A number
+must lie in its field's range (`IntRange`: the column's and the domain's, int64 at most), so
+none reaches SQL as an overflow. Anything else is an INVALID_ARGUMENT `BAD_FILTER` on
+`filter` that says what is accepted.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from registry.errors import FieldViolation, InvalidArgument
 
 E = TypeVar("E", bound=StrEnum)
 MAX_FILTER_LENGTH = 1000
-_TERM = re.compile(r'\s*([a-z_][a-z0-9_]*)\s*(=|:)\s*("(?:[^"\\]|\\.)*"|-?\d+|[A-Z][A-Z0-9_]*)\s*')
+_TERM = re.compile(r'\s*([a-z_][a-z0-9_]*)\s*(=|:)\s*("(?:[^"\\]|\\.)*"|-?[0-9]+|[A-Z][A-Z0-9_]*)\s*')
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
 
 
-def parse_filter(text: str, allowed: dict[str, type]) -> dict[str, str | int]:
-    """Parses `text` into {field: value}; `allowed` maps each field to str or int."""
+@dataclass(frozen=True)
+class IntRange:
+    """The integers a filter field takes, both ends included."""
+
+    low: int
+    high: int
+
+
+INT64 = IntRange(-(2**63), 2**63 - 1)  # what `int` means: the widest column a number can meet
+
+
+def parse_filter(text: str, allowed: Mapping[str, type | IntRange]) -> dict[str, str | int]:
+    """Parses `text` into {field: value}; `allowed` maps each field to str, int (int64) or an IntRange."""
     if not text.strip():
         return {}
     if len(text) > MAX_FILTER_LENGTH:
@@ -37,22 +53,18 @@ def parse_filter(text: str, allowed: dict[str, type]) -> dict[str, str | int]:
     return result
 
 
-def _value(field: str, raw: str, kind: type) -> str | int:
-    if raw.startswith('"'):
-        value: str | int = re.sub(r"\\(.)", r"\1", raw[1:-1])
-    elif raw.lstrip("-").isdigit():
-        value = int(raw)
-    else:
-        value = raw
-    if kind is int:
-        try:
-            return int(value)
-        except ValueError:
-            _fail(f"{field} takes a number")
-    return str(value)
+def _value(field: str, raw: str, kind: type | IntRange) -> str | int:
+    text = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+    if kind is str:
+        return text
+    bounds = INT64 if kind is int else kind
+    assert isinstance(bounds, IntRange), f"filter field {field}: str, int or IntRange"
+    if not _INTEGER.fullmatch(text) or not bounds.low <= int(text) <= bounds.high:
+        _fail(f"{field} takes a whole number from {bounds.low} to {bounds.high}")
+    return int(text)
 
 
-def _fail(description: str) -> None:
+def _fail(description: str) -> NoReturn:
     raise InvalidArgument.of([FieldViolation("filter", description, "BAD_FILTER")])
 
 

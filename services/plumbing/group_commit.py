@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services.plumbing.batching import BatchWorker, settle
-from services.plumbing.db import Database
+from services.plumbing.db import Database, database_fault
 
 Rows = Sequence[tuple[Table, list[dict[str, Any]]]]
 T = TypeVar("T")
@@ -44,9 +44,8 @@ class GroupCommitter(BatchWorker[Rows, None]):
         await self.submit(rows)
 
     async def process(self, batch: list[tuple[Rows, asyncio.Future[None]]]) -> None:
-        merged = _merge(rows for rows, _ in batch)
         try:
-            await self.db.run_transaction(lambda conn: [conn.execute(_insert_into(table), rows) for table, rows in merged])
+            await self.db.run_transaction(functools.partial(_insert_waiting, batch=batch))
         except IntegrityError as error:
             if len(batch) == 1:
                 settle(batch, error=error)
@@ -55,6 +54,14 @@ class GroupCommitter(BatchWorker[Rows, None]):
                     await self.process([one])
             return
         settle(batch)
+
+
+def _insert_waiting(conn: Connection, batch: list[tuple[Rows, asyncio.Future[None]]]) -> None:
+    """Inserts the rows of every caller still waiting. Run by the writer, so a caller cut off by
+    its deadline while the batch waited for the database is left out: it is not written after
+    it was told it failed. (A future's state is read from the writer thread: a read only.)"""
+    for table, rows in _merge(rows for rows, future in batch if not future.cancelled()):
+        conn.execute(_insert_into(table), rows)
 
 
 @functools.cache
@@ -79,7 +86,9 @@ class TransactionBatcher(BatchWorker[Work, Any]):
     in one Database.run_transaction (on SQLite: one thread hop and one commit for all of
     them), each in a savepoint and in its caller's context (the trace id its timeline and
     outbox rows carry). A work that raises is rolled back to its savepoint and its caller
-    gets the exception; the others commit together. Works run in the order they came.
+    gets the exception; the others commit together. An error of the database itself (disk
+    full, locked, unreachable) fails the whole batch instead, and every caller gets it as
+    the DatabaseUnavailable it stands for. Works run in the order they came.
     """
 
     def __init__(self, db: Database, *, name: str = "transactions", max_batch: int = 64):
@@ -93,11 +102,11 @@ class TransactionBatcher(BatchWorker[Work, Any]):
     async def process(self, batch: list[tuple[Work, asyncio.Future[Any]]]) -> None:
         if len(batch) == 1:  # the transaction is its savepoint; a failure reaches the caller through settle()
             (work, context), future = batch[0]
-            value = await self.db.run_transaction(lambda conn: context.run(work, conn))
+            value = await self.db.run_transaction(lambda conn: _unless_gone(conn, work, context, future))
             if not future.done():
                 future.set_result(value)
             return
-        outcomes = await self.db.run_transaction(lambda conn: [_in_savepoint(conn, *work) for work, _ in batch])
+        outcomes = await self.db.run_transaction(lambda conn: [_in_savepoint(conn, *work, future) for work, future in batch])
         for (succeeded, value), (_, future) in zip(outcomes, batch, strict=True):
             if future.done():
                 continue
@@ -107,9 +116,27 @@ class TransactionBatcher(BatchWorker[Work, Any]):
                 future.set_exception(value)
 
 
-def _in_savepoint(conn: Connection, work: Callable[[Connection], Any], context: contextvars.Context) -> tuple[bool, Any]:
+class _CallerGone(Exception):
+    """The caller was cut off by its deadline before its work ran: the work is not done."""
+
+
+def _unless_gone(
+    conn: Connection, work: Callable[[Connection], T], context: contextvars.Context, future: asyncio.Future[Any]
+) -> T:
+    if future.cancelled():  # as in _insert_waiting
+        raise _CallerGone
+    return context.run(work, conn)
+
+
+def _in_savepoint(
+    conn: Connection, work: Callable[[Connection], Any], context: contextvars.Context, future: asyncio.Future[Any]
+) -> tuple[bool, Any]:
+    if future.cancelled():  # as in _insert_waiting
+        return False, _CallerGone()
     try:
         with conn.begin_nested():
             return True, context.run(work, conn)
-    except Exception as error:  # noqa: BLE001 - the caller's to handle; the batch goes on
-        return False, error
+    except Exception as error:
+        if database_fault(error) is not None:
+            raise  # the database's trouble (disk full, locked…), not this work's: the batch fails, every caller hears it
+        return False, error  # the caller's to handle; the batch goes on

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
@@ -26,6 +28,10 @@ from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from registry.agencies import AgencyCatalog
+from registry.courts import CourtCatalog
+from services.plumbing import pagination
+from services.plumbing.auth import Authenticator
 from services.plumbing.config import Settings
 from services.plumbing.consumer import BatchEventConsumer, BatchHandler, EventConsumer, Handler
 from services.plumbing.db import Database
@@ -35,7 +41,7 @@ from services.plumbing.metrics import configure_metrics, serve_prometheus, shutd
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.outbox import Outbox
 from services.plumbing.relay import OutboxRelay
-from services.plumbing.rpc import instrumented
+from services.plumbing.rpc import register
 from services.plumbing.telemetry import configure_telemetry, shutdown_telemetry
 from services.plumbing.tls import server_credentials
 
@@ -91,6 +97,7 @@ class ServiceHost:
     outbox: Outbox = field(init=False)
     relay: OutboxRelay = field(init=False)
     server: grpc.aio.Server = field(init=False)
+    authenticator: Authenticator = field(init=False)
     health: HealthServicer = field(init=False)
     port: int = field(init=False, default=0)
     consumers: list[EventConsumer] = field(default_factory=list)
@@ -108,12 +115,14 @@ class ServiceHost:
     async def start(self, wire: Wiring) -> None:
         configure_telemetry(self.service)
         configure_metrics(self.service)
+        pagination.configure(self.settings.page_token_secret())
         if metrics_address := self.settings.metrics_address_of(self.service):
             log.info("%s metrics on http://%s/metrics", self.service, serve_prometheus(metrics_address))
         self.db = Database(
             self.settings.database_url_for(self.service),
             schema=self.settings.schema_for(self.service),
             connect_timeout=self.settings.db_connect_timeout,
+            statement_timeout=self.settings.db_statement_timeout,
         )
         await self.db.create_schema()
         if self.settings.migrate_on_start:
@@ -124,6 +133,8 @@ class ServiceHost:
         self.outbox = Outbox()
         self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", self.settings.max_message_bytes)])
+        self.authenticator = self._authenticator()
+        warn_about_credentials(self.service, self.settings)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if self.db.is_sqlite and self.settings.sqlite_checkpoint_seconds > 0:
@@ -142,6 +153,19 @@ class ServiceHost:
         self._health_task = asyncio.create_task(self._watch_database(), name=f"{self.service}-health")
         log.info("%s listening on %s", self.service, self.address)
 
+    @functools.cached_property
+    def agencies(self) -> AgencyCatalog:
+        """The agency table: the shipped one, or the CSV file ROGATORY_AGENCIES_FILE names
+        (same columns; e.g. the benchmark's 1,000 banks), used by property queries."""
+        path = self.settings.agencies_file
+        return AgencyCatalog.from_csv(Path(path).read_text(encoding="utf-8")) if path else AgencyCatalog.default()
+
+    def _authenticator(self) -> Authenticator:
+        """Callers may be any court of the court table and any agency of the agency tables this
+        process serves; every service knows the same ones, whichever of them it loads itself."""
+        agencies = frozenset(a.id for a in AgencyCatalog.default()) | frozenset(a.id for a in self.agencies)
+        return Authenticator(CourtCatalog.default(), agencies, dev_tokens=self.settings.accepts_dev_tokens)
+
     def _listen(self) -> int:
         address, settings = self.settings.address_of(self.service), self.settings
         if not settings.tls_cert_file:
@@ -154,11 +178,10 @@ class ServiceHost:
         host = self.settings.address_of(self.service).rsplit(":", 1)[0]
         return f"{host}:{self.port}"
 
-    def add_servicer(
-        self, service: ServiceDescriptor, servicer: object, add_to_server: Callable[[Any, grpc.aio.Server], None]
-    ) -> None:
-        """Registers a generated servicer with tracing and error mapping on every method."""
-        add_to_server(instrumented(servicer, service, dev_tokens=self.settings.accepts_dev_tokens), self.server)
+    def add_servicer(self, service: ServiceDescriptor, servicer: object) -> None:
+        """Serves `service` from `servicer` with tracing, authentication, request parsing and
+        error mapping on every method (services/plumbing/rpc.py)."""
+        register(self.server, servicer, service, self.authenticator)
         self.service_names.append(service.full_name)
 
     def add_periodic(self, name: str, interval: float, run_once: Callable[[], Awaitable[object]]) -> PeriodicWorker:
@@ -198,22 +221,20 @@ class ServiceHost:
         return consumer
 
     async def _watch_database(self) -> None:
-        """NOT_SERVING while the database cannot be reached, NATS cannot (the consumers receive
-        nothing), or a consumer is waiting out an outage; SERVING again once they can and the
-        consumers have applied an event: load balancers and orchestrators route around the
-        replica, and nothing needs a restart."""
+        """NOT_SERVING while the database cannot take calls, NATS cannot be reached (the consumers
+        receive nothing), or a consumer is waiting out an outage; SERVING again once they can and
+        the consumers have applied an event: load balancers and orchestrators route around the
+        replica, and nothing needs a restart. Checked every `health_interval`, and at once when a
+        call fails on the database (disk full, locked, unreachable, timed out: Database.check)."""
         interval = self.settings.health_interval
         while not self._stopping:
-            try:
-                reachable = await asyncio.wait_for(self.db.ping(), timeout=max(interval, 1.0))
-            except TimeoutError:
-                reachable = False
+            healthy = await self.db.check(timeout=max(interval, 1.0))
             held = [f"{c.durable} ({c.unavailable})" for c in self.consumers if c.unavailable]
             events_flow = self.nc.is_connected or not self.consumers  # a consumer gets nothing while NATS is away
-            serving = reachable and events_flow and not held
+            serving = healthy and events_flow and not held
             if serving != self._serving and not self._stopping:
                 why = (
-                    "database unreachable" if not reachable
+                    "database failing" if not healthy
                     else "NATS unreachable" if not events_flow
                     else "consumers waiting out an outage: " + "; ".join(held)
                 )  # fmt: skip
@@ -221,7 +242,7 @@ class ServiceHost:
                 status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
                 await self._set_health(status)
                 self._serving = serving
-            await asyncio.sleep(interval)
+            await self.db.wait_for_fault(interval)
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ["", *self.service_names]:
@@ -256,6 +277,23 @@ class ServiceHost:
         await stop.wait()
         log.info("%s shutting down", self.service)
         await self.stop()
+
+
+def warn_about_credentials(service: str, settings: Settings) -> None:
+    """Says loudly at start-up when the service's credentials are not what production needs."""
+    if settings.tls_cert_file and settings.accepts_dev_tokens:
+        log.warning(
+            "%s\n%s: INSECURE: ROGATORY_DEV_TOKENS=true under TLS. This service accepts development tokens "
+            "(authorization: Bearer dev:admin:…), which anyone can forge: any caller may act as any court, agency "
+            "or admin. For tests only; production callers present client certificates (ROGATORY_TLS_CLIENT_CA_FILE).\n%s",
+            "!" * 100, service, "!" * 100,
+        )  # fmt: skip
+    elif settings.tls_cert_file and not settings.tls_client_ca_file:
+        log.warning(
+            "%s: TLS without ROGATORY_TLS_CLIENT_CA_FILE and development tokens off: no caller can authenticate "
+            "(every call but health checks answers UNAUTHENTICATED). Set the client CA to identify callers.",
+            service,
+        )
 
 
 def settle_garbage_collector() -> None:

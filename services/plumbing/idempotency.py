@@ -1,23 +1,58 @@
-"""AIP-155 idempotent creation: one transaction per `request_id`, retries get the first answer."""
+"""AIP-155 idempotency: one rule for every mutating RPC of every service.
+
+A `request_id` is scoped to (caller, method, parent): `wrap_unary` (services/plumbing/rpc.py)
+turns the request_id of every call into a `RequestKey` — a hash of the caller's name, the
+method, the resource the call acts on or under (`parent`, else `name`) and the request_id —
+with a fingerprint of the rest of the request. A write records the key in `request_log`, in
+its own transaction, with the resource it wrote. Then:
+
+- the same caller sending the same request again gets the first answer: the resource the
+  first call wrote, as it is now, and nothing is applied twice;
+- the same caller sending a different request with that request_id gets ALREADY_EXISTS
+  `REQUEST_ID_IN_USE`, and nothing changes;
+- another caller, another method or another parent makes another key: another request, which
+  never sees the first one's resource.
+
+A call that failed wrote nothing, so its retry is decided afresh.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from registry.errors import FieldViolation, InvalidArgument
+from registry.errors import AlreadyExists, FieldViolation, InvalidArgument
 from services.plumbing.db import Database
-from services.plumbing.group_commit import TransactionBatcher
-from services.plumbing.outbox import Outbox
+from services.plumbing.tables import RequestLogEntry
 
 T = TypeVar("T")
 MAX_REQUEST_ID_LENGTH = 64
+REQUEST_LOG = RequestLogEntry.__table__  # type: ignore[attr-defined]
 
-Lookup = Callable[[AsyncConnection, str], Awaitable[T | None]]
+_LOOKUP = select(REQUEST_LOG.c.fingerprint, REQUEST_LOG.c.resource).where(REQUEST_LOG.c.key == bindparam("key"))
+_RECORD = insert(REQUEST_LOG)
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """A request_id in its scope, and what the request asked for."""
+
+    request_id: str
+    key: str  # request_log's primary key: 64 hex characters
+    fingerprint: str  # the request without its request_id: 32 hex characters
+
+    def log_row(self, resource: str) -> dict[str, Any]:
+        return {"key": self.key, "fingerprint": self.fingerprint, "resource": resource, "created_at": datetime.now(UTC)}
 
 
 def check_request_id(request_id: str) -> None:
@@ -27,78 +62,123 @@ def check_request_id(request_id: str) -> None:
         )
 
 
-async def create_once(
-    db: Database,
-    outbox: Outbox,
-    request_id: str,
-    by_request_id: Lookup[T],
-    write: Callable[[AsyncConnection], Awaitable[T]],
-) -> T:
-    """Runs `write` (state + outbox rows) in one transaction, once per `request_id`.
+def key_of(caller: str, method: str, request: Message) -> RequestKey | None:
+    """The request's key, or None when it carries no request_id (every call is then new)."""
+    request_id = getattr(request, "request_id", "")
+    if not request_id:
+        return None
+    target = getattr(request, "parent", "") or getattr(request, "name", "")
+    body = type(request)()
+    body.CopyFrom(request)
+    body.ClearField("request_id")  # type: ignore[arg-type]
+    return scoped_key(caller, method, target, request_id, body.SerializeToString(deterministic=True))
 
-    A retry with the same request_id gets the first answer back, also when it raced the
-    first call and lost on the unique request_id column. Any other integrity error is
-    re-raised for the caller to explain (e.g. ALREADY_EXISTS).
+
+def scoped_key(caller: str, method: str, target: str, request_id: str, body: bytes) -> RequestKey:
+    check_request_id(request_id)
+    scope = "\x00".join((caller, method, target, request_id)).encode()
+    return RequestKey(
+        request_id,
+        hashlib.blake2b(scope, digest_size=32).hexdigest(),
+        hashlib.blake2b(body, digest_size=16).hexdigest(),
+    )
+
+
+_current: ContextVar[RequestKey | None] = ContextVar("rogatory_request_key", default=None)
+
+
+def bind(key: RequestKey | None) -> None:
+    """Set by wrap_unary for the call it runs (task-local)."""
+    _current.set(key)
+
+
+def current_request() -> RequestKey | None:
+    """The key of the RPC being served; servicers hand it to the handler that writes."""
+    return _current.get()
+
+
+def earlier_resource(conn: Connection, request: RequestKey | None) -> str | None:
+    """The resource an earlier call with this request's key wrote; None when there was none.
+
+    ALREADY_EXISTS REQUEST_ID_IN_USE when that call asked for something else.
+    """
+    if request is None:
+        return None
+    row = conn.execute(_LOOKUP, {"key": request.key}).first()
+    if row is None:
+        return None
+    if row.fingerprint != request.fingerprint:
+        raise AlreadyExists(
+            f"request_id {request.request_id!r} was used for a different request; send a new request_id",
+            reason="REQUEST_ID_IN_USE",
+            metadata={"request_id": request.request_id, "resource": row.resource},
+        )
+    return str(row.resource)
+
+
+def record(conn: Connection, request: RequestKey | None, resource: str) -> None:
+    """Logs the request in the caller's transaction: a copy racing it fails on the key."""
+    if request is not None:
+        conn.execute(_RECORD, [request.log_row(resource)])
+
+
+async def once(
+    run: Callable[[Callable[[Connection], T]], Awaitable[T]],
+    request: RequestKey | None,
+    write: Callable[[Connection], T],
+    resource_of: Callable[[T], str],
+    load: Callable[[Connection, str], T],
+) -> T:
+    """Runs `write` once per request key, in one transaction of `run` (a Database or a
+    TransactionBatcher's): the look-up, the write and the request's log row commit together.
+
+    A retry gets `load(resource)`; a copy that raced the first call and lost on the key
+    (replicas on PostgreSQL) is answered like a later retry.
     """
 
-    async def transact() -> T:
-        async with db.transaction() as conn:
-            return await write(conn)
-
-    return await _once(db, outbox, request_id, by_request_id, transact)
-
-
-async def create_once_in_one_hop(
-    db: Database, outbox: Outbox, request_id: str, by_request_id: Lookup[T], work: Callable[[Connection], T]
-) -> T:
-    """create_once with synchronous `work`, run by Database.run_transaction (one thread hop on
-    SQLite): for hot creations whose transaction is several statements."""
-    return await _once(db, outbox, request_id, by_request_id, lambda: db.run_transaction(work))
-
-
-async def create_once_batched(
-    writer: TransactionBatcher,
-    outbox: Outbox,
-    request_id: str,
-    by_request_id: Callable[[Connection, str], T | None],
-    write: Callable[[Connection], T],
-) -> T:
-    """create_once for hot creations, as one unit of a TransactionBatcher: the request_id
-    look-up and the write share the transaction of every creation waiting with it, so the
-    happy path has no read of its own."""
-    check_request_id(request_id)
-
-    def once(conn: Connection) -> T:
-        if request_id and (earlier := by_request_id(conn, request_id)) is not None:
-            return earlier
-        return write(conn)
+    def write_once(conn: Connection) -> T:
+        if (earlier := earlier_resource(conn, request)) is not None:
+            return load(conn, earlier)
+        written = write(conn)
+        record(conn, request, resource_of(written))
+        return written
 
     try:
-        created = await writer.run(once)
-    except IntegrityError:  # raced a copy of itself committed elsewhere (another replica)
-        if request_id and (earlier := await writer.run(lambda conn: by_request_id(conn, request_id))) is not None:
-            return earlier
-        raise
-    outbox.notify()
-    return created
-
-
-async def _once(
-    db: Database, outbox: Outbox, request_id: str, by_request_id: Lookup[T], transact: Callable[[], Awaitable[T]]
-) -> T:
-    check_request_id(request_id)
-    if request_id and (earlier := await _earlier(db, request_id, by_request_id)):
-        return earlier
-    try:
-        created = await transact()
+        return await run(write_once)
     except IntegrityError:
-        if request_id and (earlier := await _earlier(db, request_id, by_request_id)):
-            return earlier
-        raise
-    outbox.notify()
-    return created
+        if request is None:
+            raise
+        earlier = await run(lambda conn: earlier_resource(conn, request))
+        if earlier is None:
+            raise
+        return await run(lambda conn: load(conn, earlier))
 
 
-async def _earlier(db: Database, request_id: str, by_request_id: Lookup[T]) -> T | None:
-    async with db.read() as conn:
-        return await by_request_id(conn, request_id)
+async def once_async(
+    db: Database,
+    request: RequestKey | None,
+    write: Callable[[AsyncConnection], Awaitable[T]],
+    resource_of: Callable[[T], str],
+    load: Callable[[AsyncConnection, str], Awaitable[T | None]],
+) -> T:
+    """`once` for writes on an AsyncConnection (Database.transaction)."""
+
+    async def earlier(conn: AsyncConnection) -> T | None:
+        name = await conn.run_sync(earlier_resource, request)
+        return None if name is None else await load(conn, name)
+
+    try:
+        async with db.transaction() as conn:
+            if (found := await earlier(conn)) is not None:
+                return found
+            written = await write(conn)
+            await conn.run_sync(record, request, resource_of(written))
+            return written
+    except IntegrityError:
+        if request is None:
+            raise
+        async with db.read() as conn:
+            found = await earlier(conn)
+        if found is None:
+            raise
+        return found

@@ -32,11 +32,17 @@ def stream_config(name: str, replicas: int = 1) -> StreamConfig:
     )
 
 
-async def connect(url: str, *, name: str) -> NATS:
-    """Connects and keeps reconnecting for ever: a NATS outage must not stop a service."""
+async def connect(url: str, *, name: str, retry_forever: bool = True) -> NATS:
+    """Connects and keeps reconnecting for ever: a NATS outage must not stop a service.
+    A one-off command passes `retry_forever=False`: two tries, then the error."""
+
+    client: NATS | None = None
 
     async def on_disconnect() -> None:
-        log.warning("NATS disconnected")
+        if client is not None and client.is_closed:  # the service is stopping: no cause for alarm
+            log.info("NATS connection closed")
+        else:
+            log.warning("NATS disconnected")
 
     async def on_reconnect() -> None:
         log.info("NATS reconnected")
@@ -44,16 +50,17 @@ async def connect(url: str, *, name: str) -> NATS:
     async def on_error(exc: Exception) -> None:
         log.warning("NATS error: %s", exc)
 
-    return await nats.connect(
+    client = await nats.connect(
         servers=url.split(","),
         name=name,
-        max_reconnect_attempts=-1,
+        max_reconnect_attempts=-1 if retry_forever else 1,
         reconnect_time_wait=0.5,
-        allow_reconnect=True,
+        allow_reconnect=retry_forever,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
     )
+    return client
 
 
 async def ensure_stream(js: JetStreamContext, name: str, replicas: int = 1) -> None:

@@ -29,4 +29,7 @@ async def upgrade_to_head(db: Database, service: str) -> None:
         command.upgrade(config, "head")
 
     async with db.engine.begin() as conn:
+        if not db.is_sqlite:  # a migration may rewrite a large table: not bounded by the calls' timeouts
+            for setting in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+                await conn.exec_driver_sql(f"SET LOCAL {setting} = 0")
         await conn.run_sync(upgrade)

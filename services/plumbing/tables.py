@@ -1,4 +1,4 @@
-"""Tables every service has in its own database: the outbox, the inbox, the case replica."""
+"""Tables every service has in its own database: the outbox, the inbox, the case replica, the request log."""
 
 from __future__ import annotations
 
@@ -45,3 +45,18 @@ class CaseReplica(SQLModel, table=True):
     case_number: str = Field(max_length=64)
     respondents: str = Field(default="")  # JSON list of {display_name, kind, id_number_masked}
     registered_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class RequestLogEntry(SQLModel, table=True):
+    """A mutating call that carried a request_id (AIP-155), written in its write's transaction.
+
+    `key` is the request_id in its scope (caller, method, parent: services/plumbing/idempotency.py),
+    `fingerprint` what the call asked for, `resource` the resource it wrote.
+    """
+
+    __tablename__ = "request_log"
+
+    key: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=32)
+    resource: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

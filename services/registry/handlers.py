@@ -11,14 +11,14 @@ from rogatory.events.v1 import events_pb2
 from sqlalchemy.exc import IntegrityError
 
 from registry.agencies import AgencyCatalog
-from registry.cases import CaseState, CloseCase, RegisterCase, close_case, register_case
+from registry.cases import CaseClosure, CaseState, CloseCase, RegisterCase, close_case, register_case
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, AlreadyExists, NotFound
 from services.plumbing.batching import BatchLoader
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
 from services.plumbing.group_commit import GroupCommitter
-from services.plumbing.idempotency import check_request_id
+from services.plumbing.idempotency import REQUEST_LOG, RequestKey, earlier_resource, record
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.registry import store
 from services.registry.messages import case_to_proto
@@ -53,22 +53,22 @@ class RegistryHandlers:
         async with self.db.transaction() as conn:
             await store.replace_reference_data(conn, list(self.courts), list(self.agencies))
 
-    async def create_case(self, command: RegisterCase, request_id: str = "") -> CaseView:
-        """Registers a case; a retry with the same request_id returns the first answer.
+    async def create_case(self, command: RegisterCase, request: RequestKey | None = None) -> CaseView:
+        """Registers a case; a retry of the same request returns the first answer.
 
-        The hot path: validation, then one group-committed insert of the case, its parties
-        and its event. Idempotency rests on the unique request_id column, so a first call
-        pays no look-up; a retry (or a duplicate case number) fails the insert and is
-        answered from the stored case.
+        The hot path: validation, then one group-committed insert of the case, its parties,
+        its request's log row and its event. Idempotency rests on the request log's key, so a
+        first call pays no look-up; a retry (or a duplicate case number) fails the insert and
+        is answered from the stored case.
         """
-        check_request_id(request_id)
         case, events = register_case(command, self.courts, self.clock())
         view = store.view_of_new_case(case)
         outbox_rows = self.outbox.rows(self._registered_event(view, e.case.registered_at) for e in events)
+        logged = [(REQUEST_LOG, [request.log_row(case.name)])] if request else []
         try:
-            await self.committer.insert([*store.case_rows(case, request_id or None), (OUTBOX, outbox_rows)])
+            await self.committer.insert([*store.case_rows(case), *logged, (OUTBOX, outbox_rows)])
         except IntegrityError:
-            if request_id and (earlier := await self._by_request_id(request_id)):
+            if request and (earlier := await self._earlier(request)):
                 return earlier
             raise AlreadyExists(
                 f"case {case.number.text} is already registered as {case.name}",
@@ -78,9 +78,11 @@ class RegistryHandlers:
         self.outbox.notify()
         return view
 
-    async def _by_request_id(self, request_id: str) -> CaseView | None:
+    async def _earlier(self, request: RequestKey | None) -> CaseView | None:
+        """The case an earlier call with this request's key wrote (ALREADY_EXISTS if it asked for another)."""
         async with self.db.read() as conn:
-            return await store.case_by_request_id(conn, request_id)
+            name = await conn.run_sync(earlier_resource, request)
+            return await store.case_by_name(conn, name) if name else None
 
     def _registered_event(self, view: CaseView, occurred_at: datetime) -> Event:
         payload = events_pb2.CaseRegistered(case=case_to_proto(view))
@@ -98,24 +100,32 @@ class RegistryHandlers:
 
     # --- closing a case (CloseCase) --------------------------------------------------------------
 
-    async def close_case(self, name: str, court_id: str, command: CloseCase, request_id: str = "") -> CaseView:
+    async def close_case(self, name: str, court_id: str, command: CloseCase, request: RequestKey | None = None) -> CaseView:
         """Closes the case as `court_id` (its own court only) and publishes `case.closed`.
 
-        A retry with the request_id that closed it returns the closed case; any other call on a
+        A retry of the request that closed it returns the closed case; any other call on a
         closed case is FAILED_PRECONDITION CASE_ALREADY_CLOSED.
         """
-        check_request_id(request_id)
         async with self.db.read() as conn:
             view = await store.case_by_name(conn, name)
         if view is None:
             raise NotFound("case", name)
-        if request_id and view.close_request_id == request_id and view.court_id == court_id:
-            return view
+        if (earlier := await self._earlier(request)) is not None:
+            return earlier
         closure = close_case(name, view.court_id, CaseState(view.state), view.version, court_id, command, self.clock())
+        try:
+            return await self._close(view, closure, request)
+        except (Aborted, IntegrityError):
+            # Two copies of one request raced (replicas on PostgreSQL): the loser answers like a later retry would.
+            if (earlier := await self._earlier(request)) is not None:
+                return earlier
+            raise
+
+    async def _close(self, view: CaseView, closure: CaseClosure, request: RequestKey | None) -> CaseView:
+        name = view.name
         async with self.db.transaction() as conn:
-            written = await store.close_case(
-                conn, name, expected_version=view.version, closure=closure, request_id=request_id or None
-            )
+            await conn.run_sync(record, request, name)
+            written = await store.close_case(conn, name, expected_version=view.version, closure=closure)
             if not written:
                 raise Aborted(
                     f"{name} changed while it was being closed; read it again and retry",

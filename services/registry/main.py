@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
+from rogatory.registry.v1 import registry_pb2
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
@@ -20,8 +20,12 @@ async def wire(host: ServiceHost) -> None:
     handlers = RegistryHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
     await handlers.load_reference_data()
     servicer = RegistryServicer(handlers)
-    host.add_servicer(SERVICE, servicer, registry_pb2_grpc.add_RegistryServiceServicer_to_server)
-    host.consumers.append(AuditAppender(host.db, host.js, stream=host.settings.stream_name))  # every event, chained
+    host.add_servicer(SERVICE, servicer)
+    appender = AuditAppender(  # every event, chained; health "rogatory.audit" NOT_SERVING if the chain was tampered with
+        host.db, host.js, host.nc, stream=host.settings.stream_name, health=host.health,
+        anchor_replicas=host.settings.stream_replicas,
+    )  # fmt: skip
+    host.consumers.append(appender)
     add_event_attributes(delegation_tracing.event_attributes)  # the audit's spans name the matter of a delegation event
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import Any
 
-from google.type import money_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 
 from registry.agencies import Agency
@@ -14,10 +12,9 @@ from registry.case_number import CaseNumber
 from registry.cases import CloseCase, PartyInput, RegisterCase
 from registry.courts import Court
 from registry.errors import FieldViolation, InvalidArgument
+from services.plumbing.money import money_from_fen, yuan_of
 from services.plumbing.times import timestamp
 from services.registry.store import CaseView
-
-NANOS_PER_UNIT = 1_000_000_000
 
 
 def court_to_proto(court: Court) -> pb.Court:
@@ -106,15 +103,11 @@ def _parse_etag(etag: str) -> int | None:
     return int(match.group(1))
 
 
-def money_from_fen(fen: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code="CNY", units=fen // 100, nanos=(fen % 100) * 10_000_000)
-
-
 def register_command(request: pb.CreateCaseRequest) -> RegisterCase:
     case = request.case
     amount = None
     if case.HasField("amount_owed"):
-        amount = Decimal(case.amount_owed.units) + Decimal(case.amount_owed.nanos) / NANOS_PER_UNIT
+        amount = yuan_of(case.amount_owed, "case.amount_owed")
     return RegisterCase(
         parent=request.parent,
         case_number=case.case_number,

@@ -7,12 +7,13 @@ from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from registry.agencies import Agency
-from registry.case_number import parse_case_number, validate_case_number
+from registry.case_number import EARLIEST_YEAR, parse_case_number, validate_case_number
 from registry.courts import Court
 from registry.errors import NotFound, PermissionDenied
 from services.plumbing.auth import Principal, PrincipalKind, calling_court, current_principal
-from services.plumbing.filtering import parse_filter
-from services.plumbing.names import parse_name
+from services.plumbing.filtering import IntRange, parse_filter
+from services.plumbing.idempotency import current_request
+from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import after_seq, encode_token, page_size
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import (
@@ -27,7 +28,8 @@ from services.registry.store import CaseQuery
 
 COURT_FILTERS = {"province": str, "level": str, "parent": str, "special_kind": str, "division_code": str}
 AGENCY_FILTERS = {"kind": str, "scope": str, "division_code": str}
-CASE_FILTERS = {"year": int, "type_code": str, "party": str}
+#: A case number's year has four digits and is 1949 or later (registry/case_number.py).
+CASE_FILTERS = {"year": IntRange(EARLIEST_YEAR, 9999), "type_code": str, "party": str}
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
@@ -44,7 +46,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         current_principal()  # reference data is for authenticated courts, agencies and admins
         terms = parse_filter(request.filter, COURT_FILTERS)
         matches = [c for c in self.courts if _court_matches(c, terms)]
-        page, token = _page(matches, request.filter, request.page_size, request.page_token)
+        page, token = _page(matches, request)
         return pb.ListCourtsResponse(courts=[court_to_proto(c) for c in page], next_page_token=token, total_size=len(matches))
 
     async def ListCourtSuperiors(
@@ -66,20 +68,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         current_principal()  # reference data is for authenticated courts, agencies and admins
         terms = parse_filter(request.filter, AGENCY_FILTERS)
         matches = [a for a in self.agencies if _agency_matches(a, terms)]
-        page, token = _page(matches, request.filter, request.page_size, request.page_token)
+        page, token = _page(matches, request)
         return pb.ListAgenciesResponse(
             agencies=[agency_to_proto(a) for a in page], next_page_token=token, total_size=len(matches)
         )
 
     async def CreateCase(self, request: pb.CreateCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
         court_id = calling_court()  # a court registers its own cases; admins supervise, they do not act
-        if request.parent != f"courts/{court_id}":
+        if parse_parent(request.parent) != court_id:
             raise PermissionDenied(
                 f"courts/{court_id} cannot register cases for {request.parent}",
                 reason="NOT_CASE_COURT",
                 metadata={"parent": request.parent, "court": f"courts/{court_id}"},
             )
-        view = await self.handlers.create_case(register_command(request), request.request_id)
+        view = await self.handlers.create_case(register_command(request), current_request())
         return case_to_proto(view)
 
     async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
@@ -106,16 +108,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             type_code=terms.get("type_code"),  # type: ignore[arg-type]
             party=terms.get("party"),  # type: ignore[arg-type]
         )
-        fingerprint = f"{request.parent}|{request.filter}"
         limit = page_size(request.page_size)
-        views = await self.handlers.list_cases(query, after_seq(request.page_token, fingerprint), limit + 1)
-        token = encode_token(fingerprint, views[limit - 1].seq) if len(views) > limit else ""
+        views = await self.handlers.list_cases(query, after_seq(request), limit + 1)
+        token = encode_token(request, views[limit - 1].seq) if len(views) > limit else ""
         return pb.ListCasesResponse(cases=[case_to_proto(v) for v in views[:limit]], next_page_token=token)
 
     async def CloseCase(self, request: pb.CloseCaseRequest, context: grpc.aio.ServicerContext) -> pb.Case:
         court_id = calling_court()  # only the case's own court; the handler checks ownership
         parse_name(request.name, "courts/{court}/cases/{case}")
-        return case_to_proto(await self.handlers.close_case(request.name, court_id, close_command(request), request.request_id))
+        return case_to_proto(await self.handlers.close_case(request.name, court_id, close_command(request), current_request()))
 
     async def ParseCaseNumber(
         self, request: pb.ParseCaseNumberRequest, context: grpc.aio.ServicerContext
@@ -162,9 +163,9 @@ def _agency_matches(agency: Agency, terms: dict[str, str | int]) -> bool:
     return all(values[k] == v for k, v in terms.items())
 
 
-def _page(items: list, query: str, requested_size: int, token: str) -> tuple[list, str]:  # type: ignore[type-arg]
-    offset = after_seq(token, query)  # reference data is immutable, so an offset is stable
-    size = page_size(requested_size)
+def _page(items: list, request: pb.ListCourtsRequest | pb.ListAgenciesRequest) -> tuple[list, str]:  # type: ignore[type-arg]
+    offset = after_seq(request)  # reference data is immutable, so an offset is stable
+    size = page_size(request.page_size)
     page = items[offset : offset + size]
-    next_token = encode_token(query, offset + size) if offset + size < len(items) else ""
+    next_token = encode_token(request, offset + size) if offset + size < len(items) else ""
     return page, next_token

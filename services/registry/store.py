@@ -53,7 +53,6 @@ class CaseView:
     close_time: datetime | None = None
     close_outcome: str = ""  # a CloseOutcome name, when CLOSED
     close_reason: str = ""
-    close_request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ async def replace_reference_data(conn: AsyncConnection, courts: list[Court], age
     )
 
 
-def case_rows(case: Case, request_id: str | None) -> list[tuple[Table, list[dict[str, Any]]]]:
+def case_rows(case: Case) -> list[tuple[Table, list[dict[str, Any]]]]:
     """The rows that register `case`, parents first, for one atomic insert."""
     number = case.number
     case_row = {
@@ -106,7 +105,6 @@ def case_rows(case: Case, request_id: str | None) -> list[tuple[Table, list[dict
         "sequence": number.sequence,
         "amount_owed_fen": case.amount_owed_fen,
         "description": case.description,
-        "request_id": request_id,
         "create_time": case.registered_at,
         "version": 1,
     }
@@ -144,11 +142,6 @@ def cases_by_names(conn: Connection, names: list[str]) -> dict[str, CaseView]:
     return {view.name: view for view in views}
 
 
-async def case_by_request_id(conn: AsyncConnection, request_id: str) -> CaseView | None:
-    views = await _run_joined(conn, _CASE_BY_REQUEST_ID, {"request_id": request_id})
-    return views[0] if views else None
-
-
 async def list_cases(conn: AsyncConnection, query: CaseQuery, after_seq: int, limit: int) -> list[CaseView]:
     statement = select(CASES).where(CASES.c.seq > after_seq).order_by(CASES.c.seq).limit(limit)
     if query.court_id:
@@ -176,7 +169,6 @@ def _with_parties(cases: Select[Any]) -> Select[Any]:
 # Built once: constructing a joined statement costs more CPU than running it on SQLite.
 _CASE_BY_NAME = _with_parties(select(CASES).where(CASES.c.name == bindparam("name")))
 _CASES_BY_NAMES = _with_parties(select(CASES).where(CASES.c.name.in_(bindparam("names", expanding=True))))
-_CASE_BY_REQUEST_ID = _with_parties(select(CASES).where(CASES.c.request_id == bindparam("request_id")))
 
 
 async def _run_joined(conn: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None = None) -> list[CaseView]:
@@ -213,13 +205,10 @@ def _view(row: dict, parties: tuple[PartyView, ...]) -> CaseView:  # type: ignor
         close_time=utc(row["close_time"]) if row.get("close_time") else None,
         close_outcome=row.get("close_outcome") or "",
         close_reason=row.get("close_reason") or "",
-        close_request_id=row.get("close_request_id"),
     )
 
 
-async def close_case(
-    conn: AsyncConnection, name: str, *, expected_version: int, closure: CaseClosure, request_id: str | None
-) -> bool:
+async def close_case(conn: AsyncConnection, name: str, *, expected_version: int, closure: CaseClosure) -> bool:
     """Marks the case CLOSED; False when the row is no longer at `expected_version` (or open)."""
     result = await conn.execute(
         update(CASES)
@@ -229,7 +218,6 @@ async def close_case(
             close_time=utc(closure.closed_at),
             close_outcome=str(closure.outcome),
             close_reason=closure.reason,
-            close_request_id=request_id,
             version=expected_version + 1,
         )
     )

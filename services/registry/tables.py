@@ -48,7 +48,6 @@ class CaseRow(SQLModel, table=True):
     sequence: int
     amount_owed_fen: int | None = None
     description: str = Field(default="")
-    request_id: str | None = Field(default=None, unique=True, max_length=64)
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     version: int = 1
     # Closing (CloseCase, migration registry_0002); OPEN rows leave the rest at their defaults.
@@ -56,7 +55,6 @@ class CaseRow(SQLModel, table=True):
     close_time: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     close_outcome: str = Field(default="", max_length=32)
     close_reason: str = Field(default="")
-    close_request_id: str | None = Field(default=None, max_length=64)
 
 
 class CasePartyRow(SQLModel, table=True):

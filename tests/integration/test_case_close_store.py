@@ -24,6 +24,7 @@ from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.tables import CaseReplica
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import case_to_proto
+from tests.conftest import request_key
 from tests.integration.test_registry_store import NOW, command
 from tests.integration.test_vehicle_control_store import CREATE, MONDAY, WENZHOU, Clock
 
@@ -44,7 +45,9 @@ async def closed_events(registry: RegistryHandlers) -> list[tuple[str, bytes]]:
 
 async def test_close_case_records_state_and_publishes(registry: RegistryHandlers) -> None:
     created = await registry.create_case(command(1234))
-    closed = await registry.close_case(created.name, "zj0326", CloseCase("EXECUTED_IN_FULL", "已全部履行", 1), "close-1")
+    closed = await registry.close_case(
+        created.name, "zj0326", CloseCase("EXECUTED_IN_FULL", "已全部履行", 1), request_key("close-1", "courts/zj0326")
+    )
     assert (closed.state, closed.close_outcome, closed.close_reason, closed.version) == (
         "CLOSED",
         "EXECUTED_IN_FULL",
@@ -58,10 +61,12 @@ async def test_close_case_records_state_and_publishes(registry: RegistryHandlers
     assert subject == "rogatory.v1.case.zj0326.closed"
     event = events_pb2.CaseClosed.FromString(payload)
     assert event.case.name == created.name and event.case.parties[1].id_number == "110105********002X"  # masked
-    again = await registry.close_case(created.name, "zj0326", CloseCase("EXECUTED_IN_FULL"), "close-1")  # a retry
+    again = await registry.close_case(
+        created.name, "zj0326", CloseCase("EXECUTED_IN_FULL"), request_key("close-1", "courts/zj0326")
+    )  # a retry
     assert again.version == 2 and len(await closed_events(registry)) == 1
     with pytest.raises(FailedPrecondition) as raised:
-        await registry.close_case(created.name, "zj0326", CloseCase("WITHDRAWN"), "close-2")
+        await registry.close_case(created.name, "zj0326", CloseCase("WITHDRAWN"), request_key("close-2", "courts/zj0326"))
     assert raised.value.reason == "CASE_ALREADY_CLOSED"
     assert (await registry.get_case(created.name)).state == "CLOSED"
 

@@ -64,6 +64,7 @@ from services.delegation.store import DEADLINES, DELEGATIONS, TRANSITIONS, Deleg
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.tables import CaseReplica
+from tests.conftest import request_key
 
 S = DelegationState
 CREATED = datetime(2023, 8, 31, 1, 0, tzinfo=UTC)  # 09:00 in Guangzhou, the seed article's day
@@ -130,7 +131,9 @@ async def handlers(service_db_factory: Any, clock: Clock) -> DelegationHandlers:
 
 
 async def submit(handlers: DelegationHandlers, details: MatterDetails = DEPOSIT, request_id: str = "") -> StoredDelegation:
-    return await handlers.create_delegation(create_command(details), REQUESTING, request_id)
+    return await handlers.create_delegation(
+        create_command(details), REQUESTING, request_key(request_id, f"courts/{REQUESTING}") if request_id else None
+    )
 
 
 @contextmanager
@@ -423,7 +426,7 @@ async def test_the_version_guard_in_sql_aborts_a_write_from_a_stale_read(handler
     before = await snapshot(handlers)
     updated, events = lifecycle.withdraw(stale.delegation, WithdrawDelegation("SETTLED"), Actor(REQUESTING, ""), handlers.clock())
     with pytest.raises(Aborted) as raised:
-        await handlers._commit(stale, handlers._lifecycle_change(stale, updated, events), "")
+        await handlers._commit(stale, handlers._lifecycle_change(stale, updated, events))
     assert raised.value.reason == "VERSION_MISMATCH"
     assert await handlers.get_delegation(name, principal(REQUESTING)) == winner
     assert await snapshot(handlers) == before  # nothing of the aborted write is left
@@ -433,15 +436,19 @@ async def test_a_retried_request_id_returns_the_current_delegation_once_applied(
     handlers: DelegationHandlers, clock: Clock
 ) -> None:
     name = (await submit(handlers)).delegation.name
-    first = await handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER, expected_version=1), "ack-1")
+    ack = request_key("ack-1", f"courts/{ENTRUSTED}")
+    first = await handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER, expected_version=1), ack)
     clock.advance(minutes=5)
-    retry = await handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER, expected_version=1), "ack-1")
+    retry = await handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER, expected_version=1), ack)
     assert retry == first
-    urged = await handlers.urge(name, REQUESTING, "请尽快", "urge-1")
-    assert (await handlers.urge(name, REQUESTING, "请尽快", "urge-1")).urge_count == urged.urge_count == 1
+    urge = request_key("urge-1", f"courts/{REQUESTING}")
+    urged = await handlers.urge(name, REQUESTING, "请尽快", urge)
+    assert (await handlers.urge(name, REQUESTING, "请尽快", urge)).urge_count == urged.urge_count == 1
     # The same id from the other court is another request.
     with pytest.raises(PermissionDenied):
-        await handlers.acknowledge(name, REQUESTING, AcknowledgeDelegation(ENTRUSTED_OFFICER), "ack-1")
+        await handlers.acknowledge(
+            name, REQUESTING, AcknowledgeDelegation(ENTRUSTED_OFFICER), request_key("ack-1", f"courts/{REQUESTING}")
+        )
     assert (await count(handlers, TRANSITIONS), await count(handlers, OUTBOX)) == (3, 3)
 
 
@@ -455,12 +462,12 @@ async def test_rejected_calls_change_nothing(handlers: DelegationHandlers, clock
         (handlers.start(name, STRANGER, StartDelegation()), NotFound, "NOT_FOUND"),
         (handlers.start(name, ENTRUSTED, StartDelegation(expected_version=1)), Aborted, "VERSION_MISMATCH"),
         (handlers.acknowledge(name, ENTRUSTED, AcknowledgeDelegation(ENTRUSTED_OFFICER)), FailedPrecondition, "INVALID_TRANSITION"),
-        (handlers.complete(name, ENTRUSTED, CompleteDelegation("SERVED")), InvalidArgument, "INVALID_ARGUMENT"),
+        (handlers.complete(name, ENTRUSTED, CompleteDelegation("SERVED")), InvalidArgument, "OUTCOME_NOT_FOR_KIND"),
         (handlers.urge(name, ENTRUSTED, "x"), PermissionDenied, "NOT_REQUESTING_COURT"),
-        (handlers.urge(name, REQUESTING, "x" * 3000), InvalidArgument, "INVALID_ARGUMENT"),
+        (handlers.urge(name, REQUESTING, "x" * 3000), InvalidArgument, "TOO_LONG"),
         (handlers.extend_deadline(name, REQUESTING_SUPERIOR, "START", 5, "CALENDAR_DAY", "x"), PermissionDenied, "NOT_SUPERIOR_COURT"),
         (handlers.extend_deadline(name, ENTRUSTED_SUPERIOR, "ACKNOWLEDGE", 5, "CALENDAR_DAY", "x"), FailedPrecondition, "DEADLINE_NOT_OPEN"),
-        (handlers.extend_deadline(name, ENTRUSTED_SUPERIOR, "START", 0, "FORTNIGHT", ""), InvalidArgument, "INVALID_ARGUMENT"),
+        (handlers.extend_deadline(name, ENTRUSTED_SUPERIOR, "START", 0, "FORTNIGHT", ""), InvalidArgument, "BAD_VALUE"),
         (handlers.start(f"{name}x", ENTRUSTED, StartDelegation()), NotFound, "NOT_FOUND"),
     ]  # fmt: skip
     for call, error_type, reason in attempts:

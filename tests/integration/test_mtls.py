@@ -4,11 +4,13 @@ start the delegation service with TLS and a client CA, and call it as different 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
@@ -37,6 +39,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("admin", "ops"),
         ("agency", "bank-icbc"),
         ("admin", "healthcheck"),
+        ("court", "xx9999"),  # signed by our CA, but no such court
+        ("agency", "bank-nowhere"),
     ):
         authority.client(kind, principal_id).write(folder, f"{kind}-{principal_id}")
     stranger = Authority.create("Someone else's CA")
@@ -70,6 +74,13 @@ async def mtls_service(tmp_path: Path, nats_server: EmbeddedNatsServer, pki: Pat
 
 
 async def call_as(host: ServiceHost, pki: Path, client: str | None, *, ca: str = "ca.crt", token: str = "") -> grpc.StatusCode:
+    return (await answer_to(host, pki, client, ca=ca, token=token))[0]
+
+
+async def answer_to(
+    host: ServiceHost, pki: Path, client: str | None, *, ca: str = "ca.crt", token: str = ""
+) -> tuple[grpc.StatusCode, str]:
+    """The status code and ErrorInfo reason ("" for OK) of a call over TLS."""
     credentials = channel_credentials(
         str(pki / ca), str(pki / f"{client}.crt") if client else "", str(pki / f"{client}.key") if client else ""
     )
@@ -80,8 +91,19 @@ async def call_as(host: ServiceHost, pki: Path, client: str | None, *, ca: str =
                 OVERDUE_OF_GD0112, metadata=metadata, timeout=10
             )
         except grpc.aio.AioRpcError as error:
-            return error.code()
-    return grpc.StatusCode.OK
+            return error.code(), reason_of(error)
+    return grpc.StatusCode.OK, ""
+
+
+def reason_of(error: grpc.aio.AioRpcError) -> str:
+    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if details is None:
+        return ""
+    info = error_details_pb2.ErrorInfo()
+    for detail in status_pb2.Status.FromString(details).details:
+        if detail.Unpack(info):
+            return info.reason
+    return ""
 
 
 async def test_the_certificate_names_the_caller(mtls_service: ServiceHost, pki: Path) -> None:
@@ -109,6 +131,52 @@ async def test_plaintext_is_refused_by_a_tls_service(mtls_service: ServiceHost) 
                 OVERDUE_OF_GD0112, metadata=dev_credentials("court", "gd0112"), timeout=5
             )
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_i15_p5_a_certificate_naming_no_known_court_or_agency_is_unauthenticated(
+    mtls_service: ServiceHost, pki: Path
+) -> None:
+    for client in ("court-xx9999", "agency-bank-nowhere"):
+        assert await answer_to(mtls_service, pki, client) == (grpc.StatusCode.UNAUTHENTICATED, "UNKNOWN_PRINCIPAL")
+
+
+async def test_i15_p4_tls_without_a_client_ca_refuses_development_tokens(
+    tmp_path: Path, nats_server: EmbeddedNatsServer, pki: Path
+) -> None:
+    host = await start(
+        tmp_path, nats_server.url, ROGATORY_TLS_CERT_FILE=str(pki / "server.crt"), ROGATORY_TLS_KEY_FILE=str(pki / "server.key")
+    )
+    try:
+        for token in ("dev:admin:anyone", "dev:court:gd0112"):
+            assert await answer_to(host, pki, None, token=token) == (grpc.StatusCode.UNAUTHENTICATED, "DEV_TOKENS_OFF")
+        assert await answer_to(host, pki, None) == (grpc.StatusCode.UNAUTHENTICATED, "NO_CREDENTIAL")
+    finally:
+        await host.stop()
+
+
+async def test_i15_p4_development_tokens_under_tls_only_when_asked_for_and_loudly(
+    tmp_path: Path, nats_server: EmbeddedNatsServer, pki: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.plumbing.host")
+    host = await start(
+        tmp_path,
+        nats_server.url,
+        ROGATORY_TLS_CERT_FILE=str(pki / "server.crt"),
+        ROGATORY_TLS_KEY_FILE=str(pki / "server.key"),
+        ROGATORY_DEV_TOKENS="true",
+    )
+    try:
+        assert await answer_to(host, pki, None, token="dev:admin:anyone") == (grpc.StatusCode.OK, "")
+        assert await answer_to(host, pki, None, token="dev:court:zj0326") == (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "NOT_SUPERVISING_COURT",
+        )
+    finally:
+        await host.stop()
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "ROGATORY_DEV_TOKENS" in r.getMessage()
+    ]
+    assert warnings and "development tokens" in warnings[0].lower(), [r.getMessage() for r in caplog.records]
 
 
 async def test_dev_tokens_can_be_turned_off_without_mtls(tmp_path: Path, nats_server: EmbeddedNatsServer) -> None:

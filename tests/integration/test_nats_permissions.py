@@ -1,6 +1,6 @@
 """NATS credentials generated from the registry, enforced by a real nats-server: a court or an
-agency reads its own subjects (live and by JetStream replay) and nothing else, and publishes
-nowhere but where it must."""
+agency reads its own subjects (live and by JetStream replay) and nothing else, publishes
+nowhere but where it must, and creates, acks and deletes only the consumers named after it."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.delegation.turnaround import CONSUMER as SERVICE_DURABLE
+from services.delegation.turnaround import SUBJECTS as SERVICE_DURABLE_SUBJECTS
 from services.nats_permissions import NatsUser, all_users, authorization_block
 from services.plumbing.messaging import ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
@@ -103,17 +106,73 @@ def readable_by(user: str) -> set[str]:
     return {subject for subject, readers in EVENTS.items() if user in readers.split()}
 
 
+ACK_VERBS = (b"+TERM", b"+ACK", b"-NAK", b"+WPI", b"+NXT")
+
+
+def service_durable_config() -> ConsumerConfig:
+    """The delegation service's turnaround durable, as its EventConsumer creates it."""
+    return ConsumerConfig(
+        durable_name=SERVICE_DURABLE,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subjects=[SERVICE_DURABLE_SUBJECTS],
+        max_deliver=-1,
+        ack_wait=30,
+    )
+
+
+async def spoof_every_ack(nc: NATS, in_flight: Msg) -> None:
+    """Settles, or tries to, a delivery of a consumer `nc` does not own."""
+    for verb in ACK_VERBS:
+        await nc.publish(in_flight.reply, verb)
+    await nc.flush()  # the server has read them all before the owner acts on the message
+
+
+def refusals(errors: list[str], subject: str) -> int:
+    return sum("permissions violation" in e.lower() and subject.lower() in e.lower() for e in errors)
+
+
+async def redelivered_after_nak(in_flight: Msg, next_delivery: Callable[[], Awaitable[Msg]]) -> None:
+    """The owner naks its in-flight message: it comes back (neither terminated nor acked) and the owner acks it.
+
+    Events behind it may come first (the nak is handled asynchronously); `next_delivery` raises
+    once nothing more comes.
+    """
+    await in_flight.nak()
+    while (again := await next_delivery()).metadata.sequence.stream != in_flight.metadata.sequence.stream:
+        await again.ack_sync()
+    assert (again.subject, again.metadata.num_delivered) == (in_flight.subject, 2)
+    await again.ack_sync()
+
+
+async def own_durable_works(nc: NATS, errors: list[str], name: str, subject_filter: str) -> None:
+    """`nc` creates its durable `name`, gets the first event, acks it, reads its info and deletes it."""
+    before = len(errors)
+    js = nc.jetstream(timeout=5)
+    config = ConsumerConfig(
+        name=name, durable_name=name, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT, ack_wait=30
+    )
+    subscription = await js.subscribe(subject_filter, durable=name, stream=STREAM, config=config, manual_ack=True)
+    msg = await subscription.next_msg(timeout=5)
+    await msg.ack_sync()
+    info = await js.consumer_info(STREAM, name)
+    assert info.ack_floor.stream_seq == msg.metadata.sequence.stream  # its ack counted
+    await subscription.unsubscribe()
+    assert await js.delete_consumer(STREAM, name)
+    assert errors[before:] == []
+
+
 async def test_a_court_replays_its_own_events_and_no_others(server: EmbeddedNatsServer, users: dict[str, NatsUser]) -> None:
     errors: list[str] = []
     nc = await connect(server, users["court-gd0112"], errors)
     try:
-        sent = await replay(nc, "gd0112-sent", "rogatory.v1.delegation.gd0112.*.>")
-        cases = await replay(nc, "gd0112-cases", "rogatory.v1.case.gd0112.>")
-        notices = await replay(nc, "gd0112-notices", "rogatory.v1.notice.gd0112.>")
+        sent = await replay(nc, "court-gd0112-sent", "rogatory.v1.delegation.gd0112.*.>")
+        cases = await replay(nc, "court-gd0112-cases", "rogatory.v1.case.gd0112.>")
+        notices = await replay(nc, "court-gd0112-notices", "rogatory.v1.notice.gd0112.>")
         assert set(sent + cases + notices) <= readable_by("court-gd0112")
         assert sent == ["rogatory.v1.delegation.gd0112.ha0122.submitted"] and len(cases) == 1 and len(notices) == 1
         for foreign in ("rogatory.v1.delegation.*.*.>", "rogatory.v1.delegation.zj0326.*.>", "rogatory.v1.>"):
-            assert await denied(errors, lambda f=foreign: replay(nc, "peek", f)), foreign
+            assert await denied(errors, lambda f=foreign: replay(nc, "court-gd0112-sent", f)), foreign
     finally:
         await nc.close()
 
@@ -156,13 +215,117 @@ async def test_parties_publish_nowhere_else(server: EmbeddedNatsServer, users: d
         assert (await requests.next_msg(timeout=5)).data == b"request"
         await agency.publish("rogatory.direct.v1.query-reply.bank-icbc.gd0112", b"its own reply")  # the one thing it publishes
         assert (await replies.next_msg(timeout=5)).data == b"its own reply"
-        received = await replay(agency, "icbc-notices", "rogatory.v1.notice.*.bank-icbc.>")
+        received = await replay(agency, "agency-bank-icbc-notices", "rogatory.v1.notice.*.bank-icbc.>")
         assert received == ["rogatory.v1.notice.gd0112.bank-icbc.sent"]
-        assert await denied(agency_errors, lambda: replay(agency, "abc-notices", "rogatory.v1.notice.*.bank-abc.>"))
+        assert await denied(agency_errors, lambda: replay(agency, "agency-bank-icbc-notices", "rogatory.v1.notice.*.bank-abc.>"))
     finally:
         await court.close()
         await agency.close()
         await service.close()
+
+
+async def test_i15_p2_a_court_cannot_ack_nak_or_terminate_a_service_durables_delivery(
+    server: EmbeddedNatsServer, users: dict[str, NatsUser]
+) -> None:
+    """court-gd0112 may read delegation.gd0112.ha0122.submitted, but the delegation service's
+    durable's delivery of it is not its to settle: every ack verb it sends is refused, and the
+    service gets the event back after its own nak and acks it itself."""
+    service = await connect(server, users["rogatory-service"], [])
+    errors: list[str] = []
+    court = await connect(server, users["court-gd0112"], errors)
+    try:
+        js = service.jetstream()
+        await js.add_consumer(STREAM, service_durable_config())
+        pull = await js.pull_subscribe_bind(SERVICE_DURABLE, stream=STREAM)
+
+        async def fetched() -> Msg:
+            [msg] = await pull.fetch(1, timeout=5)
+            return msg
+
+        in_flight = await fetched()
+        assert in_flight.subject == "rogatory.v1.delegation.gd0112.ha0122.submitted"
+
+        await spoof_every_ack(court, in_flight)
+        await redelivered_after_nak(in_flight, fetched)
+        info = await js.consumer_info(STREAM, SERVICE_DURABLE)
+        assert (info.num_ack_pending, info.num_pending) == (0, 0)  # every event settled by the service itself
+        await wait_for(lambda: refusals(errors, in_flight.reply) == len(ACK_VERBS))
+
+        await own_durable_works(court, errors, "court-gd0112-sent", "rogatory.v1.delegation.gd0112.*.>")
+    finally:
+        await court.close()
+        await service.close()
+
+
+async def test_i15_p2_a_party_creates_acks_and_deletes_only_consumers_named_after_it(
+    server: EmbeddedNatsServer, users: dict[str, NatsUser]
+) -> None:
+    """No taking over the service's durable (whose filter a create could otherwise rewrite), no
+    other party's consumer name, no filter outside the named family, no settling another court's
+    delivery of an event both courts may read, no deleting or purging what is not its own."""
+    service = await connect(server, users["rogatory-service"], [])
+    gd_errors: list[str] = []
+    gd = await connect(server, users["court-gd0112"], gd_errors)
+    ha = await connect(server, users["court-ha0122"], [])
+    try:
+        js = service.jetstream()
+        await js.add_consumer(STREAM, service_durable_config())
+        gd_js = gd.jetstream(timeout=1.0)  # a refused API request gets no answer
+        own = "rogatory.v1.delegation.gd0112.*.>"
+        takeover = ConsumerConfig(
+            name=SERVICE_DURABLE, durable_name=SERVICE_DURABLE, ack_policy=AckPolicy.EXPLICIT, filter_subject=own
+        )
+        assert await denied(gd_errors, lambda: gd_js.add_consumer(STREAM, takeover))
+        assert (await js.consumer_info(STREAM, SERVICE_DURABLE)).config.filter_subjects == [SERVICE_DURABLE_SUBJECTS]
+        for name, subject_filter in (
+            ("court-ha0122-sent", own),  # another court's name
+            ("court-gd0112-cases", own),  # its own name, another family
+            ("court-gd0112-sent", "rogatory.v1.delegation.>"),  # its family's name, a wider filter
+        ):
+            assert await denied(gd_errors, lambda n=name, f=subject_filter: replay(gd, n, f)), name
+        legacy = ConsumerConfig(durable_name="court-gd0112-sent", filter_subject=own)  # DURABLE.CREATE names no filter
+        assert await denied(gd_errors, lambda: gd_js.add_consumer(STREAM, legacy))
+
+        ha_config = ConsumerConfig(
+            name="court-ha0122-received", durable_name="court-ha0122-received", ack_policy=AckPolicy.EXPLICIT, ack_wait=30
+        )
+        received = await ha.jetstream().subscribe(
+            "rogatory.v1.delegation.*.ha0122.>", stream=STREAM, config=ha_config, manual_ack=True
+        )
+        in_flight = await received.next_msg(timeout=5)
+        assert in_flight.subject == "rogatory.v1.delegation.gd0112.ha0122.submitted"  # gd0112 may read it too
+        await spoof_every_ack(gd, in_flight)
+        await redelivered_after_nak(in_flight, lambda: received.next_msg(timeout=5))
+        await wait_for(lambda: refusals(gd_errors, in_flight.reply) == len(ACK_VERBS))
+
+        for action in (
+            lambda: gd_js.consumer_info(STREAM, SERVICE_DURABLE),
+            lambda: gd_js.delete_consumer(STREAM, SERVICE_DURABLE),
+            lambda: gd_js.delete_consumer(STREAM, "court-ha0122-received"),
+            lambda: gd_js.purge_stream(STREAM),
+            lambda: gd_js.delete_stream(STREAM),
+        ):
+            assert await denied(gd_errors, action)
+        assert {c.name for c in await js.consumers_info(STREAM)} == {SERVICE_DURABLE, "court-ha0122-received"}
+        assert (await js.stream_info(STREAM)).state.messages == len(EVENTS)
+    finally:
+        await gd.close()
+        await ha.close()
+        await service.close()
+
+
+async def test_agencies_and_admins_own_their_named_consumers(server: EmbeddedNatsServer, users: dict[str, NatsUser]) -> None:
+    for user, name, subject_filter in (
+        ("agency-bank-icbc", "agency-bank-icbc-notices", "rogatory.v1.notice.*.bank-icbc.>"),
+        ("admin-ops", "admin-ops-all", "rogatory.v1.>"),
+    ):
+        errors: list[str] = []
+        nc = await connect(server, users[user], errors)
+        try:
+            await own_durable_works(nc, errors, name, subject_filter)
+            assert await denied(errors, lambda c=nc: replay(c, "court-gd0112-cases", "rogatory.v1.case.gd0112.>")), user
+        finally:
+            await nc.close()
 
 
 async def test_no_credential_no_connection(server: EmbeddedNatsServer) -> None:

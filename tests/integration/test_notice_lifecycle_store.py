@@ -28,6 +28,7 @@ from services.assistance.store import NoticeQuery, SeizureQuery
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.tables import CaseReplica
+from tests.conftest import request_key
 
 SENT_AT = datetime(2023, 9, 20, 2, 0, tzinfo=UTC)  # 10:00 in Guangzhou
 CASE = "courts/gd0112/cases/2020-enf-1"
@@ -97,16 +98,20 @@ async def payload_of(handlers: AssistanceHandlers, subject: str) -> bytes:
 
 
 async def test_a_freeze_is_received_frozen_and_becomes_a_seizure(handlers: AssistanceHandlers, clock: Clock) -> None:
-    sent = await handlers.create_notice(command(), "gd0112", "req-1")
-    assert (await handlers.create_notice(command(), "gd0112", "req-1")).notice == sent.notice  # AIP-155 retry
+    sent = await handlers.create_notice(command(), "gd0112", request_key("req-1", "courts/gd0112"))
+    assert (
+        await handlers.create_notice(command(), "gd0112", request_key("req-1", "courts/gd0112"))
+    ).notice == sent.notice  # AIP-155 retry
     name = sent.notice.name
     clock.advance(hours=2)
     received = await handlers.receive(name, BANK, lc.ReceiveNotice(expected_version=1))
     assert (received.notice.state, received.notice.served_at) == (NoticeState.RECEIVED, None)  # a bank's receipt is no service
     clock.advance(hours=1)
     reply = lc.ReplyNotice("FROZEN", amount_fen=500_000_000, reference="冻字2023-1")
-    frozen = await handlers.reply(name, BANK, reply, "rep-1")
-    assert (await handlers.reply(name, BANK, reply, "rep-1")).notice == frozen.notice  # a retry changes nothing
+    frozen = await handlers.reply(name, BANK, reply, request_key("rep-1", "agencies/bank"))
+    assert (
+        await handlers.reply(name, BANK, reply, request_key("rep-1", "agencies/bank"))
+    ).notice == frozen.notice  # a retry changes nothing
     seizure = await handlers.get_seizure(frozen.notice.resulting_seizure, COURT)
     assert (seizure.state, seizure.amount_fen, seizure.agency_id) == (SeizureState.ACTIVE, 500_000_000, "bank-icbc")
     assert seizure.expires_at.date().isoformat() == "2024-09-20"  # deposits: one year
@@ -236,5 +241,5 @@ async def test_the_overdue_mark_never_overwrites_a_newer_answer(handlers: Assist
     assert stale.objection is not None
     flagged, _ = lc.flag_objection_overdue(stale, stale.objection.answer_due + timedelta(seconds=1))
     async with handlers.db.transaction() as conn:
-        assert not await store.save_annotation(conn, flagged, ())
+        assert not await store.save_annotation(conn, flagged)
     assert (await handlers.get_notice(name, COURT)).notice.state is NoticeState.WITHDRAWN

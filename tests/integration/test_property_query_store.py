@@ -33,7 +33,7 @@ from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.tables import CaseReplica
-from tests.conftest import wait_for
+from tests.conftest import request_key, wait_for
 
 STREAM = "ROGATORY"
 COURT, CASE = "gd0112", "courts/gd0112/cases/2020-enf-1"
@@ -99,8 +99,8 @@ def incoming(name: str, agency_id: str, outcome: str = "NO_PROPERTY", items: tup
 async def test_create_writes_the_query_its_agency_rows_and_the_created_event_once(handlers: QueryHandlers) -> None:
     handed: list[Fanout] = []
     handlers.dispatch = handed.append
-    stored = await handlers.create(COMMAND, request_id="r-1")
-    again = await handlers.create(COMMAND, request_id="r-1")
+    stored = await handlers.create(COMMAND, request=request_key("r-1"))
+    again = await handlers.create(COMMAND, request=request_key("r-1"))
     query = stored.query
     assert again.query.id == query.id and len(handed) == 1  # a retry is not fanned out again
     assert query.total == query.pending == 3  # bank-a, bank-b, tp-x; not the registry
@@ -309,6 +309,20 @@ async def test_nats_replies_are_applied_in_one_transaction_and_answered(handlers
     results = {r.result.agency_id: r.result.status for r in view.results}
     assert results == {"bank-a": AgencyStatus.ANSWERED, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.NO_PROPERTY}
     assert len([r for r in await outbox(handlers) if r["subject"].endswith(".completed")]) == 1
+
+
+async def test_i15_p11_an_agency_reply_follows_the_text_rule(handlers: QueryHandlers, nats_client: NATS) -> None:
+    query = (await handlers.create(COMMAND)).query
+    spoofing = events_pb2.PropertyQueryReply(
+        property_query=query.name, outcome=pb.AgencyQueryResult.FAILED, failure_reason="\u202e系统维护"
+    )
+    listener, statuses = await apply_as_one_batch(nats_client, handlers, [("bank-a", spoofing, True)])
+    assert listener.applied == 0 and listener.refused == 1
+    assert [s.code for s in statuses] == [code_pb2.INVALID_ARGUMENT]
+    bad = error_details_pb2.BadRequest.FromString(statuses[0].details[1].value)
+    assert [(v.field, v.reason) for v in bad.field_violations] == [("failure_reason", "BAD_CHARACTER")]
+    view = await handlers.get(query.name, COURT)
+    assert {r.result.agency_id: r.result.status for r in view.results}["bank-a"] is AgencyStatus.PENDING
 
 
 # --- the fan-out ------------------------------------------------------------------------------------

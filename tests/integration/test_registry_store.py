@@ -18,6 +18,7 @@ from registry.errors import AlreadyExists, InvalidArgument, NotFound
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.registry.handlers import RegistryHandlers
 from services.registry.store import CASES, COURTS, PARTIES, CaseQuery
+from tests.conftest import request_key
 
 NOW = datetime(2023, 8, 31, 9, 0, tzinfo=UTC)
 
@@ -53,7 +54,7 @@ async def test_reference_data_is_loaded_and_reloadable(handlers: RegistryHandler
 
 
 async def test_create_writes_case_parties_and_event_in_one_transaction(handlers: RegistryHandlers) -> None:
-    view = await handlers.create_case(command(1234), request_id="req-1")
+    view = await handlers.create_case(command(1234), request=request_key("req-1"))
     assert view.name == "courts/zj0326/cases/2023-enf-1234"
     assert view.parties[1].id_number_masked == "110105********002X"
     assert (await count(handlers, CASES), await count(handlers, PARTIES), await count(handlers, OUTBOX)) == (1, 2, 1)
@@ -66,22 +67,22 @@ async def test_create_writes_case_parties_and_event_in_one_transaction(handlers:
 
 
 async def test_same_request_id_returns_the_first_answer(handlers: RegistryHandlers) -> None:
-    first = await handlers.create_case(command(7), request_id="req-7")
-    again = await handlers.create_case(command(7), request_id="req-7")
+    first = await handlers.create_case(command(7), request=request_key("req-7"))
+    again = await handlers.create_case(command(7), request=request_key("req-7"))
     assert replace(again, seq=0) == first  # seq is the list cursor, known only after insert
     assert await count(handlers, OUTBOX) == 1
 
 
 async def test_concurrent_retries_create_one_case(handlers: RegistryHandlers) -> None:
-    results = await asyncio.gather(*(handlers.create_case(command(8), request_id="req-8") for _ in range(5)))
+    results = await asyncio.gather(*(handlers.create_case(command(8), request=request_key("req-8")) for _ in range(5)))
     assert {r.name for r in results} == {"courts/zj0326/cases/2023-enf-8"}
     assert await count(handlers, CASES) == 1
 
 
 async def test_same_case_number_is_already_exists_and_writes_nothing(handlers: RegistryHandlers) -> None:
-    await handlers.create_case(command(9), request_id="a")
+    await handlers.create_case(command(9), request=request_key("a"))
     with pytest.raises(AlreadyExists) as caught:
-        await handlers.create_case(command(9), request_id="b")
+        await handlers.create_case(command(9), request=request_key("b"))
     assert caught.value.reason == "CASE_ALREADY_REGISTERED"
     assert (await count(handlers, CASES), await count(handlers, OUTBOX)) == (1, 1)
 

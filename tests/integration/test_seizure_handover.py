@@ -37,7 +37,7 @@ async def replicate(handlers: DelegationHandlers, *events: ReceivedEvent) -> Non
 
 
 async def delegate(handlers: DelegationHandlers, *seizures: str) -> str:
-    return (await handlers.create_delegation(create_command(), REQUESTING, "", seizures)).delegation.name
+    return (await handlers.create_delegation(create_command(), REQUESTING, None, seizures)).delegation.name
 
 
 async def rows(handlers: DelegationHandlers, table) -> list:  # type: ignore[no-untyped-def]

@@ -34,12 +34,13 @@ from services.assistance.vehicles.scanner import VehicleControlScanner, scan_dat
 from services.assistance.vehicles.servicer import VehicleControlServicer
 from services.assistance.vehicles.store import ControlQuery
 from services.assistance.vehicles.wiring import SERVICE, FileClock
-from services.plumbing.auth import Principal, PrincipalKind, dev_credentials
+from services.plumbing.auth import Authenticator, Principal, PrincipalKind, dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.rpc import instrumented
+from services.plumbing.rpc import register
 from services.plumbing.tables import CaseReplica
+from tests.conftest import request_key
 
 # Mon 2026-11-02 09:00 in 平阳 — an ordinary week (no holiday until 2027).
 MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=CHINA_TZ)
@@ -102,7 +103,7 @@ async def watch_list(handlers: VehicleControlHandlers, agency_id: str) -> list[s
 async def test_seed_scenario_control_seizure_and_auction_listing(
     handlers: VehicleControlHandlers, clock: Clock, db: Database
 ) -> None:
-    created = await handlers.create(CREATE, COURT, "req-1")
+    created = await handlers.create(CREATE, COURT, request_key("req-1", f"courts/{COURT}"))
     name = created.control.name
     subjects = [s for s, _ in await outbox(db)]
     assert subjects == [
@@ -123,7 +124,7 @@ async def test_seed_scenario_control_seizure_and_auction_listing(
 
     clock.now = MONDAY + timedelta(days=2)  # Wednesday: seized two days after the list went out
     seizure = v.ReportSeizure(None, "温州市鹿城区车站大道", "平阳县法院涉案车辆停车场")
-    seized = await handlers.report_seizure(name, WENZHOU, seizure, "seize-1")
+    seized = await handlers.report_seizure(name, WENZHOU, seizure, request_key("seize-1", f"agencies/{WENZHOU}"))
     target = seized.control.target
     assert target is not None and target.due == datetime(
         2026, 11, 11, 23, 59, 59, 999999, tzinfo=CHINA_TZ
@@ -228,12 +229,16 @@ async def test_the_database_refuses_a_second_live_control_that_raced_past_the_ch
 
 
 async def test_idempotent_retries_and_stale_etags(handlers: VehicleControlHandlers, db: Database) -> None:
-    first = await handlers.create(CREATE, COURT, "same")
-    assert (await handlers.create(CREATE, COURT, "same")).control.name == first.control.name
+    first = await handlers.create(CREATE, COURT, request_key("same", f"courts/{COURT}"))
+    assert (await handlers.create(CREATE, COURT, request_key("same", f"courts/{COURT}"))).control.name == first.control.name
     name = first.control.name
     await outbox(db)
-    once = await handlers.report_sighting(name, WENZHOU, v.ReportSighting(None, "x"), "sight-1")
-    again = await handlers.report_sighting(name, WENZHOU, v.ReportSighting(None, "x"), "sight-1")
+    once = await handlers.report_sighting(
+        name, WENZHOU, v.ReportSighting(None, "x"), request_key("sight-1", f"agencies/{WENZHOU}")
+    )
+    again = await handlers.report_sighting(
+        name, WENZHOU, v.ReportSighting(None, "x"), request_key("sight-1", f"agencies/{WENZHOU}")
+    )
     assert again.control.version == once.control.version == 2 and len(again.control.sightings) == 1
     assert len(await outbox(db)) == 1
     with pytest.raises(Aborted):
@@ -258,9 +263,8 @@ async def test_document_round_trip(handlers: VehicleControlHandlers, clock: Cloc
 @pytest.fixture
 async def stub(handlers: VehicleControlHandlers) -> AsyncIterator[vehicle_control_pb2_grpc.VehicleControlServiceStub]:
     server = grpc.aio.server()
-    vehicle_control_pb2_grpc.add_VehicleControlServiceServicer_to_server(
-        instrumented(VehicleControlServicer(handlers), SERVICE), server
-    )  # type: ignore[arg-type]
+    authenticator = Authenticator(CourtCatalog.default(), AgencyCatalog.default(), dev_tokens=True)
+    register(server, VehicleControlServicer(handlers), SERVICE, authenticator)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -292,7 +296,7 @@ async def test_over_grpc(stub: vehicle_control_pb2_grpc.VehicleControlServiceStu
     step = pb.RecordPostSeizureStepRequest(name=created.name, step=pb.STORED)
     assert (await stub.RecordPostSeizureStep(step, metadata=court)).post_seizure_steps[0].step == pb.STORED
     valued = pb.RecordPostSeizureStepRequest(name=created.name, step=pb.INSPECTED, valuation=money_pb2.Money(units=1))
-    await expect_error(stub.RecordPostSeizureStep(valued, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    await expect_error(stub.RecordPostSeizureStep(valued, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "NOT_ALLOWED")
     filtered = await stub.ListVehicleControls(
         pb.ListVehicleControlsRequest(parent=f"courts/{COURT}", filter='plate = "浙CD12345" AND state = SEIZED'), metadata=court
     )
@@ -305,7 +309,7 @@ async def test_grpc_errors(stub: vehicle_control_pb2_grpc.VehicleControlServiceS
         parent=f"courts/{COURT}",
         vehicle_control=pb.VehicleControl(case=CASE, debtor="张三", vehicle=pb.ControlledVehicle(plate="浙C1234")),
     )
-    await expect_error(stub.CreateVehicleControl(bad, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    await expect_error(stub.CreateVehicleControl(bad, metadata=court), grpc.StatusCode.INVALID_ARGUMENT, "BAD_PLATE")
     good = pb.CreateVehicleControlRequest(
         parent=f"courts/{COURT}",
         vehicle_control=pb.VehicleControl(case=CASE, debtor="张三", vehicle=pb.ControlledVehicle(vin=VIN)),
@@ -404,4 +408,4 @@ async def test_watch_list_pages_over_grpc(stub: vehicle_control_pb2_grpc.Vehicle
             break
     assert seen == plates
     foreign = pb.ListVehicleControlsRequest(parent="courts/-", page_size=2, page_token=token or "x", filter="state = ACTIVE")
-    await expect_error(stub.ListVehicleControls(foreign, metadata=wenzhou), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    await expect_error(stub.ListVehicleControls(foreign, metadata=wenzhou), grpc.StatusCode.INVALID_ARGUMENT, "BAD_PAGE_TOKEN")

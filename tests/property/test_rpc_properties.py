@@ -35,6 +35,7 @@ from rogatory.registry.v1 import registry_pb2 as rg
 from rogatory.registry.v1 import registry_pb2_grpc
 from sqlalchemy import func, inspect, select, table
 
+from registry.text import text_problem
 from services.assistance.main import wire as wire_assistance
 from services.delegation.main import wire as wire_delegation
 from services.demo import freeze_request, seed_case_request, until_case_replicated
@@ -253,7 +254,10 @@ async def test_parse_case_number_always_answers(stack: Stack) -> None:
             request,
             lambda: registry(stack).ParseCaseNumber(request, metadata=dev_credentials("court", REQUESTING)),
         )
-        assert answer is not None, "ParseCaseNumber answers every text with a verdict, not an error"
+        if text_problem(request.case_number):  # the text rule holds for every request (issue 15 point 11)
+            assert answer is None, "text with control, bidirectional-control or only invisible characters is refused"
+            return
+        assert answer is not None, "ParseCaseNumber answers every other text with a verdict, not an error"
         assert answer.valid != bool(answer.violations)
 
     await asyncio.to_thread(check)

@@ -281,3 +281,26 @@ def test_court_must_be_in_the_catalog_even_if_the_code_is_well_formed() -> None:
     small = CourtCatalog([c for c in CourtCatalog.default() if c.id in {"spc", "zj", "zj03"}])
     assert reasons("(2023)浙03执1号", small) == []
     assert reasons("(2023)浙0326执1号", small) == ["UNKNOWN_COURT_CODE"]
+
+
+# --- issue 15 point 11: validated, never rewritten into another number ----------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["（2023）浙0326执01号", "(2023)浙0326执0001234号", "（2023）浙0326执０１号", "(2020)浙01知民初0277号"]
+)
+def test_i15_p11_a_sequence_with_a_leading_zero_is_refused_with_its_own_reason(courts: CourtCatalog, text: str) -> None:
+    violations = validate_case_number(text, courts, TODAY)
+    assert [(v.field, v.reason) for v in violations] == [("case_number", "SEQUENCE_LEADING_ZERO")]
+    assert "must not start with 0" in violations[0].description
+    with pytest.raises(InvalidArgument):
+        parse(text, courts)
+
+
+@pytest.mark.parametrize("text", ["(2023)浙0326执①号", "(2023)浙0326执¹号", "⑵⑳⑵⑶浙0326执1号", "(2023)浙0326执1⁰号"])
+def test_i15_p11_look_alike_digits_are_not_read_as_digits(courts: CourtCatalog, text: str) -> None:
+    assert "CASE_NUMBER_FORMAT" in reasons(text, courts)  # NFKC would have read them as 1, 2023, 10
+
+
+def test_i15_p11_full_width_digits_are_the_same_digits() -> None:
+    assert parse("(２０２３)浙0326执1号", CourtCatalog.default()).text == "（2023）浙0326执1号"

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from registry.cases import PartyInput, RegisterCase, mask_id_number, register_case
+from registry.cases import CaseState, CloseCase, PartyInput, RegisterCase, close_case, mask_id_number, register_case
 from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
 
@@ -109,3 +109,15 @@ def test_id_numbers_are_masked_and_never_printed() -> None:
     case, _ = register_case(command(), COURTS, NOW)
     assert "11010519491231002X" not in repr(case)
     assert case.respondents[0].masked_id_number == "110105********002X"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("\u202e三张", "BAD_CHARACTER"), ("张\x00三", "BAD_CHARACTER"), ("\u200b\u200b", "INVISIBLE_TEXT")]
+)
+def test_i15_p11_party_names_description_and_close_reason_follow_the_text_rule(name: str, reason: str) -> None:
+    respondent = PartyInput("RESPONDENT", "PERSON", name, "11010519491231002X")
+    assert reasons(command(parties=(APPLICANT, respondent))) == {"case.parties[1].display_name": reason}
+    assert reasons(command(description=name)) == {"case.description": reason}
+    with pytest.raises(InvalidArgument) as caught:
+        close_case("courts/zj0326/cases/2023-enf-1", "zj0326", CaseState.OPEN, 1, "zj0326", CloseCase("WITHDRAWN", name), NOW)
+    assert [(v.field, v.reason) for v in caught.value.violations] == [("reason", reason)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
-from services.nats_permissions import all_users
+from services.nats_permissions import AGENCY_SUBJECTS, COURT_SUBJECTS, all_users
 
 COURTS, AGENCIES = CourtCatalog.default(), AgencyCatalog.default()
 
@@ -23,8 +23,8 @@ def test_a_party_reads_and_replays_only_subjects_naming_it() -> None:
         party = user.user.split("-", 1)[1]
         readable = [s for s in user.permissions["subscribe"]["allow"] if not s.startswith("_INBOX_")]
         assert readable and all(f".{party}." in f"{s}." for s in readable), user.user
-        creates = [s for s in user.permissions["publish"]["allow"] if s.startswith("$JS.API.")]
-        assert all(s.startswith("$JS.API.CONSUMER.CREATE.ROGATORY.*.") and f".{party}." in f"{s}." for s in creates)
+        creates = [s for s in user.permissions["publish"]["allow"] if s.startswith("$JS.API.CONSUMER.CREATE.")]
+        assert creates and all(f".{party}." in f"{s}." for s in creates)
         assert user.permissions["subscribe"]["allow"][-1] == f"_INBOX_{user.user}.>"
 
 
@@ -44,3 +44,34 @@ def test_agencies_take_requests_live_and_cannot_replay_them() -> None:
         agency = user.user.removeprefix("agency-")
         assert f"rogatory.direct.v1.query.*.{agency}.requested" in user.permissions["subscribe"]["allow"]
         assert not any("rogatory.direct" in s for s in user.permissions["publish"]["allow"] if s.startswith("$JS."))
+
+
+def _jetstream_grant(grant: str) -> tuple[str, str, str]:
+    """(what, stream, consumer) of `$JS.API.CONSUMER.{VERB}.{stream}.{name}…` or `$JS.{ACK|FC}.{stream}.{name}…`."""
+    tokens = grant.split(".")
+    if tokens[1] == "API":
+        return ".".join(tokens[2:4]), tokens[4], tokens[5]
+    return tokens[1], tokens[2], tokens[3]
+
+
+def test_i15_p2_jetstream_grants_name_only_the_partys_own_consumers() -> None:
+    """Acks, flow control and the consumer API of a party name one of its consumers, `{user}-{family}`,
+    never a wildcard (`$JS.ACK.ROGATORY.>` let a court +TERM a service's deliveries); no pull, no stream API."""
+    owners: dict[str, str] = {}
+    for user in all_users(COURTS, AGENCIES, "ROGATORY"):
+        if user.user == "rogatory-service":
+            continue
+        grants = [s for s in user.permissions["publish"]["allow"] if s.startswith("$JS.")]
+        parsed = [_jetstream_grant(s) for s in grants]
+        assert {what for what, _, _ in parsed} == {"CONSUMER.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE", "ACK", "FC"}
+        assert {stream for _, stream, _ in parsed} == {"ROGATORY"}
+        names = {name for _, _, name in parsed}
+        assert all(name.startswith(f"{user.user}-") and "*" not in name and ">" not in name for name in names), user.user
+        for name in names:
+            assert owners.setdefault(name, user.user) == user.user, f"{name} granted to {owners[name]} and {user.user}"
+            assert f"$JS.ACK.ROGATORY.{name}.>" in grants and f"$JS.FC.ROGATORY.{name}.*" in grants
+
+
+def test_family_names_keep_consumer_names_apart() -> None:
+    """`{user}-{family}` with hyphen-free family names: no two parties can end up with the same name."""
+    assert all("-" not in family and "." not in family for family in [*COURT_SUBJECTS, *AGENCY_SUBJECTS])

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from assistance.property_categories import PropertyCategory
 from assistance.queries import (
@@ -50,7 +51,7 @@ from services.assistance.queries.store import QueryFilter, StoredQuery, StoredRe
 from services.case_replica import replica_row
 from services.plumbing.db import Database
 from services.plumbing.events import DIRECT_ROOT, Event, subject, trace_columns
-from services.plumbing.idempotency import create_once_in_one_hop
+from services.plumbing.idempotency import RequestKey, earlier_resource, once, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
@@ -159,8 +160,8 @@ class QueryHandlers:
 
     # --- create ------------------------------------------------------------------------------
 
-    async def create(self, command: CreateQuery, request_id: str = "") -> StoredQuery:
-        """Starts a query; a retry with the same request_id returns the first answer.
+    async def create(self, command: CreateQuery, request: RequestKey | None = None) -> StoredQuery:
+        """Starts a query; a retry of the same request returns the first answer.
 
         The transaction writes the query, its agency rows (the fan-out's outbox) and the
         `created` event, in one thread hop on SQLite; after the commit the dispatcher
@@ -179,12 +180,13 @@ class QueryHandlers:
                 query_id=self.id_factory(),
                 default_deadline=self.default_deadline,
             )
-            seq = store.insert_query(conn, query, results, request_id or None)
+            seq = store.insert_query(conn, query, results)
             self.outbox.add_sync(conn, [self._created_event(query)])
             fresh.append(Fanout(query, results, **trace_columns()))
             return StoredQuery(seq, query)
 
-        created = await create_once_in_one_hop(self.db, self.outbox, request_id, store.query_by_request_id, write)
+        created = await once(self.db.run_transaction, request, write, lambda s: s.query.name, _query_named)
+        self.outbox.notify()
         if fresh and fresh[-1].query.id == created.query.id:
             self.addressees.remember(created.query.id, fresh[-1].results)
             if self.dispatch is not None:
@@ -217,22 +219,47 @@ class QueryHandlers:
 
     # --- replies ---------------------------------------------------------------------------------
 
-    async def reply(self, incoming: IncomingReply) -> StoredResult:
-        """One agency's reply over gRPC: raises the domain error when it is refused."""
-        [outcome] = await self.record_replies([incoming])
+    async def reply(self, incoming: IncomingReply, request: RequestKey | None = None) -> StoredResult:
+        """One agency's reply over gRPC: raises the domain error when it is refused. A retry of
+        the same request gets the result as recorded."""
+
+        def replied_before(conn: Connection) -> StoredResult | None:
+            if earlier_resource(conn, request) is None:
+                return None
+            return store.result_of(conn, _query_id(incoming.query_name), incoming.reply.agency_id)
+
+        if request is not None and (earlier := await self.db.run_read(replied_before)) is not None:
+            return earlier
+        try:
+            [outcome] = await self.record_replies([incoming], [request])
+        except IntegrityError:  # raced a copy of itself (replicas on PostgreSQL)
+            if (earlier := await self.db.run_read(replied_before)) is not None:
+                return earlier
+            raise
         if isinstance(outcome, DomainError):
             raise outcome
         self.outbox.notify()
         return outcome
 
-    async def record_replies(self, replies: Sequence[IncomingReply]) -> list[StoredResult | DomainError]:
+    async def record_replies(
+        self, replies: Sequence[IncomingReply], requests: Sequence[RequestKey | None] = ()
+    ) -> list[StoredResult | DomainError]:
         """Applies a batch of replies in one transaction (Database.run_transaction: one thread
         hop on SQLite); one outcome per reply, in order. Replies to a query created here are
-        first applied on its cached addressees, without reading their rows."""
+        first applied on its cached addressees, without reading their rows. `requests`: the
+        request keys of replies sent over gRPC, logged with the replies recorded."""
+
+        def apply(conn: Connection, assume_pending: bool) -> list[StoredResult | DomainError]:
+            outcomes = self.apply_replies(conn, replies, assume_pending=assume_pending)
+            for outcome, incoming, request in zip(outcomes, replies, requests):  # noqa: B905 - requests may be ()
+                if not isinstance(outcome, DomainError):
+                    record(conn, request, incoming.query_name)
+            return outcomes
+
         try:
-            return await self.db.run_transaction(lambda conn: self.apply_replies(conn, replies, assume_pending=True))
+            return await self.db.run_transaction(lambda conn: apply(conn, True))
         except StaleAssumption:
-            return await self.db.run_transaction(lambda conn: self.apply_replies(conn, replies))
+            return await self.db.run_transaction(lambda conn: apply(conn, False))
 
     def apply_replies(
         self, conn: Connection, replies: Sequence[IncomingReply], *, assume_pending: bool = False
@@ -326,6 +353,12 @@ class QueryHandlers:
             when = query.completed_at or self.clock()
             out.append(Event(COMPLETED, court_subject(query.court_id, "completed"), payload, occurred_at=when))
         self.outbox.add_sync(conn, out)
+
+
+def _query_named(conn: Connection, name: str) -> StoredQuery:
+    stored = store.query_by_name(conn, name)
+    assert stored is not None, f"the request log names {name}, which is gone"
+    return stored
 
 
 @functools.lru_cache(maxsize=1024)  # every reply of a batch names one of a few queries

@@ -11,7 +11,7 @@ from assistance.property_categories import PropertyCategory
 from assistance.queries import AgencyReply, AgencyStatus, CreateQuery, PropertyQuery, ReplyItem, Summary
 from registry.errors import Violations
 from services.assistance.queries.store import StoredResult
-from services.plumbing.times import timestamp
+from services.plumbing.times import timedelta_of, timestamp
 
 CATEGORY_NUMBERS = {c: pb.PropertyCategory.Value(str(c)) for c in PropertyCategory}
 _CATEGORIES = {number: category for category, number in CATEGORY_NUMBERS.items()}
@@ -25,7 +25,9 @@ def create_command(request: pb.CreatePropertyQueryRequest) -> CreateQuery:
         case=query.case,
         debtor=query.debtor,
         categories=tuple(pb.PropertyCategory.Name(c) if c else "" for c in query.categories),
-        response_window=query.response_window.ToTimedelta() if query.HasField("response_window") else None,
+        response_window=timedelta_of(query.response_window, "property_query.response_window")
+        if query.HasField("response_window")
+        else None,
     )
 
 

@@ -32,6 +32,7 @@ from services.assistance.queries.messages import item_record, reply_command
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import status_for, unavailable_status
 from services.plumbing.events import DIRECT_ROOT, subject_filter
+from services.plumbing.request_text import check_request_text
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def to_incoming(msg: Msg) -> IncomingReply:
         payload = events_pb2.PropertyQueryReply.FromString(msg.data)
     except Exception as exc:  # noqa: BLE001 - any decode failure is the agency's malformed reply
         raise DomainError(f"not a PropertyQueryReply: {exc}", reason="MALFORMED_REPLY") from exc
+    check_request_text(payload)  # an agency's reply is a request too: the one text rule (registry/text.py)
     if payload.agency and payload.agency != f"agencies/{agency_id}":
         raise DomainError(f"{payload.agency} published on {msg.subject}", reason="AGENCY_MISMATCH")
     court = payload.property_query.split("/")[1] if payload.property_query.count("/") == 3 else ""

@@ -7,13 +7,14 @@ from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.assistance.v1 import property_query_pb2_grpc
 
 from assistance.queries import QueryState, summarize
-from registry.errors import FieldViolation, InvalidArgument, PermissionDenied
+from registry.errors import PermissionDenied
 from services.assistance.queries.handlers import IncomingReply, QueryHandlers, QueryView
 from services.assistance.queries.messages import create_command, item_record, query_to_proto, reply_command, result_to_proto
 from services.assistance.queries.store import QueryFilter
 from services.plumbing.auth import PrincipalKind, calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
-from services.plumbing.names import parse_name
+from services.plumbing.idempotency import current_request
+from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import after_seq, encode_token, page_size
 
 QUERY_FILTERS = {"case": str, "state": str}
@@ -27,7 +28,7 @@ class PropertyQueryServicer(property_query_pb2_grpc.PropertyQueryServiceServicer
         self, request: pb.CreatePropertyQueryRequest, context: grpc.aio.ServicerContext
     ) -> pb.PropertyQuery:
         _require_own_parent(request.parent)
-        stored = await self.handlers.create(create_command(request), request.request_id)
+        stored = await self.handlers.create(create_command(request), current_request())
         return query_to_proto(stored.query)  # BASIC: every agency is pending; GetPropertyQuery shows progress
 
     async def GetPropertyQuery(self, request: pb.GetPropertyQueryRequest, context: grpc.aio.ServicerContext) -> pb.PropertyQuery:
@@ -41,11 +42,10 @@ class PropertyQueryServicer(property_query_pb2_grpc.PropertyQueryServiceServicer
         court_id = _require_own_parent(request.parent)
         terms = parse_filter(request.filter, QUERY_FILTERS)
         where = QueryFilter(court_id, str(terms["case"]) if "case" in terms else None, enum_term(QueryState, terms, "state"))
-        fingerprint = f"{request.parent}|{request.filter}"
-        after = after_seq(request.page_token, fingerprint)
+        after = after_seq(request)
         limit = page_size(request.page_size)
         found = await self.handlers.list(where, after, limit + 1)
-        token = encode_token(fingerprint, found[limit - 1].stored.seq) if len(found) > limit else ""
+        token = encode_token(request, found[limit - 1].stored.seq) if len(found) > limit else ""
         full = request.view == pb.PropertyQuery.FULL
         if full:  # FULL in a list: each query's results, read one query at a time
             found = [await self.handlers.get(v.stored.query.name, court_id) for v in found[:limit]]
@@ -62,16 +62,14 @@ class PropertyQueryServicer(property_query_pb2_grpc.PropertyQueryServiceServicer
         if principal.kind is not PrincipalKind.AGENCY or principal.id != agency_id:
             raise PermissionDenied(f"{principal.name} cannot reply as {request.agency}", reason="NOT_THE_AGENCY")
         reply = reply_command(agency_id, request.outcome, request.items, request.failure_reason)
-        stored = await self.handlers.reply(IncomingReply(request.name, reply, item_record(request.items)))
+        stored = await self.handlers.reply(IncomingReply(request.name, reply, item_record(request.items)), current_request())
         return result_to_proto(stored)
 
 
 def _require_own_parent(parent: str) -> str:
-    court_id = parse_name(parent, "courts/{court}", "parent")["court"]
+    court_id = parse_parent(parent)
     caller = calling_court()
     if court_id != caller:
-        if court_id == "-":
-            raise InvalidArgument.of([FieldViolation("parent", "name the calling court; '-' is not accepted", "RESOURCE_NAME")])
         raise PermissionDenied(f"courts/{caller} cannot act for {parent}", reason="NOT_THE_COURT")
     return court_id
 

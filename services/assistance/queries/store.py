@@ -104,7 +104,7 @@ _PENDING = str(AgencyStatus.PENDING)
 _CATEGORY_BY_NUMBER = {pb.PropertyCategory.Value(str(c)): c for c in PropertyCategory}
 
 
-def insert_query(conn: Connection, query: PropertyQuery, results: Sequence[AgencyResult], request_id: str | None) -> int:
+def insert_query(conn: Connection, query: PropertyQuery, results: Sequence[AgencyResult]) -> int:
     inserted = conn.execute(
         insert(QUERIES).values(
             name=query.name,
@@ -120,7 +120,6 @@ def insert_query(conn: Connection, query: PropertyQuery, results: Sequence[Agenc
             pending=query.pending,
             create_time=query.created_at,
             deadline_time=query.deadline,
-            request_id=request_id,
             version=query.version,
             **trace_columns(),
         )
@@ -197,8 +196,8 @@ def queries_for_update(conn: Connection, query_ids: Iterable[str]) -> dict[str, 
     return {s.query.id: s for s in map(_query, rows)}
 
 
-async def query_by_request_id(conn: AsyncConnection, request_id: str) -> StoredQuery | None:
-    row = (await conn.execute(select(QUERIES).where(QUERIES.c.request_id == request_id))).mappings().first()
+def query_by_name(conn: Connection, name: str) -> StoredQuery | None:
+    row = conn.execute(select(QUERIES).where(QUERIES.c.name == name)).mappings().first()
     return _query(row) if row else None
 
 
@@ -283,6 +282,13 @@ def summary_of(conn: Connection, query: PropertyQuery) -> Summary:
         for (record,) in conn.execute(records).all():
             found += [(_CATEGORY_BY_NUMBER[i.category], 1, i.value_fen) for i in pb.AgencyQueryResult.FromString(record).items]
     return summary_of_totals(query, statuses, found)
+
+
+def result_of(conn: Connection, query_id: str, agency_id: str) -> StoredResult | None:
+    """One agency's part of a query, with the items it sent."""
+    statement = select(AGENCIES).where(AGENCIES.c.query_id == query_id, AGENCIES.c.agency_id == agency_id)
+    row = conn.execute(statement).mappings().first()
+    return _result(row) if row else None
 
 
 def results_for_update(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AgencyResult]:

@@ -30,7 +30,6 @@ class PropertyQueryRow(SQLModel, table=True):
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     deadline_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     complete_time: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    request_id: str | None = Field(default=None, unique=True, max_length=64)
     version: int = 1
     traceparent: str = Field(default="", max_length=64)
     tracestate: str = Field(default="", max_length=512)

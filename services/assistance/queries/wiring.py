@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-from rogatory.assistance.v1 import property_query_pb2, property_query_pb2_grpc
+from rogatory.assistance.v1 import property_query_pb2
 
-from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.assistance.queries.dispatch import RequestDispatcher
 from services.assistance.queries.handlers import QueryHandlers
@@ -19,21 +17,13 @@ from services.plumbing.host import ServiceHost
 SERVICE = property_query_pb2.DESCRIPTOR.services_by_name["PropertyQueryService"]
 
 
-def agency_catalog(host: ServiceHost) -> AgencyCatalog:
-    """The shipped agency table, or the CSV file ROGATORY_AGENCIES_FILE names (same columns; e.g. the benchmark's 1,000 banks)."""
-    path = host.settings.agencies_file
-    return AgencyCatalog.from_csv(Path(path).read_text(encoding="utf-8")) if path else AgencyCatalog.default()
-
-
 def wire_property_queries(host: ServiceHost, courts: CourtCatalog) -> QueryHandlers:
     """Adds PropertyQueryService, the request dispatcher, the reply listener and the timeout scanner to the assistance process."""
-    agencies = agency_catalog(host)
+    agencies = host.agencies
     resend_after = timedelta(seconds=host.settings.query_resend_seconds)
     dispatcher = RequestDispatcher(host.db, host.nc, source=host.source, resend_after=resend_after)
     handlers = QueryHandlers(host.db, host.outbox, courts, agencies, dispatch=dispatcher.submit)
-    host.add_servicer(
-        SERVICE, PropertyQueryServicer(handlers), property_query_pb2_grpc.add_PropertyQueryServiceServicer_to_server
-    )
+    host.add_servicer(SERVICE, PropertyQueryServicer(handlers))
     host.workers.append(ReplyListener(host.nc, handlers))
     host.workers.append(dispatcher)
     host.add_periodic("property-query-timeouts", 1.0, QueryTimeoutScanner(handlers).scan_once)

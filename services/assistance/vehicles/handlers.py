@@ -13,8 +13,8 @@ Who may see a control: the controlling court and admins always; an addressed age
 vehicle is on the watch list. Anyone else gets NOT_FOUND, for the custom methods too (as for
 delegations), so no call reveals that a control exists.
 
-Idempotency of custom methods (AIP-155): the document keeps the last request ids applied,
-keyed by the caller; a retry returns the control as it is now, with no second event.
+Idempotency (AIP-155, services/plumbing/idempotency.py): a request_id is scoped to the caller,
+the method and the control; a retry returns the control as it is now, with no second event.
 
 One control, one trace: the call that creates a control starts its trace, stored with the
 row; every later write — an agency's report, a court's step, the scanner, case closing — runs
@@ -48,7 +48,7 @@ from services.case_replica import replica_of
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, ReceivedEvent, subject, subject_filter
-from services.plumbing.idempotency import check_request_id, create_once
+from services.plumbing.idempotency import RequestKey, earlier_resource, once_async, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import continuing_trace
@@ -84,8 +84,8 @@ class VehicleControlHandlers:
 
     # --- creating ------------------------------------------------------------------------------
 
-    async def create(self, command: v.CreateVehicleControl, court_id: str, request_id: str = "") -> StoredControl:
-        """Puts a vehicle under control as `court_id`; a retry with the same request_id returns the first answer."""
+    async def create(self, command: v.CreateVehicleControl, court_id: str, request: RequestKey | None = None) -> StoredControl:
+        """Puts a vehicle under control as `court_id`; a retry of the same request returns the first answer."""
         if command.parent != f"courts/{court_id}":
             raise PermissionDenied(
                 f"courts/{court_id} cannot act for {command.parent}",
@@ -93,17 +93,11 @@ class VehicleControlHandlers:
                 metadata={"parent": command.parent, "court": f"courts/{court_id}"},
             )
 
-        async def earlier(conn: AsyncConnection, rid: str) -> StoredControl | None:
-            found = await store.control_by_request_id(conn, rid)
-            if found is not None and found.control.court_id != court_id:
-                raise AlreadyExists("request_id is already used by another control", reason="REQUEST_ID_IN_USE")
-            return found
-
         async def write(conn: AsyncConnection) -> StoredControl:
-            return await self._insert(conn, command, request_id)
+            return await self._insert(conn, command)
 
         try:
-            return await create_once(self.db, self.outbox, request_id, earlier, write)
+            created = await once_async(self.db, request, write, lambda s: s.control.name, store.control_by_name)
         except IntegrityError as error:
             if not _live_vehicle_conflict(error):
                 raise
@@ -111,8 +105,10 @@ class VehicleControlHandlers:
             raise AlreadyExists(
                 "the vehicle is already under control", reason="VEHICLE_ALREADY_CONTROLLED", metadata={"parent": command.parent}
             ) from error
+        self.outbox.notify()
+        return created
 
-    async def _insert(self, conn: AsyncConnection, command: v.CreateVehicleControl, request_id: str) -> StoredControl:
+    async def _insert(self, conn: AsyncConnection, command: v.CreateVehicleControl) -> StoredControl:
         # The case is read on the writing connection, so the checks and the write commit together.
         facts = await self._case_facts(conn, command.case)
         control, events = v.create_control(
@@ -126,7 +122,7 @@ class VehicleControlHandlers:
                 reason="VEHICLE_ALREADY_CONTROLLED",
                 metadata={"vehicle_control": other.control.name},
             )
-        seq = await store.insert_control(conn, control, request_id or None)
+        seq = await store.insert_control(conn, control)
         await self.outbox.add(conn, self.messages(events))
         return StoredControl(seq, control)
 
@@ -152,42 +148,53 @@ class VehicleControlHandlers:
 
     # --- custom methods ------------------------------------------------------------------------
 
-    async def lift(self, name: str, court_id: str, command: v.LiftControl, request_id: str = "") -> StoredControl:
+    async def lift(self, name: str, court_id: str, command: v.LiftControl, request: RequestKey | None = None) -> StoredControl:
         principal = Principal(PrincipalKind.COURT, court_id)
-        return await self._update(name, principal, request_id, lambda c, now: v.lift(c, court_id, command, now), "lift")
+        return await self._update(name, principal, request, lambda c, now: v.lift(c, court_id, command, now), "lift")
 
-    async def record_step(self, name: str, court_id: str, command: v.RecordStep, request_id: str = "") -> StoredControl:
+    async def record_step(
+        self, name: str, court_id: str, command: v.RecordStep, request: RequestKey | None = None
+    ) -> StoredControl:
         principal = Principal(PrincipalKind.COURT, court_id)
         decide: Decide = lambda c, now: v.record_step(c, court_id, command, self.policy, now)  # noqa: E731
-        return await self._update(name, principal, request_id, decide, "record_step")
+        return await self._update(name, principal, request, decide, "record_step")
 
-    async def report_sighting(self, name: str, agency_id: str, command: v.ReportSighting, request_id: str = "") -> StoredControl:
+    async def report_sighting(
+        self, name: str, agency_id: str, command: v.ReportSighting, request: RequestKey | None = None
+    ) -> StoredControl:
         principal = Principal(PrincipalKind.AGENCY, agency_id)
         decide: Decide = lambda c, now: v.report_sighting(c, agency_id, command, self.policy, now)  # noqa: E731
-        return await self._update(name, principal, request_id, decide, "report_sighting")
+        return await self._update(name, principal, request, decide, "report_sighting")
 
-    async def report_seizure(self, name: str, agency_id: str, command: v.ReportSeizure, request_id: str = "") -> StoredControl:
+    async def report_seizure(
+        self, name: str, agency_id: str, command: v.ReportSeizure, request: RequestKey | None = None
+    ) -> StoredControl:
         principal = Principal(PrincipalKind.AGENCY, agency_id)
         decide: Decide = lambda c, now: v.report_seizure(c, agency_id, command, self.policy, self.calendar, now)  # noqa: E731
-        return await self._update(name, principal, request_id, decide, "report_seizure")
+        return await self._update(name, principal, request, decide, "report_seizure")
 
-    async def _update(self, name: str, principal: Principal, request_id: str, decide: Decide, operation: str) -> StoredControl:
-        check_request_id(request_id)
+    async def _update(
+        self, name: str, principal: Principal, request: RequestKey | None, decide: Decide, operation: str
+    ) -> StoredControl:
         stored = await self._load_for(name, principal)
-        key = f"{principal.name}:{request_id}" if request_id else ""
-        if key and key in stored.applied_requests:
+        if await self._applied_before(request):
             return stored  # a retry of an applied request
-        applied = (*stored.applied_requests, key) if key else stored.applied_requests
         with in_control_trace(operation, stored.control, stored.traceparent):
             updated, events = decide(stored.control, self.clock())
             try:
-                await self.commit(stored, updated, events, applied)
-            except Aborted:
+                await self.commit(stored, updated, events, request)
+            except (Aborted, IntegrityError):
                 # Two copies of one request raced: the loser answers like a later retry would.
-                if key and key in (again := await self._load_for(name, principal)).applied_requests:
-                    return again
+                if await self._applied_before(request):
+                    return await self._load_for(name, principal)
                 raise
-        return StoredControl(stored.seq, updated, applied, stored.traceparent)
+        return StoredControl(stored.seq, updated, stored.traceparent)
+
+    async def _applied_before(self, request: RequestKey | None) -> bool:
+        if request is None:
+            return False
+        async with self.db.read() as conn:
+            return await conn.run_sync(earlier_resource, request) is not None
 
     async def _load_for(self, name: str, principal: Principal) -> StoredControl:
         async with self.db.read() as conn:
@@ -201,10 +208,11 @@ class VehicleControlHandlers:
         return stored
 
     async def commit(
-        self, stored: StoredControl, updated: v.VehicleControl, events: list[v.VehicleEvent], applied: tuple[str, ...] = ()
+        self, stored: StoredControl, updated: v.VehicleControl, events: list[v.VehicleEvent], request: RequestKey | None = None
     ) -> None:
         async with self.db.transaction() as conn:
-            await self.write(conn, stored, updated, events, applied)
+            await conn.run_sync(record, request, stored.control.name)
+            await self.write(conn, stored, updated, events)
         self.outbox.notify()
 
     async def write(
@@ -213,11 +221,8 @@ class VehicleControlHandlers:
         stored: StoredControl,
         updated: v.VehicleControl,
         events: list[v.VehicleEvent],
-        applied: tuple[str, ...] = (),
     ) -> None:
-        written = await store.update_control(
-            conn, updated, expected_version=stored.control.version, applied_requests=applied or stored.applied_requests
-        )
+        written = await store.update_control(conn, updated, expected_version=stored.control.version)
         if not written:
             raise Aborted(
                 f"{updated.name} changed while the request was applied; read it again and retry",

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from decimal import Decimal
 
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import money_pb2
 from rogatory.assistance.v1 import vehicle_control_pb2 as pb
 
 from assistance import vehicles as v
 from registry.errors import FieldViolation, InvalidArgument
-from services.plumbing.times import timestamp
+from services.plumbing.money import fen_of, money_from_fen
+from services.plumbing.times import datetime_of, timestamp
 from services.registry.messages import enum_name
 
 _ETAG = re.compile(r'(?:W/)?"(\d+)"')
-FEN_PER_YUAN = 100
 
 
 def control_to_proto(c: v.VehicleControl, policy: v.VehicleControlPolicy | None = None) -> pb.VehicleControl:
@@ -84,10 +80,6 @@ def step_to_proto(s: v.StepRecord) -> pb.PostSeizureStepRecord:
     return record
 
 
-def money_from_fen(fen: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code="CNY", units=fen // FEN_PER_YUAN, nanos=(fen % FEN_PER_YUAN) * 10_000_000)
-
-
 # --- requests → commands -------------------------------------------------------------------------
 
 
@@ -101,44 +93,31 @@ def create_command(request: pb.CreateVehicleControlRequest) -> v.CreateVehicleCo
         vin=c.vehicle.vin,
         description=c.vehicle.description,
         scope=enum_name(pb.VehicleControl.Scope, c.scope),
-        expire_time=_time(c.expire_time) if c.HasField("expire_time") else None,
+        expire_time=datetime_of(c.expire_time, "vehicle_control.expire_time") if c.HasField("expire_time") else None,
         note=c.note,
     )
 
 
 def sighting_command(request: pb.ReportVehicleSightingRequest) -> v.ReportSighting:
     s = request.sighting
-    at = _time(s.observe_time) if s.HasField("observe_time") else None
+    at = datetime_of(s.observe_time, "sighting.observe_time") if s.HasField("observe_time") else None
     return v.ReportSighting(at, s.location, s.note, parse_etag(request.etag))
 
 
 def seizure_command(request: pb.ReportVehicleSeizureRequest) -> v.ReportSeizure:
     s = request.seizure
-    at = _time(s.seize_time) if s.HasField("seize_time") else None
+    at = datetime_of(s.seize_time, "seizure.seize_time") if s.HasField("seize_time") else None
     return v.ReportSeizure(at, s.location, s.custody, s.note, parse_etag(request.etag))
 
 
 def step_command(request: pb.RecordPostSeizureStepRequest) -> v.RecordStep:
-    at = _time(request.complete_time) if request.HasField("complete_time") else None
-    fen = fen_of(request.valuation) if request.HasField("valuation") else None
+    at = datetime_of(request.complete_time, "complete_time") if request.HasField("complete_time") else None
+    fen = fen_of(request.valuation, "valuation") if request.HasField("valuation") else None
     return v.RecordStep(enum_name(pb.PostSeizureStep, request.step), at, request.note, fen, parse_etag(request.etag))
 
 
 def lift_command(request: pb.LiftVehicleControlRequest) -> v.LiftControl:
     return v.LiftControl(enum_name(pb.LiftVehicleControlRequest.Reason, request.reason), request.note, parse_etag(request.etag))
-
-
-def fen_of(money: money_pb2.Money) -> int:
-    problems = []
-    if money.currency_code not in ("", "CNY"):
-        problems.append(FieldViolation("valuation.currency_code", "must be CNY", "CURRENCY"))
-    amount = Decimal(money.units) + Decimal(money.nanos) / Decimal(1_000_000_000)
-    fen = amount * FEN_PER_YUAN
-    if fen != fen.to_integral_value():
-        problems.append(FieldViolation("valuation", "must be a whole number of fen (0.01 元)", "PRECISION"))
-    if problems:
-        raise InvalidArgument.of(problems)
-    return int(fen)
 
 
 def parse_etag(etag: str) -> int | None:
@@ -149,7 +128,3 @@ def parse_etag(etag: str) -> int | None:
     if not match:
         raise InvalidArgument.of([FieldViolation("etag", f'not an etag of this service, e.g. W/"3"; got {etag!r}', "BAD_ETAG")])
     return int(match.group(1))
-
-
-def _time(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)

@@ -19,7 +19,8 @@ from services.assistance.vehicles.handlers import VehicleControlHandlers
 from services.assistance.vehicles.store import ControlQuery, StoredControl
 from services.plumbing.auth import Principal, PrincipalKind, calling_court, current_principal
 from services.plumbing.filtering import enum_term, parse_filter
-from services.plumbing.names import parse_name
+from services.plumbing.idempotency import current_request
+from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import after_seq, encode_token, page_size
 
 CONTROL_NAME = "courts/{court}/vehicleControls/{vehicle_control}"
@@ -37,8 +38,8 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
         self, request: pb.CreateVehicleControlRequest, context: grpc.aio.ServicerContext
     ) -> pb.VehicleControl:
         court_id = calling_court()
-        parse_name(request.parent, "courts/{court}", "parent")
-        return self._proto(await self.handlers.create(m.create_command(request), court_id, request.request_id))
+        parse_parent(request.parent)
+        return self._proto(await self.handlers.create(m.create_command(request), court_id, current_request()))
 
     async def GetVehicleControl(
         self, request: pb.GetVehicleControlRequest, context: grpc.aio.ServicerContext
@@ -54,11 +55,10 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
             raise NotFound("court", request.parent)
         terms = parse_filter(request.filter, CONTROL_FILTERS)
         query = _query(current_principal(), None if court_id == "-" else court_id, terms, self.handlers.courts)
-        fingerprint = f"{request.parent}|{request.filter}"
-        after = after_seq(request.page_token, fingerprint)
+        after = after_seq(request)
         limit = page_size(request.page_size)
         found = await self.handlers.list(query, after, limit + 1)
-        token = encode_token(fingerprint, found[limit - 1].seq) if len(found) > limit else ""
+        token = encode_token(request, found[limit - 1].seq) if len(found) > limit else ""
         return pb.ListVehicleControlsResponse(vehicle_controls=[self._proto(s) for s in found[:limit]], next_page_token=token)
 
     async def LiftVehicleControl(
@@ -66,14 +66,14 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
     ) -> pb.VehicleControl:
         court_id = calling_court()
         parse_name(request.name, CONTROL_NAME)
-        return self._proto(await self.handlers.lift(request.name, court_id, m.lift_command(request), request.request_id))
+        return self._proto(await self.handlers.lift(request.name, court_id, m.lift_command(request), current_request()))
 
     async def ReportVehicleSighting(
         self, request: pb.ReportVehicleSightingRequest, context: grpc.aio.ServicerContext
     ) -> pb.VehicleControl:
         agency_id = calling_agency()
         parse_name(request.name, CONTROL_NAME)
-        stored = await self.handlers.report_sighting(request.name, agency_id, m.sighting_command(request), request.request_id)
+        stored = await self.handlers.report_sighting(request.name, agency_id, m.sighting_command(request), current_request())
         return self._proto(stored)
 
     async def ReportVehicleSeizure(
@@ -81,7 +81,7 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
     ) -> pb.VehicleControl:
         agency_id = calling_agency()
         parse_name(request.name, CONTROL_NAME)
-        stored = await self.handlers.report_seizure(request.name, agency_id, m.seizure_command(request), request.request_id)
+        stored = await self.handlers.report_seizure(request.name, agency_id, m.seizure_command(request), current_request())
         return self._proto(stored)
 
     async def RecordPostSeizureStep(
@@ -89,7 +89,7 @@ class VehicleControlServicer(vehicle_control_pb2_grpc.VehicleControlServiceServi
     ) -> pb.VehicleControl:
         court_id = calling_court()
         parse_name(request.name, CONTROL_NAME)
-        stored = await self.handlers.record_step(request.name, court_id, m.step_command(request), request.request_id)
+        stored = await self.handlers.record_step(request.name, court_id, m.step_command(request), current_request())
         return self._proto(stored)
 
 

@@ -10,8 +10,7 @@ Every datetime is written in UTC (SQLite keeps only the wall-clock digits).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +39,6 @@ CONTROLS = VehicleControlRow.__table__  # type: ignore[attr-defined]
 ADDRESSED = VehicleControlAgencyRow.__table__  # type: ignore[attr-defined]
 CLOSED_CASES = VehicleClosedCaseRow.__table__  # type: ignore[attr-defined]
 SCHEMA = 1
-MAX_APPLIED_REQUESTS = 100  # AIP-155 retries come soon after the first call
 Json = dict[str, Any]
 
 
@@ -48,7 +46,6 @@ Json = dict[str, Any]
 class StoredControl:
     seq: int
     control: VehicleControl
-    applied_requests: tuple[str, ...] = field(default=(), repr=False)
     traceparent: str = ""
 
 
@@ -65,8 +62,8 @@ class ControlQuery:
 # --- writing ------------------------------------------------------------------------------------
 
 
-async def insert_control(conn: AsyncConnection, control: VehicleControl, request_id: str | None) -> int:
-    result = await conn.execute(insert(CONTROLS).values(**_columns(control), request_id=request_id, **trace_columns()))
+async def insert_control(conn: AsyncConnection, control: VehicleControl) -> int:
+    result = await conn.execute(insert(CONTROLS).values(**_columns(control), **trace_columns()))
     seq = int(result.inserted_primary_key[0])
     rows = [{"agency_id": a, "control_seq": seq, "control_name": control.name} for a in control.agency_ids]
     if rows:
@@ -74,12 +71,9 @@ async def insert_control(conn: AsyncConnection, control: VehicleControl, request
     return seq
 
 
-async def update_control(
-    conn: AsyncConnection, control: VehicleControl, *, expected_version: int, applied_requests: Iterable[str] = ()
-) -> bool:
+async def update_control(conn: AsyncConnection, control: VehicleControl, *, expected_version: int) -> bool:
     """Writes the next version; False when the row is no longer at `expected_version`."""
     columns = _columns(control)
-    columns["document"] = document_of(control, applied_requests)
     for key in ("name", "id", "court_id", "case_name", "create_time"):
         columns.pop(key)
     result = await conn.execute(
@@ -119,11 +113,6 @@ async def record_closed_case(conn: AsyncConnection, case_name: str, closed_at: d
 
 async def control_by_name(conn: AsyncConnection, name: str) -> StoredControl | None:
     row = (await conn.execute(select(CONTROLS).where(CONTROLS.c.name == name))).mappings().first()
-    return _stored(row) if row else None
-
-
-async def control_by_request_id(conn: AsyncConnection, request_id: str) -> StoredControl | None:
-    row = (await conn.execute(select(CONTROLS).where(CONTROLS.c.request_id == request_id))).mappings().first()
     return _stored(row) if row else None
 
 
@@ -198,16 +187,14 @@ async def names_past_target(conn: AsyncConnection, now: datetime, limit: int) ->
 
 def _stored(row: Any) -> StoredControl:
     data = json.loads(row["document"])
-    return StoredControl(row["seq"], control_from_json(data), tuple(data.get("applied_requests", ())), row["traceparent"])
+    return StoredControl(row["seq"], control_from_json(data), row["traceparent"])
 
 
 # --- the document ------------------------------------------------------------------------------
 
 
-def document_of(control: VehicleControl, applied_requests: Iterable[str] = ()) -> str:
-    data = control_to_json(control)
-    data["applied_requests"] = list(applied_requests)[-MAX_APPLIED_REQUESTS:]
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+def document_of(control: VehicleControl) -> str:
+    return json.dumps(control_to_json(control), ensure_ascii=False, separators=(",", ":"))
 
 
 def control_to_json(c: VehicleControl) -> Json:

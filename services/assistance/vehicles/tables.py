@@ -39,7 +39,6 @@ class VehicleControlRow(SQLModel, table=True):
     plate: str = Field(default="", max_length=16)
     vin: str = Field(default="", max_length=17)
     state: str = Field(max_length=16)
-    request_id: str | None = Field(default=None, unique=True, max_length=64)
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     update_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     expire_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

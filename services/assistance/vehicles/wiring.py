@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from rogatory.assistance.v1 import vehicle_control_pb2, vehicle_control_pb2_grpc
+from rogatory.assistance.v1 import vehicle_control_pb2
 
 from assistance.vehicles import VehicleControlPolicy
 from registry.agencies import AgencyCatalog
@@ -70,9 +70,7 @@ def wire_vehicle_control(host: ServiceHost) -> VehicleControlHandlers:
     handlers = VehicleControlHandlers(
         host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default(), settings.policy(), clock=settings.clock()
     )
-    host.add_servicer(
-        SERVICE, VehicleControlServicer(handlers), vehicle_control_pb2_grpc.add_VehicleControlServiceServicer_to_server
-    )
+    host.add_servicer(SERVICE, VehicleControlServicer(handlers))
     host.add_consumer(CASE_CLOSED_CONSUMER, [CASE_CLOSED_ALL_COURTS], handlers.apply_case_closed)
     if settings.scan_interval > 0:
         host.add_periodic("vehicle-control-scanner", settings.scan_interval, VehicleControlScanner(handlers).scan_once)

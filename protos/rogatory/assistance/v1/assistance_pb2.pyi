@@ -637,7 +637,10 @@ class CreateAssistanceNoticeRequest(_message.Message):
     parent: _builtins.str
     """The sending court, `courts/{court}`."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def assistance_notice(self) -> Global___AssistanceNotice:
         """The notice to send."""
@@ -758,7 +761,10 @@ class ReceiveAssistanceNoticeRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last read; a stale one is ABORTED."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,
@@ -790,7 +796,10 @@ class ReplyAssistanceNoticeRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last read; a stale one is ABORTED."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def result(self) -> Global___NoticeResult:
         """The result."""
@@ -826,7 +835,10 @@ class ObjectToAssistanceNoticeRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last read; a stale one is ABORTED."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def objection(self) -> Global___Objection:
         """The objection."""
@@ -862,7 +874,10 @@ class AnswerAssistanceNoticeObjectionRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last read; a stale one is ABORTED."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def answer(self) -> Global___ObjectionAnswer:
         """The answer."""

@@ -608,7 +608,10 @@ class CreatePropertyQueryRequest(_message.Message):
     parent: _builtins.str
     """The querying court, `courts/{court}`; must be the caller."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def property_query(self) -> Global___PropertyQuery:
         """The query."""
@@ -731,6 +734,7 @@ class ReplyPropertyQueryRequest(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The query, `courts/{court}/propertyQueries/{property_query}`."""
     agency: _builtins.str
@@ -739,6 +743,11 @@ class ReplyPropertyQueryRequest(_message.Message):
     """ANSWERED, NO_PROPERTY or FAILED."""
     failure_reason: _builtins.str
     """Why the query could not be run (FAILED only)."""
+    request_id: _builtins.str
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PropertyItem]:
         """Property found (ANSWERED only)."""
@@ -751,10 +760,11 @@ class ReplyPropertyQueryRequest(_message.Message):
         outcome: Global___AgencyQueryResult.Status.ValueType = ...,
         items: _abc.Iterable[Global___PropertyItem] | None = ...,
         failure_reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "failure_reason", b"failure_reason", "items", b"items", "name", b"name", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "failure_reason", b"failure_reason", "items", b"items", "name", b"name", "outcome", b"outcome", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

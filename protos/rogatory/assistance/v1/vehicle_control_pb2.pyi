@@ -472,7 +472,10 @@ class CreateVehicleControlRequest(_message.Message):
     parent: _builtins.str
     """The calling court, `courts/{court}`."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def vehicle_control(self) -> Global___VehicleControl:
         """The control."""
@@ -631,7 +634,10 @@ class LiftVehicleControlRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw; a stale one is ABORTED."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,
@@ -664,7 +670,10 @@ class ReportVehicleSightingRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def sighting(self) -> Global___VehicleSighting:
         """The sighting; `agency` and `report_time` are set by the service."""
@@ -700,7 +709,10 @@ class ReportVehicleSeizureRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def seizure(self) -> Global___VehicleSeizure:
         """The seizure; `agency` and `report_time` are set by the service."""
@@ -743,7 +755,10 @@ class RecordPostSeizureStepRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def complete_time(self) -> _timestamp_pb2.Timestamp:
         """When it was done; default: now."""

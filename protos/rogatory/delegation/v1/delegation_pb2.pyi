@@ -1174,7 +1174,10 @@ class CreateDelegationRequest(_message.Message):
     parent: _builtins.str
     """The requesting court, `courts/{court}`."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def delegation(self) -> Global___Delegation:
         """The delegation to create."""
@@ -1305,7 +1308,10 @@ class AcknowledgeDelegationRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw; a stale one is ABORTED."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def officer(self) -> Global___Officer:
         """The entrusted court's officer in charge."""
@@ -1344,7 +1350,10 @@ class StartDelegationRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,
@@ -1376,7 +1385,10 @@ class CompleteDelegationRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def completion(self) -> Global___Completion:
         """The result."""
@@ -1412,7 +1424,10 @@ class ReturnDelegationForSupplementRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def supplement_request(self) -> Global___SupplementRequest:
         """Why and what is missing."""
@@ -1451,7 +1466,10 @@ class SupplementDelegationRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
         """The documents supplied."""
@@ -1499,7 +1517,10 @@ class ReturnDelegationRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,
@@ -1539,7 +1560,10 @@ class WithdrawDelegationRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,
@@ -1571,7 +1595,10 @@ class UrgeDelegationRequest(_message.Message):
     note: _builtins.str
     """What the requesting court says."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,
@@ -1610,7 +1637,10 @@ class ExtendDelegationDeadlineRequest(_message.Message):
     reason: _builtins.str
     """Why."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155)."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,

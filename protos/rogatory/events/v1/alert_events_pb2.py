@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%rogatory/events/v1/alert_events.proto\x12\x12rogatory.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x11\x45ventDeadLettered\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x1b\n\x13\x64\x65\x61\x64_letter_subject\x18\x05 \x01(\t\x12\x12\n\ndeliveries\x18\x06 \x01(\x05\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%rogatory/events/v1/alert_events.proto\x12\x12rogatory.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x11\x45ventDeadLettered\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x1b\n\x13\x64\x65\x61\x64_letter_subject\x18\x05 \x01(\t\x12\x12\n\ndeliveries\x18\x06 \x01(\x05\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xab\x01\n\x10\x41uditChainBroken\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x14\n\x0c\x61nchored_seq\x18\x02 \x01(\x03\x12\x15\n\ranchored_hash\x18\x03 \x01(\t\x12\x16\n\x0e\x63hain_head_seq\x18\x04 \x01(\x03\x12\x0f\n\x07problem\x18\x05 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,4 +34,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENTDEADLETTERED']._serialized_start=95
   _globals['_EVENTDEADLETTERED']._serialized_end=306
+  _globals['_AUDITCHAINBROKEN']._serialized_start=309
+  _globals['_AUDITCHAINBROKEN']._serialized_end=480
 # @@protoc_insertion_point(module_scope)

@@ -74,3 +74,52 @@ class EventDeadLettered(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EventDeadLettered: _TypeAlias = EventDeadLettered  # noqa: Y015
+
+@_typing.final
+class AuditChainBroken(_message.Message):
+    """`rogatory.v1.alert.audit.{consumer}.broken`: the audit appender found that the audit
+    log in the database no longer holds a head it had anchored outside the database (rows
+    deleted from the end, or an entry rewritten and every later hash recomputed). It stops
+    appending, and reports NOT_SERVING for `rogatory.audit` on the registry's gRPC health
+    service, until the database holds that head again.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMER_FIELD_NUMBER: _builtins.int
+    ANCHORED_SEQ_FIELD_NUMBER: _builtins.int
+    ANCHORED_HASH_FIELD_NUMBER: _builtins.int
+    CHAIN_HEAD_SEQ_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    DETECT_TIME_FIELD_NUMBER: _builtins.int
+    consumer: _builtins.str
+    """The appender (its durable consumer's name)."""
+    anchored_seq: _builtins.int
+    """The anchored head the chain no longer holds: its position in the chain…"""
+    anchored_hash: _builtins.str
+    """…and the hash anchored for it."""
+    chain_head_seq: _builtins.int
+    """The last entry the database holds."""
+    problem: _builtins.str
+    """What is wrong, as `rogatory audit-verify` would say it."""
+    @_builtins.property
+    def detect_time(self) -> _timestamp_pb2.Timestamp:
+        """When the appender found it."""
+
+    def __init__(
+        self,
+        *,
+        consumer: _builtins.str = ...,
+        anchored_seq: _builtins.int = ...,
+        anchored_hash: _builtins.str = ...,
+        chain_head_seq: _builtins.int = ...,
+        problem: _builtins.str = ...,
+        detect_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["detect_time", b"detect_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchored_hash", b"anchored_hash", "anchored_seq", b"anchored_seq", "chain_head_seq", b"chain_head_seq", "consumer", b"consumer", "detect_time", b"detect_time", "problem", b"problem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditChainBroken: _TypeAlias = AuditChainBroken  # noqa: Y015

@@ -793,8 +793,9 @@ class CreateCaseRequest(_message.Message):
     number names.
     """
     request_id: _builtins.str
-    """Idempotency key (AIP-155), a UUID; a retry with the same key returns the case
-    created by the first call.
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
     """
     @_builtins.property
     def case(self) -> Global___Case:
@@ -921,7 +922,10 @@ class CloseCaseRequest(_message.Message):
     etag: _builtins.str
     """The etag the caller last saw; a stale one is ABORTED."""
     request_id: _builtins.str
-    """Idempotency key (AIP-155): a retry returns the case as closed by the first call."""
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
     def __init__(
         self,
         *,
