@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_INCLUDES = $(shell $(BIN)/python -c "import google.api, grpc_tools, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent, pathlib.Path(grpc_tools.__file__).parent / '_proto')")
 
-.PHONY: venv lock run test test-unit test-integration test-e2e lint buf-lint proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
+.PHONY: venv lock run test test-unit test-integration test-e2e lint proto-image buf-lint buf-breaking proto-release proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
 
 venv: $(STAMP)
 
@@ -48,17 +48,39 @@ test-integration: venv
 test-e2e: venv
 	$(BIN)/python -m pytest tests/e2e
 
-## lint: ruff over the Python code, buf lint over the protos
+## lint: ruff over the Python code; buf lint over the protos, and buf breaking against the last release
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@$(MAKE) -s buf-lint
+	@$(MAKE) -s buf-breaking
 
-buf-lint:
-	@mkdir -p build
-	$(BIN)/python -m grpc_tools.protoc -Iprotos $(addprefix -I,$(PROTO_INCLUDES)) --include_imports --include_source_info \
-		--descriptor_set_out=build/protos.binpb $$(cd protos && find rogatory -name '*.proto' | sort)
-	$(BIN)/buf lint build/protos.binpb --config protos/buf.yaml --path rogatory
+# A descriptor image of the protos under PROTO_SRC (imports included, so buf needs no registry;
+# source info for lint's comment rules and breaking's line numbers, not kept in a release image).
+PROTO_SRC ?= protos
+PROTO_IMAGE ?= build/protos.binpb
+PROTO_SOURCE_INFO ?= --include_source_info
+# The released wire contract the protos must stay compatible with (protos/releases/README.md).
+RELEASE ?= v1
+RELEASE_COMMIT ?= e911477
+RELEASE_IMAGE = protos/releases/$(RELEASE).binpb
+
+proto-image:
+	@mkdir -p $(dir $(PROTO_IMAGE))
+	$(BIN)/python -m grpc_tools.protoc -I$(PROTO_SRC) $(addprefix -I,$(PROTO_INCLUDES)) --include_imports $(PROTO_SOURCE_INFO) \
+		--descriptor_set_out=$(PROTO_IMAGE) $$(cd $(PROTO_SRC) && find rogatory -name '*.proto' | sort)
+
+buf-lint: proto-image
+	$(BIN)/buf lint $(PROTO_IMAGE) --config protos/buf.yaml --path rogatory
+
+buf-breaking: proto-image
+	$(BIN)/buf breaking $(PROTO_IMAGE) --against $(RELEASE_IMAGE) --config protos/buf.yaml --path rogatory
+
+## proto-release: record the protos of RELEASE_COMMIT as the release RELEASE; only when a release is cut
+proto-release: venv
+	rm -rf build/release && mkdir -p build/release
+	git archive $(RELEASE_COMMIT) protos/rogatory | tar -x -C build/release
+	@$(MAKE) -s proto-image PROTO_SRC=build/release/protos PROTO_IMAGE=$(RELEASE_IMAGE) PROTO_SOURCE_INFO=
 
 ## proto: regenerate Python code and type stubs beside the .proto files
 proto: venv
