@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -35,7 +35,7 @@ class AssistanceNoticeRow(SQLModel, table=True):
     traceparent: str = Field(default="", max_length=64)
     tracestate: str = Field(default="", max_length=512)
     # The whole notice (target, documents, result, objection…) as JSON (notice_codec.py).
-    document: str = Field(default="{}")
+    document: str = Field(default="{}", sa_type=Text)  # type: ignore[call-overload]
     # The asset at its agency (assistance.notice_targets.asset_key): the seizure queue.
     asset_key: str = Field(default="", max_length=300)
     queued: bool = False  # answered QUEUED and not yet in effect
@@ -56,7 +56,7 @@ class AssistanceNoticeTransitionRow(SQLModel, table=True):
     actor: str = Field(default="", max_length=100)
     at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     reason_code: str = Field(default="", max_length=64)
-    note: str = Field(default="")
+    note: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
     trace_id: str = Field(default="", max_length=32)
 
 
@@ -84,7 +84,7 @@ class SeizureRow(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     version: int = 1
     update_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    document: str = Field(default="{}")
+    document: str = Field(default="{}", sa_type=Text)  # type: ignore[call-overload]
 
 
 class AgencyTurnaroundFactRow(SQLModel, table=True):

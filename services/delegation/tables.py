@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index
+from sqlalchemy import DateTime, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -15,6 +15,7 @@ class DelegationRow(SQLModel, table=True):
         Index("ix_delegation_requesting", "requesting_court_id", "seq"),
         Index("ix_delegation_entrusted", "entrusted_court_id", "seq"),
         Index("ix_delegation_case", "case_name"),
+        Index("ix_delegation_state", "state"),
     )
 
     seq: int | None = Field(default=None, primary_key=True)  # keyset pagination order
@@ -24,7 +25,7 @@ class DelegationRow(SQLModel, table=True):
     entrusted_court_id: str = Field(max_length=32)
     case_name: str = Field(max_length=200)
     matter_kind: str = Field(max_length=48)
-    description: str = Field(default="")
+    description: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
     state: str = Field(max_length=32)
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     update_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
@@ -34,7 +35,7 @@ class DelegationRow(SQLModel, table=True):
     traceparent: str = Field(default="", max_length=64)
     tracestate: str = Field(default="", max_length=512)
     # The whole matter (details, attachments, officers, completion…) as JSON.
-    document: str = Field(default="{}")
+    document: str = Field(default="{}", sa_type=Text)  # type: ignore[call-overload]
     urge_count: int = 0
     escalated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
@@ -54,7 +55,7 @@ class DelegationTransitionRow(SQLModel, table=True):
     officer: str = Field(default="", max_length=200)
     at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     reason_code: str = Field(default="", max_length=64)
-    note: str = Field(default="")
+    note: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
     trace_id: str = Field(default="", max_length=32)
 
 
@@ -75,8 +76,8 @@ class DelegationDeadlineRow(SQLModel, table=True):
     start_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     due_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     provisional: bool = False
-    rule: str  # JSON: kind, step, amount, unit, source, province
-    extensions: str = Field(default="[]")  # JSON list
+    rule: str = Field(sa_type=Text)  # type: ignore[call-overload]  # JSON: kind, step, amount, unit, source, province
+    extensions: str = Field(default="[]", sa_type=Text)  # type: ignore[call-overload]  # JSON list
     warned_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     overdue_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     last_urged_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

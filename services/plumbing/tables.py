@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -43,7 +43,7 @@ class CaseReplica(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=200)  # courts/{court}/cases/{case}
     court_id: str = Field(index=True, max_length=32)
     case_number: str = Field(max_length=64)
-    respondents: str = Field(default="")  # JSON list of {display_name, kind, id_number_masked}
+    respondents: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]  # JSON list of {display_name, kind, id_number_masked}
     registered_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -35,7 +35,10 @@ class AgencyRow(SQLModel, table=True):
 
 class CaseRow(SQLModel, table=True):
     __tablename__ = "enforcement_case"
-    __table_args__ = (UniqueConstraint("court_id", "year", "special_code", "type_code", "sequence", name="uq_case_number"),)
+    __table_args__ = (
+        UniqueConstraint("court_id", "year", "special_code", "type_code", "sequence", name="uq_case_number"),
+        Index("ix_case_court_year_type", "court_id", "year", "type_code"),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)  # keyset pagination order
     name: str = Field(unique=True, max_length=200)
@@ -45,16 +48,16 @@ class CaseRow(SQLModel, table=True):
     court_code: str = Field(max_length=16)
     special_code: str = Field(default="", max_length=4)
     type_code: str = Field(max_length=8)
-    sequence: int
-    amount_owed_fen: int | None = None
-    description: str = Field(default="")
+    sequence: int = Field(sa_type=BigInteger)  # type: ignore[call-overload]
+    amount_owed_fen: int | None = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
+    description: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
     create_time: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     version: int = 1
     # Closing (CloseCase, migration registry_0002); OPEN rows leave the rest at their defaults.
     state: str = Field(default="OPEN", max_length=16)
     close_time: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     close_outcome: str = Field(default="", max_length=32)
-    close_reason: str = Field(default="")
+    close_reason: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
 
 
 class CasePartyRow(SQLModel, table=True):

@@ -93,6 +93,14 @@ async def test_invalid_case_writes_nothing(handlers: RegistryHandlers) -> None:
     assert (await count(handlers, CASES), await count(handlers, PARTIES), await count(handlers, OUTBOX)) == (0, 0, 0)
 
 
+async def test_amounts_beyond_32_bits_are_stored(handlers: RegistryHandlers) -> None:
+    """enforcement_case.amount_owed_fen is BIGINT (registry_0001); the table once said Integer,
+    and PostgreSQL refused 50,000,000 yuan as out of int32 range (found by test_schema_drift)."""
+    view = await handlers.create_case(replace(command(4242), amount_owed=Decimal("50000000.00")))
+    assert view.amount_owed_fen == 5_000_000_000
+    assert (await handlers.get_case(view.name)).amount_owed_fen == 5_000_000_000
+
+
 async def test_get_unknown_case_is_not_found(handlers: RegistryHandlers) -> None:
     with pytest.raises(NotFound):
         await handlers.get_case("courts/zj0326/cases/2023-enf-404")

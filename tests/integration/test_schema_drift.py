@@ -5,25 +5,29 @@ autogenerate comparison is run against the sqlmodel tables of the same names: th
 be empty, on SQLite and on PostgreSQL. A new migration that forgets a column the code reads, a
 table edited without a migration, an index in one and not the other: the test names it.
 
-What is compared, on both backends (what Alembic reflects reliably there):
-- tables (one without a migration, a migrated one the code lost), columns and nullability;
+What is compared (both backends run in CI: `.ci/run` runs the suite on SQLite and PostgreSQL):
+- tables (one no migration creates, a migrated one the code lost), columns and nullability;
 - types (`compare_type`): Text vs VARCHAR, BigInteger vs Integer, DateTime(timezone=True) vs
   String all show (SQLite reflects the declared type name, PostgreSQL its catalog type);
-- indexes and unique constraints (names, columns, uniqueness), foreign keys;
-- server defaults, by value (`server_default_agrees` below). Alembic's own comparison needs a
-  server default on both sides, but the tables declare what the application writes as a
-  Python default (sqlmodel's `Field(default=…)`, sent with every insert), and the migrations
-  a server default for rows already there when a column was added. So when the table declares
-  no server default, the database's default is evaluated by the database and must equal the
-  Python default: a migration that back-fills existing rows with a value new rows never get
-  is drift. A server default declared in the table is compared by Alembic itself.
-Not compared: a partial index's WHERE clause (Alembic does not reflect it on SQLite and does
-not compare it on either backend; migration assistance_0007 and the table state it side by side).
+- indexes (name, columns in order, uniqueness) and foreign keys, on both; named and unique
+  constraints too, but an unnamed UNIQUE (`Field(unique=True)`) only on PostgreSQL: SQLite
+  reflects it without a name and Alembic skips those;
+- server defaults, by value (`server_default_agrees`). Alembic's own comparison wants a server
+  default on both sides, but the tables declare what the application writes as a Python
+  default (sqlmodel's `Field(default=…)`, sent with every insert), and the migrations a server
+  default for rows already there when a column was added. So when a table declares no server
+  default, the database's default is evaluated by the database, as the column's type, and must
+  equal the Python default: a migration that back-fills old rows with a value new rows never
+  get is drift. A server default declared in a table is compared by Alembic itself;
+- partial indexes' WHERE clauses, which autogenerate ignores: the declared tables are created
+  in a scratch database of the same backend and both reflections must agree (PostgreSQL
+  normalises the clause; SQLite keeps the text as written, so there it must match verbatim).
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -32,6 +36,7 @@ from sqlalchemy import Column, MetaData, cast, inspect, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from services.plumbing.db import Database
 from services.plumbing.migrations import MIGRATIONS
 
 # Every service with a version chain of its own; its composition root imports all its tables.
@@ -63,16 +68,48 @@ def server_default_agrees(
     return stored != python_default
 
 
-def schema_diff(conn: Connection, tables: MetaData) -> list[str]:
-    """What autogenerate would write to make the database match `tables`, one line per change."""
+def tables_of(conn: Connection, tables: MetaData) -> MetaData:
+    """The declared tables this database has (a table no migration creates is reported apart)."""
     present = set(inspect(conn).get_table_names())
-    service_tables = MetaData()
+    mine = MetaData()
     for table in tables.tables.values():
         if table.name in present:
-            table.to_metadata(service_tables)
+            table.to_metadata(mine)
+    return mine
+
+
+def schema_diff(conn: Connection, tables: MetaData) -> list[str]:
+    """What autogenerate would write to make the database match `tables`, one line per change."""
     options = {"compare_type": True, "compare_server_default": server_default_agrees}
     context = MigrationContext.configure(conn, opts=options)
-    return [describe(change) for entry in compare_metadata(context, service_tables) for change in _flat(entry)]
+    return [describe(change) for entry in compare_metadata(context, tables) for change in _flat(entry)]
+
+
+def partial_indexes(conn: Connection) -> dict[str, str]:
+    """Each partial index's WHERE clause as the database reports it (PostgreSQL normalises it)."""
+    inspector = inspect(conn)
+    found = {}
+    for table in inspector.get_table_names():
+        for index in inspector.get_indexes(table):
+            where = [v for k, v in index.get("dialect_options", {}).items() if k.endswith("_where")]
+            if where:
+                found[f"{table}.{index['name']}"] = " ".join(str(getattr(where[0], "text", where[0])).split())
+    return found
+
+
+async def declared_partial_indexes(make: Any, tmp_path: Path, service: str, tables: MetaData) -> dict[str, str]:
+    """The same, from the tables created as declared in a scratch database of the same backend."""
+    if make.url:
+        db = Database(make.url, schema=f"{make.prefix}declared_{service}")  # dropped with the fixture's schemas
+    else:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/declared_{service}.db")
+    try:
+        await db.create_schema()
+        async with db.engine.begin() as conn:
+            await conn.run_sync(tables.create_all)
+            return await conn.run_sync(partial_indexes)
+    finally:
+        await db.dispose()
 
 
 def _flat(entry: Any) -> list[tuple[Any, ...]]:
@@ -98,7 +135,7 @@ def _shown(value: Any) -> str:
     return repr(getattr(arg, "text", arg))
 
 
-async def test_migrations_create_what_the_tables_declare(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_migrations_create_what_the_tables_declare(service_db_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     tables = declared_tables()
     drift: list[str] = []
     migrated: set[str] = set()
@@ -106,6 +143,14 @@ async def test_migrations_create_what_the_tables_declare(service_db_factory) -> 
         db = await service_db_factory(service)
         async with db.read() as conn:
             migrated |= set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-            drift += [f"{service}: {line}" for line in await conn.run_sync(schema_diff, tables)]
+            mine = await conn.run_sync(tables_of, tables)
+            drift += [f"{service}: {line}" for line in await conn.run_sync(schema_diff, mine)]
+            where = await conn.run_sync(partial_indexes)
+        declared = await declared_partial_indexes(service_db_factory, tmp_path, service, mine)
+        drift += [
+            f"{service}: partial index {name}: migrations WHERE {where.get(name)!r}, tables WHERE {declared.get(name)!r}"
+            for name in sorted(where.keys() | declared.keys())
+            if where.get(name) != declared.get(name)
+        ]
     drift += [f"no migration creates table {name}" for name in sorted(set(tables.tables) - migrated)]
     assert not drift, "\n" + "\n".join(drift)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, text
+from sqlalchemy import DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 _LIVE = {c: text(f"{c} <> '' AND state IN ('ACTIVE', 'SIGHTED', 'SEIZED')") for c in ("plate", "vin")}
@@ -49,7 +49,7 @@ class VehicleControlRow(SQLModel, table=True):
     # case closing continue its trace (one task, one trace).
     traceparent: str = Field(default="", max_length=64)
     tracestate: str = Field(default="", max_length=512)
-    document: str = Field(default="{}")
+    document: str = Field(default="{}", sa_type=Text)  # type: ignore[call-overload]
 
 
 class VehicleControlAgencyRow(SQLModel, table=True):
