@@ -16,17 +16,26 @@ The rules, in one place (docs/access.md has them as prose):
   may see it but not do that gets PERMISSION_DENIED; no credential is UNAUTHENTICATED;
 - property-query results go to the querying court only (issue 4): not to its superior, not
   to admins.
+
+The matrix cannot fall behind the protos: a test that needs no stack finds every RPC of every
+service in the generated modules and fails naming each one without a row, each row whose call
+is not the RPC it names, and each row for an RPC the protos no longer have.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
+import rogatory
 from google.protobuf.duration_pb2 import Duration
 from rogatory.assistance.v1 import assistance_pb2 as asst
 from rogatory.assistance.v1 import assistance_pb2_grpc, property_query_pb2, property_query_pb2_grpc, vehicle_control_pb2_grpc
@@ -78,6 +87,16 @@ class Stubs:
     notices: Any
     vehicles: Any
     queries: Any
+
+
+def stubs_on(channels: dict[str, Any]) -> Stubs:
+    return Stubs(
+        registry_pb2_grpc.RegistryServiceStub(channels["registry"]),
+        delegation_pb2_grpc.DelegationServiceStub(channels["delegation"]),
+        assistance_pb2_grpc.AssistanceServiceStub(channels["assistance"]),
+        vehicle_control_pb2_grpc.VehicleControlServiceStub(channels["assistance"]),
+        property_query_pb2_grpc.PropertyQueryServiceStub(channels["assistance"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -265,13 +284,7 @@ async def outcome(call: Awaitable[Any]) -> str:
 @pytest.fixture(scope="module")
 async def world(stack: Stack) -> AsyncIterator[tuple[Stubs, World]]:
     channels = {s: grpc.aio.insecure_channel(stack.address(s)) for s in ("registry", "delegation", "assistance")}
-    stubs = Stubs(
-        registry_pb2_grpc.RegistryServiceStub(channels["registry"]),
-        delegation_pb2_grpc.DelegationServiceStub(channels["delegation"]),
-        assistance_pb2_grpc.AssistanceServiceStub(channels["assistance"]),
-        vehicle_control_pb2_grpc.VehicleControlServiceStub(channels["assistance"]),
-        property_query_pb2_grpc.PropertyQueryServiceStub(channels["assistance"]),
-    )
+    stubs = stubs_on(channels)
     w = World()
     w.case = (await stubs.registry.CreateCase(create_request(990_101, "gd0112", "粤0112"), metadata=OWNER)).name
     w.case_to_close = (await stubs.registry.CreateCase(create_request(990_102, "gd0112", "粤0112"), metadata=OWNER)).name
@@ -314,3 +327,56 @@ async def test_every_rpc_answers_each_caller_as_the_rules_say(world: tuple[Stubs
             if actual != row.expected[role]:
                 mismatches.append(f"{row.method:<32} {role:<13} expected {row.expected[role]:<20} got {actual}")
     assert not mismatches, "\n" + "\n".join(mismatches)
+
+
+# --- the matrix is complete: every RPC in the protos has exactly one row (no stack needed) ---
+
+
+def rpcs_in_the_protos() -> set[str]:
+    """Every method of every service in every generated module, as its gRPC path."""
+    paths = set()
+    for module in pkgutil.walk_packages(rogatory.__path__, "rogatory."):
+        if module.name.endswith("_pb2"):
+            for service in importlib.import_module(module.name).DESCRIPTOR.services_by_name.values():
+                paths |= {f"/{service.full_name}/{method.name}" for method in service.methods}
+    return paths
+
+
+class _RecordingChannel:
+    """Stands in for a channel: each stub method records its gRPC path when called."""
+
+    def __init__(self, called: list[str]):
+        self.called = called
+
+    def unary_unary(self, path: str, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        return lambda *a, **k: self.called.append(path)
+
+
+def rpc_called_by(row: Row) -> list[str]:
+    called: list[str] = []
+    channel = _RecordingChannel(called)
+    stubs = stubs_on({"registry": channel, "delegation": channel, "assistance": channel})
+    named = SimpleNamespace(name="courts/gd0112/x/1")  # a created resource: rows read its name
+    world = World(**{f.name: "courts/gd0112/x/1" if f.type == "str" else named for f in fields(World)})
+    result = row.call(stubs, world, ())
+    if inspect.iscoroutine(result):
+        result.close()  # _visible: the stub was called while its arguments were built
+    return called
+
+
+def test_every_rpc_in_the_protos_has_one_row_in_the_matrix() -> None:
+    rpcs = rpcs_in_the_protos()
+    problems, covered = [], []
+    for row in rows():
+        try:
+            called = rpc_called_by(row)
+        except AttributeError as error:  # the stub has no such method: the protos lost it
+            problems.append(f"row {row.method}: calls an RPC that is not in the protos ({error})")
+            continue
+        if len(called) != 1 or called[0].rsplit("/", 1)[1] != row.method:
+            problems.append(f"row {row.method}: calls {called}, not one RPC of that name")
+        covered += called
+    problems += [f"{path}: no row in rows()" for path in sorted(rpcs - set(covered))]
+    problems += [f"{path}: more than one row" for path in sorted({p for p in covered if covered.count(p) > 1})]
+    assert rpcs, "no RPC found in the generated modules"
+    assert not problems, "\n" + "\n".join(problems)
