@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
-from services.plumbing.consumer import INBOX, BatchEventConsumer, EventConsumer
+from services.plumbing.consumer import INBOX, Consumer, JetStreamSource, OnApplied
 from services.plumbing.events import ReceivedEvent, envelope_headers
 from services.plumbing.ids import new_id
 from services.plumbing.messaging import connect, ensure_stream
@@ -65,12 +65,11 @@ async def count(db, table) -> int:  # type: ignore[no-untyped-def]
 
 async def test_redelivered_event_is_applied_once(service_db_factory, nats_client: NATS) -> None:
     db = await service_db_factory("delegation")
-    consumer = EventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-replica",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(
+            nats_client.jetstream(), stream=STREAM, durable="t-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
+        ),
+        db=db,
         handler=apply_case_registered,
     )
     consumer.start()
@@ -96,8 +95,10 @@ async def test_failed_handler_is_retried_and_applied_once(service_db_factory, na
             raise RuntimeError("crash in the middle of the message")
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db, nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=flaky
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
+        handler=flaky,
     )
     consumer.start()
     try:
@@ -113,13 +114,12 @@ async def test_failed_handler_is_retried_and_applied_once(service_db_factory, na
 async def test_durable_consumer_resumes_where_it_stopped(service_db_factory, nats_client: NATS) -> None:
     db = await service_db_factory("delegation")
 
-    def make() -> EventConsumer:
-        return EventConsumer(
-            db,
-            nats_client.jetstream(),
-            stream=STREAM,
-            durable="t-durable",
-            filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    def make() -> Consumer:
+        return Consumer(
+            JetStreamSource(
+                nats_client.jetstream(), stream=STREAM, durable="t-durable", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
+            ),
+            db=db,
             handler=apply_case_registered,
         )
 
@@ -166,12 +166,9 @@ async def test_poison_event_is_dead_lettered_with_an_alert(service_db_factory, n
             raise ValueError("cannot apply this event")
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-poison",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-poison", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
         handler=choke_on_poison,
         max_deliveries=3,
         redelivery_delay=lambda _count: 0.05,
@@ -209,17 +206,16 @@ async def test_event_that_crashed_the_process_too_often_is_dead_lettered_unhandl
         handled.append(event.event_id)
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-crashloop",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(
+            nats_client.jetstream(), stream=STREAM, durable="t-crashloop", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
+        ),
+        db=db,
         handler=would_apply,
         max_deliveries=2,
     )
     js = nats_client.jetstream()
-    await js.add_consumer(STREAM, consumer.config())
+    await js.add_consumer(STREAM, consumer.source.config())
     crashing = await js.pull_subscribe_bind("t-crashloop", stream=STREAM)
     event_id = new_id()
     await publish_case_registered(nats_client, event_id)
@@ -244,7 +240,7 @@ async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_
 ) -> None:
     """Events waiting together are applied as one batch; a batch that fails is applied
     again one event at a time, so the healthy events commit and only the poison event is
-    retried and dead-lettered. `on_applied` hears of the applied events after their commit."""
+    retried and dead-lettered. `OnApplied` hears of the applied events after their commit."""
     db = await service_db_factory("delegation")
     poison = new_id()
     batches: list[list[str]] = []
@@ -255,14 +251,11 @@ async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_
         if any(e.event_id == poison for e in events):
             raise ValueError("cannot apply this event")
 
-    consumer = BatchEventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-batch",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-batch", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
         batch_handler=choke_on_poison,
-        on_applied=lambda events: committed.extend(e.event_id for e in events),
+        hooks=OnApplied(lambda events: committed.extend(e.event_id for e in events)),
         max_deliveries=2,
         redelivery_delay=lambda _count: 0.05,
     )
@@ -307,8 +300,9 @@ async def test_i15_p6_deadletter_list_shows_a_poisoned_event_and_replay_applies_
             raise ValueError("respondent kind not understood")
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db, nats_client.jetstream(), stream=STREAM, durable="t-parking", filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-parking", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
         handler=buggy_until_fixed, max_deliveries=2, redelivery_delay=lambda _count: 0.05,
     )  # fmt: skip
     consumer.start()

@@ -263,18 +263,18 @@ async def apply_as_one_batch(
     listener only collects them until all arrived, then applies them as one batch; returns
     it (stopped) and the answers, in order."""
     listener = ReplyListener(nc, handlers)
-    await listener.subscribe()
+    await listener.source.open()
     inbox = nc.new_inbox()
     told = await nc.subscribe(inbox)
     for agency, reply, asks in sent:
         data = reply if isinstance(reply, bytes) else reply.SerializeToString()
         await nc.publish(f"rogatory.direct.v1.query-reply.{agency}.gd0112", data, reply=inbox if asks else "")
-    await wait_for(lambda: len(listener._waiting) == len(sent))
-    listener.start()
+    await wait_for(lambda: listener.source.waiting == len(sent))
+    listener.consumer.start()
     try:
         messages = [await told.next_msg(timeout=5) for _ in range(sum(asks for _, _, asks in sent))]
     finally:
-        await listener.stop()
+        await listener.consumer.stop()
     return listener, [status_pb2.Status.FromString(m.data) for m in messages]
 
 
