@@ -78,7 +78,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -338,8 +338,13 @@ class OnApplied(ConsumerHooks):
         self.callback(events)
 
 
+@final
 class Consumer:
-    """Takes batches from its source and hands them to its one handler, until stopped."""
+    """Takes batches from its source and hands them to its one handler, until stopped.
+    Not subclassed: a component extends it through its options and `ConsumerHooks`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError(f"{cls.__name__}: Consumer is not subclassed; give it a handler and ConsumerHooks")
 
     def __init__(
         self,
@@ -416,26 +421,29 @@ class Consumer:
 
     async def _run(self) -> None:
         await self.hooks.started()
-        backoff = 0.1
         try:
-            while not self._stopping.is_set():
-                try:
-                    await self.hooks.subscribing()
-                    if isinstance(await self._unless_stopped(self.source.open()), _Stopped):
-                        break
-                    backoff = 0.1
-                    self._mark_available()
-                    await self._pull()
-                except Exception as exc:  # noqa: BLE001 - keep consuming through outages
-                    if is_infrastructure_failure(exc):
-                        self._mark_unavailable(exc)
-                    log.warning("consumer %s: %s; resubscribing in %.1fs", self.name, exc, backoff)
-                    await self.rest(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                finally:
-                    await self._handle_left(await self.source.close())
+            await self._consume()
         finally:
+            await self._handle_left(await self.source.close())
             await self.hooks.stopped()
+
+    async def _consume(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                await self.hooks.subscribing()
+                if isinstance(await self._unless_stopped(self.source.open()), _Stopped):
+                    return
+                backoff = 0.1
+                self._mark_available()
+                await self._pull()
+            except Exception as exc:  # noqa: BLE001 - keep consuming through outages
+                if is_infrastructure_failure(exc):
+                    self._mark_unavailable(exc)
+                log.warning("consumer %s: %s; resubscribing in %.1fs", self.name, exc, backoff)
+                await self._handle_left(await self.source.close())
+                await self.rest(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def _pull(self) -> None:
         while not self._stopping.is_set():

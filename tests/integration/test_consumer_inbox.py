@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NotFoundError
 from rogatory.events.v1 import alert_events_pb2, events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import func, select
@@ -336,3 +337,47 @@ async def test_i15_p6_deadletter_list_shows_a_poisoned_event_and_replay_applies_
         await consumer.stop()
     assert consumer.dead_lettered == 2 and consumer.applied == 2
     assert await count(db, REPLICA) == 2 and await count(db, INBOX) == 2  # the poison event applied once
+
+
+async def waiting_pull_requests(nc: NATS, durable: str) -> int:
+    """Pull requests of `durable` the server holds open (a fetch in flight); 0 before it exists."""
+    try:
+        return (await nc.jetstream().consumer_info(STREAM, durable)).num_waiting
+    except NotFoundError:
+        return 0
+
+
+async def test_i16_p2_stop_cancels_the_fetch_in_flight_and_loses_nothing(service_db_factory, nats_client: NATS) -> None:
+    """stop() does not wait out the fetch in flight (1 s): it cancels it, and its pull request
+    goes with the subscription, so the next event is delivered, once, to the next consumer
+    at once — not caught by a request left open and redelivered after ack_wait."""
+    db = await service_db_factory("delegation")
+    deliveries: list[int] = []
+
+    async def record(conn: AsyncConnection, event: ReceivedEvent) -> None:
+        deliveries.append(event.delivery_count)
+        await apply_case_registered(conn, event)
+
+    def make() -> Consumer:
+        source = JetStreamSource(
+            nats_client.jetstream(), stream=STREAM, durable="t-stop", filter_subjects=[CASE_REGISTERED_ALL_COURTS], ack_wait=60
+        )
+        return Consumer(source, db=db, handler=record)
+
+    first, second = make(), make()
+    first.start()
+    try:
+        await wait_for(lambda: waiting_pull_requests(nats_client, "t-stop"), interval=0.005)  # fetching, nothing to fetch
+        started = asyncio.get_running_loop().time()
+        await first.stop()
+        stopped_in = asyncio.get_running_loop().time() - started
+        assert stopped_in < 0.5, f"stop() took {stopped_in:.2f}s: it waited out the fetch"
+        assert await waiting_pull_requests(nats_client, "t-stop") == 0  # none left open on the server
+        await publish_case_registered(nats_client, new_id())
+        second.start()
+        await wait_for(lambda: second.applied == 1, timeout=10)  # well inside ack_wait: not a redelivery
+    finally:
+        await first.stop()
+        await second.stop()
+    assert first.applied == 0 and deliveries == [1]
+    assert await count(db, REPLICA) == 1

@@ -325,6 +325,25 @@ async def test_i15_p11_an_agency_reply_follows_the_text_rule(handlers: QueryHand
     assert {r.result.agency_id: r.result.status for r in view.results}["bank-a"] is AgencyStatus.PENDING
 
 
+async def test_i16_p2_stopping_the_reply_consumer_writes_the_replies_that_already_arrived(
+    handlers: QueryHandlers, nats_client: NATS
+) -> None:
+    """Replies that arrived before the stop are not dropped with the subscription: the
+    consumer writes them, in batches of `max_batch`, before it stops."""
+    query = (await handlers.create(COMMAND)).query
+    listener = ReplyListener(nats_client, handlers, max_batch=2)
+    await listener.source.open()
+    nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
+    for agency in ("bank-a", "bank-b", "tp-x"):
+        await nats_client.publish(f"rogatory.direct.v1.query-reply.{agency}.gd0112", nothing.SerializeToString())
+    await wait_for(lambda: listener.source.waiting == 3)
+    listener.consumer.start()
+    await listener.consumer.stop()  # at once, before it fetched anything
+    assert (listener.applied, listener.batches, listener.source.waiting) == (3, 2, 0)
+    view = await handlers.get(query.name, COURT)
+    assert {r.result.status for r in view.results} == {AgencyStatus.NO_PROPERTY} and view.query.state is QueryState.COMPLETED
+
+
 # --- the fan-out ------------------------------------------------------------------------------------
 
 
