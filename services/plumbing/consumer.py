@@ -229,7 +229,7 @@ class JetStreamSource:
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to `batch` messages; none when nothing came within `timeout` seconds."""
         if self._subscription is None:
-            raise ConnectionError(f"consumer {self.name} is not subscribed")
+            raise RuntimeError(f"consumer {self.name} fetched before it subscribed")
         try:
             return await self._subscription.fetch(batch, timeout=timeout)
         except (TimeoutError, NatsTimeoutError):
@@ -288,11 +288,11 @@ class CoreSource:
         return taken
 
     async def close(self) -> list[Any]:
-        """Drains the subscription (what the server sent still arrives) and returns what
-        arrived and was not fetched: the consumer handles it before it stops."""
+        """Unsubscribes — draining while connected, so that what the server sent still
+        arrives — and returns what arrived and was not fetched: the consumer handles it."""
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
-            await _quietly(subscription.drain())
+            await _quietly(subscription.drain() if self.nc.is_connected else subscription.unsubscribe())
         left, self._waiting = self._waiting, []
         return left
 
@@ -407,10 +407,6 @@ class Consumer:
             except TimeoutError:
                 log.warning("consumer %s did not stop in time", self.name)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     async def rest(self, seconds: float) -> bool:
         """Waits `seconds`, or less if the consumer stops meanwhile; False when it is stopping."""
         try:
@@ -458,8 +454,9 @@ class Consumer:
                 await self.hooks.idle()
 
     async def _unless_stopped(self, step: Awaitable[T]) -> T | _Stopped:
-        """`step`'s result, unless stop() cancels it first (a fetch, a subscription: nothing
-        fetched is lost with it, see the module's docstring)."""
+        """`step`'s result, unless stop() cancels it first: a fetch or a subscription, where
+        cancelling loses nothing (a message caught in a cancelled fetch comes back after
+        `ack_wait`; see the module's docstring)."""
         task = asyncio.ensure_future(step)
         self._cancellable = task
         if self._stopping.is_set():
