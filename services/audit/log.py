@@ -6,7 +6,10 @@ consumer of `rogatory.v1.>` hosted by the registry service: it takes a batch of 
 extends the chain in one transaction (the head row locked, so replicas take turns), acks
 the batch after the commit, and then publishes the new head to the append-only stream of
 anchored heads (services/audit/anchors.py). An event seen again (redelivery, or a
-republish after the duplicate window) is recognised by its id and not appended twice.
+republish after the duplicate window) is recognised by its id and not appended twice. It
+runs on the one consumer class (services/plumbing/consumer.py) as its batch handler and
+hooks, so an outage is waited out as by every consumer; an event it cannot append is
+retried, backed off, and never dead-lettered: the chain must hold every event.
 
 Heads are anchored after the commit, never before: a crash in between leaves the newest
 entries unanchored for a while (the appender anchors the database's head when it starts
@@ -23,10 +26,10 @@ operator has restored the database so that it holds the anchored head again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +39,6 @@ from grpc_health.v1._async import HealthServicer
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from rogatory.events.v1 import alert_events_pb2
 from sqlalchemy import bindparam, insert, select
@@ -54,9 +56,9 @@ from services.audit.anchors import (
 )
 from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, anchor_break, entry_hash, verify
 from services.audit.tables import AuditLogRow
-from services.plumbing.consumer import EventConsumer, start_process_span, to_received_event
+from services.plumbing.consumer import Consumer, ConsumerHooks, GiveBack, JetStreamSource
 from services.plumbing.db import BulkStatement, Database
-from services.plumbing.events import envelope_headers, subject, subject_filter
+from services.plumbing.events import ReceivedEvent, envelope_headers, subject, subject_filter
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +81,7 @@ COLUMNS = (
 )
 
 
-async def _ignore(*_args: Any) -> None:  # the appender handles batches itself
-    return None
-
-
-class ChainTampered(Exception):
+class ChainTampered(GiveBack):
     """The chain in the database no longer holds the last anchored head."""
 
     def __init__(self, problem: Break, anchored: Anchor, head_seq: int):
@@ -91,8 +89,9 @@ class ChainTampered(Exception):
         self.problem, self.anchored, self.head_seq = problem, anchored, head_seq
 
 
-class AuditAppender(EventConsumer):
-    """A durable consumer that appends whole batches to the chain and anchors each head."""
+class AuditAppender(ConsumerHooks):
+    """Appends whole batches to the chain and anchors each head: the batch handler and the
+    hooks of a durable consumer of every event (`self.consumer`, hosted by the registry)."""
 
     def __init__(
         self,
@@ -106,7 +105,8 @@ class AuditAppender(EventConsumer):
         anchor_replicas: int = 1,
         recheck_interval: float = 5.0,
     ):
-        super().__init__(db, js, stream=stream, durable=CONSUMER, filter_subjects=SUBJECTS, handler=_ignore, batch=batch)
+        self.db = db
+        self.js = js
         self.nc = nc
         self.health = health
         self.anchor_replicas = anchor_replicas
@@ -115,20 +115,21 @@ class AuditAppender(EventConsumer):
         self.anchored: Anchor | None = None  # the last head anchored, by any replica
         self.refusal: ChainTampered | None = None  # set while the chain does not hold `anchored`
         self._unanchored: Anchor | None = None  # a committed head whose publication failed
+        self._appending: tuple[Anchor, int] | None = None  # (head, entries) of the last append transaction
+        self._lock = not db.is_sqlite  # PostgreSQL: replicas take turns on the head row
         self._anchor_subscription: Subscription | None = None
+        source = JetStreamSource(js, stream=stream, durable=CONSUMER, filter_subjects=SUBJECTS)
+        # The chain is its own inbox (an event id already chained is skipped), and no event is
+        # given up on: the chain must hold every one, so one it cannot append is retried,
+        # backed off, until it can be (never dead-lettered).
+        self.consumer = Consumer(
+            source, db=db, batch_handler=self.append, hooks=self, inbox=False, max_deliveries=None, batch=batch
+        )
 
-    async def _run(self) -> None:
+    async def started(self) -> None:
         await self._set_serving(False)  # until the chain is checked against the last anchored head
-        await super()._run()
 
-    async def stop(self) -> None:
-        await super().stop()
-        if self._anchor_subscription is not None:
-            with contextlib.suppress(Exception):  # the connection may already be gone
-                await self._anchor_subscription.unsubscribe()
-        await self._set_serving(False)
-
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+    async def subscribing(self) -> None:
         """Before each (re)subscription: the anchor stream, the latest anchored head, and the
         check that the chain still holds it."""
         await ensure_anchor_stream(self.js, self.anchor_replicas)
@@ -137,7 +138,44 @@ class AuditAppender(EventConsumer):
         if latest := await last_anchor(self.js):
             self._note_anchored(latest)
         await self._check()
-        return await super()._subscribe()
+
+    async def before_fetch(self) -> bool:
+        """Nothing is fetched while refusing: the chain is checked again every `recheck_interval`."""
+        if self.refusal is None:
+            return True
+        if await self.consumer.rest(self.recheck_interval):
+            await self._check()
+        return False
+
+    async def idle(self) -> None:
+        await self._anchor_unanchored()  # idle: the moment to retry a failed publication
+
+    def append(self, conn: Connection, events: Sequence[ReceivedEvent]) -> None:
+        """The batch handler, inside the consumer's transaction: appends the events not chained
+        yet after the head. Raises ChainTampered (appending nothing, the batch given back)
+        when the chain does not hold the last anchored head."""
+        rows = _append_new(conn, events, lock=self._lock, anchored=self.anchored)
+        self._appending = (Anchor(rows[-1]["seq"], rows[-1]["hash"]), len(rows)) if rows else None
+
+    async def applied(self, events: Sequence[ReceivedEvent]) -> None:
+        """The batch is committed and acked: its head is anchored now, never before."""
+        appended, self._appending = self._appending, None
+        if appended is None:
+            return
+        head, entries = appended
+        self.appended += entries
+        self._unanchored = head
+        await self._anchor_unanchored()
+
+    async def gave_back(self, reason: GiveBack) -> None:
+        if isinstance(reason, ChainTampered):  # the events wait in the stream until the chain is restored
+            await self._refuse(reason)
+
+    async def stopped(self) -> None:
+        if self._anchor_subscription is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await self._anchor_subscription.unsubscribe()
+        await self._set_serving(False)
 
     async def _heard(self, msg: Msg) -> None:
         try:
@@ -148,21 +186,6 @@ class AuditAppender(EventConsumer):
     def _note_anchored(self, anchor: Anchor) -> None:
         if self.anchored is None or anchor.seq > self.anchored.seq:
             self.anchored = anchor
-
-    async def _pull_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while not self._stopping.is_set():
-            if self.refusal is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=self.recheck_interval)
-                if not self._stopping.is_set():
-                    await self._check()
-                continue
-            try:
-                messages = await subscription.fetch(self.batch, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                await self._anchor_unanchored()  # idle: the moment to retry a failed publication
-                continue  # nothing new: fetch raises by design
-            await self.append(messages)
 
     async def _check(self) -> None:
         """Refuses, or resumes, depending on whether the chain holds the last anchored head;
@@ -179,39 +202,6 @@ class AuditAppender(EventConsumer):
         if head is not None and (anchored is None or head.seq > anchored.seq):
             self._unanchored = head
             await self._anchor_unanchored()
-
-    async def append(self, messages: list[Msg]) -> None:
-        # One CONSUMER span per event, in the event's trace (one matter, one trace), ending
-        # when the batch that appends it commits.
-        spans = [start_process_span(self.durable, msg, to_received_event(msg)) for msg in messages]
-        try:
-            head = await self._extend_chain(messages)
-        except ChainTampered as tampered:
-            for msg in messages:
-                await msg.nak()  # left in the stream, appended once the chain is restored
-            await self._refuse(tampered)
-            return
-        except Exception:
-            log.exception("audit: %d events not appended; they come back", len(messages))
-            for msg in messages:
-                await msg.nak(delay=1.0)
-            return
-        finally:
-            for span in spans:
-                span.end()
-        for msg in messages:
-            await msg.ack()
-        if head is not None:
-            self._unanchored = head
-            await self._anchor_unanchored()
-
-    async def _extend_chain(self, messages: list[Msg]) -> Anchor | None:
-        events = [(msg, _event_id(msg)) for msg in messages]
-        lock = not self.db.is_sqlite  # PostgreSQL: replicas take turns on the head row
-        anchored = self.anchored
-        rows = await self.db.run_transaction(lambda conn: _append_new(conn, events, lock=lock, anchored=anchored))
-        self.appended += len(rows)
-        return Anchor(rows[-1]["seq"], rows[-1]["hash"]) if rows else None
 
     async def _anchor_unanchored(self) -> None:
         head = self._unanchored
@@ -242,7 +232,7 @@ class AuditAppender(EventConsumer):
     async def _alert(self, tampered: ChainTampered) -> None:
         now = datetime.now(UTC)
         alert = alert_events_pb2.AuditChainBroken(
-            consumer=self.durable,
+            consumer=CONSUMER,
             anchored_seq=tampered.anchored.seq,
             anchored_hash=tampered.anchored.hash,
             chain_head_seq=tampered.head_seq,
@@ -250,11 +240,11 @@ class AuditAppender(EventConsumer):
         )
         alert.detect_time.FromDatetime(now)
         headers = envelope_headers(
-            event_id=f"alert:{self.durable}:{tampered.anchored.seq}:{tampered.anchored.hash}",  # replicas alert once
-            event_type=CHAIN_BROKEN, occurred_at=now, source=f"rogatory/consumer/{self.durable}", traceparent="", tracestate="",
+            event_id=f"alert:{CONSUMER}:{tampered.anchored.seq}:{tampered.anchored.hash}",  # replicas alert once
+            event_type=CHAIN_BROKEN, occurred_at=now, source=f"rogatory/consumer/{CONSUMER}", traceparent="", tracestate="",
         )  # fmt: skip
         try:
-            await self.js.publish(subject("alert", "audit", self.durable, "broken"), alert.SerializeToString(), headers=headers)
+            await self.js.publish(subject("alert", "audit", CONSUMER, "broken"), alert.SerializeToString(), headers=headers)
         except Exception:  # noqa: BLE001 - the log line and the health status still say it
             log.exception("audit: the alert could not be published")
 
@@ -272,21 +262,24 @@ _KNOWN = select(AUDIT.c.event_id).where(AUDIT.c.event_id.in_(bindparam("event_id
 _INSERT = BulkStatement(insert(AUDIT), keys=list(COLUMNS))
 
 
-def _append_new(conn: Connection, events: list[tuple[Msg, str]], *, lock: bool, anchored: Anchor | None) -> list[dict[str, Any]]:
+def _append_new(
+    conn: Connection, events: Sequence[ReceivedEvent], *, lock: bool, anchored: Anchor | None
+) -> list[dict[str, Any]]:
     """Appends the events not in the chain yet after its head, in one transaction; the rows
     appended. Raises ChainTampered, appending nothing, when the chain does not hold `anchored`."""
     head = conn.execute(_HEAD_LOCKED if lock else _HEAD).mappings().first()
     seq, prev = (head["seq"], head["hash"]) if head else (0, GENESIS)
     if anchored is not None and (problem := _anchor_problem(conn, seq, prev, anchored)):
         raise ChainTampered(problem, anchored, seq)
-    known = set(conn.execute(_KNOWN, {"event_ids": [event_id for _, event_id in events]}).scalars())
+    known = set(conn.execute(_KNOWN, {"event_ids": [_event_id(event) for event in events]}).scalars())
     rows = []
-    for msg, event_id in events:
+    for event in events:
+        event_id = _event_id(event)
         if event_id in known:
             continue
         known.add(event_id)
         seq += 1
-        entry = _entry(msg, event_id, seq, prev)
+        entry = _entry(event, event_id, seq, prev)
         prev = entry.hash
         rows.append({c: getattr(entry, c) for c in COLUMNS})
     _INSERT.execute_sync(conn, rows)
@@ -311,22 +304,20 @@ def _check_head(conn: Connection, anchored: Anchor | None) -> tuple[Anchor | Non
     return (Anchor(seq, hash_) if head else None), problem
 
 
-def _event_id(msg: Msg) -> str:
-    headers = msg.headers or {}
-    return headers.get("ce-id") or headers.get("Nats-Msg-Id") or f"stream:{msg.metadata.sequence.stream}"
+def _event_id(event: ReceivedEvent) -> str:
+    return event.event_id or f"stream:{event.stream_seq}"
 
 
-def _entry(msg: Msg, event_id: str, seq: int, prev: str) -> AuditEntry:
-    headers = msg.headers or {}
+def _entry(event: ReceivedEvent, event_id: str, seq: int, prev: str) -> AuditEntry:
     entry = AuditEntry(
         seq=seq,
-        stream_seq=msg.metadata.sequence.stream,
+        stream_seq=event.stream_seq,
         event_id=event_id,
-        event_type=headers.get("ce-type", ""),
-        subject=msg.subject,
-        occurred_at=headers.get("ce-time", ""),
-        source=headers.get("ce-source", ""),
-        payload_sha256=hashlib.sha256(msg.data).hexdigest(),
+        event_type=event.event_type,
+        subject=event.subject,
+        occurred_at=event.headers.get("ce-time", ""),
+        source=event.source,
+        payload_sha256=hashlib.sha256(event.data).hexdigest(),
         prev_hash=prev,
     )
     return AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})

@@ -19,6 +19,7 @@ from services.delegation.servicer import DelegationServicer
 from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
 from services.delegation.turnaround import SUBJECTS as TURNAROUND_SUBJECTS
 from services.delegation.turnaround import TurnaroundProjection
+from services.plumbing.consumer import OnApplied
 from services.plumbing.host import ServiceHost, run_service
 from services.plumbing.telemetry import add_event_attributes
 
@@ -38,8 +39,11 @@ async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
     host.add_consumer(SEIZURE_REPLICA_CONSUMER, [SEIZURE_EVENTS], apply_seizure_changed)
     turnaround = TurnaroundProjection(handlers.courts, handlers.calendar)
-    host.add_batch_consumer(
-        TURNAROUND_CONSUMER, [TURNAROUND_SUBJECTS], turnaround.apply_batch, on_applied=delegation_metrics.record_events
+    host.add_consumer(
+        TURNAROUND_CONSUMER,
+        [TURNAROUND_SUBJECTS],
+        batch_handler=turnaround.apply_batch,
+        hooks=OnApplied(delegation_metrics.record_events),
     )
     if host.settings.scan_interval > 0:
         host.add_periodic(DEADLINE_SCANNER, host.settings.scan_interval, DeadlineScanner(handlers).scan_once)

@@ -21,7 +21,7 @@ seconds and the four duration histograms packed into one integer (delegation.tur
 fixed-width fields, so merging is one big-int addition), stored as sparse entries of
 the non-empty fields (`encode_histograms`).
 
-The consumer hands over each fetched batch (services.plumbing.consumer.BatchEventConsumer),
+The consumer hands over each fetched batch (its `batch_handler`, services.plumbing.consumer),
 applied in one transaction: the batch's fact rows are read once, its events merged in
 stream order, and each aggregate row gets the sum of the changed matters' deltas, so a
 batch of 64 events of one court pair writes its 20 rows once, not 64 times. Rows are
@@ -337,7 +337,7 @@ def keys_of(
 
 
 class TurnaroundProjection:
-    """The consumer's batch handler: `host.add_batch_consumer(CONSUMER, [SUBJECTS], projection.apply_batch)`."""
+    """The consumer's batch handler: `host.add_consumer(CONSUMER, [SUBJECTS], batch_handler=projection.apply_batch)`."""
 
     def __init__(self, courts: CourtCatalog, calendar: WorkingCalendar):
         self.courts = courts

@@ -15,10 +15,10 @@ import functools
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -33,9 +33,8 @@ from registry.courts import CourtCatalog
 from services.plumbing import pagination
 from services.plumbing.auth import Authenticator
 from services.plumbing.config import Settings
-from services.plumbing.consumer import BatchEventConsumer, BatchHandler, EventConsumer, Handler
+from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource
 from services.plumbing.db import Database
-from services.plumbing.events import ReceivedEvent
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.metrics import configure_metrics, serve_prometheus, shutdown_metrics
 from services.plumbing.migrations import upgrade_to_head
@@ -100,7 +99,7 @@ class ServiceHost:
     authenticator: Authenticator = field(init=False)
     health: HealthServicer = field(init=False)
     port: int = field(init=False, default=0)
-    consumers: list[EventConsumer] = field(default_factory=list)
+    consumers: list[Consumer] = field(default_factory=list)  # stopped together, before NATS drains
     workers: list[Worker] = field(default_factory=list)  # background loops, e.g. the deadline scanner
     service_names: list[str] = field(default_factory=list)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -189,33 +188,26 @@ class ServiceHost:
         self.workers.append(worker)
         return worker
 
-    def add_consumer(self, durable: str, filter_subjects: list[str], handler: Handler) -> EventConsumer:
-        return self._add_consumer(EventConsumer, durable, filter_subjects, handler=handler)
-
-    def add_batch_consumer(
+    def add_consumer(
         self,
         durable: str,
         filter_subjects: list[str],
-        batch_handler: BatchHandler,
-        on_applied: Callable[[Sequence[ReceivedEvent]], None] | None = None,
-    ) -> EventConsumer:
-        """A consumer that applies each fetched batch in one transaction (projections);
-        `on_applied` gets the events applied, after the commit."""
-        return self._add_consumer(
-            BatchEventConsumer, durable, filter_subjects, batch_handler=batch_handler, on_applied=on_applied
-        )
-
-    def _add_consumer(
-        self, kind: type[EventConsumer], durable: str, filter_subjects: list[str], **handling: Any
-    ) -> EventConsumer:
-        consumer = kind(
-            self.db,
-            self.js,
-            stream=self.settings.stream_name,
-            durable=durable,
-            filter_subjects=filter_subjects,
+        handler: Handler | None = None,
+        *,
+        batch_handler: BatchHandler | None = None,
+        hooks: ConsumerHooks | None = None,
+    ) -> Consumer:
+        """A durable consumer of the stream: `handler` applies one event per transaction
+        (replicas), `batch_handler` each fetched batch in one (projections); `hooks` hear of
+        what it does, e.g. `OnApplied` of the events applied, after the commit."""
+        source = JetStreamSource(self.js, stream=self.settings.stream_name, durable=durable, filter_subjects=filter_subjects)
+        consumer = Consumer(
+            source,
+            db=self.db,
+            handler=handler,
+            batch_handler=batch_handler,
+            hooks=hooks,
             max_deliveries=self.settings.max_deliveries,
-            **handling,
         )
         self.consumers.append(consumer)
         return consumer
@@ -229,7 +221,7 @@ class ServiceHost:
         interval = self.settings.health_interval
         while not self._stopping:
             healthy = await self.db.check(timeout=max(interval, 1.0))
-            held = [f"{c.durable} ({c.unavailable})" for c in self.consumers if c.unavailable]
+            held = [f"{c.name} ({c.unavailable})" for c in self.consumers if c.unavailable]
             events_flow = self.nc.is_connected or not self.consumers  # a consumer gets nothing while NATS is away
             serving = healthy and events_flow and not held
             if serving != self._serving and not self._stopping:
@@ -259,8 +251,8 @@ class ServiceHost:
         await self.server.stop(self.settings.shutdown_grace)
         for worker in self.workers:
             await worker.stop()
-        for consumer in self.consumers:
-            await consumer.stop()
+        # Together: each cancels its fetch in flight and finishes the batch in hand.
+        await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
         await self.relay.stop(flush=True)
         try:
             await asyncio.wait_for(self.nc.drain(), timeout=5)

@@ -25,7 +25,7 @@ async def wire(host: ServiceHost) -> None:
         host.db, host.js, host.nc, stream=host.settings.stream_name, health=host.health,
         anchor_replicas=host.settings.stream_replicas,
     )  # fmt: skip
-    host.consumers.append(appender)
+    host.consumers.append(appender.consumer)
     add_event_attributes(delegation_tracing.event_attributes)  # the audit's spans name the matter of a delegation event
 
 

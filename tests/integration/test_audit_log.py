@@ -81,7 +81,7 @@ async def registry(registry_settings: Settings) -> AsyncIterator[ServiceHost]:
 
 
 def appender_of(host: ServiceHost) -> AuditAppender:
-    return next(c for c in host.consumers if isinstance(c, AuditAppender))
+    return next(c.hooks for c in host.consumers if isinstance(c.hooks, AuditAppender))
 
 
 async def create_case(host: ServiceHost, number: int) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NotFoundError
 from rogatory.events.v1 import alert_events_pb2, events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
-from services.plumbing.consumer import INBOX, BatchEventConsumer, EventConsumer
+from services.plumbing.consumer import INBOX, Consumer, JetStreamSource, OnApplied
 from services.plumbing.events import ReceivedEvent, envelope_headers
 from services.plumbing.ids import new_id
 from services.plumbing.messaging import connect, ensure_stream
@@ -65,12 +66,11 @@ async def count(db, table) -> int:  # type: ignore[no-untyped-def]
 
 async def test_redelivered_event_is_applied_once(service_db_factory, nats_client: NATS) -> None:
     db = await service_db_factory("delegation")
-    consumer = EventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-replica",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(
+            nats_client.jetstream(), stream=STREAM, durable="t-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
+        ),
+        db=db,
         handler=apply_case_registered,
     )
     consumer.start()
@@ -96,8 +96,10 @@ async def test_failed_handler_is_retried_and_applied_once(service_db_factory, na
             raise RuntimeError("crash in the middle of the message")
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db, nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS], handler=flaky
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
+        handler=flaky,
     )
     consumer.start()
     try:
@@ -113,13 +115,12 @@ async def test_failed_handler_is_retried_and_applied_once(service_db_factory, na
 async def test_durable_consumer_resumes_where_it_stopped(service_db_factory, nats_client: NATS) -> None:
     db = await service_db_factory("delegation")
 
-    def make() -> EventConsumer:
-        return EventConsumer(
-            db,
-            nats_client.jetstream(),
-            stream=STREAM,
-            durable="t-durable",
-            filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    def make() -> Consumer:
+        return Consumer(
+            JetStreamSource(
+                nats_client.jetstream(), stream=STREAM, durable="t-durable", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
+            ),
+            db=db,
             handler=apply_case_registered,
         )
 
@@ -166,12 +167,9 @@ async def test_poison_event_is_dead_lettered_with_an_alert(service_db_factory, n
             raise ValueError("cannot apply this event")
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-poison",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-poison", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
         handler=choke_on_poison,
         max_deliveries=3,
         redelivery_delay=lambda _count: 0.05,
@@ -209,17 +207,16 @@ async def test_event_that_crashed_the_process_too_often_is_dead_lettered_unhandl
         handled.append(event.event_id)
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-crashloop",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(
+            nats_client.jetstream(), stream=STREAM, durable="t-crashloop", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
+        ),
+        db=db,
         handler=would_apply,
         max_deliveries=2,
     )
     js = nats_client.jetstream()
-    await js.add_consumer(STREAM, consumer.config())
+    await js.add_consumer(STREAM, consumer.source.config())
     crashing = await js.pull_subscribe_bind("t-crashloop", stream=STREAM)
     event_id = new_id()
     await publish_case_registered(nats_client, event_id)
@@ -244,7 +241,7 @@ async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_
 ) -> None:
     """Events waiting together are applied as one batch; a batch that fails is applied
     again one event at a time, so the healthy events commit and only the poison event is
-    retried and dead-lettered. `on_applied` hears of the applied events after their commit."""
+    retried and dead-lettered. `OnApplied` hears of the applied events after their commit."""
     db = await service_db_factory("delegation")
     poison = new_id()
     batches: list[list[str]] = []
@@ -255,14 +252,11 @@ async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_
         if any(e.event_id == poison for e in events):
             raise ValueError("cannot apply this event")
 
-    consumer = BatchEventConsumer(
-        db,
-        nats_client.jetstream(),
-        stream=STREAM,
-        durable="t-batch",
-        filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-batch", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
         batch_handler=choke_on_poison,
-        on_applied=lambda events: committed.extend(e.event_id for e in events),
+        hooks=OnApplied(lambda events: committed.extend(e.event_id for e in events)),
         max_deliveries=2,
         redelivery_delay=lambda _count: 0.05,
     )
@@ -307,8 +301,9 @@ async def test_i15_p6_deadletter_list_shows_a_poisoned_event_and_replay_applies_
             raise ValueError("respondent kind not understood")
         await apply_case_registered(conn, event)
 
-    consumer = EventConsumer(
-        db, nats_client.jetstream(), stream=STREAM, durable="t-parking", filter_subjects=[CASE_REGISTERED_ALL_COURTS],
+    consumer = Consumer(
+        JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-parking", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=db,
         handler=buggy_until_fixed, max_deliveries=2, redelivery_delay=lambda _count: 0.05,
     )  # fmt: skip
     consumer.start()
@@ -342,3 +337,47 @@ async def test_i15_p6_deadletter_list_shows_a_poisoned_event_and_replay_applies_
         await consumer.stop()
     assert consumer.dead_lettered == 2 and consumer.applied == 2
     assert await count(db, REPLICA) == 2 and await count(db, INBOX) == 2  # the poison event applied once
+
+
+async def waiting_pull_requests(nc: NATS, durable: str) -> int:
+    """Pull requests of `durable` the server holds open (a fetch in flight); 0 before it exists."""
+    try:
+        return (await nc.jetstream().consumer_info(STREAM, durable)).num_waiting
+    except NotFoundError:
+        return 0
+
+
+async def test_i16_p2_stop_cancels_the_fetch_in_flight_and_loses_nothing(service_db_factory, nats_client: NATS) -> None:
+    """stop() does not wait out the fetch in flight (1 s): it cancels it, and its pull request
+    goes with the subscription, so the next event is delivered, once, to the next consumer
+    at once — not caught by a request left open and redelivered after ack_wait."""
+    db = await service_db_factory("delegation")
+    deliveries: list[int] = []
+
+    async def record(conn: AsyncConnection, event: ReceivedEvent) -> None:
+        deliveries.append(event.delivery_count)
+        await apply_case_registered(conn, event)
+
+    def make() -> Consumer:
+        source = JetStreamSource(
+            nats_client.jetstream(), stream=STREAM, durable="t-stop", filter_subjects=[CASE_REGISTERED_ALL_COURTS], ack_wait=60
+        )
+        return Consumer(source, db=db, handler=record)
+
+    first, second = make(), make()
+    first.start()
+    try:
+        await wait_for(lambda: waiting_pull_requests(nats_client, "t-stop"), interval=0.005)  # fetching, nothing to fetch
+        started = asyncio.get_running_loop().time()
+        await first.stop()
+        stopped_in = asyncio.get_running_loop().time() - started
+        assert stopped_in < 0.5, f"stop() took {stopped_in:.2f}s: it waited out the fetch"
+        assert await waiting_pull_requests(nats_client, "t-stop") == 0  # none left open on the server
+        await publish_case_registered(nats_client, new_id())
+        second.start()
+        await wait_for(lambda: second.applied == 1, timeout=10)  # well inside ack_wait: not a redelivery
+    finally:
+        await first.stop()
+        await second.stop()
+    assert first.applied == 0 and deliveries == [1]
+    assert await count(db, REPLICA) == 1

@@ -38,7 +38,7 @@ from services.demo import freeze_request
 from services.plumbing import db as db_module
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
-from services.plumbing.consumer import INBOX, BatchEventConsumer, EventConsumer
+from services.plumbing.consumer import INBOX, Consumer, JetStreamSource, OnApplied
 from services.plumbing.db import Database
 from services.plumbing.host import ServiceHost
 from services.plumbing.ids import new_id
@@ -283,7 +283,7 @@ async def inbox_rows(db: Database, consumer: str) -> list[str]:
         return list((await conn.execute(select(INBOX.c.event_id).where(INBOX.c.consumer == consumer))).scalars())
 
 
-def met_outage(db: CountingDatabase, consumer: EventConsumer) -> Callable[[], bool]:
+def met_outage(db: CountingDatabase, consumer: Consumer) -> Callable[[], bool]:
     """More often than the limit, or (the old code) dead-lettered on it."""
     return lambda: db.failed > MAX_DELIVERIES or consumer.dead_lettered > 0
 
@@ -308,16 +308,16 @@ async def test_i15_p6_outage_under_traffic_dead_letters_nothing_and_applies_each
     await dbs[0].create_schema()
     await upgrade_to_head(dbs[0], "delegation")
     committed: list[str] = []
-    replica = EventConsumer(
-        dbs[0], js, stream=STREAM, durable="t-outage-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS],
-        handler=apply_case_registered, max_deliveries=MAX_DELIVERIES,
+    replica = Consumer(
+        JetStreamSource(js, stream=STREAM, durable="t-outage-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=dbs[0], handler=apply_case_registered, max_deliveries=MAX_DELIVERIES,
     )  # fmt: skip
-    projection = BatchEventConsumer(
-        dbs[1], js, stream=STREAM, durable="t-outage-batch", filter_subjects=[CASE_REGISTERED_ALL_COURTS],
-        batch_handler=lambda _conn, _events: None, on_applied=lambda events: committed.extend(e.event_id for e in events),
-        max_deliveries=MAX_DELIVERIES,
+    projection = Consumer(
+        JetStreamSource(js, stream=STREAM, durable="t-outage-batch", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+        db=dbs[1], batch_handler=lambda _conn, _events: None,
+        hooks=OnApplied(lambda events: committed.extend(e.event_id for e in events)), max_deliveries=MAX_DELIVERIES,
     )  # fmt: skip
-    consumers: list[EventConsumer] = [replica, projection]
+    consumers: list[Consumer] = [replica, projection]
     sent: list[str] = []
 
     async def traffic(count: int) -> None:  # as the registry publishes cases
@@ -348,7 +348,7 @@ async def test_i15_p6_outage_under_traffic_dead_letters_nothing_and_applies_each
         assert all(held) and [c.unavailable for c in consumers] == [None, None]  # NOT_SERVING while it lasted, not after
         assert sorted(committed) == sorted(sent)  # the batch consumer: each event once
         for consumer in consumers:
-            assert sorted(await inbox_rows(dbs[0], consumer.durable)) == sorted(sent)
+            assert sorted(await inbox_rows(dbs[0], consumer.name)) == sorted(sent)
         assert await count(dbs[0], REPLICA) == len(sent)
     finally:
         for db in dbs:
@@ -377,7 +377,7 @@ async def test_i15_p6_delegation_service_waits_out_a_database_outage(
     )
     host = ServiceHost("delegation", settings)
     await host.start(wire_delegation)
-    consumers = {c.durable: c for c in host.consumers}
+    consumers = {c.name: c for c in host.consumers}
     replica, turnaround = consumers[CASE_REPLICA_CONSUMER], consumers[TURNAROUND_CONSUMER]
     cases = [new_id() for _ in range(3)]
     try:
@@ -420,10 +420,10 @@ async def test_i15_p6_a_restart_during_an_outage_costs_the_held_events_no_delive
     await db.create_schema()
     await upgrade_to_head(db, "delegation")
 
-    def make() -> EventConsumer:
-        return EventConsumer(
-            db, js, stream=STREAM, durable="t-restarted", filter_subjects=[CASE_REGISTERED_ALL_COURTS],
-            handler=apply_case_registered, max_deliveries=1,
+    def make() -> Consumer:
+        return Consumer(
+            JetStreamSource(js, stream=STREAM, durable="t-restarted", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
+            db=db, handler=apply_case_registered, max_deliveries=1,
         )  # fmt: skip
 
     first, second = make(), make()
@@ -462,7 +462,7 @@ async def test_i15_p6_nats_outage_is_waited_out_with_health_not_serving(tmp_path
     )
     host = ServiceHost("delegation", settings)
     await host.start(wire_delegation)
-    replica = next(c for c in host.consumers if c.durable == CASE_REPLICA_CONSUMER)
+    replica = next(c for c in host.consumers if c.name == CASE_REPLICA_CONSUMER)
     event_id = new_id()
     try:
         async with grpc.aio.insecure_channel(host.address) as channel:

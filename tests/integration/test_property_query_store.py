@@ -263,18 +263,18 @@ async def apply_as_one_batch(
     listener only collects them until all arrived, then applies them as one batch; returns
     it (stopped) and the answers, in order."""
     listener = ReplyListener(nc, handlers)
-    await listener.subscribe()
+    await listener.source.open()
     inbox = nc.new_inbox()
     told = await nc.subscribe(inbox)
     for agency, reply, asks in sent:
         data = reply if isinstance(reply, bytes) else reply.SerializeToString()
         await nc.publish(f"rogatory.direct.v1.query-reply.{agency}.gd0112", data, reply=inbox if asks else "")
-    await wait_for(lambda: len(listener._waiting) == len(sent))
-    listener.start()
+    await wait_for(lambda: listener.source.waiting == len(sent))
+    listener.consumer.start()
     try:
         messages = [await told.next_msg(timeout=5) for _ in range(sum(asks for _, _, asks in sent))]
     finally:
-        await listener.stop()
+        await listener.consumer.stop()
     return listener, [status_pb2.Status.FromString(m.data) for m in messages]
 
 
@@ -323,6 +323,25 @@ async def test_i15_p11_an_agency_reply_follows_the_text_rule(handlers: QueryHand
     assert [(v.field, v.reason) for v in bad.field_violations] == [("failure_reason", "BAD_CHARACTER")]
     view = await handlers.get(query.name, COURT)
     assert {r.result.agency_id: r.result.status for r in view.results}["bank-a"] is AgencyStatus.PENDING
+
+
+async def test_i16_p2_stopping_the_reply_consumer_writes_the_replies_that_already_arrived(
+    handlers: QueryHandlers, nats_client: NATS
+) -> None:
+    """Replies that arrived before the stop are not dropped with the subscription: the
+    consumer writes them, in batches of `max_batch`, before it stops."""
+    query = (await handlers.create(COMMAND)).query
+    listener = ReplyListener(nats_client, handlers, max_batch=2)
+    await listener.source.open()
+    nothing = events_pb2.PropertyQueryReply(property_query=query.name, outcome=pb.AgencyQueryResult.NO_PROPERTY)
+    for agency in ("bank-a", "bank-b", "tp-x"):
+        await nats_client.publish(f"rogatory.direct.v1.query-reply.{agency}.gd0112", nothing.SerializeToString())
+    await wait_for(lambda: listener.source.waiting == 3)
+    listener.consumer.start()
+    await listener.consumer.stop()  # at once, before it fetched anything
+    assert (listener.applied, listener.batches, listener.source.waiting) == (3, 2, 0)
+    view = await handlers.get(query.name, COURT)
+    assert {r.result.status for r in view.results} == {AgencyStatus.NO_PROPERTY} and view.query.state is QueryState.COMPLETED
 
 
 # --- the fan-out ------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from services.delegation.turnaround import (
     rebuild_aggregates,
     turnaround_statistics,
 )
-from services.plumbing.consumer import INBOX, BatchEventConsumer
+from services.plumbing.consumer import INBOX, Consumer, JetStreamSource
 from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.ids import new_id
@@ -158,20 +158,17 @@ def scenario() -> list[ReceivedEvent]:
     ]
 
 
-def projection_consumer(db: Database) -> BatchEventConsumer:
+def projection_consumer(db: Database) -> Consumer:
     projection = TurnaroundProjection(CourtCatalog.default(), WorkingCalendar.default())
-    return BatchEventConsumer(
-        db,
-        None,  # type: ignore[arg-type]
-        stream="ROGATORY",
-        durable=CONSUMER,
-        filter_subjects=[],
+    return Consumer(
+        JetStreamSource(None, stream="ROGATORY", durable=CONSUMER, filter_subjects=[]),  # type: ignore[arg-type]
+        db=db,
         batch_handler=projection.apply_batch,
     )
 
 
 @pytest.fixture
-async def fed(service_db_factory: Any) -> tuple[Database, BatchEventConsumer]:
+async def fed(service_db_factory: Any) -> tuple[Database, Consumer]:
     """The scenario applied one event at a time."""
     db: Database = await service_db_factory("delegation")
     consumer = projection_consumer(db)
@@ -190,7 +187,7 @@ def in_bucket_of(value: float, exact: float) -> bool:
     return lower <= value <= upper and abs(value - exact) <= RELATIVE_ERROR_BOUND * exact
 
 
-async def test_redeliveries_are_dropped_and_facts_merge_out_of_order(fed: tuple[Database, BatchEventConsumer]) -> None:
+async def test_redeliveries_are_dropped_and_facts_merge_out_of_order(fed: tuple[Database, Consumer]) -> None:
     db, consumer = fed
     assert consumer.duplicates == 2 and consumer.applied == 18
     async with db.read() as conn:
@@ -214,7 +211,7 @@ async def test_redeliveries_are_dropped_and_facts_merge_out_of_order(fed: tuple[
     assert rows["courts/gd0112/delegations/d5"]["month"] == "2024-04"
 
 
-async def test_in_province_against_cross_province(fed: tuple[Database, BatchEventConsumer]) -> None:
+async def test_in_province_against_cross_province(fed: tuple[Database, Consumer]) -> None:
     db, _ = fed
     groups = await stats(db, 'month = "2024-03"', ("cross_province",))
     assert set(groups) == {"cross_province=true", "cross_province=false"}
@@ -252,7 +249,7 @@ async def test_in_province_against_cross_province(fed: tuple[Database, BatchEven
     assert in_bucket_of(local.time_to_complete.median_working_days, 8.0)
 
 
-async def test_grouping_by_province_pair_court_and_month(fed: tuple[Database, BatchEventConsumer]) -> None:
+async def test_grouping_by_province_pair_court_and_month(fed: tuple[Database, Consumer]) -> None:
     db, _ = fed
     pairs = await stats(db, "", ("province_pair",))
     assert {k: g.count for k, g in pairs.items()} == {
@@ -273,7 +270,7 @@ async def test_grouping_by_province_pair_court_and_month(fed: tuple[Database, Ba
     assert nothing[""].count == 0 and nothing[""].completion_rate == 0.0
 
 
-async def test_every_grain_agrees_and_a_rebuild_from_facts_gives_the_same_rows(fed: tuple[Database, BatchEventConsumer]) -> None:
+async def test_every_grain_agrees_and_a_rebuild_from_facts_gives_the_same_rows(fed: tuple[Database, Consumer]) -> None:
     db, _ = fed
     for group_by in [(), ("month",), ("matter_kind", "month"), ("entrusted_court",), ("requesting_court",), ("province_pair",)]:
         groups = await stats(db, "", group_by)
@@ -286,7 +283,7 @@ async def test_every_grain_agrees_and_a_rebuild_from_facts_gives_the_same_rows(f
 
 
 @pytest.mark.parametrize("batch_size", [3, 64])
-async def test_batches_give_the_rows_of_one_event_at_a_time(fed: tuple[Database, BatchEventConsumer], batch_size: int) -> None:
+async def test_batches_give_the_rows_of_one_event_at_a_time(fed: tuple[Database, Consumer], batch_size: int) -> None:
     """A batch reads each matter once and adds the sum of its deltas: the same facts and
     aggregates as the events one by one, the redeliveries inside a batch dropped too."""
     db, _ = fed
@@ -302,7 +299,7 @@ async def test_batches_give_the_rows_of_one_event_at_a_time(fed: tuple[Database,
     assert (await _rows(db), await _facts(db)) == one_by_one
 
 
-async def test_the_rows_a_batch_changes_are_found_by_their_key(fed: tuple[Database, BatchEventConsumer]) -> None:
+async def test_the_rows_a_batch_changes_are_found_by_their_key(fed: tuple[Database, Consumer]) -> None:
     """The aggregate table grows with the history: a batch must find its rows by primary
     key. On SQLite a row-value `IN (VALUES …)` scanned the whole table for every batch."""
     db, _ = fed

@@ -1,4 +1,4 @@
-"""Pure rules of the shared plumbing: filters, page tokens, resource names, error mapping."""
+"""Pure rules of the shared plumbing: filters, page tokens, resource names, error mapping, the one consumer class."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from google.rpc import code_pb2, error_details_pb2
 from google.type import money_pb2
 
 from registry.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Violations
+from services.plumbing.consumer import Consumer
 from services.plumbing.errors import status_for
 from services.plumbing.events import subject
 from services.plumbing.filtering import IntRange, parse_filter
@@ -244,3 +245,12 @@ def test_i15_p10_durations_outside_the_type_range_are_invalid_argument(duration:
         timedelta_of(duration, "property_query.response_window")
     assert caught.value.reason == "DURATION_OUT_OF_RANGE"
     assert timedelta_of(Duration(seconds=86_400, nanos=5_000), "d") == timedelta(days=1, microseconds=5)
+
+
+def test_i16_p2_the_consumer_is_extended_by_its_hooks_not_by_subclassing() -> None:
+    """One consumer class: a component that needs more passes a handler and ConsumerHooks;
+    overriding the consumer's private methods (the audit's `_pull_loop` once) is refused."""
+    with pytest.raises(TypeError, match="Consumer is not subclassed"):
+
+        class PullingItsOwnWay(Consumer):  # type: ignore[misc]
+            async def _pull(self) -> None: ...

@@ -1,4 +1,4 @@
-"""The agencies' NATS replies: a core subscription that applies what arrived, one transaction per batch.
+"""The agencies' NATS replies: a core NATS consumer that applies what arrived, one transaction per batch.
 
 Agencies publish `PropertyQueryReply` to `rogatory.direct.v1.query-reply.{agency}.{court}`
 (the reply-to of the request; their NATS credentials allow their own id only, so the
@@ -16,19 +16,18 @@ or UNAVAILABLE when it could not be written and should be sent again).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 from google.rpc import code_pb2, status_pb2
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
 from registry.errors import DomainError
 from services.assistance.queries.handlers import REPLY_SUBJECT_ROOT, IncomingReply, QueryHandlers
 from services.assistance.queries.messages import item_record, reply_command
+from services.plumbing.consumer import Consumer, CoreSource
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import status_for, unavailable_status
 from services.plumbing.events import DIRECT_ROOT, subject_filter
@@ -38,65 +37,31 @@ log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "assistance-query-replies"
 REPLIES = subject_filter(REPLY_SUBJECT_ROOT, "*", "*", root=DIRECT_ROOT)
+#: A reply as it arrived: the message (answered when it asks) and what it says, or why it is refused.
+Arrived = tuple[Msg, IncomingReply | DomainError]
 _STORED = status_pb2.Status(code=code_pb2.OK).SerializeToString()
 _NOT_STORED = unavailable_status("REPLY_NOT_STORED", "the reply could not be stored; send it again").SerializeToString()
 
 
 class ReplyListener:
-    """start() subscribes and applies; stop() unsubscribes and writes what already arrived."""
+    """Applies the replies its consumer (`self.consumer`: core NATS, the queue group) takes
+    in batches of up to `max_batch`, decoded as they arrive; stopping writes what already arrived."""
 
     def __init__(self, nc: NATS, handlers: QueryHandlers, *, max_batch: int = 1024):
         self.nc = nc
         self.handlers = handlers
-        self.max_batch = max_batch
         self.applied = 0
         self.refused = 0
         self.failed = 0  # replies not written (database away): the agency is asked again
         self.batches = 0  # transactions that stored replies
-        self._waiting: list[tuple[Msg, IncomingReply | DomainError]] = []
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._subscription: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Decoded as they arrive, while the previous batch waits for the database: the batch
+        # that follows the last reply then only does the database work.
+        self.source = CoreSource(nc, REPLIES, queue=QUEUE_GROUP, prepare=_arrived)
+        self.consumer = Consumer(self.source, message_handler=self.apply, batch=max_batch)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="property-query-replies")
-
-    async def subscribe(self) -> None:
-        """Idempotent; start() calls it, a test may await it to know replies are listened to."""
-        if self._subscription is None:
-            self._subscription = await self.nc.subscribe(REPLIES, queue=QUEUE_GROUP, cb=self._received)
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._subscription is not None:
-            await self._subscription.unsubscribe()
-        self._wake.set()
-        if self._task:
-            await self._task
-
-    async def _received(self, msg: Msg) -> None:
-        # Decoded now, while the previous batch waits for the database: the batch that follows
-        # the last reply then only does the database work. No await: batches form meanwhile.
-        self._waiting.append((msg, _decoded(msg)))
-        self._wake.set()
-
-    async def _run(self) -> None:
-        await self.subscribe()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-                try:
-                    await self._apply(batch)
-                except Exception:  # noqa: BLE001 - the listener outlives one bad batch; its agencies are asked again
-                    log.exception("a batch of %d property-query replies was dropped", len(batch))
-            if self._stopping:
-                return
-
-    async def _apply(self, batch: Sequence[tuple[Msg, IncomingReply | DomainError]]) -> None:
-        """Applies the decoded replies in one transaction; a failing batch is retried reply by reply."""
+    async def apply(self, batch: Sequence[Arrived]) -> None:
+        """The consumer's message handler: applies the decoded replies in one transaction and
+        answers each; a failing batch is retried reply by reply."""
         decoded: list[tuple[Msg, IncomingReply]] = []
         for msg, incoming in batch:
             if isinstance(incoming, DomainError):
@@ -118,7 +83,7 @@ class ReplyListener:
             if len(decoded) > 1:
                 log.warning("a batch of %d property-query replies failed (%s); applying them one by one", len(decoded), exc)
                 for one in decoded:
-                    await self._apply([one])
+                    await self.apply([one])
                 return
             msg, incoming = decoded[0]
             log.warning(
@@ -146,11 +111,11 @@ class ReplyListener:
             await self.nc.publish(msg.reply, status)
 
 
-def _decoded(msg: Msg) -> IncomingReply | DomainError:
+def _arrived(msg: Msg) -> Arrived:
     try:
-        return to_incoming(msg)
+        return msg, to_incoming(msg)
     except DomainError as refused:
-        return refused
+        return msg, refused
 
 
 def to_incoming(msg: Msg) -> IncomingReply:

@@ -24,7 +24,7 @@ def wire_property_queries(host: ServiceHost, courts: CourtCatalog) -> QueryHandl
     dispatcher = RequestDispatcher(host.db, host.nc, source=host.source, resend_after=resend_after)
     handlers = QueryHandlers(host.db, host.outbox, courts, agencies, dispatch=dispatcher.submit)
     host.add_servicer(SERVICE, PropertyQueryServicer(handlers))
-    host.workers.append(ReplyListener(host.nc, handlers))
+    host.consumers.append(ReplyListener(host.nc, handlers).consumer)
     host.workers.append(dispatcher)
     host.add_periodic("property-query-timeouts", 1.0, QueryTimeoutScanner(handlers).scan_once)
     return handlers
