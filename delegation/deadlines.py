@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
-from delegation.matters import MatterKind
+from delegation.details import MatterKind
 from registry.courts import COURT_CODE_PREFIXES, CourtCatalog
 
 E = TypeVar("E", bound=StrEnum)

@@ -40,8 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
-from delegation.lifecycle import ReturnReason
-from delegation.matters import DelegationState
+from delegation.matters import DelegationState, ReturnReason
 
 SECONDS_PER_DAY = 86_400
 

@@ -20,9 +20,11 @@ from typing import Any, TypeVar
 
 from delegation.deadlines import DeadlineRule, Step, Unit
 from delegation.details import DETAILS_TYPES, Attachment, AttachmentKind, MatterDetails, MatterKind, Officer
-from delegation.lifecycle import (
+from delegation.matters import (
     Action,
     Completion,
+    Delegation,
+    DelegationState,
     Outcome,
     ReturnApproval,
     ReturnReason,
@@ -31,7 +33,6 @@ from delegation.lifecycle import (
     Transition,
     WithdrawReason,
 )
-from delegation.matters import Delegation, DelegationState
 from services.delegation.schedule import GrantedExtension
 
 SCHEMA = 1

@@ -33,8 +33,8 @@ from delegation import lifecycle
 from delegation.calendar import WorkingCalendar
 from delegation.deadlines import RuleTable, Step
 from delegation.details import MAX_TEXT_LENGTH
-from delegation.lifecycle import Action, Actor, LifecycleEvent, check_handed_over_seizures, court_roles, is_final
-from delegation.matters import CreateDelegation, Delegation, create_delegation
+from delegation.lifecycle import Actor, LifecycleEvent, check_handed_over_seizures, court_roles, is_final
+from delegation.matters import Action, CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
 from registry.errors import (
     Aborted,

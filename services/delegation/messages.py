@@ -27,15 +27,13 @@ from delegation.details import DETAILS_TYPES, Attachment, MatterDetails, MatterK
 from delegation.lifecycle import (
     AcknowledgeDelegation,
     CompleteDelegation,
-    Completion,
     ReturnDelegation,
     ReturnDelegationForSupplement,
     StartDelegation,
     SupplementDelegation,
-    SupplementRequest,
     WithdrawDelegation,
 )
-from delegation.matters import CreateDelegation, Delegation
+from delegation.matters import Completion, CreateDelegation, Delegation, SupplementRequest
 from registry.cases import mask_id_number
 from registry.errors import FieldViolation, InvalidArgument
 from services.delegation.schedule import TrackedDeadline, ordered

@@ -36,24 +36,29 @@ from delegation.details import (
 )
 from delegation.lifecycle import (
     AcknowledgeDelegation,
-    Action,
     Actor,
     CompleteDelegation,
-    Completion,
-    Outcome,
-    ReturnApproval,
     ReturnDelegation,
     ReturnDelegationForSupplement,
-    ReturnReason,
     StartDelegation,
     SupplementDelegation,
+    WithdrawDelegation,
+)
+from delegation.matters import (
+    Action,
+    Completion,
+    CreateDelegation,
+    Delegation,
+    DelegationState,
+    MatterKind,
+    Outcome,
+    ReturnApproval,
+    ReturnReason,
     SupplementReason,
     SupplementRequest,
     Transition,
-    WithdrawDelegation,
     WithdrawReason,
 )
-from delegation.matters import CreateDelegation, Delegation, DelegationState, MatterKind
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.delegation import codec
