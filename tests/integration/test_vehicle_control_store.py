@@ -32,8 +32,9 @@ from services.assistance.vehicles import store
 from services.assistance.vehicles.handlers import VehicleControlHandlers
 from services.assistance.vehicles.scanner import VehicleControlScanner, scan_database
 from services.assistance.vehicles.servicer import VehicleControlServicer
+from services.assistance.vehicles.settings import FileClock
 from services.assistance.vehicles.store import ControlQuery
-from services.assistance.vehicles.wiring import SERVICE, FileClock
+from services.assistance.vehicles.wiring import SERVICE
 from services.plumbing.auth import Authenticator, Principal, PrincipalKind, dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
