@@ -1,4 +1,6 @@
-"""Tables every service has in its own database: the outbox, the inbox, the case replica, the request log."""
+"""Tables every service has in its own database: the outbox, the inbox, the request log.
+
+(The case replica of the delegation and assistance services is in services/contract/case_replica.py.)"""
 
 from __future__ import annotations
 
@@ -33,18 +35,6 @@ class InboxEntry(SQLModel, table=True):
     consumer: str = Field(primary_key=True, max_length=120)
     event_id: str = Field(primary_key=True, max_length=36)
     processed_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-
-
-class CaseReplica(SQLModel, table=True):
-    """What the delegation and assistance services know of cases, from `case.registered`."""
-
-    __tablename__ = "case_replica"
-
-    name: str = Field(primary_key=True, max_length=200)  # courts/{court}/cases/{case}
-    court_id: str = Field(index=True, max_length=32)
-    case_number: str = Field(max_length=64)
-    respondents: str = Field(default="")  # JSON list of {display_name, kind, id_number_masked}
-    registered_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
 
 class RequestLogEntry(SQLModel, table=True):

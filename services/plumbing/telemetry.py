@@ -140,6 +140,12 @@ def continuing_trace(
         yield span
 
 
+def current_trace_id() -> str:
+    """The W3C trace id (32 hex digits) of the current span; "" outside any trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
 def current_trace_headers() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)

@@ -25,7 +25,7 @@ from nats.js.api import StreamInfo
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
-from services.delegation import event_payloads
+from services.contract import delegation_events
 from services.demo import delegate_freeze, freeze_request, until_case_replicated
 from services.launcher import ServiceProcess, Stack
 from services.plumbing.auth import dev_credentials
@@ -215,7 +215,7 @@ async def test_service_killed_mid_burst_loses_no_accepted_request_and_applies_no
 
 
 def matter_of(event: ReceivedEvent) -> str:
-    message = event_payloads.parse(event.event_type, event.data)
+    message = delegation_events.parse(event.event_type, event.data)
     assert message is not None
     return message.delegation.name  # type: ignore[attr-defined]
 

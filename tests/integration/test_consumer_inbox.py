@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
+from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
 from services.plumbing.consumer import INBOX, BatchEventConsumer, EventConsumer
 from services.plumbing.events import ReceivedEvent, envelope_headers
 from services.plumbing.ids import new_id

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
+from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
 from services.delegation.main import CASE_REPLICA_CONSUMER
 from services.delegation.main import wire as wire_delegation
 from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER

@@ -61,6 +61,7 @@ from delegation.matters import (
 )
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.contract.case_replica import CaseReplica
 from services.delegation import codec
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.messages import entry_to_proto, stored_to_proto
@@ -68,7 +69,6 @@ from services.delegation.schedule import DeadlineStatus
 from services.delegation.store import DEADLINES, DELEGATIONS, TRANSITIONS, DelegationQuery, StoredDelegation
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.tables import CaseReplica
 from tests.conftest import request_key
 
 S = DelegationState

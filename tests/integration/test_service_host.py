@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.case_replica import CASE_REGISTERED_ALL_COURTS
+from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS
 from services.plumbing import telemetry
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
