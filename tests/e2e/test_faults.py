@@ -26,12 +26,12 @@ from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from services.contract import delegation_events
-from services.demo import delegate_freeze, freeze_request, until_case_replicated
-from services.launcher import ServiceProcess, Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.plumbing.subscriber import read_events
+from services.tools.demo import delegate_freeze, freeze_request, until_case_replicated
+from services.tools.launcher import ServiceProcess, Stack
 from tests.conftest import wait_for
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.integration.test_consumer_inbox import rogatory
