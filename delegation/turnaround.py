@@ -255,11 +255,12 @@ def rate(numerator: int, denominator: int) -> float:
 
 def rates(numerators: np.ndarray, denominators: np.ndarray) -> np.ndarray:
     """`rate` of each pair of int64 counts (equal to it: both sides are exact below 2^53)."""
-    return np.divide(numerators, denominators, out=np.zeros(len(numerators)), where=denominators > 0)
+    result: np.ndarray = np.divide(numerators, denominators, out=np.zeros(len(numerators)), where=denominators > 0)
+    return result
 
 
 class DurationSummary(NamedTuple):  # a NamedTuple: built for every group of every answer
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing calls on a summary
     mean_days: float
     median_days: float
     p90_days: float

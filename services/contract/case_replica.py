@@ -29,7 +29,7 @@ class CaseReplica(SQLModel, table=True):
     court_id: str = Field(index=True, max_length=32)
     case_number: str = Field(max_length=64)
     respondents: str = Field(default="")  # JSON list of {display_name, kind, id_number_masked}
-    registered_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    registered_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 REPLICA = CaseReplica.__table__  # type: ignore[attr-defined]

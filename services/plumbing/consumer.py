@@ -133,7 +133,7 @@ def _backoff(delivery_count: int) -> float:
 def _outage_backoff(retry: int) -> float:
     """Seconds before trying again in an outage: 0.25, 0.5, 1, 2, 4, then 5 — a recovery is
     noticed within 5 s, and held messages are kept in progress well inside `ack_wait`."""
-    return min(0.25 * 2**retry, 5.0)
+    return min(0.25 * 2.0**retry, 5.0)
 
 
 class _Released(Exception):

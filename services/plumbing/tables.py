@@ -21,10 +21,10 @@ class OutboxEvent(SQLModel, table=True):
     event_type: str = Field(max_length=120)
     subject: str = Field(max_length=255)
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    occurred_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    occurred_at: datetime = Field(sa_type=DateTime(timezone=True))
     traceparent: str = Field(default="", max_length=64)
     tracestate: str = Field(default="", max_length=512)
-    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class InboxEntry(SQLModel, table=True):
@@ -34,7 +34,7 @@ class InboxEntry(SQLModel, table=True):
 
     consumer: str = Field(primary_key=True, max_length=120)
     event_id: str = Field(primary_key=True, max_length=36)
-    processed_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    processed_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class RequestLogEntry(SQLModel, table=True):
@@ -49,4 +49,4 @@ class RequestLogEntry(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     fingerprint: str = Field(max_length=32)
     resource: str = Field(max_length=200)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
