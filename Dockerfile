@@ -33,7 +33,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --upgrade pip \
     && pip install . \
     && cd / \
-    && python -c "import rogatory.registry.v1.registry_pb2, services.registry.main, services.delegation.main, services.assistance.main, services.healthcheck"
+    && python -c "import rogatory.registry.v1.registry_pb2, services.registry.main, services.delegation.main, services.assistance.main, services.tools.healthcheck"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -57,7 +57,7 @@ EXPOSE 50051 50052 50053
 # Standard gRPC health service; NOT_SERVING while draining on SIGTERM. Compose sets the
 # port per service; HEALTHCHECK_ADDR does the same for `docker run`.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -m services.healthcheck "$HEALTHCHECK_ADDR"
+    CMD python -m services.tools.healthcheck "$HEALTHCHECK_ADDR"
 
 # exec form: python is PID 1's child under `init: true` (or PID 1 itself) and receives
 # SIGTERM directly, which the service host turns into a graceful drain.

@@ -49,10 +49,10 @@ from bench.echo_server import METHOD as ECHO_METHOD
 from bench.floor_server import RUNGS, floor_name
 from bench.load import Call, ChannelPool, Measurement, cpu_seconds, measure, percentile
 from bench.processes import ChildProcess, environment
-from services.demo import freeze_request, seed_case_request
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import parse_time
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+from services.tools.demo import freeze_request, seed_case_request
 
 STREAM = "ROGATORY"
 SUBMITTED = "rogatory.v1.delegation.*.*.submitted"

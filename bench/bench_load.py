@@ -61,10 +61,10 @@ from bench.processes import ChildProcess, environment
 from services.assistance.notice_examples import freeze_request as notice_freeze
 from services.assistance.notice_examples import query_request as notice_query
 from services.assistance.notice_examples import seal_request as notice_seal
-from services.demo import freeze_request as delegation_freeze
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import envelope_headers
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+from services.tools.demo import freeze_request as delegation_freeze
 
 STREAM = "ROGATORY"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -6,7 +6,7 @@ Starts an embedded nats-server (JetStream, fsync always) and the assistance serv
 child process (SQLite in a temp dir) with a synthetic agency table of
 `--agencies` banks (ROGATORY_AGENCIES_FILE), publishes one `case.registered` event (as
 the registry would), and starts the simulated
-agencies (`services.agency_simulator.query_responder`, one subscription per agency) in
+agencies (`services.tools.agency_simulator.query_responder`, one subscription per agency) in
 this process. Then, alternating, per round:
 
 - **raw**: N core-NATS subscribers on one subject, one publish with a reply inbox, each
@@ -53,12 +53,12 @@ from rogatory.registry.v1 import registry_pb2
 
 from bench.bench_delegation import cpu_seconds
 from bench.processes import ChildProcess, environment
-from services.agency_simulator.query_responder import SimulatedQueryResponder
-from services.demo import until_case_replicated
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import envelope_headers, subject
 from services.plumbing.ids import new_id
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
+from services.tools.demo import until_case_replicated
 
 STREAM = "ROGATORY"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

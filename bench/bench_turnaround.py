@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
 from delegation.details import MatterKind
-from delegation.lifecycle import ReturnReason
+from delegation.matters import ReturnReason
 from delegation.turnaround import Durations, MatterFacts, working_seconds
 from registry.courts import CourtCatalog
 from services.delegation.turnaround import (

@@ -4,7 +4,7 @@ Each runs in its own spawned interpreter (own uvloop, own GIL), so neither the l
 nor the other can delay it. Both talk to the benchmark over a pipe: they send "ready" once
 serving, then wait for "stop" and answer with what they measured.
 
-- **Agencies** (`agencies_process`): the existing simulators (services/agency_simulator):
+- **Agencies** (`agencies_process`): the existing simulators (services/tools/agency_simulator):
   `NoticeDesk` for bank-icbc and re-440100 (acknowledges each notice, then answers it, over
   gRPC as the agency), `SimulatedQueryResponder` for every bank and online-payment agency
   (answers property queries on JetStream) and a `TrafficPoliceSimulator` for tp-330300 that
@@ -38,10 +38,10 @@ from rogatory.assistance.v1 import vehicle_control_pb2 as vc
 from rogatory.events.v1 import events_pb2, query_events_pb2, vehicle_events_pb2
 
 from registry.agencies import AgencyCatalog, AgencyKind
-from services.agency_simulator.notice_desk import NoticeDesk
-from services.agency_simulator.query_responder import SimulatedQueryResponder
-from services.agency_simulator.traffic_police import TrafficPoliceSimulator
 from services.plumbing.events import parse_time
+from services.tools.agency_simulator.notice_desk import NoticeDesk
+from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
+from services.tools.agency_simulator.traffic_police import TrafficPoliceSimulator
 
 STREAM = "ROGATORY"
 REFERENCE_STREAM, REFERENCE_SUBJECT = "BENCHREF", "bench.reference.published"

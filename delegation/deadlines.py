@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
-from delegation.matters import MatterKind
+from delegation.details import MatterKind
 from registry.courts import COURT_CODE_PREFIXES, CourtCatalog
 
 E = TypeVar("E", bound=StrEnum)
@@ -216,11 +216,12 @@ def _override_rule(province: str, entry: Any, where: str, problems: list[str]) -
     amount, cited = entry.get("amount"), entry.get("source")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
         problems.append(f"{where}.amount: must be a positive integer, got {amount!r}")
-    if not isinstance(cited, str) or not cited.strip():
+    source = cited.strip() if isinstance(cited, str) else ""
+    if not source:
         problems.append(f"{where}.source: required, cite the provincial rule or notice")
-    if len(problems) > before or step is None or unit is None:
+    if len(problems) > before or step is None or unit is None or not isinstance(amount, int):
         return None
-    return DeadlineRule(kind, step, amount, unit, cited.strip(), province=province)
+    return DeadlineRule(kind, step, amount, unit, source, province=province)
 
 
 def _enum(kind: type[E], value: Any, where: str, problems: list[str]) -> E | None:

@@ -52,13 +52,26 @@ from delegation.details import (
     MAX_TEXT_LENGTH,
     Attachment,
     AttachmentKind,
+    MatterKind,
     Officer,
     check_amount,
     check_attachments,
     check_required_attachments,
     check_text_list,
 )
-from delegation.matters import Delegation, DelegationState, MatterKind
+from delegation.matters import (
+    Action,
+    Completion,
+    Delegation,
+    DelegationState,
+    Outcome,
+    ReturnApproval,
+    ReturnReason,
+    SupplementReason,
+    SupplementRequest,
+    Transition,
+    WithdrawReason,
+)
 from registry.access import court_id_of
 from registry.courts import CourtCatalog, CourtLevel
 from registry.errors import Aborted, FailedPrecondition, PermissionDenied, Violations, parse_enum
@@ -68,58 +81,13 @@ MAX_ITEM_LENGTH = 200
 S = DelegationState
 
 
-# --- vocabulary -----------------------------------------------------------------------------------
-
-
-class Action(StrEnum):
-    ACKNOWLEDGE = "ACKNOWLEDGE"
-    START = "START"
-    COMPLETE = "COMPLETE"
-    RETURN_FOR_SUPPLEMENT = "RETURN_FOR_SUPPLEMENT"
-    SUPPLEMENT = "SUPPLEMENT"
-    RETURN = "RETURN"
-    WITHDRAW = "WITHDRAW"
-    DEEM_WITHDRAWN = "DEEM_WITHDRAWN"
+# --- vocabulary (what a delegation records is in delegation.matters) -----------------------------------------------------------------------------------
 
 
 class Role(StrEnum):
     REQUESTING_COURT = "REQUESTING_COURT"
     ENTRUSTED_COURT = "ENTRUSTED_COURT"
     SYSTEM = "SYSTEM"  # the deadline scanner
-
-
-class Outcome(StrEnum):
-    EXECUTED = "EXECUTED"
-    PARTLY_EXECUTED = "PARTLY_EXECUTED"
-    NOT_EXECUTED = "NOT_EXECUTED"
-    PROPERTY_FOUND = "PROPERTY_FOUND"
-    PROPERTY_NOT_FOUND = "PROPERTY_NOT_FOUND"
-    SERVED = "SERVED"
-    NOT_SERVED = "NOT_SERVED"
-    PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
-
-
-class SupplementReason(StrEnum):
-    MISSING_RULING = "MISSING_RULING"
-    MISSING_EFFECTIVE_DATE = "MISSING_EFFECTIVE_DATE"  # 生效日期 / 生效证明
-    UNCLEAR_PROPERTY = "UNCLEAR_PROPERTY"
-    WRONG_COURT = "WRONG_COURT"  # documents name another court
-    OTHER = "OTHER"
-
-
-class ReturnReason(StrEnum):
-    NOT_WITHIN_JURISDICTION = "NOT_WITHIN_JURISDICTION"
-    MATERIALS_INCOMPLETE = "MATERIALS_INCOMPLETE"
-    DUPLICATE = "DUPLICATE"
-    OTHER = "OTHER"
-
-
-class WithdrawReason(StrEnum):
-    SETTLED = "SETTLED"  # paid or settled (执行和解)
-    NO_LONGER_NEEDED = "NO_LONGER_NEEDED"
-    SENT_IN_ERROR = "SENT_IN_ERROR"
-    DEEMED_WITHDRAWN = "DEEMED_WITHDRAWN"  # system only: supplement deadline passed (art. 8)
-    OTHER = "OTHER"
 
 
 _PROPERTY_MEASURE_OUTCOMES = frozenset(
@@ -223,51 +191,6 @@ def court_roles(delegation: Delegation, court_id: str, courts: CourtCatalog) -> 
     if delegation.entrusted_court_id in courts and courts.is_superior_of(court_id, delegation.entrusted_court_id):
         roles.add(CourtRole.SUPERIOR_OF_ENTRUSTED_COURT)
     return frozenset(roles)
-
-
-# --- what a transition records ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Transition:
-    """Who did what, when and why; `actor_court_id` is "" for the system.
-
-    `reason_code` is the reason of a return, supplement request or withdrawal, or the
-    outcome of a completion; "" for the other actions.
-    """
-
-    action: Action
-    from_state: DelegationState
-    to_state: DelegationState
-    actor_court_id: str
-    officer: str
-    at: datetime
-    reason_code: str = ""
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Completion:
-    outcome: Outcome
-    amount_fen: int | None  # frozen / deducted / sealed value, for EXECUTED and PARTLY_EXECUTED
-    result_documents: tuple[Attachment, ...]
-    note: str
-
-
-@dataclass(frozen=True)
-class SupplementRequest:
-    reason: SupplementReason
-    missing_items: tuple[str, ...]
-    note: str
-    requested_at: datetime  # the supplement period (art. 8: 30 days) runs from here
-
-
-@dataclass(frozen=True)
-class ReturnApproval:
-    """The superior (high) court's approval of returning a whole-case delegation (art. 9)."""
-
-    court_id: str
-    reference: str  # the approval's document number
 
 
 # --- events ---------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ Pure domain: `create_delegation` validates a `CreateDelegation` command and retu
 `Delegation` with the `DelegationSubmitted` event it records; persistence, idempotency and
 publication are the service layer's job. The lifecycle commands (acknowledge, start,
 complete, return for supplement, supplement, return, withdraw) live in delegation.lifecycle
-and return the next version of a `Delegation` with their events; matter details, attachments
-and officers in delegation.details.
+and return the next version of a `Delegation` with their events. What a delegation records
+of its life (transitions, completion, supplement request, reasons) is defined here, beside
+the aggregate that holds it, so the lifecycle builds on this module and not the reverse;
+matter details, attachments and officers are in delegation.details.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from delegation.details import (
     REQUIRED_ATTACHMENTS,
@@ -34,10 +35,6 @@ from registry.errors import Violations, parse_enum
 from registry.jurisdictions import JurisdictionTable
 from registry.text import check_text
 
-if TYPE_CHECKING:
-    # The lifecycle module builds on this one; its value types appear here only as annotations.
-    from delegation.lifecycle import Completion, ReturnApproval, ReturnReason, SupplementRequest, Transition, WithdrawReason
-
 MAX_DESCRIPTION_LENGTH = 2000
 
 
@@ -51,6 +48,96 @@ class DelegationState(StrEnum):
     COMPLETED = "COMPLETED"
     RETURNED = "RETURNED"
     WITHDRAWN = "WITHDRAWN"
+
+
+# --- what a delegation records of its life (delegation.lifecycle changes it) ------------------
+
+
+class Action(StrEnum):
+    ACKNOWLEDGE = "ACKNOWLEDGE"
+    START = "START"
+    COMPLETE = "COMPLETE"
+    RETURN_FOR_SUPPLEMENT = "RETURN_FOR_SUPPLEMENT"
+    SUPPLEMENT = "SUPPLEMENT"
+    RETURN = "RETURN"
+    WITHDRAW = "WITHDRAW"
+    DEEM_WITHDRAWN = "DEEM_WITHDRAWN"
+
+
+class Outcome(StrEnum):
+    EXECUTED = "EXECUTED"
+    PARTLY_EXECUTED = "PARTLY_EXECUTED"
+    NOT_EXECUTED = "NOT_EXECUTED"
+    PROPERTY_FOUND = "PROPERTY_FOUND"
+    PROPERTY_NOT_FOUND = "PROPERTY_NOT_FOUND"
+    SERVED = "SERVED"
+    NOT_SERVED = "NOT_SERVED"
+    PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
+
+
+class SupplementReason(StrEnum):
+    MISSING_RULING = "MISSING_RULING"
+    MISSING_EFFECTIVE_DATE = "MISSING_EFFECTIVE_DATE"  # 生效日期 / 生效证明
+    UNCLEAR_PROPERTY = "UNCLEAR_PROPERTY"
+    WRONG_COURT = "WRONG_COURT"  # documents name another court
+    OTHER = "OTHER"
+
+
+class ReturnReason(StrEnum):
+    NOT_WITHIN_JURISDICTION = "NOT_WITHIN_JURISDICTION"
+    MATERIALS_INCOMPLETE = "MATERIALS_INCOMPLETE"
+    DUPLICATE = "DUPLICATE"
+    OTHER = "OTHER"
+
+
+class WithdrawReason(StrEnum):
+    SETTLED = "SETTLED"  # paid or settled (执行和解)
+    NO_LONGER_NEEDED = "NO_LONGER_NEEDED"
+    SENT_IN_ERROR = "SENT_IN_ERROR"
+    DEEMED_WITHDRAWN = "DEEMED_WITHDRAWN"  # system only: supplement deadline passed (art. 8)
+    OTHER = "OTHER"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Who did what, when and why; `actor_court_id` is "" for the system.
+
+    `reason_code` is the reason of a return, supplement request or withdrawal, or the
+    outcome of a completion; "" for the other actions.
+    """
+
+    action: Action
+    from_state: DelegationState
+    to_state: DelegationState
+    actor_court_id: str
+    officer: str
+    at: datetime
+    reason_code: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    outcome: Outcome
+    amount_fen: int | None  # frozen / deducted / sealed value, for EXECUTED and PARTLY_EXECUTED
+    result_documents: tuple[Attachment, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class SupplementRequest:
+    reason: SupplementReason
+    missing_items: tuple[str, ...]
+    note: str
+    requested_at: datetime  # the supplement period (art. 8: 30 days) runs from here
+
+
+@dataclass(frozen=True)
+class ReturnApproval:
+    """The superior (high) court's approval of returning a whole-case delegation (art. 9)."""
+
+    court_id: str
+    reference: str  # the approval's document number
 
 
 def delegation_name(requesting_court_id: str, delegation_id: str) -> str:

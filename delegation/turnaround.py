@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import sys
+import zlib
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,8 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
-from delegation.lifecycle import ReturnReason
-from delegation.matters import DelegationState
+from delegation.matters import DelegationState, ReturnReason
 
 SECONDS_PER_DAY = 86_400
 
@@ -255,11 +255,12 @@ def rate(numerator: int, denominator: int) -> float:
 
 def rates(numerators: np.ndarray, denominators: np.ndarray) -> np.ndarray:
     """`rate` of each pair of int64 counts (equal to it: both sides are exact below 2^53)."""
-    return np.divide(numerators, denominators, out=np.zeros(len(numerators)), where=denominators > 0)
+    result: np.ndarray = np.divide(numerators, denominators, out=np.zeros(len(numerators)), where=denominators > 0)
+    return result
 
 
 class DurationSummary(NamedTuple):  # a NamedTuple: built for every group of every answer
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing calls on a summary
     mean_days: float
     median_days: float
     p90_days: float
@@ -337,6 +338,76 @@ def packed_words_many(data: Sequence[bytes]) -> np.ndarray:
     """`packed_words` of many `packed_to_bytes` outputs, one row each (int64)."""
     joined = b"".join(d.ljust(PACKED_BYTES, b"\0") for d in data)
     return np.frombuffer(joined, dtype="<u4").reshape(len(data), PACKED_FIELDS).astype(np.int64)
+
+
+# Stored histograms: a format byte, then one (u16 field index, u32 count) entry per non-empty
+# field of the packed int (most of its PACKED_FIELDS fields are empty). A query decodes all
+# its rows with one numpy call, where zlib (the first format, still read) took ~6 µs a row,
+# and encoding is ~3x cheaper than zlib's, which the projection pays per row it writes.
+_SPARSE_FORMAT = 1
+_ZLIB_FORMAT = 0x78  # the first byte of every zlib stream
+_ENTRY = np.dtype([("field", "<u2"), ("count", "<u4")])
+
+
+def encode_histograms(packed: int) -> bytes:
+    """A packed histogram as stored (b"" when empty)."""
+    if not packed:
+        return b""
+    if packed < 0:
+        raise ValueError("a packed histogram cannot be negative")
+    words = np.frombuffer(packed.to_bytes(PACKED_BYTES, "little"), dtype="<u4")
+    fields = np.flatnonzero(words)
+    entries = np.empty(len(fields), dtype=_ENTRY)
+    entries["field"], entries["count"] = fields, words[fields]
+    return bytes((_SPARSE_FORMAT,)) + entries.tobytes()
+
+
+def decode_histograms(stored: bytes | None) -> int:
+    """The packed int of a stored histogram."""
+    if not stored:
+        return 0
+    if stored[0] == _ZLIB_FORMAT:
+        return int.from_bytes(zlib.decompress(stored), "little")
+    words = np.zeros(PACKED_FIELDS, dtype="<u4")
+    entries = _entries(stored)
+    words[entries["field"]] = entries["count"]
+    return int.from_bytes(words.tobytes(), "little")
+
+
+def _entries(stored: bytes) -> np.ndarray:
+    if stored[0] != _SPARSE_FORMAT:
+        raise ValueError(f"unknown histogram format {stored[0]}")
+    return np.frombuffer(stored, dtype=_ENTRY, offset=1)
+
+
+def summed_histogram_words(stored: Sequence[bytes | None], groups: Sequence[int], group_count: int) -> np.ndarray:
+    """The histogram fields summed per group: row g holds the PACKED_FIELDS fields of the sum
+    of the stored histograms whose entry in `groups` is g."""
+    words = np.zeros(group_count * PACKED_FIELDS, dtype=np.int64)
+    # Pass k adds the k-th histogram of every group: within a pass no cell repeats (a group
+    # once, each field once), so a plain indexed add is exact, and a group has only a few rows.
+    passes: list[tuple[list[memoryview], list[int], list[int]]] = []
+    seen = [0] * group_count
+    for blob, group in zip(stored, groups, strict=True):
+        if not blob:
+            continue
+        if blob[0] == _ZLIB_FORMAT:  # a row written before the sparse format
+            words[group * PACKED_FIELDS : (group + 1) * PACKED_FIELDS] += np.asarray(packed_words(zlib.decompress(blob)))
+            continue
+        if blob[0] != _SPARSE_FORMAT:
+            raise ValueError(f"unknown histogram format {blob[0]}")
+        k = seen[group]
+        seen[group] = k + 1
+        if k == len(passes):
+            passes.append(([], [], []))
+        parts, offsets, sizes = passes[k]
+        parts.append(memoryview(blob)[1:])
+        offsets.append(group * PACKED_FIELDS)
+        sizes.append((len(blob) - 1) // _ENTRY.itemsize)
+    for parts, offsets, sizes in passes:
+        entries = np.frombuffer(b"".join(parts), dtype=_ENTRY)
+        words[np.repeat(np.asarray(offsets, dtype=np.int64), sizes) + entries["field"]] += entries["count"]
+    return words.reshape(group_count, PACKED_FIELDS)
 
 
 # --- the additive figures -----------------------------------------------------------------------------

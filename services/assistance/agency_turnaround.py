@@ -28,6 +28,8 @@ from assistance.notices import NoticeKind
 from delegation.calendar import WorkingCalendar
 from delegation.turnaround import (
     Durations,
+    decode_histograms,
+    encode_histograms,
     histogram_buckets,
     month_of,
     packed_hits,
@@ -37,7 +39,6 @@ from delegation.turnaround import (
 )
 from registry.errors import FieldViolation, InvalidArgument
 from services.assistance.tables import AgencyTurnaroundAggregateRow, AgencyTurnaroundFactRow
-from services.delegation.turnaround import decode_histograms, encode_histograms
 from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.filtering import parse_filter

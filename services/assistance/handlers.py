@@ -48,14 +48,14 @@ from services.assistance import store
 from services.assistance.messages import entry_to_proto, notice_to_proto, seizure_to_proto
 from services.assistance.notice_tracing import in_notice_trace, notice_attributes
 from services.assistance.store import NoticeQuery, SeizureQuery, StoredNotice, StoredSeizure, TimelineEntry
-from services.case_replica import replica_of
-from services.delegation.handlers import current_trace_id
+from services.contract.case_replica import replica_of
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
 from services.plumbing.idempotency import RequestKey, earlier_resource, once_async, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
+from services.plumbing.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from services.assistance.notice_wiring import wire_notices
 from services.assistance.queries.wiring import wire_property_queries
 from services.assistance.servicer import AssistanceServicer
 from services.assistance.vehicles.wiring import wire_vehicle_control
-from services.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
+from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.plumbing.host import ServiceHost, run_service
 
 SERVICE = assistance_pb2.DESCRIPTOR.services_by_name["AssistanceService"]

@@ -14,9 +14,9 @@ from assistance.notice_targets import DepositAccount, Equity, Income, NoticeTarg
 from assistance.notices import AssistanceNotice, CreateNotice, NoticeResult, Objection
 from assistance.seizures import Seizure
 from registry.errors import FieldViolation, InvalidArgument
-from services.delegation.messages import attachment_to_proto, attachments_from_proto, etag_of, parse_etag
+from services.contract.attachments import attachment_to_proto, attachments_from_proto
+from services.plumbing.fields import enum_name, etag_of, parse_etag
 from services.plumbing.times import timestamp, utc
-from services.registry.messages import enum_name
 
 __all__ = ["etag_of", "parse_etag"]
 

@@ -25,7 +25,7 @@ from assistance.notices import (
 )
 from assistance.seizures import AssetClass, Seizure, SeizureState
 from delegation.details import Attachment, AttachmentKind
-from services.delegation.codec import time_from_json, time_to_json
+from services.plumbing.times import time_from_json, time_to_json
 
 SCHEMA = 1
 Json = dict[str, Any]

@@ -6,7 +6,7 @@ so a head published again (after a crash) is stored once. The stream refuses mes
 deletes, purges and roll-ups (`deny_delete` / `deny_purge`, which nats-server does not let
 a later update turn off) and keeps every message: no limits, and `discard: new`, so a limit
 added by mistake refuses new heads rather than dropping old ones. Only the services' NATS
-user may publish there or call the stream API (services/nats_permissions.py).
+user may publish there or call the stream API (services/tools/nats_permissions.py).
 """
 
 from __future__ import annotations

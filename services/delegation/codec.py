@@ -13,16 +13,17 @@ is written into every document; bump it and convert on read if the layout ever c
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from delegation.deadlines import DeadlineRule, Step, Unit
 from delegation.details import DETAILS_TYPES, Attachment, AttachmentKind, MatterDetails, MatterKind, Officer
-from delegation.lifecycle import (
+from delegation.matters import (
     Action,
     Completion,
+    Delegation,
+    DelegationState,
     Outcome,
     ReturnApproval,
     ReturnReason,
@@ -31,8 +32,8 @@ from delegation.lifecycle import (
     Transition,
     WithdrawReason,
 )
-from delegation.matters import Delegation, DelegationState
 from services.delegation.schedule import GrantedExtension
+from services.plumbing.times import required_time_from_json, time_from_json, time_to_json
 
 SCHEMA = 1
 Json = dict[str, Any]
@@ -85,8 +86,8 @@ def delegation_from_json(data: Json) -> Delegation:
         entrusted_court_id=data["entrusted_court_id"],
         matter_kind=MatterKind(data["matter_kind"]),
         description=data["description"],
-        created_at=_required_time(data["created_at"]),
-        updated_at=_required_time(data["updated_at"]),
+        created_at=required_time_from_json(data["created_at"]),
+        updated_at=required_time_from_json(data["updated_at"]),
         state=DelegationState(data["state"]),
         version=int(data["version"]),
         details=_details_from_json(data["details"]),
@@ -196,7 +197,10 @@ def _supplement_request_from_json(data: Json | None) -> SupplementRequest | None
     if data is None:
         return None
     return SupplementRequest(
-        SupplementReason(data["reason"]), tuple(data["missing_items"]), data["note"], _required_time(data["requested_at"])
+        SupplementReason(data["reason"]),
+        tuple(data["missing_items"]),
+        data["note"],
+        required_time_from_json(data["requested_at"]),
     )
 
 
@@ -228,7 +232,7 @@ def _transition_from_json(data: Json) -> Transition:
         to_state=DelegationState(data["to_state"]),
         actor_court_id=data["actor_court_id"],
         officer=data["officer"],
-        at=_required_time(data["at"]),
+        at=required_time_from_json(data["at"]),
         reason_code=data["reason_code"],
         note=data["note"],
     )
@@ -262,25 +266,12 @@ def extensions_to_json(extensions: tuple[GrantedExtension, ...]) -> list[Json]:
 
 def extensions_from_json(data: list[Json]) -> tuple[GrantedExtension, ...]:
     return tuple(
-        GrantedExtension(int(e["amount"]), Unit(e["unit"]), e["reason"], e["court_id"], _required_time(e["at"])) for e in data
+        GrantedExtension(int(e["amount"]), Unit(e["unit"]), e["reason"], e["court_id"], required_time_from_json(e["at"]))
+        for e in data
     )
 
 
 # --- scalars -------------------------------------------------------------------------------------
-
-
-def time_to_json(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC; the domain's datetimes are all timezone-aware."""
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def time_from_json(value: str | None) -> datetime | None:
-    return None if value is None else _required_time(value)
-
-
-def _required_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _name(member: StrEnum | None) -> str | None:

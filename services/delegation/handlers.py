@@ -33,8 +33,8 @@ from delegation import lifecycle
 from delegation.calendar import WorkingCalendar
 from delegation.deadlines import RuleTable, Step
 from delegation.details import MAX_TEXT_LENGTH
-from delegation.lifecycle import Action, Actor, LifecycleEvent, check_handed_over_seizures, court_roles, is_final
-from delegation.matters import CreateDelegation, Delegation, create_delegation
+from delegation.lifecycle import Actor, LifecycleEvent, check_handed_over_seizures, court_roles, is_final
+from delegation.matters import Action, CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
 from registry.errors import (
     Aborted,
@@ -46,7 +46,7 @@ from registry.errors import (
     Violations,
 )
 from registry.text import check_text
-from services.case_replica import replica_row
+from services.contract.case_replica import replica_row
 from services.delegation import store
 from services.delegation.messages import deadline_to_proto, delegation_to_proto, entry_to_proto
 from services.delegation.schedule import DeadlineBook, TrackedDeadline, check_extension, ordered
@@ -60,6 +60,7 @@ from services.plumbing.group_commit import TransactionBatcher
 from services.plumbing.idempotency import RequestKey, earlier_resource, once, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
+from services.plumbing.telemetry import current_trace_id
 
 DELEGATION_SUBMITTED = "rogatory.delegation.submitted.v1"
 #: The subject verb (and event type) of each lifecycle action; deemed withdrawn is a withdrawal.
@@ -88,12 +89,6 @@ def event_type(verb: str) -> str:
 def delegation_subject(delegation: Delegation, verb: str) -> str:
     """`rogatory.v1.delegation.{requesting}.{entrusted}.{verb}`: each court can subscribe to its side."""
     return subject("delegation", delegation.requesting_court_id, delegation.entrusted_court_id, verb)
-
-
-def current_trace_id() -> str:
-    """The W3C trace id (32 hex digits) of the current span; "" outside any trace."""
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else ""
 
 
 def officer_of(delegation: Delegation, court_id: str) -> str:

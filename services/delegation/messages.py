@@ -10,7 +10,6 @@ Domain validation reports paths of the domain's commands ("delegation.details.am
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -23,25 +22,24 @@ from google.protobuf.message import Message
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.calendar import WorkingCalendar
-from delegation.details import DETAILS_TYPES, Attachment, MatterDetails, MatterKind, Officer
+from delegation.details import DETAILS_TYPES, MatterDetails, MatterKind, Officer
 from delegation.lifecycle import (
     AcknowledgeDelegation,
     CompleteDelegation,
-    Completion,
     ReturnDelegation,
     ReturnDelegationForSupplement,
     StartDelegation,
     SupplementDelegation,
-    SupplementRequest,
     WithdrawDelegation,
 )
-from delegation.matters import CreateDelegation, Delegation
+from delegation.matters import Completion, CreateDelegation, Delegation, SupplementRequest
 from registry.cases import mask_id_number
 from registry.errors import FieldViolation, InvalidArgument
+from services.contract.attachments import attachment_to_proto, attachments_from_proto
 from services.delegation.schedule import TrackedDeadline, ordered
 from services.delegation.store import StoredDelegation, TimelineEntry
+from services.plumbing.fields import enum_name, etag_of, parse_etag
 from services.plumbing.times import timestamp
-from services.registry.messages import enum_name
 
 #: The `details` oneof field of each kind.
 DETAILS_FIELDS: dict[MatterKind, str] = {
@@ -59,7 +57,6 @@ _OPTIONAL_AMOUNTS = frozenset({"amount_fen", "share_amount_fen"})
 #: Domain reason names that the protobuf enums prefix (top-level enum values must be unique).
 _RETURN_REASON_OTHER = ("OTHER", "RETURN_REASON_OTHER")
 _WITHDRAW_REASON_OTHER = ("OTHER", "WITHDRAW_REASON_OTHER")
-_ETAG = re.compile(r'(?:W/)?"([0-9]{1,18})"')
 
 
 # --- domain → protobuf -------------------------------------------------------------------------------
@@ -157,10 +154,6 @@ def _set_field(target: Message, name: str, value: Any) -> None:
         setattr(target, name, value)
 
 
-def attachment_to_proto(a: Attachment) -> pb.Attachment:
-    return pb.Attachment(kind=pb.Attachment.Kind.Value(str(a.kind)), name=a.name, size_bytes=a.size_bytes, sha256=a.sha256)
-
-
 def officer_to_proto(officer: Officer) -> pb.Officer:
     return pb.Officer(display_name=officer.name, phone=officer.phone)
 
@@ -212,10 +205,6 @@ def entry_to_proto(entry: TimelineEntry, submitted_at: datetime, calendar: Worki
         note=entry.note,
         trace_id=entry.trace_id,
     )
-
-
-def etag_of(version: int) -> str:
-    return f'W/"{version}"'
 
 
 # --- protobuf → domain ------------------------------------------------------------------------------
@@ -272,13 +261,6 @@ def _decimal(text: str, path: str) -> Decimal | None:
     return value
 
 
-def attachments_from_proto(items: Any) -> tuple[Attachment, ...]:
-    return tuple(
-        Attachment(kind=enum_name(pb.Attachment.Kind, a.kind), name=a.name, size_bytes=a.size_bytes, sha256=a.sha256)
-        for a in items
-    )
-
-
 def officer_from_proto(officer: pb.Officer) -> Officer:
     return Officer(name=officer.display_name, phone=officer.phone)
 
@@ -329,16 +311,6 @@ def return_command(request: pb.ReturnDelegationRequest) -> ReturnDelegation:
 def withdraw_command(request: pb.WithdrawDelegationRequest) -> WithdrawDelegation:
     reason = _unalias(enum_name(pb.WithdrawReason, request.reason), _WITHDRAW_REASON_OTHER)
     return WithdrawDelegation(reason, request.note, parse_etag(request.etag))
-
-
-def parse_etag(etag: str) -> int | None:
-    """`W/"7"` (or `"7"`) → 7; "" → None (AIP-154: the etag is optional)."""
-    if not etag:
-        return None
-    match = _ETAG.fullmatch(etag.strip())
-    if not match:
-        raise InvalidArgument.of([FieldViolation("etag", f'not an etag of this service, e.g. W/"3"; got {etag!r}', "BAD_ETAG")])
-    return int(match.group(1))
 
 
 def _alias(name: str, pair: tuple[str, str]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf.message import Message
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
-from services.delegation import event_payloads
+from services.contract import delegation_events
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.metrics import TURNAROUND_BUCKETS, meter
 
@@ -63,7 +63,7 @@ def record(event_type: str, message: Message) -> None:
     """Records what one delegation event says; unknown verbs record nothing."""
     delegation: pb.Delegation = message.delegation  # type: ignore[attr-defined]
     labels = matter_labels(delegation)
-    verb = event_payloads.verb_of(event_type)
+    verb = delegation_events.verb_of(event_type)
     if verb == "acknowledged" and delegation.HasField("acknowledge_time"):
         TIME_TO_ACKNOWLEDGE.record(_seconds_between(delegation.create_time, delegation.acknowledge_time), labels)
     elif verb == "completed" and delegation.HasField("complete_time"):
@@ -84,6 +84,6 @@ def record_events(events: Sequence[ReceivedEvent]) -> None:
     """Records the events applied by a consumer of the delegation events (the turnaround
     projection's, after its commit), so they are not read and deduplicated twice."""
     for event in events:
-        message = event_payloads.parse(event.event_type, event.data)
+        message = delegation_events.parse(event.event_type, event.data)
         if message is not None:
             record(event.event_type, message)

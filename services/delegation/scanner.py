@@ -34,12 +34,7 @@ from delegation.supervision import DeadlineWatch, ScanAction, SupervisionPolicy,
 from registry.courts import CourtCatalog
 from registry.errors import DomainError
 from services.delegation import store
-from services.delegation.handlers import (
-    DelegationHandlers,
-    current_trace_id,
-    delegation_subject,
-    event_type,
-)
+from services.delegation.handlers import DelegationHandlers, delegation_subject, event_type
 from services.delegation.messages import deadline_to_proto, delegation_to_proto
 from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
 from services.delegation.store import DEADLINES, DELEGATIONS, StoredDelegation, TimelineEntry
@@ -48,7 +43,7 @@ from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.events import Event, subject
 from services.plumbing.outbox import Outbox
-from services.plumbing.telemetry import tracer
+from services.plumbing.telemetry import current_trace_id, tracer
 from services.plumbing.times import utc
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,7 @@ from enum import StrEnum
 from delegation.calendar import WorkingCalendar
 from delegation.deadlines import Deadline, DeadlineRule, RuleTable, Step, Unit, compute_deadline, extend
 from delegation.details import MAX_TEXT_LENGTH
-from delegation.lifecycle import Action
-from delegation.matters import Delegation
+from delegation.matters import Action, Delegation
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, Violations, parse_enum
 from registry.text import check_text

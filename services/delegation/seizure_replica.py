@@ -1,5 +1,5 @@
 """The delegation service's replica of seizures, kept from the assistance service's
-`rogatory.v1.seizure.*` events (like services/case_replica.py for cases), so that a
+`rogatory.v1.seizure.*` events (like services/contract/case_replica.py for cases), so that a
 delegation handing over seized property can be refused when less than a month of the term
 is left (委托执行规定 art. 6) without calling the assistance service.
 

@@ -20,11 +20,11 @@ from services.delegation.handlers import DelegationHandlers
 from services.delegation.store import DelegationQuery
 from services.delegation.turnaround import turnaround_statistics
 from services.plumbing.auth import calling_court, current_principal
+from services.plumbing.fields import enum_name
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import after_seq, bad_token, decode_token, encode_token, page_size
-from services.registry.messages import enum_name
 
 DELEGATION_FILTERS = {"entrusted_court": str, "matter_kind": str, "state": str, "case": str}
 DELEGATION_NAME = "courts/{court}/delegations/{delegation}"

@@ -6,29 +6,28 @@ action days later — runs in a span that continues that stored context and link
 call that caused it, so the outbox rows it writes, the relay's send spans and every
 consumer's process spans all land in the matter's trace. Every such span carries the
 matter, its case number and both courts (`matter_attributes`), so an admin can find the
-trace from a matter name or a case number.
+trace from a matter name or a case number. The same attributes, read from a delegation
+event's payload, come from services.contract.delegation_events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from opentelemetry.trace import SpanKind
-from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.matters import Delegation
-from services.delegation import event_payloads
+from services.contract.delegation_events import (
+    CASE_NAME,
+    CASE_NUMBER,
+    ENTRUSTED_COURT,
+    MATTER_ID,
+    MATTER_KIND,
+    MATTER_NAME,
+    REQUESTING_COURT,
+)
 from services.plumbing.telemetry import continuing_trace
-
-MATTER_NAME = "rogatory.delegation.name"
-MATTER_ID = "rogatory.delegation.id"
-MATTER_KIND = "rogatory.delegation.matter_kind"
-CASE_NAME = "rogatory.case.name"
-CASE_NUMBER = "rogatory.case.number"
-REQUESTING_COURT = "rogatory.court.requesting"
-ENTRUSTED_COURT = "rogatory.court.entrusted"
 
 
 def matter_attributes(delegation: Delegation) -> dict[str, str]:
@@ -41,26 +40,6 @@ def matter_attributes(delegation: Delegation) -> dict[str, str]:
         REQUESTING_COURT: delegation.requesting_court_id,
         ENTRUSTED_COURT: delegation.entrusted_court_id,
     }
-
-
-def message_attributes(message: pb.Delegation) -> dict[str, str]:
-    """The same attributes, from the matter as an event carries it."""
-    parts = message.name.split("/")  # courts/{requesting}/delegations/{id}
-    return {
-        MATTER_NAME: message.name,
-        MATTER_ID: parts[-1],
-        MATTER_KIND: pb.Delegation.MatterKind.Name(message.matter_kind),
-        CASE_NAME: message.case,
-        CASE_NUMBER: message.case_number,
-        REQUESTING_COURT: parts[1] if len(parts) > 1 else "",
-        ENTRUSTED_COURT: message.entrusted_court.removeprefix("courts/"),
-    }
-
-
-def event_attributes(event_type: str, payload: bytes) -> dict[str, Any]:
-    """For the relay's and consumers' spans (services.plumbing.telemetry.add_event_attributes)."""
-    message = event_payloads.parse(event_type, payload)
-    return {} if message is None else message_attributes(message.delegation)  # type: ignore[attr-defined]
 
 
 def trace_id_of(traceparent: str) -> str:

@@ -19,7 +19,7 @@ about one row per answer group (two when cross_province is neither filtered nor 
 however many matters there are. Each row holds additive counters, exact duration sums in
 seconds and the four duration histograms packed into one integer (delegation.turnaround:
 fixed-width fields, so merging is one big-int addition), stored as sparse entries of
-the non-empty fields (`encode_histograms`).
+the non-empty fields (delegation.turnaround.encode_histograms).
 
 The consumer hands over each fetched batch (its `batch_handler`, services.plumbing.consumer),
 applied in one transaction: the batch's fact rows are read once, its events merged in
@@ -50,7 +50,6 @@ import functools
 import logging
 import math
 import re
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -72,8 +71,6 @@ from delegation.calendar import WorkingCalendar
 from delegation.details import MatterKind
 from delegation.turnaround import (
     HISTOGRAM_METRICS,
-    PACKED_BYTES,
-    PACKED_FIELDS,
     REASON_COLUMNS,
     TOTAL_FIELDS,
     Durations,
@@ -81,12 +78,14 @@ from delegation.turnaround import (
     MatterFacts,
     Observation,
     Totals,
+    decode_histograms,
+    encode_histograms,
     histogram_buckets,
     packed_distribution,
     packed_hits,
-    packed_words,
     rates,
     summarise_many,
+    summed_histogram_words,
 )
 from registry.courts import ISO_BY_PROVINCE, NON_TERRITORIAL_ID_PREFIX, CourtCatalog
 from registry.errors import FieldViolation, InvalidArgument, Violations
@@ -516,76 +515,6 @@ def _save_facts(conn: Connection, stored: Iterable[StoredFacts]) -> None:
 
 
 # --- aggregate deltas ---------------------------------------------------------------------------------------
-
-
-# Stored histograms: a format byte, then one (u16 field index, u32 count) entry per non-empty
-# field of the packed int (most of its PACKED_FIELDS fields are empty). A query decodes all
-# its rows with one numpy call, where zlib (the first format, still read) took ~6 µs a row,
-# and encoding is ~3x cheaper than zlib's, which the projection pays per row it writes.
-_SPARSE_FORMAT = 1
-_ZLIB_FORMAT = 0x78  # the first byte of every zlib stream
-_ENTRY = np.dtype([("field", "<u2"), ("count", "<u4")])
-
-
-def encode_histograms(packed: int) -> bytes:
-    """A packed histogram as stored (b"" when empty)."""
-    if not packed:
-        return b""
-    if packed < 0:
-        raise ValueError("a packed histogram cannot be negative")
-    words = np.frombuffer(packed.to_bytes(PACKED_BYTES, "little"), dtype="<u4")
-    fields = np.flatnonzero(words)
-    entries = np.empty(len(fields), dtype=_ENTRY)
-    entries["field"], entries["count"] = fields, words[fields]
-    return bytes((_SPARSE_FORMAT,)) + entries.tobytes()
-
-
-def decode_histograms(stored: bytes | None) -> int:
-    """The packed int of a stored histogram."""
-    if not stored:
-        return 0
-    if stored[0] == _ZLIB_FORMAT:
-        return int.from_bytes(zlib.decompress(stored), "little")
-    words = np.zeros(PACKED_FIELDS, dtype="<u4")
-    entries = _entries(stored)
-    words[entries["field"]] = entries["count"]
-    return int.from_bytes(words.tobytes(), "little")
-
-
-def _entries(stored: bytes) -> np.ndarray:
-    if stored[0] != _SPARSE_FORMAT:
-        raise ValueError(f"unknown histogram format {stored[0]}")
-    return np.frombuffer(stored, dtype=_ENTRY, offset=1)
-
-
-def summed_histogram_words(stored: Sequence[bytes | None], groups: Sequence[int], group_count: int) -> np.ndarray:
-    """The histogram fields summed per group: row g holds the PACKED_FIELDS fields of the sum
-    of the stored histograms whose entry in `groups` is g."""
-    words = np.zeros(group_count * PACKED_FIELDS, dtype=np.int64)
-    # Pass k adds the k-th histogram of every group: within a pass no cell repeats (a group
-    # once, each field once), so a plain indexed add is exact, and a group has only a few rows.
-    passes: list[tuple[list[memoryview], list[int], list[int]]] = []
-    seen = [0] * group_count
-    for blob, group in zip(stored, groups, strict=True):
-        if not blob:
-            continue
-        if blob[0] == _ZLIB_FORMAT:  # a row written before the sparse format
-            words[group * PACKED_FIELDS : (group + 1) * PACKED_FIELDS] += np.asarray(packed_words(zlib.decompress(blob)))
-            continue
-        if blob[0] != _SPARSE_FORMAT:
-            raise ValueError(f"unknown histogram format {blob[0]}")
-        k = seen[group]
-        seen[group] = k + 1
-        if k == len(passes):
-            passes.append(([], [], []))
-        parts, offsets, sizes = passes[k]
-        parts.append(memoryview(blob)[1:])
-        offsets.append(group * PACKED_FIELDS)
-        sizes.append((len(blob) - 1) // _ENTRY.itemsize)
-    for parts, offsets, sizes in passes:
-        entries = np.frombuffer(b"".join(parts), dtype=_ENTRY)
-        words[np.repeat(np.asarray(offsets, dtype=np.int64), sizes) + entries["field"]] += entries["count"]
-    return words.reshape(group_count, PACKED_FIELDS)
 
 
 def summed_by_group(values: np.ndarray, groups: Sequence[int], group_count: int) -> np.ndarray:

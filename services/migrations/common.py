@@ -44,7 +44,7 @@ def create_case_replica() -> None:
 
 
 # --- turnaround histograms: zlib → sparse entries (delegation_0006, assistance_0008) -------------------------
-# Frozen copies of the two stored formats (services/delegation/turnaround.py): a zlib stream of
+# Frozen copies of the two stored formats (delegation/turnaround.py): a zlib stream of
 # the packed fields' little-endian bytes, and a format byte 1 followed by (u16 field, u32 count)
 # entries of the non-empty fields.
 

@@ -173,7 +173,7 @@ def _backoff(delivery_count: int) -> float:
 def _outage_backoff(retry: int) -> float:
     """Seconds before trying again in an outage: 0.25, 0.5, 1, 2, 4, then 5 — a recovery is
     noticed within 5 s, and held messages are kept in progress well inside `ack_wait`."""
-    return min(0.25 * 2**retry, 5.0)
+    return min(0.25 * 2.0**retry, 5.0)
 
 
 class GiveBack(Exception):
@@ -292,7 +292,8 @@ class CoreSource:
         arrives — and returns what arrived and was not fetched: the consumer handles it."""
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
-            await _quietly(subscription.drain() if self.nc.is_connected else subscription.unsubscribe())
+            # nats-py leaves Subscription.drain unannotated
+            await _quietly(subscription.drain() if self.nc.is_connected else subscription.unsubscribe())  # type: ignore[no-untyped-call]
         left, self._waiting = self._waiting, []
         return left
 

@@ -68,6 +68,9 @@ class DatabaseFull(DatabaseUnavailable):
     reason = "DISK_FULL"
 
 
+Fault = TypeVar("Fault", bound=DatabaseUnavailable)  # one of the three above
+
+
 class Database:
     def __init__(
         self,
@@ -126,7 +129,7 @@ class Database:
         )
 
     def _sqlite_pragmas(self) -> Callable[[Any, Any], None]:
-        pragmas = SQLITE_PRAGMAS
+        pragmas: tuple[str, ...] = SQLITE_PRAGMAS
         if self.statement_timeout is not None:  # another process's writer is waited for that long, no longer
             pragmas = (*pragmas, f"PRAGMA busy_timeout={max(1, round(self.statement_timeout * 1000))}")
         return functools.partial(_apply_sqlite_pragmas, pragmas=pragmas)
@@ -240,7 +243,7 @@ class Database:
     def _faults(self) -> _Faults:
         return _Faults(self)
 
-    def _noted(self, fault: DatabaseUnavailable) -> DatabaseUnavailable:
+    def _noted(self, fault: Fault) -> Fault:
         """Records `fault` for the health check (NOT_SERVING until check() passes) and wakes it."""
         if self.fault is None:
             log.warning("database failing: %s: %s", fault.reason, fault)
@@ -305,7 +308,7 @@ class Database:
         if not self.is_sqlite:
             return (0, 0, 0)
         async with self.read() as conn:
-            busy, wal_pages, checkpointed = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")).one()
+            busy, wal_pages, checkpointed = tuple((await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")).one())
         return int(busy), int(wal_pages), int(checkpointed)
 
     async def dispose(self) -> None:

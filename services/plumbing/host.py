@@ -236,7 +236,7 @@ class ServiceHost:
                 self._serving = serving
             await self.db.wait_for_fault(interval)
 
-    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+    async def _set_health(self, status: int) -> None:  # a HealthCheckResponse.ServingStatus
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
 

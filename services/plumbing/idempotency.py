@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import bindparam, insert, select
@@ -36,6 +36,15 @@ from services.plumbing.db import Database
 from services.plumbing.tables import RequestLogEntry
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Run(Protocol):
+    """Runs work in one transaction: Database.run_transaction, TransactionBatcher.run."""
+
+    def __call__(self, work: Callable[[Connection], R], /) -> Awaitable[R]: ...
+
+
 MAX_REQUEST_ID_LENGTH = 64
 REQUEST_LOG = RequestLogEntry.__table__  # type: ignore[attr-defined]
 
@@ -70,7 +79,7 @@ def key_of(caller: str, method: str, request: Message) -> RequestKey | None:
     target = getattr(request, "parent", "") or getattr(request, "name", "")
     body = type(request)()
     body.CopyFrom(request)
-    body.ClearField("request_id")  # type: ignore[arg-type]
+    body.ClearField("request_id")
     return scoped_key(caller, method, target, request_id, body.SerializeToString(deterministic=True))
 
 
@@ -123,7 +132,7 @@ def record(conn: Connection, request: RequestKey | None, resource: str) -> None:
 
 
 async def once(
-    run: Callable[[Callable[[Connection], T]], Awaitable[T]],
+    run: Run,
     request: RequestKey | None,
     write: Callable[[Connection], T],
     resource_of: Callable[[T], str],

@@ -213,7 +213,7 @@ class OutboxRelay:
     async def _mark_sent(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
         await conn.run_sync(_mark_sent, seqs=[r["seq"] for r in rows])
 
-    async def _publish_all(self, rows: list[Any]) -> None:
+    async def _publish_all(self, rows: Sequence[Any]) -> None:
         # Sent in seq order without waiting for each ack (pipelined); then every ack must arrive.
         acks = [await self._send(row) for row in rows]
         await asyncio.wait_for(asyncio.gather(*acks), timeout=self.publish_timeout)

@@ -39,7 +39,7 @@ def _walk(message: Message, prefix: str, found: list[FieldViolation]) -> None:
                 if problem := text_problem(text):
                     found.append(FieldViolation(f"{prefix}{field.name}[{index}]", problem[1], problem[0]))
         elif field.type == _MESSAGE:
-            if field.message_type.GetOptions().map_entry:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
                 _check_map(value, f"{prefix}{field.name}", found)
             elif field.is_repeated:
                 for index, item in enumerate(value):

@@ -40,13 +40,13 @@ from services.plumbing.tls import peer_certificate
 log = logging.getLogger(__name__)
 _tracer = tracer("rogatory.rpc")
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 def register(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor, authenticator: auth.Authenticator) -> None:
     """Serves every method of `service` from `servicer`, wrapped as the module docstring says;
     in place of the generated `add_…Servicer_to_server`, whose deserializer would parse first."""
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         m.name: grpc.unary_unary_rpc_method_handler(
             wrap_unary(getattr(servicer, m.name), m, authenticator),
             request_deserializer=None,  # the raw bytes: wrap_unary parses them
@@ -77,7 +77,7 @@ def wrap_unary(behavior: Behavior, method: MethodDescriptor, authenticator: auth
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method.name}
     keyed = "request_id" in method.input_type.fields_by_name  # scoped to the caller and method (idempotency.py)
 
-    async def handler(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def handler(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         metadata = context.invocation_metadata() or ()
         parent = propagate.extract(dict(metadata))
         with _tracer.start_as_current_span(

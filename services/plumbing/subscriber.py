@@ -30,7 +30,7 @@ async def read_events(
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.BY_START_TIME if since else DeliverPolicy.ALL,
-        opt_start_time=since.isoformat() if since else None,
+        opt_start_time=since,
         filter_subject=subject_filter,
         inactive_threshold=30.0,
     )

@@ -1,10 +1,12 @@
-"""Tables every service has in its own database: the outbox, the inbox, the case replica, the request log."""
+"""Tables every service has in its own database: the outbox, the inbox, the request log.
+
+(The case replica of the delegation and assistance services is in services/contract/case_replica.py.)"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Text
+from sqlalchemy import Column, DateTime, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 
@@ -19,10 +21,10 @@ class OutboxEvent(SQLModel, table=True):
     event_type: str = Field(max_length=120)
     subject: str = Field(max_length=255)
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    occurred_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    occurred_at: datetime = Field(sa_type=DateTime(timezone=True))
     traceparent: str = Field(default="", max_length=64)
     tracestate: str = Field(default="", max_length=512)
-    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class InboxEntry(SQLModel, table=True):
@@ -32,19 +34,7 @@ class InboxEntry(SQLModel, table=True):
 
     consumer: str = Field(primary_key=True, max_length=120)
     event_id: str = Field(primary_key=True, max_length=36)
-    processed_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-
-
-class CaseReplica(SQLModel, table=True):
-    """What the delegation and assistance services know of cases, from `case.registered`."""
-
-    __tablename__ = "case_replica"
-
-    name: str = Field(primary_key=True, max_length=200)  # courts/{court}/cases/{case}
-    court_id: str = Field(index=True, max_length=32)
-    case_number: str = Field(max_length=64)
-    respondents: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]  # JSON list of {display_name, kind, id_number_masked}
-    registered_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    processed_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class RequestLogEntry(SQLModel, table=True):
@@ -59,4 +49,4 @@ class RequestLogEntry(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     fingerprint: str = Field(max_length=32)
     resource: str = Field(max_length=200)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))

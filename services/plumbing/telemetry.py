@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -140,6 +141,12 @@ def continuing_trace(
         yield span
 
 
+def current_trace_id() -> str:
+    """The W3C trace id (32 hex digits) of the current span; "" outside any trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
 def current_trace_headers() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -150,7 +157,7 @@ def context_from_headers(headers: Mapping[str, str] | None) -> Context:
     return propagate.extract(dict(headers or {}))
 
 
-def client_interceptors() -> list:
+def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     from opentelemetry.instrumentation.grpc import aio_client_interceptors  # noqa: PLC0415
 
     return list(aio_client_interceptors())

@@ -57,3 +57,21 @@ def timedelta_of(duration: Duration, field: str) -> timedelta:
 def utc(value: datetime) -> datetime:
     """`value` in UTC. SQLite hands back naive datetimes: every value Rogatory stores is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- instants in JSON documents (stored aggregates) ---------------------------------------------------
+
+
+def time_to_json(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC; the domain's datetimes are all timezone-aware."""
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def time_from_json(value: str | None) -> datetime | None:
+    return None if value is None else required_time_from_json(value)
+
+
+def required_time_from_json(value: str) -> datetime:
+    """An instant `time_to_json` wrote (a naive one is taken as UTC)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

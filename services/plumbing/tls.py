@@ -5,7 +5,7 @@ With `ROGATORY_TLS_CERT_FILE` and `ROGATORY_TLS_KEY_FILE` a service listens with
 and the caller is whoever the certificate names — a court, an agency or an admin — never a
 request field. The name is a URI subject alternative name `urn:rogatory:{kind}:{id}`
 (`urn:rogatory:court:gd0112`, `urn:rogatory:agency:bank-icbc`, `urn:rogatory:admin:ops`);
-`rogatory certs` issues such certificates from a development CA (services/certificates.py).
+`rogatory certs` issues such certificates from a development CA (services/tools/certificates.py).
 """
 
 from __future__ import annotations

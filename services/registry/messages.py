@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from rogatory.registry.v1 import registry_pb2 as pb
 
@@ -12,6 +11,7 @@ from registry.case_number import CaseNumber
 from registry.cases import CloseCase, PartyInput, RegisterCase
 from registry.courts import Court
 from registry.errors import FieldViolation, InvalidArgument
+from services.plumbing.fields import enum_name
 from services.plumbing.money import money_from_fen, yuan_of
 from services.plumbing.times import timestamp
 from services.registry.store import CaseView
@@ -124,13 +124,3 @@ def register_command(request: pb.CreateCaseRequest) -> RegisterCase:
         currency=case.amount_owed.currency_code if case.HasField("amount_owed") else "CNY",
         description=case.description,
     )
-
-
-def enum_name(enum: Any, value: int) -> str:
-    """The value's name, "" for 0, or the number as text so validation can reject it."""
-    if value == 0:
-        return ""
-    try:
-        return str(enum.Name(value))
-    except ValueError:
-        return str(value)

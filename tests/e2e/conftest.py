@@ -12,7 +12,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from services.launcher import Stack
+from services.tools.launcher import Stack
 from tests.conftest import drop_schemas, require_postgres
 
 

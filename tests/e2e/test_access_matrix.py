@@ -46,9 +46,9 @@ from rogatory.registry.v1 import registry_pb2 as rg
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.assistance.notice_examples import freeze_request as notice_freeze_request
-from services.demo import freeze_request, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
+from services.tools.demo import freeze_request, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_registry_e2e import create_request
 
 ROLES = ("owner", "other", "superior", "addressed", "other_agency", "admin", "none")

@@ -22,9 +22,9 @@ import grpc
 import pytest
 from rogatory.delegation.v1 import delegation_pb2 as dg
 
-from services.admin.client import AdminClient
-from services.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
-from services.launcher import Stack
+from services.tools.admin.client import AdminClient
+from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_deadline_escalation_e2e import past_deadline, scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -44,7 +44,7 @@ def admin(stack: Stack, *args: str, credential: str = "admin:ops", check: bool =
     """Runs the CLI as a separate process, as an admin's terminal would."""
     env = {**os.environ, "DELEGATION_ADDR": stack.address("delegation"), "ROGATORY_CREDENTIAL": credential, "COLUMNS": "250"}
     done = subprocess.run(
-        [sys.executable, "-m", "services.admin.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "services.tools.admin.cli", *args], env=env, capture_output=True, text=True, timeout=120
     )
     if check:
         assert done.returncode == 0, done.stderr

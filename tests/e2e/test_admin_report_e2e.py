@@ -30,10 +30,10 @@ from plotly.offline import get_plotlyjs
 import bench.bench_turnaround as history
 from delegation.calendar import WorkingCalendar
 from registry.courts import CourtCatalog, CourtLevel
-from services.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
+from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_admin_cli_e2e import admin
 from tests.e2e.test_deadline_escalation_e2e import scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case

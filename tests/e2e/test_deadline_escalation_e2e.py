@@ -17,10 +17,10 @@ from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
-from services.demo import delegate_freeze, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from services.tools.demo import delegate_freeze, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
 SUPERIOR = dev_credentials("court", "ha01")  # 郑州市中级人民法院, superior of 中牟县法院
@@ -36,7 +36,7 @@ def past_deadline(delegation: dg.Delegation, step: dg.Deadline.Step.ValueType, d
 
 def scan_at(stack: Stack, at: datetime) -> str:
     env = stack.env_for("delegation")
-    command = [sys.executable, "-m", "services.cli", "scan-deadlines", "--at", at.isoformat()]
+    command = [sys.executable, "-m", "services.tools.cli", "scan-deadlines", "--at", at.isoformat()]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout

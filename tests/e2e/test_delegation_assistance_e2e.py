@@ -18,10 +18,10 @@ from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.assistance.notice_examples import freeze_request as notice_freeze_request
 from services.assistance.notice_examples import query_request
-from services.demo import delegate_freeze, freeze_request, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from services.tools.demo import delegate_freeze, freeze_request, until_case_replicated
+from services.tools.launcher import Stack
 from tests.conftest import wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request, details
 

@@ -18,11 +18,11 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
 from delegation.calendar import CHINA_TZ
-from services.demo import delegate_freeze, freeze_request, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.subscriber import read_events
+from services.tools.demo import delegate_freeze, freeze_request, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.e2e.test_registry_e2e import details
 

@@ -13,10 +13,10 @@ from nats.aio.client import Client as NATS
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
-from services.demo import delegate_freeze, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from services.tools.demo import delegate_freeze, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
 REQUESTING = dev_credentials("court", "gd0112")
@@ -28,7 +28,9 @@ def run_demo(stack: Stack) -> str:
     env = {**stack.processes["delegation"].env}  # the delegation service's own database and NATS
     for service in ("registry", "delegation", "assistance"):
         env[f"{service.upper()}_ADDR"] = stack.address(service)
-    done = subprocess.run([sys.executable, "-m", "services.cli", "demo"], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.tools.cli", "demo"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 

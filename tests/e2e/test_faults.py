@@ -25,13 +25,13 @@ from nats.js.api import StreamInfo
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
-from services.delegation import event_payloads
-from services.demo import delegate_freeze, freeze_request, until_case_replicated
-from services.launcher import ServiceProcess, Stack
+from services.contract import delegation_events
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.plumbing.subscriber import read_events
+from services.tools.demo import delegate_freeze, freeze_request, until_case_replicated
+from services.tools.launcher import ServiceProcess, Stack
 from tests.conftest import wait_for
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.integration.test_consumer_inbox import rogatory
@@ -215,7 +215,7 @@ async def test_service_killed_mid_burst_loses_no_accepted_request_and_applies_no
 
 
 def matter_of(event: ReceivedEvent) -> str:
-    message = event_payloads.parse(event.event_type, event.data)
+    message = delegation_events.parse(event.event_type, event.data)
     assert message is not None
     return message.delegation.name  # type: ignore[attr-defined]
 

@@ -27,8 +27,8 @@ from google.protobuf.message_factory import GetMessageClass
 from google.type import money_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
+from services.tools.launcher import Stack
 from tests.e2e.test_registry_e2e import create_request, details
 
 COURT = "gd0112"

@@ -27,9 +27,9 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.demo import delegate_freeze, seed_case_request, until_case_replicated
 from services.plumbing.auth import dev_credentials
 from services.plumbing.nats_server import free_port
+from services.tools.demo import delegate_freeze, seed_case_request, until_case_replicated
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
 
@@ -55,7 +55,7 @@ class Launcher:
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
+            [sys.executable, "-m", "services.tools.cli", "run"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""The simulated notice desks (services/agency_simulator/notice_desk.py) answer a court's
+"""The simulated notice desks (services/tools/agency_simulator/notice_desk.py) answer a court's
 notices over gRPC as a bank, a real-estate registry and a market regulator would; the court
 sees the results and the seizures on its own subjects, a queued seal takes effect when the
 earlier one is lifted, and a delegation hands a freshly frozen account over."""
@@ -16,13 +16,13 @@ from rogatory.assistance.v1 import assistance_pb2_grpc
 from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
-from services.agency_simulator.notice_desk import NoticeDesk
 from services.assistance.notice_examples import freeze_request, notice_request, renew_request, seal_request
-from services.demo import freeze_request as delegation_request
-from services.demo import until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from services.tools.agency_simulator.notice_desk import NoticeDesk
+from services.tools.demo import freeze_request as delegation_request
+from services.tools.demo import until_case_replicated
+from services.tools.launcher import Stack
 from tests.conftest import wait_for
 from tests.e2e.test_delegation_assistance_e2e import DEBTOR, register_case
 from tests.e2e.test_registry_e2e import details

@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.launcher import ServiceProcess
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+from services.tools.launcher import ServiceProcess
 from tests.e2e.test_registry_e2e import as_owner, create_request
 
 

@@ -15,11 +15,11 @@ from rogatory.assistance.v1 import property_query_pb2_grpc
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
 from registry.agencies import AgencyCatalog, AgencyKind
-from services.agency_simulator.query_responder import SimulatedQueryResponder
-from services.demo import until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
+from services.tools.demo import until_case_replicated
+from services.tools.launcher import Stack
 from tests.conftest import wait_for
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.e2e.test_registry_e2e import details

@@ -19,9 +19,9 @@ from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from services.tools.launcher import Stack
 from tests.e2e.conftest import buf_binary
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -41,9 +41,9 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.registry.v1 import registry_pb2 as rg
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.demo import freeze_request, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
+from services.tools.demo import freeze_request, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_access_matrix import (
     COMPLETION,
     FROZEN,

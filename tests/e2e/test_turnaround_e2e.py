@@ -10,9 +10,9 @@ import grpc
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
-from services.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
+from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
+from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
 ENTRUSTED = "ha1321"  # 南召县人民法院: no other end-to-end test delegates to it

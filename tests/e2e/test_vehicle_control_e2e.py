@@ -26,11 +26,11 @@ from rogatory.events.v1 import vehicle_events_pb2
 from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
 
 from delegation.calendar import CHINA_TZ
-from services.agency_simulator.traffic_police import TrafficPoliceSimulator
-from services.demo import until_case_replicated
-from services.launcher import Stack
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
+from services.tools.agency_simulator.traffic_police import TrafficPoliceSimulator
+from services.tools.demo import until_case_replicated
+from services.tools.launcher import Stack
 from tests.conftest import drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import create_request
 

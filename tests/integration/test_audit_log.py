@@ -35,13 +35,13 @@ from services.audit.anchors import (
 )
 from services.audit.chain import Anchor, AuditEntry, entry_hash, verify
 from services.audit.log import AUDIT, COLUMNS, AuditAppender, read_chain, verify_log
-from services.nats_permissions import all_users, authorization_block
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.host import ServiceHost
 from services.plumbing.messaging import connect
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.registry.main import wire as wire_registry
+from services.tools.nats_permissions import all_users, authorization_block
 from tests.conftest import drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
 from tests.integration.test_nats_permissions import connect as connect_as
@@ -128,7 +128,7 @@ def cli_verify(settings: Settings, *, nats_url: str | None = None) -> subprocess
         env |= {"DATABASE_URL": settings.database_url, "ROGATORY_DB_SCHEMA_PREFIX": settings.db_schema_prefix}
     if (url := settings.nats_url if nats_url is None else nats_url) != "":
         env["NATS_URL"] = url
-    command = [sys.executable, "-m", "services.cli", "audit-verify"]
+    command = [sys.executable, "-m", "services.tools.cli", "audit-verify"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 

@@ -18,10 +18,10 @@ from registry.cases import CloseCase
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from services.assistance.vehicles.handlers import VehicleControlHandlers
+from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.tables import CaseReplica
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import case_to_proto
 from tests.conftest import request_key

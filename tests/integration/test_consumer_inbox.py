@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
+from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
 from services.plumbing.consumer import INBOX, Consumer, JetStreamSource, OnApplied
 from services.plumbing.events import ReceivedEvent, envelope_headers
 from services.plumbing.ids import new_id
@@ -279,7 +279,7 @@ async def rogatory(nats_url: str, *args: str) -> tuple[int, str]:
     """The `rogatory` command in its own process, as an operator runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_URL", "ROGATORY_STREAM"))}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, env={**env, "NATS_URL": nats_url, "ROGATORY_STREAM": STREAM},
+        sys.executable, "-m", "services.tools.cli", *args, env={**env, "NATS_URL": nats_url, "ROGATORY_STREAM": STREAM},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output, _ = await process.communicate()

@@ -34,7 +34,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.delegation.main import wire as wire_delegation
-from services.demo import delegate_freeze, freeze_request, seed_case_request, until_case_replicated
 from services.plumbing import deadlines
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
@@ -42,6 +41,7 @@ from services.plumbing.db import Database, DatabaseTimeout, database_fault
 from services.plumbing.host import ServiceHost, Wiring
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.registry.main import wire as wire_registry
+from services.tools.demo import delegate_freeze, freeze_request, seed_case_request, until_case_replicated
 from tests.conftest import BACKENDS, drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
 

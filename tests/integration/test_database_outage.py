@@ -30,11 +30,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
+from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
 from services.delegation.main import CASE_REPLICA_CONSUMER
 from services.delegation.main import wire as wire_delegation
 from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
-from services.demo import freeze_request
 from services.plumbing import db as db_module
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
@@ -47,6 +46,7 @@ from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.plumbing.subscriber import read_events
 from services.registry.main import wire as wire_registry
+from services.tools.demo import freeze_request
 from tests.conftest import drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
 from tests.integration.test_consumer_inbox import count, publish_case_registered

@@ -36,26 +36,32 @@ from delegation.details import (
 )
 from delegation.lifecycle import (
     AcknowledgeDelegation,
-    Action,
     Actor,
     CompleteDelegation,
-    Completion,
-    Outcome,
-    ReturnApproval,
     ReturnDelegation,
     ReturnDelegationForSupplement,
-    ReturnReason,
     StartDelegation,
     SupplementDelegation,
+    WithdrawDelegation,
+)
+from delegation.matters import (
+    Action,
+    Completion,
+    CreateDelegation,
+    Delegation,
+    DelegationState,
+    MatterKind,
+    Outcome,
+    ReturnApproval,
+    ReturnReason,
     SupplementReason,
     SupplementRequest,
     Transition,
-    WithdrawDelegation,
     WithdrawReason,
 )
-from delegation.matters import CreateDelegation, Delegation, DelegationState, MatterKind
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.contract.case_replica import CaseReplica
 from services.delegation import codec
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.messages import entry_to_proto, stored_to_proto
@@ -63,7 +69,6 @@ from services.delegation.schedule import DeadlineStatus
 from services.delegation.store import DEADLINES, DELEGATIONS, TRANSITIONS, DelegationQuery, StoredDelegation
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.tables import CaseReplica
 from tests.conftest import request_key
 
 S = DelegationState

@@ -8,7 +8,7 @@ import pytest
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.details import DETAILS_TYPES, ControlMeasureDetails, MatterDetails, MatterKind
-from delegation.lifecycle import ReturnReason, WithdrawReason
+from delegation.matters import ReturnReason, WithdrawReason
 from registry.errors import FieldViolation, InvalidArgument
 from services.delegation import messages as m
 from tests.integration.test_delegation_lifecycle_store import ALL_DETAILS, create_command, full_delegation

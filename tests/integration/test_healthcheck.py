@@ -1,4 +1,4 @@
-"""The container health probe (services/healthcheck.py) against a real grpc.aio health service."""
+"""The container health probe (services/tools/healthcheck.py) against a real grpc.aio health service."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from services import healthcheck
+from services.tools import healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -61,7 +61,7 @@ async def test_runs_as_a_module(health_server: tuple[grpc.aio.Server, HealthServ
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "services.healthcheck",
+            "services.tools.healthcheck",
             *args,
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,

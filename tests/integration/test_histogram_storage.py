@@ -12,9 +12,18 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy import Connection, insert, select
 
-from delegation.turnaround import HISTOGRAM_METRICS, PACKED_FIELDS, bucket_of, packed_hits, packed_to_bytes
+from delegation.turnaround import (
+    HISTOGRAM_METRICS,
+    PACKED_FIELDS,
+    bucket_of,
+    decode_histograms,
+    encode_histograms,
+    packed_hits,
+    packed_to_bytes,
+    summed_histogram_words,
+)
 from services.assistance.tables import AgencyTurnaroundAggregateRow
-from services.delegation.turnaround import AGG, decode_histograms, encode_histograms, summed_histogram_words
+from services.delegation.turnaround import AGG
 from services.migrations.common import convert_histograms
 from services.plumbing.db import Database
 from services.plumbing.migrations import alembic_config, upgrade_to_head

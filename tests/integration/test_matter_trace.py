@@ -28,7 +28,6 @@ from services.assistance.main import wire as wire_assistance
 from services.delegation import tracing
 from services.delegation.main import DEADLINE_SCANNER
 from services.delegation.main import wire as wire_delegation
-from services.demo import delegate_freeze, seed_case_request, until_case_replicated
 from services.plumbing import telemetry
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
@@ -36,6 +35,7 @@ from services.plumbing.host import PeriodicWorker, ServiceHost
 from services.plumbing.metrics import serve_prometheus, stop_prometheus
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
+from services.tools.demo import delegate_freeze, seed_case_request, until_case_replicated
 from tests.conftest import wait_for
 
 EXPORTER = InMemorySpanExporter()

@@ -14,14 +14,14 @@ from google.rpc import error_details_pb2, status_pb2
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
-from services import healthcheck
-from services.certificates import Authority
 from services.delegation.main import wire as wire_delegation
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.host import ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.tls import channel_credentials
+from services.tools import healthcheck
+from services.tools.certificates import Authority
 
 OVERDUE_OF_GD0112 = dg.ListOverdueDelegationsRequest(parent="courts/gd0112")  # gd0112, its superiors and admins only
 

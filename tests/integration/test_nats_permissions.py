@@ -21,9 +21,9 @@ from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.delegation.turnaround import CONSUMER as SERVICE_DURABLE
 from services.delegation.turnaround import SUBJECTS as SERVICE_DURABLE_SUBJECTS
-from services.nats_permissions import NatsUser, all_users, authorization_block
 from services.plumbing.messaging import ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
+from services.tools.nats_permissions import NatsUser, all_users, authorization_block
 from tests.conftest import wait_for
 
 STREAM = "ROGATORY"
@@ -335,7 +335,10 @@ async def test_no_credential_no_connection(server: EmbeddedNatsServer) -> None:
 
 def test_the_cli_writes_private_files(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "nats-auth", "--out", str(tmp_path)], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "services.tools.cli", "nats-auth", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "NATS users written" in done.stdout
     assert (tmp_path / "auth.conf").read_text().startswith("authorization {")

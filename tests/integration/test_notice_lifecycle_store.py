@@ -25,9 +25,9 @@ from services.assistance import store
 from services.assistance.handlers import AssistanceHandlers
 from services.assistance.notice_scanner import NoticeScanner
 from services.assistance.store import NoticeQuery, SeizureQuery
+from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.tables import CaseReplica
 from tests.conftest import request_key
 
 SENT_AT = datetime(2023, 9, 20, 2, 0, tzinfo=UTC)  # 10:00 in Guangzhou

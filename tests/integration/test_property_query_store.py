@@ -28,11 +28,11 @@ from services.assistance.queries.messages import summary_to_proto
 from services.assistance.queries.replies import ReplyListener
 from services.assistance.queries.scanner import QueryTimeoutScanner
 from services.assistance.queries.store import QueryFilter
+from services.contract.case_replica import CaseReplica
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
-from services.plumbing.tables import CaseReplica
 from tests.conftest import request_key, wait_for
 
 STREAM = "ROGATORY"

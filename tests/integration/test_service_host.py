@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.audit.log import CONSUMER as AUDIT_CONSUMER
-from services.case_replica import CASE_REGISTERED_ALL_COURTS
+from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS
 from services.plumbing import telemetry
 from services.plumbing.config import Settings
 from services.plumbing.db import Database

@@ -16,7 +16,7 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import Connection
 
 from delegation.calendar import CHINA_TZ, WorkingCalendar
-from delegation.turnaround import RELATIVE_ERROR_BOUND, bucket_bounds, bucket_of
+from delegation.turnaround import RELATIVE_ERROR_BOUND, bucket_bounds, bucket_of, decode_histograms
 from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
 from services.delegation.turnaround import (
@@ -28,7 +28,6 @@ from services.delegation.turnaround import (
     StatisticsQuery,
     TurnaroundProjection,
     _locked_histograms,
-    decode_histograms,
     rebuild_aggregates,
     turnaround_statistics,
 )

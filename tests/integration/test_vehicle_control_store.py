@@ -32,14 +32,15 @@ from services.assistance.vehicles import store
 from services.assistance.vehicles.handlers import VehicleControlHandlers
 from services.assistance.vehicles.scanner import VehicleControlScanner, scan_database
 from services.assistance.vehicles.servicer import VehicleControlServicer
+from services.assistance.vehicles.settings import FileClock
 from services.assistance.vehicles.store import ControlQuery
-from services.assistance.vehicles.wiring import SERVICE, FileClock
+from services.assistance.vehicles.wiring import SERVICE
+from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Authenticator, Principal, PrincipalKind, dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.rpc import register
-from services.plumbing.tables import CaseReplica
 from tests.conftest import request_key
 
 # Mon 2026-11-02 09:00 in 平阳 — an ordinary week (no holiday until 2027).

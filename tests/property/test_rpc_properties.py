@@ -38,12 +38,12 @@ from sqlalchemy import func, inspect, select, table
 from registry.text import text_problem
 from services.assistance.main import wire as wire_assistance
 from services.delegation.main import wire as wire_delegation
-from services.demo import freeze_request, seed_case_request, until_case_replicated
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.host import ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
+from services.tools.demo import freeze_request, seed_case_request, until_case_replicated
 from tests.property.proto_strategies import build, messages, mutated
 
 # The servers share this process and draw from the global `random` (NATS reconnect jitter, ids)

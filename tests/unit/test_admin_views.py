@@ -15,10 +15,10 @@ from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
-from services.admin import views
-from services.admin.cli import statistics_filter
-from services.admin.client import bearer, matter_query
-from services.admin.labels import Labels, enum_values
+from services.tools.admin import views
+from services.tools.admin.cli import statistics_filter
+from services.tools.admin.client import bearer, matter_query
+from services.tools.admin.labels import Labels, enum_values
 
 EN, ZH = Labels("en"), Labels("zh")
 COURTS = CourtCatalog.default()

@@ -206,11 +206,11 @@ def test_rogatory_service_waits_for_healthy_postgres_and_nats(services: dict[str
 @pytest.mark.parametrize("service", sorted(ROGATORY))
 def test_rogatory_service_healthcheck_uses_grpc_health(services: dict[str, dict[str, Any]], service: str) -> None:
     _, port = ROGATORY[service]
-    assert healthcheck_test(services[service]) == f"python -m services.healthcheck 127.0.0.1:{port}"
+    assert healthcheck_test(services[service]) == f"python -m services.tools.healthcheck 127.0.0.1:{port}"
 
 
 def test_healthcheck_module_exists() -> None:
-    spec = importlib.util.find_spec("services.healthcheck")
+    spec = importlib.util.find_spec("services.tools.healthcheck")
     assert spec is not None and spec.origin and Path(spec.origin).is_file()
 
 
@@ -286,7 +286,7 @@ def test_dockerfile() -> None:
     assert re.search(r"pip install \.(\s|&|$)", runs) and "pip install -e" not in runs, "a regular, non-editable install"
     users = [line.split()[1] for line in instructions if line.upper().startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "runs as a non-root user"
-    assert any(line.startswith("HEALTHCHECK") and "python -m services.healthcheck" in line for line in instructions)
+    assert any(line.startswith("HEALTHCHECK") and "python -m services.tools.healthcheck" in line for line in instructions)
     assert 'ENTRYPOINT ["python", "-m"]' in instructions
 
 

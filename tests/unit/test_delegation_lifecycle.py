@@ -15,7 +15,6 @@ from delegation.lifecycle import (
     RULES,
     SYSTEM_ACTOR,
     AcknowledgeDelegation,
-    Action,
     Actor,
     CompleteDelegation,
     CourtRole,
@@ -28,17 +27,11 @@ from delegation.lifecycle import (
     DelegationSupplemented,
     DelegationWithdrawn,
     LifecycleEvent,
-    Outcome,
-    ReturnApproval,
     ReturnDelegation,
     ReturnDelegationForSupplement,
-    ReturnReason,
     StartDelegation,
     SupplementDelegation,
-    SupplementReason,
-    Transition,
     WithdrawDelegation,
-    WithdrawReason,
     acknowledge,
     allowed_actions,
     complete,
@@ -51,7 +44,18 @@ from delegation.lifecycle import (
     supplement,
     withdraw,
 )
-from delegation.matters import Delegation, DelegationState, MatterKind
+from delegation.matters import (
+    Action,
+    Delegation,
+    DelegationState,
+    MatterKind,
+    Outcome,
+    ReturnApproval,
+    ReturnReason,
+    SupplementReason,
+    Transition,
+    WithdrawReason,
+)
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, DomainError, FailedPrecondition, InvalidArgument, PermissionDenied
 

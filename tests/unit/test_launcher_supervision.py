@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.launcher import LogSink, Supervised, Supervisor, nats_line_level, service_line_level, terminal_level
 from services.plumbing.children import spawn
+from services.tools.launcher import LogSink, Supervised, Supervisor, nats_line_level, service_line_level, terminal_level
 
 
 class FakeChild:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
-from services.nats_permissions import AGENCY_SUBJECTS, COURT_SUBJECTS, all_users
+from services.tools.nats_permissions import AGENCY_SUBJECTS, COURT_SUBJECTS, all_users
 
 COURTS, AGENCIES = CourtCatalog.default(), AgencyCatalog.default()
 

@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
-from services.agency_simulator.query_responder import answer_for
+from services.tools.agency_simulator.query_responder import answer_for
 
 ALL = [pb.DEPOSITS, pb.WEALTH_PRODUCTS, pb.REAL_ESTATE, pb.VEHICLES, pb.EQUITY, pb.SECURITIES, pb.ONLINE_FUNDS, pb.HOUSING_FUND]
 

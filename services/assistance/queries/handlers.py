@@ -48,7 +48,7 @@ from registry.errors import DomainError, NotFound
 from services.assistance.queries import store
 from services.assistance.queries.messages import query_to_proto
 from services.assistance.queries.store import QueryFilter, StoredQuery, StoredResult
-from services.case_replica import replica_row
+from services.contract.case_replica import replica_row
 from services.plumbing.db import Database
 from services.plumbing.events import DIRECT_ROOT, Event, subject, trace_columns
 from services.plumbing.idempotency import RequestKey, earlier_resource, once, record

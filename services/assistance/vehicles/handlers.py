@@ -44,7 +44,7 @@ from registry.errors import Aborted, AlreadyExists, NotFound, PermissionDenied
 from services.assistance.vehicles import store
 from services.assistance.vehicles.messages import control_to_proto, sighting_to_proto, step_to_proto
 from services.assistance.vehicles.store import ControlQuery, StoredControl
-from services.case_replica import replica_of
+from services.contract.case_replica import replica_of
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, ReceivedEvent, subject, subject_filter

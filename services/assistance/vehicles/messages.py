@@ -8,9 +8,9 @@ from rogatory.assistance.v1 import vehicle_control_pb2 as pb
 
 from assistance import vehicles as v
 from registry.errors import FieldViolation, InvalidArgument
+from services.plumbing.fields import enum_name
 from services.plumbing.money import fen_of, money_from_fen
 from services.plumbing.times import datetime_of, timestamp
-from services.registry.messages import enum_name
 
 _ETAG = re.compile(r'(?:W/)?"(\d+)"')
 

@@ -27,6 +27,7 @@ from registry.courts import CourtCatalog
 from registry.errors import DomainError
 from services.assistance.vehicles import store
 from services.assistance.vehicles.handlers import VehicleControlHandlers, in_control_trace
+from services.assistance.vehicles.settings import VehicleSettings
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import Outbox
@@ -82,8 +83,6 @@ class VehicleControlScanner:
 async def scan_database(settings: Settings, at: datetime | None = None) -> tuple[datetime, ScanReport]:
     """One pass over the assistance database of `settings`, as of `at` (default: now).
     Its events go to the outbox; the running service's relay publishes them."""
-    from services.assistance.vehicles.wiring import VehicleSettings  # noqa: PLC0415 - avoids an import cycle
-
     db = Database(settings.database_url_for("assistance"), schema=settings.schema_for("assistance"))
     moment = at or datetime.now(UTC)
     try:

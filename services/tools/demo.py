@@ -5,7 +5,7 @@ whose debtor has a receivable in Henan and delegates the freeze to 中牟县人�
 which freezes 7,000,000 元 the same day; a second matter is left late, urged and escalated:
 the demo runs the deadline scanner 30 days ahead over that matter only, so no other matter of
 the running stack (a court's real work) is ever marked overdue, urged or escalated by it.
-Then the agencies (services/demo_assistance.py, with the simulated agencies): a freeze
+Then the agencies (services/tools/demo_assistance.py, with the simulated agencies): a freeze
 notice answered by a bank, a property query across the query network, and scenario 1 — a
 car under control in 平阳县, seized by the traffic police and listed for auction within five
 working days. The events are read back from JetStream by subscribers that see only their
@@ -32,12 +32,12 @@ from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.delegation.scanner import scan_database
-from services.demo_assistance import control_and_seize_a_car, freeze_at_the_bank, query_the_network
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent, subject_filter
 from services.plumbing.subscriber import read_events
 from services.plumbing.telemetry import client_interceptors
+from services.tools.demo_assistance import control_and_seize_a_car, freeze_at_the_bank, query_the_network
 
 T = TypeVar("T")
 HUANGPU = dev_credentials("court", "gd0112")  # 广州市黄埔区人民法院, the seed's requesting court

@@ -17,7 +17,7 @@ from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.calendar import CHINA_TZ
 from registry.courts import ISO_BY_PROVINCE, CourtCatalog
-from services.admin.labels import Labels
+from services.tools.admin.labels import Labels
 
 SECONDS_PER_DAY = 86_400
 

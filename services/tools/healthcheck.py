@@ -1,4 +1,4 @@
-"""Container health probe: `python -m services.healthcheck HOST:PORT`.
+"""Container health probe: `python -m services.tools.healthcheck HOST:PORT`.
 
 Asks the standard gRPC health service (`grpc.health.v1.Health/Check`, service "" = the
 whole server) and exits 0 only if the answer is SERVING; anything else (NOT_SERVING while
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | str | None = None) -> int:
         argv = [argv]
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m services.healthcheck HOST:PORT", file=sys.stderr)
+        print("usage: python -m services.tools.healthcheck HOST:PORT", file=sys.stderr)
         return 2
     return 0 if check(args[0]) else 1
 

@@ -1,4 +1,4 @@
-"""The agency half of `make demo`, with the simulated agencies (services/agency_simulator/)
+"""The agency half of `make demo`, with the simulated agencies (services/tools/agency_simulator/)
 playing a bank, the query network and the Wenzhou traffic police:
 
 - the seed's freeze as an assistance notice to 中国工商银行, answered by the simulated
@@ -26,11 +26,11 @@ from rogatory.registry.v1 import registry_pb2 as rg
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from registry.agencies import AgencyCatalog, AgencyKind
-from services.agency_simulator.notice_desk import NoticeDesk
-from services.agency_simulator.query_responder import SimulatedQueryResponder
-from services.agency_simulator.traffic_police import TrafficPoliceSimulator
 from services.assistance.notice_examples import freeze_request as notice_freeze_request
 from services.plumbing.auth import dev_credentials
+from services.tools.agency_simulator.notice_desk import NoticeDesk
+from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
+from services.tools.agency_simulator.traffic_police import TrafficPoliceSimulator
 
 HUANGPU, PINGYANG = dev_credentials("court", "gd0112"), dev_credentials("court", "zj0326")
 SEED_DEBTOR = "河南某建设工程有限公司"

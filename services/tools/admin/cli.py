@@ -29,9 +29,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
-from services.admin import views
-from services.admin.client import DEFAULT_CREDENTIAL, DEFAULT_DELEGATION_ADDR, AdminClient, OnPage, matter_query
-from services.admin.labels import Labels
+from services.tools.admin import views
+from services.tools.admin.client import DEFAULT_CREDENTIAL, DEFAULT_DELEGATION_ADDR, AdminClient, OnPage, matter_query
+from services.tools.admin.labels import Labels
 
 T = TypeVar("T")
 
@@ -337,7 +337,7 @@ def report(
 ) -> None:
     """A self-contained HTML turnaround report (charts work offline): court ranking, monthly
     trend, distribution of completion times, in- vs cross-province, overdue list."""
-    from services.admin import report as html_report  # noqa: PLC0415  (plotly loads slowly)
+    from services.tools.admin import report as html_report  # noqa: PLC0415  (plotly loads slowly)
 
     labels, courts, now = Labels(lang.value), CourtCatalog.default(), _at(at)
 

@@ -12,12 +12,25 @@ from datetime import UTC, datetime
 
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2
-from sqlalchemy import bindparam, select
+from sqlalchemy import DateTime, Text, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
 
 from services.plumbing.events import ReceivedEvent, subject_filter
-from services.plumbing.tables import CaseReplica
+
+
+class CaseReplica(SQLModel, table=True):
+    """What the delegation and assistance services know of cases, from `case.registered`."""
+
+    __tablename__ = "case_replica"
+
+    name: str = Field(primary_key=True, max_length=200)  # courts/{court}/cases/{case}
+    court_id: str = Field(index=True, max_length=32)
+    case_number: str = Field(max_length=64)
+    respondents: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]  # JSON list of {display_name, kind, id_number_masked}
+    registered_at: datetime = Field(sa_type=DateTime(timezone=True))
+
 
 REPLICA = CaseReplica.__table__  # type: ignore[attr-defined]
 CASE_REGISTERED_ALL_COURTS = subject_filter("case", "*", "registered")

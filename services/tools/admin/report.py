@@ -16,9 +16,9 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from registry.courts import CourtCatalog
-from services.admin import views
-from services.admin.client import AdminClient, OnPage
-from services.admin.labels import Labels
+from services.tools.admin import views
+from services.tools.admin.client import AdminClient, OnPage
+from services.tools.admin.labels import Labels
 
 # Colours of the whole report: one per meaning, the same in every chart.
 BLUE, GREEN, RED, GREY, ORANGE = "#3366cc", "#2ca02c", "#d62728", "#7f7f7f", "#ff7f0e"

@@ -81,7 +81,7 @@ def _instant(text: str) -> datetime:
 
 
 def run(_args: argparse.Namespace) -> None:
-    from services.launcher import Stack, Supervisor, terminal_level  # noqa: PLC0415
+    from services.tools.launcher import Stack, Supervisor, terminal_level  # noqa: PLC0415
 
     settings = Settings()
     try:
@@ -145,7 +145,7 @@ def load_run_file() -> dict[str, str]:
 
 
 def demo(_args: argparse.Namespace) -> None:
-    from services.demo import run_demo  # noqa: PLC0415
+    from services.tools.demo import run_demo  # noqa: PLC0415
 
     asyncio.run(run_demo(load_run_file()))
 
@@ -269,7 +269,7 @@ def _print_parked(parked: list[ParkedEvent], stream: str) -> None:
 
 def issue_certificates(args: argparse.Namespace) -> None:
     """Files for ROGATORY_TLS_CERT_FILE / _KEY_FILE / _CLIENT_CA_FILE and for each client."""
-    from services.certificates import Authority  # noqa: PLC0415
+    from services.tools.certificates import Authority  # noqa: PLC0415
 
     authority = Authority.create()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -289,7 +289,7 @@ def nats_auth(args: argparse.Namespace) -> None:
     """`include auth.conf` in nats-server's config; hand each party its credentials.json entry."""
     from registry.agencies import AgencyCatalog  # noqa: PLC0415
     from registry.courts import CourtCatalog  # noqa: PLC0415
-    from services.nats_permissions import all_users, authorization_block, credentials  # noqa: PLC0415
+    from services.tools.nats_permissions import all_users, authorization_block, credentials  # noqa: PLC0415
 
     settings = Settings()
     users = all_users(CourtCatalog.default(), AgencyCatalog.default(), settings.stream_name, admins=args.admin or ["ops"])
