@@ -5,9 +5,11 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PROTO_INCLUDES = $(shell $(BIN)/python -c "import google.api, grpc_tools, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent, pathlib.Path(grpc_tools.__file__).parent / '_proto')")
+# Include paths besides the protos compiled: protos/ (the Google API protos are vendored in
+# protos/google, `make vendor-protos`) and the compiler's own well-known types.
+PROTO_INCLUDES = protos $(shell $(BIN)/python -c "import grpc_tools, pathlib; print(pathlib.Path(grpc_tools.__file__).parent / '_proto')")
 
-.PHONY: venv lock run test test-unit test-integration test-e2e lint proto-image buf-lint buf-breaking proto-release proto demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
+.PHONY: venv lock run test test-unit test-integration test-e2e lint proto-image buf-lint buf-breaking proto-release proto vendor-protos demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
 
 venv: $(STAMP)
 
@@ -87,6 +89,10 @@ proto-release: venv
 ## proto: regenerate Python code and type stubs beside the .proto files
 proto: venv
 	$(BIN)/python protos/generate.py
+
+## vendor-protos: copy the Google API protos the contract needs from the pinned googleapis-common-protos into protos/google
+vendor-protos: venv
+	$(BIN)/python protos/vendor.py
 
 ## demo: against a running `make run`, registers the seed article's case and prints its events
 demo: venv

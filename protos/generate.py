@@ -19,12 +19,9 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
 
 def include_paths() -> list[str]:
-    """googleapis-common-protos ships google/api, google/rpc, google/type; grpc_tools ships WKTs."""
-    import google.api  # noqa: PLC0415 - only needed to locate the wheel
-
-    googleapis = Path(google.api.__path__[0]).parent.parent
-    well_known = Path(grpc_tools.__file__).parent / "_proto"
-    return [str(PROTO_ROOT), str(googleapis), str(well_known)]
+    """protos/ alone (Google's API protos are vendored in protos/google), and the compiler's
+    own well-known types (google/protobuf/*.proto), which grpc_tools ships as every protoc does."""
+    return [str(PROTO_ROOT), str(Path(grpc_tools.__file__).parent / "_proto")]
 
 
 def proto_files() -> list[str]:
