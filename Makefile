@@ -86,9 +86,10 @@ proto-release: venv
 	git archive $(RELEASE_COMMIT) protos/rogatory | tar -x -C build/release
 	@$(MAKE) -s proto-image PROTO_SRC=build/release/protos PROTO_IMAGE=$(RELEASE_IMAGE) PROTO_SOURCE_INFO=
 
-## proto: regenerate Python code and type stubs beside the .proto files
+## proto: regenerate Python code and type stubs beside the .proto files, and the event catalog clients load
 proto: venv
 	$(BIN)/python protos/generate.py
+	$(BIN)/python -m services.tools.event_catalog
 
 ## vendor-protos: copy the Google API protos the contract needs from the pinned googleapis-common-protos into protos/google
 vendor-protos: venv
