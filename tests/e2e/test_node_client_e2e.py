@@ -2,7 +2,9 @@
 real stack: it compiles the contract from protos/ alone, registers a case (retrying with the
 same request_id), reads rich errors, delegates a matter, plays the entrusted court, and reads
 the events from JetStream through the consumers its NATS user owns, decoding each payload by
-its ce-type with protos/rogatory/events/v1/catalog.json.
+its ce-type with protos/rogatory/events/v1/catalog.json. Once on the shared stack (NATS without
+credentials), once on a stack whose nats-server enforces `rogatory nats-auth`'s permissions,
+connected as the court's NATS user: the consumers it creates and acks are the ones it may.
 
 Skipped with the reason when `node` or `npm` is missing, or when `npm ci` cannot reach the
 registry to install the locked packages (package-lock.json) into tests/clients/node."""
@@ -13,14 +15,17 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
+from services.plumbing.nats_server import EmbeddedNatsServer
 from services.tools.launcher import Stack
 
 CLIENT = Path(__file__).resolve().parents[1] / "clients" / "node"
@@ -45,13 +50,14 @@ def installed_client() -> Path:
     return Path(node)
 
 
-def run_court_system(node: Path, stack: Stack, sequence: int) -> dict[str, Any]:
+def run_court_system(node: Path, stack: Stack, sequence: int, nats_url: str = "", **nats_user: str) -> dict[str, Any]:
     env = {
         **os.environ,
         "REGISTRY_ADDR": stack.address("registry"),
         "DELEGATION_ADDR": stack.address("delegation"),
-        "NATS_URL": stack.nats_url,
+        "NATS_URL": nats_url or stack.nats_url,
         "CASE_SEQUENCE": str(sequence),
+        **nats_user,
     }
     result = subprocess.run([str(node), "court_system.mjs"], cwd=CLIENT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -64,7 +70,11 @@ async def test_a_node_court_system_delegates_a_matter_and_reads_its_events(
     node = installed_client()
     sequence = 170_000 + next(sequence_numbers)
     out = run_court_system(node, stack, sequence)
+    check_court_system(out, sequence)
+    await check_consumers_deleted(subscriber)
 
+
+def check_court_system(out: dict[str, Any], sequence: int) -> None:
     case_name = f"courts/gd0112/cases/2023-enf-{sequence}"
     assert out["case"] == {
         "name": case_name,
@@ -103,7 +113,52 @@ async def test_a_node_court_system_delegates_a_matter_and_reads_its_events(
     assert {e["name"] for e in sent["events"]} == {matter["name"]}
     assert {e["subject"].rsplit(".", 2)[1] for e in sent["events"]} == {"ha0122"}
 
-    jsm = subscriber.jetstream()  # the client deleted its consumers: the shared stack is as it was
+
+async def check_consumers_deleted(nc: NATS) -> None:
+    """The client deleted its consumers: the shared stack is as it was."""
     for name in ("court-gd0112-cases", "court-gd0112-sent"):
         with pytest.raises(NotFoundError):
-            await jsm.consumer_info("ROGATORY", name)
+            await nc.jetstream().consumer_info("ROGATORY", name)
+
+
+@pytest.fixture(scope="module")
+def nats_credentials(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, dict[str, str]]]:
+    """What `rogatory nats-auth` writes: the server's authorization block and each party's credentials."""
+    out = tmp_path_factory.mktemp("nats-auth")
+    subprocess.run([sys.executable, "-m", "services.tools.cli", "nats-auth", "--out", str(out)], check=True, capture_output=True)
+    return (out / "auth.conf").read_text(), json.loads((out / "credentials.json").read_text())
+
+
+@pytest.fixture(scope="module")
+async def guarded_stack(
+    tmp_path_factory: pytest.TempPathFactory, nats_credentials: tuple[str, dict[str, dict[str, str]]]
+) -> AsyncIterator[tuple[Stack, str]]:
+    """The services on SQLite, on a nats-server that enforces every party's subject permissions."""
+    data = tmp_path_factory.mktemp("guarded-stack")
+    auth, users = nats_credentials
+    service = users["rogatory-service"]
+    with EmbeddedNatsServer(data / "nats", extra_config=auth) as server:
+        url = server.url.replace("nats://", f"nats://{service['user']}:{service['password']}@")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL", "NATS_URL"))}
+        running = Stack(data, nats_url=url, base_env=env).start()
+        try:
+            yield running, server.url
+        finally:
+            codes = running.stop()
+    assert all(code == 0 for code in codes.values()), f"services did not exit cleanly: {codes}"
+
+
+async def test_the_node_court_system_keeps_to_its_nats_permissions(
+    guarded_stack: tuple[Stack, str], nats_credentials: tuple[str, dict[str, dict[str, str]]]
+) -> None:
+    node = installed_client()
+    stack, url = guarded_stack
+    court = nats_credentials[1]["court-gd0112"]
+    out = run_court_system(node, stack, 179_001, url, NATS_USER=court["user"], NATS_PASSWORD=court["password"])
+    check_court_system(out, 179_001)
+    service = nats_credentials[1]["rogatory-service"]
+    nc = await nats.connect(url, user=service["user"], password=service["password"])
+    try:
+        await check_consumers_deleted(nc)
+    finally:
+        await nc.drain()
