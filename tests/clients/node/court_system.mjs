@@ -17,6 +17,7 @@
 
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,6 +40,10 @@ const loaded = grpc.loadPackageDefinition(protoLoader.loadSync(files, LOADER_OPT
 
 // The event payloads and google.rpc.Status with its details. The well-known types
 // (google/protobuf/*) come with protobufjs, the Google API protos from protos/google.
+// descriptor.proto (which google/api/* import) ships with protobufjs as JSON: register it the
+// way its other well-known types are (proto-loader does the same, but this must not rely on it).
+const require = createRequire(import.meta.url);
+protobuf.common("descriptor", require("protobufjs/google/protobuf/descriptor.json").nested.google.nested.protobuf.nested);
 const types = new protobuf.Root();
 types.resolvePath = (_origin, target) => join(PROTOS, target);
 types.loadSync([...new Set(CATALOG.events.map((e) => e.proto)), "google/rpc/status.proto", "google/rpc/error_details.proto"], { keepCase: true });
