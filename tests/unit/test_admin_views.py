@@ -17,7 +17,7 @@ from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
 from services.tools.admin import views
 from services.tools.admin.cli import statistics_filter
-from services.tools.admin.client import bearer, matter_query
+from services.tools.admin.client import AdminClient, matter_query
 from services.tools.admin.labels import Labels, enum_values
 
 EN, ZH = Labels("en"), Labels("zh")
@@ -267,6 +267,7 @@ def test_matter_queries_and_credentials() -> None:
     assert matter_query("01a21cc9-9b84", COURTS).kind == "id"
     with pytest.raises(InvalidArgument):
         matter_query("（2023）粤9999执1号", COURTS)
-    assert bearer("admin:ops") == "Bearer dev:admin:ops" and bearer("dev:court:ha13") == "Bearer dev:court:ha13"
+    assert AdminClient(credential="admin:ops").credentials.token == "dev:admin:ops"
+    assert AdminClient(credential="dev:court:ha13").credentials.token == "dev:court:ha13"
     with pytest.raises(ValueError):
-        bearer("root")
+        AdminClient(credential="root")
