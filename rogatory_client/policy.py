@@ -57,7 +57,7 @@ class RetryPolicy:
     `jitter` seconds at random, so many clients that failed together do not retry together.
     """
 
-    max_attempts: int = 6
+    max_attempts: int = 8
     initial_backoff: float = 0.1
     max_backoff: float = 2.0
     backoff_multiplier: float = 2.0
