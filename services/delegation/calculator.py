@@ -29,6 +29,8 @@ from services.plumbing.times import datetime_of, timestamp
 MAX_PERIOD = {Unit.CALENDAR_DAY: 1100, Unit.WORKING_DAY: 750, Unit.MONTH: 36}
 #: Start years the calculator accepts: the working-day calendar begins in 2004.
 LAST_START_YEAR = 2099
+_EARLIEST_START = datetime(FIRST_KNOWN_YEAR, 1, 1, tzinfo=CHINA_TZ)
+_AFTER_LATEST_START = datetime(LAST_START_YEAR + 1, 1, 1, tzinfo=CHINA_TZ)
 _HOLIDAY_KINDS = frozenset({DayKind.HOLIDAY, DayKind.ADJUSTED_REST})
 
 
@@ -92,7 +94,8 @@ def _start(request: pb.ComputeDeadlineRequest, violations: Violations) -> dateti
         violations.add("start_time", "required: when the period starts", "REQUIRED")
         return None
     start = datetime_of(request.start_time, "start_time")
-    if not FIRST_KNOWN_YEAR <= start.astimezone(CHINA_TZ).year <= LAST_START_YEAR:
+    # Compared as instants: the last valid Timestamp (9999-12-31 UTC) has no China date to take a year of.
+    if not _EARLIEST_START <= start < _AFTER_LATEST_START:
         violations.add("start_time", f"must be in {FIRST_KNOWN_YEAR} to {LAST_START_YEAR} (China time)", "TIME_OUT_OF_RANGE")
         return None
     return start

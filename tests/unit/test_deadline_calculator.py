@@ -212,6 +212,13 @@ def test_every_problem_of_a_question_is_reported_at_once(book: DeadlineBook) -> 
     assert violations(ancient, book) == {"start_time": "TIME_OUT_OF_RANGE"}
 
 
+def test_the_last_valid_timestamp_is_out_of_range_not_an_overflow(book: DeadlineBook) -> None:
+    """9999-12-31 23:59:59 UTC is a valid Timestamp but has no China date (it is year 10000 there)."""
+    last = pb.ComputeDeadlineRequest(court=COURT, period=pb.Period(amount=3, unit=pb.Period.MONTH))
+    last.start_time.seconds = 253_402_300_799
+    assert violations(last, book) == {"start_time": "TIME_OUT_OF_RANGE"}
+
+
 # --- rogatory deadline ---------------------------------------------------------------------------------
 
 
