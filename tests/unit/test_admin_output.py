@@ -108,7 +108,7 @@ def test_timeline_csv_has_a_line_per_step_of_every_matter(capsys: pytest.Capture
 def test_stats_csv_has_a_fixed_header_whatever_the_data(capsys: pytest.CaptureFixture[str]) -> None:
     group = pb.TurnaroundStatistics.Group(count=3, on_time_rate=0.5, overdue_count=1, return_rate=0.25)
     group.key.update({"entrusted_court": "courts/ha0122"})
-    group.returns_by_reason.update({"MATERIALS_INCOMPLETE": 1})
+    group.returns_by_reason.update({"MATERIALS_INCOMPLETE": 1, "RETURN_REASON_OTHER": 2})
     group.time_to_complete.count = 2
     group.time_to_complete.distribution.add(lower_days=1.0, upper_days=1.09, count=1)
     group.time_to_complete.distribution.add(lower_days=512.0, upper_days=0.0, count=1)
@@ -117,6 +117,7 @@ def test_stats_csv_has_a_fixed_header_whatever_the_data(capsys: pytest.CaptureFi
     [line] = read_csv(capsys.readouterr().out)
     assert line["entrusted_court"] == "courts/ha0122" and line["count"] == "3" and line["on_time_rate"] == "0.5"
     assert line["returns_MATERIALS_INCOMPLETE"] == "1" and line["returns_DUPLICATE"] == "0"
+    assert line["returns_RETURN_REASON_OTHER"] == "2" and line["returns_RETURN_REASON_UNSPECIFIED"] == "0"
     assert line["completed_1_2_days"] == "1" and line["completed_128_plus_days"] == "1" and line["completed_0_1_days"] == "0"
     scalar = {k for k, v in rows[0].to_json().items() if not isinstance(v, dict | list)}
     assert scalar <= set(line)  # every figure of --json is a column

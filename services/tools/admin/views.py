@@ -16,7 +16,6 @@ from rich.text import Text
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.calendar import CHINA_TZ
-from delegation.turnaround import REASON_COLUMNS
 from registry.courts import ISO_BY_PROVINCE, CourtCatalog
 from services.tools.admin.labels import Labels
 
@@ -537,7 +536,12 @@ OVERDUE_FIELDS: tuple[str, ...] = tuple(OverdueRow.__dataclass_fields__)
 _STATS_SCALARS: tuple[str, ...] = tuple(
     f for f in StatsRow.__dataclass_fields__ if f not in ("key", "returns_by_reason", "complete_distribution")
 )
-RETURN_REASON_FIELDS: tuple[str, ...] = tuple(f"returns_{reason}" for reason, _ in REASON_COLUMNS)
+#: The keys of returns_by_reason: the API's ReturnReason names, RETURN_REASON_UNSPECIFIED for none given.
+RETURN_REASONS: tuple[str, ...] = (
+    *(r for r in pb.ReturnReason.keys() if r != "RETURN_REASON_UNSPECIFIED"),
+    "RETURN_REASON_UNSPECIFIED",
+)
+RETURN_REASON_FIELDS: tuple[str, ...] = tuple(f"returns_{reason}" for reason in RETURN_REASONS)
 
 
 def distribution_field(lower: float, upper: float) -> str:
@@ -571,7 +575,7 @@ def stats_records(rows: Iterable[StatsRow], group_by: Sequence[str], distributio
     for row in rows:
         record: Record = {d: row.key.get(d, "") for d in group_by}
         record.update((f, getattr(row, f)) for f in _STATS_SCALARS)
-        record.update((f"returns_{reason}", row.returns_by_reason.get(reason, 0)) for reason, _ in REASON_COLUMNS)
+        record.update((f"returns_{reason}", row.returns_by_reason.get(reason, 0)) for reason in RETURN_REASONS)
         if distribution:
             bins = coarse_distribution(row.complete_distribution)
             record.update((distribution_field(lo, hi), n) for lo, hi, n in bins)
