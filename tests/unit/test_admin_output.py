@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -164,12 +165,23 @@ def test_charts_with_data_are_drawn() -> None:
     row = views.StatsRow(
         key={"entrusted_court": "courts/ha0122", "month": "2026-11", "cross_province": "true"},
         count=4,
-        **{**dict.fromkeys(_ZERO_FIGURES, 0), "complete_count": 2, "complete_mean_days": 1.5},
+        **{**dict.fromkeys(_ZERO_FIGURES, 0), "complete_count": 2, "complete_mean_days": 1.5, "on_time_rate": 1.0},
         complete_distribution=((1.0, 1.09, 2),),
     )
     page = report.render(report.ReportData(NOW, NOW, "", "courts/spc", row, [row], [row], [row], []), EN, COURTS)
     assert page.count("Plotly.newPlot") == len(CHARTS) and 'class="no-data"' not in page
     assert all(f'<div id="{chart}" class="plotly-graph-div"' in page for chart in CHARTS)
+
+
+def test_the_summary_says_what_on_time_and_overdue_count() -> None:
+    row = views.StatsRow(
+        key={}, count=12, **{**dict.fromkeys(_ZERO_FIGURES, 0), "complete_count": 3, "on_time_rate": 1.0, "open_overdue_count": 9}
+    )
+    page = report.render(report.ReportData(NOW, NOW, "", "courts/spc", row, [], [], [], []), EN, COURTS)
+    summary = page[page.index('<section id="summary">') : page.index('<section id="ranking">')]
+    cards = dict(re.findall(r'<div class="value">([^<]*)</div><div class="label">([^<]*)</div>', summary))
+    assert cards["100.0%"] == "Completed on time" and cards["9"] == "Open &amp; overdue now"
+    assert "share of the completed matters completed by their FINISH deadline" in summary
 
 
 _ZERO_FIGURES = tuple(

@@ -316,8 +316,9 @@ class StatsRow:
     complete_p90_days: float
     complete_mean_working_days: float
     complete_median_working_days: float
-    on_time_rate: float
-    overdue_count: int
+    on_time_rate: float  # completed matters: share completed by their FINISH deadline
+    overdue_count: int  # went overdue at some time, open or finished
+    open_overdue_count: int  # open, with a deadline of the entrusted court overdue now
     completion_rate: float
     return_rate: float
     returns_by_reason: dict[str, int] = field(default_factory=dict)
@@ -354,6 +355,7 @@ def _stats_row(group: pb.TurnaroundStatistics.Group) -> StatsRow:
         complete_median_working_days=done.median_working_days,
         on_time_rate=group.on_time_rate,
         overdue_count=group.overdue_count,
+        open_overdue_count=group.open_overdue_count,
         completion_rate=group.completion_rate,
         return_rate=group.return_rate,
         returns_by_reason=dict(group.returns_by_reason),
@@ -477,13 +479,14 @@ STATS_COLUMNS = (
     "complete_p90",
     "complete_mean_working",
     "on_time_rate",
-    "overdue_count",
+    "open_overdue_count",
     "completion_rate",
     "return_rate",
 )
 
 
 def stats_cells(row: StatsRow) -> list[str]:
+    finished = row.completion_rate + row.return_rate > 0  # they add up to 1 when any matter finished
     return [
         str(row.count),
         format_days(row.ack_mean_days),
@@ -491,15 +494,15 @@ def stats_cells(row: StatsRow) -> list[str]:
         format_days(row.complete_median_days),
         format_days(row.complete_p90_days),
         format_days(row.complete_mean_working_days),
-        format_rate(row.on_time_rate),
-        str(row.overdue_count),
-        format_rate(row.completion_rate),
-        format_rate(row.return_rate),
+        format_rate(row.on_time_rate) if row.complete_count else "-",  # a share of nothing is no 0 %
+        str(row.open_overdue_count),
+        *(format_rate(rate) if finished else "-" for rate in (row.completion_rate, row.return_rate)),
     ]
 
 
 def stats_table(rows: Sequence[StatsRow], group_by: Sequence[str], labels: Labels, courts: CourtCatalog) -> Table:
-    table = Table(title=labels("stats_title"), title_justify="left")
+    # The caption says what each figure counts, so none reads as contradicting another.
+    table = Table(title=labels("stats_title"), title_justify="left", caption=labels("figures_defined"), caption_justify="left")
     for dimension in group_by:
         table.add_column(labels.enum("dimension", dimension))
     for key in STATS_COLUMNS:
