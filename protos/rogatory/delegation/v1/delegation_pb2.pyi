@@ -2046,16 +2046,28 @@ class TurnaroundStatistics(_message.Message):
         COMPLETION_RATE_FIELD_NUMBER: _builtins.int
         RETURN_RATE_FIELD_NUMBER: _builtins.int
         RETURNS_BY_REASON_FIELD_NUMBER: _builtins.int
+        OPEN_OVERDUE_COUNT_FIELD_NUMBER: _builtins.int
         count: _builtins.int
         """Matters delegated."""
         on_time_rate: _builtins.float
-        """Share of finished matters finished by their deadline."""
+        """Completed on time: the share of completed matters (whose FINISH deadline is known)
+        completed by their FINISH deadline, 0 to 1. Open, returned and withdrawn matters are
+        not counted; 0 when none was completed.
+        """
         overdue_count: _builtins.int
-        """Matters that went overdue."""
+        """Matters that went overdue at some time, open or finished: a deadline of theirs was
+        marked overdue by the deadline scanner, or they were completed after their FINISH
+        deadline.
+        """
         completion_rate: _builtins.float
         """Completed / finished."""
         return_rate: _builtins.float
         """Returned / finished."""
+        open_overdue_count: _builtins.int
+        """Open and overdue now: matters not completed, returned or withdrawn with a deadline
+        of the entrusted court marked overdue (what ListOverdueDelegations lists, as of each
+        matter's latest event). Disjoint from the completed matters `on_time_rate` is about.
+        """
         @_builtins.property
         def key(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
             """The group's key, one entry per `group_by` dimension."""
@@ -2084,10 +2096,11 @@ class TurnaroundStatistics(_message.Message):
             completion_rate: _builtins.float = ...,
             return_rate: _builtins.float = ...,
             returns_by_reason: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+            open_overdue_count: _builtins.int = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "count", b"count", "key", b"key", "on_time_rate", b"on_time_rate", "overdue_count", b"overdue_count", "return_rate", b"return_rate", "returns_by_reason", b"returns_by_reason", "time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "count", b"count", "key", b"key", "on_time_rate", b"on_time_rate", "open_overdue_count", b"open_overdue_count", "overdue_count", b"overdue_count", "return_rate", b"return_rate", "returns_by_reason", b"returns_by_reason", "time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
