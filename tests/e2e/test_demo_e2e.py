@@ -15,7 +15,7 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
-from services.tools.demo import delegate_freeze, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -46,9 +46,9 @@ async def test_i15_p12_the_demo_leaves_a_matter_a_court_created_by_hand_untouche
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 800_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-        by_hand = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+        by_hand = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
         timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=by_hand.name), metadata=REQUESTING)
     published = await events_about(subscriber, by_hand.name, since)
     assert published, "the matter's own submission event"
