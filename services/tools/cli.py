@@ -137,9 +137,20 @@ def _print_logs(path: Path, shown: str) -> None:
     print("A service or nats-server that exits is restarted, with backoff.\n", flush=True)
 
 
+def run_file(settings: Settings) -> Path:
+    """Where `make run` writes the addresses it started the stack on."""
+    return settings.data_dir.resolve() / RUN_FILE
+
+
+def running_nats_url(settings: Settings) -> str:
+    """The NATS address `make run` wrote in its run file; "" when there is none."""
+    path = run_file(settings)
+    return str(json.loads(path.read_text()).get("nats", "")) if path.exists() else ""
+
+
 def load_run_file() -> dict[str, str]:
     settings = Settings()
-    path = settings.data_dir.resolve() / RUN_FILE
+    path = run_file(settings)
     if not path.exists():
         sys.exit(f"{path} not found: start the services with `make run` first")
     addresses: dict[str, str] = json.loads(path.read_text())
@@ -209,8 +220,9 @@ AUDIT_EXIT = {"INTACT": 0, "BROKEN": 1, "UNVERIFIED": 3}
 
 
 def audit_verify(_args: argparse.Namespace) -> None:
-    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL,
-    every anchored head. Exit 0 INTACT, 1 BROKEN, 3 UNVERIFIED (the anchors could not be read)."""
+    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL
+    (else the address `make run` wrote), every anchored head. Exit 0 INTACT, 1 BROKEN, 3
+    UNVERIFIED (the anchors could not be read)."""
     from services.audit.log import verify_log  # noqa: PLC0415
     from services.plumbing.db import Database  # noqa: PLC0415
     from services.plumbing.messaging import connect  # noqa: PLC0415
@@ -219,10 +231,11 @@ def audit_verify(_args: argparse.Namespace) -> None:
 
     async def go() -> int:
         db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
-        nc, unchecked = None, "NATS_URL is not set"
-        if settings.nats_url:
+        nc, unchecked = None, "NATS_URL is not set"  # and no `make run` wrote where its NATS is
+        nats_url = settings.nats_url or running_nats_url(settings)
+        if nats_url:
             try:
-                nc = await connect(settings.nats_url, name="rogatory/audit-verify", retry_forever=False)
+                nc = await connect(nats_url, name="rogatory/audit-verify", retry_forever=False)
             except Exception as exc:  # noqa: BLE001 - any failure: the anchors are not checked, said so
                 unchecked = f"NATS did not answer: {type(exc).__name__}"  # not the URL: it may hold a password
         try:

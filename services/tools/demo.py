@@ -29,7 +29,10 @@ from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 
-from rogatory_client import AsyncClient, Credentials, Endpoints
+from registry.case_number import parse_case_number
+from registry.cases import case_name
+from registry.courts import CourtCatalog
+from rogatory_client import AlreadyExists, AsyncClient, Credentials, Endpoints
 from services.delegation.scanner import scan_database
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent, subject_filter
@@ -39,6 +42,9 @@ from services.tools.demo_assistance import control_and_seize_a_car, freeze_at_th
 
 T = TypeVar("T")
 HUANGPU = "gd0112"  # 广州市黄埔区人民法院, the seed's requesting court
+#: The seed's case, as the README and docs/admin.md show it (`rogatory-admin timeline '（2023）粤0112执4242号'`):
+#: registered by the first run, and every later run delegates its matters in it again.
+SEED_CASE_NUMBER = "（2023）粤0112执4242号"
 
 PAYLOAD_TYPES = {
     "rogatory.case.registered.v1": events_pb2.CaseRegistered,
@@ -47,12 +53,13 @@ PAYLOAD_TYPES = {
 }
 
 
-def seed_case_request(sequence: int) -> pb.CreateCaseRequest:
+def seed_case_request(sequence: int | None = None) -> pb.CreateCaseRequest:
+    """The seed case; with a sequence number, another case like it, （2020）粤0112执{sequence}号 (for tests)."""
     return pb.CreateCaseRequest(
         parent="courts/gd0112",
         request_id=str(uuid.uuid4()),
         case=pb.Case(
-            case_number=f"（2020）粤0112执{sequence}号",
+            case_number=SEED_CASE_NUMBER if sequence is None else f"（2020）粤0112执{sequence}号",
             parties=[
                 pb.Party(role=pb.Party.APPLICANT, kind=pb.Party.ORGANIZATION, display_name="广州某科技有限公司"),
                 pb.Party(
@@ -78,12 +85,12 @@ def as_court(court_id: str, addresses: dict[str, str]) -> AsyncClient:
 async def run_demo(addresses: dict[str, str]) -> None:
     settings = Settings()
     started = datetime.now(UTC) - timedelta(seconds=1)
-    sequence = int(time.time()) % 1_000_000 + 1  # a fresh case number on every run
+    sequence = int(time.time()) % 1_000_000 + 1  # a fresh number for 平阳县's case on every run
     async with as_court(HUANGPU, addresses) as huangpu:
         court = await huangpu.registry.GetCourt(pb.GetCourtRequest(name=f"courts/{HUANGPU}"))
         print(f"Court: {court.display_name} ({court.code}), parent {court.parent}")
-        case = await huangpu.registry.CreateCase(seed_case_request(sequence))
-        print(f"\nRegistered {case.case_number} as {case.name}")
+        case, registered = await register_seed_case(huangpu)
+        print(f"\n{'Registered' if registered else 'Already registered by an earlier run:'} {case.case_number} as {case.name}")
         print(f"  respondent ID number as every response shows it: {case.parties[1].id_number}")
         # Delegated at once: the client sends it again while the case is on its way (CASE_NOT_REGISTERED).
         delegation = await huangpu.delegation.CreateDelegation(freeze_request(case.name))
@@ -99,11 +106,20 @@ async def run_demo(addresses: dict[str, str]) -> None:
     async with as_court("zj0326", addresses) as pingyang:
         await control_and_seize_a_car(pingyang, addresses["nats"], sequence)
     stream = settings.stream_name
-    await print_events(addresses["nats"], stream, subject_filter("case", "gd0112", ">"), started, expected=1)
+    await print_events(addresses["nats"], stream, subject_filter("case", "gd0112", ">"), started, expected=int(registered))
     await print_events(addresses["nats"], stream, subject_filter("delegation", "*", "ha0122", ">"), started, expected=4)
     await print_events(addresses["nats"], stream, subject_filter("supervision", "ha13", ">"), started, expected=1)
     await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=3)
     await print_events(addresses["nats"], stream, subject_filter("vehicle", "zj0326", ">"), started, expected=6)
+
+
+async def register_seed_case(court: AsyncClient) -> tuple[pb.Case, bool]:
+    """The seed case, registered now (True) or by an earlier run of the demo (False)."""
+    try:
+        return await court.registry.CreateCase(seed_case_request()), True
+    except AlreadyExists:
+        number = parse_case_number(SEED_CASE_NUMBER, CourtCatalog.default())
+        return await court.registry.GetCase(pb.GetCaseRequest(name=case_name(number.court_id, number.slug))), False
 
 
 def freeze_request(case_name: str, entrusted: str = "ha0122") -> dg.CreateDelegationRequest:
