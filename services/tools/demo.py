@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import nats
@@ -31,10 +31,12 @@ from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
+from services.contract import events
+from services.contract.events import family
 from services.delegation.scanner import scan_database
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.subscriber import read_events
 from services.plumbing.telemetry import client_interceptors
 from services.tools.demo_assistance import control_and_seize_a_car, freeze_at_the_bank, query_the_network
@@ -42,11 +44,8 @@ from services.tools.demo_assistance import control_and_seize_a_car, freeze_at_th
 T = TypeVar("T")
 HUANGPU = dev_credentials("court", "gd0112")  # 广州市黄埔区人民法院, the seed's requesting court
 
-PAYLOAD_TYPES = {
-    "rogatory.case.registered.v1": events_pb2.CaseRegistered,
-    "rogatory.delegation.submitted.v1": events_pb2.DelegationSubmitted,
-    "rogatory.notice.sent.v1": events_pb2.AssistanceNoticeSent,
-}
+#: Events printed whole; the other delegation events in one line.
+PRINTED_WHOLE = (events.CASE_REGISTERED, events.DELEGATION_SUBMITTED, events.NOTICE_SENT)
 
 
 def seed_case_request(sequence: int) -> pb.CreateCaseRequest:
@@ -95,11 +94,11 @@ async def run_demo(addresses: dict[str, str]) -> None:
     await query_the_network(addresses, case.name)
     await control_and_seize_a_car(addresses, sequence)
     stream = settings.stream_name
-    await print_events(addresses["nats"], stream, subject_filter("case", "gd0112", ">"), started, expected=1)
-    await print_events(addresses["nats"], stream, subject_filter("delegation", "*", "ha0122", ">"), started, expected=4)
-    await print_events(addresses["nats"], stream, subject_filter("supervision", "ha13", ">"), started, expected=1)
-    await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=3)
-    await print_events(addresses["nats"], stream, subject_filter("vehicle", "zj0326", ">"), started, expected=6)
+    await print_events(addresses["nats"], stream, family("court", "cases").filter_for("gd0112"), started, expected=1)
+    await print_events(addresses["nats"], stream, family("court", "received").filter_for("ha0122"), started, expected=4)
+    await print_events(addresses["nats"], stream, family("court", "supervision").filter_for("ha13"), started, expected=1)
+    await print_events(addresses["nats"], stream, family("agency", "notices").filter_for("bank-icbc"), started, expected=3)
+    await print_events(addresses["nats"], stream, family("court", "vehicles").filter_for("zj0326"), started, expected=6)
 
 
 def freeze_request(case_name: str) -> dg.CreateDelegationRequest:
@@ -194,18 +193,18 @@ def print_event(event: ReceivedEvent) -> None:
     print(f"\n  {event.subject}")
     print(f"    type {event.event_type}  id {event.event_id}  time {event.occurred_at:%Y-%m-%d %H:%M:%S}Z")
     print(f"    source {event.source}  traceparent {event.headers.get('traceparent', '-')}")
-    payload_type = PAYLOAD_TYPES.get(event.event_type)
-    if payload_type:
-        body = MessageToDict(event.parse(payload_type))
-        for line in _indent(body):
+    kind = events.of_type(event.event_type)
+    if kind is None:
+        return
+    message: Any = kind.parse(event.data)
+    if kind in PRINTED_WHOLE:
+        for line in _indent(MessageToDict(message)):
             print(line)
-    elif event.event_type.startswith("rogatory.supervision."):
-        escalated = event.parse(events_pb2.DelegationEscalated)
-        print(f"    {escalated.delegation.name} escalated to {escalated.superior_court}")  # type: ignore[attr-defined]
-    elif event.event_type.startswith("rogatory.delegation."):
-        change = event.parse(events_pb2.DelegationTransitioned)
-        state = dg.Delegation.State.Name(change.delegation.state)  # type: ignore[attr-defined]
-        print(f"    {change.transition.action or event.subject.rsplit('.', 1)[1]} → {state}")  # type: ignore[attr-defined]
+    elif kind is events.SUPERVISION_ESCALATED:
+        print(f"    {message.delegation.name} escalated to {message.superior_court}")
+    elif kind in events.in_aggregate("delegation"):
+        action = message.transition.action if kind.payload is events_pb2.DelegationTransitioned else ""
+        print(f"    {action or kind.verb} → {dg.Delegation.State.Name(message.delegation.state)}")
 
 
 def _indent(body: dict) -> list[str]:  # type: ignore[type-arg]
