@@ -6,6 +6,8 @@ as --json, in English and Chinese, as an admin and as courts."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import re
@@ -22,9 +24,11 @@ import grpc
 import pytest
 from rogatory.delegation.v1 import delegation_pb2 as dg
 
+from services.tools.admin import views
 from services.tools.admin.client import AdminClient
 from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
+from tests.e2e.admin_cli import admin as in_process
 from tests.e2e.test_deadline_escalation_e2e import past_deadline, scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -170,3 +174,40 @@ def test_stats_grouped_and_filtered(stack: Stack, scenario: Scenario) -> None:
     )
     bad = admin(stack, "stats", "--month", "November", check=False)
     assert bad.returncode == 2 and "month" in bad.stderr
+
+
+def read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    return list(reader.fieldnames or ()), list(reader)
+
+
+def test_csv_of_every_listing(stack: Stack, scenario: Scenario) -> None:
+    header, steps = read_csv(in_process(stack, "timeline", scenario.case_number, "--csv").stdout)
+    assert header == list(views.TIMELINE_FIELDS)
+    assert {r["delegation"] for r in steps} == {scenario.done, scenario.late}
+    assert [r["action"] for r in steps if r["delegation"] == scenario.done] == ["SUBMIT", "ACKNOWLEDGE", "START", "COMPLETE"]
+    assert all(TRACE_ID.match(r["trace_id"]) and r["case"] == scenario.case_name for r in steps)
+
+    at = scenario.scanned_at.isoformat()
+    header, late = read_csv(in_process(stack, "overdue", "--court", "ha01", "--at", at, "--csv").stdout)
+    assert header == list(views.OVERDUE_FIELDS)
+    [row] = [r for r in late if r["delegation"] == scenario.late]
+    assert row["step"] == "ACKNOWLEDGE" and row["entrusted_court"] == "courts/ha0122" and row["escalated"] in ("true", "false")
+
+    header, groups = read_csv(
+        in_process(stack, "stats", "-g", "entrusted_court", "--court", "ha0122", "--distribution", "--csv").stdout
+    )
+    assert header == list(views.stats_fields(["entrusted_court"], True))
+    [group] = groups
+    assert group["entrusted_court"] == "courts/ha0122" and int(group["count"]) >= 2 and int(group["completed_0_1_days"]) >= 1
+
+
+def test_piped_tables_keep_every_column(stack: Stack, scenario: Scenario) -> None:
+    """The in-process runner's stdout is no terminal, like a pipe: no column is cut."""
+    table = in_process(stack, "overdue", "--court", "ha01", "--at", scenario.scanned_at.isoformat()).stdout
+    header = next(line for line in table.splitlines() if "Matter" in line)
+    assert all(title in header for title in ("Days overdue", "Urges", "Escalated")) and "…" not in table
+    line = next(line for line in table.splitlines() if scenario.late in line)
+    assert "中牟县人民法院 (ha0122)" in line and "广州市黄埔区人民法院 (gd0112)" in line
+    stats = in_process(stack, "stats", "-g", "entrusted_court", "-g", "requesting_court", "-g", "matter_kind").stdout
+    assert all(title in stats for title in ("Completed", "Returned")) and "…" not in stats

@@ -99,6 +99,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "median": ("median", "中位数"),
     "p90": ("p90", "P90"),
     "no_data": ("No data yet.", "暂无数据。"),
+    "no_data_chart": ("No data", "暂无数据"),
 }
 
 _ENUMS: dict[str, dict[str, tuple[str, str]]] = {

@@ -16,6 +16,7 @@ from rich.text import Text
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.calendar import CHINA_TZ
+from delegation.turnaround import REASON_COLUMNS
 from registry.courts import ISO_BY_PROVINCE, CourtCatalog
 from services.tools.admin.labels import Labels
 
@@ -521,3 +522,69 @@ def distribution_table(rows: Sequence[StatsRow], group_by: Sequence[str], labels
         keys = [key_label(d, row.key.get(d, ""), labels, courts) for d in group_by]
         table.add_row(*keys, *(str(n) for _, _, n in coarse_distribution(row.complete_distribution)))
     return table
+
+
+# --- records: the rows of --csv ------------------------------------------------------------------------------
+#
+# One flat record per line, with the field names of --json (docs/admin.md lists them): a
+# column never depends on the data, so a script can rely on the header.
+
+Record = dict[str, Any]
+
+_MATTER_FIELDS = ("delegation", "case", "state", "requesting_court", "entrusted_court", "matter_kind")
+TIMELINE_FIELDS: tuple[str, ...] = _MATTER_FIELDS + tuple(f for f in TimelineRow.__dataclass_fields__)
+OVERDUE_FIELDS: tuple[str, ...] = tuple(OverdueRow.__dataclass_fields__)
+_STATS_SCALARS: tuple[str, ...] = tuple(
+    f for f in StatsRow.__dataclass_fields__ if f not in ("key", "returns_by_reason", "complete_distribution")
+)
+RETURN_REASON_FIELDS: tuple[str, ...] = tuple(f"returns_{reason}" for reason, _ in REASON_COLUMNS)
+
+
+def distribution_field(lower: float, upper: float) -> str:
+    """ "completed_0_1_days" … "completed_128_plus_days": a bin of DISTRIBUTION_EDGES as a column name."""
+    return f"completed_{lower:g}_plus_days" if math.isinf(upper) else f"completed_{lower:g}_{upper:g}_days"
+
+
+DISTRIBUTION_FIELDS: tuple[str, ...] = tuple(
+    distribution_field(lo, hi) for lo, hi in zip(DISTRIBUTION_EDGES, DISTRIBUTION_EDGES[1:], strict=False)
+)
+
+
+def stats_fields(group_by: Sequence[str], distribution: bool) -> tuple[str, ...]:
+    """The group's dimensions, the figures, returns per reason, and the completion-time bins if asked for."""
+    return (*group_by, *_STATS_SCALARS, *RETURN_REASON_FIELDS, *(DISTRIBUTION_FIELDS if distribution else ()))
+
+
+def timeline_records(matters: Iterable[MatterTimeline]) -> list[Record]:
+    """One record per step of every matter, the matter's fields first (its deadlines are in --json)."""
+    return [
+        {**{f: getattr(matter, f) for f in _MATTER_FIELDS}, **asdict(entry)} for matter in matters for entry in matter.entries
+    ]
+
+
+def overdue_records(rows: Iterable[OverdueRow]) -> list[Record]:
+    return [asdict(row) for row in rows]
+
+
+def stats_records(rows: Iterable[StatsRow], group_by: Sequence[str], distribution: bool) -> list[Record]:
+    records = []
+    for row in rows:
+        record: Record = {d: row.key.get(d, "") for d in group_by}
+        record.update((f, getattr(row, f)) for f in _STATS_SCALARS)
+        record.update((f"returns_{reason}", row.returns_by_reason.get(reason, 0)) for reason, _ in REASON_COLUMNS)
+        if distribution:
+            bins = coarse_distribution(row.complete_distribution)
+            record.update((distribution_field(lo, hi), n) for lo, hi, n in bins)
+        records.append(record)
+    return records
+
+
+def csv_cell(value: Any) -> str:
+    """A value as --csv writes it: ISO 8601 times, true/false, "" for none."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
