@@ -207,3 +207,22 @@ def _within(subject_filter: str, family_filter: str) -> bool:
         if i >= len(inner) or inner[i] == ">" or (token != "*" and token != inner[i]):
             return False
     return len(inner) == len(outer)
+
+
+def test_other_pages_event_tables_agree_with_the_catalog() -> None:
+    """Rows like docs/vehicle-control.md's "| `vehicle.{court}.seized` | `VehicleSeized` | … |"
+    (a subject, `.verb` alternatives, the payload) name an event of the catalog with that payload."""
+    templates = {kind.subject.template: kind.payload.DESCRIPTOR.name for kind in catalog.EVENTS}
+    rows = 0
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for line in page.read_text(encoding="utf-8").splitlines():
+            match = re.match(r"\| `((?:rogatory\.v1\.)?[a-z-]+\.\{[^`]+)`((?: / `\.[a-z-]+`)*) \| `([A-Za-z]+)` \|", line)
+            if match is None:
+                continue
+            subject, alternatives, payload = match.groups()
+            subject = subject if subject.startswith("rogatory.v1.") else f"rogatory.v1.{subject}"
+            stem = subject.rsplit(".", 1)[0]
+            for each in [subject, *(stem + verb for verb in re.findall(r"`(\.[a-z-]+)`", alternatives))]:
+                assert templates.get(each) == payload, f"{page.name}: {line}"
+                rows += 1
+    assert rows >= 10
