@@ -226,3 +226,13 @@ def test_other_pages_event_tables_agree_with_the_catalog() -> None:
                 assert templates.get(each) == payload, f"{page.name}: {line}"
                 rows += 1
     assert rows >= 10
+
+
+def test_each_events_readers_are_families_with_a_consumer() -> None:
+    data = json.loads(OUT.read_text(encoding="utf-8"))
+    submitted = next(e for e in data["events"] if e["type"] == "rogatory.delegation.submitted.v1")
+    assert submitted["readers"] == {"court": {"sent": "{requesting_court}", "received": "{entrusted_court}"}}
+    assert submitted["ordering_key"] == "delegation.name"
+    for entry in data["events"]:
+        for party, families in entry["readers"].items():
+            assert set(families) <= set(data["consumers"][party]) and all(f"{p}" in entry["subject"] for p in families.values())
