@@ -3,6 +3,10 @@
 Envelope fields travel as CloudEvents binary-mode headers (`ce-type`, `ce-id`, `ce-time`,
 `ce-source`), `Nats-Msg-Id` = event id for JetStream de-duplication, and W3C
 `traceparent`/`tracestate`; the body is the protobuf payload.
+
+An `EventType` describes one kind of event and is the only maker of `Event`s; the event
+catalog, services/contract/events.py, lists them all (the plumbing sits below it, so its own
+dead-letter alert is defined in consumer.py and listed there too).
 """
 
 from __future__ import annotations
