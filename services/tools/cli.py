@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.plumbing.config import Settings
+from services.tools.deadline import add_arguments as add_deadline_arguments
 
 if TYPE_CHECKING:
     from services.plumbing.deadletters import ParkedEvent
@@ -31,6 +32,13 @@ def main(argv: list[str] | None = None) -> None:
         "scan-deadlines", help="one deadline-scanner pass over the delegation database (due soon, overdue, urge, escalate)"
     )
     scan.add_argument("--at", type=_instant, help="scan as of this instant (ISO 8601 with offset), e.g. to catch up")
+    deadline = commands.add_parser(
+        "deadline",
+        help="when a period ends, counted as the matters' deadlines are (CPL art. 85, holidays, 调休, provisional years)",
+        description="The deadline calculator (ComputeDeadline) without a running stack: give --period N --unit UNIT, "
+        "or --kind KIND --step STEP for the period the rules set at --court.",
+    )
+    add_deadline_arguments(deadline)
     auth = commands.add_parser(
         "nats-auth", help="write nats-server users and subject permissions for every court and agency of the registry"
     )
@@ -65,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         "demo": demo,
         "migrate": migrate_command,
         "scan-deadlines": scan_deadlines,
+        "deadline": deadline_command,
         "nats-auth": nats_auth,
         "audit-verify": audit_verify,
         "deadletter": deadletter_command,
@@ -128,9 +137,20 @@ def _print_logs(path: Path, shown: str) -> None:
     print("A service or nats-server that exits is restarted, with backoff.\n", flush=True)
 
 
+def run_file(settings: Settings) -> Path:
+    """Where `make run` writes the addresses it started the stack on."""
+    return settings.data_dir.resolve() / RUN_FILE
+
+
+def running_nats_url(settings: Settings) -> str:
+    """The NATS address `make run` wrote in its run file; "" when there is none."""
+    path = run_file(settings)
+    return str(json.loads(path.read_text()).get("nats", "")) if path.exists() else ""
+
+
 def load_run_file() -> dict[str, str]:
     settings = Settings()
-    path = settings.data_dir.resolve() / RUN_FILE
+    path = run_file(settings)
     if not path.exists():
         sys.exit(f"{path} not found: start the services with `make run` first")
     addresses: dict[str, str] = json.loads(path.read_text())
@@ -179,13 +199,30 @@ def scan_deadlines(args: argparse.Namespace) -> None:
     print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
 
 
+def deadline_command(args: argparse.Namespace) -> None:
+    """ComputeDeadline's own code on the shipped rules and calendar; exit 2 with every violation for a bad question."""
+    from registry.errors import InvalidArgument  # noqa: PLC0415
+    from services.delegation.calculator import compute  # noqa: PLC0415
+    from services.delegation.schedule import DeadlineBook  # noqa: PLC0415
+    from services.tools.deadline import render, request_of  # noqa: PLC0415
+
+    try:
+        response = compute(request_of(args), DeadlineBook.default())
+    except InvalidArgument as error:
+        problems = "".join(f"\n  {v.field}: {v.description}" for v in error.violations)
+        print(f"rogatory deadline: cannot count this period:{problems}", file=sys.stderr)
+        sys.exit(2)
+    print(render(response, as_json=args.json))
+
+
 #: `rogatory audit-verify` exit statuses (2 is argparse's, for a bad command line).
 AUDIT_EXIT = {"INTACT": 0, "BROKEN": 1, "UNVERIFIED": 3}
 
 
 def audit_verify(_args: argparse.Namespace) -> None:
-    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL,
-    every anchored head. Exit 0 INTACT, 1 BROKEN, 3 UNVERIFIED (the anchors could not be read)."""
+    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL
+    (else the address `make run` wrote), every anchored head. Exit 0 INTACT, 1 BROKEN, 3
+    UNVERIFIED (the anchors could not be read)."""
     from services.audit.log import verify_log  # noqa: PLC0415
     from services.plumbing.db import Database  # noqa: PLC0415
     from services.plumbing.messaging import connect  # noqa: PLC0415
@@ -194,10 +231,11 @@ def audit_verify(_args: argparse.Namespace) -> None:
 
     async def go() -> int:
         db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
-        nc, unchecked = None, "NATS_URL is not set"
-        if settings.nats_url:
+        nc, unchecked = None, "NATS_URL is not set"  # and no `make run` wrote where its NATS is
+        nats_url = settings.nats_url or running_nats_url(settings)
+        if nats_url:
             try:
-                nc = await connect(settings.nats_url, name="rogatory/audit-verify", retry_forever=False)
+                nc = await connect(nats_url, name="rogatory/audit-verify", retry_forever=False)
             except Exception as exc:  # noqa: BLE001 - any failure: the anchors are not checked, said so
                 unchecked = f"NATS did not answer: {type(exc).__name__}"  # not the URL: it may hold a password
         try:

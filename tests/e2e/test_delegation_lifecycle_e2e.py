@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,7 @@ from services.tools.demo import delegate_freeze, freeze_request, until_case_repl
 from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.e2e.test_registry_e2e import details
+from tests.unit.test_matter_forms import filled, request_for, scenarios_of
 
 REQUESTING = dev_credentials("court", "gd0112")
 ENTRUSTED = dev_credentials("court", "ha0122")
@@ -123,3 +125,44 @@ async def test_a_matter_is_routed_by_the_property_location(stack: Stack, sequenc
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
         created = await until_case_replicated(lambda: stub.CreateDelegation(request, metadata=REQUESTING))
     assert created.entrusted_court == "courts/ha0122"
+
+
+# --- forms from the contract (issue 17 point 3) ---------------------------------------------------------
+
+
+async def test_a_court_system_builds_each_kinds_form_from_the_service(stack: Stack, sequence_numbers: Iterator[int]) -> None:
+    """ListMatterKinds (paged) gives every kind's form; a request filled in from it alone is
+    accepted for every kind and every property kind; one that leaves out a field the form
+    says is required is refused naming exactly that field."""
+    case_name = await register_case(stack, 720_000 + next(sequence_numbers))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+        forms, token = [], ""
+        while True:
+            page = await stub.ListMatterKinds(dg.ListMatterKindsRequest(page_size=3, page_token=token), metadata=REQUESTING)
+            forms += page.matter_kinds
+            if not (token := page.next_page_token):
+                break
+        assert [f.kind for f in forms] == [v.number for v in dg.Delegation.MatterKind.DESCRIPTOR.values if v.number]
+        one = await stub.GetMatterKind(dg.GetMatterKindRequest(name=forms[0].name), metadata=REQUESTING)
+        assert one == forms[0]
+
+        for form in forms:
+            for i, scenario in enumerate(scenarios_of(form)):
+                if i and form.details_field != "registered_property":
+                    break  # one request per kind; every property kind of registered property
+                request = request_for(scenario, filled(scenario))
+                request.delegation.case = case_name
+                request.request_id = str(uuid.uuid4())
+                created = await until_case_replicated(lambda r=request: stub.CreateDelegation(r, metadata=REQUESTING))
+                assert created.WhichOneof("details") == form.details_field
+
+        deposits = forms[0]
+        scenario = next(scenarios_of(deposits))
+        required = next(f for f in deposits.detail_fields if f.requirement == dg.MatterKind.DetailField.REQUIRED)
+        request = request_for(scenario, {k: v for k, v in filled(scenario).items() if k != required.field})
+        request.delegation.case = case_name
+        error = await rpc_error(stub.CreateDelegation(request, metadata=REQUESTING))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, bad = details(error)
+    assert [(v.field, v.reason) for v in bad.field_violations] == [(required.field, "REQUIRED")]
