@@ -41,7 +41,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from rogatory.events.v1 import alert_events_pb2
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, inspect, select
 from sqlalchemy.engine import Connection
 
 from services.audit.anchors import (
@@ -323,8 +323,15 @@ def _entry(event: ReceivedEvent, event_id: str, seq: int, prev: str) -> AuditEnt
     return AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
 
 
+class NoAuditLog(Exception):
+    """The database holds no audit log: it has no audit_log table (not the registry's database,
+    or one never migrated), so there is nothing to verify."""
+
+
 async def read_chain(db: Database) -> list[AuditEntry]:
     async with db.read() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table(AUDIT.name)):
+            raise NoAuditLog(f"has no {AUDIT.name} table")
         rows = (await conn.execute(select(AUDIT).order_by(AUDIT.c.seq))).mappings().all()
     return [AuditEntry(**{c: row[c] for c in COLUMNS}) for row in rows]
 

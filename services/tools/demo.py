@@ -26,7 +26,6 @@ import nats
 from google.protobuf.json_format import MessageToDict
 from google.type import money_pb2
 from rogatory.delegation.v1 import delegation_pb2 as dg
-from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 
@@ -37,7 +36,6 @@ from rogatory_client import AlreadyExists, AsyncClient, Credentials, Endpoints
 from services.contract import events
 from services.contract.events import family
 from services.delegation.scanner import scan_database
-from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.subscriber import read_events
@@ -96,8 +94,7 @@ async def run_demo(addresses: dict[str, str]) -> None:
         # Delegated at once: the client sends it again while the case is on its way (CASE_NOT_REGISTERED).
         delegation = await huangpu.delegation.CreateDelegation(freeze_request(case.name))
         print(f"\nDelegated to {delegation.entrusted_court}: {delegation.name} ({dg.Delegation.State.Name(delegation.state)})")
-        async with as_court(delegation.entrusted_court.split("/")[1], addresses) as zhongmou:
-            await freeze_same_day(zhongmou.delegation, huangpu.delegation, delegation)
+        await execute_freeze_same_day(addresses, delegation)
         late = await huangpu.delegation.CreateDelegation(freeze_request(case.name, entrusted="ha1321"))
         print(f"\nA second matter, to {late.entrusted_court}, is never acknowledged: {late.name}")
         # Time moves only for the demo's own late matter: the stack may hold other courts' matters.
@@ -157,57 +154,40 @@ def _attachment(kind: dg.Attachment.Kind.ValueType, name: str, digest_byte: str)
     return dg.Attachment(kind=kind, name=name, size_bytes=120_000, sha256=digest_byte * 32)
 
 
-# Tests that still call over a bare channel (until they use rogatory_client too: issue 17).
-async def delegate_freeze(channel: grpc.aio.Channel, case_name: str, entrusted: str = "ha0122") -> dg.Delegation:
-    stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-    return await stub.CreateDelegation(freeze_request(case_name, entrusted), metadata=dev_credentials("court", HUANGPU))
+async def delegate_freeze(court: AsyncClient, case_name: str, entrusted: str = "ha0122") -> dg.Delegation:
+    """The requesting court (`court`'s credential) delegates the seed's freeze to `entrusted`."""
+    return await court.delegation.CreateDelegation(freeze_request(case_name, entrusted))
 
 
-async def execute_freeze_same_day(channel: grpc.aio.Channel, delegation: dg.Delegation) -> None:
-    stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-    entrusted = dev_credentials("court", delegation.entrusted_court.split("/")[1])
-    await freeze_same_day(stub, stub, delegation, entrusted, dev_credentials("court", HUANGPU))
-
-
-async def freeze_same_day(
-    entrusted: delegation_pb2_grpc.DelegationServiceAsyncStub,
-    requesting: delegation_pb2_grpc.DelegationServiceAsyncStub,
-    delegation: dg.Delegation,
-    entrusted_metadata: tuple[tuple[str, str], ...] | None = None,
-    requesting_metadata: tuple[tuple[str, str], ...] | None = None,
-) -> None:
+async def execute_freeze_same_day(addresses: dict[str, str], delegation: dg.Delegation) -> None:
     """The entrusted court acknowledges, starts and completes: 7,000,000 元 frozen the same day;
-    the requesting court reads the timeline. (The metadata: for stubs on a bare channel.)"""
-    officer = dg.Officer(display_name="李法官", phone="0371-62171234")
-    done = await entrusted.AcknowledgeDelegation(
-        dg.AcknowledgeDelegationRequest(name=delegation.name, officer=officer, etag=delegation.etag),
-        metadata=entrusted_metadata,
-    )
-    done = await entrusted.StartDelegation(
-        dg.StartDelegationRequest(name=delegation.name, etag=done.etag), metadata=entrusted_metadata
-    )
-    completion = dg.Completion(
-        outcome=dg.Completion.EXECUTED,
-        amount_fen=700_000_000,
-        result_documents=[_attachment(dg.Attachment.ASSISTANCE_RECEIPT, "协助冻结回执.pdf", "04")],
-        note="应收账款 7,000,000 元已冻结",
-    )
-    done = await entrusted.CompleteDelegation(
-        dg.CompleteDelegationRequest(name=delegation.name, completion=completion, etag=done.etag),
-        metadata=entrusted_metadata,
-    )
-    print(f"{delegation.entrusted_court} acknowledged, started and completed it: {dg.Delegation.State.Name(done.state)}")
-    timeline = await requesting.GetDelegationTimeline(
-        dg.GetDelegationTimelineRequest(name=delegation.name), metadata=requesting_metadata
-    )
-    for entry in timeline.entries:
-        elapsed = entry.elapsed.ToTimedelta()
-        print(f"  {entry.action:<12} {entry.actor_court or 'system':<16} +{elapsed}  trace {entry.trace_id}")
+    the requesting court reads the timeline. Each court calls with its own client."""
+    entrusted_id, requesting_id = delegation.entrusted_court.split("/")[1], delegation.name.split("/")[1]
+    async with as_court(entrusted_id, addresses) as entrusted, as_court(requesting_id, addresses) as requesting:
+        officer = dg.Officer(display_name="李法官", phone="0371-62171234")
+        done = await entrusted.delegation.AcknowledgeDelegation(
+            dg.AcknowledgeDelegationRequest(name=delegation.name, officer=officer, etag=delegation.etag)
+        )
+        done = await entrusted.delegation.StartDelegation(dg.StartDelegationRequest(name=delegation.name, etag=done.etag))
+        completion = dg.Completion(
+            outcome=dg.Completion.EXECUTED,
+            amount_fen=700_000_000,
+            result_documents=[_attachment(dg.Attachment.ASSISTANCE_RECEIPT, "协助冻结回执.pdf", "04")],
+            note="应收账款 7,000,000 元已冻结",
+        )
+        done = await entrusted.delegation.CompleteDelegation(
+            dg.CompleteDelegationRequest(name=delegation.name, completion=completion, etag=done.etag)
+        )
+        print(f"{delegation.entrusted_court} acknowledged, started and completed it: {dg.Delegation.State.Name(done.state)}")
+        timeline = await requesting.delegation.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=delegation.name))
+        for entry in timeline.entries:
+            elapsed = entry.elapsed.ToTimedelta()
+            print(f"  {entry.action:<12} {entry.actor_court or 'system':<16} +{elapsed}  trace {entry.trace_id}")
 
 
 async def until_case_replicated(call: Callable[[], Awaitable[T]], attempts: int = 50) -> T:
     """The case reaches the other services by event: CASE_NOT_REGISTERED means "retry shortly".
-    (For tests on bare channels: rogatory_client retries it by itself.)"""
+    rogatory_client retries it by itself for a few seconds; this waits longer (a stack restarting)."""
     for attempt in range(attempts):
         try:
             return await call()
