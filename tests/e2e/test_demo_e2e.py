@@ -31,7 +31,7 @@ from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from services.tools import cli as rogatory_cli
 from services.tools.admin.client import AdminClient
-from services.tools.demo import SEED_CASE_NUMBER, delegate_freeze, until_case_replicated
+from services.tools.demo import SEED_CASE_NUMBER, as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
 from tests.e2e.admin_cli import admin
 from tests.e2e.test_delegation_assistance_e2e import register_case
@@ -81,9 +81,9 @@ class ByHand:
 async def by_hand(stack: Stack, sequence_numbers: Iterator[int]) -> ByHand:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 800_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-        delegation = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+        delegation = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
         timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=delegation.name), metadata=REQUESTING)
     subscriber = await nats.connect(stack.nats_url)
     try:
