@@ -19,6 +19,7 @@ from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
+from rogatory_client import AsyncClient
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from services.tools.demo import as_court, delegate_freeze, until_case_replicated
@@ -58,11 +59,11 @@ async def names_on(subscriber: NATS, subject_filter: str, since: datetime, name:
 
 
 async def test_unacknowledged_matter_is_urged_then_escalated(
-    stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]
+    stack: Stack, rogatory: AsyncClient, subscriber: NATS, sequence_numbers: Iterator[int]
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 700_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+    async with as_court("gd0112", stack.describe()) as huangpu:
         created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
     name = created.name
 
@@ -73,10 +74,9 @@ async def test_unacknowledged_matter_is_urged_then_escalated(
     escalated = await names_on(subscriber, "rogatory.v1.supervision.ha01.>", since, name, events_pb2.DelegationEscalated, 1)
     assert escalated >= 1
 
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-        overdue = await stub.ListOverdueDelegations(dg.ListOverdueDelegationsRequest(parent="courts/ha01"), metadata=SUPERIOR)
-        timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=name), metadata=REQUESTING)
+    stub = rogatory.delegation
+    overdue = await stub.ListOverdueDelegations(dg.ListOverdueDelegationsRequest(parent="courts/ha01"), metadata=SUPERIOR)
+    timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=name), metadata=REQUESTING)
     assert name in [d.name for d in overdue.delegations]
     entry = next(d for d in overdue.delegations if d.name == name)
     assert entry.urge_count >= 2 and entry.HasField("escalate_time")
