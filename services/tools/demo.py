@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import nats
@@ -33,9 +33,11 @@ from registry.case_number import parse_case_number
 from registry.cases import case_name
 from registry.courts import CourtCatalog
 from rogatory_client import AlreadyExists, AsyncClient, Credentials, Endpoints
+from services.contract import events
+from services.contract.events import family
 from services.delegation.scanner import scan_database
 from services.plumbing.config import Settings
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.subscriber import read_events
 from services.plumbing.telemetry import client_interceptors
 from services.tools.demo_assistance import control_and_seize_a_car, freeze_at_the_bank, query_the_network
@@ -46,11 +48,8 @@ HUANGPU = "gd0112"  # 广州市黄埔区人民法院, the seed's requesting cour
 #: registered by the first run, and every later run delegates its matters in it again.
 SEED_CASE_NUMBER = "（2023）粤0112执4242号"
 
-PAYLOAD_TYPES = {
-    "rogatory.case.registered.v1": events_pb2.CaseRegistered,
-    "rogatory.delegation.submitted.v1": events_pb2.DelegationSubmitted,
-    "rogatory.notice.sent.v1": events_pb2.AssistanceNoticeSent,
-}
+#: Events printed whole; the other delegation events in one line.
+PRINTED_WHOLE = (events.CASE_REGISTERED, events.DELEGATION_SUBMITTED, events.NOTICE_SENT)
 
 
 def seed_case_request(sequence: int | None = None) -> pb.CreateCaseRequest:
@@ -106,11 +105,13 @@ async def run_demo(addresses: dict[str, str]) -> None:
     async with as_court("zj0326", addresses) as pingyang:
         await control_and_seize_a_car(pingyang, addresses["nats"], sequence)
     stream = settings.stream_name
-    await print_events(addresses["nats"], stream, subject_filter("case", "gd0112", ">"), started, expected=int(registered))
-    await print_events(addresses["nats"], stream, subject_filter("delegation", "*", "ha0122", ">"), started, expected=4)
-    await print_events(addresses["nats"], stream, subject_filter("supervision", "ha13", ">"), started, expected=1)
-    await print_events(addresses["nats"], stream, subject_filter("notice", "*", "bank-icbc", ">"), started, expected=3)
-    await print_events(addresses["nats"], stream, subject_filter("vehicle", "zj0326", ">"), started, expected=6)
+    await print_events(
+        addresses["nats"], stream, family("court", "cases").filter_for("gd0112"), started, expected=int(registered)
+    )
+    await print_events(addresses["nats"], stream, family("court", "received").filter_for("ha0122"), started, expected=4)
+    await print_events(addresses["nats"], stream, family("court", "supervision").filter_for("ha13"), started, expected=1)
+    await print_events(addresses["nats"], stream, family("agency", "notices").filter_for("bank-icbc"), started, expected=3)
+    await print_events(addresses["nats"], stream, family("court", "vehicles").filter_for("zj0326"), started, expected=6)
 
 
 async def register_seed_case(court: AsyncClient) -> tuple[pb.Case, bool]:
@@ -200,11 +201,11 @@ async def until_case_replicated(call: Callable[[], Awaitable[T]], attempts: int 
 async def print_events(nats_url: str, stream: str, subject_filter: str, since: datetime, expected: int) -> None:
     nc = await nats.connect(nats_url)
     try:
-        events = await read_events(nc.jetstream(), stream, subject_filter, since=since, until_count=expected)
+        received = await read_events(nc.jetstream(), stream, subject_filter, since=since, until_count=expected)
     finally:
         await nc.drain()
     print(f"\nEvents on {subject_filter} since {since:%H:%M:%S}:")
-    for event in events:
+    for event in received:
         print_event(event)
 
 
@@ -212,18 +213,18 @@ def print_event(event: ReceivedEvent) -> None:
     print(f"\n  {event.subject}")
     print(f"    type {event.event_type}  id {event.event_id}  time {event.occurred_at:%Y-%m-%d %H:%M:%S}Z")
     print(f"    source {event.source}  traceparent {event.headers.get('traceparent', '-')}")
-    payload_type = PAYLOAD_TYPES.get(event.event_type)
-    if payload_type:
-        body = MessageToDict(event.parse(payload_type))
-        for line in _indent(body):
+    kind = events.of_type(event.event_type)
+    if kind is None:
+        return
+    message: Any = kind.parse(event.data)
+    if kind in PRINTED_WHOLE:
+        for line in _indent(MessageToDict(message)):
             print(line)
-    elif event.event_type.startswith("rogatory.supervision."):
-        escalated = event.parse(events_pb2.DelegationEscalated)
-        print(f"    {escalated.delegation.name} escalated to {escalated.superior_court}")  # type: ignore[attr-defined]
-    elif event.event_type.startswith("rogatory.delegation."):
-        change = event.parse(events_pb2.DelegationTransitioned)
-        state = dg.Delegation.State.Name(change.delegation.state)  # type: ignore[attr-defined]
-        print(f"    {change.transition.action or event.subject.rsplit('.', 1)[1]} → {state}")  # type: ignore[attr-defined]
+    elif kind is events.SUPERVISION_ESCALATED:
+        print(f"    {message.delegation.name} escalated to {message.superior_court}")
+    elif kind in events.in_aggregate("delegation"):
+        action = message.transition.action if kind.payload is events_pb2.DelegationTransitioned else ""
+        print(f"    {action or kind.verb} → {dg.Delegation.State.Name(message.delegation.state)}")
 
 
 def _indent(body: dict) -> list[str]:  # type: ignore[type-arg]

@@ -25,7 +25,7 @@ from nats.js.api import StreamInfo
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
-from services.contract import delegation_events
+from services.contract.events import of_type
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
@@ -215,9 +215,9 @@ async def test_service_killed_mid_burst_loses_no_accepted_request_and_applies_no
 
 
 def matter_of(event: ReceivedEvent) -> str:
-    message = delegation_events.parse(event.event_type, event.data)
-    assert message is not None
-    return message.delegation.name  # type: ignore[attr-defined]
+    kind = of_type(event.event_type)
+    assert kind is not None and kind.type.startswith(("rogatory.delegation.", "rogatory.supervision."))
+    return kind.parse(event.data).delegation.name  # type: ignore[attr-defined]
 
 
 def freeze_request_with(case: str, request_id: str) -> dg.CreateDelegationRequest:
