@@ -9,17 +9,21 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.plumbing.db import Database
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.idempotency import RequestKey, scoped_key
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.nats_server import EmbeddedNatsServer
+from services.plumbing.subscriber import read_events
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -109,7 +113,13 @@ async def service_db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> 
         await drop_schemas(url, prefix)
 
 
-async def wait_for(condition, timeout: float = 10.0, interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
+#: How long a test waits for an outcome before it fails: a bound for an outcome that never
+#: comes, not a guess at how long it takes, so generous — CI shares two cores with other work,
+#: and everything may run several times slower than on an idle machine.
+WAIT_SECONDS = 30.0
+
+
+async def wait_for(condition, timeout: float = WAIT_SECONDS, interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
     """Polls an async or sync condition until true: waiting for an outcome, not for time."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -120,10 +130,30 @@ async def wait_for(condition, timeout: float = 10.0, interval: float = 0.02) -> 
         if result:
             return
         if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"condition not met in {timeout:g} s: {getattr(condition, '__name__', condition)}")
         await asyncio.sleep(interval)
 
 
 def request_key(request_id: str, caller: str = "courts/tests", body: bytes = b"") -> RequestKey:
     """What wrap_unary makes of a request_id, for tests that call handlers directly."""
     return scoped_key(caller, "/tests/Method", "", request_id, body)
+
+
+async def events_until(
+    js: JetStreamContext,
+    subject_filter: str,
+    enough: Callable[[list[ReceivedEvent]], bool],
+    *,
+    since: datetime | None = None,
+    timeout: float = WAIT_SECONDS,
+) -> list[ReceivedEvent]:
+    """The events of the stream on `subject_filter` (since `since`), read again until `enough`
+    of them are there — a relay publishes after its commit, a scanner on its next pass — or
+    `timeout` passes; then the last read, for the caller's assertion to show what is missing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        events = await read_events(js, "ROGATORY", subject_filter, since=since, timeout=5.0)
+        if enough(events) or loop.time() > deadline:
+            return events
+        await asyncio.sleep(0.1)

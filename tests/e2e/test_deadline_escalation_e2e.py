@@ -5,7 +5,6 @@ which finds it on its overdue list. Everything is read back over gRPC and from N
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ from rogatory.events.v1 import events_pb2
 
 from rogatory_client import AsyncClient, InvalidArgument
 from services.plumbing.auth import dev_credentials
-from services.plumbing.subscriber import read_events
+from services.plumbing.events import ReceivedEvent
 from services.tools.demo import as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
+from tests.conftest import events_until
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
 SUPERIOR = dev_credentials("court", "ha01")  # 郑州市中级人民法院, superior of 中牟县法院
@@ -45,14 +45,13 @@ def scan_at(stack: Stack, at: datetime) -> str:
 
 async def names_on(subscriber: NATS, subject_filter: str, since: datetime, name: str, payload: type, expected: int) -> int:
     """How many events about `name` arrived on `subject_filter` (waits, bounded, for `expected`)."""
-    found = 0
-    for _ in range(30):
-        events = await read_events(subscriber.jetstream(), "ROGATORY", subject_filter, since=since, timeout=1.0)
-        found = sum(1 for e in events if e.parse(payload).delegation.name == name)
-        if found >= expected:
-            break
-        await asyncio.sleep(0.2)  # the service's relay polls the outbox the job wrote to
-    return found
+
+    def count(events: list[ReceivedEvent]) -> int:
+        return sum(1 for e in events if e.parse(payload).delegation.name == name)
+
+    return count(
+        await events_until(subscriber.jetstream(), subject_filter, lambda events: count(events) >= expected, since=since)
+    )
 
 
 async def test_unacknowledged_matter_is_urged_then_escalated(

@@ -4,7 +4,6 @@ its events by subject, a third court sees none, and the timeline shows every ste
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Iterator
@@ -20,9 +19,9 @@ from delegation.calendar import CHINA_TZ
 from rogatory_client import Aborted, AsyncClient, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, RogatoryError
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
-from services.plumbing.subscriber import read_events
 from services.tools.demo import as_court, freeze_request
 from services.tools.launcher import Stack
+from tests.conftest import events_until
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.unit.test_matter_forms import filled, request_for, scenarios_of
 
@@ -48,14 +47,11 @@ def delegation_of(event: ReceivedEvent) -> dg.Delegation:
 
 async def events_about(js: JetStreamContext, subject_filter: str, name: str, since: datetime, expected: int) -> list[str]:
     """The verbs of `name`'s events on `subject_filter`, once `expected` of them have arrived."""
-    verbs: list[str] = []
-    for _ in range(20):
-        events = await read_events(js, "ROGATORY", subject_filter, since=since, timeout=2.0)
-        verbs = [e.subject.rsplit(".", 1)[1] for e in events if delegation_of(e).name == name]
-        if len(verbs) >= expected:
-            break
-        await asyncio.sleep(0.1)  # the relay publishes after commit: wait for the outcome, bounded
-    return verbs
+
+    def verbs_in(events: list[ReceivedEvent]) -> list[str]:
+        return [e.subject.rsplit(".", 1)[1] for e in events if delegation_of(e).name == name]
+
+    return verbs_in(await events_until(js, subject_filter, lambda events: len(verbs_in(events)) >= expected, since=since))
 
 
 async def test_receivable_freeze_executed_the_same_day(

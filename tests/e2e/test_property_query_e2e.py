@@ -17,11 +17,12 @@ from rogatory.events.v1 import query_events_pb2 as events_pb2
 from registry.agencies import AgencyCatalog, AgencyKind
 from rogatory_client import AsyncClient
 from services.plumbing.auth import dev_credentials
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.subscriber import read_events
 from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
 from services.tools.demo import until_case_replicated
 from services.tools.launcher import Stack
-from tests.conftest import wait_for
+from tests.conftest import events_until, wait_for
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.e2e.test_registry_e2e import details
 
@@ -49,15 +50,15 @@ def deposit_agencies() -> list[str]:
 
 
 async def completion_of(subscriber: NATS, name: str, since: datetime) -> events_pb2.PropertyQueryCompleted:
-    for _ in range(10):
-        events = await read_events(
-            subscriber.jetstream(), "ROGATORY", "rogatory.v1.query.gd0112.completed", since=since, timeout=3.0
-        )
-        for event in events:
-            completed = event.parse(events_pb2.PropertyQueryCompleted)
-            if completed.property_query.name == name:  # type: ignore[attr-defined]
-                return completed  # type: ignore[return-value]
-    raise AssertionError(f"no completion event for {name}")
+    def completions(events: list[ReceivedEvent]) -> list[events_pb2.PropertyQueryCompleted]:
+        parsed = [event.parse(events_pb2.PropertyQueryCompleted) for event in events]
+        return [c for c in parsed if c.property_query.name == name]  # type: ignore[attr-defined, misc]
+
+    found = completions(
+        await events_until(subscriber.jetstream(), "rogatory.v1.query.gd0112.completed", completions, since=since)
+    )
+    assert found, f"no completion event for {name}"
+    return found[0]
 
 
 async def test_a_query_reaches_every_agency_and_the_court_sees_the_aggregate(
