@@ -104,6 +104,7 @@ class ServiceHost:
     authenticator: Authenticator = field(init=False)
     health: HealthServicer = field(init=False)
     port: int = field(init=False, default=0)
+    metrics_address: str = field(init=False, default="")  # host:port of /metrics, when served
     consumers: list[Consumer] = field(default_factory=list)  # stopped together, before NATS drains
     workers: list[Worker] = field(default_factory=list)  # background loops, e.g. the deadline scanner
     service_names: list[str] = field(default_factory=list)
@@ -121,7 +122,8 @@ class ServiceHost:
         configure_metrics(self.service)
         pagination.configure(self.settings.page_token_secret())
         if metrics_address := self.settings.metrics_address_of(self.service):
-            log.info("%s metrics on http://%s/metrics", self.service, serve_prometheus(metrics_address))
+            self.metrics_address = serve_prometheus(metrics_address)
+            log.info("%s metrics on http://%s/metrics", self.service, self.metrics_address)
         self.db = Database(
             self.settings.database_url_for(self.service),
             schema=self.settings.schema_for(self.service),
@@ -136,7 +138,14 @@ class ServiceHost:
         await ensure_stream(self.js, self.settings.stream_name, self.settings.stream_replicas)
         self.outbox = Outbox()
         self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", self.settings.max_message_bytes)])
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self.settings.max_message_bytes),
+                # A port another server holds is an error, not shared: gRPC's default SO_REUSEPORT
+                # let a second server (another stack on the machine) bind it and take half the calls.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
         self.authenticator = self._authenticator()
         warn_about_credentials(self.service, self.settings)
         self.health = HealthServicer()
@@ -305,6 +314,13 @@ def settle_garbage_collector() -> None:
     gc.freeze()
 
 
+def ready_line(service: str, host: ServiceHost) -> str:
+    """`READY {service} {host:port}`, then ` metrics={host:port}` when it serves /metrics: the
+    addresses bound, so a launcher can give port 0 (a free one, chosen when binding) and learn it."""
+    metrics = f" metrics={host.metrics_address}" if host.metrics_address else ""
+    return f"READY {service} {host.address}{metrics}"
+
+
 def run_service(service: str, wire: Wiring) -> None:
     """Entry point of a service process."""
     settings = Settings()
@@ -314,7 +330,7 @@ def run_service(service: str, wire: Wiring) -> None:
         host = ServiceHost(service, settings)
         await host.start(wire)
         settle_garbage_collector()
-        print(f"READY {service} {host.address}", flush=True)  # the launcher and tests wait for this line
+        print(ready_line(service, host), flush=True)  # the launcher and tests wait for this line
         try:
             await host.run_until_signalled()
         finally:  # the providers are the process's, not the host's: flush them as the process ends

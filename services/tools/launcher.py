@@ -117,6 +117,7 @@ class ServiceProcess:
     env: dict[str, str]
     process: subprocess.Popen[str] | None = None
     address: str = ""
+    metrics_address: str = ""  # Prometheus /metrics, when it serves them
     output: list[str] = field(default_factory=list)
     sink: LogSink | None = None
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -169,10 +170,21 @@ class ServiceProcess:
             if self.sink:
                 self.sink.write(line)
             if line.startswith(f"READY {self.service} "):
-                self.address = line.split()[-1]
+                self._bound(line)
                 self._serving = True
                 ready.set()
         ready.set()  # the process ended: wake the waiter, which sees it is not serving
+
+    def _bound(self, ready_line: str) -> None:
+        """The addresses the READY line says the service bound (services/plumbing/host.py
+        `ready_line`), kept in its environment too: a restart binds the same ones, which its
+        callers and a port 0 in the environment would not find."""
+        _, _, self.address, *rest = ready_line.split()
+        self.env[ADDRESS_VARIABLES[self.service]] = self.address
+        for item in rest:
+            if item.startswith("metrics="):
+                self.metrics_address = item.removeprefix("metrics=")
+                self.env[METRICS_VARIABLES[self.service]] = self.metrics_address
 
     def exit_code(self) -> int | None:
         return self.process.poll() if self.process else None
@@ -209,7 +221,6 @@ class Stack:
     terminal_level: int | None = None  # `make run`: children's lines at or above it on the terminal
     nats: EmbeddedNatsServer | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
-    metrics: dict[str, str] = field(default_factory=dict)  # service → Prometheus /metrics address
     sinks: dict[str, LogSink] = field(default_factory=dict)
 
     def start(self, services: tuple[str, ...] = SERVICES) -> Stack:
@@ -246,21 +257,28 @@ class Stack:
         return wanted if wanted and _port_is_free(wanted) else free_port()
 
     def env_for(self, service: str) -> dict[str, str]:
+        """The service's environment. Its gRPC and metrics ports are 0 (the service binds free
+        ones and says which, see ServiceProcess._bound) unless `make run` has its usual ones
+        free: a port chosen here and bound seconds later, after the imports, may be taken by
+        then (another test's server, any outgoing connection's local port)."""
         env = {**self.base_env, "NATS_URL": self.nats_url, "ROGATORY_DATA_DIR": str(self.data_dir)}
         variable = ADDRESS_VARIABLES[service]
         if not self.fixed_ports or variable not in env:
             default = {"registry": 50051, "delegation": 50052, "assistance": 50053}[service]
-            port = default if self.fixed_ports and _port_is_free(default) else free_port()
-            env[variable] = f"127.0.0.1:{port}"
+            env[variable] = f"127.0.0.1:{default if self.fixed_ports and _port_is_free(default) else 0}"
         metrics_variable = METRICS_VARIABLES[service]
         if metrics_variable not in env:
             wanted = METRICS_PORTS[service]
-            env[metrics_variable] = f"127.0.0.1:{wanted if self.fixed_ports and _port_is_free(wanted) else free_port()}"
-        self.metrics[service] = env[metrics_variable]
+            env[metrics_variable] = f"127.0.0.1:{wanted if self.fixed_ports and _port_is_free(wanted) else 0}"
         return env
 
     def address(self, service: str) -> str:
         return self.processes[service].address
+
+    @property
+    def metrics(self) -> dict[str, str]:
+        """service → the address of its Prometheus /metrics."""
+        return {service: process.metrics_address for service, process in self.processes.items()}
 
     def describe(self) -> dict[str, str]:
         return {"nats": self.nats_url, **{s: p.address for s, p in self.processes.items()}}

@@ -49,8 +49,9 @@ class Launcher:
             ROGATORY_NATS_PORT=str(free_port()),
             ROGATORY_TERMINAL_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
-            **{f"{s.upper()}_ADDR": f"127.0.0.1:{free_port()}" for s in ("registry", "delegation", "assistance")},
-            **{f"{s.upper()}_METRICS_ADDR": f"127.0.0.1:{free_port()}" for s in ("registry", "delegation", "assistance")},
+            # Port 0: each service binds a free one and says which (run.json); kept across restarts.
+            **{f"{s.upper()}_ADDR": "127.0.0.1:0" for s in ("registry", "delegation", "assistance")},
+            **{f"{s.upper()}_METRICS_ADDR": "127.0.0.1:0" for s in ("registry", "delegation", "assistance")},
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()

@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+from services.plumbing.nats_server import EmbeddedNatsServer
 from services.tools.launcher import ServiceProcess
 from tests.e2e.test_registry_e2e import as_owner, create_request
 
@@ -80,7 +80,7 @@ async def test_spans_reach_the_otlp_endpoint(receiver, nats_server: EmbeddedNats
     env.update(
         NATS_URL=nats_server.url,
         ROGATORY_DATA_DIR=str(tmp_path),
-        REGISTRY_ADDR=f"127.0.0.1:{free_port()}",
+        REGISTRY_ADDR="127.0.0.1:0",  # a free port, bound by the service (READY says which)
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
         OTEL_EXPORTER_OTLP_INSECURE="true",
     )
