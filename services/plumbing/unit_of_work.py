@@ -193,8 +193,12 @@ Outcome = _Applied | _Replayed | BaseException
 class Writer(BatchWorker[_Unit, Any]):
     """`await writer.run(work, request=…, resource_of=…, replay=…)`: the module docstring."""
 
-    def __init__(self, db: Database, outbox: Outbox | None = None, *, name: str = "writes", max_batch: int = 64):
-        super().__init__(name, max_batch=max_batch)
+    def __init__(
+        self, db: Database, outbox: Outbox | None = None, *, name: str = "writes", max_batch: int = 64, concurrency: int = 4
+    ):
+        # SQLite has one writer: one batch at a time. PostgreSQL runs `concurrency` batches side by
+        # side, so a unit waiting on a lock (a consumer's, a hung statement) does not hold up the rest.
+        super().__init__(name, max_batch=max_batch, concurrency=1 if db.is_sqlite else concurrency)
         self.db = db
         self.outbox = outbox
 
