@@ -50,7 +50,7 @@ test-integration: venv
 test-e2e: venv
 	$(BIN)/python -m pytest tests/e2e
 
-## lint: ruff over the Python code, the layers (import-linter), types of the domain and plumbing (mypy); buf lint over the protos, and buf breaking against the last release
+## lint: ruff over the Python code, the layers (import-linter), types of the domain, plumbing and Python client (mypy); buf lint over the protos, and buf breaking against the last release
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

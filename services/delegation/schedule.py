@@ -31,9 +31,20 @@ from datetime import datetime
 from enum import StrEnum
 
 from delegation.calendar import WorkingCalendar
-from delegation.deadlines import Deadline, DeadlineRule, RuleTable, Step, Unit, compute_deadline, extend
+from delegation.deadlines import (
+    CountedPeriod,
+    Deadline,
+    DeadlineRule,
+    RuleTable,
+    Step,
+    Unit,
+    compute_deadline,
+    count_period,
+    extend,
+    start_day_of,
+)
 from delegation.details import MAX_TEXT_LENGTH
-from delegation.matters import Action, Delegation
+from delegation.matters import Action, Delegation, MatterKind
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, Violations, parse_enum
 from registry.text import check_text
@@ -147,6 +158,19 @@ class DeadlineBook:
     calendar: WorkingCalendar
     courts: CourtCatalog
 
+    @classmethod
+    def default(cls) -> DeadlineBook:
+        """The shipped rule table, calendar and court table: what the delegation service runs on."""
+        return cls(RuleTable.default(), WorkingCalendar.default(), CourtCatalog.default())
+
+    def rule_for(self, kind: MatterKind, step: Step, court_id: str) -> DeadlineRule:
+        """The rule for `step` of a `kind` matter when `court_id` must act (its province's, else the statute's)."""
+        return self.rules.rule_for_court(kind, step, court_id, self.courts)
+
+    def count(self, start: datetime, amount: int, unit: Unit) -> CountedPeriod:
+        """A period from `start`, counted as every deadline here is (`compute_deadline` counts the same way)."""
+        return count_period(start_day_of(start), amount, unit, self.calendar)
+
     def on_submit(self, delegation: Delegation) -> list[TrackedDeadline]:
         return [self._open(delegation, step, delegation.created_at) for step in SUBMIT_STEPS]
 
@@ -183,7 +207,7 @@ class DeadlineBook:
     def _open(self, delegation: Delegation, step: Step, start: datetime) -> TrackedDeadline:
         # The court that must act decides the province whose rules apply.
         court_id = delegation.requesting_court_id if step is Step.SUPPLEMENT else delegation.entrusted_court_id
-        rule = self.rules.rule_for_court(delegation.matter_kind, step, court_id, self.courts)
+        rule = self.rule_for(delegation.matter_kind, step, court_id)
         deadline = compute_deadline(start, rule, self.calendar)
         return TrackedDeadline(step, DeadlineStatus.OPEN, start, deadline.due, deadline.provisional, rule)
 

@@ -2,7 +2,8 @@
 
 The caller comes from the credential (services/plumbing/auth.py), never from the request:
 writes act as `calling_court()`, reads are filtered by `current_principal()`.
-GetTurnaroundStatistics reads the turnaround read model (services/delegation/turnaround.py).
+GetTurnaroundStatistics reads the turnaround read model (services/delegation/turnaround.py);
+ComputeDeadline counts on the deadline book every matter's deadlines use (calculator.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from delegation.matters import DelegationState, MatterKind
 from registry.errors import NotFound
+from services.delegation import calculator
 from services.delegation import messages as m
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.store import DelegationQuery
@@ -157,6 +159,14 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
     ) -> pb.TurnaroundStatistics:
         current_principal()  # any authenticated court, agency or admin: aggregates only, no matter or party data
         return await turnaround_statistics(self.handlers.reader, request.filter, request.group_by, request.include_distributions)
+
+    # --- the deadline calculator (stateless) -------------------------------------------------------
+
+    async def ComputeDeadline(
+        self, request: pb.ComputeDeadlineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ComputeDeadlineResponse:
+        current_principal()  # any authenticated court, agency or admin: public rules, no matter data
+        return calculator.compute(request, self.handlers.book)
 
 
 def _target(name: str) -> tuple[str, str]:

@@ -266,6 +266,7 @@ def _observation(verb: str, message: Message, delegation: pb.Delegation, occurre
         return_reason=_return_reason(delegation, transition if verb == "returned" else None),
         finish_due_at=_finish_due(message, delegation),
         overdue=verb == "overdue",
+        overdue_now=_overdue_now(verb, message, delegation),
         urged=verb == "urged",
         **stamps,
     )
@@ -285,6 +286,20 @@ def _finish_due(message: Message, delegation: pb.Delegation) -> datetime | None:
         deadlines.append(extended)  # the extension itself wins over the snapshot's copy
     due = [_time(d.due_time) for d in deadlines if d.step == pb.Deadline.FINISH and d.HasField("due_time")]
     return due[-1] if due else None
+
+
+def _overdue_now(verb: str, message: Message, delegation: pb.Delegation) -> bool | None:
+    """Whether a deadline of the entrusted court (SUPPLEMENT is the requesting court's) stands
+    overdue after the event; None when the event carries no deadlines."""
+    deadlines = {d.step: d for d in delegation.deadlines}
+    reached = getattr(message, "deadline", None)
+    if isinstance(message, events_pb2.DelegationDeadlineExtended) and reached is not None:
+        deadlines[reached.step] = reached  # the extension itself wins over the snapshot's copy
+    if verb == "overdue" and reached is not None and reached.step != pb.Deadline.SUPPLEMENT:
+        return True  # the deadline the event marks overdue, whatever the snapshot says
+    if not deadlines:
+        return None
+    return any(d.status == pb.Deadline.OVERDUE for step, d in deadlines.items() if step != pb.Deadline.SUPPLEMENT)
 
 
 def _time(stamp: Timestamp) -> datetime:
@@ -458,6 +473,8 @@ _FACT_FIELDS = (
     "finish_due_seen_at",
     "state_at",
     "overdue_reported",
+    "overdue_now",
+    "overdue_now_seen_at",
     "urge_count",
     "escalated_at",
 )
@@ -981,6 +998,7 @@ def statistics_to_proto(table: StatisticsTable, include_distributions: bool = Fa
     result = pb.TurnaroundStatistics()
     completed, returned = table.column("completed"), table.column("returned")
     matters, overdue = table.column("matters").tolist(), table.column("overdue").tolist()
+    open_overdue = table.column("open_overdue").tolist()
     on_time_rate = rates(table.column("on_time"), table.column("on_time_known")).tolist()
     completion_rate = rates(completed, completed + returned).tolist()
     return_rate = rates(returned, completed + returned).tolist()
@@ -991,6 +1009,7 @@ def statistics_to_proto(table: StatisticsTable, include_distributions: bool = Fa
             count=matters[g],
             on_time_rate=on_time_rate[g],
             overdue_count=overdue[g],
+            open_overdue_count=open_overdue[g],
             completion_rate=completion_rate[g],
             return_rate=return_rate[g],
         )

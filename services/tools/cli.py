@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.plumbing.config import Settings
+from services.tools.deadline import add_arguments as add_deadline_arguments
 
 if TYPE_CHECKING:
     from services.plumbing.deadletters import ParkedEvent
@@ -31,6 +32,13 @@ def main(argv: list[str] | None = None) -> None:
         "scan-deadlines", help="one deadline-scanner pass over the delegation database (due soon, overdue, urge, escalate)"
     )
     scan.add_argument("--at", type=_instant, help="scan as of this instant (ISO 8601 with offset), e.g. to catch up")
+    deadline = commands.add_parser(
+        "deadline",
+        help="when a period ends, counted as the matters' deadlines are (CPL art. 85, holidays, 调休, provisional years)",
+        description="The deadline calculator (ComputeDeadline) without a running stack: give --period N --unit UNIT, "
+        "or --kind KIND --step STEP for the period the rules set at --court.",
+    )
+    add_deadline_arguments(deadline)
     auth = commands.add_parser(
         "nats-auth", help="write nats-server users and subject permissions for every court and agency of the registry"
     )
@@ -65,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         "demo": demo,
         "migrate": migrate_command,
         "scan-deadlines": scan_deadlines,
+        "deadline": deadline_command,
         "nats-auth": nats_auth,
         "audit-verify": audit_verify,
         "deadletter": deadletter_command,
@@ -177,6 +186,22 @@ def scan_deadlines(args: argparse.Namespace) -> None:
     moment, report = asyncio.run(scan_database(Settings(), args.at))
     done = ", ".join(f"{action} {n}" for action, n in sorted(report.actions.items())) or "nothing to do"
     print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
+
+
+def deadline_command(args: argparse.Namespace) -> None:
+    """ComputeDeadline's own code on the shipped rules and calendar; exit 2 with every violation for a bad question."""
+    from registry.errors import InvalidArgument  # noqa: PLC0415
+    from services.delegation.calculator import compute  # noqa: PLC0415
+    from services.delegation.schedule import DeadlineBook  # noqa: PLC0415
+    from services.tools.deadline import render, request_of  # noqa: PLC0415
+
+    try:
+        response = compute(request_of(args), DeadlineBook.default())
+    except InvalidArgument as error:
+        problems = "".join(f"\n  {v.field}: {v.description}" for v in error.violations)
+        print(f"rogatory deadline: cannot count this period:{problems}", file=sys.stderr)
+        sys.exit(2)
+    print(render(response, as_json=args.json))
 
 
 #: `rogatory audit-verify` exit statuses (2 is argparse's, for a bad command line).

@@ -210,4 +210,22 @@ def test_piped_tables_keep_every_column(stack: Stack, scenario: Scenario) -> Non
     line = next(line for line in table.splitlines() if scenario.late in line)
     assert "中牟县人民法院 (ha0122)" in line and "广州市黄埔区人民法院 (gd0112)" in line
     stats = in_process(stack, "stats", "-g", "entrusted_court", "-g", "requesting_court", "-g", "matter_kind").stdout
-    assert all(title in stats for title in ("Completed", "Returned")) and "…" not in stats
+    assert all(title in stats for title in ("Completed on time", "Open & overdue now", "Return rate")) and "…" not in stats
+
+
+async def test_open_and_overdue_now_counts_the_late_matter_apart_from_completed_on_time(stack: Stack, scenario: Scenario) -> None:
+    """The completed matter is on time, the late one is open and overdue: each figure says
+    which matters it counts, so the two do not contradict (issue 17, point 6)."""
+    async with AdminClient(stack.address("delegation")) as client:
+        for _ in range(100):  # the overdue event reaches the read model after the scan
+            figures = await client.statistics('entrusted_court = "courts/ha0122" AND requesting_court = "courts/gd0112"')
+            if figures.groups[0].open_overdue_count >= 1:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the read model never counted the late matter as open and overdue")
+    [row] = json.loads(in_process(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112", "--json").stdout)["groups"]
+    assert row["open_overdue_count"] >= 1 and row["overdue_count"] >= row["open_overdue_count"]
+    assert row["complete_count"] >= 1 and 0 < row["on_time_rate"] <= 1
+    table = in_process(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112").stdout
+    assert "Completed on time" in table and "Open & overdue now" in table and "share of the completed matters" in table

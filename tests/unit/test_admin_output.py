@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -108,7 +109,7 @@ def test_timeline_csv_has_a_line_per_step_of_every_matter(capsys: pytest.Capture
 def test_stats_csv_has_a_fixed_header_whatever_the_data(capsys: pytest.CaptureFixture[str]) -> None:
     group = pb.TurnaroundStatistics.Group(count=3, on_time_rate=0.5, overdue_count=1, return_rate=0.25)
     group.key.update({"entrusted_court": "courts/ha0122"})
-    group.returns_by_reason.update({"MATERIALS_INCOMPLETE": 1})
+    group.returns_by_reason.update({"MATERIALS_INCOMPLETE": 1, "RETURN_REASON_OTHER": 2})
     group.time_to_complete.count = 2
     group.time_to_complete.distribution.add(lower_days=1.0, upper_days=1.09, count=1)
     group.time_to_complete.distribution.add(lower_days=512.0, upper_days=0.0, count=1)
@@ -117,6 +118,7 @@ def test_stats_csv_has_a_fixed_header_whatever_the_data(capsys: pytest.CaptureFi
     [line] = read_csv(capsys.readouterr().out)
     assert line["entrusted_court"] == "courts/ha0122" and line["count"] == "3" and line["on_time_rate"] == "0.5"
     assert line["returns_MATERIALS_INCOMPLETE"] == "1" and line["returns_DUPLICATE"] == "0"
+    assert line["returns_RETURN_REASON_OTHER"] == "2" and line["returns_RETURN_REASON_UNSPECIFIED"] == "0"
     assert line["completed_1_2_days"] == "1" and line["completed_128_plus_days"] == "1" and line["completed_0_1_days"] == "0"
     scalar = {k for k, v in rows[0].to_json().items() if not isinstance(v, dict | list)}
     assert scalar <= set(line)  # every figure of --json is a column
@@ -163,12 +165,23 @@ def test_charts_with_data_are_drawn() -> None:
     row = views.StatsRow(
         key={"entrusted_court": "courts/ha0122", "month": "2026-11", "cross_province": "true"},
         count=4,
-        **{**dict.fromkeys(_ZERO_FIGURES, 0), "complete_count": 2, "complete_mean_days": 1.5},
+        **{**dict.fromkeys(_ZERO_FIGURES, 0), "complete_count": 2, "complete_mean_days": 1.5, "on_time_rate": 1.0},
         complete_distribution=((1.0, 1.09, 2),),
     )
     page = report.render(report.ReportData(NOW, NOW, "", "courts/spc", row, [row], [row], [row], []), EN, COURTS)
     assert page.count("Plotly.newPlot") == len(CHARTS) and 'class="no-data"' not in page
     assert all(f'<div id="{chart}" class="plotly-graph-div"' in page for chart in CHARTS)
+
+
+def test_the_summary_says_what_on_time_and_overdue_count() -> None:
+    row = views.StatsRow(
+        key={}, count=12, **{**dict.fromkeys(_ZERO_FIGURES, 0), "complete_count": 3, "on_time_rate": 1.0, "open_overdue_count": 9}
+    )
+    page = report.render(report.ReportData(NOW, NOW, "", "courts/spc", row, [], [], [], []), EN, COURTS)
+    summary = page[page.index('<section id="summary">') : page.index('<section id="ranking">')]
+    cards = dict(re.findall(r'<div class="value">([^<]*)</div><div class="label">([^<]*)</div>', summary))
+    assert cards["100.0%"] == "Completed on time" and cards["9"] == "Open &amp; overdue now"
+    assert "share of the completed matters completed by their FINISH deadline" in summary
 
 
 _ZERO_FIGURES = tuple(

@@ -32,6 +32,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
+from rogatory_client import RogatoryError
 from services.tools.admin import views
 from services.tools.admin.client import DEFAULT_CREDENTIAL, DEFAULT_DELEGATION_ADDR, AdminClient, OnPage, matter_query
 from services.tools.admin.labels import Labels
@@ -139,8 +140,11 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
     """Runs a command's async work; gRPC and argument errors become a message and exit code 1."""
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
-    except grpc.aio.AioRpcError as error:
-        _err().print(f"[red]{error.code().name}[/red]: {error.details()}", markup=True, highlight=False)
+    except RogatoryError as error:  # what the service answered, with its reason and bad fields
+        reason = f" {error.reason}" if error.reason else ""
+        _err().print(f"[red]{error.code().name}[/red]{reason}: {error.message}", markup=True, highlight=False)
+        for bad in error.field_violations:
+            _err().print(f"[red]{bad.field}[/red]: {bad.description}", markup=True, highlight=False)
         # 2, as for a bad option: the request was wrong, not the service.
         raise typer.Exit(2 if error.code() == grpc.StatusCode.INVALID_ARGUMENT else 1) from None
     except InvalidArgument as error:

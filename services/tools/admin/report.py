@@ -249,18 +249,13 @@ def _figure_html(fig: go.Figure | None, div_id: str, labels: Labels) -> str:
     )
 
 
-def _summary_html(total: views.StatsRow | None, overdue: int, labels: Labels) -> str:
+def _summary_html(total: views.StatsRow | None, labels: Labels) -> str:
     if total is None or total.count == 0:
         return f"<p>{html.escape(labels('no_data'))}</p>"
-    cards = [
-        (labels("count"), str(total.count)),
-        (labels("complete_mean"), views.format_days(total.complete_mean_days)),
-        (labels("complete_median"), views.format_days(total.complete_median_days)),
-        (labels("on_time_rate"), views.format_rate(total.on_time_rate)),
-        (labels("completion_rate"), views.format_rate(total.completion_rate)),
-        (labels("return_rate"), views.format_rate(total.return_rate)),
-        (labels("overdue_list_title"), str(overdue)),
-    ]
+    # The table's cells, so a figure reads the same in the report as in `stats`.
+    cells = dict(zip(views.STATS_COLUMNS, views.stats_cells(total), strict=True))
+    shown = ("count", "complete_mean", "complete_median", "on_time_rate", "open_overdue_count", "completion_rate", "return_rate")
+    cards = [(labels(key), cells[key]) for key in shown]
     return (
         '<div class="cards">'
         + "".join(
@@ -268,6 +263,7 @@ def _summary_html(total: views.StatsRow | None, overdue: int, labels: Labels) ->
             for k, v in cards
         )
         + "</div>"
+        + f'<p class="note">{html.escape(labels("figures_defined"))}</p>'
     )
 
 
@@ -327,7 +323,7 @@ def render(data: ReportData, labels: Labels, courts: CourtCatalog, top: int = 20
     if data.filter_text:
         meta += f" · filter: {data.filter_text}"
     sections = [
-        ("summary", labels("summary"), _summary_html(data.total, len(data.overdue), labels)),
+        ("summary", labels("summary"), _summary_html(data.total, labels)),
         (
             "ranking",
             labels("ranking_title"),

@@ -16,7 +16,6 @@ from rich.text import Text
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
 from delegation.calendar import CHINA_TZ
-from delegation.turnaround import REASON_COLUMNS
 from registry.courts import ISO_BY_PROVINCE, CourtCatalog
 from services.tools.admin.labels import Labels
 
@@ -317,8 +316,9 @@ class StatsRow:
     complete_p90_days: float
     complete_mean_working_days: float
     complete_median_working_days: float
-    on_time_rate: float
-    overdue_count: int
+    on_time_rate: float  # completed matters: share completed by their FINISH deadline
+    overdue_count: int  # went overdue at some time, open or finished
+    open_overdue_count: int  # open, with a deadline of the entrusted court overdue now
     completion_rate: float
     return_rate: float
     returns_by_reason: dict[str, int] = field(default_factory=dict)
@@ -355,6 +355,7 @@ def _stats_row(group: pb.TurnaroundStatistics.Group) -> StatsRow:
         complete_median_working_days=done.median_working_days,
         on_time_rate=group.on_time_rate,
         overdue_count=group.overdue_count,
+        open_overdue_count=group.open_overdue_count,
         completion_rate=group.completion_rate,
         return_rate=group.return_rate,
         returns_by_reason=dict(group.returns_by_reason),
@@ -478,13 +479,14 @@ STATS_COLUMNS = (
     "complete_p90",
     "complete_mean_working",
     "on_time_rate",
-    "overdue_count",
+    "open_overdue_count",
     "completion_rate",
     "return_rate",
 )
 
 
 def stats_cells(row: StatsRow) -> list[str]:
+    finished = row.completion_rate + row.return_rate > 0  # they add up to 1 when any matter finished
     return [
         str(row.count),
         format_days(row.ack_mean_days),
@@ -492,15 +494,15 @@ def stats_cells(row: StatsRow) -> list[str]:
         format_days(row.complete_median_days),
         format_days(row.complete_p90_days),
         format_days(row.complete_mean_working_days),
-        format_rate(row.on_time_rate),
-        str(row.overdue_count),
-        format_rate(row.completion_rate),
-        format_rate(row.return_rate),
+        format_rate(row.on_time_rate) if row.complete_count else "-",  # a share of nothing is no 0 %
+        str(row.open_overdue_count),
+        *(format_rate(rate) if finished else "-" for rate in (row.completion_rate, row.return_rate)),
     ]
 
 
 def stats_table(rows: Sequence[StatsRow], group_by: Sequence[str], labels: Labels, courts: CourtCatalog) -> Table:
-    table = Table(title=labels("stats_title"), title_justify="left")
+    # The caption says what each figure counts, so none reads as contradicting another.
+    table = Table(title=labels("stats_title"), title_justify="left", caption=labels("figures_defined"), caption_justify="left")
     for dimension in group_by:
         table.add_column(labels.enum("dimension", dimension))
     for key in STATS_COLUMNS:
@@ -537,7 +539,12 @@ OVERDUE_FIELDS: tuple[str, ...] = tuple(OverdueRow.__dataclass_fields__)
 _STATS_SCALARS: tuple[str, ...] = tuple(
     f for f in StatsRow.__dataclass_fields__ if f not in ("key", "returns_by_reason", "complete_distribution")
 )
-RETURN_REASON_FIELDS: tuple[str, ...] = tuple(f"returns_{reason}" for reason, _ in REASON_COLUMNS)
+#: The keys of returns_by_reason: the API's ReturnReason names, RETURN_REASON_UNSPECIFIED for none given.
+RETURN_REASONS: tuple[str, ...] = (
+    *(r for r in pb.ReturnReason.keys() if r != "RETURN_REASON_UNSPECIFIED"),
+    "RETURN_REASON_UNSPECIFIED",
+)
+RETURN_REASON_FIELDS: tuple[str, ...] = tuple(f"returns_{reason}" for reason in RETURN_REASONS)
 
 
 def distribution_field(lower: float, upper: float) -> str:
@@ -571,7 +578,7 @@ def stats_records(rows: Iterable[StatsRow], group_by: Sequence[str], distributio
     for row in rows:
         record: Record = {d: row.key.get(d, "") for d in group_by}
         record.update((f, getattr(row, f)) for f in _STATS_SCALARS)
-        record.update((f"returns_{reason}", row.returns_by_reason.get(reason, 0)) for reason, _ in REASON_COLUMNS)
+        record.update((f"returns_{reason}", row.returns_by_reason.get(reason, 0)) for reason in RETURN_REASONS)
         if distribution:
             bins = coarse_distribution(row.complete_distribution)
             record.update((distribution_field(lo, hi), n) for lo, hi, n in bins)

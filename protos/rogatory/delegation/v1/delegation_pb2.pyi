@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.type import date_pb2 as _date_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -2020,16 +2021,28 @@ class TurnaroundStatistics(_message.Message):
         COMPLETION_RATE_FIELD_NUMBER: _builtins.int
         RETURN_RATE_FIELD_NUMBER: _builtins.int
         RETURNS_BY_REASON_FIELD_NUMBER: _builtins.int
+        OPEN_OVERDUE_COUNT_FIELD_NUMBER: _builtins.int
         count: _builtins.int
         """Matters delegated."""
         on_time_rate: _builtins.float
-        """Share of finished matters finished by their deadline."""
+        """Completed on time: the share of completed matters (whose FINISH deadline is known)
+        completed by their FINISH deadline, 0 to 1. Open, returned and withdrawn matters are
+        not counted; 0 when none was completed.
+        """
         overdue_count: _builtins.int
-        """Matters that went overdue."""
+        """Matters that went overdue at some time, open or finished: a deadline of theirs was
+        marked overdue by the deadline scanner, or they were completed after their FINISH
+        deadline.
+        """
         completion_rate: _builtins.float
         """Completed / finished."""
         return_rate: _builtins.float
         """Returned / finished."""
+        open_overdue_count: _builtins.int
+        """Open and overdue now: matters not completed, returned or withdrawn with a deadline
+        of the entrusted court marked overdue (what ListOverdueDelegations lists, as of each
+        matter's latest event). Disjoint from the completed matters `on_time_rate` is about.
+        """
         @_builtins.property
         def key(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
             """The group's key, one entry per `group_by` dimension."""
@@ -2058,10 +2071,11 @@ class TurnaroundStatistics(_message.Message):
             completion_rate: _builtins.float = ...,
             return_rate: _builtins.float = ...,
             returns_by_reason: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+            open_overdue_count: _builtins.int = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "count", b"count", "key", b"key", "on_time_rate", b"on_time_rate", "overdue_count", b"overdue_count", "return_rate", b"return_rate", "returns_by_reason", b"returns_by_reason", "time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "count", b"count", "key", b"key", "on_time_rate", b"on_time_rate", "open_overdue_count", b"open_overdue_count", "overdue_count", b"overdue_count", "return_rate", b"return_rate", "returns_by_reason", b"returns_by_reason", "time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2082,3 +2096,320 @@ class TurnaroundStatistics(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TurnaroundStatistics: _TypeAlias = TurnaroundStatistics  # noqa: Y015
+
+@_typing.final
+class Period(_message.Message):
+    """A length of time as the deadline rules count it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Unit:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _UnitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Period._Unit.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNIT_UNSPECIFIED: Period._Unit.ValueType  # 0
+        """Unspecified."""
+        CALENDAR_DAY: Period._Unit.ValueType  # 1
+        """Calendar days. A last day on a rest day (weekend, holiday, 调休 rest day) moves to
+        the first day after it (CPL art. 85).
+        """
+        WORKING_DAY: Period._Unit.ValueType  # 2
+        """Working days of the State Council's holiday notice: Monday to Friday outside the
+        holidays, plus the weekend days worked in exchange (make-up working days, 调休上班).
+        """
+        MONTH: Period._Unit.ValueType  # 3
+        """Months: the same day of the month, or that month's last day (民法典 art. 202);
+        a last day on a rest day moves like a calendar-day period's.
+        """
+
+    class Unit(_Unit, metaclass=_UnitEnumTypeWrapper):
+        """What a period is counted in."""
+
+    UNIT_UNSPECIFIED: Period.Unit.ValueType  # 0
+    """Unspecified."""
+    CALENDAR_DAY: Period.Unit.ValueType  # 1
+    """Calendar days. A last day on a rest day (weekend, holiday, 调休 rest day) moves to
+    the first day after it (CPL art. 85).
+    """
+    WORKING_DAY: Period.Unit.ValueType  # 2
+    """Working days of the State Council's holiday notice: Monday to Friday outside the
+    holidays, plus the weekend days worked in exchange (make-up working days, 调休上班).
+    """
+    MONTH: Period.Unit.ValueType  # 3
+    """Months: the same day of the month, or that month's last day (民法典 art. 202);
+    a last day on a rest day moves like a calendar-day period's.
+    """
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    """How many units, at least 1."""
+    unit: Global___Period.Unit.ValueType
+    """The unit."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int = ...,
+        unit: Global___Period.Unit.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Period: _TypeAlias = Period  # noqa: Y015
+
+@_typing.final
+class CalendarDay(_message.Message):
+    """One day of the working-day calendar (China time)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[CalendarDay._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: CalendarDay._Kind.ValueType  # 0
+        """Unspecified."""
+        WORKDAY: CalendarDay._Kind.ValueType  # 1
+        """An ordinary Monday to Friday."""
+        WEEKEND: CalendarDay._Kind.ValueType  # 2
+        """An ordinary Saturday or Sunday."""
+        HOLIDAY: CalendarDay._Kind.ValueType  # 3
+        """A day off of a festival break: the statutory days, weekend days inside the break,
+        and a weekday given when a statutory day falls on a weekend (补假).
+        """
+        ADJUSTED_REST: CalendarDay._Kind.ValueType  # 4
+        """A weekday given off only in exchange for a make-up working day (调休休息). Whether it
+        moves a period's last day is a service setting (`adjusted_rest_days_are_holidays`).
+        """
+        MAKEUP_WORKDAY: CalendarDay._Kind.ValueType  # 5
+        """A Saturday or Sunday worked under the notice (调休上班): a working day."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """What the day is."""
+
+    KIND_UNSPECIFIED: CalendarDay.Kind.ValueType  # 0
+    """Unspecified."""
+    WORKDAY: CalendarDay.Kind.ValueType  # 1
+    """An ordinary Monday to Friday."""
+    WEEKEND: CalendarDay.Kind.ValueType  # 2
+    """An ordinary Saturday or Sunday."""
+    HOLIDAY: CalendarDay.Kind.ValueType  # 3
+    """A day off of a festival break: the statutory days, weekend days inside the break,
+    and a weekday given when a statutory day falls on a weekend (补假).
+    """
+    ADJUSTED_REST: CalendarDay.Kind.ValueType  # 4
+    """A weekday given off only in exchange for a make-up working day (调休休息). Whether it
+    moves a period's last day is a service setting (`adjusted_rest_days_are_holidays`).
+    """
+    MAKEUP_WORKDAY: CalendarDay.Kind.ValueType  # 5
+    """A Saturday or Sunday worked under the notice (调休上班): a working day."""
+
+    DATE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FESTIVAL_FIELD_NUMBER: _builtins.int
+    kind: Global___CalendarDay.Kind.ValueType
+    """What it is."""
+    festival: _builtins.str
+    """The festival break the day belongs to, e.g. `春节`, `国庆节`; empty for ordinary days."""
+    @_builtins.property
+    def date(self) -> _date_pb2.Date:
+        """The day."""
+
+    def __init__(
+        self,
+        *,
+        date: _date_pb2.Date | None = ...,
+        kind: Global___CalendarDay.Kind.ValueType = ...,
+        festival: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "festival", b"festival", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalendarDay: _TypeAlias = CalendarDay  # noqa: Y015
+
+@_typing.final
+class ComputeDeadlineRequest(_message.Message):
+    """Request for ComputeDeadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURT_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    MATTER_KIND_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    court: _builtins.str
+    """The court that must act, `courts/{court}`: its province's deadline rules apply."""
+    matter_kind: Global___Delegation.MatterKind.ValueType
+    """With `step`: count the period the rules set for this step of this kind of matter at
+    `court` (as a delegation's deadline would be), instead of `period`.
+    """
+    step: Global___Deadline.Step.ValueType
+    """With `matter_kind`: the step whose period to count."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the period starts, e.g. when the letter was received. Its day (China time) is
+        not counted. From 2004 (the first year of the calendar) to 2099.
+        """
+
+    @_builtins.property
+    def period(self) -> Global___Period:
+        """The period to count: at most 1100 calendar days, 750 working days or 36 months (three
+        years, the longest seizure term). Give either this, or `matter_kind` and `step`.
+        """
+
+    def __init__(
+        self,
+        *,
+        court: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        period: Global___Period | None = ...,
+        matter_kind: Global___Delegation.MatterKind.ValueType = ...,
+        step: Global___Deadline.Step.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["court", b"court", "matter_kind", b"matter_kind", "period", b"period", "start_time", b"start_time", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeDeadlineRequest: _TypeAlias = ComputeDeadlineRequest  # noqa: Y015
+
+@_typing.final
+class ComputeDeadlineResponse(_message.Message):
+    """Response for ComputeDeadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LastDayShift(_message.Message):
+        """CPL art. 85 moved the end of the period: its last day was a rest day."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        LAST_DAY_FIELD_NUMBER: _builtins.int
+        MOVED_TO_FIELD_NUMBER: _builtins.int
+        REST_DAYS_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def last_day(self) -> _date_pb2.Date:
+            """The period's last day by the count."""
+
+        @_builtins.property
+        def moved_to(self) -> _date_pb2.Date:
+            """The first day after the rest days, where the period ends (`due_date`)."""
+
+        @_builtins.property
+        def rest_days(self) -> _containers.RepeatedCompositeFieldContainer[Global___CalendarDay]:
+            """The rest days passed over, `last_day` first."""
+
+        def __init__(
+            self,
+            *,
+            last_day: _date_pb2.Date | None = ...,
+            moved_to: _date_pb2.Date | None = ...,
+            rest_days: _abc.Iterable[Global___CalendarDay] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["last_day", b"last_day", "moved_to", b"moved_to"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["last_day", b"last_day", "moved_to", b"moved_to", "rest_days", b"rest_days"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_YEARS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    HOLIDAYS_FIELD_NUMBER: _builtins.int
+    MAKEUP_WORKDAYS_FIELD_NUMBER: _builtins.int
+    LAST_DAY_SHIFT_FIELD_NUMBER: _builtins.int
+    WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_REST_DAYS_ARE_HOLIDAYS_FIELD_NUMBER: _builtins.int
+    provisional: _builtins.bool
+    """True when the count reached into a year whose holiday notice is not yet published:
+    those days were counted by the week alone, and the date may change once the notice
+    is loaded. A matter's deadline computed so is recomputed then.
+    """
+    source: _builtins.str
+    """Where the period comes from, e.g. `民事诉讼法 art. 240: start within 15 days of
+    receiving the letter`; empty when the period was given.
+    """
+    province: _builtins.str
+    """The province whose rule applied (its one-character abbreviation, e.g. `浙`); empty for
+    a national rule or a given period.
+    """
+    working_days: _builtins.int
+    """Working days from the day after `start_date` to `due_date`, both included."""
+    adjusted_rest_days_are_holidays: _builtins.bool
+    """Whether this service counts a 调休 rest day as a statutory holiday for CPL art. 85
+    (moving a last day that falls on it); the law leaves it open.
+    """
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp:
+        """When the period ends: the last instant (23:59:59.999999 China time) of `due_date`."""
+
+    @_builtins.property
+    def due_date(self) -> _date_pb2.Date:
+        """The last day of the period, China time."""
+
+    @_builtins.property
+    def provisional_years(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The years counted by the week alone; empty unless `provisional`."""
+
+    @_builtins.property
+    def period(self) -> Global___Period:
+        """The period counted: the one asked for, or the one the rules set."""
+
+    @_builtins.property
+    def start_date(self) -> _date_pb2.Date:
+        """The day the period starts on (not counted), China time."""
+
+    @_builtins.property
+    def holidays(self) -> _containers.RepeatedCompositeFieldContainer[Global___CalendarDay]:
+        """The holidays and 调休 rest days from the day after `start_date` to `due_date`."""
+
+    @_builtins.property
+    def makeup_workdays(self) -> _containers.RepeatedCompositeFieldContainer[Global___CalendarDay]:
+        """The make-up working days (调休上班) from the day after `start_date` to `due_date`."""
+
+    @_builtins.property
+    def last_day_shift(self) -> Global___ComputeDeadlineResponse.LastDayShift:
+        """Set when CPL art. 85 moved the end of the period past rest days."""
+
+    def __init__(
+        self,
+        *,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        due_date: _date_pb2.Date | None = ...,
+        provisional: _builtins.bool = ...,
+        provisional_years: _abc.Iterable[_builtins.int] | None = ...,
+        period: Global___Period | None = ...,
+        source: _builtins.str = ...,
+        province: _builtins.str = ...,
+        start_date: _date_pb2.Date | None = ...,
+        holidays: _abc.Iterable[Global___CalendarDay] | None = ...,
+        makeup_workdays: _abc.Iterable[Global___CalendarDay] | None = ...,
+        last_day_shift: Global___ComputeDeadlineResponse.LastDayShift | None = ...,
+        working_days: _builtins.int = ...,
+        adjusted_rest_days_are_holidays: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_date", b"due_date", "due_time", b"due_time", "last_day_shift", b"last_day_shift", "period", b"period", "start_date", b"start_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_rest_days_are_holidays", b"adjusted_rest_days_are_holidays", "due_date", b"due_date", "due_time", b"due_time", "holidays", b"holidays", "last_day_shift", b"last_day_shift", "makeup_workdays", b"makeup_workdays", "period", b"period", "province", b"province", "provisional", b"provisional", "provisional_years", b"provisional_years", "source", b"source", "start_date", b"start_date", "working_days", b"working_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeDeadlineResponse: _TypeAlias = ComputeDeadlineResponse  # noqa: Y015
