@@ -86,7 +86,7 @@ proto-release: venv
 	git archive $(RELEASE_COMMIT) protos/rogatory | tar -x -C build/release
 	@$(MAKE) -s proto-image PROTO_SRC=build/release/protos PROTO_IMAGE=$(RELEASE_IMAGE) PROTO_SOURCE_INFO=
 
-## proto: regenerate Python code and type stubs beside the .proto files, and the event catalog clients load
+## proto: regenerate Python code and type stubs beside the .proto files, and from the event catalog (services/contract/events.py) the JSON clients load and the event tables of docs/events.md
 proto: venv
 	$(BIN)/python protos/generate.py
 	$(BIN)/python -m services.tools.event_catalog

@@ -152,6 +152,13 @@ class RuleTable:
                 return self._rules[candidate]
         raise NoDeadlineRule(f"no deadline rule for {kind} / {step} (province {province or 'none'})")
 
+    def province_rules(self, kind: MatterKind, step: Step) -> list[DeadlineRule]:
+        """The provinces' own rules for `step` of a `kind` matter (each province's winning
+        rule, by abbreviation), where a province replaces the national rule."""
+        provinces = sorted({rule.province for rule in self._rules.values() if rule.province and rule.step is step})
+        found = (self.rule_for(kind, step, province) for province in provinces)
+        return [rule for rule in found if rule.province]
+
     def rule_for_court(self, kind: MatterKind, step: Step, court_id: str, courts: CourtCatalog) -> DeadlineRule:
         """The rule for the court that must act, by its province. KeyError for an unknown court."""
         return self.rule_for(kind, step, courts.province_of(court_id) or None)

@@ -81,6 +81,25 @@ OPENS: dict[Action, tuple[Step, ...]] = {
     Action.RETURN_FOR_SUPPLEMENT: (Step.SUPPLEMENT,),
     Action.SUPPLEMENT: (Step.FINISH,),
 }
+#: Steps whose deadline runs for the requesting court (委托执行规定 art. 8); the others run for the entrusted court.
+REQUESTING_COURT_STEPS = frozenset({Step.SUPPLEMENT})
+
+
+def tracked_steps() -> dict[Step, tuple[str, ...]]:
+    """Every step whose deadline the service opens, with the actions that open it, in step order
+    ("SUBMIT" for submission): what GetMatterKind tells a court system."""
+    opened: dict[Step, list[str]] = {step: ["SUBMIT"] for step in SUBMIT_STEPS}
+    for action, steps in OPENS.items():
+        for step in steps:
+            opened.setdefault(step, []).append(str(action))
+    return {step: tuple(opened[step]) for step in sorted(opened, key=STEP_ORDER.__getitem__)}
+
+
+def acting_court_id(delegation: Delegation, step: Step) -> str:
+    """The court that must act on `step`: its province's rules decide the period."""
+    return delegation.requesting_court_id if step in REQUESTING_COURT_STEPS else delegation.entrusted_court_id
+
+
 #: Upper bounds of one extension: beyond these it is a typo, or a matter to reassign.
 MAX_EXTENSION = {Unit.CALENDAR_DAY: 365, Unit.WORKING_DAY: 250, Unit.MONTH: 12}
 
@@ -206,8 +225,7 @@ class DeadlineBook:
 
     def _open(self, delegation: Delegation, step: Step, start: datetime) -> TrackedDeadline:
         # The court that must act decides the province whose rules apply.
-        court_id = delegation.requesting_court_id if step is Step.SUPPLEMENT else delegation.entrusted_court_id
-        rule = self.rule_for(delegation.matter_kind, step, court_id)
+        rule = self.rule_for(delegation.matter_kind, step, acting_court_id(delegation, step))
         deadline = compute_deadline(start, rule, self.calendar)
         return TrackedDeadline(step, DeadlineStatus.OPEN, start, deadline.due, deadline.provisional, rule)
 

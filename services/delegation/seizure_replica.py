@@ -20,11 +20,12 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from delegation.lifecycle import HandedOverSeizure
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.contract.events import aggregate_filter
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.times import utc
 from services.plumbing.unit_of_work import Tx
 
-SEIZURE_EVENTS = subject_filter("seizure", ">")
+SEIZURE_EVENTS = aggregate_filter("seizure")
 CONSUMER = "delegation-seizure-replica"
 _ETAG = re.compile(r'(?:W/)?"([0-9]+)"')
 

@@ -89,9 +89,10 @@ from delegation.turnaround import (
 )
 from registry.courts import ISO_BY_PROVINCE, NON_TERRITORIAL_ID_PREFIX, CourtCatalog
 from registry.errors import FieldViolation, InvalidArgument, Violations
+from services.contract.events import aggregate_filter, in_aggregate
 from services.delegation.turnaround_tables import TurnaroundAggregateRow, TurnaroundFactRow
 from services.plumbing.db import BulkStatement, placeholders
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
 from services.plumbing.unit_of_work import Reader, Tx
@@ -99,7 +100,9 @@ from services.plumbing.unit_of_work import Reader, Tx
 log = logging.getLogger(__name__)
 
 CONSUMER = "delegation-turnaround"
-SUBJECTS = subject_filter("delegation", ">")
+SUBJECTS = aggregate_filter("delegation")
+#: Every delegation event is a turnaround fact: each carries the matter as it is after it.
+DELEGATION_EVENTS = {kind.type: kind for kind in in_aggregate("delegation")}
 
 FACT = TurnaroundFactRow.__table__  # type: ignore[attr-defined]
 AGG = TurnaroundAggregateRow.__table__  # type: ignore[attr-defined]
@@ -189,16 +192,6 @@ def province_id(courts: CourtCatalog, court_id: str) -> str:
 
 # --- decoding events ---------------------------------------------------------------------------------
 
-_TRANSITION_VERBS = ("acknowledged", "started", "completed", "returned-for-supplement", "supplemented", "returned", "withdrawn")
-PAYLOADS: dict[str, type[Message]] = {
-    "submitted": events_pb2.DelegationSubmitted,
-    **{verb: events_pb2.DelegationTransitioned for verb in _TRANSITION_VERBS},
-    "urged": events_pb2.DelegationUrged,
-    "overdue": events_pb2.DelegationDeadlineReached,
-    "due-soon": events_pb2.DelegationDeadlineReached,
-    "escalated": events_pb2.DelegationEscalated,
-    "deadline-extended": events_pb2.DelegationDeadlineExtended,
-}
 # The verb whose own time stands for a timestamp the snapshot may not carry.
 _VERB_TIMESTAMP = {
     "submitted": "submitted_at",
@@ -228,11 +221,11 @@ class Identity:
 
 def decode(event: ReceivedEvent) -> tuple[Identity, Observation] | None:
     """What a delegation event says for the statistics; None for events it does not use."""
-    verb = event.subject.rsplit(".", 1)[-1]
-    payload_type = PAYLOADS.get(verb)
-    if payload_type is None:
-        return None  # a verb added later: not a turnaround fact (yet)
-    message = event.parse(payload_type)
+    kind = DELEGATION_EVENTS.get(event.event_type)
+    if kind is None:
+        return None  # not a delegation event
+    verb = kind.verb
+    message = kind.parse(event.data)
     delegation: pb.Delegation = message.delegation  # type: ignore[attr-defined]
     identity = _identity(delegation, event.subject)
     if identity is None:

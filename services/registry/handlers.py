@@ -14,21 +14,15 @@ from registry.agencies import AgencyCatalog
 from registry.cases import CaseState, CloseCase, RegisterCase, close_case, register_case
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, AlreadyExists, NotFound
+from services.contract.events import CASE_CLOSED, CASE_REGISTERED
 from services.plumbing.batching import BatchLoader
 from services.plumbing.db import Database
-from services.plumbing.events import Event, subject
+from services.plumbing.events import Event
 from services.plumbing.idempotency import RequestKey
 from services.plumbing.unit_of_work import Reader, Tx, Writer
 from services.registry import store
 from services.registry.messages import case_to_proto
 from services.registry.store import CaseQuery, CaseView
-
-CASE_REGISTERED = "rogatory.case.registered.v1"
-CASE_CLOSED = "rogatory.case.closed.v1"
-
-
-def case_registered_subject(court_id: str) -> str:
-    return subject("case", court_id, "registered")
 
 
 @dataclass
@@ -79,7 +73,7 @@ class RegistryHandlers:
 
     def _registered_event(self, view: CaseView, occurred_at: datetime) -> Event:
         payload = events_pb2.CaseRegistered(case=case_to_proto(view))
-        return Event(CASE_REGISTERED, case_registered_subject(view.court_id), payload, occurred_at=occurred_at)
+        return CASE_REGISTERED.event(payload, occurred_at=occurred_at, court=view.court_id)
 
     async def get_case(self, name: str) -> CaseView:
         view = await self.case_loader.load(name)  # concurrent reads share one query
@@ -110,7 +104,7 @@ class RegistryHandlers:
                 )
             closed = _case_named(tx.connection, name)
             payload = events_pb2.CaseClosed(case=case_to_proto(closed))  # type: ignore[attr-defined]
-            tx.emit(Event(CASE_CLOSED, subject("case", closed.court_id, "closed"), payload, occurred_at=closure.closed_at))
+            tx.emit(CASE_CLOSED.event(payload, occurred_at=closure.closed_at, court=closed.court_id))
             return closed
 
         return await self.writer.run(close, request=request, resource_of=_name, replay=_case_named)

@@ -1,7 +1,8 @@
 """NATS users and subject permissions for every court and agency, generated from the registry.
 
-A court or agency may subscribe to its own subjects (docs/events.md, "Subscribing to one
-court's or one agency's events") and publish nowhere else, except what reading them
+A court or agency may subscribe to its own subjects — the subject families of the event
+catalog, services/contract/events.py (docs/events.md, "Subscribing to one court's or one
+agency's events") — and publish nowhere else, except what reading them
 through JetStream needs and, for agencies, the property-query network: requests addressed
 to them and their replies, on core NATS subjects under `rogatory.direct.v1`:
 
@@ -39,34 +40,16 @@ from typing import Any
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.contract import events
 from services.plumbing.events import DIRECT_ROOT, SUBJECT_ROOT
 
 SERVICE_USER = "rogatory-service"
 
-#: Subject families a court may read, by family name; `{id}` is the court's id. Its consumer
-#: on a family is named `court-{id}-{family}`.
-COURT_SUBJECTS = {
-    "cases": "case.{id}.>",
-    "sent": "delegation.{id}.*.>",  # matters it sent
-    "received": "delegation.*.{id}.>",  # matters it received
-    "supervision": "supervision.{id}.>",  # matters escalated to it
-    "notices": "notice.{id}.>",
-    "seizures": "seizure.{id}.>",
-    "vehicles": "vehicle.{id}.>",
-    "queries": "query.{id}.>",
-}
-#: Subject families an agency may read; its consumers are named `agency-{id}-{family}`.
-AGENCY_SUBJECTS = {
-    "notices": "notice.*.{id}.>",
-    "seizures": "seizure.*.{id}.>",
-    "watchlist": "watchlist.{id}.>",
-}
-#: An admin reads everything through one consumer, `admin-{name}-all`.
-ADMIN_SUBJECTS = {"all": ">"}
-#: Property-query requests addressed to an agency (core NATS, not in the stream: live only).
-AGENCY_DIRECT_SUBSCRIBES = ("query.*.{id}.requested",)
-#: What an agency publishes itself: its replies to property queries.
-AGENCY_DIRECT_PUBLISHES = ("query-reply.{id}.>",)
+#: Subject families each kind of party may read, by family name; `{id}` is its id. Its consumer
+#: on a family is named `{party}-{id}-{family}`. They come from the event catalog.
+COURT_SUBJECTS = events.families("court")
+AGENCY_SUBJECTS = events.families("agency")
+ADMIN_SUBJECTS = events.families("admin")
 
 
 @dataclass(frozen=True)
@@ -134,8 +117,8 @@ def court_user(court_id: str, stream: str, password: str) -> NatsUser:
 def agency_user(agency_id: str, stream: str, password: str) -> NatsUser:
     user = f"agency-{agency_id}"
     families = _families(AGENCY_SUBJECTS, agency_id)
-    live = _subjects(AGENCY_DIRECT_SUBSCRIBES, agency_id, DIRECT_ROOT)
-    publishes = _subjects(AGENCY_DIRECT_PUBLISHES, agency_id, DIRECT_ROOT)
+    live = _subjects(events.AGENCY_DIRECT_SUBSCRIBES, agency_id, DIRECT_ROOT)
+    publishes = _subjects(events.AGENCY_DIRECT_PUBLISHES, agency_id, DIRECT_ROOT)
     return NatsUser(user, password, reader_permissions(user, families, stream, publishes=publishes, live=live))
 
 

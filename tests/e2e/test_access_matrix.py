@@ -156,6 +156,8 @@ def rows() -> list[Row]:
         r("ListOverdueDelegations", lambda s, w, m: s.delegation.ListOverdueDelegations(dg.ListOverdueDelegationsRequest(parent="courts/gd0112"), metadata=m), expect(OK, PD, OK, PD, PD, OK), ENTRUSTED),
         r("GetTurnaroundStatistics", lambda s, w, m: s.delegation.GetTurnaroundStatistics(dg.GetTurnaroundStatisticsRequest(), metadata=m), EVERYONE, ENTRUSTED),
         r("ComputeDeadline", lambda s, w, m: s.delegation.ComputeDeadline(_deadline_question(), metadata=m), EVERYONE, ENTRUSTED),
+        r("ListMatterKinds", lambda s, w, m: s.delegation.ListMatterKinds(dg.ListMatterKindsRequest(), metadata=m), EVERYONE, ENTRUSTED),
+        r("GetMatterKind", lambda s, w, m: s.delegation.GetMatterKind(dg.GetMatterKindRequest(name="matterKinds/DEPOSITS"), metadata=m), EVERYONE, ENTRUSTED),
         # --- assistance notices: "addressed" is the bank notified, 中国工商银行 ---
         r("CreateAssistanceNotice", lambda s, w, m: s.notices.CreateAssistanceNotice(_notice(w.case, "matrix-notice"), metadata=m), COURT_ACTS),
         r("GetAssistanceNotice", lambda s, w, m: s.notices.GetAssistanceNotice(asst.GetAssistanceNoticeRequest(name=w.notice.name), metadata=m), expect(OK, NF, OK, OK, NF, OK)),

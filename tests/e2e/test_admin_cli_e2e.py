@@ -20,13 +20,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from rogatory.delegation.v1 import delegation_pb2 as dg
 
 from services.tools.admin import views
 from services.tools.admin.client import AdminClient
-from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
 from tests.e2e.admin_cli import admin as in_process
 from tests.e2e.test_deadline_escalation_e2e import past_deadline, scan_at
@@ -63,10 +62,10 @@ def as_json(stack: Stack, *args: str, **kwargs: Any) -> Any:
 async def scenario(stack: Stack, sequence_numbers: Iterator[int]) -> Scenario:
     number = 900_000 + next(sequence_numbers)
     case_name = await register_case(stack, number)
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        done = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
-        await execute_freeze_same_day(channel, done)
-        late = await delegate_freeze(channel, case_name)
+    async with as_court("gd0112", stack.describe()) as huangpu:
+        done = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
+        await execute_freeze_same_day(stack.describe(), done)
+        late = await delegate_freeze(huangpu, case_name)
     scanned_at = past_deadline(late, dg.Deadline.ACKNOWLEDGE, 3)
     assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at)  # its ACKNOWLEDGE deadline passed 3 days before
     await _until_read_model_has(stack, "courts/ha0122", matters=2, completed=1)

@@ -21,7 +21,7 @@ from rogatory.events.v1 import events_pb2
 
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
-from services.tools.demo import delegate_freeze, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.e2e.test_registry_e2e import details
@@ -62,8 +62,8 @@ async def test_unacknowledged_matter_is_urged_then_escalated(
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 700_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+        created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
     name = created.name
 
     assert "MARK_OVERDUE 1" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 1))  # ACKNOWLEDGE missed
@@ -97,8 +97,8 @@ async def test_a_court_system_computes_the_deadlines_the_service_set(stack: Stac
     """ComputeDeadline for a matter's kind, step and entrusted court, from its creation time, is
     exactly the deadline the service opened (and the scanner watches)."""
     case_name = await register_case(stack, 710_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+        created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
         for deadline in created.deadlines:
             request = dg.ComputeDeadlineRequest(

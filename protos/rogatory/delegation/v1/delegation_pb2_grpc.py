@@ -116,6 +116,16 @@ class DelegationServiceStub:
                 request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineRequest.SerializeToString,
                 response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineResponse.FromString,
                 _registered_method=True)
+        self.ListMatterKinds = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/ListMatterKinds',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsResponse.FromString,
+                _registered_method=True)
+        self.GetMatterKind = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/GetMatterKind',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetMatterKindRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.MatterKind.FromString,
+                _registered_method=True)
 
 
 class DelegationServiceServicer:
@@ -245,6 +255,24 @@ class DelegationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMatterKinds(self, request, context):
+        """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+        the detail fields (required, optional, required in some cases, allowed values,
+        formats), the attachments, the deadline rules and which court receives it. Read from
+        the tables that validate CreateDelegation, so a form built from it is accepted. Any
+        authenticated caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMatterKind(self, request, context):
+        """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DelegationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -327,6 +355,16 @@ def add_DelegationServiceServicer_to_server(servicer, server):
                     servicer.ComputeDeadline,
                     request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineRequest.FromString,
                     response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineResponse.SerializeToString,
+            ),
+            'ListMatterKinds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMatterKinds,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsResponse.SerializeToString,
+            ),
+            'GetMatterKind': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMatterKind,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetMatterKindRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.MatterKind.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -763,6 +801,60 @@ class DelegationService:
             '/rogatory.delegation.v1.DelegationService/ComputeDeadline',
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineRequest.SerializeToString,
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMatterKinds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/ListMatterKinds',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMatterKind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/GetMatterKind',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetMatterKindRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.MatterKind.FromString,
             options,
             channel_credentials,
             insecure,

@@ -80,6 +80,15 @@ class DelegationServiceStub:
     alone) and which holidays, make-up working days and art. 85 shift it crossed. Any
     authenticated caller; changes nothing.
     """
+    ListMatterKinds: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ListMatterKindsRequest, _delegation_pb2.ListMatterKindsResponse]
+    """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+    the detail fields (required, optional, required in some cases, allowed values,
+    formats), the attachments, the deadline rules and which court receives it. Read from
+    the tables that validate CreateDelegation, so a form built from it is accepted. Any
+    authenticated caller.
+    """
+    GetMatterKind: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.GetMatterKindRequest, _delegation_pb2.MatterKind]
+    """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
 
 @_typing.type_check_only
 class DelegationServiceAsyncStub(DelegationServiceStub):
@@ -133,6 +142,15 @@ class DelegationServiceAsyncStub(DelegationServiceStub):
     alone) and which holidays, make-up working days and art. 85 shift it crossed. Any
     authenticated caller; changes nothing.
     """
+    ListMatterKinds: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ListMatterKindsRequest, _delegation_pb2.ListMatterKindsResponse]  # type: ignore[assignment]
+    """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+    the detail fields (required, optional, required in some cases, allowed values,
+    formats), the attachments, the deadline rules and which court receives it. Read from
+    the tables that validate CreateDelegation, so a form built from it is accepted. Any
+    authenticated caller.
+    """
+    GetMatterKind: _aio.UnaryUnaryMultiCallable[_delegation_pb2.GetMatterKindRequest, _delegation_pb2.MatterKind]  # type: ignore[assignment]
+    """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
 
 class DelegationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Delegation of off-site enforcement matters (事项委托) from a requesting court to the
@@ -279,5 +297,26 @@ class DelegationServiceServicer(metaclass=_abc_1.ABCMeta):
         alone) and which holidays, make-up working days and art. 85 shift it crossed. Any
         authenticated caller; changes nothing.
         """
+
+    @_abc_1.abstractmethod
+    def ListMatterKinds(
+        self,
+        request: _delegation_pb2.ListMatterKindsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.ListMatterKindsResponse, _abc.Awaitable[_delegation_pb2.ListMatterKindsResponse]]:
+        """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+        the detail fields (required, optional, required in some cases, allowed values,
+        formats), the attachments, the deadline rules and which court receives it. Read from
+        the tables that validate CreateDelegation, so a form built from it is accepted. Any
+        authenticated caller.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMatterKind(
+        self,
+        request: _delegation_pb2.GetMatterKindRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.MatterKind, _abc.Awaitable[_delegation_pb2.MatterKind]]:
+        """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
 
 def add_DelegationServiceServicer_to_server(servicer: DelegationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
