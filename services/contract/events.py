@@ -28,7 +28,7 @@ from rogatory.events.v1 import alert_events_pb2, events_pb2, query_events_pb2, v
 from assistance import vehicles
 from assistance.notice_lifecycle import Action as NoticeAction
 from delegation.matters import Action
-from services.contract.delegation_events import message_attributes
+from services.contract.span_attributes import control_message_attributes, message_attributes, notice_message_attributes
 from services.plumbing.consumer import DEAD_LETTERED
 from services.plumbing.events import DIRECT_ROOT, SUBJECT_ROOT, EventType, SubjectTemplate, subject
 
@@ -94,6 +94,14 @@ def _matter(payload: Any) -> Mapping[str, str]:
     return message_attributes(payload.delegation)
 
 
+def _notice_attributes(payload: Any) -> Mapping[str, str]:
+    return notice_message_attributes(payload.assistance_notice)
+
+
+def _control(payload: Any) -> Mapping[str, str]:
+    return control_message_attributes(payload.vehicle_control)
+
+
 # --- the events ------------------------------------------------------------------------------------
 
 
@@ -109,7 +117,8 @@ def _delegation(verb: str, payload: type[Message], doc: str) -> EventType:
 
 
 def _notice(verb: str, payload: type[Message], doc: str) -> EventType:
-    return _event(f"rogatory.notice.{verb}.v1", f"notice.{{court}}.{{agency}}.{verb}", payload, "assistance_notice.name", doc)
+    subject = f"notice.{{court}}.{{agency}}.{verb}"
+    return _event(f"rogatory.notice.{verb}.v1", subject, payload, "assistance_notice.name", doc, _notice_attributes)
 
 
 def _seizure(verb: str, doc: str) -> EventType:
@@ -118,12 +127,12 @@ def _seizure(verb: str, doc: str) -> EventType:
 
 
 def _vehicle(verb: str, payload: type[Message], doc: str) -> EventType:
-    return _event(f"rogatory.vehicle.{verb}.v1", f"vehicle.{{court}}.{verb}", payload, "vehicle_control.name", doc)
+    return _event(f"rogatory.vehicle.{verb}.v1", f"vehicle.{{court}}.{verb}", payload, "vehicle_control.name", doc, _control)
 
 
 def _watchlist(verb: str, payload: type[Message], doc: str) -> EventType:
     subject = f"watchlist.{{agency}}.{{court}}.{verb}"
-    return _event(f"rogatory.watchlist.{verb}.v1", subject, payload, "vehicle_control.name", doc)
+    return _event(f"rogatory.watchlist.{verb}.v1", subject, payload, "vehicle_control.name", doc, _control)
 
 
 def _query(verb: str, payload: type[Message], doc: str) -> EventType:

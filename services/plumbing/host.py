@@ -18,6 +18,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -42,6 +43,7 @@ from services.plumbing.metrics import configure_metrics, serve_prometheus, shutd
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.outbox import Outbox
 from services.plumbing.relay import OutboxRelay
+from services.plumbing.request_expiry import EXPIRY_INTERVAL, EXPIRY_WORKER, expire_request_ids
 from services.plumbing.rpc import register, register_open
 from services.plumbing.telemetry import configure_telemetry, shutdown_telemetry
 from services.plumbing.tls import server_credentials
@@ -148,6 +150,8 @@ class ServiceHost:
         register_open(self.server, self.health, HEALTH)
         if self.db.is_sqlite and self.settings.sqlite_checkpoint_seconds > 0:
             self.add_periodic("sqlite-checkpoint", self.settings.sqlite_checkpoint_seconds, self.db.checkpoint)
+        retention = timedelta(seconds=self.settings.request_id_retention)
+        self.add_periodic(EXPIRY_WORKER, EXPIRY_INTERVAL, functools.partial(expire_request_ids, self.db, retention))
         await wire(self)
         reflected = [*self.service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"]
         register_open(self.server, reflection.aio.ReflectionServicer(reflected), REFLECTION)

@@ -369,6 +369,7 @@ def nats_auth(args: argparse.Namespace) -> None:
         path.write_text(text)
     print(f"{len(users)} NATS users written to {args.out}/auth.conf and {args.out}/credentials.json")
     print(f"services connect as NATS_URL=nats://rogatory-service:<password>@HOST:4222 (see {args.out}/credentials.json)")
+    print("rogatory-operator is for people (stream maintenance: update, purge, delete); give it to no service")
 
 
 if __name__ == "__main__":

@@ -369,7 +369,8 @@ async def test_i15_p3_the_anchor_stream_keeps_every_head(nats_server: EmbeddedNa
 
 async def test_i15_p3_only_the_services_publish_or_manage_anchors(tmp_path: Path) -> None:
     """Under `rogatory nats-auth`'s permissions no court, agency or admin can publish an
-    anchor, nor delete, purge or reconfigure the anchor stream; the services' user can."""
+    anchor, nor delete, purge or reconfigure the anchor stream; the services' user publishes
+    anchors (and may not manage the stream either: test_nats_permissions.py)."""
     users = {
         u.user: u for u in all_users(CourtCatalog.default(), AgencyCatalog.default(), "ROGATORY", password=lambda u: f"pw-{u}")
     }

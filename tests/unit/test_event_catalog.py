@@ -17,14 +17,20 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FieldDescriptor
+from rogatory.assistance.v1 import assistance_pb2, vehicle_control_pb2
 from rogatory.delegation.v1 import delegation_pb2
 from rogatory.events.v1 import alert_events_pb2, events_pb2, query_events_pb2, vehicle_events_pb2  # noqa: F401 - registers the payloads
 
 import services
 from delegation.matters import Action
+from registry.agencies import AgencyCatalog
+from registry.courts import CourtCatalog
+from services.assistance.messages import notice_to_proto
+from services.assistance.notice_tracing import notice_attributes
 from services.contract import events as catalog
 from services.plumbing.events import EventType, SubjectTemplate, defined_event_types
 from services.tools.event_catalog import DOCS, OUT, render, render_docs
+from tests.unit.test_assistance_domain import send
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,13 +169,33 @@ def test_a_court_reads_a_matter_as_requesting_or_entrusted_court() -> None:
     assert catalog.family("agency", "watchlist").filter_for("tp-330300") == "rogatory.v1.watchlist.tp-330300.>"
 
 
-def test_span_attributes_come_from_the_payload_of_delegation_events_only() -> None:
+def test_span_attributes_come_from_the_payload() -> None:
+    """The relay's and consumers' spans name the matter, notice or vehicle control an event is about,
+    with the attributes the calls' spans carry."""
     matter = delegation_pb2.Delegation(
         name="courts/gd0112/delegations/d1", entrusted_court="courts/ha0122", case_number="（2023）粤0112执1号"
     )
     payload = events_pb2.DelegationEscalated(delegation=matter).SerializeToString()
     attributes = catalog.span_attributes(catalog.SUPERVISION_ESCALATED.type, payload)
     assert attributes["rogatory.delegation.name"] == matter.name and attributes["rogatory.court.entrusted"] == "ha0122"
+    notice = assistance_pb2.AssistanceNotice(
+        name="courts/gd0112/assistanceNotices/n1", case="courts/gd0112/cases/c1", agency="agencies/bank-icbc", kind=2
+    )
+    payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice).SerializeToString()
+    assert catalog.span_attributes(catalog.NOTICE_SENT.type, payload) == {
+        "rogatory.assistance_notice.name": notice.name,
+        "rogatory.assistance_notice.kind": assistance_pb2.AssistanceNotice.Kind.Name(2),
+        "rogatory.case.name": notice.case,
+        "rogatory.court": "gd0112",
+        "rogatory.agency": "bank-icbc",
+    }
+    control = vehicle_control_pb2.VehicleControl(name="courts/zj0326/vehicleControls/v1", case="courts/zj0326/cases/c1")
+    payload = vehicle_events_pb2.WatchListEntryAdded(vehicle_control=control).SerializeToString()
+    assert catalog.span_attributes(catalog.WATCHLIST_ENTRY_ADDED.type, payload) == {
+        "rogatory.vehicle_control.name": control.name,
+        "rogatory.case.name": control.case,
+        "rogatory.court": "zj0326",
+    }
     assert catalog.span_attributes(catalog.CASE_REGISTERED.type, b"") == {}
     assert catalog.span_attributes("rogatory.unknown.thing.v1", b"") == {}
 
@@ -236,3 +262,9 @@ def test_each_events_readers_are_families_with_a_consumer() -> None:
     for entry in data["events"]:
         for party, families in entry["readers"].items():
             assert set(families) <= set(data["consumers"][party]) and all(f"{p}" in entry["subject"] for p in families.values())
+
+
+def test_a_notice_events_span_attributes_are_those_of_the_calls_on_it() -> None:
+    notice = send(CourtCatalog.default(), AgencyCatalog.default())[0]
+    payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice_to_proto(notice)).SerializeToString()
+    assert catalog.span_attributes(catalog.NOTICE_SENT.type, payload) == notice_attributes(notice)

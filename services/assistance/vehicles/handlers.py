@@ -56,6 +56,7 @@ from services.contract.events import (
     WATCHLIST_ENTRY_ADDED,
     WATCHLIST_ENTRY_REMOVED,
 )
+from services.contract.span_attributes import CASE_NAME, COURT, VEHICLE_CONTROL_NAME
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, EventType, ReceivedEvent
@@ -287,11 +288,8 @@ def _agency_events(kind: EventType, c: v.VehicleControl, payload: Any) -> list[E
 
 
 def control_attributes(control: v.VehicleControl) -> dict[str, str]:
-    return {
-        "rogatory.vehicle_control.name": control.name,
-        "rogatory.case.name": control.case_name,
-        "rogatory.court": control.court_id,
-    }
+    """The same as the relay's and consumers' spans read from an event (services/contract/span_attributes.py)."""
+    return {VEHICLE_CONTROL_NAME: control.name, CASE_NAME: control.case_name, COURT: control.court_id}
 
 
 @contextmanager
