@@ -159,7 +159,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         self, request: pb.GetTurnaroundStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.TurnaroundStatistics:
         current_principal()  # any authenticated court, agency or admin: aggregates only, no matter or party data
-        return await turnaround_statistics(self.handlers.db, request.filter, request.group_by, request.include_distributions)
+        return await turnaround_statistics(self.handlers.reader, request.filter, request.group_by, request.include_distributions)
 
     # --- the deadline calculator (stateless) -------------------------------------------------------
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from registry.courts import CourtCatalog
 from services.plumbing import pagination
 from services.plumbing.auth import Authenticator
 from services.plumbing.config import Settings
-from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource
+from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource, LegacyHandler
 from services.plumbing.db import Database
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.metrics import configure_metrics, serve_prometheus, shutdown_metrics
@@ -46,6 +47,7 @@ from services.plumbing.request_expiry import EXPIRY_INTERVAL, EXPIRY_WORKER, exp
 from services.plumbing.rpc import register, register_open
 from services.plumbing.telemetry import configure_telemetry, shutdown_telemetry
 from services.plumbing.tls import server_credentials
+from services.plumbing.unit_of_work import Reader, Writer
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,9 @@ class ServiceHost:
     nc: NATS = field(init=False)
     js: JetStreamContext = field(init=False)
     outbox: Outbox = field(init=False)
+    #: The write door and the read door of the service (services/plumbing/unit_of_work.py).
+    writer: Writer = field(init=False)
+    reader: Reader = field(init=False)
     relay: OutboxRelay = field(init=False)
     server: grpc.aio.Server = field(init=False)
     authenticator: Authenticator = field(init=False)
@@ -137,6 +142,8 @@ class ServiceHost:
         self.js = self.nc.jetstream()
         await ensure_stream(self.js, self.settings.stream_name, self.settings.stream_replicas)
         self.outbox = Outbox()
+        self.writer = Writer(self.db, self.outbox, name=f"{self.service}-writes")
+        self.reader = Reader(self.db)
         self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
         self.server = grpc.aio.server(
             options=[
@@ -209,18 +216,20 @@ class ServiceHost:
         self,
         durable: str,
         filter_subjects: list[str],
-        handler: Handler | None = None,
+        handler: Handler | LegacyHandler | None = None,
         *,
         batch_handler: BatchHandler | None = None,
         hooks: ConsumerHooks | None = None,
     ) -> Consumer:
-        """A durable consumer of the stream: `handler` applies one event per transaction
-        (replicas), `batch_handler` each fetched batch in one (projections); `hooks` hear of
-        what it does, e.g. `OnApplied` of the events applied, after the commit."""
+        """A durable consumer of the stream: `handler` applies one event per unit of the write
+        door (replicas), `batch_handler` each fetched batch as one (projections); `hooks` hear
+        of what it does, e.g. `OnApplied` of the events applied, after the commit."""
         source = JetStreamSource(self.js, stream=self.settings.stream_name, durable=durable, filter_subjects=filter_subjects)
+        legacy = handler is not None and inspect.iscoroutinefunction(handler)  # until issue 16's phase 3
         consumer = Consumer(
             source,
-            db=self.db,
+            writer=None if legacy else self.writer,
+            db=self.db if legacy else None,
             handler=handler,
             batch_handler=batch_handler,
             hooks=hooks,
@@ -270,6 +279,7 @@ class ServiceHost:
             await worker.stop()
         # Together: each cancels its fetch in flight and finishes the batch in hand.
         await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
+        await self.writer.close()
         await self.relay.stop(flush=True)
         try:
             await asyncio.wait_for(self.nc.drain(), timeout=5)

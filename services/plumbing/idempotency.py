@@ -40,7 +40,7 @@ R = TypeVar("R")
 
 
 class Run(Protocol):
-    """Runs work in one transaction: Database.run_transaction, TransactionBatcher.run."""
+    """Runs work in one transaction: Database.run_transaction."""
 
     def __call__(self, work: Callable[[Connection], R], /) -> Awaitable[R]: ...
 
@@ -138,8 +138,9 @@ async def once(
     resource_of: Callable[[T], str],
     load: Callable[[Connection, str], T],
 ) -> T:
-    """Runs `write` once per request key, in one transaction of `run` (a Database or a
-    TransactionBatcher's): the look-up, the write and the request's log row commit together.
+    """Runs `write` once per request key, in one transaction of `run` (a Database's): the
+    look-up, the write and the request's log row commit together. (Until issue 16's phase 3:
+    the write door, services/plumbing/unit_of_work.py, does this for the services it serves.)
 
     A retry gets `load(resource)`; a copy that raced the first call and lost on the key
     (replicas on PostgreSQL) is answered like a later retry.

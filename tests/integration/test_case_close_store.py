@@ -22,6 +22,7 @@ from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.outbox import OUTBOX, Outbox
+from services.plumbing.unit_of_work import Reader, Writer
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import case_to_proto
 from tests.conftest import request_key
@@ -34,7 +35,7 @@ CASE = "courts/zj0326/cases/2023-enf-1234"
 @pytest.fixture
 async def registry(service_db_factory: Any) -> RegistryHandlers:
     db = await service_db_factory("registry")
-    return RegistryHandlers(db, Outbox(), CourtCatalog.default(), AgencyCatalog.default(), clock=lambda: NOW)
+    return RegistryHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), AgencyCatalog.default(), clock=lambda: NOW)
 
 
 async def closed_events(registry: RegistryHandlers) -> list[tuple[str, bytes]]:

@@ -32,8 +32,7 @@ def seizure_event(expires: datetime, version: int, state: int = asst.Seizure.ACT
 
 async def replicate(handlers: DelegationHandlers, *events: ReceivedEvent) -> None:
     for event in events:
-        async with handlers.db.transaction() as conn:
-            await apply_seizure_changed(conn, event)
+        await handlers.writer.run(lambda tx, event=event: apply_seizure_changed(tx, event))
 
 
 async def delegate(handlers: DelegationHandlers, *seizures: str) -> str:
