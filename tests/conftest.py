@@ -10,6 +10,8 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,20 @@ from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.nats_server import EmbeddedNatsServer
 
 BACKENDS = ["sqlite", "postgres"]
+
+
+@dataclass
+class Clock:
+    """Time a test moves: handlers and scanners read it instead of the wall clock, so "two days
+    later" needs no waiting. Starts at `now` (the wall clock's by default)."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def postgres_url() -> str | None:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
-import sys
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +18,11 @@ from typing import Any
 
 import grpc
 import pytest
+from click.testing import Result
 from rogatory.delegation.v1 import delegation_pb2 as dg
+from typer.testing import CliRunner
 
+from services.tools.admin.cli import app
 from services.tools.admin.client import AdminClient
 from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
@@ -40,14 +41,15 @@ class Scenario:
     scanned_at: datetime
 
 
-def admin(stack: Stack, *args: str, credential: str = "admin:ops", check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Runs the CLI as a separate process, as an admin's terminal would."""
-    env = {**os.environ, "DELEGATION_ADDR": stack.address("delegation"), "ROGATORY_CREDENTIAL": credential, "COLUMNS": "250"}
-    done = subprocess.run(
-        [sys.executable, "-m", "services.tools.admin.cli", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+def admin(stack: Stack, *args: str, credential: str = "admin:ops", check: bool = True) -> Result:
+    """Runs the CLI in this process through typer's test runner, with the environment an admin's
+    terminal would give it (the installed command itself: test_the_console_script_is_installed)."""
+    env = {"DELEGATION_ADDR": stack.address("delegation"), "ROGATORY_CREDENTIAL": credential, "COLUMNS": "250"}
+    done = CliRunner().invoke(app, list(args), env=env)
+    if done.exception and not isinstance(done.exception, SystemExit):
+        raise done.exception
     if check:
-        assert done.returncode == 0, done.stderr
+        assert done.exit_code == 0, done.stderr
     return done
 
 
@@ -128,9 +130,9 @@ def test_timeline_tables_in_english_and_chinese(stack: Stack, scenario: Scenario
 
 def test_unknown_matter_and_bad_case_number(stack: Stack, scenario: Scenario) -> None:
     missing = admin(stack, "timeline", "courts/gd0112/delegations/nope", check=False)
-    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    assert missing.exit_code == 1 and "NOT_FOUND" in missing.stderr
     bad = admin(stack, "timeline", "（2023）粤9999执1号", check=False)
-    assert bad.returncode == 2 and "case_number" in bad.stderr
+    assert bad.exit_code == 2 and "case_number" in bad.stderr
 
 
 def test_overdue_includes_subordinate_courts(stack: Stack, scenario: Scenario) -> None:
@@ -150,7 +152,7 @@ def test_overdue_follows_the_credential(stack: Stack, scenario: Scenario) -> Non
     as_superior = as_json(stack, "overdue", "--court", "ha01", credential="court:ha01")
     assert scenario.late in {r["delegation"] for r in as_superior["delegations"]}
     bystander = admin(stack, "overdue", "--court", "ha01", credential="court:zj0326", check=False)
-    assert bystander.returncode == 1 and "PERMISSION_DENIED" in bystander.stderr
+    assert bystander.exit_code == 1 and "PERMISSION_DENIED" in bystander.stderr
 
 
 def test_stats_grouped_and_filtered(stack: Stack, scenario: Scenario) -> None:
@@ -169,4 +171,4 @@ def test_stats_grouped_and_filtered(stack: Stack, scenario: Scenario) -> None:
         word in table for word in ("办理时效统计", "受托法院", "中牟县人民法院 (ha0122)", "按期办结率", "办结用时分布", "<1天")
     )
     bad = admin(stack, "stats", "--month", "November", check=False)
-    assert bad.returncode == 2 and "month" in bad.stderr
+    assert bad.exit_code == 2 and "month" in bad.stderr
