@@ -37,9 +37,13 @@ lock:
 run: venv
 	$(BIN)/rogatory run
 
-## test: unit, integration (SQLite, PostgreSQL when reachable, nats-server) and e2e tests
+# `make test` runs the suite on TEST_WORKERS processes (pytest-xdist; tests/scheduling.py says
+# how modules are spread) and reports the coverage of the code under test (pyproject.toml).
+TEST_WORKERS ?= 2
+
+## test: unit, integration (SQLite, PostgreSQL when reachable, nats-server) and e2e tests, on TEST_WORKERS workers, with coverage
 test: venv chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --cov --cov-report=term
 
 ## chromium: the headless browser the admin report test renders in: Debian's package, installed when missing (needs root and apt-get; otherwise that test is skipped, saying why)
 chromium:

@@ -66,7 +66,7 @@ async def scenario(stack: Stack, sequence_numbers: Iterator[int]) -> Scenario:
         await execute_freeze_same_day(channel, done)
         late = await delegate_freeze(channel, case_name)
     scanned_at = past_deadline(late, dg.Deadline.ACKNOWLEDGE, 3)
-    assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at)  # its ACKNOWLEDGE deadline passed 3 days before
+    assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at, late.name)  # its ACKNOWLEDGE deadline passed 3 days before
     await _until_read_model_has(stack, "courts/ha0122", matters=2, completed=1)
     return Scenario(case_name, f"（2023）粤0112执{number}号", done.name, late.name, scanned_at)
 
@@ -163,7 +163,7 @@ def test_stats_grouped_and_filtered(stack: Stack, scenario: Scenario) -> None:
     assert sum(b["count"] for b in group["complete_distribution"]) == group["complete_count"]
     assert group["complete_distribution"][0]["lower_days"] == 0  # same day: under 22.5 minutes
 
-    none = as_json(stack, "stats", "--court", "ha0122", "--in-province")
+    none = as_json(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112", "--in-province")
     assert none["groups"][0]["count"] == 0  # Guangdong → Henan is cross-province
 
     table = admin(stack, "stats", "-g", "entrusted_court", "--court", "ha0122", "--lang", "zh", "--distribution").stdout

@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from unittest import mock
@@ -34,7 +34,8 @@ from services.plumbing.db import Database
 from services.tools.admin.client import AdminClient
 from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
-from tests.conftest import wait_for
+from tests.conftest import BACKENDS, wait_for
+from tests.e2e.conftest import own_stack
 from tests.e2e.test_admin_cli_e2e import admin
 from tests.e2e.test_deadline_escalation_e2e import scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
@@ -104,6 +105,13 @@ async def live_matters(stack: Stack, numbers: Iterator[int]) -> list[str]:
             await execute_freeze_same_day(channel, done)
             late.append((await delegate_freeze(channel, case_name, entrusted=entrusted)).name)
     return late
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """A stack of its own: the 3,000 matters of history would show in other tests' figures."""
+    async with own_stack(request.param, tmp_path_factory.mktemp(f"report-stack-{request.param}")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
