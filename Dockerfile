@@ -29,11 +29,12 @@ COPY registry/ registry/
 COPY delegation/ delegation/
 COPY assistance/ assistance/
 COPY services/ services/
+COPY rogatory_client/ rogatory_client/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --upgrade pip \
     && pip install . \
     && cd / \
-    && python -c "import rogatory.registry.v1.registry_pb2, services.registry.main, services.delegation.main, services.assistance.main, services.tools.healthcheck"
+    && python -c "import rogatory.registry.v1.registry_pb2, rogatory_client, services.registry.main, services.delegation.main, services.assistance.main, services.tools.healthcheck"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

@@ -66,7 +66,7 @@ test-integration: venv
 test-e2e: venv chromium
 	$(BIN)/python -m pytest tests/e2e
 
-## lint: ruff over the Python code, the layers (import-linter), types of the domain and plumbing (mypy); buf lint over the protos, and buf breaking against the last release
+## lint: ruff over the Python code, the layers (import-linter), types of the domain, plumbing and Python client (mypy); buf lint over the protos, and buf breaking against the last release
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -102,7 +102,7 @@ proto-release: venv
 	git archive $(RELEASE_COMMIT) protos/rogatory | tar -x -C build/release
 	@$(MAKE) -s proto-image PROTO_SRC=build/release/protos PROTO_IMAGE=$(RELEASE_IMAGE) PROTO_SOURCE_INFO=
 
-## proto: regenerate Python code and type stubs beside the .proto files, and the event catalog clients load
+## proto: regenerate Python code and type stubs beside the .proto files, and from the event catalog (services/contract/events.py) the JSON clients load and the event tables of docs/events.md
 proto: venv
 	$(BIN)/python protos/generate.py
 	$(BIN)/python -m services.tools.event_catalog

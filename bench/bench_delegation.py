@@ -49,13 +49,14 @@ from bench.echo_server import METHOD as ECHO_METHOD
 from bench.floor_server import RUNGS, floor_name
 from bench.load import Call, ChannelPool, Measurement, cpu_seconds, measure, percentile
 from bench.processes import ChildProcess, environment
+from services.contract.events import DELEGATION_SUBMITTED
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import parse_time
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.tools.demo import freeze_request, seed_case_request
 
 STREAM = "ROGATORY"
-SUBMITTED = "rogatory.v1.delegation.*.*.submitted"
+SUBMITTED = DELEGATION_SUBMITTED.subject.filter()
 JS_BENCH_STREAM, JS_BENCH_SUBJECT = "BENCHJS", "bench.js.publish"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PYSPY = Path("/tmp/pyspy/bin/py-spy")

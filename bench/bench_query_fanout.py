@@ -53,8 +53,9 @@ from rogatory.registry.v1 import registry_pb2
 
 from bench.bench_delegation import cpu_seconds
 from bench.processes import ChildProcess, environment
+from services.contract.events import CASE_REGISTERED
 from services.plumbing.auth import dev_credentials
-from services.plumbing.events import envelope_headers, subject
+from services.plumbing.events import envelope_headers
 from services.plumbing.ids import new_id
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
@@ -234,7 +235,7 @@ async def register_case(nats_url: str) -> str:
     )
     headers = envelope_headers(
         event_id=new_id(),
-        event_type="rogatory.case.registered.v1",
+        event_type=CASE_REGISTERED.type,
         occurred_at=datetime.now(UTC),
         source="rogatory/registry",
         traceparent="",
@@ -243,7 +244,7 @@ async def register_case(nats_url: str) -> str:
     nc = await nats.connect(nats_url)
     try:
         payload = case_events_pb2.CaseRegistered(case=case).SerializeToString()
-        await nc.jetstream().publish(subject("case", "gd0112", "registered"), payload, headers=headers)
+        await nc.jetstream().publish(CASE_REGISTERED.subject.format(court="gd0112"), payload, headers=headers)
     finally:
         await nc.drain()
     return CASE_NAME

@@ -38,6 +38,7 @@ from rogatory.assistance.v1 import vehicle_control_pb2 as vc
 from rogatory.events.v1 import events_pb2, query_events_pb2, vehicle_events_pb2
 
 from registry.agencies import AgencyCatalog, AgencyKind
+from services.contract.events import family
 from services.plumbing.events import parse_time
 from services.tools.agency_simulator.notice_desk import NoticeDesk
 from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
@@ -49,23 +50,14 @@ REFERENCE_AUDIENCE = "reference: raw js.publish"
 NOTICE_AGENCIES = ["bank-icbc", "re-440100"]
 TRAFFIC_POLICE = "tp-330300"
 
-#: audience → subject filters it reads (docs/events.md, "Subscribing to one court's or one agency's events").
+#: audience → subject filters it reads: the subject families of the event catalog its NATS user
+#: may read (docs/events.md, "Subscribing to one court's or one agency's events"). Property-query
+#: requests are direct messages, outside the stream, so no audience replays them.
 AUDIENCES: dict[str, list[str]] = {
-    "court gd0112": [
-        "rogatory.v1.case.gd0112.>",
-        "rogatory.v1.delegation.gd0112.*.>",
-        "rogatory.v1.notice.gd0112.>",
-        "rogatory.v1.seizure.gd0112.>",
-        "rogatory.v1.query.gd0112.created",
-        "rogatory.v1.query.gd0112.completed",
-    ],
-    "court zj0326": ["rogatory.v1.case.zj0326.>", "rogatory.v1.vehicle.zj0326.>"],
-    "agency bank-icbc": [
-        "rogatory.v1.notice.*.bank-icbc.>",
-        "rogatory.v1.seizure.*.bank-icbc.>",
-        "rogatory.v1.query.*.bank-icbc.requested",
-    ],
-    "agency tp-330300": ["rogatory.v1.watchlist.tp-330300.>"],
+    "court gd0112": [family("court", f).filter_for("gd0112") for f in ("cases", "sent", "notices", "seizures", "queries")],
+    "court zj0326": [family("court", f).filter_for("zj0326") for f in ("cases", "vehicles")],
+    "agency bank-icbc": [family("agency", f).filter_for("bank-icbc") for f in ("notices", "seizures")],
+    "agency tp-330300": [family("agency", "watchlist").filter_for(TRAFFIC_POLICE)],
     # The reference: raw js.publish by the benchmark during the mix, same headers, same subscriber.
     REFERENCE_AUDIENCE: [REFERENCE_SUBJECT],
 }

@@ -40,6 +40,8 @@ CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
 _ONE_DAY = timedelta(days=1)
 _PACKAGE_YEARS = range(min(chinese_calendar.holidays).year, max(chinese_calendar.holidays).year + 1)
+#: The first year the calendar has a holiday notice for; no period is counted from before it.
+FIRST_KNOWN_YEAR = _PACKAGE_YEARS.start
 
 
 class UnknownCalendarYear(FailedPrecondition):
@@ -73,6 +75,11 @@ class DayKind(StrEnum):
     def is_working(self) -> bool:
         return self in (DayKind.WORKDAY, DayKind.MAKEUP_WORKDAY)
 
+    @property
+    def is_set_by_notice(self) -> bool:
+        """A day the holiday notice makes what it is (not the plain week)."""
+        return self not in (DayKind.WORKDAY, DayKind.WEEKEND)
+
 
 class NoticeKind(StrEnum):
     """The `kind` column of a notice file."""
@@ -95,6 +102,16 @@ class NoticeDay:
     day: date
     kind: NoticeKind
     name: str
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """One day as the calendar sees it; `festival` names the break it belongs to (春节, 国庆节…),
+    "" for plain weekdays and weekends."""
+
+    day: date
+    kind: DayKind
+    festival: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,7 @@ class WorkingCalendar:
         self._overrides: dict[date, DayKind] = {
             entry.day: entry.kind.day_kind for notice in self._notices for entry in notice.days
         }
+        self._festivals: dict[date, str] = {entry.day: entry.name for notice in self._notices for entry in notice.days}
         self._notice_years = frozenset(n.year for n in self._notices)
         self.treat_adjusted_rest_days_as_holidays = treat_adjusted_rest_days_as_holidays
         self.weekend_fallback = weekend_fallback
@@ -264,6 +282,22 @@ class WorkingCalendar:
 
     def is_working_day(self, day: date) -> bool:
         return self.day_kind(day).is_working
+
+    def describe(self, day: date) -> CalendarDay:
+        """`day`'s kind and, for a day the notice sets, the festival it belongs to."""
+        kind = self.day_kind(day)
+        if not kind.is_set_by_notice:
+            return CalendarDay(day, kind)
+        festival = self._festivals[day] if day in self._overrides else _package_festival(day)
+        return CalendarDay(day, kind, festival)
+
+    def describe_days(self, first: date, last: date) -> list[CalendarDay]:
+        """Every day d with first <= d <= last, in order (empty when last < first)."""
+        return [self.describe(day) for day in _days(first, last)]
+
+    def days_set_by_notice(self, first: date, last: date) -> list[CalendarDay]:
+        """The holidays, 调休 rest days and make-up working days d with first <= d <= last, in order."""
+        return [day for day in self.describe_days(first, last) if day.kind.is_set_by_notice]
 
     def is_statutory_holiday(self, day: date) -> bool:
         """Whether `day` is a 法定休假日 for CPL art. 85 (rest day that pushes a period's end).
@@ -338,6 +372,17 @@ def _package_kind(day: date) -> DayKind:
     if day in chinese_calendar.holidays:
         return DayKind.HOLIDAY
     return DayKind.WEEKEND if day.weekday() >= 5 else DayKind.WORKDAY
+
+
+#: chinese-calendar names its festivals in English; the notices name them in Chinese.
+_FESTIVAL_NAMES: dict[str, str] = {
+    str(holiday.value): str(getattr(holiday, "chinese", holiday.value)) for holiday in chinese_calendar.Holiday
+}
+
+
+def _package_festival(day: date) -> str:
+    english = str(chinese_calendar.holidays.get(day) or chinese_calendar.workdays.get(day) or "")
+    return _FESTIVAL_NAMES.get(english, english)
 
 
 def _days(first: date, last: date) -> Iterator[date]:

@@ -27,7 +27,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from delegation.calendar import CHINA_TZ, WorkingCalendar
+from delegation.calendar import CHINA_TZ, CalendarDay, WorkingCalendar
 from delegation.details import MatterKind
 from registry.courts import COURT_CODE_PREFIXES, CourtCatalog
 
@@ -151,6 +151,13 @@ class RuleTable:
             if candidate in self._rules:
                 return self._rules[candidate]
         raise NoDeadlineRule(f"no deadline rule for {kind} / {step} (province {province or 'none'})")
+
+    def province_rules(self, kind: MatterKind, step: Step) -> list[DeadlineRule]:
+        """The provinces' own rules for `step` of a `kind` matter (each province's winning
+        rule, by abbreviation), where a province replaces the national rule."""
+        provinces = sorted({rule.province for rule in self._rules.values() if rule.province and rule.step is step})
+        found = (self.rule_for(kind, step, province) for province in provinces)
+        return [rule for rule in found if rule.province]
 
     def rule_for_court(self, kind: MatterKind, step: Step, court_id: str, courts: CourtCatalog) -> DeadlineRule:
         """The rule for the court that must act, by its province. KeyError for an unknown court."""
@@ -298,30 +305,82 @@ class Deadline:
 
 
 @dataclass(frozen=True)
-class _Period:
+class CountedPeriod:
+    """A period counted as CPL art. 85 says: the one computation behind every deadline
+    (`compute_deadline`, `extend`) and behind the deadline calculator, so both always agree.
+
+    `start_day` is not counted. `last_day` is the period's last day by the count; `due_day`
+    is where it ends: `last_day` moved past the 法定休假日 it fell on (art. 85), or the same
+    day. `years`: the years whose calendar the count consulted; `assumed_years`: those of
+    them with no holiday notice, counted by the week alone (the count is provisional).
+    """
+
+    start_day: date
+    amount: int
+    unit: Unit
+    last_day: date
     due_day: date
     years: frozenset[int]
-    assumed: frozenset[int]
+    assumed_years: frozenset[int]
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.assumed_years)
+
+    def due(self, tz: tzinfo = CHINA_TZ) -> datetime:
+        """The last instant of the due day."""
+        return _end_of_day(self.due_day, tz)
+
+    def days_set_by_notice(self, calendar: WorkingCalendar) -> list[CalendarDay]:
+        """The holidays, 调休 rest days and make-up working days the period crossed (start day excluded)."""
+        return calendar.with_weekend_fallback().days_set_by_notice(self.start_day + timedelta(days=1), self.due_day)
+
+    def passed_over(self, calendar: WorkingCalendar) -> list[CalendarDay]:
+        """The rest days art. 85 moved the end across: from `last_day` up to the day before `due_day`."""
+        return calendar.with_weekend_fallback().describe_days(self.last_day, self.due_day - timedelta(days=1))
+
+    def working_days(self, calendar: WorkingCalendar) -> int:
+        """Working days from the day after the start day up to and including the due day."""
+        return calendar.with_weekend_fallback().working_days_in(self.start_day + timedelta(days=1), self.due_day)
+
+
+def count_period(start_day: date, amount: int, unit: Unit, calendar: WorkingCalendar) -> CountedPeriod:
+    """`amount` `unit`s from `start_day` (not counted), ending as CPL art. 85 says.
+
+    CALENDAR_DAY: the last day is start day + N; MONTH: the same day of the month N months
+    later, or that month's last day (民法典 art. 202); either moves to the first day after a
+    法定休假日 on which it falls (`WorkingCalendar.end_of_period`). WORKING_DAY: the N-th
+    working day after the start day, which is never a rest day.
+    """
+    counting = calendar.with_weekend_fallback()  # unknown years: weekends only, reported below
+    if unit is Unit.WORKING_DAY:
+        first_consulted = start_day + timedelta(days=1)
+        last_day = due_day = counting.add_working_days(start_day, amount)
+    else:
+        last_day = start_day + timedelta(days=amount) if unit is Unit.CALENDAR_DAY else add_months(start_day, amount)
+        first_consulted, due_day = last_day, counting.end_of_period(last_day)
+    years = frozenset(range(first_consulted.year, due_day.year + 1))
+    assumed = frozenset(year for year in years if not calendar.knows(year))
+    return CountedPeriod(start_day, amount, unit, last_day, due_day, years, assumed)
+
+
+def start_day_of(start: datetime, tz: tzinfo = CHINA_TZ) -> date:
+    """The (uncounted) day a period starts on: `start`'s date in `tz` (China time)."""
+    _require_aware(start, "start")
+    return start.astimezone(tz).date()
 
 
 def compute_deadline(start: datetime, rule: DeadlineRule, calendar: WorkingCalendar, *, tz: tzinfo = CHINA_TZ) -> Deadline:
-    """When `rule` expires for a step that began at `start` (timezone-aware).
-
-    CPL art. 85: the day of `start` (in `tz`) is not counted. CALENDAR_DAY: the period's
-    last day is start day + N; MONTH: the same day of the month N months later, or that
-    month's last day (民法典 art. 202); either moves to the first day after a 法定休假日 on
-    which it falls (`WorkingCalendar.end_of_period`). WORKING_DAY: the N-th working day after
-    the start day, which is never a rest day.
-    """
-    _require_aware(start, "start")
-    period = _period(start.astimezone(tz).date(), rule.amount, rule.unit, calendar)
+    """When `rule` expires for a step that began at `start` (timezone-aware): `count_period`
+    from the day of `start` in `tz`, which is not counted (CPL art. 85)."""
+    period = count_period(start_day_of(start, tz), rule.amount, rule.unit, calendar)
     return Deadline(
-        due=_end_of_day(period.due_day, tz),
-        provisional=bool(period.assumed),
+        due=period.due(tz),
+        provisional=period.provisional,
         rule=rule,
         computed_with_years=period.years,
         start=start,
-        assumed_years=period.assumed,
+        assumed_years=period.assumed_years,
     )
 
 
@@ -335,28 +394,16 @@ def extend(deadline: Deadline, by_amount: int, unit: Unit, reason: str, calendar
 
 
 def _apply(deadline: Deadline, extension: Extension, calendar: WorkingCalendar) -> Deadline:
-    period = _period(deadline.due_day, extension.amount, extension.unit, calendar)
-    assumed = deadline.assumed_years | period.assumed
+    period = count_period(deadline.due_day, extension.amount, extension.unit, calendar)
+    assumed = deadline.assumed_years | period.assumed_years
     return replace(
         deadline,
-        due=_end_of_day(period.due_day, deadline.due.tzinfo or CHINA_TZ),
+        due=period.due(deadline.due.tzinfo or CHINA_TZ),
         provisional=bool(assumed),
         computed_with_years=deadline.computed_with_years | period.years,
         assumed_years=assumed,
         extensions=(*deadline.extensions, extension),
     )
-
-
-def _period(start_day: date, amount: int, unit: Unit, calendar: WorkingCalendar) -> _Period:
-    counting = calendar.with_weekend_fallback()  # unknown years: weekends only, reported below
-    if unit is Unit.WORKING_DAY:
-        first_consulted = start_day + timedelta(days=1)
-        due_day = counting.add_working_days(start_day, amount)
-    else:
-        last_day = start_day + timedelta(days=amount) if unit is Unit.CALENDAR_DAY else add_months(start_day, amount)
-        first_consulted, due_day = last_day, counting.end_of_period(last_day)
-    years = frozenset(range(first_consulted.year, due_day.year + 1))
-    return _Period(due_day, years, frozenset(year for year in years if not calendar.knows(year)))
 
 
 def add_months(day: date, months: int) -> date:

@@ -10,6 +10,11 @@ into members) and reports every problem through `validate(path, violations)`, so
 layer can hand over names and text unparsed and the caller gets all violations at once.
 Enum-typed fields therefore also accept a `str`: after a clean `validate` they hold members.
 
+What each details field must hold is a table, `FIELDS` on each type (`delegation.fields`):
+`validate` checks it, and the form of each kind (`delegation.forms`, GetMatterKind) is read
+from it, together with `REQUIRED_ATTACHMENTS`, so what the service asks for and what it
+accepts are one thing.
+
 Pure domain: stdlib, python-stdnum and the registry only.
 """
 
@@ -24,9 +29,26 @@ from typing import ClassVar, TypeVar
 
 from stdnum.cn import ric, uscc
 
+from delegation.fields import (
+    MAX_AMOUNT_FEN,
+    MAX_LIST_ITEMS,
+    MAX_PERCENT_PLACES,
+    FieldRule,
+    Format,
+    ValueType,
+    check_amount,
+    check_fields,
+    check_phone,
+    check_text_list,
+    normalize_phone,
+    pattern,
+    when,
+)
 from registry.cases import mask_id_number
 from registry.errors import Violations, parse_enum
 from registry.text import check_text
+
+__all__ = ["MAX_AMOUNT_FEN", "MAX_LIST_ITEMS", "MAX_PERCENT_PLACES", "check_amount", "check_phone", "check_text_list"]
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -34,13 +56,9 @@ MAX_NAME_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
 MAX_ADDRESS_LENGTH = 500
 MAX_CODE_LENGTH = 100
-MAX_LIST_ITEMS = 50
 MAX_ATTACHMENTS = 50
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 MAX_FILE_NAME_LENGTH = 255
-MAX_PERCENT_PLACES = 6
-#: Amounts are fen in a signed 64-bit column; anything near it is a typo, not a debt.
-MAX_AMOUNT_FEN = 10**17 - 1
 
 
 class MatterKind(StrEnum):
@@ -86,44 +104,6 @@ def _compact(value: str) -> str:
 
 def check_enum(kind: type[E], value: E | str, path: str, violations: Violations) -> E | None:
     return parse_enum(kind, str(value), path, violations)
-
-
-def check_amount(value: int | None, path: str, violations: Violations, *, required: bool) -> None:
-    """Amounts are whole fen (0.01 元), positive and plausible."""
-    if value is None:
-        if required:
-            violations.add(path, "required", "REQUIRED")
-    elif value <= 0:
-        violations.add(path, "must be a positive number of fen", "NOT_POSITIVE")
-    elif value > MAX_AMOUNT_FEN:
-        violations.add(path, "implausibly large", "TOO_LARGE")
-
-
-_MOBILE = re.compile(r"(?:\+?86)?1[3-9][0-9]{9}")
-_LANDLINE = re.compile(r"(?:\+?86)?0[1-9][0-9]{1,2}-?[0-9]{7,8}(?:-[0-9]{1,6})?")
-
-
-def normalize_phone(value: str) -> str:
-    return re.sub(r"[\s()（）]", "", value)
-
-
-def check_phone(value: str, path: str, violations: Violations, *, required: bool = True) -> None:
-    """A mainland mobile number (13812345678) or a landline with area code (0577-12345678[-123])."""
-    if not value:
-        if required:
-            violations.add(path, "required", "REQUIRED")
-    elif not (_MOBILE.fullmatch(value) or _LANDLINE.fullmatch(value)):
-        violations.add(path, "not a mainland mobile number or a landline with area code", "BAD_PHONE")
-
-
-def check_text_list(items: tuple[str, ...], path: str, violations: Violations, *, max_length: int) -> None:
-    if not items:
-        violations.add(path, "at least one item is required", "REQUIRED")
-    elif len(items) > MAX_LIST_ITEMS:
-        violations.add(path, f"at most {MAX_LIST_ITEMS} items", "TOO_MANY")
-    else:
-        for i, item in enumerate(items):
-            check_text(item, f"{path}[{i}]", violations, max_length=max_length)
 
 
 # --- officer and attachments -----------------------------------------------------------------------
@@ -242,7 +222,7 @@ class DepositMeasure(StrEnum):
 #: Measures that move or block a sum, so the sum must be stated; renewals and unfreezing
 #: refer to an existing freeze and may restate it.
 _AMOUNT_REQUIRED = frozenset({DepositMeasure.FREEZE, DepositMeasure.DEDUCT})
-_ACCOUNT_NUMBER = re.compile(r"[0-9A-Z]{6,40}")
+_ACCOUNT_NUMBER = Format("ACCOUNT_NUMBER", "6 to 40 digits or letters", "BAD_ACCOUNT_NUMBER", pattern(r"[0-9A-Z]{6,40}"))
 
 
 @dataclass(frozen=True)
@@ -250,6 +230,18 @@ class DepositDetails:
     """Freeze / renew / unfreeze / deduct deposits or wealth products at one bank account."""
 
     matter_kind: ClassVar[MatterKind] = MatterKind.DEPOSITS
+    FIELDS: ClassVar[tuple[FieldRule, ...]] = (
+        FieldRule("bank_name", ValueType.TEXT, "开户银行 (the bank, branch included)", max_length=MAX_NAME_LENGTH),
+        FieldRule("account_number", ValueType.CODE, "账号 (account number)", formats=(_ACCOUNT_NUMBER,)),
+        FieldRule("account_holder", ValueType.TEXT, "户名 (account holder)", max_length=MAX_NAME_LENGTH),
+        FieldRule("measure", ValueType.ENUM, "措施 (freeze, renew, unfreeze or deduct)", values=DepositMeasure),
+        FieldRule(
+            "amount_fen",
+            ValueType.AMOUNT_FEN,
+            "金额, fen (to freeze or deduct; a renewal or unfreezing may restate it)",
+            required_when=when("measure", *_AMOUNT_REQUIRED),
+        ),
+    )
 
     bank_name: str
     account_number: str
@@ -264,14 +256,11 @@ class DepositDetails:
         _set(self, "measure", _coerce(DepositMeasure, self.measure))
 
     def validate(self, path: str, violations: Violations) -> None:
-        check_text(self.bank_name, f"{path}.bank_name", violations, max_length=MAX_NAME_LENGTH)
-        if not self.account_number:
-            violations.add(f"{path}.account_number", "required", "REQUIRED")
-        elif not _ACCOUNT_NUMBER.fullmatch(self.account_number):
-            violations.add(f"{path}.account_number", "6 to 40 digits or letters", "BAD_ACCOUNT_NUMBER")
-        check_text(self.account_holder, f"{path}.account_holder", violations, max_length=MAX_NAME_LENGTH)
-        measure = check_enum(DepositMeasure, self.measure, f"{path}.measure", violations)
-        check_amount(self.amount_fen, f"{path}.amount_fen", violations, required=measure in _AMOUNT_REQUIRED)
+        check_fields(self, self.FIELDS, path, violations)
+
+
+_CREDIT_CODE = Format("USCC", "not a valid unified social credit code (GB 32100)", "BAD_CREDIT_CODE", uscc.is_valid)
+_SHARE_MISSING = "state the share as an amount, a percentage or both"
 
 
 class EquityMeasure(StrEnum):
@@ -289,6 +278,14 @@ class EquityDetails:
     """
 
     matter_kind: ClassVar[MatterKind] = MatterKind.EQUITY
+    FIELDS: ClassVar[tuple[FieldRule, ...]] = (
+        FieldRule("company_name", ValueType.TEXT, "公司名称 (the company)", max_length=MAX_NAME_LENGTH),
+        FieldRule("credit_code", ValueType.CODE, "统一社会信用代码 (the company's credit code)", formats=(_CREDIT_CODE,)),
+        FieldRule("shareholder", ValueType.TEXT, "股东 (the shareholder whose equity)", max_length=MAX_NAME_LENGTH),
+        FieldRule("measure", ValueType.ENUM, "措施 (freeze, renew or unfreeze)", values=EquityMeasure),
+        FieldRule("share_amount_fen", ValueType.AMOUNT_FEN, "认缴出资额, fen", one_of="share", missing=_SHARE_MISSING),
+        FieldRule("share_percent", ValueType.PERCENT, "持股比例, percent", one_of="share", missing=_SHARE_MISSING),
+    )
 
     company_name: str
     credit_code: str  # the company's unified social credit code (GB 32100)
@@ -304,29 +301,7 @@ class EquityDetails:
         _set(self, "measure", _coerce(EquityMeasure, self.measure))
 
     def validate(self, path: str, violations: Violations) -> None:
-        check_text(self.company_name, f"{path}.company_name", violations, max_length=MAX_NAME_LENGTH)
-        if not self.credit_code:
-            violations.add(f"{path}.credit_code", "required", "REQUIRED")
-        elif not uscc.is_valid(self.credit_code):
-            violations.add(f"{path}.credit_code", "not a valid unified social credit code (GB 32100)", "BAD_CREDIT_CODE")
-        check_text(self.shareholder, f"{path}.shareholder", violations, max_length=MAX_NAME_LENGTH)
-        check_enum(EquityMeasure, self.measure, f"{path}.measure", violations)
-        self._validate_share(path, violations)
-
-    def _validate_share(self, path: str, violations: Violations) -> None:
-        if self.share_amount_fen is None and self.share_percent is None:
-            violations.add(f"{path}.share_amount_fen", "state the share as an amount, a percentage or both", "REQUIRED")
-        check_amount(self.share_amount_fen, f"{path}.share_amount_fen", violations, required=False)
-        if self.share_percent is not None and not Decimal(0) < self.share_percent <= Decimal(100):
-            violations.add(f"{path}.share_percent", "must be more than 0 and at most 100", "BAD_PERCENT")
-        elif self.share_percent is not None and _decimal_places(self.share_percent) > MAX_PERCENT_PLACES:
-            # 1e-5000000 is in range, but written out it is megabytes in the row, the event and every answer.
-            violations.add(f"{path}.share_percent", f"at most {MAX_PERCENT_PLACES} decimal places", "BAD_PERCENT")
-
-
-def _decimal_places(value: Decimal) -> int:
-    exponent = value.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        check_fields(self, self.FIELDS, path, violations)
 
 
 class PropertyKind(StrEnum):
@@ -349,26 +324,38 @@ _PLATE_LETTER = "[A-HJ-NP-Z]"  # I and O are never used
 _PLATE_SERIAL = "[A-HJ-NP-Z0-9]"
 #: Ordinary plates (浙C12345, 浙C1234学) and new-energy plates: small cars have a D/F-like
 #: letter first (粤BD12345; A-K without I since 2021), large vehicles D/F last (粤B12345D).
-_PLATE = re.compile(
-    f"[{_PLATE_PROVINCES}]{_PLATE_LETTER}"
-    f"(?:{_PLATE_SERIAL}{{4}}[A-HJ-NP-Z0-9挂学警港澳]|[A-HJK]{_PLATE_SERIAL}[0-9]{{4}}|[0-9]{{5}}[DF])"
+_PLATE = Format(
+    "PLATE",
+    "not a mainland plate such as 浙C12345 or 粤BD12345",
+    "BAD_PLATE",
+    pattern(
+        f"[{_PLATE_PROVINCES}]{_PLATE_LETTER}"
+        f"(?:{_PLATE_SERIAL}{{4}}[A-HJ-NP-Z0-9挂学警港澳]|[A-HJK]{_PLATE_SERIAL}[0-9]{{4}}|[0-9]{{5}}[DF])"
+    ),
 )
 #: ISO 3779 characters (no I, O, Q). The North American check digit (position 9) is not
 #: checked: vehicles made for the Chinese market need not carry one.
-_VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
+_VIN = Format("VIN", "17 characters, digits and letters other than I, O and Q", "BAD_VIN", pattern(r"[A-HJ-NPR-Z0-9]{17}"))
 #: GB/T 37346 不动产单元号: 12-digit division + cadastral area, 2-letter parcel type, 5-digit
 #: parcel number, F/L/Q/W fixture type, 8 digits.
-_UNIT_NUMBER = re.compile(r"[0-9]{12}[GJZ][A-Z][0-9]{5}[FLQW][0-9]{8}")
-_AIRCRAFT_MARK = re.compile(r"B-?[0-9A-Z]{4}")
-
-#: The identification fields each kind of property uses; the others must stay empty.
-_IDENTIFIERS: dict[PropertyKind, frozenset[str]] = {
-    PropertyKind.REAL_ESTATE: frozenset({"location", "certificate_number", "unit_number"}),
-    PropertyKind.VEHICLE: frozenset({"plate", "vin"}),
-    PropertyKind.SHIP: frozenset({"registration_number"}),
-    PropertyKind.AIRCRAFT: frozenset({"registration_number"}),
-}
-_ALL_IDENTIFIERS = frozenset().union(*_IDENTIFIERS.values())
+_UNIT_NUMBER = Format(
+    "REAL_ESTATE_UNIT_NUMBER",
+    "a 28-character real estate unit number (GB/T 37346)",
+    "BAD_UNIT_NUMBER",
+    pattern(r"[0-9]{12}[GJZ][A-Z][0-9]{5}[FLQW][0-9]{8}"),
+)
+_AIRCRAFT_MARK = Format(
+    "AIRCRAFT_REGISTRATION_MARK",
+    "a Chinese aircraft registration mark such as B-1234",
+    "BAD_REGISTRATION_NUMBER",
+    pattern(r"B-?[0-9A-Z]{4}"),
+    only_when=when("property_kind", PropertyKind.AIRCRAFT),
+)
+#: The identification fields each kind of property uses (`applies_when`); the others must stay empty.
+_REAL_ESTATE = when("property_kind", PropertyKind.REAL_ESTATE)
+_VEHICLE = when("property_kind", PropertyKind.VEHICLE)
+_SHIP_OR_AIRCRAFT = when("property_kind", PropertyKind.SHIP, PropertyKind.AIRCRAFT)
+_VEHICLE_ID_MISSING = "a vehicle needs its plate, its VIN or both"
 
 
 @dataclass(frozen=True)
@@ -376,6 +363,59 @@ class RegisteredPropertyDetails:
     """Seal / renew / unseal / transfer real estate or a registered movable (vehicle, ship, aircraft)."""
 
     matter_kind: ClassVar[MatterKind] = MatterKind.REAL_ESTATE_OR_REGISTERED_MOVABLES
+    FIELDS: ClassVar[tuple[FieldRule, ...]] = (
+        FieldRule("property_kind", ValueType.ENUM, "财产种类 (real estate, vehicle, ship or aircraft)", values=PropertyKind),
+        FieldRule("measure", ValueType.ENUM, "措施 (seal, renew, unseal or transfer)", values=PropertyMeasure),
+        FieldRule("owner", ValueType.TEXT, "权利人 (the registered owner)", max_length=MAX_NAME_LENGTH),
+        FieldRule(
+            "location",
+            ValueType.TEXT,
+            "坐落 (where the real estate is)",
+            max_length=MAX_ADDRESS_LENGTH,
+            applies_when=_REAL_ESTATE,
+        ),
+        FieldRule(
+            "certificate_number",
+            ValueType.TEXT,
+            "不动产权证号 (any era's or province's format)",
+            max_length=MAX_CODE_LENGTH,
+            applies_when=_REAL_ESTATE,
+        ),
+        FieldRule(
+            "unit_number",
+            ValueType.CODE,
+            "不动产单元号 (GB/T 37346)",
+            required=False,
+            applies_when=_REAL_ESTATE,
+            formats=(_UNIT_NUMBER,),
+        ),
+        FieldRule(
+            "plate",
+            ValueType.CODE,
+            "号牌 (plate)",
+            one_of="vehicle",
+            missing=_VEHICLE_ID_MISSING,
+            applies_when=_VEHICLE,
+            formats=(_PLATE,),
+        ),
+        FieldRule(
+            "vin",
+            ValueType.CODE,
+            "车辆识别代号 (VIN)",
+            one_of="vehicle",
+            missing=_VEHICLE_ID_MISSING,
+            applies_when=_VEHICLE,
+            formats=(_VIN,),
+        ),
+        FieldRule(
+            "registration_number",
+            ValueType.TEXT,
+            "船舶登记号 / 航空器国籍和登记标志 (ship registration number; aircraft mark such as B-1234)",
+            max_length=MAX_CODE_LENGTH,
+            applies_when=_SHIP_OR_AIRCRAFT,
+            formats=(_AIRCRAFT_MARK,),
+        ),
+    )
 
     property_kind: PropertyKind | str
     measure: PropertyMeasure | str
@@ -397,42 +437,7 @@ class RegisteredPropertyDetails:
         _set(self, "registration_number", self.registration_number.strip().upper())
 
     def validate(self, path: str, violations: Violations) -> None:
-        kind = check_enum(PropertyKind, self.property_kind, f"{path}.property_kind", violations)
-        check_enum(PropertyMeasure, self.measure, f"{path}.measure", violations)
-        check_text(self.owner, f"{path}.owner", violations, max_length=MAX_NAME_LENGTH)
-        if kind is None:
-            return
-        for name in sorted(_ALL_IDENTIFIERS - _IDENTIFIERS[kind]):
-            if getattr(self, name):
-                violations.add(f"{path}.{name}", f"does not apply to {kind}", "NOT_APPLICABLE")
-        if kind is PropertyKind.REAL_ESTATE:
-            self._validate_real_estate(path, violations)
-        elif kind is PropertyKind.VEHICLE:
-            self._validate_vehicle(path, violations)
-        else:
-            self._validate_ship_or_aircraft(kind, path, violations)
-
-    def _validate_real_estate(self, path: str, violations: Violations) -> None:
-        check_text(self.location, f"{path}.location", violations, max_length=MAX_ADDRESS_LENGTH)
-        # Formats of certificate numbers differ by era and province (房产证, 土地证, 不动产权证), so
-        # only presence is checked; the unit number has one national format.
-        check_text(self.certificate_number, f"{path}.certificate_number", violations, max_length=MAX_CODE_LENGTH)
-        if self.unit_number and not _UNIT_NUMBER.fullmatch(self.unit_number):
-            violations.add(f"{path}.unit_number", "a 28-character real estate unit number (GB/T 37346)", "BAD_UNIT_NUMBER")
-
-    def _validate_vehicle(self, path: str, violations: Violations) -> None:
-        if not self.plate and not self.vin:
-            violations.add(f"{path}.plate", "a vehicle needs its plate, its VIN or both", "REQUIRED")
-        if self.plate and not _PLATE.fullmatch(self.plate):
-            violations.add(f"{path}.plate", "not a mainland plate such as 浙C12345 or 粤BD12345", "BAD_PLATE")
-        if self.vin and not _VIN.fullmatch(self.vin):
-            violations.add(f"{path}.vin", "17 characters, digits and letters other than I, O and Q", "BAD_VIN")
-
-    def _validate_ship_or_aircraft(self, kind: PropertyKind, path: str, violations: Violations) -> None:
-        field_path = f"{path}.registration_number"
-        check_text(self.registration_number, field_path, violations, max_length=MAX_CODE_LENGTH)
-        if kind is PropertyKind.AIRCRAFT and self.registration_number and not _AIRCRAFT_MARK.fullmatch(self.registration_number):
-            violations.add(field_path, "a Chinese aircraft registration mark such as B-1234", "BAD_REGISTRATION_NUMBER")
+        check_fields(self, self.FIELDS, path, violations)
 
 
 class PropertyCategory(StrEnum):
@@ -457,6 +462,17 @@ class PropertyInvestigationDetails:
     """Investigate the debtor's property of the listed categories (the debtor is the case's)."""
 
     matter_kind: ClassVar[MatterKind] = MatterKind.PROPERTY_INVESTIGATION
+    FIELDS: ClassVar[tuple[FieldRule, ...]] = (
+        FieldRule("scope", ValueType.ENUM_LIST, "property category", values=PropertyCategory),
+        # OTHER says nothing by itself: the note must say what to look for.
+        FieldRule(
+            "note",
+            ValueType.TEXT,
+            "说明 (what to look for; required when the scope names OTHER)",
+            max_length=MAX_TEXT_LENGTH,
+            required_when=when("scope", PropertyCategory.OTHER),
+        ),
+    )
 
     scope: tuple[PropertyCategory | str, ...]
     note: str = ""
@@ -466,18 +482,7 @@ class PropertyInvestigationDetails:
         _set(self, "note", _trim(self.note))
 
     def validate(self, path: str, violations: Violations) -> None:
-        if not self.scope:
-            violations.add(f"{path}.scope", "name at least one property category", "REQUIRED")
-        if len(self.scope) > len(PropertyCategory):  # more than every category once: one violation, not one per item
-            violations.add(f"{path}.scope", f"at most {len(PropertyCategory)} categories, each once", "TOO_MANY")
-            return
-        for i, category in enumerate(self.scope):
-            check_enum(PropertyCategory, category, f"{path}.scope[{i}]", violations)
-        if len(set(self.scope)) < len(self.scope):
-            violations.add(f"{path}.scope", "each category at most once", "DUPLICATE")
-        # OTHER says nothing by itself: the note must say what to look for.
-        required = PropertyCategory.OTHER in self.scope
-        check_text(self.note, f"{path}.note", violations, max_length=MAX_TEXT_LENGTH, required=required)
+        check_fields(self, self.FIELDS, path, violations)
 
 
 @dataclass(frozen=True)
@@ -485,6 +490,12 @@ class ServiceOfDocumentsDetails:
     """Serve the listed documents on the addressee at the address."""
 
     matter_kind: ClassVar[MatterKind] = MatterKind.SERVICE_OF_DOCUMENTS
+    FIELDS: ClassVar[tuple[FieldRule, ...]] = (
+        FieldRule("documents", ValueType.TEXT_LIST, "文书 (titles of the documents to serve)", max_length=MAX_NAME_LENGTH),
+        FieldRule("addressee", ValueType.TEXT, "受送达人 (the addressee)", max_length=MAX_NAME_LENGTH),
+        FieldRule("address", ValueType.TEXT, "送达地址 (where to serve)", max_length=MAX_ADDRESS_LENGTH),
+        FieldRule("phone", ValueType.PHONE, "联系电话 (the addressee's phone)", required=False),
+    )
 
     documents: tuple[str, ...]  # titles, e.g. 执行通知书, 报告财产令
     addressee: str
@@ -498,10 +509,10 @@ class ServiceOfDocumentsDetails:
         _set(self, "phone", normalize_phone(self.phone))
 
     def validate(self, path: str, violations: Violations) -> None:
-        check_text_list(self.documents, f"{path}.documents", violations, max_length=MAX_NAME_LENGTH)
-        check_text(self.addressee, f"{path}.addressee", violations, max_length=MAX_NAME_LENGTH)
-        check_text(self.address, f"{path}.address", violations, max_length=MAX_ADDRESS_LENGTH)
-        check_phone(self.phone, f"{path}.phone", violations, required=False)
+        check_fields(self, self.FIELDS, path, violations)
+
+
+_ID_NUMBER = Format("RESIDENT_ID_NUMBER", "not a valid resident identity card number (GB 11643)", "BAD_ID_NUMBER", ric.is_valid)
 
 
 class ControlMeasure(StrEnum):
@@ -515,6 +526,12 @@ class ControlMeasureDetails:
     act; `masked_id_number` is what lists, events for third parties and logs show."""
 
     matter_kind: ClassVar[MatterKind] = MatterKind.CONTROL_MEASURES
+    FIELDS: ClassVar[tuple[FieldRule, ...]] = (
+        FieldRule("person", ValueType.TEXT, "被执行人 (the person)", max_length=MAX_NAME_LENGTH),
+        FieldRule("id_number", ValueType.CODE, "身份证号 (resident identity card number)", formats=(_ID_NUMBER,)),
+        FieldRule("location", ValueType.TEXT, "所在地 (where the person was located)", max_length=MAX_ADDRESS_LENGTH),
+        FieldRule("measure", ValueType.ENUM, "措施 (detention or compulsory summons)", values=ControlMeasure),
+    )
 
     person: str
     id_number: str = field(repr=False)  # never printed: repr would reach logs
@@ -532,18 +549,15 @@ class ControlMeasureDetails:
         return mask_id_number(self.id_number)
 
     def validate(self, path: str, violations: Violations) -> None:
-        check_text(self.person, f"{path}.person", violations, max_length=MAX_NAME_LENGTH)
-        if not self.id_number:
-            violations.add(f"{path}.id_number", "required", "REQUIRED")
-        elif not ric.is_valid(self.id_number):
-            violations.add(f"{path}.id_number", "not a valid resident identity card number (GB 11643)", "BAD_ID_NUMBER")
-        check_text(self.location, f"{path}.location", violations, max_length=MAX_ADDRESS_LENGTH)
-        check_enum(ControlMeasure, self.measure, f"{path}.measure", violations)
+        check_fields(self, self.FIELDS, path, violations)
 
 
 @dataclass(frozen=True)
 class OtherDetails:
     matter_kind: ClassVar[MatterKind] = MatterKind.OTHER
+    FIELDS: ClassVar[tuple[FieldRule, ...]] = (
+        FieldRule("description", ValueType.TEXT, "事项 (what the entrusted court is asked to do)", max_length=MAX_TEXT_LENGTH),
+    )
 
     description: str
 
@@ -551,7 +565,7 @@ class OtherDetails:
         _set(self, "description", _trim(self.description))
 
     def validate(self, path: str, violations: Violations) -> None:
-        check_text(self.description, f"{path}.description", violations, max_length=MAX_TEXT_LENGTH)
+        check_fields(self, self.FIELDS, path, violations)
 
 
 MatterDetails = (

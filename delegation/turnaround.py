@@ -427,7 +427,8 @@ class Totals:
     completed: int = 0
     returned: int = 0
     withdrawn: int = 0
-    overdue: int = 0
+    overdue: int = 0  # went overdue at some time (MatterFacts.overdue)
+    open_overdue: int = 0  # open and overdue now (MatterFacts.open_overdue)
     on_time: int = 0
     on_time_known: int = 0  # completed matters whose FINISH deadline is known
     returned_not_within_jurisdiction: int = 0
@@ -526,6 +527,9 @@ class Observation:
     return_reason: str = ""
     finish_due_at: datetime | None = None  # the FINISH deadline as the event's snapshot has it
     overdue: bool = False  # a deadline of the matter passed (an `overdue` event)
+    # Whether a deadline of the entrusted court stands overdue, as the event's snapshot of the
+    # matter has it; None when the event carries no deadlines.
+    overdue_now: bool | None = None
     urged: bool = False  # one urge (催办)
     escalated_at: datetime | None = None
 
@@ -557,6 +561,8 @@ class MatterFacts:
     state: str = ""
     state_at: datetime | None = None
     overdue_reported: bool = False
+    overdue_now: bool = False  # as the newest event that carried deadlines had it
+    overdue_now_seen_at: datetime | None = None
     urge_count: int = 0
     escalated_at: datetime | None = None
 
@@ -588,11 +594,20 @@ class MatterFacts:
 
     @property
     def overdue(self) -> bool:
+        """Went overdue at some time: a deadline was marked overdue, or completed after its FINISH deadline."""
         return self.overdue_reported or self.on_time is False
+
+    @property
+    def open_overdue(self) -> bool:
+        """Open (not completed, returned or withdrawn) with a deadline of the entrusted court
+        overdue now: what ListOverdueDelegations lists, as of the matter's latest event."""
+        finished = self.completed_at is not None or self.returned_at is not None or self.withdrawn_at is not None
+        return self.overdue_now and not finished
 
     def observe(self, seen: Observation) -> MatterFacts:
         newer_state = bool(seen.state) and (self.state_at is None or seen.at >= self.state_at)
         newer_due = seen.finish_due_at is not None and (self.finish_due_seen_at is None or seen.at >= self.finish_due_seen_at)
+        newer_overdue = seen.overdue_now is not None and (self.overdue_now_seen_at is None or seen.at >= self.overdue_now_seen_at)
         return replace(
             self,
             submitted_at=_earliest(self.submitted_at, seen.submitted_at),
@@ -606,6 +621,8 @@ class MatterFacts:
             state=seen.state if newer_state else self.state,
             state_at=seen.at if newer_state else self.state_at,
             overdue_reported=self.overdue_reported or seen.overdue,
+            overdue_now=seen.overdue_now if newer_overdue and seen.overdue_now is not None else self.overdue_now,
+            overdue_now_seen_at=seen.at if newer_overdue else self.overdue_now_seen_at,
             urge_count=self.urge_count + (1 if seen.urged else 0),
             escalated_at=_earliest(self.escalated_at, seen.escalated_at),
         )
@@ -630,6 +647,7 @@ class MatterFacts:
             returned=int(returned),
             withdrawn=int(self.withdrawn_at is not None),
             overdue=int(self.overdue),
+            open_overdue=int(self.open_overdue),
             on_time=int(self.on_time is True),
             on_time_known=int(self.on_time is not None),
             ack_count=int(durations.ack_seconds is not None),

@@ -20,7 +20,6 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from rogatory.assistance.v1 import assistance_pb2 as pb
-from rogatory.events.v1 import events_pb2
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,14 +38,17 @@ from delegation.turnaround import (
 )
 from registry.errors import FieldViolation, InvalidArgument
 from services.assistance.tables import AgencyTurnaroundAggregateRow, AgencyTurnaroundFactRow
+from services.contract.events import aggregate_filter, in_aggregate
 from services.plumbing.db import Database
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.filtering import parse_filter
 from services.plumbing.names import parse_name
 from services.plumbing.times import utc
 
 CONSUMER = "assistance-agency-turnaround"
-SUBJECTS = subject_filter("notice", ">")
+SUBJECTS = aggregate_filter("notice")
+#: Each notice event carries the notice as it is after it.
+NOTICE_EVENTS = {kind.type: kind for kind in in_aggregate("notice")}
 FACT = AgencyTurnaroundFactRow.__table__  # type: ignore[attr-defined]
 AGG = AgencyTurnaroundAggregateRow.__table__  # type: ignore[attr-defined]
 COUNTERS = (
@@ -144,12 +146,10 @@ def _time(stamp: Timestamp) -> datetime:
 
 def decode(event: ReceivedEvent) -> NoticeFacts | None:
     """The facts one notice event states; None for events the model does not use."""
-    if event.event_type == "rogatory.notice.sent.v1":
-        notice = event.parse(events_pb2.AssistanceNoticeSent).assistance_notice  # type: ignore[attr-defined]
-    elif event.event_type.startswith("rogatory.notice."):
-        notice = event.parse(events_pb2.AssistanceNoticeTransitioned).assistance_notice  # type: ignore[attr-defined]
-    else:
+    kind = NOTICE_EVENTS.get(event.event_type)
+    if kind is None:
         return None
+    notice = kind.parse(event.data).assistance_notice  # type: ignore[attr-defined]
     agency_id = notice.agency.split("/", 1)[-1]
     kind = pb.AssistanceNotice.Kind.Name(notice.kind)
     results: list[tuple[datetime, str]] = []

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf.message import Message
 from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.exc import IntegrityError
@@ -49,9 +50,18 @@ from services.assistance.messages import entry_to_proto, notice_to_proto, seizur
 from services.assistance.notice_tracing import in_notice_trace, notice_attributes
 from services.assistance.store import NoticeQuery, SeizureQuery, StoredNotice, StoredSeizure, TimelineEntry
 from services.contract.case_replica import replica_of
+from services.contract.events import (
+    NOTICE_SENT,
+    NOTICE_TRANSITIONED,
+    SEIZURE_EFFECTIVE,
+    SEIZURE_EXPIRING,
+    SEIZURE_LAPSED,
+    SEIZURE_RELEASED,
+    SEIZURE_RENEWED,
+)
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
-from services.plumbing.events import Event, subject
+from services.plumbing.events import Event, EventType
 from services.plumbing.idempotency import RequestKey, earlier_resource, once_async, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
@@ -59,39 +69,13 @@ from services.plumbing.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)
 
-NOTICE_SENT = "rogatory.notice.sent.v1"
-#: The subject verb (and event type) of each step.
-VERBS: dict[Action, str] = {
-    Action.RECEIVE: "received",
-    Action.REPLY: "answered",
-    Action.OBJECT: "objected",
-    Action.ANSWER_OBJECTION: "objection-answered",
-    Action.ADVANCE_QUEUE: "queue-advanced",
-    Action.TAKE_EFFECT: "took-effect",
-    Action.OBJECTION_OVERDUE: "objection-overdue",
-}
-SEIZURE_EFFECTIVE, SEIZURE_RENEWED, SEIZURE_RELEASED = "effective", "renewed", "released"
-SEIZURE_EXPIRING, SEIZURE_LAPSED = "expiring", "lapsed"
 #: Results that put a measure in effect (a QUEUED one waits, NOT_FOUND does nothing).
 EFFECTIVE_RESULTS = frozenset({ResultKind.REGISTERED, ResultKind.FROZEN})
 
 
-def notice_event_type(verb: str) -> str:
-    return f"rogatory.notice.{verb}.v1"
-
-
-def seizure_event_type(verb: str) -> str:
-    return f"rogatory.seizure.{verb}.v1"
-
-
-def notice_subject(notice: AssistanceNotice, verb: str) -> str:
-    """`rogatory.v1.notice.{court}.{agency}.{verb}`: an agency subscribes to `notice.*.{agency}.>`."""
-    return subject("notice", notice.court_id, notice.agency_id, verb)
-
-
-def seizure_subject(seizure: Seizure, verb: str) -> str:
-    """`rogatory.v1.seizure.{court}.{agency}.{verb}`."""
-    return subject("seizure", seizure.court_id, seizure.agency_id, verb)
+def notice_event(kind: EventType, notice: AssistanceNotice, payload: Message, at: datetime) -> Event:
+    """An event about a notice, on `rogatory.v1.notice.{court}.{agency}.{verb}`: an agency subscribes to `notice.*.{agency}.>`."""
+    return kind.event(payload, occurred_at=at, court=notice.court_id, agency=notice.agency_id)
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -160,7 +144,7 @@ class AssistanceHandlers:
         send = Transition(Action.SEND, None, NoticeState.SENT, f"courts/{notice.court_id}", notice.created_at)
         await store.append_entries(conn, notice.name, [TimelineEntry(send, current_trace_id())])
         payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice_to_proto(notice))
-        await self.outbox.add(conn, [Event(NOTICE_SENT, notice_subject(notice, "sent"), payload, occurred_at=notice.created_at)])
+        await self.outbox.add(conn, [notice_event(NOTICE_SENT, notice, payload, notice.created_at)])
         return StoredNotice(seq, notice)
 
     # --- reading -------------------------------------------------------------------------------
@@ -334,12 +318,11 @@ class AssistanceHandlers:
         await self.outbox.add(conn, work.events)
 
     def _transitioned(self, notice: AssistanceNotice, entry: TimelineEntry) -> Event:
-        verb = VERBS[entry.transition.action]
         row = _entry_row(entry)
         payload = events_pb2.AssistanceNoticeTransitioned(
             assistance_notice=notice_to_proto(notice), transition=entry_to_proto(row, notice.created_at)
         )
-        return Event(notice_event_type(verb), notice_subject(notice, verb), payload, occurred_at=entry.transition.at)
+        return notice_event(NOTICE_TRANSITIONED[entry.transition.action], notice, payload, entry.transition.at)
 
     # --- seizures: what a result does ------------------------------------------------------------------
 
@@ -392,17 +375,17 @@ class AssistanceHandlers:
         return seizure
 
     async def _save_seizure(
-        self, conn: AsyncConnection, before: Seizure, after: Seizure, verb: str, notice_name: str, work: Work
+        self, conn: AsyncConnection, before: Seizure, after: Seizure, kind: EventType, notice_name: str, work: Work
     ) -> None:
         if not await store.update_seizure(conn, after, expected_version=before.version):
             raise Aborted(f"{before.name} changed meanwhile; retry", reason="VERSION_MISMATCH", metadata={"seizure": before.name})
-        work.events.append(self._seizure_event(after, verb, notice_name))
+        work.events.append(self._seizure_event(after, kind, notice_name))
 
-    def _seizure_event(self, seizure: Seizure, verb: str, notice_name: str = "") -> Event:
+    def _seizure_event(self, seizure: Seizure, kind: EventType, notice_name: str = "") -> Event:
+        """`rogatory.v1.seizure.{court}.{agency}.{verb}`."""
         payload = events_pb2.SeizureChanged(seizure=seizure_to_proto(seizure), assistance_notice=notice_name)
-        return Event(
-            seizure_event_type(verb), seizure_subject(seizure, verb), payload, occurred_at=seizure.updated_at or self.clock()
-        )
+        at = seizure.updated_at or self.clock()
+        return kind.event(payload, occurred_at=at, court=seizure.court_id, agency=seizure.agency_id)
 
     async def advance_queue(self, conn: AsyncConnection, asset_key: str, now: datetime, work: Work) -> None:
         """An earlier seizure of the asset ended: every measure queued on it moves up one place;
@@ -451,7 +434,7 @@ class AssistanceHandlers:
         now = self.clock()
         async with self.db.read() as conn:
             candidates = await store.seizures_to_watch(conn, now + self.reminder_lead)
-        counts = {SEIZURE_EXPIRING: 0, SEIZURE_LAPSED: 0}
+        counts = {SEIZURE_EXPIRING.verb: 0, SEIZURE_LAPSED.verb: 0}
         for candidate in candidates:
             try:
                 await self._watch(candidate, now, counts)
@@ -482,12 +465,12 @@ class AssistanceHandlers:
                 lapsed = seizures.lapse(current, now)
                 await self._save_seizure(conn, current, lapsed, SEIZURE_LAPSED, "", work)
                 await self.advance_queue(conn, lapsed.asset_key, now, work)
-                verb = SEIZURE_LAPSED
+                verb = SEIZURE_LAPSED.verb
             elif seizures.reminder_due(current, now, self.reminder_lead):
                 # Bookkeeping only: the version stays, so no court is made to re-read.
                 if await store.update_seizure(conn, seizures.reminded(current), expected_version=current.version):
                     work.events.append(self._seizure_event(replace(current, updated_at=now), SEIZURE_EXPIRING))
-                    verb = SEIZURE_EXPIRING
+                    verb = SEIZURE_EXPIRING.verb
             await self._flush(conn, work)
         if verb:
             counts[verb] += 1

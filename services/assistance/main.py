@@ -11,14 +11,17 @@ from services.assistance.notice_wiring import wire_notices
 from services.assistance.queries.wiring import wire_property_queries
 from services.assistance.servicer import AssistanceServicer
 from services.assistance.vehicles.wiring import wire_vehicle_control
+from services.contract import events
 from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.plumbing.host import ServiceHost, run_service
+from services.plumbing.telemetry import add_event_attributes
 
 SERVICE = assistance_pb2.DESCRIPTOR.services_by_name["AssistanceService"]
 CASE_REPLICA_CONSUMER = "assistance-case-replica"
 
 
 async def wire(host: ServiceHost) -> None:
+    add_event_attributes(events.span_attributes)  # relay and consumer spans name the notice or control (the event catalog)
     handlers = AssistanceHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
     servicer = AssistanceServicer(handlers)
     host.add_servicer(SERVICE, servicer)

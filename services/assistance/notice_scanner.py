@@ -12,7 +12,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from services.assistance.handlers import SEIZURE_EXPIRING, SEIZURE_LAPSED, AssistanceHandlers
+from assistance.notice_lifecycle import Action
+from services.assistance.handlers import AssistanceHandlers
+from services.contract.events import NOTICE_TRANSITIONED, SEIZURE_EXPIRING, SEIZURE_LAPSED
+
+OBJECTION_OVERDUE = NOTICE_TRANSITIONED[Action.OBJECTION_OVERDUE]
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +26,8 @@ class NoticeScanner:
     handlers: AssistanceHandlers
 
     async def scan_once(self) -> dict[str, int]:
-        report = {"objection-overdue": await self.handlers.flag_overdue_objections()}
+        report = {OBJECTION_OVERDUE.verb: await self.handlers.flag_overdue_objections()}
         seizures = await self.handlers.watch_seizures()
-        report[SEIZURE_EXPIRING] = seizures[SEIZURE_EXPIRING]
-        report[SEIZURE_LAPSED] = seizures[SEIZURE_LAPSED]
+        report[SEIZURE_EXPIRING.verb] = seizures[SEIZURE_EXPIRING.verb]
+        report[SEIZURE_LAPSED.verb] = seizures[SEIZURE_LAPSED.verb]
         return report

@@ -5,7 +5,8 @@ notice's row. The agency's receipt and reply, the court's answer to an objection
 scanner's actions days later (overdue objection, the lapse or reminder of the seizure the
 notice put in place) run in spans that continue that context and link to the call that
 caused them, so their timeline entries, outbox rows and the events' consumers land in the
-notice's trace. Spans carry the notice, its case, court and agency.
+notice's trace. Spans carry the notice, its case, court and agency (the relay's and consumers'
+spans too, read from the event's payload by services/contract/span_attributes.py).
 """
 
 from __future__ import annotations
@@ -14,13 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from assistance.notices import AssistanceNotice
+from services.contract.span_attributes import AGENCY, CASE_NAME, COURT, NOTICE_KIND, NOTICE_NAME
 from services.plumbing.telemetry import continuing_trace
-
-NOTICE_NAME = "rogatory.assistance_notice.name"
-NOTICE_KIND = "rogatory.assistance_notice.kind"
-CASE_NAME = "rogatory.case.name"
-COURT = "rogatory.court"
-AGENCY = "rogatory.agency"
 
 
 def notice_attributes(notice: AssistanceNotice) -> dict[str, str]:

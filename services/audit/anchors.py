@@ -6,7 +6,8 @@ so a head published again (after a crash) is stored once. The stream refuses mes
 deletes, purges and roll-ups (`deny_delete` / `deny_purge`, which nats-server does not let
 a later update turn off) and keeps every message: no limits, and `discard: new`, so a limit
 added by mistake refuses new heads rather than dropping old ones. Only the services' NATS
-user may publish there or call the stream API (services/tools/nats_permissions.py).
+user may publish there, and it may create the stream but not update, purge or delete it:
+that is the operator's user's (services/tools/nats_permissions.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from datetime import datetime
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from services.audit.chain import Anchor
-from services.plumbing.messaging import DUPLICATE_WINDOW_SECONDS
+from services.plumbing.messaging import DUPLICATE_WINDOW_SECONDS, ensure_stream_config
 
 ANCHOR_STREAM = "ROGATORY_AUDIT_ANCHORS"
 ANCHOR_SUBJECT = "rogatory.audit.anchor"
@@ -47,11 +48,8 @@ def anchor_stream_config(replicas: int = 1) -> StreamConfig:
 
 
 async def ensure_anchor_stream(js: JetStreamContext, replicas: int = 1) -> None:
-    config = anchor_stream_config(replicas)
-    try:
-        await js.add_stream(config)
-    except BadRequestError:  # there already, as an earlier release configured it
-        await js.update_stream(config)
+    """Created when missing; the services' NATS user may not update, purge or delete it."""
+    await ensure_stream_config(js, anchor_stream_config(replicas))
 
 
 async def publish_anchor(js: JetStreamContext, head: Anchor) -> None:

@@ -41,7 +41,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from rogatory.events.v1 import alert_events_pb2
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, inspect, select
 from sqlalchemy.engine import Connection
 
 from services.audit.anchors import (
@@ -56,17 +56,17 @@ from services.audit.anchors import (
 )
 from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, anchor_break, entry_hash, verify
 from services.audit.tables import AuditLogRow
+from services.contract.events import ALERT_AUDIT_BROKEN, AUDIT_CONSUMER
 from services.plumbing.consumer import Consumer, ConsumerHooks, GiveBack, JetStreamSource
 from services.plumbing.db import BulkStatement, Database
-from services.plumbing.events import ReceivedEvent, envelope_headers, subject, subject_filter
+from services.plumbing.events import ReceivedEvent, envelope_headers, subject_filter
 
 log = logging.getLogger(__name__)
 
 AUDIT = AuditLogRow.__table__  # type: ignore[attr-defined]
-CONSUMER = "registry-audit"
+CONSUMER = AUDIT_CONSUMER
 SUBJECTS = [subject_filter(">")]
 AUDIT_HEALTH = "rogatory.audit"  # the gRPC health service name of the audit appender
-CHAIN_BROKEN = "rogatory.alert.audit-broken.v1"
 COLUMNS = (
     "seq",
     "stream_seq",
@@ -241,10 +241,10 @@ class AuditAppender(ConsumerHooks):
         alert.detect_time.FromDatetime(now)
         headers = envelope_headers(
             event_id=f"alert:{CONSUMER}:{tampered.anchored.seq}:{tampered.anchored.hash}",  # replicas alert once
-            event_type=CHAIN_BROKEN, occurred_at=now, source=f"rogatory/consumer/{CONSUMER}", traceparent="", tracestate="",
+            event_type=ALERT_AUDIT_BROKEN.type, occurred_at=now, source=f"rogatory/consumer/{CONSUMER}", traceparent="", tracestate="",
         )  # fmt: skip
         try:
-            await self.js.publish(subject("alert", "audit", CONSUMER, "broken"), alert.SerializeToString(), headers=headers)
+            await self.js.publish(ALERT_AUDIT_BROKEN.subject.format(), alert.SerializeToString(), headers=headers)
         except Exception:  # noqa: BLE001 - the log line and the health status still say it
             log.exception("audit: the alert could not be published")
 
@@ -323,8 +323,15 @@ def _entry(event: ReceivedEvent, event_id: str, seq: int, prev: str) -> AuditEnt
     return AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
 
 
+class NoAuditLog(Exception):
+    """The database holds no audit log: it has no audit_log table (not the registry's database,
+    or one never migrated), so there is nothing to verify."""
+
+
 async def read_chain(db: Database) -> list[AuditEntry]:
     async with db.read() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table(AUDIT.name)):
+            raise NoAuditLog(f"has no {AUDIT.name} table")
         rows = (await conn.execute(select(AUDIT).order_by(AUDIT.c.seq))).mappings().all()
     return [AuditEntry(**{c: row[c] for c in COLUMNS}) for row in rows]
 

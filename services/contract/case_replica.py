@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import DateTime, Text, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.contract.events import CASE_REGISTERED
+from services.plumbing.events import ReceivedEvent
 
 
 class CaseReplica(SQLModel, table=True):
@@ -33,12 +33,12 @@ class CaseReplica(SQLModel, table=True):
 
 
 REPLICA = CaseReplica.__table__  # type: ignore[attr-defined]
-CASE_REGISTERED_ALL_COURTS = subject_filter("case", "*", "registered")
+CASE_REGISTERED_ALL_COURTS = CASE_REGISTERED.subject.filter()
 _BY_NAME = select(REPLICA).where(REPLICA.c.name == bindparam("name"))
 
 
 async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> None:
-    case = event.parse(events_pb2.CaseRegistered).case  # type: ignore[attr-defined]
+    case = CASE_REGISTERED.parse(event.data).case  # type: ignore[attr-defined]
     court_id = case.name.split("/")[1]
     respondents = [
         {"display_name": p.display_name, "kind": registry_pb2.Party.Kind.Name(p.kind), "id_number_masked": p.id_number}

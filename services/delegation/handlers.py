@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.message import Message
 from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.engine import Connection
@@ -34,7 +35,7 @@ from delegation.calendar import WorkingCalendar
 from delegation.deadlines import RuleTable, Step
 from delegation.details import MAX_TEXT_LENGTH
 from delegation.lifecycle import Actor, LifecycleEvent, check_handed_over_seizures, court_roles, is_final
-from delegation.matters import Action, CreateDelegation, Delegation, create_delegation
+from delegation.matters import CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
 from registry.errors import (
     Aborted,
@@ -47,6 +48,12 @@ from registry.errors import (
 )
 from registry.text import check_text
 from services.contract.case_replica import replica_row
+from services.contract.events import (
+    DELEGATION_DEADLINE_EXTENDED,
+    DELEGATION_SUBMITTED,
+    DELEGATION_TRANSITIONED,
+    DELEGATION_URGED,
+)
 from services.delegation import store
 from services.delegation.messages import deadline_to_proto, delegation_to_proto, entry_to_proto
 from services.delegation.schedule import DeadlineBook, TrackedDeadline, check_extension, ordered
@@ -55,40 +62,24 @@ from services.delegation.store import DelegationQuery, StoredDelegation, Timelin
 from services.delegation.tracing import in_matter_trace, matter_attributes
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
-from services.plumbing.events import Event, subject
+from services.plumbing.events import Event, EventType
 from services.plumbing.group_commit import TransactionBatcher
 from services.plumbing.idempotency import RequestKey, earlier_resource, once, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import current_trace_id
 
-DELEGATION_SUBMITTED = "rogatory.delegation.submitted.v1"
-#: The subject verb (and event type) of each lifecycle action; deemed withdrawn is a withdrawal.
-VERBS: dict[Action, str] = {
-    Action.ACKNOWLEDGE: "acknowledged",
-    Action.START: "started",
-    Action.COMPLETE: "completed",
-    Action.RETURN_FOR_SUPPLEMENT: "returned-for-supplement",
-    Action.SUPPLEMENT: "supplemented",
-    Action.RETURN: "returned",
-    Action.WITHDRAW: "withdrawn",
-    Action.DEEM_WITHDRAWN: "withdrawn",
-}
-URGED = "urged"
-DEADLINE_EXTENDED = "deadline-extended"
 SUBMIT, URGE, EXTEND_DEADLINE = "SUBMIT", "URGE", "EXTEND_DEADLINE"
 
 #: A custom method of delegation.lifecycle: (delegation, command, actor, now) → (next version, events).
 Decide = Callable[[Delegation, Any, Actor, datetime], lifecycle.Result]
 
 
-def event_type(verb: str) -> str:
-    return f"rogatory.delegation.{verb}.v1"
-
-
-def delegation_subject(delegation: Delegation, verb: str) -> str:
-    """`rogatory.v1.delegation.{requesting}.{entrusted}.{verb}`: each court can subscribe to its side."""
-    return subject("delegation", delegation.requesting_court_id, delegation.entrusted_court_id, verb)
+def matter_event(kind: EventType, delegation: Delegation, payload: Message, at: datetime) -> Event:
+    """An event about a matter, on `rogatory.v1.delegation.{requesting}.{entrusted}.{verb}`: each court can subscribe to its side."""
+    return kind.event(
+        payload, occurred_at=at, requesting_court=delegation.requesting_court_id, entrusted_court=delegation.entrusted_court_id
+    )
 
 
 def officer_of(delegation: Delegation, court_id: str) -> str:
@@ -336,14 +327,13 @@ class DelegationHandlers:
     def _transitioned(
         self, event: LifecycleEvent, entry: TimelineEntry, deadlines: tuple[TrackedDeadline, ...], stored: StoredDelegation
     ) -> Event:
-        verb = VERBS[event.transition.action]
         delegation = delegation_to_proto(
             event.delegation, deadlines, urge_count=stored.urge_count, escalated_at=stored.escalated_at
         )
         payload = events_pb2.DelegationTransitioned(
             delegation=delegation, transition=entry_to_proto(entry, event.delegation.created_at, self.elapsed_calendar)
         )
-        return Event(event_type(verb), delegation_subject(event.delegation, verb), payload, occurred_at=entry.at)
+        return matter_event(DELEGATION_TRANSITIONED[event.transition.action], event.delegation, payload, entry.at)
 
     # --- urging and extending ---------------------------------------------------------------------
 
@@ -374,7 +364,7 @@ class DelegationHandlers:
         entry = TimelineEntry(URGE, d.state, d.state, court_id, officer, now, note=note, trace_id=current_trace_id())
         delegation = delegation_to_proto(updated, stored.deadlines, urge_count=count, escalated_at=stored.escalated_at)
         payload = events_pb2.DelegationUrged(delegation=delegation, automatic=False, note=note)
-        event = Event(event_type(URGED), delegation_subject(d, URGED), payload, occurred_at=now)
+        event = matter_event(DELEGATION_URGED, d, payload, now)
         return Change(updated, (entry,), stored.deadlines, frozenset(), (event,), count)
 
     async def extend_deadline(
@@ -416,7 +406,7 @@ class DelegationHandlers:
             court=f"courts/{court_id}",
             reason=extension.reason,
         )
-        event = Event(event_type(DEADLINE_EXTENDED), delegation_subject(d, DEADLINE_EXTENDED), payload, occurred_at=now)
+        event = matter_event(DELEGATION_DEADLINE_EXTENDED, d, payload, now)
         return Change(updated, (entry,), deadlines, frozenset({extension.step}), (event,), stored.urge_count)
 
     # --- the write path --------------------------------------------------------------------------
@@ -511,8 +501,7 @@ def _submit_entry(delegation: Delegation) -> TimelineEntry:
 
 def _submitted_event(delegation: Delegation, rendered: Any) -> Event:
     payload = events_pb2.DelegationSubmitted(delegation=rendered)
-    subject_ = delegation_subject(delegation, "submitted")
-    return Event(DELEGATION_SUBMITTED, subject_, payload, occurred_at=delegation.created_at)
+    return matter_event(DELEGATION_SUBMITTED, delegation, payload, delegation.created_at)
 
 
 def _version_mismatch(delegation: Delegation) -> Aborted:

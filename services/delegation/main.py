@@ -8,7 +8,7 @@ from datetime import datetime
 from rogatory.delegation.v1 import delegation_pb2
 
 from registry.courts import CourtCatalog
-from services.contract import delegation_events
+from services.contract import events
 from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
 from services.delegation import metrics as delegation_metrics
 from services.delegation.handlers import DelegationHandlers
@@ -33,7 +33,7 @@ async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None
     handlers = DelegationHandlers(host.db, host.outbox, CourtCatalog.default())
     if clock is not None:
         handlers.clock = clock
-    add_event_attributes(delegation_events.event_attributes)  # relay and consumer spans name the matter
+    add_event_attributes(events.span_attributes)  # relay and consumer spans name the matter (the event catalog)
     servicer = DelegationServicer(handlers)
     host.add_servicer(SERVICE, servicer)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)

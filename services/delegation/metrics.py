@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf.message import Message
 from rogatory.delegation.v1 import delegation_pb2 as pb
 
-from services.contract import delegation_events
+from services.contract.events import in_aggregate
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.metrics import TURNAROUND_BUCKETS, meter
 
@@ -55,15 +55,17 @@ def matter_labels(delegation: pb.Delegation) -> dict[str, str]:
     }
 
 
+DELEGATION_EVENTS = {kind.type: kind for kind in in_aggregate("delegation")}
+
+
 def _seconds_between(start: Any, end: Any) -> float:
     return max(0.0, (end.ToDatetime() - start.ToDatetime()).total_seconds())
 
 
-def record(event_type: str, message: Message) -> None:
-    """Records what one delegation event says; unknown verbs record nothing."""
+def record(verb: str, message: Message) -> None:
+    """Records what one delegation event says (`rogatory.delegation.{verb}.v1`); other verbs record nothing."""
     delegation: pb.Delegation = message.delegation  # type: ignore[attr-defined]
     labels = matter_labels(delegation)
-    verb = delegation_events.verb_of(event_type)
     if verb == "acknowledged" and delegation.HasField("acknowledge_time"):
         TIME_TO_ACKNOWLEDGE.record(_seconds_between(delegation.create_time, delegation.acknowledge_time), labels)
     elif verb == "completed" and delegation.HasField("complete_time"):
@@ -84,6 +86,6 @@ def record_events(events: Sequence[ReceivedEvent]) -> None:
     """Records the events applied by a consumer of the delegation events (the turnaround
     projection's, after its commit), so they are not read and deduplicated twice."""
     for event in events:
-        message = delegation_events.parse(event.event_type, event.data)
-        if message is not None:
-            record(event.event_type, message)
+        kind = DELEGATION_EVENTS.get(event.event_type)
+        if kind is not None:
+            record(kind.verb, kind.parse(event.data))

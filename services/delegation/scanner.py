@@ -33,15 +33,22 @@ from delegation.deadlines import Step
 from delegation.supervision import DeadlineWatch, ScanAction, SupervisionPolicy, WatchStatus, actions_for
 from registry.courts import CourtCatalog
 from registry.errors import DomainError
+from services.contract.events import (
+    DELEGATION_DUE_SOON,
+    DELEGATION_ESCALATED,
+    DELEGATION_OVERDUE,
+    DELEGATION_URGED,
+    SUPERVISION_ESCALATED,
+)
 from services.delegation import store
-from services.delegation.handlers import DelegationHandlers, delegation_subject, event_type
+from services.delegation.handlers import DelegationHandlers, matter_event
 from services.delegation.messages import deadline_to_proto, delegation_to_proto
 from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
 from services.delegation.store import DEADLINES, DELEGATIONS, StoredDelegation, TimelineEntry
 from services.delegation.tracing import in_matter_trace
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
-from services.plumbing.events import Event, subject
+from services.plumbing.events import Event, EventType
 from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import current_trace_id, tracer
 from services.plumbing.times import utc
@@ -50,8 +57,6 @@ log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 
 SYSTEM_OFFICER = "system"
-DUE_SOON, OVERDUE, URGED, ESCALATED = "due-soon", "overdue", "urged", "escalated"
-SUPERVISION_ESCALATED = "rogatory.supervision.escalated.v1"
 PAGE = 500
 
 
@@ -134,7 +139,7 @@ class DeadlineScanner:
         command = lifecycle.DeemDelegationWithdrawn(supplement_deadline=watch.due, expected_version=stored.delegation.version)
         updated, events = lifecycle.deem_withdrawn(stored.delegation, command, now)
         change = self.handlers._lifecycle_change(stored, updated, events)
-        overdue = self._deadline_event(OVERDUE, stored, _tracked(stored, watch.step), now)
+        overdue = self._deadline_event(DELEGATION_OVERDUE, stored, _tracked(stored, watch.step), now)
 
         def bookkeeping(conn: Connection) -> None:
             _guarded_update(conn, row, overdue_at=now)
@@ -187,9 +192,13 @@ class DeadlineScanner:
             return TimelineEntry(name, d.state, d.state, "", SYSTEM_OFFICER, now, step, note, current_trace_id())
 
         if action is ScanAction.WARN_DUE_SOON:
-            return entry("DUE_SOON", f"{due} is near"), [self._deadline_event(DUE_SOON, view, deadline, now)], {"warned_at": now}
+            return (
+                entry("DUE_SOON", f"{due} is near"),
+                [self._deadline_event(DELEGATION_DUE_SOON, view, deadline, now)],
+                {"warned_at": now},
+            )
         if action is ScanAction.MARK_OVERDUE:
-            return entry("OVERDUE", f"{due} passed"), [self._deadline_event(OVERDUE, view, deadline, now)], {}
+            return entry("OVERDUE", f"{due} passed"), [self._deadline_event(DELEGATION_OVERDUE, view, deadline, now)], {}
         if action is ScanAction.URGE:
             note = f"automatic urge: {due} passed"
             return entry("URGE", note), [self._urged_event(view, deadline, note, now)], {"last_urged_at": now}
@@ -203,8 +212,8 @@ class DeadlineScanner:
             delegation=self._proto(view), superior_court=f"courts/{superior_id}", deadline=deadline_to_proto(deadline)
         )
         events = [
-            Event(event_type(ESCALATED), delegation_subject(d, ESCALATED), payload, occurred_at=now),
-            Event(SUPERVISION_ESCALATED, subject("supervision", superior_id, ESCALATED), payload, occurred_at=now),
+            matter_event(DELEGATION_ESCALATED, d, payload, now),
+            SUPERVISION_ESCALATED.event(payload, occurred_at=now, superior_court=superior_id),
         ]
         note = f"escalated to courts/{superior_id}: {due} passed {self.policy.escalate_after.days} days ago or more"
         return entry("ESCALATE", note), events, {"escalated_at": now}
@@ -212,15 +221,15 @@ class DeadlineScanner:
     def _proto(self, view: StoredDelegation) -> Any:
         return delegation_to_proto(view.delegation, view.deadlines, urge_count=view.urge_count, escalated_at=view.escalated_at)
 
-    def _deadline_event(self, verb: str, view: StoredDelegation, deadline: TrackedDeadline, now: datetime) -> Event:
+    def _deadline_event(self, kind: EventType, view: StoredDelegation, deadline: TrackedDeadline, now: datetime) -> Event:
         payload = events_pb2.DelegationDeadlineReached(delegation=self._proto(view), deadline=deadline_to_proto(deadline))
-        return Event(event_type(verb), delegation_subject(view.delegation, verb), payload, occurred_at=now)
+        return matter_event(kind, view.delegation, payload, now)
 
     def _urged_event(self, view: StoredDelegation, deadline: TrackedDeadline, note: str, now: datetime) -> Event:
         payload = events_pb2.DelegationUrged(
             delegation=self._proto(view), automatic=True, note=note, deadline=deadline_to_proto(deadline)
         )
-        return Event(event_type(URGED), delegation_subject(view.delegation, URGED), payload, occurred_at=now)
+        return matter_event(DELEGATION_URGED, view.delegation, payload, now)
 
 
 def _watch(row: Any) -> DeadlineWatch:

@@ -31,9 +31,20 @@ from datetime import datetime
 from enum import StrEnum
 
 from delegation.calendar import WorkingCalendar
-from delegation.deadlines import Deadline, DeadlineRule, RuleTable, Step, Unit, compute_deadline, extend
+from delegation.deadlines import (
+    CountedPeriod,
+    Deadline,
+    DeadlineRule,
+    RuleTable,
+    Step,
+    Unit,
+    compute_deadline,
+    count_period,
+    extend,
+    start_day_of,
+)
 from delegation.details import MAX_TEXT_LENGTH
-from delegation.matters import Action, Delegation
+from delegation.matters import Action, Delegation, MatterKind
 from registry.courts import CourtCatalog
 from registry.errors import FailedPrecondition, Violations, parse_enum
 from registry.text import check_text
@@ -70,6 +81,25 @@ OPENS: dict[Action, tuple[Step, ...]] = {
     Action.RETURN_FOR_SUPPLEMENT: (Step.SUPPLEMENT,),
     Action.SUPPLEMENT: (Step.FINISH,),
 }
+#: Steps whose deadline runs for the requesting court (委托执行规定 art. 8); the others run for the entrusted court.
+REQUESTING_COURT_STEPS = frozenset({Step.SUPPLEMENT})
+
+
+def tracked_steps() -> dict[Step, tuple[str, ...]]:
+    """Every step whose deadline the service opens, with the actions that open it, in step order
+    ("SUBMIT" for submission): what GetMatterKind tells a court system."""
+    opened: dict[Step, list[str]] = {step: ["SUBMIT"] for step in SUBMIT_STEPS}
+    for action, steps in OPENS.items():
+        for step in steps:
+            opened.setdefault(step, []).append(str(action))
+    return {step: tuple(opened[step]) for step in sorted(opened, key=STEP_ORDER.__getitem__)}
+
+
+def acting_court_id(delegation: Delegation, step: Step) -> str:
+    """The court that must act on `step`: its province's rules decide the period."""
+    return delegation.requesting_court_id if step in REQUESTING_COURT_STEPS else delegation.entrusted_court_id
+
+
 #: Upper bounds of one extension: beyond these it is a typo, or a matter to reassign.
 MAX_EXTENSION = {Unit.CALENDAR_DAY: 365, Unit.WORKING_DAY: 250, Unit.MONTH: 12}
 
@@ -147,6 +177,19 @@ class DeadlineBook:
     calendar: WorkingCalendar
     courts: CourtCatalog
 
+    @classmethod
+    def default(cls) -> DeadlineBook:
+        """The shipped rule table, calendar and court table: what the delegation service runs on."""
+        return cls(RuleTable.default(), WorkingCalendar.default(), CourtCatalog.default())
+
+    def rule_for(self, kind: MatterKind, step: Step, court_id: str) -> DeadlineRule:
+        """The rule for `step` of a `kind` matter when `court_id` must act (its province's, else the statute's)."""
+        return self.rules.rule_for_court(kind, step, court_id, self.courts)
+
+    def count(self, start: datetime, amount: int, unit: Unit) -> CountedPeriod:
+        """A period from `start`, counted as every deadline here is (`compute_deadline` counts the same way)."""
+        return count_period(start_day_of(start), amount, unit, self.calendar)
+
     def on_submit(self, delegation: Delegation) -> list[TrackedDeadline]:
         return [self._open(delegation, step, delegation.created_at) for step in SUBMIT_STEPS]
 
@@ -182,8 +225,7 @@ class DeadlineBook:
 
     def _open(self, delegation: Delegation, step: Step, start: datetime) -> TrackedDeadline:
         # The court that must act decides the province whose rules apply.
-        court_id = delegation.requesting_court_id if step is Step.SUPPLEMENT else delegation.entrusted_court_id
-        rule = self.rules.rule_for_court(delegation.matter_kind, step, court_id, self.courts)
+        rule = self.rule_for(delegation.matter_kind, step, acting_court_id(delegation, step))
         deadline = compute_deadline(start, rule, self.calendar)
         return TrackedDeadline(step, DeadlineStatus.OPEN, start, deadline.due, deadline.provisional, rule)
 

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from delegation.lifecycle import HandedOverSeizure
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.contract.events import aggregate_filter
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.times import utc
 
-SEIZURE_EVENTS = subject_filter("seizure", ">")
+SEIZURE_EVENTS = aggregate_filter("seizure")
 CONSUMER = "delegation-seizure-replica"
 _ETAG = re.compile(r'(?:W/)?"([0-9]+)"')
 

@@ -2,7 +2,9 @@
 
 The caller comes from the credential (services/plumbing/auth.py), never from the request:
 writes act as `calling_court()`, reads are filtered by `current_principal()`.
-GetTurnaroundStatistics reads the turnaround read model (services/delegation/turnaround.py).
+GetTurnaroundStatistics reads the turnaround read model (services/delegation/turnaround.py);
+ComputeDeadline counts on the deadline book every matter's deadlines use (calculator.py);
+ListMatterKinds / GetMatterKind serve each kind's form from the validation tables (forms.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from delegation.matters import DelegationState, MatterKind
 from registry.errors import NotFound
+from services.delegation import calculator, forms
 from services.delegation import messages as m
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.store import DelegationQuery
@@ -157,6 +160,26 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
     ) -> pb.TurnaroundStatistics:
         current_principal()  # any authenticated court, agency or admin: aggregates only, no matter or party data
         return await turnaround_statistics(self.handlers.db, request.filter, request.group_by, request.include_distributions)
+
+    # --- the deadline calculator (stateless) -------------------------------------------------------
+
+    async def ComputeDeadline(
+        self, request: pb.ComputeDeadlineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ComputeDeadlineResponse:
+        current_principal()  # any authenticated court, agency or admin: public rules, no matter data
+        return calculator.compute(request, self.handlers.book)
+
+    # --- forms: the kinds of matter (reference data) -------------------------------------------------
+
+    async def ListMatterKinds(
+        self, request: pb.ListMatterKindsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMatterKindsResponse:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
+        return forms.list_matter_kinds(request, self.handlers.rules)
+
+    async def GetMatterKind(self, request: pb.GetMatterKindRequest, context: grpc.aio.ServicerContext) -> pb.MatterKind:
+        current_principal()  # reference data is for authenticated courts, agencies and admins
+        return forms.get_matter_kind(request, self.handlers.rules)
 
 
 def _target(name: str) -> tuple[str, str]:

@@ -7,7 +7,7 @@ call that caused it, so the outbox rows it writes, the relay's send spans and ev
 consumer's process spans all land in the matter's trace. Every such span carries the
 matter, its case number and both courts (`matter_attributes`), so an admin can find the
 trace from a matter name or a case number. The same attributes, read from a delegation
-event's payload, come from services.contract.delegation_events.
+event's payload, come from services.contract.span_attributes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from opentelemetry.trace import SpanKind
 
 from delegation.matters import Delegation
-from services.contract.delegation_events import (
+from services.contract.span_attributes import (
     CASE_NAME,
     CASE_NUMBER,
     ENTRUSTED_COURT,

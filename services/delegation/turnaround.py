@@ -89,16 +89,19 @@ from delegation.turnaround import (
 )
 from registry.courts import ISO_BY_PROVINCE, NON_TERRITORIAL_ID_PREFIX, CourtCatalog
 from registry.errors import FieldViolation, InvalidArgument, Violations
+from services.contract.events import aggregate_filter, in_aggregate
 from services.delegation.turnaround_tables import TurnaroundAggregateRow, TurnaroundFactRow
 from services.plumbing.db import BulkStatement, Database, placeholders
-from services.plumbing.events import ReceivedEvent, subject_filter
+from services.plumbing.events import ReceivedEvent
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "delegation-turnaround"
-SUBJECTS = subject_filter("delegation", ">")
+SUBJECTS = aggregate_filter("delegation")
+#: Every delegation event is a turnaround fact: each carries the matter as it is after it.
+DELEGATION_EVENTS = {kind.type: kind for kind in in_aggregate("delegation")}
 
 FACT = TurnaroundFactRow.__table__  # type: ignore[attr-defined]
 AGG = TurnaroundAggregateRow.__table__  # type: ignore[attr-defined]
@@ -188,16 +191,6 @@ def province_id(courts: CourtCatalog, court_id: str) -> str:
 
 # --- decoding events ---------------------------------------------------------------------------------
 
-_TRANSITION_VERBS = ("acknowledged", "started", "completed", "returned-for-supplement", "supplemented", "returned", "withdrawn")
-PAYLOADS: dict[str, type[Message]] = {
-    "submitted": events_pb2.DelegationSubmitted,
-    **{verb: events_pb2.DelegationTransitioned for verb in _TRANSITION_VERBS},
-    "urged": events_pb2.DelegationUrged,
-    "overdue": events_pb2.DelegationDeadlineReached,
-    "due-soon": events_pb2.DelegationDeadlineReached,
-    "escalated": events_pb2.DelegationEscalated,
-    "deadline-extended": events_pb2.DelegationDeadlineExtended,
-}
 # The verb whose own time stands for a timestamp the snapshot may not carry.
 _VERB_TIMESTAMP = {
     "submitted": "submitted_at",
@@ -227,11 +220,11 @@ class Identity:
 
 def decode(event: ReceivedEvent) -> tuple[Identity, Observation] | None:
     """What a delegation event says for the statistics; None for events it does not use."""
-    verb = event.subject.rsplit(".", 1)[-1]
-    payload_type = PAYLOADS.get(verb)
-    if payload_type is None:
-        return None  # a verb added later: not a turnaround fact (yet)
-    message = event.parse(payload_type)
+    kind = DELEGATION_EVENTS.get(event.event_type)
+    if kind is None:
+        return None  # not a delegation event
+    verb = kind.verb
+    message = kind.parse(event.data)
     delegation: pb.Delegation = message.delegation  # type: ignore[attr-defined]
     identity = _identity(delegation, event.subject)
     if identity is None:
@@ -265,6 +258,7 @@ def _observation(verb: str, message: Message, delegation: pb.Delegation, occurre
         return_reason=_return_reason(delegation, transition if verb == "returned" else None),
         finish_due_at=_finish_due(message, delegation),
         overdue=verb == "overdue",
+        overdue_now=_overdue_now(verb, message, delegation),
         urged=verb == "urged",
         **stamps,
     )
@@ -284,6 +278,20 @@ def _finish_due(message: Message, delegation: pb.Delegation) -> datetime | None:
         deadlines.append(extended)  # the extension itself wins over the snapshot's copy
     due = [_time(d.due_time) for d in deadlines if d.step == pb.Deadline.FINISH and d.HasField("due_time")]
     return due[-1] if due else None
+
+
+def _overdue_now(verb: str, message: Message, delegation: pb.Delegation) -> bool | None:
+    """Whether a deadline of the entrusted court (SUPPLEMENT is the requesting court's) stands
+    overdue after the event; None when the event carries no deadlines."""
+    deadlines = {d.step: d for d in delegation.deadlines}
+    reached = getattr(message, "deadline", None)
+    if isinstance(message, events_pb2.DelegationDeadlineExtended) and reached is not None:
+        deadlines[reached.step] = reached  # the extension itself wins over the snapshot's copy
+    if verb == "overdue" and reached is not None and reached.step != pb.Deadline.SUPPLEMENT:
+        return True  # the deadline the event marks overdue, whatever the snapshot says
+    if not deadlines:
+        return None
+    return any(d.status == pb.Deadline.OVERDUE for step, d in deadlines.items() if step != pb.Deadline.SUPPLEMENT)
 
 
 def _time(stamp: Timestamp) -> datetime:
@@ -456,6 +464,8 @@ _FACT_FIELDS = (
     "finish_due_seen_at",
     "state_at",
     "overdue_reported",
+    "overdue_now",
+    "overdue_now_seen_at",
     "urge_count",
     "escalated_at",
 )
@@ -979,6 +989,7 @@ def statistics_to_proto(table: StatisticsTable, include_distributions: bool = Fa
     result = pb.TurnaroundStatistics()
     completed, returned = table.column("completed"), table.column("returned")
     matters, overdue = table.column("matters").tolist(), table.column("overdue").tolist()
+    open_overdue = table.column("open_overdue").tolist()
     on_time_rate = rates(table.column("on_time"), table.column("on_time_known")).tolist()
     completion_rate = rates(completed, completed + returned).tolist()
     return_rate = rates(returned, completed + returned).tolist()
@@ -989,6 +1000,7 @@ def statistics_to_proto(table: StatisticsTable, include_distributions: bool = Fa
             count=matters[g],
             on_time_rate=on_time_rate[g],
             overdue_count=overdue[g],
+            open_overdue_count=open_overdue[g],
             completion_rate=completion_rate[g],
             return_rate=return_rate[g],
         )

@@ -42,6 +42,8 @@ class TurnaroundFactRow(SQLModel, table=True):
     finish_due_seen_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     on_time: bool | None = None  # None: not completed, or no FINISH deadline known
     overdue_reported: bool = False  # an `overdue` event was seen
+    overdue_now: bool = False  # a deadline of the entrusted court overdue, as the newest event with deadlines had it
+    overdue_now_seen_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     overdue: bool = False  # reported, or completed after the FINISH deadline
     urge_count: int = 0
     escalated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
@@ -74,6 +76,7 @@ class TurnaroundAggregateRow(SQLModel, table=True):
     returned: int = 0
     withdrawn: int = 0
     overdue: int = 0
+    open_overdue: int = 0
     on_time: int = 0
     on_time_known: int = 0
     returned_not_within_jurisdiction: int = 0

@@ -100,3 +100,8 @@ def create_request_log() -> None:
         sa.Column("resource", sa.String(200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+def index_request_log_age() -> None:
+    """The index request_id expiry deletes by (services/plumbing/request_expiry.py)."""
+    op.create_index("ix_request_log_created_at", "request_log", ["created_at"])

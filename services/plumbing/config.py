@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # Largest request a service accepts, in bytes (gRPC max receive message size); a bigger
     # one is refused with RESOURCE_EXHAUSTED before it is parsed. docs/api-limits.md.
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="ROGATORY_MAX_MESSAGE_BYTES")
+    # Seconds a service remembers a mutating call's request_id (AIP-155): a retry within it gets
+    # the first answer; after it the request_id is forgotten (its request_log entry deleted by a
+    # background pass, hourly) and the same request_id makes a new request. Default 7 days.
+    request_id_retention: float = Field(default=7 * 24 * 3600.0, gt=0, alias="ROGATORY_REQUEST_ID_RETENTION")
     # Run Alembic migrations when a service starts (disable when a release job does it).
     migrate_on_start: bool = Field(default=True, alias="ROGATORY_MIGRATE_ON_START")
     # A CSV agency table (columns of registry/data/agencies.csv) used instead of the shipped

@@ -106,7 +106,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.db import BulkStatement, Database, database_fault
-from services.plumbing.events import SUBJECT_ROOT, ReceivedEvent, envelope_headers, parse_time, subject
+from services.plumbing.events import (
+    SUBJECT_ROOT,
+    EventType,
+    ReceivedEvent,
+    SubjectTemplate,
+    envelope_headers,
+    parse_time,
+    subject,
+)
 from services.plumbing.tables import InboxEntry
 from services.plumbing.telemetry import context_from_headers, event_span_attributes, tracer
 
@@ -126,7 +134,15 @@ Handler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
 BatchHandler = Callable[[Connection, Sequence[ReceivedEvent]], None]
 #: Gets a fetched batch as its source delivered it, and settles every message itself.
 MessageHandler = Callable[[list[Any]], Awaitable[None]]
-DEAD_LETTERED = "rogatory.alert.dead-lettered.v1"
+#: The alert a consumer publishes when it parks an event (listed in the event catalog,
+#: services/contract/events.py, which the plumbing sits below).
+DEAD_LETTERED = EventType(
+    "rogatory.alert.dead-lettered.v1",
+    SubjectTemplate(f"{SUBJECT_ROOT}.alert.consumer.{{consumer}}.dead-lettered"),
+    alert_events_pb2.EventDeadLettered,
+    ordering_key="consumer",
+    doc="a consumer gave up on an event and parked it ([dead letters](#outages-dead-letters-and-replay))",
+)
 #: Where `rogatory deadletter replay` sends a parked event back to the consumer that parked
 #: it, with its original subject in ORIGINAL_SUBJECT.
 REPLAY_ROOT = f"{SUBJECT_ROOT}.replay."
@@ -746,13 +762,13 @@ class Consumer:
         alert.dead_letter_time.FromDatetime(now)
         alert_id = f"alert:{parking}"
         alert_headers = envelope_headers(
-            event_id=alert_id, event_type=DEAD_LETTERED, occurred_at=now, source=f"rogatory/consumer/{self.name}",
+            event_id=alert_id, event_type=DEAD_LETTERED.type, occurred_at=now, source=f"rogatory/consumer/{self.name}",
             traceparent=event.headers.get("traceparent", ""), tracestate=event.headers.get("tracestate", ""),
         )  # fmt: skip
         try:
             await self._js.publish(dead_subject, msg.data, headers=headers)
             await self._js.publish(
-                subject("alert", "consumer", self.name, "dead-lettered"), alert.SerializeToString(), headers=alert_headers
+                DEAD_LETTERED.subject.format(consumer=self.name), alert.SerializeToString(), headers=alert_headers
             )
         except Exception:  # noqa: BLE001 - NATS away: keep the message, it comes back
             log.exception("consumer %s could not dead-letter event %s", self.name, event.event_id)

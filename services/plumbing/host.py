@@ -17,14 +17,16 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
 import grpc
+from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -40,13 +42,16 @@ from services.plumbing.metrics import configure_metrics, serve_prometheus, shutd
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.outbox import Outbox
 from services.plumbing.relay import OutboxRelay
-from services.plumbing.rpc import register
+from services.plumbing.request_expiry import EXPIRY_INTERVAL, EXPIRY_WORKER, expire_request_ids
+from services.plumbing.rpc import register, register_open
 from services.plumbing.telemetry import configure_telemetry, shutdown_telemetry
 from services.plumbing.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
 Wiring = Callable[["ServiceHost"], Awaitable[None]]
+HEALTH = descriptor_pool.Default().FindServiceByName(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+REFLECTION = descriptor_pool.Default().FindServiceByName(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].full_name)
 
 
 class Worker(Protocol):
@@ -135,11 +140,14 @@ class ServiceHost:
         self.authenticator = self._authenticator()
         warn_about_credentials(self.service, self.settings)
         self.health = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        register_open(self.server, self.health, HEALTH)
         if self.db.is_sqlite and self.settings.sqlite_checkpoint_seconds > 0:
             self.add_periodic("sqlite-checkpoint", self.settings.sqlite_checkpoint_seconds, self.db.checkpoint)
+        retention = timedelta(seconds=self.settings.request_id_retention)
+        self.add_periodic(EXPIRY_WORKER, EXPIRY_INTERVAL, functools.partial(expire_request_ids, self.db, retention))
         await wire(self)
-        reflection.enable_server_reflection([*self.service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"], self.server)
+        reflected = [*self.service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"]
+        register_open(self.server, reflection.aio.ReflectionServicer(reflected), REFLECTION)
         self.port = self._listen()
         self.relay.start()
         for consumer in self.consumers:

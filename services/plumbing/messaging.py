@@ -63,10 +63,31 @@ async def connect(url: str, *, name: str, retry_forever: bool = True) -> NATS:
     return client
 
 
+#: JetStream's answer to creating a stream that exists with another configuration.
+STREAM_NAME_IN_USE = 10058
+
+
 async def ensure_stream(js: JetStreamContext, name: str, replicas: int = 1) -> None:
-    """Creates the stream at start-up, or updates it to the configuration this release wants."""
-    config = stream_config(name, replicas)
+    """The event stream at start-up: created when missing (ensure_stream_config)."""
+    await ensure_stream_config(js, stream_config(name, replicas))
+
+
+async def ensure_stream_config(js: JetStreamContext, config: StreamConfig) -> None:
+    """Creates the stream when it is missing — all a service's NATS user may do to a stream
+    besides publishing and reading (`rogatory nats-auth`). Creating it again as configured is
+    a no-op; when it is there with another configuration (an earlier release's), it is updated
+    where the user may (development, no NATS permissions), else left as it is with a warning:
+    updating, purging and deleting the streams is the operator's."""
     try:
         await js.add_stream(config)
-    except BadRequestError:
-        await js.update_stream(config)
+    except BadRequestError as exc:
+        if exc.err_code != STREAM_NAME_IN_USE:
+            raise
+        try:
+            await js.update_stream(config)
+        except TimeoutError:  # a request the user may not send gets no answer
+            log.warning(
+                "stream %s exists with another configuration than this release's, and this NATS user may not "
+                "update it: the operator updates it (docs/events.md, 'Who may manage the streams')",
+                config.name,
+            )

@@ -33,6 +33,10 @@ class Outbox:
         """add() inside Database.run_transaction."""
         _INSERT.execute_sync(conn, self.rows(events))
 
+    def insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Writes rows made by rows() (the write door's batch: one statement for all its units)."""
+        _INSERT.execute_sync(conn, rows)
+
     def rows(self, events: Iterable[Event]) -> list[dict[str, Any]]:
         """Outbox rows for `events`, carrying the current trace context."""
         trace = trace_columns()

@@ -9,7 +9,8 @@ INVALID_ARGUMENT `BAD_PAGE_TOKEN` before its cursor is even read; cursors are ra
 as well, so nothing a client sends reaches SQL as an out-of-range number.
 
 Every List RPC of every service pages through this module: `page_size`, then `after_seq`
-(keyset lists) or `decode_token` (other cursors), and `encode_token` for the next page.
+(keyset lists) or `decode_token` (other cursors), and `encode_token` for the next page;
+`offset_page` does all of it for a fixed list of reference data.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import hashlib
 import hmac
 import json
 import secrets
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from registry.errors import FieldViolation, InvalidArgument
 from services.plumbing import auth
 
+T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 MAX_TOKEN_LENGTH = 512  # ours are under 150 characters; longer is not worth decoding
@@ -86,6 +89,14 @@ def after_seq(request: Message) -> int:
     if type(after) is not int or not 0 <= after <= MAX_SEQ:  # bool is an int: excluded on purpose
         raise bad_token("corrupt cursor")
     return after
+
+
+def offset_page(items: Sequence[T], request: Message) -> tuple[Sequence[T], str]:
+    """One page of a fixed list (reference data: an offset is stable) and the next page's token."""
+    offset = after_seq(request)
+    size = page_size(request.page_size)  # type: ignore[attr-defined]
+    next_token = encode_token(request, offset + size) if offset + size < len(items) else ""
+    return items[offset : offset + size], next_token
 
 
 def bad_token(description: str) -> InvalidArgument:

@@ -11,12 +11,18 @@ and scopes its `request_id` (services/plumbing/idempotency.py) before the handle
 instead of through grpc.aio's per-call interceptor chain (and OpenTelemetry's aio
 interceptor) removes two interceptor hops and their per-call allocations from every RPC:
 measured on GetCourt at 64 in flight, 2,550 → see bench/README.md.
+
+The standard services every server carries and anyone may call (gRPC health, server
+reflection) keep their own servicers but are registered here too (`register_open`), so
+their requests are parsed by the same `parse_request`: malformed bytes are INVALID_ARGUMENT
+`MALFORMED_REQUEST` there as well, never UNKNOWN.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -54,8 +60,56 @@ def register(server: grpc.aio.Server, servicer: object, service: ServiceDescript
         )
         for m in service.methods
     }
+    _serve(server, service, handlers)
+
+
+def register_open(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+    """Serves a standard service that answers any caller (health, reflection) from its own
+    servicer, in place of its `add_…Servicer_to_server`: no credential, span or request rule,
+    but each request (each message of a request stream) parsed by `parse_request`."""
+    handlers = {m.name: _parsing_handler(getattr(servicer, m.name), m) for m in service.methods}
+    _serve(server, service, handlers)
+
+
+def _serve(server: grpc.aio.Server, service: ServiceDescriptor, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def _parsing_handler(behavior: Callable[..., Any], method: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
+    """`behavior` (a coroutine or an async generator, as gRPC allows) given parsed requests,
+    for a method of any arity; the raw bytes arrive because no deserializer is set."""
+    request_type = GetMessageClass(method.input_type)
+
+    async def parsed(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        try:
+            return parse_request(request_type, raw)
+        except InvalidArgument as error:
+            await context.abort_with_status(rpc_status.to_status(status_for(error)))
+
+    async def parsed_stream(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Message]:
+        async for raw in raws:
+            yield await parsed(raw, context)
+
+    async def prepare(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return parsed_stream(raw, context) if method.client_streaming else await parsed(raw, context)
+
+    async def generate(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async for response in behavior(await prepare(raw, context), context):
+            yield response
+
+    async def answer(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await behavior(await prepare(raw, context), context)
+
+    serialize = GetMessageClass(method.output_type).SerializeToString
+    make = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(method.client_streaming, method.server_streaming)]
+    respond = generate if inspect.isasyncgenfunction(behavior) else answer  # the servicer's own shape
+    return make(respond, request_deserializer=None, response_serializer=serialize)
 
 
 def parse_request(request_type: type[Message], raw: bytes) -> Message:

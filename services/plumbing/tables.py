@@ -45,6 +45,7 @@ class RequestLogEntry(SQLModel, table=True):
     """
 
     __tablename__ = "request_log"
+    __table_args__ = (Index("ix_request_log_created_at", "created_at"),)  # expiry (request_expiry.py)
 
     key: str = Field(primary_key=True, max_length=64)
     fingerprint: str = Field(max_length=32)

@@ -14,22 +14,16 @@ from registry.agencies import AgencyCatalog
 from registry.cases import CaseClosure, CaseState, CloseCase, RegisterCase, close_case, register_case
 from registry.courts import CourtCatalog
 from registry.errors import Aborted, AlreadyExists, NotFound
+from services.contract.events import CASE_CLOSED, CASE_REGISTERED
 from services.plumbing.batching import BatchLoader
 from services.plumbing.db import Database
-from services.plumbing.events import Event, subject
+from services.plumbing.events import Event
 from services.plumbing.group_commit import GroupCommitter
 from services.plumbing.idempotency import REQUEST_LOG, RequestKey, earlier_resource, record
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.registry import store
 from services.registry.messages import case_to_proto
 from services.registry.store import CaseQuery, CaseView
-
-CASE_REGISTERED = "rogatory.case.registered.v1"
-CASE_CLOSED = "rogatory.case.closed.v1"
-
-
-def case_registered_subject(court_id: str) -> str:
-    return subject("case", court_id, "registered")
 
 
 @dataclass
@@ -86,7 +80,7 @@ class RegistryHandlers:
 
     def _registered_event(self, view: CaseView, occurred_at: datetime) -> Event:
         payload = events_pb2.CaseRegistered(case=case_to_proto(view))
-        return Event(CASE_REGISTERED, case_registered_subject(view.court_id), payload, occurred_at=occurred_at)
+        return CASE_REGISTERED.event(payload, occurred_at=occurred_at, court=view.court_id)
 
     async def get_case(self, name: str) -> CaseView:
         view = await self.case_loader.load(name)  # concurrent reads share one query
@@ -135,7 +129,7 @@ class RegistryHandlers:
             closed = await store.case_by_name(conn, name)
             assert closed is not None
             payload = events_pb2.CaseClosed(case=case_to_proto(closed))  # type: ignore[attr-defined]
-            event = Event(CASE_CLOSED, subject("case", closed.court_id, "closed"), payload, occurred_at=closure.closed_at)
+            event = CASE_CLOSED.event(payload, occurred_at=closure.closed_at, court=closed.court_id)
             await self.outbox.add(conn, [event])
         self.outbox.notify()
         return closed

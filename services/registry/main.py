@@ -7,7 +7,7 @@ from rogatory.registry.v1 import registry_pb2
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.audit.log import AuditAppender
-from services.contract import delegation_events
+from services.contract import events
 from services.plumbing.host import ServiceHost, run_service
 from services.plumbing.telemetry import add_event_attributes
 from services.registry.handlers import RegistryHandlers
@@ -26,7 +26,7 @@ async def wire(host: ServiceHost) -> None:
         anchor_replicas=host.settings.stream_replicas,
     )  # fmt: skip
     host.consumers.append(appender.consumer)
-    add_event_attributes(delegation_events.event_attributes)  # the audit's spans name the matter of a delegation event
+    add_event_attributes(events.span_attributes)  # the audit's spans name the matter of a delegation event (the event catalog)
 
 
 def main() -> None:

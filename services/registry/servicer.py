@@ -14,7 +14,7 @@ from services.plumbing.auth import Principal, PrincipalKind, calling_court, curr
 from services.plumbing.filtering import IntRange, parse_filter
 from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name, parse_parent
-from services.plumbing.pagination import after_seq, encode_token, page_size
+from services.plumbing.pagination import after_seq, encode_token, offset_page, page_size
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import (
     agency_to_proto,
@@ -46,7 +46,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         current_principal()  # reference data is for authenticated courts, agencies and admins
         terms = parse_filter(request.filter, COURT_FILTERS)
         matches = [c for c in self.courts if _court_matches(c, terms)]
-        page, token = _page(matches, request)
+        page, token = offset_page(matches, request)
         return pb.ListCourtsResponse(courts=[court_to_proto(c) for c in page], next_page_token=token, total_size=len(matches))
 
     async def ListCourtSuperiors(
@@ -68,7 +68,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         current_principal()  # reference data is for authenticated courts, agencies and admins
         terms = parse_filter(request.filter, AGENCY_FILTERS)
         matches = [a for a in self.agencies if _agency_matches(a, terms)]
-        page, token = _page(matches, request)
+        page, token = offset_page(matches, request)
         return pb.ListAgenciesResponse(
             agencies=[agency_to_proto(a) for a in page], next_page_token=token, total_size=len(matches)
         )
@@ -161,11 +161,3 @@ def _court_matches(court: Court, terms: dict[str, str | int]) -> bool:
 def _agency_matches(agency: Agency, terms: dict[str, str | int]) -> bool:
     values = {"kind": str(agency.kind), "scope": str(agency.scope), "division_code": agency.division_code}
     return all(values[k] == v for k, v in terms.items())
-
-
-def _page(items: list, request: pb.ListCourtsRequest | pb.ListAgenciesRequest) -> tuple[list, str]:  # type: ignore[type-arg]
-    offset = after_seq(request)  # reference data is immutable, so an offset is stable
-    size = page_size(request.page_size)
-    page = items[offset : offset + size]
-    next_token = encode_token(request, offset + size) if offset + size < len(items) else ""
-    return page, next_token

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.plumbing.config import Settings
+from services.tools.deadline import add_arguments as add_deadline_arguments
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from services.plumbing.deadletters import ParkedEvent
 
 RUN_FILE = "run.json"
@@ -38,6 +41,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME",
         help="only this delegation (repeatable): e.g. to move time for one matter, as the demo does; default every matter",
     )
+    deadline = commands.add_parser(
+        "deadline",
+        help="when a period ends, counted as the matters' deadlines are (CPL art. 85, holidays, 调休, provisional years)",
+        description="The deadline calculator (ComputeDeadline) without a running stack: give --period N --unit UNIT, "
+        "or --kind KIND --step STEP for the period the rules set at --court.",
+    )
+    add_deadline_arguments(deadline)
     auth = commands.add_parser(
         "nats-auth", help="write nats-server users and subject permissions for every court and agency of the registry"
     )
@@ -56,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser(
         "audit-verify",
         help="check the audit log's hash chain and that it holds every head anchored in JetStream; "
-        "exit 0 INTACT, 1 BROKEN (an entry edited or deleted), 3 UNVERIFIED (the anchors could not be read)",
+        "exit 0 INTACT, 1 BROKEN (an entry edited or deleted), 3 UNVERIFIED (the anchors could not be read), "
+        "4 no audit log to verify (no registry database, no audit_log table, or the database unreachable)",
     )
     certs = commands.add_parser("certs", help="issue a development CA, server and client certificates for mutual TLS")
     certs.add_argument("--out", type=Path, required=True, help="folder for ca.crt, server.crt/key and the clients' crt/key")
@@ -72,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         "demo": demo,
         "migrate": migrate_command,
         "scan-deadlines": scan_deadlines,
+        "deadline": deadline_command,
         "nats-auth": nats_auth,
         "audit-verify": audit_verify,
         "deadletter": deadletter_command,
@@ -140,9 +152,20 @@ def _print_logs(path: Path, shown: str) -> None:
     print("A service or nats-server that exits is restarted, with backoff.\n", flush=True)
 
 
+def run_file(settings: Settings) -> Path:
+    """Where `make run` writes the addresses it started the stack on."""
+    return settings.data_dir.resolve() / RUN_FILE
+
+
+def running_nats_url(settings: Settings) -> str:
+    """The NATS address `make run` wrote in its run file; "" when there is none."""
+    path = run_file(settings)
+    return str(json.loads(path.read_text()).get("nats", "")) if path.exists() else ""
+
+
 def load_run_file() -> dict[str, str]:
     settings = Settings()
-    path = settings.data_dir.resolve() / RUN_FILE
+    path = run_file(settings)
     if not path.exists():
         sys.exit(f"{path} not found: start the services with `make run` first")
     addresses: dict[str, str] = json.loads(path.read_text())
@@ -191,29 +214,64 @@ def scan_deadlines(args: argparse.Namespace) -> None:
     print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
 
 
-#: `rogatory audit-verify` exit statuses (2 is argparse's, for a bad command line).
-AUDIT_EXIT = {"INTACT": 0, "BROKEN": 1, "UNVERIFIED": 3}
+def deadline_command(args: argparse.Namespace) -> None:
+    """ComputeDeadline's own code on the shipped rules and calendar; exit 2 with every violation for a bad question."""
+    from registry.errors import InvalidArgument  # noqa: PLC0415
+    from services.delegation.calculator import compute  # noqa: PLC0415
+    from services.delegation.schedule import DeadlineBook  # noqa: PLC0415
+    from services.tools.deadline import render, request_of  # noqa: PLC0415
+
+    try:
+        response = compute(request_of(args), DeadlineBook.default())
+    except InvalidArgument as error:
+        problems = "".join(f"\n  {v.field}: {v.description}" for v in error.violations)
+        print(f"rogatory deadline: cannot count this period:{problems}", file=sys.stderr)
+        sys.exit(2)
+    print(render(response, as_json=args.json))
+
+
+#: `rogatory audit-verify` exit statuses (2 is argparse's, for a bad command line). NO_LOG: no
+#: audit log could be read — no database there, no audit_log table in it, or the database away.
+AUDIT_EXIT = {"INTACT": 0, "BROKEN": 1, "UNVERIFIED": 3, "NO_LOG": 4}
 
 
 def audit_verify(_args: argparse.Namespace) -> None:
-    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL,
-    every anchored head. Exit 0 INTACT, 1 BROKEN, 3 UNVERIFIED (the anchors could not be read)."""
-    from services.audit.log import verify_log  # noqa: PLC0415
-    from services.plumbing.db import Database  # noqa: PLC0415
+    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL
+    (else the address `make run` wrote), every anchored head. Exit 0 INTACT, 1 BROKEN, 3
+    UNVERIFIED (the anchors could not be read), 4 when there is no audit log to read."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    from services.audit.log import NoAuditLog, verify_log  # noqa: PLC0415
+    from services.plumbing.db import Database, DatabaseUnavailable  # noqa: PLC0415
     from services.plumbing.messaging import connect  # noqa: PLC0415
 
     settings = Settings()
+    url = make_url(settings.database_url_for("registry"))
+    where = _database_place(url, settings.schema_for("registry"))
+
+    def no_log(why: str) -> int:
+        print(f"audit log: {why}; nothing was verified", file=sys.stderr)
+        return AUDIT_EXIT["NO_LOG"]
 
     async def go() -> int:
-        db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
-        nc, unchecked = None, "NATS_URL is not set"
-        if settings.nats_url:
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():  # opening it would create it
+            return no_log(f"none to verify: no database at {where} (ROGATORY_DATA_DIR or DATABASE_URL must name the registry's)")
+        db = Database(url.render_as_string(hide_password=False), schema=settings.schema_for("registry"))
+        nc, unchecked = None, "NATS_URL is not set"  # and no `make run` wrote where its NATS is
+        nats_url = settings.nats_url or running_nats_url(settings)
+        if nats_url:
             try:
-                nc = await connect(settings.nats_url, name="rogatory/audit-verify", retry_forever=False)
+                nc = await connect(nats_url, name="rogatory/audit-verify", retry_forever=False)
             except Exception as exc:  # noqa: BLE001 - any failure: the anchors are not checked, said so
                 unchecked = f"NATS did not answer: {type(exc).__name__}"  # not the URL: it may hold a password
         try:
             verification = await verify_log(db, nc.jetstream() if nc else None, unchecked=unchecked)
+        except NoAuditLog as missing:
+            return no_log(
+                f"none to verify: {where} {missing} (not the registry's database, or never migrated: `rogatory migrate registry`)"
+            )
+        except DatabaseUnavailable as away:
+            return no_log(f"the registry's database at {where} cannot be read ({away})")
         finally:
             await db.dispose()
             if nc:
@@ -224,6 +282,13 @@ def audit_verify(_args: argparse.Namespace) -> None:
         return AUDIT_EXIT[verification.outcome]
 
     sys.exit(asyncio.run(go()))
+
+
+def _database_place(url: URL, schema: str) -> str:
+    """Where a database is, for a message: its file, or its server, database and schema (never a password)."""
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return f"{url.render_as_string(hide_password=True)} (schema {schema})"
 
 
 def deadletter_command(args: argparse.Namespace) -> None:
@@ -316,6 +381,7 @@ def nats_auth(args: argparse.Namespace) -> None:
         path.write_text(text)
     print(f"{len(users)} NATS users written to {args.out}/auth.conf and {args.out}/credentials.json")
     print(f"services connect as NATS_URL=nats://rogatory-service:<password>@HOST:4222 (see {args.out}/credentials.json)")
+    print("rogatory-operator is for people (stream maintenance: update, purge, delete); give it to no service")
 
 
 if __name__ == "__main__":

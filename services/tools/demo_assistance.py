@@ -14,79 +14,69 @@ playing a bank, the query network and the Wenzhou traffic police:
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.type import money_pb2
 from rogatory.assistance.v1 import assistance_pb2 as asst
-from rogatory.assistance.v1 import assistance_pb2_grpc, property_query_pb2, property_query_pb2_grpc, vehicle_control_pb2_grpc
+from rogatory.assistance.v1 import property_query_pb2
 from rogatory.assistance.v1 import vehicle_control_pb2 as vc
 from rogatory.registry.v1 import registry_pb2 as rg
-from rogatory.registry.v1 import registry_pb2_grpc
 
 from registry.agencies import AgencyCatalog, AgencyKind
+from rogatory_client import AsyncClient
 from services.assistance.notice_examples import freeze_request as notice_freeze_request
-from services.plumbing.auth import dev_credentials
 from services.tools.agency_simulator.notice_desk import NoticeDesk
 from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
 from services.tools.agency_simulator.traffic_police import TrafficPoliceSimulator
 
-HUANGPU, PINGYANG = dev_credentials("court", "gd0112"), dev_credentials("court", "zj0326")
 SEED_DEBTOR = "河南某建设工程有限公司"
 
 
-async def freeze_at_the_bank(addresses: dict[str, str], case_name: str) -> None:
-    desk = NoticeDesk(addresses["nats"], addresses["assistance"])
+async def freeze_at_the_bank(huangpu: AsyncClient, nats_url: str, case_name: str) -> None:
+    desk = NoticeDesk(nats_url, huangpu.endpoints.assistance)
     await desk.start(["bank-icbc"])
     try:
-        async with grpc.aio.insecure_channel(addresses["assistance"]) as channel:
-            stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
-            notice = await stub.CreateAssistanceNotice(notice_freeze_request("gd0112", case_name, SEED_DEBTOR), metadata=HUANGPU)
-            print(f"\nAssistance notice (freeze 7,000,000 元) to {notice.agency}: {notice.name}")
-            answered = await desk.wait_for_answer(notice.name, timeout=30)
-            result = answered.result
-            print(
-                f"  the simulated bank acknowledged and replied {asst.NoticeResult.Kind.Name(result.kind)}: {result.amount_fen / 100:,.2f} 元"
-            )
-            if answered.resulting_seizure:
-                seizure = await stub.GetSeizure(asst.GetSeizureRequest(name=answered.resulting_seizure), metadata=HUANGPU)
-                print(f"  seizure {seizure.name} runs until {seizure.expire_time.ToDatetime():%Y-%m-%d} (deposits: 1 year)")
+        notice = await huangpu.assistance.CreateAssistanceNotice(notice_freeze_request("gd0112", case_name, SEED_DEBTOR))
+        print(f"\nAssistance notice (freeze 7,000,000 元) to {notice.agency}: {notice.name}")
+        answered = await desk.wait_for_answer(notice.name, timeout=30)
+        result = answered.result
+        print(
+            f"  the simulated bank acknowledged and replied {asst.NoticeResult.Kind.Name(result.kind)}: {result.amount_fen / 100:,.2f} 元"
+        )
+        if answered.resulting_seizure:
+            seizure = await huangpu.assistance.GetSeizure(asst.GetSeizureRequest(name=answered.resulting_seizure))
+            print(f"  seizure {seizure.name} runs until {seizure.expire_time.ToDatetime():%Y-%m-%d} (deposits: 1 year)")
     finally:
         await desk.stop()
 
 
-async def query_the_network(addresses: dict[str, str], case_name: str) -> None:
+async def query_the_network(huangpu: AsyncClient, nats_url: str, case_name: str) -> None:
     holders = [a.id for a in AgencyCatalog.default() if a.kind in (AgencyKind.BANK, AgencyKind.ONLINE_PAYMENT)]
-    responder = await SimulatedQueryResponder(addresses["nats"], holders, seed=7).start()
+    responder = await SimulatedQueryResponder(nats_url, holders, seed=7).start()
     try:
-        async with grpc.aio.insecure_channel(addresses["assistance"]) as channel:
-            stub = property_query_pb2_grpc.PropertyQueryServiceStub(channel)
-            query = property_query_pb2.PropertyQuery(
-                case=case_name,
-                debtor=SEED_DEBTOR,
-                categories=[property_query_pb2.DEPOSITS, property_query_pb2.ONLINE_FUNDS],
-                response_window=Duration(seconds=60),
-            )
-            request = property_query_pb2.CreatePropertyQueryRequest(
-                parent="courts/gd0112", property_query=query, request_id=str(uuid.uuid4())
-            )
-            created = await stub.CreatePropertyQuery(request, metadata=HUANGPU)
-            print(f"\nProperty query {created.name}: sent to {created.agency_count} agencies")
-            answer = await _until_complete(stub, created.name)
-            found = [r for r in answer.agency_results if r.items]
-            print(
-                f"  {property_query_pb2.PropertyQuery.State.Name(answer.state)}: {len(answer.agency_results)} replies, {len(found)} with property"
-            )
-            for result in found[:3]:
-                print(f"    {result.agency}: {len(result.items)} item(s)")
+        query = property_query_pb2.PropertyQuery(
+            case=case_name,
+            debtor=SEED_DEBTOR,
+            categories=[property_query_pb2.DEPOSITS, property_query_pb2.ONLINE_FUNDS],
+            response_window=Duration(seconds=60),
+        )
+        request = property_query_pb2.CreatePropertyQueryRequest(parent="courts/gd0112", property_query=query)
+        created = await huangpu.property_queries.CreatePropertyQuery(request)
+        print(f"\nProperty query {created.name}: sent to {created.agency_count} agencies")
+        answer = await _until_complete(huangpu, created.name)
+        found = [r for r in answer.agency_results if r.items]
+        print(
+            f"  {property_query_pb2.PropertyQuery.State.Name(answer.state)}: {len(answer.agency_results)} replies, {len(found)} with property"
+        )
+        for result in found[:3]:
+            print(f"    {result.agency}: {len(result.items)} item(s)")
     finally:
         await responder.stop()
 
 
-async def _until_complete(stub: property_query_pb2_grpc.PropertyQueryServiceStub, name: str) -> property_query_pb2.PropertyQuery:
+async def _until_complete(court: AsyncClient, name: str) -> property_query_pb2.PropertyQuery:
     for _ in range(300):
-        query = await stub.GetPropertyQuery(property_query_pb2.GetPropertyQueryRequest(name=name), metadata=HUANGPU)
+        query = await court.property_queries.GetPropertyQuery(property_query_pb2.GetPropertyQueryRequest(name=name))
         if query.state == property_query_pb2.PropertyQuery.COMPLETED:
             return query
         await asyncio.sleep(0.1)  # the simulated agencies answer within moments
@@ -99,58 +89,41 @@ def demo_plate(sequence: int) -> str:
     return f"浙C·A{sequence % 10_000:04d}"
 
 
-async def control_and_seize_a_car(addresses: dict[str, str], sequence: int) -> None:
+async def control_and_seize_a_car(pingyang: AsyncClient, nats_url: str, sequence: int) -> None:
     plate = demo_plate(sequence)
-    async with grpc.aio.insecure_channel(addresses["registry"]) as channel:
-        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(pingyang_case(sequence), metadata=PINGYANG)
+    case = await pingyang.registry.CreateCase(pingyang_case(sequence))
     print(f"\nScenario 1: 平阳县人民法院 registered {case.case_number}")
-    police = TrafficPoliceSimulator(addresses["nats"], addresses["assistance"], ["tp-330300"])
+    police = TrafficPoliceSimulator(nats_url, pingyang.endpoints.assistance, ["tp-330300"])
     await police.start()
     try:
-        async with grpc.aio.insecure_channel(addresses["assistance"]) as channel:
-            stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(channel)
-            control = vc.VehicleControl(
-                case=case.name, debtor="张三", vehicle=vc.ControlledVehicle(plate=plate, description="黑色轿车")
-            )
-            request = vc.CreateVehicleControlRequest(
-                parent="courts/zj0326", vehicle_control=control, request_id=str(uuid.uuid4())
-            )
-            created = await _when_case_known(lambda: stub.CreateVehicleControl(request, metadata=PINGYANG))
-            print(f"  car {plate} under control: {created.name}, watch list sent to {', '.join(created.agencies)}")
-            await police.wait_for_plate(plate, timeout=30)
-            seized = await police.find(plate, agency_id="tp-330300")
-            print(f"  温州市公安局交通警察支队 (simulated) reported it seized: {vc.VehicleControl.State.Name(seized.state)}")
-            notified = await stub.GetVehicleControl(vc.GetVehicleControlRequest(name=created.name), metadata=PINGYANG)
-            target = notified.post_seizure_target
-            print(
-                f"  the court sees it at once; auction listing due by {target.due_time.ToDatetime():%Y-%m-%d %H:%M} UTC (5 working days)"
-            )
-            for step in (vc.STORED, vc.INSPECTED, vc.VALUED, vc.LISTED_FOR_AUCTION):
-                extra = {"valuation": money_pb2.Money(currency_code="CNY", units=86_000)} if step == vc.VALUED else {}
-                step_request = vc.RecordPostSeizureStepRequest(name=created.name, step=step, **extra)  # type: ignore[arg-type]
-                notified = await stub.RecordPostSeizureStep(step_request, metadata=PINGYANG)
-            status = vc.PostSeizureTarget.Status.Name(notified.post_seizure_target.status)
-            print(f"  stored, inspected, valued and listed for auction: target {status}")
+        control = vc.VehicleControl(
+            case=case.name, debtor="张三", vehicle=vc.ControlledVehicle(plate=plate, description="黑色轿车")
+        )
+        request = vc.CreateVehicleControlRequest(parent="courts/zj0326", vehicle_control=control)
+        created = await pingyang.vehicle_controls.CreateVehicleControl(request)  # CASE_NOT_REGISTERED: retried by the client
+        print(f"  car {plate} under control: {created.name}, watch list sent to {', '.join(created.agencies)}")
+        await police.wait_for_plate(plate, timeout=30)
+        seized = await police.find(plate, agency_id="tp-330300")
+        print(f"  温州市公安局交通警察支队 (simulated) reported it seized: {vc.VehicleControl.State.Name(seized.state)}")
+        notified = await pingyang.vehicle_controls.GetVehicleControl(vc.GetVehicleControlRequest(name=created.name))
+        target = notified.post_seizure_target
+        print(
+            f"  the court sees it at once; auction listing due by {target.due_time.ToDatetime():%Y-%m-%d %H:%M} UTC (5 working days)"
+        )
+        for step in (vc.STORED, vc.INSPECTED, vc.VALUED, vc.LISTED_FOR_AUCTION):
+            valuation = money_pb2.Money(currency_code="CNY", units=86_000) if step == vc.VALUED else None
+            step_request = vc.RecordPostSeizureStepRequest(name=created.name, step=step, valuation=valuation)
+            notified = await pingyang.vehicle_controls.RecordPostSeizureStep(step_request)
+        status = vc.PostSeizureTarget.Status.Name(notified.post_seizure_target.status)
+        print(f"  stored, inspected, valued and listed for auction: target {status}")
     finally:
         await police.stop()
 
 
-async def _when_case_known(call):  # type: ignore[no-untyped-def]
-    """The case reaches the assistance service by event: FAILED_PRECONDITION means "shortly"."""
-    for attempt in range(100):
-        try:
-            return await call()
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt == 99:
-                raise
-            await asyncio.sleep(0.1)
-    return None
-
-
 def pingyang_case(sequence: int) -> rg.CreateCaseRequest:
+    """平阳县法院's case; the client gives it its request_id."""
     return rg.CreateCaseRequest(
         parent="courts/zj0326",
-        request_id=str(uuid.uuid4()),
         case=rg.Case(
             case_number=f"（2023）浙0326执{sequence}号",
             parties=[

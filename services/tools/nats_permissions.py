@@ -1,7 +1,8 @@
 """NATS users and subject permissions for every court and agency, generated from the registry.
 
-A court or agency may subscribe to its own subjects (docs/events.md, "Subscribing to one
-court's or one agency's events") and publish nowhere else, except what reading them
+A court or agency may subscribe to its own subjects — the subject families of the event
+catalog, services/contract/events.py (docs/events.md, "Subscribing to one court's or one
+agency's events") — and publish nowhere else, except what reading them
 through JetStream needs and, for agencies, the property-query network: requests addressed
 to them and their replies, on core NATS subjects under `rogatory.direct.v1`:
 
@@ -24,9 +25,14 @@ to them and their replies, on core NATS subjects under `rogatory.direct.v1`:
   messages to whatever reply subject the request names, so a puller could drop events onto
   subjects it may not publish on. No stream API at all.
 
-The services get one user with full access; admins read every event (one consumer,
-`admin-{name}-all`). The user names are `court-{id}`, `agency-{id}`, `admin-{name}` and
-`rogatory-service`.
+The services get one user that may do everything they do — publish and read every subject,
+create the event stream and the audit anchor stream when missing, run their durables — but
+not delete, purge or update either stream, nor delete the anchor stream's messages (also
+through a JetStream domain prefix, `$JS.{domain}.API.…`): whoever holds a service's
+credentials cannot erase the event history or the anchored audit heads. That is the
+operator's user, `rogatory-operator`, with full access (stream maintenance, `nats stream
+edit`). Admins read every event (one consumer, `admin-{name}-all`). The user names are
+`court-{id}`, `agency-{id}`, `admin-{name}`, `rogatory-service` and `rogatory-operator`.
 """
 
 from __future__ import annotations
@@ -39,34 +45,22 @@ from typing import Any
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.audit.anchors import ANCHOR_STREAM
+from services.contract import events
 from services.plumbing.events import DIRECT_ROOT, SUBJECT_ROOT
 
 SERVICE_USER = "rogatory-service"
+OPERATOR_USER = "rogatory-operator"
+#: Stream API calls no service may make on the event stream or the anchor stream: `{s}` is the stream.
+STREAM_MAINTENANCE = ("STREAM.DELETE.{s}", "STREAM.PURGE.{s}", "STREAM.UPDATE.{s}")
+#: … and on the anchor stream only (which denies them itself too): deleting one anchored head.
+ANCHOR_MAINTENANCE = ("STREAM.MSG.DELETE.{s}",)
 
-#: Subject families a court may read, by family name; `{id}` is the court's id. Its consumer
-#: on a family is named `court-{id}-{family}`.
-COURT_SUBJECTS = {
-    "cases": "case.{id}.>",
-    "sent": "delegation.{id}.*.>",  # matters it sent
-    "received": "delegation.*.{id}.>",  # matters it received
-    "supervision": "supervision.{id}.>",  # matters escalated to it
-    "notices": "notice.{id}.>",
-    "seizures": "seizure.{id}.>",
-    "vehicles": "vehicle.{id}.>",
-    "queries": "query.{id}.>",
-}
-#: Subject families an agency may read; its consumers are named `agency-{id}-{family}`.
-AGENCY_SUBJECTS = {
-    "notices": "notice.*.{id}.>",
-    "seizures": "seizure.*.{id}.>",
-    "watchlist": "watchlist.{id}.>",
-}
-#: An admin reads everything through one consumer, `admin-{name}-all`.
-ADMIN_SUBJECTS = {"all": ">"}
-#: Property-query requests addressed to an agency (core NATS, not in the stream: live only).
-AGENCY_DIRECT_SUBSCRIBES = ("query.*.{id}.requested",)
-#: What an agency publishes itself: its replies to property queries.
-AGENCY_DIRECT_PUBLISHES = ("query-reply.{id}.>",)
+#: Subject families each kind of party may read, by family name; `{id}` is its id. Its consumer
+#: on a family is named `{party}-{id}-{family}`. They come from the event catalog.
+COURT_SUBJECTS = events.families("court")
+AGENCY_SUBJECTS = events.families("agency")
+ADMIN_SUBJECTS = events.families("admin")
 
 
 @dataclass(frozen=True)
@@ -134,8 +128,8 @@ def court_user(court_id: str, stream: str, password: str) -> NatsUser:
 def agency_user(agency_id: str, stream: str, password: str) -> NatsUser:
     user = f"agency-{agency_id}"
     families = _families(AGENCY_SUBJECTS, agency_id)
-    live = _subjects(AGENCY_DIRECT_SUBSCRIBES, agency_id, DIRECT_ROOT)
-    publishes = _subjects(AGENCY_DIRECT_PUBLISHES, agency_id, DIRECT_ROOT)
+    live = _subjects(events.AGENCY_DIRECT_SUBSCRIBES, agency_id, DIRECT_ROOT)
+    publishes = _subjects(events.AGENCY_DIRECT_PUBLISHES, agency_id, DIRECT_ROOT)
     return NatsUser(user, password, reader_permissions(user, families, stream, publishes=publishes, live=live))
 
 
@@ -144,19 +138,29 @@ def admin_user(name: str, stream: str, password: str) -> NatsUser:
     return NatsUser(user, password, reader_permissions(user, _families(ADMIN_SUBJECTS, name), stream))
 
 
-def service_user(password: str) -> NatsUser:
-    return NatsUser(SERVICE_USER, password, {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}})
+def service_user(password: str, stream: str) -> NatsUser:
+    """Everything but the streams' maintenance (module docstring); deny wins over allow."""
+    calls = [c.format(s=stream) for c in STREAM_MAINTENANCE]
+    calls += [c.format(s=ANCHOR_STREAM) for c in (*STREAM_MAINTENANCE, *ANCHOR_MAINTENANCE)]
+    denied = [f"{prefix}.{call}" for call in calls for prefix in ("$JS.API", "$JS.*.API")]  # with a domain too
+    permissions = {"publish": {"allow": [">"], "deny": denied}, "subscribe": {"allow": [">"]}}
+    return NatsUser(SERVICE_USER, password, permissions)
+
+
+def operator_user(password: str) -> NatsUser:
+    """Stream maintenance (update, purge, delete), and anything else: for an operator, never a service."""
+    return NatsUser(OPERATOR_USER, password, {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}})
 
 
 def all_users(
     courts: CourtCatalog, agencies: AgencyCatalog, stream: str, *, admins: Iterable[str] = ("ops",), password: Any = None
 ) -> list[NatsUser]:
-    """One user per court and agency of the registry, the admins and the services' user.
+    """One user per court and agency of the registry, the admins, the services' user and the operator's.
 
     `password(user)` makes each password (default: 32 random URL-safe characters).
     """
     make = password or (lambda _user: secrets.token_urlsafe(24))
-    users = [service_user(make(SERVICE_USER))]
+    users = [service_user(make(SERVICE_USER), stream), operator_user(make(OPERATOR_USER))]
     users += [court_user(c.id, stream, make(f"court-{c.id}")) for c in courts]
     users += [agency_user(a.id, stream, make(f"agency-{a.id}")) for a in agencies]
     users += [admin_user(name, stream, make(f"admin-{name}")) for name in admins]

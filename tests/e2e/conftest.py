@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 from nats.aio.client import Client as NATS
 
+from rogatory_client import AsyncClient, Credentials, Endpoints
 from services.tools.launcher import Stack
 from tests.conftest import BACKENDS, drop_schemas, require_postgres
 
@@ -100,9 +100,12 @@ async def stack(request: pytest.FixtureRequest, shared_stacks: SharedStacks) -> 
 
 
 @pytest.fixture
-async def registry_channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
-        yield channel
+async def rogatory(stack: Stack) -> AsyncIterator[AsyncClient]:
+    """The stack as a court system calls it: the Python client (retries, typed errors), as an
+    admin unless a call names its own caller (`metadata=dev_credentials("court", …)`)."""
+    endpoints = Endpoints(stack.address("registry"), stack.address("delegation"), stack.address("assistance"))
+    async with AsyncClient(Credentials.dev_token("admin:tests"), endpoints) as client:
+        yield client
 
 
 @pytest.fixture

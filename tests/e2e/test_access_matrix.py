@@ -155,6 +155,9 @@ def rows() -> list[Row]:
         r("ReturnDelegation", lambda s, w, m: s.delegation.ReturnDelegation(_return(w.returnable.name), metadata=m), expect(PD, NF, PD, OK, PD, PD), ENTRUSTED),
         r("ListOverdueDelegations", lambda s, w, m: s.delegation.ListOverdueDelegations(dg.ListOverdueDelegationsRequest(parent="courts/gd0112"), metadata=m), expect(OK, PD, OK, PD, PD, OK), ENTRUSTED),
         r("GetTurnaroundStatistics", lambda s, w, m: s.delegation.GetTurnaroundStatistics(dg.GetTurnaroundStatisticsRequest(), metadata=m), EVERYONE, ENTRUSTED),
+        r("ComputeDeadline", lambda s, w, m: s.delegation.ComputeDeadline(_deadline_question(), metadata=m), EVERYONE, ENTRUSTED),
+        r("ListMatterKinds", lambda s, w, m: s.delegation.ListMatterKinds(dg.ListMatterKindsRequest(), metadata=m), EVERYONE, ENTRUSTED),
+        r("GetMatterKind", lambda s, w, m: s.delegation.GetMatterKind(dg.GetMatterKindRequest(name="matterKinds/DEPOSITS"), metadata=m), EVERYONE, ENTRUSTED),
         # --- assistance notices: "addressed" is the bank notified, 中国工商银行 ---
         r("CreateAssistanceNotice", lambda s, w, m: s.notices.CreateAssistanceNotice(_notice(w.case, "matrix-notice"), metadata=m), COURT_ACTS),
         r("GetAssistanceNotice", lambda s, w, m: s.notices.GetAssistanceNotice(asst.GetAssistanceNoticeRequest(name=w.notice.name), metadata=m), expect(OK, NF, OK, OK, NF, OK)),
@@ -196,6 +199,13 @@ FROZEN = asst.NoticeResult(kind=asst.NoticeResult.FROZEN, amount_fen=500_000_000
 def _freeze(case: str, request_id: str) -> dg.CreateDelegationRequest:
     request = freeze_request(case)
     request.request_id = request_id
+    return request
+
+
+def _deadline_question() -> dg.ComputeDeadlineRequest:
+    """Public rules, no matter data: any authenticated caller may ask."""
+    request = dg.ComputeDeadlineRequest(court="courts/ha0122", matter_kind=dg.Delegation.DEPOSITS, step=dg.Deadline.START)
+    request.start_time.FromSeconds(1_694_743_200)  # 2023-09-15 10:00 China time
     return request
 
 

@@ -6,6 +6,8 @@ as --json, in English and Chinese, as an admin and as courts."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import re
 import subprocess
@@ -16,16 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from click.testing import Result
 from rogatory.delegation.v1 import delegation_pb2 as dg
-from typer.testing import CliRunner
 
-from services.tools.admin.cli import app
+from services.tools.admin import views
 from services.tools.admin.client import AdminClient
-from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
+from tests.e2e.admin_cli import admin
 from tests.e2e.test_deadline_escalation_e2e import past_deadline, scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -41,18 +41,6 @@ class Scenario:
     scanned_at: datetime
 
 
-def admin(stack: Stack, *args: str, credential: str = "admin:ops", check: bool = True) -> Result:
-    """Runs the CLI in this process through typer's test runner, with the environment an admin's
-    terminal would give it (the installed command itself: test_the_console_script_is_installed)."""
-    env = {"DELEGATION_ADDR": stack.address("delegation"), "ROGATORY_CREDENTIAL": credential, "COLUMNS": "250"}
-    done = CliRunner().invoke(app, list(args), env=env)
-    if done.exception and not isinstance(done.exception, SystemExit):
-        raise done.exception
-    if check:
-        assert done.exit_code == 0, done.stderr
-    return done
-
-
 def as_json(stack: Stack, *args: str, **kwargs: Any) -> Any:
     return json.loads(admin(stack, *args, "--json", **kwargs).stdout)
 
@@ -61,10 +49,10 @@ def as_json(stack: Stack, *args: str, **kwargs: Any) -> Any:
 async def scenario(stack: Stack, sequence_numbers: Iterator[int]) -> Scenario:
     number = 900_000 + next(sequence_numbers)
     case_name = await register_case(stack, number)
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        done = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
-        await execute_freeze_same_day(channel, done)
-        late = await delegate_freeze(channel, case_name)
+    async with as_court("gd0112", stack.describe()) as huangpu:
+        done = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
+        await execute_freeze_same_day(stack.describe(), done)
+        late = await delegate_freeze(huangpu, case_name)
     scanned_at = past_deadline(late, dg.Deadline.ACKNOWLEDGE, 3)
     assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at, late.name)  # its ACKNOWLEDGE deadline passed 3 days before
     await _until_read_model_has(stack, "courts/ha0122", matters=2, completed=1)
@@ -130,9 +118,9 @@ def test_timeline_tables_in_english_and_chinese(stack: Stack, scenario: Scenario
 
 def test_unknown_matter_and_bad_case_number(stack: Stack, scenario: Scenario) -> None:
     missing = admin(stack, "timeline", "courts/gd0112/delegations/nope", check=False)
-    assert missing.exit_code == 1 and "NOT_FOUND" in missing.stderr
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
     bad = admin(stack, "timeline", "（2023）粤9999执1号", check=False)
-    assert bad.exit_code == 2 and "case_number" in bad.stderr
+    assert bad.returncode == 2 and "case_number" in bad.stderr
 
 
 def test_overdue_includes_subordinate_courts(stack: Stack, scenario: Scenario) -> None:
@@ -152,7 +140,7 @@ def test_overdue_follows_the_credential(stack: Stack, scenario: Scenario) -> Non
     as_superior = as_json(stack, "overdue", "--court", "ha01", credential="court:ha01")
     assert scenario.late in {r["delegation"] for r in as_superior["delegations"]}
     bystander = admin(stack, "overdue", "--court", "ha01", credential="court:zj0326", check=False)
-    assert bystander.exit_code == 1 and "PERMISSION_DENIED" in bystander.stderr
+    assert bystander.returncode == 1 and "PERMISSION_DENIED" in bystander.stderr
 
 
 def test_stats_grouped_and_filtered(stack: Stack, scenario: Scenario) -> None:
@@ -171,4 +159,59 @@ def test_stats_grouped_and_filtered(stack: Stack, scenario: Scenario) -> None:
         word in table for word in ("办理时效统计", "受托法院", "中牟县人民法院 (ha0122)", "按期办结率", "办结用时分布", "<1天")
     )
     bad = admin(stack, "stats", "--month", "November", check=False)
-    assert bad.exit_code == 2 and "month" in bad.stderr
+    assert bad.returncode == 2 and "month" in bad.stderr
+
+
+def read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    return list(reader.fieldnames or ()), list(reader)
+
+
+def test_csv_of_every_listing(stack: Stack, scenario: Scenario) -> None:
+    header, steps = read_csv(admin(stack, "timeline", scenario.case_number, "--csv").stdout)
+    assert header == list(views.TIMELINE_FIELDS)
+    assert {r["delegation"] for r in steps} == {scenario.done, scenario.late}
+    assert [r["action"] for r in steps if r["delegation"] == scenario.done] == ["SUBMIT", "ACKNOWLEDGE", "START", "COMPLETE"]
+    assert all(TRACE_ID.match(r["trace_id"]) and r["case"] == scenario.case_name for r in steps)
+
+    at = scenario.scanned_at.isoformat()
+    header, late = read_csv(admin(stack, "overdue", "--court", "ha01", "--at", at, "--csv").stdout)
+    assert header == list(views.OVERDUE_FIELDS)
+    [row] = [r for r in late if r["delegation"] == scenario.late]
+    assert row["step"] == "ACKNOWLEDGE" and row["entrusted_court"] == "courts/ha0122" and row["escalated"] in ("true", "false")
+
+    header, groups = read_csv(
+        admin(stack, "stats", "-g", "entrusted_court", "--court", "ha0122", "--distribution", "--csv").stdout
+    )
+    assert header == list(views.stats_fields(["entrusted_court"], True))
+    [group] = groups
+    assert group["entrusted_court"] == "courts/ha0122" and int(group["count"]) >= 2 and int(group["completed_0_1_days"]) >= 1
+
+
+def test_piped_tables_keep_every_column(stack: Stack, scenario: Scenario) -> None:
+    """The in-process runner's stdout is no terminal, like a pipe: no column is cut."""
+    table = admin(stack, "overdue", "--court", "ha01", "--at", scenario.scanned_at.isoformat()).stdout
+    header = next(line for line in table.splitlines() if "Matter" in line)
+    assert all(title in header for title in ("Days overdue", "Urges", "Escalated")) and "…" not in table
+    line = next(line for line in table.splitlines() if scenario.late in line)
+    assert "中牟县人民法院 (ha0122)" in line and "广州市黄埔区人民法院 (gd0112)" in line
+    stats = admin(stack, "stats", "-g", "entrusted_court", "-g", "requesting_court", "-g", "matter_kind").stdout
+    assert all(title in stats for title in ("Completed on time", "Open & overdue now", "Return rate")) and "…" not in stats
+
+
+async def test_open_and_overdue_now_counts_the_late_matter_apart_from_completed_on_time(stack: Stack, scenario: Scenario) -> None:
+    """The completed matter is on time, the late one is open and overdue: each figure says
+    which matters it counts, so the two do not contradict (issue 17, point 6)."""
+    async with AdminClient(stack.address("delegation")) as client:
+        for _ in range(100):  # the overdue event reaches the read model after the scan
+            figures = await client.statistics('entrusted_court = "courts/ha0122" AND requesting_court = "courts/gd0112"')
+            if figures.groups[0].open_overdue_count >= 1:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the read model never counted the late matter as open and overdue")
+    [row] = json.loads(admin(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112", "--json").stdout)["groups"]
+    assert row["open_overdue_count"] >= 1 and row["overdue_count"] >= row["open_overdue_count"]
+    assert row["complete_count"] >= 1 and 0 < row["on_time_rate"] <= 1
+    table = admin(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112").stdout
+    assert "Completed on time" in table and "Open & overdue now" in table and "share of the completed matters" in table

@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from unittest import mock
 
-import grpc
 import pytest
 from plotly.offline import get_plotlyjs
 
@@ -32,11 +31,11 @@ from registry.courts import CourtCatalog, CourtLevel
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.tools.admin.client import AdminClient
-from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
 from tests.conftest import BACKENDS, wait_for
 from tests.e2e.conftest import own_stack
-from tests.e2e.test_admin_cli_e2e import admin
+from tests.e2e.admin_cli import admin
 from tests.e2e.test_deadline_escalation_e2e import scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -98,12 +97,12 @@ async def load_history(stack: Stack) -> None:
 async def live_matters(stack: Stack, numbers: Iterator[int]) -> list[str]:
     """Matters through the real services: completed ones, and late ones for the overdue list."""
     late = []
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+    async with as_court("gd0112", stack.describe()) as huangpu:
         for entrusted in ("ha0122", "ha1321", "zj0326", "gd0305"):
             case_name = await register_case(stack, 950_000 + next(numbers))
-            done = await until_case_replicated(lambda c=case_name, e=entrusted: delegate_freeze(channel, c, entrusted=e))
-            await execute_freeze_same_day(channel, done)
-            late.append((await delegate_freeze(channel, case_name, entrusted=entrusted)).name)
+            done = await until_case_replicated(lambda c=case_name, e=entrusted: delegate_freeze(huangpu, c, entrusted=e))
+            await execute_freeze_same_day(stack.describe(), done)
+            late.append((await delegate_freeze(huangpu, case_name, entrusted=entrusted)).name)
     return late
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client as NATS
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
@@ -19,9 +21,10 @@ from rogatory.events.v1 import events_pb2
 
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
-from services.tools.demo import delegate_freeze, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
+from tests.e2e.test_registry_e2e import details
 
 SUPERIOR = dev_credentials("court", "ha01")  # 郑州市中级人民法院, superior of 中牟县法院
 REQUESTING = dev_credentials("court", "gd0112")
@@ -62,8 +65,8 @@ async def test_unacknowledged_matter_is_urged_then_escalated(
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 700_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+        created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
     name = created.name
 
     assert "MARK_OVERDUE 1" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 1), name)  # ACKNOWLEDGE missed
@@ -86,3 +89,57 @@ async def test_unacknowledged_matter_is_urged_then_escalated(
     assert all(
         e.officer == "system" and e.trace_id == timeline.entries[0].trace_id for e in system_entries
     )  # one task, one trace
+
+
+# --- the deadline calculator, asked over gRPC as a court system asks it (issue 17 point 4) ---------------
+
+ENTRUSTED = dev_credentials("court", "ha0122")  # 中牟县法院, the court that must act
+
+
+async def test_a_court_system_computes_the_deadlines_the_service_set(stack: Stack, sequence_numbers: Iterator[int]) -> None:
+    """ComputeDeadline for a matter's kind, step and entrusted court, from its creation time, is
+    exactly the deadline the service opened (and the scanner watches)."""
+    case_name = await register_case(stack, 710_000 + next(sequence_numbers))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+        created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
+        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+        for deadline in created.deadlines:
+            request = dg.ComputeDeadlineRequest(
+                court=created.entrusted_court, start_time=created.create_time, matter_kind=created.matter_kind, step=deadline.step
+            )
+            answer = await stub.ComputeDeadline(request, metadata=ENTRUSTED)
+            assert (answer.due_time, answer.provisional, answer.source) == (
+                deadline.due_time,
+                deadline.provisional,
+                deadline.source,
+            )
+
+
+async def test_a_court_system_asks_for_a_period_across_national_day_2023(stack: Stack) -> None:
+    start = Timestamp()
+    start.FromDatetime(datetime(2023, 9, 15, 2, 0, tzinfo=UTC))  # 10:00 in China
+    request = dg.ComputeDeadlineRequest(
+        court="courts/ha0122", start_time=start, period=dg.Period(amount=15, unit=dg.Period.CALENDAR_DAY)
+    )
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+        answer = await delegation_pb2_grpc.DelegationServiceStub(channel).ComputeDeadline(request, metadata=ENTRUSTED)
+    assert (answer.due_date.year, answer.due_date.month, answer.due_date.day) == (2023, 10, 7)  # the make-up Saturday
+    assert answer.due_time.ToDatetime(UTC) == datetime(2023, 10, 7, 15, 59, 59, 999999, tzinfo=UTC)  # 23:59:59.999999 in China
+    assert [(d.date.month, d.date.day) for d in answer.makeup_workdays] == [(10, 7)]
+    assert [d.date.day for d in answer.holidays] == [29, 30, 1, 2, 3, 4, 5, 6]
+    assert (answer.last_day_shift.last_day.day, answer.last_day_shift.moved_to.day) == (30, 7)
+    assert not answer.provisional
+
+
+async def test_a_bad_question_gets_every_violation_as_a_rich_error(stack: Stack) -> None:
+    request = dg.ComputeDeadlineRequest(court="courts/nowhere", period=dg.Period(amount=0, unit=dg.Period.MONTH))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await delegation_pb2_grpc.DelegationServiceStub(channel).ComputeDeadline(request, metadata=ENTRUSTED)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, bad = details(caught.value)
+    assert {(v.field, v.reason) for v in bad.field_violations} == {
+        ("court", "UNKNOWN_COURT"),
+        ("start_time", "REQUIRED"),
+        ("period.amount", "BAD_AMOUNT"),
+    }

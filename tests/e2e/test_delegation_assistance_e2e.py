@@ -14,22 +14,21 @@ from rogatory.assistance.v1 import assistance_pb2_grpc
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
-from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.assistance.notice_examples import freeze_request as notice_freeze_request
 from services.assistance.notice_examples import query_request
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
-from services.tools.demo import delegate_freeze, freeze_request, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, freeze_request, until_case_replicated
 from services.tools.launcher import Stack
 from tests.conftest import wait_for
-from tests.e2e.test_registry_e2e import as_owner, create_request, details
+from tests.e2e.test_registry_e2e import create_request, details
 
 
 async def register_case(stack: Stack, number: int) -> str:
-    async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
-        request = create_request(number, "gd0112", "粤0112")
-        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(request, metadata=as_owner(request))
+    """黄埔 registers a case, as its court system would (rogatory_client)."""
+    async with as_court("gd0112", stack.describe()) as huangpu:
+        case = await huangpu.registry.CreateCase(create_request(number, "gd0112", "粤0112"))
     return case.name
 
 
@@ -38,8 +37,8 @@ async def test_delegation_reaches_both_courts_and_no_other(
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 500_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        created = await until_case_replicated(lambda: delegate_freeze(channel, case_name))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+        created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
         fetched = await delegation_pb2_grpc.DelegationServiceStub(channel).GetDelegation(
             dg.GetDelegationRequest(name=created.name), metadata=dev_credentials("court", "gd0112")
         )

@@ -25,12 +25,12 @@ from nats.js.api import StreamInfo
 from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
-from services.contract import delegation_events
+from services.contract.events import of_type
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.plumbing.subscriber import read_events
-from services.tools.demo import delegate_freeze, freeze_request, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, freeze_request, until_case_replicated
 from services.tools.launcher import ServiceProcess, Stack
 from tests.conftest import wait_for
 from tests.e2e.test_delegation_assistance_e2e import register_case
@@ -152,8 +152,8 @@ async def assert_published_once_and_applied_once(data_dir: Path, nats_url: str) 
 async def test_nats_killed_and_restarted_mid_burst_loses_and_doubles_nothing(stack: Stack) -> None:
     assert stack.nats is not None
     case = await register_case(stack, 910_001)
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        await until_case_replicated(lambda: delegate_freeze(channel, case))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+        await until_case_replicated(lambda: delegate_freeze(huangpu, case))
         burst = Burst(channel)
 
         async def chaos() -> None:
@@ -177,8 +177,8 @@ async def test_nats_killed_and_restarted_mid_burst_loses_and_doubles_nothing(sta
 
 async def test_service_killed_mid_burst_loses_no_accepted_request_and_applies_nothing_twice(stack: Stack) -> None:
     case = await register_case(stack, 910_002)
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        await until_case_replicated(lambda: delegate_freeze(channel, case))
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+        await until_case_replicated(lambda: delegate_freeze(huangpu, case))
         burst = Burst(channel)
         created: dict[str, str] = {}  # create request_id → delegation name
 
@@ -215,9 +215,9 @@ async def test_service_killed_mid_burst_loses_no_accepted_request_and_applies_no
 
 
 def matter_of(event: ReceivedEvent) -> str:
-    message = delegation_events.parse(event.event_type, event.data)
-    assert message is not None
-    return message.delegation.name  # type: ignore[attr-defined]
+    kind = of_type(event.event_type)
+    assert kind is not None and kind.type.startswith(("rogatory.delegation.", "rogatory.supervision."))
+    return kind.parse(event.data).delegation.name  # type: ignore[attr-defined]
 
 
 def freeze_request_with(case: str, request_id: str) -> dg.CreateDelegationRequest:
@@ -267,8 +267,11 @@ async def test_a_cluster_node_killed_under_load_loses_nothing(tmp_path: Path, cl
         info = await stream_info(urls)
         assert info.config.num_replicas == 3 and info.cluster and len(info.cluster.replicas or []) == 2
         case = await register_case(stack, 910_003)
-        async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-            await until_case_replicated(lambda: delegate_freeze(channel, case))
+        async with (
+            grpc.aio.insecure_channel(stack.address("delegation")) as channel,
+            as_court("gd0112", stack.describe()) as huangpu,
+        ):
+            await until_case_replicated(lambda: delegate_freeze(huangpu, case))
             burst = Burst(channel)
             killed: list[str] = []
 
@@ -315,8 +318,8 @@ async def test_i15_p6_deadletter_list_and_replay_on_the_running_stack(tmp_path: 
             conn.execute("DROP TRIGGER faulty")  # the bug fixed
         code, replayed = await rogatory(stack.nats_url, "deadletter", "replay", "--consumer", "delegation-case-replica")
         assert code == 0 and f"replayed {event_id}" in replayed and "to delegation-case-replica" in replayed, replayed
-        async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-            created = await until_case_replicated(lambda: delegate_freeze(channel, case), attempts=300)
+        async with as_court("gd0112", stack.describe()) as huangpu:
+            created = await until_case_replicated(lambda: delegate_freeze(huangpu, case), attempts=300)
         assert created.case == case
         assert "no parked events" in (await rogatory(stack.nats_url, "deadletter", "list"))[1]
         applied = "SELECT count(*) FROM inbox WHERE consumer = 'delegation-case-replica' AND event_id = ?"

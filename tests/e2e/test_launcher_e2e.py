@@ -29,7 +29,7 @@ from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.plumbing.auth import dev_credentials
 from services.plumbing.nats_server import free_port
-from services.tools.demo import delegate_freeze, seed_case_request, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, seed_case_request, until_case_replicated
 from services.tools.launcher import ServiceProcess
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
@@ -207,8 +207,8 @@ async def test_i15_p8_a_killed_nats_server_is_restarted_and_events_flow_again(
     # The services reconnect by themselves: a case registered now reaches the delegation
     # service by event, through the restarted server and its JetStream store.
     case = await registry.CreateCase(seed_case_request(int(time.time()) % 900_000 + 1), metadata=HUANGPU, timeout=10)
-    async with grpc.aio.insecure_channel(launcher.addresses["delegation"]) as channel:
-        delegation = await until_case_replicated(lambda: delegate_freeze(channel, case.name), attempts=300)
+    async with as_court("gd0112", launcher.addresses) as huangpu:
+        delegation = await until_case_replicated(lambda: delegate_freeze(huangpu, case.name), attempts=300)
     assert delegation.case == case.name
     # The services' warnings about the lost connection: on the terminal, prefixed, and in their files.
     await asyncio.to_thread(launcher.wait_for, r"^registry \| .* WARNING .*NATS disconnected")

@@ -13,12 +13,12 @@ import pytest
 from google.rpc import error_details_pb2
 from google.type import money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 from nats.aio.client import Client as NATS
 from rogatory.events.v1 import events_pb2
 from rogatory.registry.v1 import registry_pb2 as pb
 from rogatory.registry.v1 import registry_pb2_grpc
 
+from rogatory_client import AlreadyExists, AsyncClient, InvalidArgument, RogatoryError, error_from_rpc
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from services.tools.launcher import Stack
@@ -53,14 +53,17 @@ ADMIN = dev_credentials("admin", "tests")
 
 
 def details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.BadRequest]:
-    status = rpc_status.from_call(error)
-    assert status is not None, "no google.rpc.Status in the trailers"
+    """The ErrorInfo and BadRequest of a failed call, read as a court system reads them (rogatory_client)."""
+    typed = error_from_rpc(error)
+    status = typed.status
+    assert status.details, "no google.rpc.Status in the trailers"
+    assert (status.code, status.message) == (error.code().value[0], error.details()), "the Status and the call disagree"
     info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-    for detail in status.details:
-        if detail.Is(info.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(bad.DESCRIPTOR):
-            detail.Unpack(bad)
+    for detail in typed.status_details:
+        if isinstance(detail, error_details_pb2.ErrorInfo):
+            info = detail
+        elif isinstance(detail, error_details_pb2.BadRequest):
+            bad = detail
     return info, bad
 
 
@@ -99,10 +102,10 @@ def test_reflection_lets_buf_curl_list_and_call(stack: Stack) -> None:
 
 
 async def test_created_case_is_evented_to_its_court_only(
-    registry_channel: grpc.aio.Channel, subscriber: NATS, sequence_numbers: Iterator[int]
+    rogatory: AsyncClient, subscriber: NATS, sequence_numbers: Iterator[int]
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
-    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    registry = rogatory.registry
     traceparent = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
     request = create_request(next(sequence_numbers))
     case = await registry.CreateCase(request, metadata=(("traceparent", traceparent), *as_owner(request)))
@@ -120,35 +123,31 @@ async def test_created_case_is_evented_to_its_court_only(
     assert all(e.parse(events_pb2.CaseRegistered).case.name != case.name for e in other_court)
 
 
-async def test_retry_with_request_id_returns_the_same_case(
-    registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]
-) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+async def test_retry_with_request_id_returns_the_same_case(rogatory: AsyncClient, sequence_numbers: Iterator[int]) -> None:
+    registry = rogatory.registry
     request = create_request(next(sequence_numbers))
     first = await registry.CreateCase(request, metadata=as_owner(request))
     second = await registry.CreateCase(request, metadata=as_owner(request))
     assert second == first
     request.request_id = str(uuid.uuid4())
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with pytest.raises(AlreadyExists) as caught:
         await registry.CreateCase(request, metadata=as_owner(request))
-    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert details(caught.value)[0].reason == "CASE_ALREADY_REGISTERED"
+    assert caught.value.reason == "CASE_ALREADY_REGISTERED"
 
 
-async def test_bad_input_is_invalid_argument_with_field_violations(registry_channel: grpc.aio.Channel) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+async def test_bad_input_is_invalid_argument_with_field_violations(rogatory: AsyncClient) -> None:
+    registry = rogatory.registry
     request = create_request(0)
     request.case.case_number = "(2023)蒙01执0号"
     request.case.parties[1].id_number = "123"
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with pytest.raises(InvalidArgument) as caught:
         await registry.CreateCase(request, metadata=as_owner(request))
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    info, bad = details(caught.value)
-    assert info.reason == "MONGOLIA_CODE" and info.domain == "rogatory.gov.cn"  # the first violation's
+    bad = caught.value
+    assert bad.reason == "MONGOLIA_CODE" and bad.domain == "rogatory.gov.cn"  # the first violation's
     reasons = {(v.field, v.reason) for v in bad.field_violations}
     assert ("case.case_number", "MONGOLIA_CODE") in reasons
     assert ("case.parties[1].id_number", "BAD_ID_NUMBER") in reasons
-    assert "Traceback" not in (caught.value.details() or "")
+    assert "Traceback" not in bad.message
 
 
 @pytest.mark.parametrize(
@@ -163,18 +162,16 @@ async def test_bad_input_is_invalid_argument_with_field_violations(registry_chan
         ("ListCourts", pb.ListCourtsRequest(page_size=-1), grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
-async def test_errors_have_specific_codes_and_error_info(
-    registry_channel: grpc.aio.Channel, method: str, request_message, code
-) -> None:  # type: ignore[no-untyped-def]
-    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+async def test_errors_have_specific_codes_and_error_info(rogatory: AsyncClient, method: str, request_message, code) -> None:  # type: ignore[no-untyped-def]
+    registry = rogatory.registry
+    with pytest.raises(RogatoryError) as caught:
         await getattr(registry, method)(request_message, metadata=ADMIN)
     assert caught.value.code() == code
-    assert details(caught.value)[0].domain == "rogatory.gov.cn"
+    assert caught.value.domain == "rogatory.gov.cn" and caught.value.reason
 
 
-async def test_list_cases_pages_with_tokens(registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+async def test_list_cases_pages_with_tokens(rogatory: AsyncClient, sequence_numbers: Iterator[int]) -> None:
+    registry = rogatory.registry
     requests = [create_request(next(sequence_numbers), "gd0305", "粤0305") for _ in range(5)]
     created = [await registry.CreateCase(request, metadata=as_owner(request)) for request in requests]
     seen, token = [], ""
@@ -190,8 +187,8 @@ async def test_list_cases_pages_with_tokens(registry_channel: grpc.aio.Channel, 
     assert seen == [c.name for c in created]
 
 
-async def test_reference_data_queries(registry_channel: grpc.aio.Channel) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+async def test_reference_data_queries(rogatory: AsyncClient) -> None:
+    registry = rogatory.registry
     any_agency = dev_credentials("agency", "tp-330300")  # reference data is for every authenticated party
     highs = await registry.ListCourts(pb.ListCourtsRequest(filter="level = HIGH", page_size=1000), metadata=any_agency)
     assert highs.total_size >= 33 and {"courts/zj", "courts/nm", "courts/gd"} <= {c.name for c in highs.courts}
@@ -212,33 +209,33 @@ async def code_of(call: object) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-async def test_who_may_register_and_read_a_courts_cases(
-    registry_channel: grpc.aio.Channel, sequence_numbers: Iterator[int]
-) -> None:
-    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
-    owner, superior, other = (dev_credentials("court", c) for c in ("zj0326", "zj03", "gd0112"))
-    agency = dev_credentials("agency", "tp-330300")
-    request = create_request(next(sequence_numbers))
-    for caller, code in ((other, "PERMISSION_DENIED"), (superior, "PERMISSION_DENIED"), (ADMIN, "PERMISSION_DENIED"),
-                         (agency, "PERMISSION_DENIED"), ((), "UNAUTHENTICATED")):  # fmt: skip
-        assert (await code_of(registry.CreateCase(request, metadata=caller))).name == code
-    case = await registry.CreateCase(request, metadata=owner)
+async def test_who_may_register_and_read_a_courts_cases(stack: Stack, sequence_numbers: Iterator[int]) -> None:
+    # Callers without a credential too: a bare channel, not a court system's client (which always sends one).
+    async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        owner, superior, other = (dev_credentials("court", c) for c in ("zj0326", "zj03", "gd0112"))
+        agency = dev_credentials("agency", "tp-330300")
+        request = create_request(next(sequence_numbers))
+        for caller, code in ((other, "PERMISSION_DENIED"), (superior, "PERMISSION_DENIED"), (ADMIN, "PERMISSION_DENIED"),
+                             (agency, "PERMISSION_DENIED"), ((), "UNAUTHENTICATED")):  # fmt: skip
+            assert (await code_of(registry.CreateCase(request, metadata=caller))).name == code
+        case = await registry.CreateCase(request, metadata=owner)
 
-    get = pb.GetCaseRequest(name=case.name)
-    expected = {
-        "owner": "OK",
-        "superior": "OK",
-        "admin": "OK",
-        "other": "NOT_FOUND",
-        "agency": "NOT_FOUND",
-        "none": "UNAUTHENTICATED",
-    }
-    callers = {"owner": owner, "superior": superior, "admin": ADMIN, "other": other, "agency": agency, "none": ()}
-    assert {who: (await code_of(registry.GetCase(get, metadata=c))).name for who, c in callers.items()} == expected
-    listing = pb.ListCasesRequest(parent="courts/zj0326")
-    expected.update(other="PERMISSION_DENIED", agency="PERMISSION_DENIED")
-    assert {who: (await code_of(registry.ListCases(listing, metadata=c))).name for who, c in callers.items()} == expected
-    every_court = pb.ListCasesRequest(parent="courts/-")
-    assert (await code_of(registry.ListCases(every_court, metadata=owner))).name == "PERMISSION_DENIED"
-    assert (await code_of(registry.ListCases(every_court, metadata=ADMIN))).name == "OK"
-    assert (await code_of(registry.GetCourt(pb.GetCourtRequest(name="courts/zj0326")))).name == "UNAUTHENTICATED"
+        get = pb.GetCaseRequest(name=case.name)
+        expected = {
+            "owner": "OK",
+            "superior": "OK",
+            "admin": "OK",
+            "other": "NOT_FOUND",
+            "agency": "NOT_FOUND",
+            "none": "UNAUTHENTICATED",
+        }
+        callers = {"owner": owner, "superior": superior, "admin": ADMIN, "other": other, "agency": agency, "none": ()}
+        assert {who: (await code_of(registry.GetCase(get, metadata=c))).name for who, c in callers.items()} == expected
+        listing = pb.ListCasesRequest(parent="courts/zj0326")
+        expected.update(other="PERMISSION_DENIED", agency="PERMISSION_DENIED")
+        assert {who: (await code_of(registry.ListCases(listing, metadata=c))).name for who, c in callers.items()} == expected
+        every_court = pb.ListCasesRequest(parent="courts/-")
+        assert (await code_of(registry.ListCases(every_court, metadata=owner))).name == "PERMISSION_DENIED"
+        assert (await code_of(registry.ListCases(every_court, metadata=ADMIN))).name == "OK"
+        assert (await code_of(registry.GetCourt(pb.GetCourtRequest(name="courts/zj0326")))).name == "UNAUTHENTICATED"

@@ -70,7 +70,10 @@ ICBC, CCB, POLICE = (
 )
 
 # Read-only custom methods: every other method that is not a standard Get or List mutates.
-READ_ONLY_CUSTOM = {"rogatory.registry.v1.RegistryService.ParseCaseNumber"}
+READ_ONLY_CUSTOM = {
+    "rogatory.registry.v1.RegistryService.ParseCaseNumber",
+    "rogatory.delegation.v1.DelegationService.ComputeDeadline",
+}
 
 
 def mutating_methods() -> dict[str, MethodDescriptor]:

@@ -11,7 +11,7 @@ from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from services.plumbing.auth import dev_credentials
-from services.tools.demo import delegate_freeze, execute_freeze_same_day, until_case_replicated
+from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -27,10 +27,10 @@ async def statistics(stub: delegation_pb2_grpc.DelegationServiceStub) -> dg.Turn
 
 async def test_a_completed_matter_shows_in_the_statistics(stack: Stack, sequence_numbers: Iterator[int]) -> None:
     case_name = await register_case(stack, 800_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
+    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-        created = await until_case_replicated(lambda: delegate_freeze(channel, case_name, entrusted=ENTRUSTED))
-        await execute_freeze_same_day(channel, created)
+        created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name, entrusted=ENTRUSTED))
+        await execute_freeze_same_day(stack.describe(), created)
         figures = await statistics(stub)
         for _ in range(100):  # the read model follows the events: wait for it, bounded
             if figures.groups and figures.groups[0].time_to_complete.count >= 1:

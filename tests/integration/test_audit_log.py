@@ -6,6 +6,7 @@ anchored head (issue 15, point 3)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import APIError
 from rogatory.events.v1 import alert_events_pb2
 from rogatory.registry.v1 import registry_pb2_grpc
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, text, update
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
@@ -39,8 +40,10 @@ from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.host import ServiceHost
 from services.plumbing.messaging import connect
+from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.registry.main import wire as wire_registry
+from services.tools.cli import main as cli_main
 from services.tools.nats_permissions import all_users, authorization_block
 from tests.conftest import drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
@@ -366,7 +369,8 @@ async def test_i15_p3_the_anchor_stream_keeps_every_head(nats_server: EmbeddedNa
 
 async def test_i15_p3_only_the_services_publish_or_manage_anchors(tmp_path: Path) -> None:
     """Under `rogatory nats-auth`'s permissions no court, agency or admin can publish an
-    anchor, nor delete, purge or reconfigure the anchor stream; the services' user can."""
+    anchor, nor delete, purge or reconfigure the anchor stream; the services' user publishes
+    anchors (and may not manage the stream either: test_nats_permissions.py)."""
     users = {
         u.user: u for u in all_users(CourtCatalog.default(), AgencyCatalog.default(), "ROGATORY", password=lambda u: f"pw-{u}")
     }
@@ -389,3 +393,60 @@ async def test_i15_p3_only_the_services_publish_or_manage_anchors(tmp_path: Path
             assert await read_anchors(service.jetstream()) == [Anchor(1, "a" * 64)]
         finally:
             await service.close()
+
+
+def cli_verify_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> tuple[int, str]:
+    """`rogatory audit-verify` run by its own main() in this process: (exit status, stdout + stderr)."""
+    for variable in ("DATABASE_URL", "ROGATORY_DB_SCHEMA_PREFIX", "NATS_URL", "ROGATORY_DATA_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as leaving:
+        cli_main(["audit-verify"])
+    out = capsys.readouterr()
+    return int(leaving.value.code or 0), out.out + out.err
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_audit_verify_without_an_audit_log_says_so_and_exits_4(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No registry database at all, or one without the audit_log table: a clear line and exit 4, no traceback."""
+    prefix = f"t{abs(hash(tmp_path)) % 10**8}_"
+    env = {"ROGATORY_DATA_DIR": str(tmp_path)}
+    if backend == "postgres":
+        env |= {"DATABASE_URL": await require_postgres(), "ROGATORY_DB_SCHEMA_PREFIX": prefix}
+    try:
+        status, said = await asyncio.to_thread(cli_verify_in_process, monkeypatch, capsys, env)
+        assert status == 4, said
+        assert "Traceback" not in said and "audit log: none to verify" in said, said
+        assert "nothing was verified" in said
+        assert not (tmp_path / "registry.db").exists()  # looking did not create an empty database
+        settings = Settings(**{k.upper(): v for k, v in env.items()})  # type: ignore[arg-type]
+        db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
+        try:  # a registry database that lost its audit_log table (or never had it: not the registry's)
+            await db.create_schema()
+            await upgrade_to_head(db, "registry")
+            async with db.transaction() as conn:
+                await conn.execute(text("DROP TABLE audit_log"))
+        finally:
+            await db.dispose()
+        status, said = await asyncio.to_thread(cli_verify_in_process, monkeypatch, capsys, env)
+        assert status == 4, said
+        assert "Traceback" not in said and "has no audit_log table" in said, said
+    finally:
+        if backend == "postgres":
+            await drop_schemas(env["DATABASE_URL"], prefix)
+
+
+async def test_audit_verify_with_its_database_away_says_so_and_exits_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    away = f"postgresql+asyncpg://auditor:secret@127.0.0.1:{free_port()}/rogatory"  # nothing listens there
+    env = {"ROGATORY_DATA_DIR": str(tmp_path), "DATABASE_URL": away}
+    status, said = await asyncio.to_thread(cli_verify_in_process, monkeypatch, capsys, env)
+    assert status == 4, said
+    assert "Traceback" not in said and "cannot be read" in said and "nothing was verified" in said, said
+    assert "secret" not in said  # the message names the database, never its password

@@ -41,7 +41,7 @@ from services.plumbing.db import Database, DatabaseTimeout, database_fault
 from services.plumbing.host import ServiceHost, Wiring
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.registry.main import wire as wire_registry
-from services.tools.demo import delegate_freeze, freeze_request, seed_case_request, until_case_replicated
+from services.tools.demo import freeze_request, seed_case_request, until_case_replicated
 from tests.conftest import BACKENDS, drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
 
@@ -309,7 +309,11 @@ async def test_i15_p7_hung_postgres_answers_well_before_the_deadline_and_writes_
             case = await registry_pb2_grpc.RegistryServiceStub(registry_channel).CreateCase(
                 seed_case_request(770_001), metadata=REQUESTING
             )
-            await until_case_replicated(lambda: delegate_freeze(channel, case.name))
+            await until_case_replicated(
+                lambda: delegation_pb2_grpc.DelegationServiceStub(channel).CreateDelegation(
+                    freeze_request(case.name), metadata=REQUESTING
+                )
+            )
             stub = delegation_pb2_grpc.DelegationServiceStub(channel)
             before = await delegation_counts(url, f"{prefix}delegation")
 

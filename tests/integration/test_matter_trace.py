@@ -35,7 +35,7 @@ from services.plumbing.host import PeriodicWorker, ServiceHost
 from services.plumbing.metrics import serve_prometheus, stop_prometheus
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
-from services.tools.demo import delegate_freeze, seed_case_request, until_case_replicated
+from services.tools.demo import freeze_request, seed_case_request, until_case_replicated
 from tests.conftest import Clock, wait_for
 
 EXPORTER = InMemorySpanExporter()
@@ -95,7 +95,7 @@ async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock, seque
     scanner = next(w for w in hosts["delegation"].workers if isinstance(w, PeriodicWorker) and w.name == DEADLINE_SCANNER)
     async with grpc.aio.insecure_channel(hosts["delegation"].address) as channel:
         stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-        created = await until_case_replicated(lambda: delegate_freeze(channel, case.name))
+        created = await until_case_replicated(lambda: stub.CreateDelegation(freeze_request(case.name), metadata=REQUESTING))
         name = created.name
         clock.now += timedelta(days=10)  # the acknowledge deadline (7 days) has passed
         assert (await scanner.run_once()).actions

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import nats
@@ -19,9 +20,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
+from services.audit.anchors import ANCHOR_STREAM, anchor_stream_config, ensure_anchor_stream, publish_anchor, read_anchors
+from services.audit.chain import Anchor
 from services.delegation.turnaround import CONSUMER as SERVICE_DURABLE
 from services.delegation.turnaround import SUBJECTS as SERVICE_DURABLE_SUBJECTS
-from services.plumbing.messaging import ensure_stream
+from services.plumbing.messaging import ensure_stream, ensure_stream_config, stream_config
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.tools.nats_permissions import NatsUser, all_users, authorization_block
 from tests.conftest import wait_for
@@ -345,3 +348,48 @@ def test_the_cli_writes_private_files(tmp_path: Path) -> None:
     credentials = json.loads((tmp_path / "credentials.json").read_text())
     assert credentials["court-zj0326"]["inbox_prefix"] == "_INBOX_court-zj0326"
     assert all((tmp_path / name).stat().st_mode & 0o077 == 0 for name in ("auth.conf", "credentials.json"))
+
+
+async def test_the_services_user_creates_and_uses_the_streams_but_cannot_delete_purge_or_reconfigure_them(
+    tmp_path: Path, users: dict[str, NatsUser]
+) -> None:
+    """Anyone holding a service's NATS credentials may create the event stream and the audit
+    anchor stream when they are missing, publish to them and read them — what the services do —
+    but not delete, purge or update either (nor through a JetStream-domain prefix): that is the
+    operator's user's, which may."""
+    with EmbeddedNatsServer(tmp_path / "js", extra_config=authorization_block(users.values())) as server:
+        errors: list[str] = []
+        service = await connect(server, users["rogatory-service"], errors)
+        operator = await connect(server, users["rogatory-operator"], [])
+        try:
+            js = service.jetstream(timeout=1.0)  # a refused API request gets no answer: do not wait 5 s
+            for _ in range(2):  # created when missing, then found as configured (a restart)
+                await ensure_stream(js, STREAM)
+                await ensure_anchor_stream(js)
+            await js.publish("rogatory.v1.case.gd0112.registered", b"event")
+            await publish_anchor(js, Anchor(1, "a" * 64))
+            assert await read_anchors(js) == [Anchor(1, "a" * 64)]
+            assert (await js.stream_info(STREAM)).state.messages == 1
+            for stream, config in ((STREAM, stream_config(STREAM)), (ANCHOR_STREAM, anchor_stream_config())):
+                wider = replace(config, max_age=3600.0)  # would age every message out within the hour
+                for action in (
+                    lambda s=stream: js.delete_stream(s),
+                    lambda s=stream: js.purge_stream(s),
+                    lambda c=wider: js.update_stream(c),
+                    lambda s=stream: service.publish(f"$JS.hub.API.STREAM.DELETE.{s}", b""),  # refused, not unanswered
+                    lambda s=stream: service.publish(f"$JS.hub.API.STREAM.PURGE.{s}", b""),
+                ):
+                    assert await denied(errors, action), stream
+                await ensure_stream_config(js, wider)  # a release wanting another configuration: left to the operator
+                assert (await js.stream_info(stream)).config.max_age in (None, 0)
+            assert (await js.stream_info(STREAM)).state.messages == 1
+            assert await read_anchors(js) == [Anchor(1, "a" * 64)]
+
+            operator_js = operator.jetstream()
+            await operator_js.update_stream(replace(stream_config(STREAM), max_msgs=1000))
+            await operator_js.purge_stream(STREAM)
+            assert (await js.stream_info(STREAM)).state.messages == 0
+            await operator_js.delete_stream(STREAM)
+        finally:
+            await service.close()
+            await operator.close()

@@ -216,11 +216,13 @@ def invalid_utf8_in_a_string(message: Descriptor) -> bytes:
     return body
 
 
-def malformed_bodies(message: Descriptor) -> Iterator[tuple[str, bytes]]:
+def malformed_bodies(message: Descriptor, *, has_strings: bool = True) -> Iterator[tuple[str, bytes]]:
+    """`has_strings`: the message must have a string field (every request of the protos has one)."""
     yield "garbage", b"\xde\xad\xbe\xef" * 4 + b"\xff" * 12
     yield "truncated varint", tag(UNKNOWN_FIELD, 0) + b"\x96"
     yield "wire type 7", tag(UNKNOWN_FIELD, 7) + b"\x01"
-    yield "invalid UTF-8 in a string field", invalid_utf8_in_a_string(message)
+    if has_strings or string_path(message) is not None:
+        yield "invalid UTF-8 in a string field", invalid_utf8_in_a_string(message)
     depth = 1000  # far past protobuf's recursion limit (100)
     yield "deeply nested unknown groups", tag(UNKNOWN_FIELD, 3) * depth + tag(UNKNOWN_FIELD, 4) * depth
 
@@ -244,3 +246,69 @@ async def test_i15_p9_a_well_formed_request_after_malformed_ones_is_answered(hos
     stub = registry_pb2_grpc.RegistryServiceStub(hosts.channels["registry"])
     court = await stub.GetCourt(rg.GetCourtRequest(name="courts/gd0112"), metadata=COURT)
     assert court.name == "courts/gd0112"
+
+
+# --- the standard services every server carries: health and reflection -----------------------
+
+
+def standard_methods() -> list[MethodDescriptor]:
+    """Every method of gRPC health and server reflection (unary, server- and bidi-streaming)."""
+    from grpc_health.v1 import health_pb2  # noqa: PLC0415
+    from grpc_reflection.v1alpha import reflection_pb2  # noqa: PLC0415
+
+    services = (health_pb2.DESCRIPTOR.services_by_name["Health"], reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
+    return [method for service in services for method in service.methods]
+
+
+async def call_raw(channel: grpc.aio.Channel, method: MethodDescriptor, body: bytes) -> grpc.aio.AioRpcError | None:
+    """Sends `body` to a method of any arity, without a serializer, and reads what it answers."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    try:
+        if method.client_streaming:
+            call = channel.stream_stream(path, request_serializer=None, response_deserializer=None)(iter([body]), timeout=10)
+            async for _ in call:
+                pass
+        elif method.server_streaming:
+            async for _ in channel.unary_stream(path, request_serializer=None, response_deserializer=None)(body, timeout=10):
+                pass
+        else:
+            await channel.unary_unary(path, request_serializer=None, response_deserializer=None)(body, timeout=10)
+    except grpc.aio.AioRpcError as error:
+        return error
+    return None
+
+
+async def test_malformed_requests_to_health_and_reflection_are_invalid_argument_on_every_server(hosts: Hosts) -> None:
+    answers: dict[str, str] = {}
+    for service, channel in hosts.channels.items():
+        for method in standard_methods():
+            for kind, body in malformed_bodies(method.input_type, has_strings=False):  # HealthListRequest has none
+                with pytest.raises(DecodeError):
+                    GetMessageClass(method.input_type).FromString(body)
+                error = await call_raw(channel, method, body)
+                code = error.code() if error else grpc.StatusCode.OK
+                reason = error_info(error).reason if code is grpc.StatusCode.INVALID_ARGUMENT and error else ""
+                if (code, reason) != (grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST"):
+                    answers[f"{service} {method.full_name} {kind}"] = f"{code.name} {reason} {error.details() if error else ''}"
+    assert not answers, answers
+
+
+async def test_health_and_reflection_still_answer_well_formed_requests(hosts: Hosts) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: PLC0415
+
+    for host in hosts.hosts.values():
+        channel = hosts.channels[host.service]
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+        requests = [reflection_pb2.ServerReflectionRequest(list_services="")]
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(iter(requests), timeout=10)
+        listed = [response async for response in reflection]
+        names = {s.name for s in listed[0].list_services_response.service}
+        assert set(host.service_names) <= names and "grpc.health.v1.Health" in names

@@ -35,6 +35,8 @@ from services.plumbing.consumer import INBOX, Consumer, JetStreamSource
 from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.ids import new_id
+from services.plumbing.migrations import upgrade_to_head
+from tests.integration.test_histogram_storage import migrate
 
 HOUR = 3_600 / 86_400  # in days
 
@@ -374,3 +376,103 @@ def test_queries_read_the_smallest_grain_that_holds_them() -> None:
     assert grain("", "province_pair") == "PPAA"
     assert grain('entrusted_court = "courts/ha0122"', "province_pair") == "CCAA"
     assert grain('month = "2024-03" AND matter_kind = DEPOSITS', "entrusted_court", "requesting_court") == "CCKM"
+
+
+# --- open and overdue now -------------------------------------------------------------------------------------
+
+
+def with_deadlines(delegation: pb.Delegation, **status_by_step: int) -> pb.Delegation:
+    """The snapshot with its ACKNOWLEDGE (and other) deadlines in the given statuses."""
+    copy = pb.Delegation()
+    copy.CopyFrom(delegation)
+    for step, status in status_by_step.items():
+        copy.deadlines.add(step=pb.Deadline.Step.Value(step), due_time=ts(DUE), status=status)
+    return copy
+
+
+def overdue(delegation: pb.Delegation, at: datetime, step: int = pb.Deadline.ACKNOWLEDGE) -> ReceivedEvent:
+    reached = pb.Deadline(step=step, due_time=ts(DUE), status=pb.Deadline.OVERDUE)
+    return event("overdue", events_pb2.DelegationDeadlineReached(delegation=delegation, deadline=reached), at)
+
+
+def late_matters() -> list[ReceivedEvent]:
+    """粤→豫 in March 2024, besides matters 1 and 2 (one completed on time, one returned):
+    6 never acknowledged (overdue, still open); 7 overdue, then acknowledged late (its
+    acknowledgement event delivered first); 8 overdue, then returned; 9 overdue on the
+    requesting court's SUPPLEMENT deadline only."""
+    t = cst("2024-03-12T09:00:00")
+    late, after = cst("2024-03-19T00:00:00"), cst("2024-03-20T10:00:00")
+
+    def matter(number: int, state: int, **statuses: int) -> pb.Delegation:
+        return with_deadlines(snapshot(number, "gd0112", "ha0122", "DEPOSITS", t, state=state), **statuses)
+
+    m6, m7, m8, m9 = (matter(n, S.SUBMITTED, ACKNOWLEDGE=pb.Deadline.OPEN) for n in (6, 7, 8, 9))
+    m6_late, m7_late, m8_late = (matter(n, S.SUBMITTED, ACKNOWLEDGE=pb.Deadline.OVERDUE) for n in (6, 7, 8))
+    m7_ack = matter(7, S.ACKNOWLEDGED, ACKNOWLEDGE=pb.Deadline.MET_LATE, FINISH=pb.Deadline.OPEN)
+    m8_ret = matter(8, S.RETURNED, ACKNOWLEDGE=pb.Deadline.OVERDUE)
+    m8_ret.return_time.CopyFrom(ts(after))
+    m9_late = matter(9, S.RETURNED_FOR_SUPPLEMENT, ACKNOWLEDGE=pb.Deadline.MET, SUPPLEMENT=pb.Deadline.OVERDUE)
+    return [
+        submitted(m6),
+        overdue(m6_late, late),
+        event("urged", events_pb2.DelegationUrged(delegation=m6_late, automatic=True), late),
+        submitted(m7),
+        transitioned("acknowledged", m7_ack, after, "ACKNOWLEDGE"),
+        overdue(m7_late, late),  # older than the acknowledgement: it does not undo it
+        submitted(m8),
+        overdue(m8_late, late),
+        transitioned("returned", m8_ret, after, "RETURN", "NOT_WITHIN_JURISDICTION"),
+        submitted(m9),
+        overdue(m9_late, late, step=pb.Deadline.SUPPLEMENT),
+    ]
+
+
+async def test_open_and_overdue_now_is_apart_from_completed_on_time(fed: tuple[Database, Consumer]) -> None:
+    """The figures an admin saw as "On time 100.0%" next to "Overdue 4": the share is of the
+    completed matters, the open-and-overdue count of the open ones (only matter 6; 9 is late
+    on the requesting court's SUPPLEMENT deadline, which went overdue but is not the
+    entrusted court's)."""
+    db, consumer = fed
+    for received in late_matters():
+        await consumer.apply_once(received)
+    groups = await stats(db, 'month = "2024-03" AND cross_province = true', ("entrusted_court",))
+    ha0122 = groups["entrusted_court=courts/ha0122"]
+    assert (ha0122.count, ha0122.on_time_rate, ha0122.overdue_count, ha0122.open_overdue_count) == (6, 1.0, 4, 1)
+    async with db.read() as conn:
+        rows = {r["name"].rsplit("/d", 1)[1]: r for r in (await conn.execute(select(FACT))).mappings()}
+    assert {n: (rows[n]["overdue_now"], rows[n]["overdue_reported"]) for n in "6789"} == {
+        "6": (True, True),
+        "7": (False, True),
+        "8": (True, True),  # returned: finished, so not open
+        "9": (False, True),
+    }
+    everything = await stats(db)
+    assert everything[""].open_overdue_count == 1 and everything[""].overdue_count == 5  # and matter 3, completed late
+
+    incremental = await _rows(db)
+    async with db.transaction() as conn:
+        await rebuild_aggregates(conn)
+    assert await _rows(db) == incremental
+
+    # Completing the open matter takes it out of the count.
+    done = with_deadlines(snapshot(6, "gd0112", "ha0122", "DEPOSITS", cst("2024-03-12T09:00:00"), state=S.COMPLETED))
+    await consumer.apply_once(transitioned("completed", done, cst("2024-03-21T09:00:00"), "COMPLETE", "EXECUTED"))
+    assert (await stats(db))[""].open_overdue_count == 0
+
+
+async def test_the_migration_counts_the_open_overdue_matters_of_before(fed: tuple[Database, Consumer]) -> None:
+    """delegation_0008 starts facts from "reported overdue and not finished" and sums the new
+    aggregate column in SQL: the same rows as the read model's own rebuild from those facts."""
+    db, consumer = fed
+    for received in late_matters():
+        await consumer.apply_once(received)
+    await migrate(db, "delegation", "delegation_0007")
+    await upgrade_to_head(db, "delegation")
+    async with db.read() as conn:
+        facts = {r["name"].rsplit("/d", 1)[1]: r["overdue_now"] for r in (await conn.execute(select(FACT))).mappings()}
+    assert {n for n, now in facts.items() if now} == {"6", "7"}  # 7 was acknowledged late: not known before
+    migrated = await _rows(db)
+    async with db.transaction() as conn:
+        await rebuild_aggregates(conn)
+    assert await _rows(db) == migrated
+    assert (await stats(db))[""].open_overdue_count == 2

@@ -361,6 +361,9 @@ async def test_delegation_reads_answer_ok_or_a_specific_error(stack: Stack) -> N
         dg.GetDelegationTimelineRequest: "GetDelegationTimeline",
         dg.ListOverdueDelegationsRequest: "ListOverdueDelegations",
         dg.GetTurnaroundStatisticsRequest: "GetTurnaroundStatistics",
+        dg.ComputeDeadlineRequest: "ComputeDeadline",
+        dg.ListMatterKindsRequest: "ListMatterKinds",
+        dg.GetMatterKindRequest: "GetMatterKind",
     }
 
     @RPC_EXAMPLES

@@ -17,7 +17,7 @@ from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
 from services.tools.admin import views
 from services.tools.admin.cli import statistics_filter
-from services.tools.admin.client import bearer, matter_query
+from services.tools.admin.client import AdminClient, matter_query
 from services.tools.admin.labels import Labels, enum_values
 
 EN, ZH = Labels("en"), Labels("zh")
@@ -247,6 +247,38 @@ def test_stats_rows_keep_the_distribution_and_render() -> None:
     assert "1–2d" in bins and "≥128d" in bins
 
 
+def test_on_time_and_overdue_count_different_matters_and_say_so() -> None:
+    """Regression: `stats` showed "On time 100.0%" next to "Overdue 9". The share is of the
+    completed matters, the count of the open ones; each column says which, and the caption
+    defines both (docs/admin.md, "What the figures count")."""
+    contradicting = group(
+        {"entrusted_court": "courts/ha0122"}, 12, 0.2, complete_count=3, on_time_rate=1.0, overdue_count=9, open_overdue_count=9
+    )
+    contradicting.completion_rate = 1.0
+    nothing_completed = group(
+        {"entrusted_court": "courts/ha1321"}, 4, 0.0, complete_count=0, overdue_count=4, open_overdue_count=4
+    )
+    rows = views.stats_rows(pb.TurnaroundStatistics(groups=[contradicting, nothing_completed]))
+    for labels, on_time, open_overdue, defined in (
+        (EN, "Completed on time", "Open & overdue now", "share of the completed matters completed by their FINISH deadline"),
+        (ZH, "按期办结率", "在办超期数", "已办结事项中在办结期限内办结的比例"),
+    ):
+        table = render(views.stats_table(rows, ["entrusted_court"], labels, COURTS))
+        header = next(line for line in table.splitlines() if on_time in line)
+        assert open_overdue in header and defined in table.replace("\n", "")
+        assert labels("overdue_count") not in header  # "went overdue at some time" is in --json/--csv only
+        ha0122 = next(line for line in table.splitlines() if "(ha0122)" in line)
+        cells = [c.strip() for c in ha0122.split("│")[1:-1]]
+        assert cells[views.STATS_COLUMNS.index("on_time_rate") + 1] == "100.0%"
+        assert cells[views.STATS_COLUMNS.index("open_overdue_count") + 1] == "9"
+        ha1321 = next(line for line in table.splitlines() if "(ha1321)" in line)
+        cells = [c.strip() for c in ha1321.split("│")[1:-1]]
+        assert cells[views.STATS_COLUMNS.index("on_time_rate") + 1] == "-"  # no completed matter: no share, not 0 %
+        assert cells[views.STATS_COLUMNS.index("completion_rate") + 1] == "-"
+    data = rows[0].to_json()
+    assert (data["on_time_rate"], data["overdue_count"], data["open_overdue_count"]) == (1.0, 9, 9)
+
+
 # --- options → requests ---------------------------------------------------------------------------------------
 
 
@@ -267,6 +299,7 @@ def test_matter_queries_and_credentials() -> None:
     assert matter_query("01a21cc9-9b84", COURTS).kind == "id"
     with pytest.raises(InvalidArgument):
         matter_query("（2023）粤9999执1号", COURTS)
-    assert bearer("admin:ops") == "Bearer dev:admin:ops" and bearer("dev:court:ha13") == "Bearer dev:court:ha13"
+    assert AdminClient(credential="admin:ops").credentials.token == "dev:admin:ops"
+    assert AdminClient(credential="dev:court:ha13").credentials.token == "dev:court:ha13"
     with pytest.raises(ValueError):
-        bearer("root")
+        AdminClient(credential="root")

@@ -4,7 +4,7 @@ The import-linter contracts (pyproject.toml, [tool.importlinter]) must be kept b
 and each must break when its rule is broken: every case below copies the source tree,
 adds one forbidden import (or module) to the copy and expects exactly that contract to fail,
 so a contract that silently stopped matching anything would be noticed. mypy checks the
-domain and the plumbing strictly ([tool.mypy]); ~15 s without its cache, ~2 s with it.
+domain, the plumbing and the Python client strictly ([tool.mypy]); ~15 s without its cache, ~2 s with it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("registry", "delegation", "assistance", "services", "protos/rogatory")
+PACKAGES = ("registry", "delegation", "assistance", "services", "protos/rogatory", "rogatory_client")
 SCRIPTS = Path(sys.executable).parent
 
 
@@ -69,6 +69,9 @@ BREAKS = [
     ("domain-pure", "registry/cases.py", "from rogatory.registry.v1 import registry_pb2"),
     ("domain-pure", "assistance/plates.py", "import grpc"),
     ("plumbing-generic", "services/plumbing/ids.py", "import delegation.calendar"),
+    ("client-public", "rogatory_client/errors.py", "import services.plumbing.errors"),  # the client is outside
+    ("client-public", "rogatory_client/credentials.py", "import registry.errors"),
+    ("client-outside", "services/delegation/handlers.py", "import rogatory_client"),  # services never call by gRPC
     ("no-cycles", "delegation/matters.py", "import delegation.lifecycle"),  # lifecycle builds on matters
     ("no-cycles", "services/assistance/vehicles/settings.py", "import services.assistance.vehicles.wiring"),
 ]

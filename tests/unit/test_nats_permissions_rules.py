@@ -13,7 +13,18 @@ COURTS, AGENCIES = CourtCatalog.default(), AgencyCatalog.default()
 def test_every_court_and_agency_gets_a_user() -> None:
     users = {u.user for u in all_users(COURTS, AGENCIES, "ROGATORY")}
     assert {f"court-{c.id}" for c in COURTS} <= users and {f"agency-{a.id}" for a in AGENCIES} <= users
-    assert {"rogatory-service", "admin-ops"} <= users
+    assert {"rogatory-service", "rogatory-operator", "admin-ops"} <= users
+
+
+def test_no_service_may_delete_purge_or_reconfigure_the_streams_and_the_operator_may() -> None:
+    users = {u.user: u for u in all_users(COURTS, AGENCIES, "ROGATORY")}
+    denied = set(users["rogatory-service"].permissions["publish"]["deny"])
+    for stream in ("ROGATORY", "ROGATORY_AUDIT_ANCHORS"):
+        for call in ("DELETE", "PURGE", "UPDATE"):
+            assert {f"$JS.API.STREAM.{call}.{stream}", f"$JS.*.API.STREAM.{call}.{stream}"} <= denied
+        assert f"$JS.API.STREAM.CREATE.{stream}" not in denied  # created when missing
+    assert "$JS.API.STREAM.MSG.DELETE.ROGATORY_AUDIT_ANCHORS" in denied
+    assert users["rogatory-operator"].permissions["publish"] == {"allow": [">"]}
 
 
 def test_a_party_reads_and_replays_only_subjects_naming_it() -> None:
@@ -33,7 +44,7 @@ def test_only_agencies_publish_and_only_their_own_replies_outside_the_stream() -
         events = [s for s in user.permissions["publish"]["allow"] if s.startswith("rogatory.")]
         if user.user.startswith("agency-"):
             assert events == [f"rogatory.direct.v1.query-reply.{user.user.removeprefix('agency-')}.>"]
-        elif user.user != "rogatory-service":
+        elif user.user not in ("rogatory-service", "rogatory-operator"):
             assert events == []
 
 
@@ -59,7 +70,7 @@ def test_i15_p2_jetstream_grants_name_only_the_partys_own_consumers() -> None:
     never a wildcard (`$JS.ACK.ROGATORY.>` let a court +TERM a service's deliveries); no pull, no stream API."""
     owners: dict[str, str] = {}
     for user in all_users(COURTS, AGENCIES, "ROGATORY"):
-        if user.user == "rogatory-service":
+        if user.user in ("rogatory-service", "rogatory-operator"):
             continue
         grants = [s for s in user.permissions["publish"]["allow"] if s.startswith("$JS.")]
         parsed = [_jetstream_grant(s) for s in grants]

@@ -33,8 +33,8 @@ from assistance.queries import AgencyResult, PropertyQuery
 from services.assistance.queries import store
 from services.assistance.queries.handlers import Fanout, reply_subject, request_subject
 from services.assistance.queries.messages import RequestPayloads
+from services.contract.events import QUERY_REQUESTED
 from services.plumbing.db import Database
-from services.plumbing.events import DIRECT_ROOT, subject_filter
 from services.plumbing.telemetry import context_from_headers, current_trace_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class RequestDispatcher:
             return 0
         parent = {"traceparent": fanout.traceparent, "tracestate": fanout.tracestate} if fanout.traceparent else {}
         with _tracer.start_as_current_span(
-            f"send {subject_filter('query', query.court_id, '*', 'requested', root=DIRECT_ROOT)}",
+            f"send {QUERY_REQUESTED.subject.filter(court=query.court_id)}",
             context=context_from_headers(parent),
             kind=SpanKind.PRODUCER,
             attributes={

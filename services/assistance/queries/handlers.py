@@ -49,21 +49,14 @@ from services.assistance.queries import store
 from services.assistance.queries.messages import query_to_proto
 from services.assistance.queries.store import QueryFilter, StoredQuery, StoredResult
 from services.contract.case_replica import replica_row
+from services.contract.events import QUERY_COMPLETED, QUERY_CREATED, QUERY_REPLY, QUERY_REQUESTED
 from services.plumbing.db import Database
-from services.plumbing.events import DIRECT_ROOT, Event, subject, trace_columns
+from services.plumbing.events import Event, trace_columns
 from services.plumbing.idempotency import RequestKey, earlier_resource, once, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-CREATED, COMPLETED = "rogatory.query.created.v1", "rogatory.query.completed.v1"
-REPLY_SUBJECT_ROOT = "query-reply"
-
-
-def court_subject(court_id: str, verb: str) -> str:
-    """`rogatory.v1.query.{court}.{verb}`: what the querying court follows."""
-    return subject("query", court_id, verb)
 
 
 @functools.lru_cache(maxsize=65536)  # a fan-out builds one per agency; validating tokens each time adds up
@@ -73,13 +66,13 @@ def request_subject(court_id: str, agency_id: str) -> str:
     Core NATS, not the stream: the agency rows are the requests' durable record, and the
     dispatcher sends a request again until the agency answers (docs/property-queries.md).
     """
-    return subject("query", court_id, agency_id, "requested", root=DIRECT_ROOT)
+    return QUERY_REQUESTED.subject.format(court=court_id, agency=agency_id)
 
 
 @functools.lru_cache(maxsize=65536)
 def reply_subject(agency_id: str, court_id: str) -> str:
     """`rogatory.direct.v1.query-reply.{agency}.{court}`: an agency may publish only under its own id."""
-    return subject(REPLY_SUBJECT_ROOT, agency_id, court_id, root=DIRECT_ROOT)
+    return QUERY_REPLY.subject.format(agency=agency_id, court=court_id)
 
 
 @dataclass(frozen=True)
@@ -342,7 +335,7 @@ class QueryHandlers:
 
     def _created_event(self, query: PropertyQuery) -> Event:
         created = events_pb2.PropertyQueryCreated(property_query=query_to_proto(query))
-        return Event(CREATED, court_subject(query.court_id, "created"), created, occurred_at=query.created_at)
+        return QUERY_CREATED.event(created, occurred_at=query.created_at, court=query.court_id)
 
     def _add_completed(self, conn: Connection, events: Sequence[QueryEvent]) -> None:
         out: list[Event] = []
@@ -351,7 +344,7 @@ class QueryHandlers:
             summary = store.summary_of(conn, query)
             payload = events_pb2.PropertyQueryCompleted(property_query=query_to_proto(query, summary))
             when = query.completed_at or self.clock()
-            out.append(Event(COMPLETED, court_subject(query.court_id, "completed"), payload, occurred_at=when))
+            out.append(QUERY_COMPLETED.event(payload, occurred_at=when, court=query.court_id))
         self.outbox.add_sync(conn, out)
 
 

@@ -25,18 +25,18 @@ from nats.aio.msg import Msg
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
 from registry.errors import DomainError
-from services.assistance.queries.handlers import REPLY_SUBJECT_ROOT, IncomingReply, QueryHandlers
+from services.assistance.queries.handlers import IncomingReply, QueryHandlers
 from services.assistance.queries.messages import item_record, reply_command
+from services.contract.events import QUERY_REPLY
 from services.plumbing.consumer import Consumer, CoreSource
 from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.errors import status_for, unavailable_status
-from services.plumbing.events import DIRECT_ROOT, subject_filter
 from services.plumbing.request_text import check_request_text
 
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "assistance-query-replies"
-REPLIES = subject_filter(REPLY_SUBJECT_ROOT, "*", "*", root=DIRECT_ROOT)
+REPLIES = QUERY_REPLY.subject.filter()
 #: A reply as it arrived: the message (answered when it asks) and what it says, or why it is refused.
 Arrived = tuple[Msg, IncomingReply | DomainError]
 _STORED = status_pb2.Status(code=code_pb2.OK).SerializeToString()

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.trace import SpanKind
-from rogatory.events.v1 import events_pb2, vehicle_events_pb2
+from rogatory.events.v1 import vehicle_events_pb2
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,30 +45,29 @@ from services.assistance.vehicles import store
 from services.assistance.vehicles.messages import control_to_proto, sighting_to_proto, step_to_proto
 from services.assistance.vehicles.store import ControlQuery, StoredControl
 from services.contract.case_replica import replica_of
+from services.contract.events import (
+    CASE_CLOSED,
+    VEHICLE_CONTROL_CREATED,
+    VEHICLE_CONTROL_ENDED,
+    VEHICLE_SEIZED,
+    VEHICLE_SIGHTED,
+    VEHICLE_STEP_RECORDED,
+    VEHICLE_TARGET_MISSED,
+    WATCHLIST_ENTRY_ADDED,
+    WATCHLIST_ENTRY_REMOVED,
+)
+from services.contract.span_attributes import CASE_NAME, COURT, VEHICLE_CONTROL_NAME
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
-from services.plumbing.events import Event, ReceivedEvent, subject, subject_filter
+from services.plumbing.events import Event, EventType, ReceivedEvent
 from services.plumbing.idempotency import RequestKey, earlier_resource, once_async, record
 from services.plumbing.ids import new_id
 from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import continuing_trace
 
-COURT_AGGREGATE, AGENCY_AGGREGATE = "vehicle", "watchlist"
-ADDED, REMOVED = "added", "removed"
-ENDED_VERBS = {v.ControlState.LIFTED: "lifted", v.ControlState.CASE_CLOSED: "case-closed", v.ControlState.EXPIRED: "expired"}
-CASE_CLOSED_ALL_COURTS = subject_filter("case", "*", "closed")
+CASE_CLOSED_ALL_COURTS = CASE_CLOSED.subject.filter()
 
 Decide = Callable[[v.VehicleControl, datetime], v.Result]
-
-
-def court_subject(court_id: str, verb: str) -> str:
-    """`rogatory.v1.vehicle.{court}.{verb}`: the controlling court subscribes to `vehicle.{court}.>`."""
-    return subject(COURT_AGGREGATE, court_id, verb)
-
-
-def agency_subject(agency_id: str, court_id: str, verb: str) -> str:
-    """`rogatory.v1.watchlist.{agency}.{court}.{verb}`: an agency subscribes to `watchlist.{agency}.>`."""
-    return subject(AGENCY_AGGREGATE, agency_id, court_id, verb)
 
 
 @dataclass
@@ -235,7 +234,7 @@ class VehicleControlHandlers:
 
     async def apply_case_closed(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
         """Ends every control of the case that has not ended, in the consumer's transaction."""
-        closed = event.parse(events_pb2.CaseClosed)  # type: ignore[attr-defined]
+        closed = CASE_CLOSED.parse(event.data)
         case = closed.case
         now = self.clock()
         await store.record_closed_case(conn, case.name, now)
@@ -255,58 +254,42 @@ class VehicleControlHandlers:
     def _messages(self, event: v.VehicleEvent) -> list[Event]:
         c = event.control
         proto = control_to_proto(c, self.policy)
-        at = c.updated_at
         if isinstance(event, v.ControlCreated):
             added = vehicle_events_pb2.WatchListEntryAdded(vehicle_control=proto)
-            return [
-                _event(
-                    COURT_AGGREGATE,
-                    "created",
-                    court_subject(c.court_id, "created"),
-                    vehicle_events_pb2.VehicleControlCreated(vehicle_control=proto),
-                    at,
-                ),
-                *(_event(AGENCY_AGGREGATE, ADDED, agency_subject(a, c.court_id, ADDED), added, at) for a in c.agency_ids),
-            ]
+            created = vehicle_events_pb2.VehicleControlCreated(vehicle_control=proto)
+            return [_court_event(VEHICLE_CONTROL_CREATED, c, created), *_agency_events(WATCHLIST_ENTRY_ADDED, c, added)]
         if isinstance(event, v.VehicleSighted):
             payload: Any = vehicle_events_pb2.VehicleSighted(vehicle_control=proto, sighting=sighting_to_proto(event.sighting))
-            return [_event(COURT_AGGREGATE, "sighted", court_subject(c.court_id, "sighted"), payload, at)]
+            return [_court_event(VEHICLE_SIGHTED, c, payload)]
         if isinstance(event, v.VehicleSeized):
             seized = vehicle_events_pb2.VehicleSeized(vehicle_control=proto)
-            return [_event(COURT_AGGREGATE, "seized", court_subject(c.court_id, "seized"), seized, at), *self._removed(c, proto)]
+            return [_court_event(VEHICLE_SEIZED, c, seized), *self._removed(c, proto)]
         if isinstance(event, v.StepRecorded):
             payload = vehicle_events_pb2.PostSeizureStepRecorded(vehicle_control=proto, step=step_to_proto(event.record))
-            return [_event(COURT_AGGREGATE, "step-recorded", court_subject(c.court_id, "step-recorded"), payload, at)]
+            return [_court_event(VEHICLE_STEP_RECORDED, c, payload)]
         if isinstance(event, v.TargetMissed):
             payload = vehicle_events_pb2.PostSeizureTargetMissed(vehicle_control=proto)
-            return [_event(COURT_AGGREGATE, "target-missed", court_subject(c.court_id, "target-missed"), payload, at)]
-        verb = ENDED_VERBS[c.state]
-        ended = _event(
-            COURT_AGGREGATE,
-            verb,
-            court_subject(c.court_id, verb),
-            vehicle_events_pb2.VehicleControlEnded(vehicle_control=proto),
-            at,
-        )
+            return [_court_event(VEHICLE_TARGET_MISSED, c, payload)]
+        ended = _court_event(VEHICLE_CONTROL_ENDED[c.state], c, vehicle_events_pb2.VehicleControlEnded(vehicle_control=proto))
         return [ended, *(self._removed(c, proto) if event.was_on_watch_list else [])]
 
     def _removed(self, c: v.VehicleControl, proto: Any) -> list[Event]:
-        payload = vehicle_events_pb2.WatchListEntryRemoved(vehicle_control=proto)
-        return [
-            _event(AGENCY_AGGREGATE, REMOVED, agency_subject(a, c.court_id, REMOVED), payload, c.updated_at) for a in c.agency_ids
-        ]
+        return _agency_events(WATCHLIST_ENTRY_REMOVED, c, vehicle_events_pb2.WatchListEntryRemoved(vehicle_control=proto))
 
 
-def _event(aggregate: str, verb: str, subject_: str, payload: Any, at: datetime) -> Event:
-    return Event(f"rogatory.{aggregate}.{verb}.v1", subject_, payload, occurred_at=at)
+def _court_event(kind: EventType, c: v.VehicleControl, payload: Any) -> Event:
+    """`rogatory.v1.vehicle.{court}.{verb}`: the controlling court subscribes to `vehicle.{court}.>`."""
+    return kind.event(payload, occurred_at=c.updated_at, court=c.court_id)
+
+
+def _agency_events(kind: EventType, c: v.VehicleControl, payload: Any) -> list[Event]:
+    """`rogatory.v1.watchlist.{agency}.{court}.{verb}`, one per agency: an agency subscribes to `watchlist.{agency}.>`."""
+    return [kind.event(payload, occurred_at=c.updated_at, agency=a, court=c.court_id) for a in c.agency_ids]
 
 
 def control_attributes(control: v.VehicleControl) -> dict[str, str]:
-    return {
-        "rogatory.vehicle_control.name": control.name,
-        "rogatory.case.name": control.case_name,
-        "rogatory.court": control.court_id,
-    }
+    """The same as the relay's and consumers' spans read from an event (services/contract/span_attributes.py)."""
+    return {VEHICLE_CONTROL_NAME: control.name, CASE_NAME: control.case_name, COURT: control.court_id}
 
 
 @contextmanager

@@ -3,19 +3,22 @@
     rogatory-admin timeline '（2020）粤0112执123号' --lang zh
     rogatory-admin overdue --court ha13
     rogatory-admin stats -g entrusted_court --month 2026-11 --json
+    rogatory-admin overdue --csv > overdue.csv
     rogatory-admin report --out report.html
 
 Addresses default to what `make run` uses (DELEGATION_ADDR); the credential is a
 development token (`--as admin:NAME` or `--as court:ID`, ROGATORY_CREDENTIAL). Tables go to
-stdout, progress to stderr, so `--json` output can be piped.
+stdout, progress to stderr, so `--json` and `--csv` output can be piped; piped or
+redirected tables keep every column (they are never cut to a terminal's width).
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +32,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from registry.courts import CourtCatalog
 from registry.errors import InvalidArgument
+from rogatory_client import RogatoryError
 from services.tools.admin import views
 from services.tools.admin.client import DEFAULT_CREDENTIAL, DEFAULT_DELEGATION_ADDR, AdminClient, OnPage, matter_query
 from services.tools.admin.labels import Labels
@@ -81,6 +85,9 @@ Credential = Annotated[
 ]
 LangOption = Annotated[Lang, typer.Option("--lang", envvar="ROGATORY_LANG", help="label language")]
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout instead of tables")]
+CsvOption = Annotated[
+    bool, typer.Option("--csv", help="CSV on stdout instead of tables: a header of field names, then one line per row")
+]
 TraceUi = Annotated[
     str, typer.Option("--trace-ui", envvar="ROGATORY_TRACE_UI", help="trace UI base URL, for links to a matter's traces")
 ]
@@ -93,10 +100,14 @@ def main() -> None:
 # --- plumbing of the commands ------------------------------------------------------------------------------
 
 
+#: Piped or redirected, a table is as wide as its content: no column is ever cut or dropped.
+UNBOUNDED_WIDTH = 100_000
+
+
 def _out() -> Console:
-    # Wide enough for the tables when stdout is a pipe or a file (rich would assume 80).
+    """stdout: a terminal's width on a terminal; unbounded on a pipe or a file (rich would assume 80)."""
     console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return console if console.is_terminal else Console(width=UNBOUNDED_WIDTH)
 
 
 def _err() -> Console:
@@ -129,8 +140,11 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
     """Runs a command's async work; gRPC and argument errors become a message and exit code 1."""
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
-    except grpc.aio.AioRpcError as error:
-        _err().print(f"[red]{error.code().name}[/red]: {error.details()}", markup=True, highlight=False)
+    except RogatoryError as error:  # what the service answered, with its reason and bad fields
+        reason = f" {error.reason}" if error.reason else ""
+        _err().print(f"[red]{error.code().name}[/red]{reason}: {error.message}", markup=True, highlight=False)
+        for bad in error.field_violations:
+            _err().print(f"[red]{bad.field}[/red]: {bad.description}", markup=True, highlight=False)
         # 2, as for a bad option: the request was wrong, not the service.
         raise typer.Exit(2 if error.code() == grpc.StatusCode.INVALID_ARGUMENT else 1) from None
     except InvalidArgument as error:
@@ -152,6 +166,18 @@ def _court_name(court: str) -> str:
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _print_csv(fields: Sequence[str], records: Iterable[views.Record]) -> None:
+    """RFC 4180 CSV in UTF-8 (no BOM), "\\n" line ends: the header, then a line per record."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows([views.csv_cell(record[f]) for f in fields] for record in records)
+
+
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    if as_json and as_csv:
+        raise typer.BadParameter("give --json or --csv, not both", param_hint="--csv")
 
 
 def _at(text: str | None) -> datetime:
@@ -176,10 +202,12 @@ def timeline(
     credential: Credential = DEFAULT_CREDENTIAL,
     lang: LangOption = Lang.en,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
     trace_ui: TraceUi = "http://localhost:16686",
 ) -> None:
     """Every step of a matter (or of every matter of a case): actor, time, elapsed calendar and
     working days, deadline, overdue marker and trace id."""
+    _one_format(as_json, as_csv)
     labels, courts = Labels(lang.value), CourtCatalog.default()
     query = _run_sync(lambda: matter_query(matter, courts))
 
@@ -196,6 +224,8 @@ def timeline(
     matters = _run(work)
     if as_json:
         _print_json({"query": matter, "matters": [m.to_json() for m in matters]})
+    elif as_csv:
+        _print_csv(views.TIMELINE_FIELDS, views.timeline_records(matters))
     else:
         out = _out()
         for item in matters:
@@ -233,8 +263,10 @@ def overdue(
     credential: Credential = DEFAULT_CREDENTIAL,
     lang: LangOption = Lang.en,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Overdue matters entrusted to a court or any of its subordinate courts, longest overdue first."""
+    _one_format(as_json, as_csv)
     labels, courts, name, now = Labels(lang.value), CourtCatalog.default(), _court_name(court), _at(at)
 
     async def work() -> list[views.OverdueRow]:
@@ -248,6 +280,8 @@ def overdue(
         rows = views.only_entrusted_to(rows, name)
     if as_json:
         _print_json({"court": name, "as_of": now.isoformat(), "delegations": [r.to_json() for r in rows]})
+    elif as_csv:
+        _print_csv(views.OVERDUE_FIELDS, views.overdue_records(rows))
     elif rows:
         _out().print(views.overdue_table(rows, name, labels, courts))
     else:
@@ -300,9 +334,11 @@ def stats(
     credential: Credential = DEFAULT_CREDENTIAL,
     lang: LangOption = Lang.en,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Turnaround figures (time to acknowledge and complete, on-time, completion and return
     rates, overdue count), filtered and grouped."""
+    _one_format(as_json, as_csv)
     labels, courts = Labels(lang.value), CourtCatalog.default()
     dimensions = [d.value for d in group_by or []]
     text = statistics_filter(court, requesting_court, kind.value if kind else None, month, cross_province, filter_text)
@@ -314,6 +350,9 @@ def stats(
     rows = _run(work)
     if as_json:
         _print_json({"filter": text, "group_by": dimensions, "groups": [r.to_json() for r in rows]})
+        return
+    if as_csv:
+        _print_csv(views.stats_fields(dimensions, distribution), views.stats_records(rows, dimensions, distribution))
         return
     out = _out()
     out.print(views.stats_table(rows, dimensions, labels, courts))

@@ -1,5 +1,6 @@
-"""The admin tool's gRPC client of the delegation service: credentials, paging, and finding
-a matter from what an admin has at hand (a resource name, a bare id, a case or a case number).
+"""The admin tool's reads of the delegation service, through the Python client
+(rogatory_client: the credential, deadlines, retries, typed errors): paging, and finding a
+matter from what an admin has at hand (a resource name, a bare id, a case or a case number).
 """
 
 from __future__ import annotations
@@ -8,15 +9,14 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
-import grpc
 from rogatory.delegation.v1 import delegation_pb2 as pb
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from registry.case_number import parse_case_number
 from registry.cases import case_name
 from registry.courts import CourtCatalog
+from rogatory_client import AsyncClient, Credentials, Endpoints
 
 DEFAULT_DELEGATION_ADDR = "127.0.0.1:50052"  # as `make run` (services/plumbing/config.py)
 DEFAULT_CREDENTIAL = "admin:admin"
@@ -24,16 +24,8 @@ PAGE_SIZE = 500
 
 _DELEGATION_NAME = re.compile(r"^courts/[^/]+/delegations/[^/]+$")
 _CASE_NAME = re.compile(r"^courts/([^/]+)/cases/[^/]+$")
-_DEV_TOKEN = re.compile(r"^(dev:)?(court|agency|admin):[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 OnPage = Callable[[int], None]  # told how many items a page brought
-
-
-def bearer(credential: str) -> str:
-    """`admin:ops`, `court:ha13` or a full `dev:admin:ops` token → the authorization value."""
-    if not _DEV_TOKEN.match(credential):
-        raise ValueError(f"credential {credential!r}: use admin:NAME, court:ID (or dev:admin:NAME, dev:court:ID)")
-    return "Bearer " + (credential if credential.startswith("dev:") else f"dev:{credential}")
 
 
 def looks_like_case_number(text: str) -> bool:
@@ -64,29 +56,33 @@ def matter_query(text: str, courts: CourtCatalog) -> MatterQuery:
 
 
 class AdminClient:
-    """Reads from the delegation service as the given principal (async context manager)."""
+    """Reads from the delegation service as the given principal (async context manager).
+    `credential`: `admin:ops`, `court:ha13` or a full `dev:admin:ops` token (ValueError otherwise)."""
 
     def __init__(self, address: str = DEFAULT_DELEGATION_ADDR, credential: str = DEFAULT_CREDENTIAL, page_size: int = PAGE_SIZE):
         self.address = address
-        self.metadata = (("authorization", bearer(credential)),)
+        self.credentials = Credentials.dev_token(credential)
         self.page_size = page_size
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: Any = None
+        self._rogatory: AsyncClient | None = None
 
     async def __aenter__(self) -> AdminClient:
-        self._channel = grpc.aio.insecure_channel(self.address)
-        self._stub = delegation_pb2_grpc.DelegationServiceStub(self._channel)
+        self._rogatory = AsyncClient(self.credentials, Endpoints(delegation=self.address))
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        if self._rogatory is not None:
+            await self._rogatory.close()
+
+    @property
+    def _stub(self) -> delegation_pb2_grpc.DelegationServiceAsyncStub:
+        assert self._rogatory is not None, "use AdminClient as an async context manager"
+        return self._rogatory.delegation
 
     async def delegation(self, name: str) -> pb.Delegation:
-        return await self._stub.GetDelegation(pb.GetDelegationRequest(name=name), metadata=self.metadata)
+        return await self._stub.GetDelegation(pb.GetDelegationRequest(name=name))
 
     async def timeline(self, name: str) -> pb.DelegationTimeline:
-        return await self._stub.GetDelegationTimeline(pb.GetDelegationTimelineRequest(name=name), metadata=self.metadata)
+        return await self._stub.GetDelegationTimeline(pb.GetDelegationTimelineRequest(name=name))
 
     async def delegations(
         self, parent: str = "courts/-", filter_text: str = "", on_page: OnPage | None = None
@@ -95,7 +91,7 @@ class AdminClient:
         token = ""
         while True:
             request = pb.ListDelegationsRequest(parent=parent, filter=filter_text, page_size=self.page_size, page_token=token)
-            page = await self._stub.ListDelegations(request, metadata=self.metadata)
+            page = await self._stub.ListDelegations(request)
             if on_page:
                 on_page(len(page.delegations))
             for delegation in page.delegations:
@@ -110,7 +106,7 @@ class AdminClient:
         token = ""
         while True:
             request = pb.ListOverdueDelegationsRequest(parent=court, page_size=self.page_size, page_token=token)
-            page = await self._stub.ListOverdueDelegations(request, metadata=self.metadata)
+            page = await self._stub.ListOverdueDelegations(request)
             found.extend(page.delegations)
             if on_page:
                 on_page(len(page.delegations))
@@ -124,7 +120,7 @@ class AdminClient:
         request = pb.GetTurnaroundStatisticsRequest(
             filter=filter_text, group_by=list(group_by), include_distributions=include_distributions
         )
-        return await self._stub.GetTurnaroundStatistics(request, metadata=self.metadata)
+        return await self._stub.GetTurnaroundStatistics(request)
 
     async def resolve(self, query: MatterQuery, on_page: OnPage | None = None) -> list[str]:
         """Delegation names for a matter query; [] when none is visible to the caller."""

@@ -45,10 +45,21 @@ _TEXT: dict[str, tuple[str, str]] = {
     "complete_median": ("Handling median (d)", "办理中位数（天）"),
     "complete_p90": ("Handling p90 (d)", "办理 P90（天）"),
     "complete_mean_working": ("Handling mean (working d)", "平均办理（工作日）"),
-    "on_time_rate": ("On time", "按期办结率"),
-    "overdue_count": ("Overdue", "超期数"),
-    "completion_rate": ("Completed", "完成率"),
-    "return_rate": ("Returned", "退回率"),
+    "on_time_rate": ("Completed on time", "按期办结率"),
+    "open_overdue_count": ("Open & overdue now", "在办超期数"),
+    "overdue_count": ("Ever overdue", "曾超期数"),
+    "completion_rate": ("Completion rate", "完成率"),
+    "return_rate": ("Return rate", "退回率"),
+    # What the figures count: shown under the statistics table and in the report's summary.
+    "figures_defined": (
+        "Completed on time: share of the completed matters completed by their FINISH deadline (open, returned"
+        " and withdrawn matters are not counted). Open & overdue now: matters not completed, returned or"
+        " withdrawn with a deadline of the entrusted court marked overdue (as `overdue` lists them)."
+        " Completion and return rates: shares of the finished matters (completed + returned).",
+        "按期办结率：已办结事项中在办结期限内办结的比例（在办、退回、撤回的事项不计）。"
+        "在办超期数：尚未办结、退回或撤回，且受托法院的期限已被标记超期的事项数（即 overdue 列出的事项）。"
+        "完成率、退回率：占已结事项（办结 + 退回）的比例。",
+    ),
     "province_pair": ("Provinces (requesting-entrusted)", "省份（委托-受托）"),
     "cross_province": ("Cross-province", "跨省"),
     "month": ("Month", "月份"),
@@ -99,6 +110,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "median": ("median", "中位数"),
     "p90": ("p90", "P90"),
     "no_data": ("No data yet.", "暂无数据。"),
+    "no_data_chart": ("No data", "暂无数据"),
 }
 
 _ENUMS: dict[str, dict[str, tuple[str, str]]] = {

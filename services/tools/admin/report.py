@@ -78,8 +78,14 @@ def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     return fig
 
 
-def ranking_figure(rows: list[views.StatsRow], labels: Labels, courts: CourtCatalog, top: int) -> go.Figure:
+# Each figure is None when there is nothing to draw: the page says "no data" instead of
+# drawing empty axes.
+
+
+def ranking_figure(rows: list[views.StatsRow], labels: Labels, courts: CourtCatalog, top: int) -> go.Figure | None:
     ranked = views.ranking(rows)[:top]
+    if not ranked:
+        return None
     names = [views.court_label(r.key["entrusted_court"], courts) for r in ranked]
     fig = make_subplots(
         rows=1,
@@ -137,7 +143,10 @@ def ranking_figure(rows: list[views.StatsRow], labels: Labels, courts: CourtCata
     return fig
 
 
-def trend_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
+def trend_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure | None:
+    rows = [r for r in rows if r.count]
+    if not rows:
+        return None
     months = [r.key["month"] for r in rows]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Bar(x=months, y=[r.count for r in rows], name=labels("matters_delegated"), marker_color="#aec7e8"))
@@ -165,8 +174,10 @@ def trend_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
     return fig
 
 
-def distribution_figure(total: views.StatsRow | None, labels: Labels) -> go.Figure:
-    bins = views.coarse_distribution(total.complete_distribution if total else ())
+def distribution_figure(total: views.StatsRow | None, labels: Labels) -> go.Figure | None:
+    if total is None or not any(n for _, _, n in total.complete_distribution):
+        return None
+    bins = views.coarse_distribution(total.complete_distribution)
     fig = go.Figure(
         go.Bar(
             x=[views.bin_label(lo, hi, labels) for lo, hi, _ in bins],
@@ -182,8 +193,10 @@ def distribution_figure(total: views.StatsRow | None, labels: Labels) -> go.Figu
     return _layout(fig, labels("distribution_title"), 380)
 
 
-def comparison_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
-    inside, across = views.split_cross_province(rows)
+def comparison_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure | None:
+    inside, across = (row if row is not None and row.count else None for row in views.split_cross_province(rows))
+    if inside is None and across is None:
+        return None
     fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(labels("days_axis"), labels("rate_axis")))
     measures = [
         (labels("ack_time") + " " + labels("mean"), lambda r: r.ack_mean_days),
@@ -225,7 +238,9 @@ def comparison_figure(rows: list[views.StatsRow], labels: Labels) -> go.Figure:
 # --- page ----------------------------------------------------------------------------------------------------
 
 
-def _figure_html(fig: go.Figure, div_id: str) -> str:
+def _figure_html(fig: go.Figure | None, div_id: str, labels: Labels) -> str:
+    if fig is None:
+        return f'<div id="{div_id}" class="no-data">{html.escape(labels("no_data_chart"))}</div>'
     return fig.to_html(
         full_html=False,
         include_plotlyjs=False,
@@ -234,18 +249,13 @@ def _figure_html(fig: go.Figure, div_id: str) -> str:
     )
 
 
-def _summary_html(total: views.StatsRow | None, overdue: int, labels: Labels) -> str:
+def _summary_html(total: views.StatsRow | None, labels: Labels) -> str:
     if total is None or total.count == 0:
         return f"<p>{html.escape(labels('no_data'))}</p>"
-    cards = [
-        (labels("count"), str(total.count)),
-        (labels("complete_mean"), views.format_days(total.complete_mean_days)),
-        (labels("complete_median"), views.format_days(total.complete_median_days)),
-        (labels("on_time_rate"), views.format_rate(total.on_time_rate)),
-        (labels("completion_rate"), views.format_rate(total.completion_rate)),
-        (labels("return_rate"), views.format_rate(total.return_rate)),
-        (labels("overdue_list_title"), str(overdue)),
-    ]
+    # The table's cells, so a figure reads the same in the report as in `stats`.
+    cells = dict(zip(views.STATS_COLUMNS, views.stats_cells(total), strict=True))
+    shown = ("count", "complete_mean", "complete_median", "on_time_rate", "open_overdue_count", "completion_rate", "return_rate")
+    cards = [(labels(key), cells[key]) for key in shown]
     return (
         '<div class="cards">'
         + "".join(
@@ -253,6 +263,7 @@ def _summary_html(total: views.StatsRow | None, overdue: int, labels: Labels) ->
             for k, v in cards
         )
         + "</div>"
+        + f'<p class="note">{html.escape(labels("figures_defined"))}</p>'
     )
 
 
@@ -296,6 +307,7 @@ h1 { margin-bottom: 4px; } .meta { color: #666; margin-top: 0; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 10px 16px; min-width: 120px; }
 .card .value { font-size: 22px; font-weight: 600; } .card .label { color: #666; font-size: 13px; }
 section { margin: 28px 0; } .note { color: #666; font-size: 13px; }
+.no-data { border: 1px dashed #ccc; border-radius: 6px; color: #888; padding: 48px 0; text-align: center; }
 table.overdue { border-collapse: collapse; width: 100%; font-size: 13px; }
 table.overdue th, table.overdue td { border-bottom: 1px solid #e5e5e5; padding: 6px 8px; text-align: left; }
 table.overdue th { background: #f6f6f6; }
@@ -311,20 +323,24 @@ def render(data: ReportData, labels: Labels, courts: CourtCatalog, top: int = 20
     if data.filter_text:
         meta += f" · filter: {data.filter_text}"
     sections = [
-        ("summary", labels("summary"), _summary_html(data.total, len(data.overdue), labels)),
+        ("summary", labels("summary"), _summary_html(data.total, labels)),
         (
             "ranking",
             labels("ranking_title"),
             f'<p class="note">{html.escape(labels("ranking_note"))}</p>'
-            + _figure_html(ranking_figure(data.by_court, labels, courts, top), "chart-ranking"),
+            + _figure_html(ranking_figure(data.by_court, labels, courts, top), "chart-ranking", labels),
         ),
-        ("trend", labels("trend_title"), _figure_html(trend_figure(data.by_month, labels), "chart-trend")),
+        ("trend", labels("trend_title"), _figure_html(trend_figure(data.by_month, labels), "chart-trend", labels)),
         (
             "distribution",
             labels("distribution_title"),
-            _figure_html(distribution_figure(data.total, labels), "chart-distribution"),
+            _figure_html(distribution_figure(data.total, labels), "chart-distribution", labels),
         ),
-        ("comparison", labels("comparison_title"), _figure_html(comparison_figure(data.by_locality, labels), "chart-comparison")),
+        (
+            "comparison",
+            labels("comparison_title"),
+            _figure_html(comparison_figure(data.by_locality, labels), "chart-comparison", labels),
+        ),
         (
             "overdue",
             f"{labels('overdue_list_title')} — {views.court_label(data.supervising_court, courts)}",

@@ -316,8 +316,9 @@ class StatsRow:
     complete_p90_days: float
     complete_mean_working_days: float
     complete_median_working_days: float
-    on_time_rate: float
-    overdue_count: int
+    on_time_rate: float  # completed matters: share completed by their FINISH deadline
+    overdue_count: int  # went overdue at some time, open or finished
+    open_overdue_count: int  # open, with a deadline of the entrusted court overdue now
     completion_rate: float
     return_rate: float
     returns_by_reason: dict[str, int] = field(default_factory=dict)
@@ -354,6 +355,7 @@ def _stats_row(group: pb.TurnaroundStatistics.Group) -> StatsRow:
         complete_median_working_days=done.median_working_days,
         on_time_rate=group.on_time_rate,
         overdue_count=group.overdue_count,
+        open_overdue_count=group.open_overdue_count,
         completion_rate=group.completion_rate,
         return_rate=group.return_rate,
         returns_by_reason=dict(group.returns_by_reason),
@@ -477,13 +479,14 @@ STATS_COLUMNS = (
     "complete_p90",
     "complete_mean_working",
     "on_time_rate",
-    "overdue_count",
+    "open_overdue_count",
     "completion_rate",
     "return_rate",
 )
 
 
 def stats_cells(row: StatsRow) -> list[str]:
+    finished = row.completion_rate + row.return_rate > 0  # they add up to 1 when any matter finished
     return [
         str(row.count),
         format_days(row.ack_mean_days),
@@ -491,15 +494,15 @@ def stats_cells(row: StatsRow) -> list[str]:
         format_days(row.complete_median_days),
         format_days(row.complete_p90_days),
         format_days(row.complete_mean_working_days),
-        format_rate(row.on_time_rate),
-        str(row.overdue_count),
-        format_rate(row.completion_rate),
-        format_rate(row.return_rate),
+        format_rate(row.on_time_rate) if row.complete_count else "-",  # a share of nothing is no 0 %
+        str(row.open_overdue_count),
+        *(format_rate(rate) if finished else "-" for rate in (row.completion_rate, row.return_rate)),
     ]
 
 
 def stats_table(rows: Sequence[StatsRow], group_by: Sequence[str], labels: Labels, courts: CourtCatalog) -> Table:
-    table = Table(title=labels("stats_title"), title_justify="left")
+    # The caption says what each figure counts, so none reads as contradicting another.
+    table = Table(title=labels("stats_title"), title_justify="left", caption=labels("figures_defined"), caption_justify="left")
     for dimension in group_by:
         table.add_column(labels.enum("dimension", dimension))
     for key in STATS_COLUMNS:
@@ -521,3 +524,74 @@ def distribution_table(rows: Sequence[StatsRow], group_by: Sequence[str], labels
         keys = [key_label(d, row.key.get(d, ""), labels, courts) for d in group_by]
         table.add_row(*keys, *(str(n) for _, _, n in coarse_distribution(row.complete_distribution)))
     return table
+
+
+# --- records: the rows of --csv ------------------------------------------------------------------------------
+#
+# One flat record per line, with the field names of --json (docs/admin.md lists them): a
+# column never depends on the data, so a script can rely on the header.
+
+Record = dict[str, Any]
+
+_MATTER_FIELDS = ("delegation", "case", "state", "requesting_court", "entrusted_court", "matter_kind")
+TIMELINE_FIELDS: tuple[str, ...] = _MATTER_FIELDS + tuple(f for f in TimelineRow.__dataclass_fields__)
+OVERDUE_FIELDS: tuple[str, ...] = tuple(OverdueRow.__dataclass_fields__)
+_STATS_SCALARS: tuple[str, ...] = tuple(
+    f for f in StatsRow.__dataclass_fields__ if f not in ("key", "returns_by_reason", "complete_distribution")
+)
+#: The keys of returns_by_reason: the API's ReturnReason names, RETURN_REASON_UNSPECIFIED for none given.
+RETURN_REASONS: tuple[str, ...] = (
+    *(r for r in pb.ReturnReason.keys() if r != "RETURN_REASON_UNSPECIFIED"),
+    "RETURN_REASON_UNSPECIFIED",
+)
+RETURN_REASON_FIELDS: tuple[str, ...] = tuple(f"returns_{reason}" for reason in RETURN_REASONS)
+
+
+def distribution_field(lower: float, upper: float) -> str:
+    """ "completed_0_1_days" … "completed_128_plus_days": a bin of DISTRIBUTION_EDGES as a column name."""
+    return f"completed_{lower:g}_plus_days" if math.isinf(upper) else f"completed_{lower:g}_{upper:g}_days"
+
+
+DISTRIBUTION_FIELDS: tuple[str, ...] = tuple(
+    distribution_field(lo, hi) for lo, hi in zip(DISTRIBUTION_EDGES, DISTRIBUTION_EDGES[1:], strict=False)
+)
+
+
+def stats_fields(group_by: Sequence[str], distribution: bool) -> tuple[str, ...]:
+    """The group's dimensions, the figures, returns per reason, and the completion-time bins if asked for."""
+    return (*group_by, *_STATS_SCALARS, *RETURN_REASON_FIELDS, *(DISTRIBUTION_FIELDS if distribution else ()))
+
+
+def timeline_records(matters: Iterable[MatterTimeline]) -> list[Record]:
+    """One record per step of every matter, the matter's fields first (its deadlines are in --json)."""
+    return [
+        {**{f: getattr(matter, f) for f in _MATTER_FIELDS}, **asdict(entry)} for matter in matters for entry in matter.entries
+    ]
+
+
+def overdue_records(rows: Iterable[OverdueRow]) -> list[Record]:
+    return [asdict(row) for row in rows]
+
+
+def stats_records(rows: Iterable[StatsRow], group_by: Sequence[str], distribution: bool) -> list[Record]:
+    records = []
+    for row in rows:
+        record: Record = {d: row.key.get(d, "") for d in group_by}
+        record.update((f, getattr(row, f)) for f in _STATS_SCALARS)
+        record.update((f"returns_{reason}", row.returns_by_reason.get(reason, 0)) for reason in RETURN_REASONS)
+        if distribution:
+            bins = coarse_distribution(row.complete_distribution)
+            record.update((distribution_field(lo, hi), n) for lo, hi, n in bins)
+        records.append(record)
+    return records
+
+
+def csv_cell(value: Any) -> str:
+    """A value as --csv writes it: ISO 8601 times, true/false, "" for none."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -40,8 +40,8 @@ from rogatory.assistance.v1 import assistance_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
 from registry.agencies import AgencyCatalog, AgencyKind
+from services.contract.events import NOTICE_SENT
 from services.plumbing.auth import dev_credentials
-from services.plumbing.events import subject_filter
 
 log = logging.getLogger(__name__)
 K = pb.AssistanceNotice
@@ -78,7 +78,7 @@ class NoticeDesk:
         self._nc = await nats.connect(self.nats_url, name="simulated-notice-desk")
         js = self._nc.jetstream()
         for agency_id in agency_ids:
-            subject = subject_filter("notice", "*", agency_id, "sent")
+            subject = NOTICE_SENT.subject.filter(agency=agency_id)
             config = ConsumerConfig(
                 durable_name=f"{self.durable_prefix}-{agency_id}",
                 ack_policy=AckPolicy.EXPLICIT,

@@ -33,11 +33,10 @@ from nats.aio.subscription import Subscription
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
-from services.plumbing.events import DIRECT_ROOT, subject_filter
+from services.contract.events import QUERY_REQUESTED
 
 log = logging.getLogger(__name__)
 
-REPLIED = "rogatory.query.replied.v1"
 _SURNAMES = "王李张刘陈杨黄赵吴周"
 _BRANCHES = ("营业部", "城东支行", "城西支行", "开发区支行", "新城支行")
 _MODELS = ("大众朗逸", "丰田卡罗拉", "比亚迪秦PLUS", "本田雅阁", "吉利帝豪", "特斯拉Model 3")
@@ -81,7 +80,7 @@ class SimulatedQueryResponder:
         # allow), picked out here by the subject's agency token: one subscription for every
         # agency played, since a thousand in one client mostly measure the client's hand-off
         # per subscription, not what an agency does.
-        everyone = subject_filter("query", "*", "*", "requested", root=DIRECT_ROOT)
+        everyone = QUERY_REQUESTED.subject.filter()
         self._subscriptions.append(await self._nc.subscribe(everyone, cb=self._on_request))
         await self._nc.flush()
         return self

@@ -29,11 +29,10 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 from rogatory.assistance.v1 import vehicle_control_pb2 as pb
 from rogatory.assistance.v1 import vehicle_control_pb2_grpc
-from rogatory.events.v1 import vehicle_events_pb2
 
 from assistance.plates import normalize_plate, normalize_vin
+from services.contract.events import WATCHLIST_ENTRY_ADDED, family, of_type
 from services.plumbing.auth import dev_credentials
-from services.plumbing.events import subject_filter
 
 log = logging.getLogger(__name__)
 ON_WATCH_LIST = (pb.VehicleControl.ACTIVE, pb.VehicleControl.SIGHTED)
@@ -67,7 +66,7 @@ class TrafficPoliceSimulator:
             self.watch_lists[agency_id] = {}
             # Subscribe first, then load the list: an event racing the load is applied after it.
             subscription = await js.subscribe(
-                subject_filter("watchlist", agency_id, ">"),
+                family("agency", "watchlist").filter_for(agency_id),  # what its NATS user may read
                 stream=self.stream,
                 cb=self._on_message,
                 ordered_consumer=True,
@@ -137,12 +136,11 @@ class TrafficPoliceSimulator:
                 return controls
 
     async def _on_message(self, msg: Msg) -> None:
-        agency_id, verb = msg.subject.split(".")[3], msg.subject.rsplit(".", 1)[-1]
-        if agency_id not in self.watch_lists:
+        agency_id, kind = msg.subject.split(".")[3], of_type((msg.headers or {}).get("ce-type", ""))
+        if agency_id not in self.watch_lists or kind is None:
             return
-        payload = vehicle_events_pb2.WatchListEntryAdded if verb == "added" else vehicle_events_pb2.WatchListEntryRemoved
-        control = payload.FromString(msg.data).vehicle_control
-        await self._note(agency_id, control, listed=verb == "added" and control.state in ON_WATCH_LIST)
+        control = kind.parse(msg.data).vehicle_control  # type: ignore[attr-defined]
+        await self._note(agency_id, control, listed=kind is WATCHLIST_ENTRY_ADDED and control.state in ON_WATCH_LIST)
 
     async def _note(self, agency_id: str, control: pb.VehicleControl, *, listed: bool) -> None:
         async with self._changed:

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.type import date_pb2 as _date_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -535,15 +536,17 @@ class DepositDetails(_message.Message):
     MEASURE_FIELD_NUMBER: _builtins.int
     AMOUNT_FEN_FIELD_NUMBER: _builtins.int
     bank_name: _builtins.str
-    """The bank."""
+    """Required. The bank, branch included; at most 200 characters."""
     account_number: _builtins.str
-    """The account."""
+    """Required. The account: 6 to 40 digits or letters (blanks are dropped)."""
     account_holder: _builtins.str
-    """The account holder (a debtor of the case)."""
+    """Required. The account holder (a debtor of the case); at most 200 characters."""
     measure: Global___DepositDetails.Measure.ValueType
-    """The measure."""
+    """Required. The measure."""
     amount_fen: _builtins.int
-    """Amount in fen (0.01 元), required to freeze or deduct."""
+    """Required when measure is FREEZE or DEDUCT, else optional. Amount in fen (0.01 元),
+    1 to 10^17 - 1.
+    """
     def __init__(
         self,
         *,
@@ -601,17 +604,21 @@ class EquityDetails(_message.Message):
     SHARE_AMOUNT_FEN_FIELD_NUMBER: _builtins.int
     SHARE_PERCENT_FIELD_NUMBER: _builtins.int
     company_name: _builtins.str
-    """The company."""
+    """Required. The company; at most 200 characters."""
     credit_code: _builtins.str
-    """The company's unified social credit code."""
+    """Required. The company's unified social credit code (GB 32100, check digit verified)."""
     shareholder: _builtins.str
-    """The shareholder (a debtor of the case)."""
+    """Required. The shareholder (a debtor of the case); at most 200 characters."""
     measure: Global___EquityDetails.Measure.ValueType
-    """The measure."""
+    """Required. The measure."""
     share_amount_fen: _builtins.int
-    """Share as a capital amount in fen."""
+    """One of share_amount_fen and share_percent is required (or both). Share as a capital
+    amount in fen, 1 to 10^17 - 1.
+    """
     share_percent: _builtins.str
-    """Share as a percentage, e.g. "12.5"."""
+    """One of share_amount_fen and share_percent is required (or both). Share as a
+    percentage, more than 0 and at most 100, at most 6 decimal places, e.g. "12.5".
+    """
     def __init__(
         self,
         *,
@@ -708,23 +715,33 @@ class RegisteredPropertyDetails(_message.Message):
     VIN_FIELD_NUMBER: _builtins.int
     REGISTRATION_NUMBER_FIELD_NUMBER: _builtins.int
     property_kind: Global___RegisteredPropertyDetails.PropertyKind.ValueType
-    """The kind of property."""
+    """Required. The kind of property; it decides which of the fields below apply (the
+    others must stay empty: NOT_APPLICABLE).
+    """
     measure: Global___RegisteredPropertyDetails.Measure.ValueType
-    """The measure."""
+    """Required. The measure."""
     owner: _builtins.str
-    """The registered owner (a debtor of the case)."""
+    """Required. The registered owner (a debtor of the case); at most 200 characters."""
     location: _builtins.str
-    """Real estate: location (坐落)."""
+    """Required for REAL_ESTATE only. Location (坐落); at most 500 characters."""
     certificate_number: _builtins.str
-    """Real estate: certificate number (不动产权证号)."""
+    """Required for REAL_ESTATE only. Certificate number (不动产权证号), any era's or
+    province's format; at most 100 characters.
+    """
     unit_number: _builtins.str
-    """Real estate: unit number (不动产单元号), optional."""
+    """Optional, for REAL_ESTATE only. Unit number (不动产单元号), 28 characters (GB/T 37346)."""
     plate: _builtins.str
-    """Vehicle: plate."""
+    """For VEHICLE only: one of plate and vin is required (or both). A mainland plate such
+    as 浙C12345 or 粤BD12345.
+    """
     vin: _builtins.str
-    """Vehicle: VIN."""
+    """For VEHICLE only: one of plate and vin is required (or both). 17 characters, digits
+    and letters other than I, O and Q.
+    """
     registration_number: _builtins.str
-    """Ship or aircraft: registration number."""
+    """Required for SHIP and AIRCRAFT only. Ship: registration number (船舶登记号);
+    aircraft: nationality and registration mark such as B-1234. At most 100 characters.
+    """
     def __init__(
         self,
         *,
@@ -755,10 +772,15 @@ class PropertyInvestigationDetails(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     note: _builtins.str
-    """Free text."""
+    """Required when scope names OTHER (what to look for), else optional; at most 2000
+    characters.
+    """
     @_builtins.property
     def scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Property categories to investigate, e.g. DEPOSITS, REAL_ESTATE, VEHICLES."""
+        """Required. Property categories to investigate, each at most once: DEPOSITS,
+        WEALTH_PRODUCTS, SECURITIES, EQUITY, REAL_ESTATE, VEHICLES, SHIPS, AIRCRAFT,
+        RECEIVABLES, ONLINE_PAYMENT, HOUSING_FUND, INSURANCE, INCOME, OTHER.
+        """
 
     def __init__(
         self,
@@ -785,14 +807,16 @@ class ServiceOfDocumentsDetails(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
     addressee: _builtins.str
-    """The addressee."""
+    """Required. The addressee; at most 200 characters."""
     address: _builtins.str
-    """The address."""
+    """Required. The address; at most 500 characters."""
     phone: _builtins.str
-    """The addressee's phone, optional."""
+    """Optional. The addressee's phone: a mainland mobile number or a landline with area code."""
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Titles of the documents to serve, e.g. 执行通知书."""
+        """Required. Titles of the documents to serve, e.g. 执行通知书: 1 to 50 of at most 200
+        characters.
+        """
 
     def __init__(
         self,
@@ -844,13 +868,15 @@ class ControlMeasureDetails(_message.Message):
     LOCATION_FIELD_NUMBER: _builtins.int
     MEASURE_FIELD_NUMBER: _builtins.int
     person: _builtins.str
-    """The person."""
+    """Required. The person; at most 200 characters."""
     id_number: _builtins.str
-    """Identity number; input in full, masked in every response and event."""
+    """Required. Resident identity card number (GB 11643, check digit verified); input in
+    full, masked in every response and event.
+    """
     location: _builtins.str
-    """Where the person is."""
+    """Required. Where the person is; at most 500 characters."""
     measure: Global___ControlMeasureDetails.Measure.ValueType
-    """The measure."""
+    """Required. The measure."""
     def __init__(
         self,
         *,
@@ -875,7 +901,7 @@ class OtherDetails(_message.Message):
 
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     description: _builtins.str
-    """What is asked."""
+    """Required. What is asked; at most 2000 characters."""
     def __init__(
         self,
         *,
@@ -2020,16 +2046,28 @@ class TurnaroundStatistics(_message.Message):
         COMPLETION_RATE_FIELD_NUMBER: _builtins.int
         RETURN_RATE_FIELD_NUMBER: _builtins.int
         RETURNS_BY_REASON_FIELD_NUMBER: _builtins.int
+        OPEN_OVERDUE_COUNT_FIELD_NUMBER: _builtins.int
         count: _builtins.int
         """Matters delegated."""
         on_time_rate: _builtins.float
-        """Share of finished matters finished by their deadline."""
+        """Completed on time: the share of completed matters (whose FINISH deadline is known)
+        completed by their FINISH deadline, 0 to 1. Open, returned and withdrawn matters are
+        not counted; 0 when none was completed.
+        """
         overdue_count: _builtins.int
-        """Matters that went overdue."""
+        """Matters that went overdue at some time, open or finished: a deadline of theirs was
+        marked overdue by the deadline scanner, or they were completed after their FINISH
+        deadline.
+        """
         completion_rate: _builtins.float
         """Completed / finished."""
         return_rate: _builtins.float
         """Returned / finished."""
+        open_overdue_count: _builtins.int
+        """Open and overdue now: matters not completed, returned or withdrawn with a deadline
+        of the entrusted court marked overdue (what ListOverdueDelegations lists, as of each
+        matter's latest event). Disjoint from the completed matters `on_time_rate` is about.
+        """
         @_builtins.property
         def key(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
             """The group's key, one entry per `group_by` dimension."""
@@ -2058,10 +2096,11 @@ class TurnaroundStatistics(_message.Message):
             completion_rate: _builtins.float = ...,
             return_rate: _builtins.float = ...,
             returns_by_reason: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+            open_overdue_count: _builtins.int = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "count", b"count", "key", b"key", "on_time_rate", b"on_time_rate", "overdue_count", b"overdue_count", "return_rate", b"return_rate", "returns_by_reason", b"returns_by_reason", "time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "count", b"count", "key", b"key", "on_time_rate", b"on_time_rate", "open_overdue_count", b"open_overdue_count", "overdue_count", b"overdue_count", "return_rate", b"return_rate", "returns_by_reason", b"returns_by_reason", "time_to_acknowledge", b"time_to_acknowledge", "time_to_complete", b"time_to_complete"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2082,3 +2121,863 @@ class TurnaroundStatistics(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TurnaroundStatistics: _TypeAlias = TurnaroundStatistics  # noqa: Y015
+
+@_typing.final
+class Period(_message.Message):
+    """A length of time as the deadline rules count it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Unit:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _UnitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Period._Unit.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNIT_UNSPECIFIED: Period._Unit.ValueType  # 0
+        """Unspecified."""
+        CALENDAR_DAY: Period._Unit.ValueType  # 1
+        """Calendar days. A last day on a rest day (weekend, holiday, 调休 rest day) moves to
+        the first day after it (CPL art. 85).
+        """
+        WORKING_DAY: Period._Unit.ValueType  # 2
+        """Working days of the State Council's holiday notice: Monday to Friday outside the
+        holidays, plus the weekend days worked in exchange (make-up working days, 调休上班).
+        """
+        MONTH: Period._Unit.ValueType  # 3
+        """Months: the same day of the month, or that month's last day (民法典 art. 202);
+        a last day on a rest day moves like a calendar-day period's.
+        """
+
+    class Unit(_Unit, metaclass=_UnitEnumTypeWrapper):
+        """What a period is counted in."""
+
+    UNIT_UNSPECIFIED: Period.Unit.ValueType  # 0
+    """Unspecified."""
+    CALENDAR_DAY: Period.Unit.ValueType  # 1
+    """Calendar days. A last day on a rest day (weekend, holiday, 调休 rest day) moves to
+    the first day after it (CPL art. 85).
+    """
+    WORKING_DAY: Period.Unit.ValueType  # 2
+    """Working days of the State Council's holiday notice: Monday to Friday outside the
+    holidays, plus the weekend days worked in exchange (make-up working days, 调休上班).
+    """
+    MONTH: Period.Unit.ValueType  # 3
+    """Months: the same day of the month, or that month's last day (民法典 art. 202);
+    a last day on a rest day moves like a calendar-day period's.
+    """
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    amount: _builtins.int
+    """How many units, at least 1."""
+    unit: Global___Period.Unit.ValueType
+    """The unit."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.int = ...,
+        unit: Global___Period.Unit.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Period: _TypeAlias = Period  # noqa: Y015
+
+@_typing.final
+class CalendarDay(_message.Message):
+    """One day of the working-day calendar (China time)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[CalendarDay._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: CalendarDay._Kind.ValueType  # 0
+        """Unspecified."""
+        WORKDAY: CalendarDay._Kind.ValueType  # 1
+        """An ordinary Monday to Friday."""
+        WEEKEND: CalendarDay._Kind.ValueType  # 2
+        """An ordinary Saturday or Sunday."""
+        HOLIDAY: CalendarDay._Kind.ValueType  # 3
+        """A day off of a festival break: the statutory days, weekend days inside the break,
+        and a weekday given when a statutory day falls on a weekend (补假).
+        """
+        ADJUSTED_REST: CalendarDay._Kind.ValueType  # 4
+        """A weekday given off only in exchange for a make-up working day (调休休息). Whether it
+        moves a period's last day is a service setting (`adjusted_rest_days_are_holidays`).
+        """
+        MAKEUP_WORKDAY: CalendarDay._Kind.ValueType  # 5
+        """A Saturday or Sunday worked under the notice (调休上班): a working day."""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """What the day is."""
+
+    KIND_UNSPECIFIED: CalendarDay.Kind.ValueType  # 0
+    """Unspecified."""
+    WORKDAY: CalendarDay.Kind.ValueType  # 1
+    """An ordinary Monday to Friday."""
+    WEEKEND: CalendarDay.Kind.ValueType  # 2
+    """An ordinary Saturday or Sunday."""
+    HOLIDAY: CalendarDay.Kind.ValueType  # 3
+    """A day off of a festival break: the statutory days, weekend days inside the break,
+    and a weekday given when a statutory day falls on a weekend (补假).
+    """
+    ADJUSTED_REST: CalendarDay.Kind.ValueType  # 4
+    """A weekday given off only in exchange for a make-up working day (调休休息). Whether it
+    moves a period's last day is a service setting (`adjusted_rest_days_are_holidays`).
+    """
+    MAKEUP_WORKDAY: CalendarDay.Kind.ValueType  # 5
+    """A Saturday or Sunday worked under the notice (调休上班): a working day."""
+
+    DATE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FESTIVAL_FIELD_NUMBER: _builtins.int
+    kind: Global___CalendarDay.Kind.ValueType
+    """What it is."""
+    festival: _builtins.str
+    """The festival break the day belongs to, e.g. `春节`, `国庆节`; empty for ordinary days."""
+    @_builtins.property
+    def date(self) -> _date_pb2.Date:
+        """The day."""
+
+    def __init__(
+        self,
+        *,
+        date: _date_pb2.Date | None = ...,
+        kind: Global___CalendarDay.Kind.ValueType = ...,
+        festival: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "festival", b"festival", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalendarDay: _TypeAlias = CalendarDay  # noqa: Y015
+
+@_typing.final
+class ComputeDeadlineRequest(_message.Message):
+    """Request for ComputeDeadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURT_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    MATTER_KIND_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    court: _builtins.str
+    """The court that must act, `courts/{court}`: its province's deadline rules apply."""
+    matter_kind: Global___Delegation.MatterKind.ValueType
+    """With `step`: count the period the rules set for this step of this kind of matter at
+    `court` (as a delegation's deadline would be), instead of `period`.
+    """
+    step: Global___Deadline.Step.ValueType
+    """With `matter_kind`: the step whose period to count."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the period starts, e.g. when the letter was received. Its day (China time) is
+        not counted. From 2004 (the first year of the calendar) to 2099.
+        """
+
+    @_builtins.property
+    def period(self) -> Global___Period:
+        """The period to count: at most 1100 calendar days, 750 working days or 36 months (three
+        years, the longest seizure term). Give either this, or `matter_kind` and `step`.
+        """
+
+    def __init__(
+        self,
+        *,
+        court: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        period: Global___Period | None = ...,
+        matter_kind: Global___Delegation.MatterKind.ValueType = ...,
+        step: Global___Deadline.Step.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["court", b"court", "matter_kind", b"matter_kind", "period", b"period", "start_time", b"start_time", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeDeadlineRequest: _TypeAlias = ComputeDeadlineRequest  # noqa: Y015
+
+@_typing.final
+class ComputeDeadlineResponse(_message.Message):
+    """Response for ComputeDeadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LastDayShift(_message.Message):
+        """CPL art. 85 moved the end of the period: its last day was a rest day."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        LAST_DAY_FIELD_NUMBER: _builtins.int
+        MOVED_TO_FIELD_NUMBER: _builtins.int
+        REST_DAYS_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def last_day(self) -> _date_pb2.Date:
+            """The period's last day by the count."""
+
+        @_builtins.property
+        def moved_to(self) -> _date_pb2.Date:
+            """The first day after the rest days, where the period ends (`due_date`)."""
+
+        @_builtins.property
+        def rest_days(self) -> _containers.RepeatedCompositeFieldContainer[Global___CalendarDay]:
+            """The rest days passed over, `last_day` first."""
+
+        def __init__(
+            self,
+            *,
+            last_day: _date_pb2.Date | None = ...,
+            moved_to: _date_pb2.Date | None = ...,
+            rest_days: _abc.Iterable[Global___CalendarDay] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["last_day", b"last_day", "moved_to", b"moved_to"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["last_day", b"last_day", "moved_to", b"moved_to", "rest_days", b"rest_days"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_YEARS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    HOLIDAYS_FIELD_NUMBER: _builtins.int
+    MAKEUP_WORKDAYS_FIELD_NUMBER: _builtins.int
+    LAST_DAY_SHIFT_FIELD_NUMBER: _builtins.int
+    WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_REST_DAYS_ARE_HOLIDAYS_FIELD_NUMBER: _builtins.int
+    provisional: _builtins.bool
+    """True when the count reached into a year whose holiday notice is not yet published:
+    those days were counted by the week alone, and the date may change once the notice
+    is loaded. A matter's deadline computed so is recomputed then.
+    """
+    source: _builtins.str
+    """Where the period comes from, e.g. `民事诉讼法 art. 240: start within 15 days of
+    receiving the letter`; empty when the period was given.
+    """
+    province: _builtins.str
+    """The province whose rule applied (its one-character abbreviation, e.g. `浙`); empty for
+    a national rule or a given period.
+    """
+    working_days: _builtins.int
+    """Working days from the day after `start_date` to `due_date`, both included."""
+    adjusted_rest_days_are_holidays: _builtins.bool
+    """Whether this service counts a 调休 rest day as a statutory holiday for CPL art. 85
+    (moving a last day that falls on it); the law leaves it open.
+    """
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp:
+        """When the period ends: the last instant (23:59:59.999999 China time) of `due_date`."""
+
+    @_builtins.property
+    def due_date(self) -> _date_pb2.Date:
+        """The last day of the period, China time."""
+
+    @_builtins.property
+    def provisional_years(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The years counted by the week alone; empty unless `provisional`."""
+
+    @_builtins.property
+    def period(self) -> Global___Period:
+        """The period counted: the one asked for, or the one the rules set."""
+
+    @_builtins.property
+    def start_date(self) -> _date_pb2.Date:
+        """The day the period starts on (not counted), China time."""
+
+    @_builtins.property
+    def holidays(self) -> _containers.RepeatedCompositeFieldContainer[Global___CalendarDay]:
+        """The holidays and 调休 rest days from the day after `start_date` to `due_date`."""
+
+    @_builtins.property
+    def makeup_workdays(self) -> _containers.RepeatedCompositeFieldContainer[Global___CalendarDay]:
+        """The make-up working days (调休上班) from the day after `start_date` to `due_date`."""
+
+    @_builtins.property
+    def last_day_shift(self) -> Global___ComputeDeadlineResponse.LastDayShift:
+        """Set when CPL art. 85 moved the end of the period past rest days."""
+
+    def __init__(
+        self,
+        *,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        due_date: _date_pb2.Date | None = ...,
+        provisional: _builtins.bool = ...,
+        provisional_years: _abc.Iterable[_builtins.int] | None = ...,
+        period: Global___Period | None = ...,
+        source: _builtins.str = ...,
+        province: _builtins.str = ...,
+        start_date: _date_pb2.Date | None = ...,
+        holidays: _abc.Iterable[Global___CalendarDay] | None = ...,
+        makeup_workdays: _abc.Iterable[Global___CalendarDay] | None = ...,
+        last_day_shift: Global___ComputeDeadlineResponse.LastDayShift | None = ...,
+        working_days: _builtins.int = ...,
+        adjusted_rest_days_are_holidays: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_date", b"due_date", "due_time", b"due_time", "last_day_shift", b"last_day_shift", "period", b"period", "start_date", b"start_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_rest_days_are_holidays", b"adjusted_rest_days_are_holidays", "due_date", b"due_date", "due_time", b"due_time", "holidays", b"holidays", "last_day_shift", b"last_day_shift", "makeup_workdays", b"makeup_workdays", "period", b"period", "province", b"province", "provisional", b"provisional", "provisional_years", b"provisional_years", "source", b"source", "start_date", b"start_date", "working_days", b"working_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeDeadlineResponse: _TypeAlias = ComputeDeadlineResponse  # noqa: Y015
+
+@_typing.final
+class MatterKind(_message.Message):
+    """A kind of matter a court may delegate (事项委托), with what a form for it needs: read-only
+    reference data, served from the rules that validate CreateDelegation (a request filled in
+    as it says passes them; one that leaves out a REQUIRED field gets exactly that violation).
+
+    Besides the kind's own fields, every CreateDelegationRequest needs `parent` (the requesting
+    court), `delegation.case` (one of its registered cases), `delegation.matter_kind`,
+    `delegation.requesting_officer` (display_name and phone) and the receiving court (see
+    `receiving_court`); `delegation.description` is optional.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Condition(_message.Message):
+        """A condition on another field of the same details: it holds one of `values` (a
+        repeated field: it contains one of them).
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        FIELD_FIELD_NUMBER: _builtins.int
+        VALUES_FIELD_NUMBER: _builtins.int
+        field: _builtins.str
+        """The field looked at, as a request path, e.g. `delegation.deposits.measure`."""
+        @_builtins.property
+        def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+            """The enum names that make the condition hold."""
+
+        def __init__(
+            self,
+            *,
+            field: _builtins.str = ...,
+            values: _abc.Iterable[_builtins.str] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "values", b"values"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Format(_message.Message):
+        """A pattern a non-empty value must match."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        NAME_FIELD_NUMBER: _builtins.int
+        DESCRIPTION_FIELD_NUMBER: _builtins.int
+        REASON_FIELD_NUMBER: _builtins.int
+        ONLY_WHEN_FIELD_NUMBER: _builtins.int
+        name: _builtins.str
+        """Its name, e.g. `ACCOUNT_NUMBER`, `USCC`, `PLATE`, `VIN`."""
+        description: _builtins.str
+        """What it asks for, as the violation says it."""
+        reason: _builtins.str
+        """The BadRequest reason of a value that does not match, e.g. `BAD_ACCOUNT_NUMBER`."""
+        @_builtins.property
+        def only_when(self) -> Global___MatterKind.Condition:
+            """Set when the format applies in this case only."""
+
+        def __init__(
+            self,
+            *,
+            name: _builtins.str = ...,
+            description: _builtins.str = ...,
+            reason: _builtins.str = ...,
+            only_when: Global___MatterKind.Condition | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["only_when", b"only_when"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "only_when", b"only_when", "reason", b"reason"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class DetailField(_message.Message):
+        """One field of the kind's details message."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        class _ValueType:
+            ValueType = _typing.NewType("ValueType", _builtins.int)
+            V: _TypeAlias = ValueType  # noqa: Y015
+
+        class _ValueTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[MatterKind.DetailField._ValueType.ValueType], _builtins.type):
+            DESCRIPTOR: _descriptor.EnumDescriptor
+            VALUE_TYPE_UNSPECIFIED: MatterKind.DetailField._ValueType.ValueType  # 0
+            """Unspecified."""
+            TEXT: MatterKind.DetailField._ValueType.ValueType  # 1
+            """Free text: no control or bidirectional-control characters, not only invisible
+            characters (docs/api-limits.md), at most `max_length` characters.
+            """
+            CODE: MatterKind.DetailField._ValueType.ValueType  # 2
+            """A number or code checked by its `formats` (blanks and the plate's middle dot are
+            dropped, letters upper-cased).
+            """
+            ENUM: MatterKind.DetailField._ValueType.ValueType  # 3
+            """One of `allowed_values`."""
+            ENUM_LIST: MatterKind.DetailField._ValueType.ValueType  # 4
+            """Several of `allowed_values`, each at most once, at most `max_items`."""
+            TEXT_LIST: MatterKind.DetailField._ValueType.ValueType  # 5
+            """1 to `max_items` texts of at most `max_length` characters each."""
+            AMOUNT_FEN: MatterKind.DetailField._ValueType.ValueType  # 6
+            """Whole fen (0.01 元), 1 to 10^17 - 1."""
+            PERCENT: MatterKind.DetailField._ValueType.ValueType  # 7
+            """A decimal percentage, more than 0 and at most 100, at most 6 decimal places."""
+            PHONE: MatterKind.DetailField._ValueType.ValueType  # 8
+            """A mainland mobile number or a landline with area code."""
+
+        class ValueType(_ValueType, metaclass=_ValueTypeEnumTypeWrapper):
+            """What the field holds."""
+
+        VALUE_TYPE_UNSPECIFIED: MatterKind.DetailField.ValueType.ValueType  # 0
+        """Unspecified."""
+        TEXT: MatterKind.DetailField.ValueType.ValueType  # 1
+        """Free text: no control or bidirectional-control characters, not only invisible
+        characters (docs/api-limits.md), at most `max_length` characters.
+        """
+        CODE: MatterKind.DetailField.ValueType.ValueType  # 2
+        """A number or code checked by its `formats` (blanks and the plate's middle dot are
+        dropped, letters upper-cased).
+        """
+        ENUM: MatterKind.DetailField.ValueType.ValueType  # 3
+        """One of `allowed_values`."""
+        ENUM_LIST: MatterKind.DetailField.ValueType.ValueType  # 4
+        """Several of `allowed_values`, each at most once, at most `max_items`."""
+        TEXT_LIST: MatterKind.DetailField.ValueType.ValueType  # 5
+        """1 to `max_items` texts of at most `max_length` characters each."""
+        AMOUNT_FEN: MatterKind.DetailField.ValueType.ValueType  # 6
+        """Whole fen (0.01 元), 1 to 10^17 - 1."""
+        PERCENT: MatterKind.DetailField.ValueType.ValueType  # 7
+        """A decimal percentage, more than 0 and at most 100, at most 6 decimal places."""
+        PHONE: MatterKind.DetailField.ValueType.ValueType  # 8
+        """A mainland mobile number or a landline with area code."""
+
+        class _Requirement:
+            ValueType = _typing.NewType("ValueType", _builtins.int)
+            V: _TypeAlias = ValueType  # noqa: Y015
+
+        class _RequirementEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[MatterKind.DetailField._Requirement.ValueType], _builtins.type):
+            DESCRIPTOR: _descriptor.EnumDescriptor
+            REQUIREMENT_UNSPECIFIED: MatterKind.DetailField._Requirement.ValueType  # 0
+            """Unspecified."""
+            REQUIRED: MatterKind.DetailField._Requirement.ValueType  # 1
+            """Always, where the field applies (`applies_when`)."""
+            OPTIONAL: MatterKind.DetailField._Requirement.ValueType  # 2
+            """Never."""
+            CONDITIONAL: MatterKind.DetailField._Requirement.ValueType  # 3
+            """In some cases: when `required_when` holds, or (with `one_of`) at least one field of
+            the group.
+            """
+
+        class Requirement(_Requirement, metaclass=_RequirementEnumTypeWrapper):
+            """Whether the field must be given."""
+
+        REQUIREMENT_UNSPECIFIED: MatterKind.DetailField.Requirement.ValueType  # 0
+        """Unspecified."""
+        REQUIRED: MatterKind.DetailField.Requirement.ValueType  # 1
+        """Always, where the field applies (`applies_when`)."""
+        OPTIONAL: MatterKind.DetailField.Requirement.ValueType  # 2
+        """Never."""
+        CONDITIONAL: MatterKind.DetailField.Requirement.ValueType  # 3
+        """In some cases: when `required_when` holds, or (with `one_of`) at least one field of
+        the group.
+        """
+
+        FIELD_FIELD_NUMBER: _builtins.int
+        LABEL_FIELD_NUMBER: _builtins.int
+        VALUE_TYPE_FIELD_NUMBER: _builtins.int
+        REQUIREMENT_FIELD_NUMBER: _builtins.int
+        REQUIRED_WHEN_FIELD_NUMBER: _builtins.int
+        ONE_OF_FIELD_NUMBER: _builtins.int
+        APPLIES_WHEN_FIELD_NUMBER: _builtins.int
+        ALLOWED_VALUES_FIELD_NUMBER: _builtins.int
+        MAX_LENGTH_FIELD_NUMBER: _builtins.int
+        MAX_ITEMS_FIELD_NUMBER: _builtins.int
+        FORMATS_FIELD_NUMBER: _builtins.int
+        field: _builtins.str
+        """The request path of the field, e.g. `delegation.deposits.bank_name`."""
+        label: _builtins.str
+        """What it is, e.g. `开户银行 (the bank, branch included)`."""
+        value_type: Global___MatterKind.DetailField.ValueType.ValueType
+        """What it holds."""
+        requirement: Global___MatterKind.DetailField.Requirement.ValueType
+        """Whether it must be given."""
+        one_of: _builtins.str
+        """CONDITIONAL: the group of fields of which at least one is required, e.g. `vehicle`
+        (plate or VIN).
+        """
+        max_length: _builtins.int
+        """TEXT and TEXT_LIST: the longest text accepted, in characters; 0 when not text."""
+        max_items: _builtins.int
+        """ENUM_LIST and TEXT_LIST: the most items accepted; 0 otherwise."""
+        @_builtins.property
+        def required_when(self) -> Global___MatterKind.Condition:
+            """CONDITIONAL: required when this holds (optional otherwise)."""
+
+        @_builtins.property
+        def applies_when(self) -> Global___MatterKind.Condition:
+            """Set when the field applies in this case only: otherwise it must stay empty
+            (NOT_APPLICABLE), e.g. a plate for real estate.
+            """
+
+        @_builtins.property
+        def allowed_values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+            """ENUM and ENUM_LIST: the names accepted."""
+
+        @_builtins.property
+        def formats(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatterKind.Format]:
+            """Patterns a non-empty value must match."""
+
+        def __init__(
+            self,
+            *,
+            field: _builtins.str = ...,
+            label: _builtins.str = ...,
+            value_type: Global___MatterKind.DetailField.ValueType.ValueType = ...,
+            requirement: Global___MatterKind.DetailField.Requirement.ValueType = ...,
+            required_when: Global___MatterKind.Condition | None = ...,
+            one_of: _builtins.str = ...,
+            applies_when: Global___MatterKind.Condition | None = ...,
+            allowed_values: _abc.Iterable[_builtins.str] | None = ...,
+            max_length: _builtins.int = ...,
+            max_items: _builtins.int = ...,
+            formats: _abc.Iterable[Global___MatterKind.Format] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["applies_when", b"applies_when", "required_when", b"required_when"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_values", b"allowed_values", "applies_when", b"applies_when", "field", b"field", "formats", b"formats", "label", b"label", "max_items", b"max_items", "max_length", b"max_length", "one_of", b"one_of", "required_when", b"required_when", "requirement", b"requirement", "value_type", b"value_type"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class StepDeadline(_message.Message):
+        """The deadline of one step of the matter, as the service opens it."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        class _ActingCourt:
+            ValueType = _typing.NewType("ValueType", _builtins.int)
+            V: _TypeAlias = ValueType  # noqa: Y015
+
+        class _ActingCourtEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[MatterKind.StepDeadline._ActingCourt.ValueType], _builtins.type):
+            DESCRIPTOR: _descriptor.EnumDescriptor
+            ACTING_COURT_UNSPECIFIED: MatterKind.StepDeadline._ActingCourt.ValueType  # 0
+            """Unspecified."""
+            ENTRUSTED_COURT: MatterKind.StepDeadline._ActingCourt.ValueType  # 1
+            """The entrusted court; its province's rules apply."""
+            REQUESTING_COURT: MatterKind.StepDeadline._ActingCourt.ValueType  # 2
+            """The requesting court; its province's rules apply."""
+
+        class ActingCourt(_ActingCourt, metaclass=_ActingCourtEnumTypeWrapper):
+            """Which court must act."""
+
+        ACTING_COURT_UNSPECIFIED: MatterKind.StepDeadline.ActingCourt.ValueType  # 0
+        """Unspecified."""
+        ENTRUSTED_COURT: MatterKind.StepDeadline.ActingCourt.ValueType  # 1
+        """The entrusted court; its province's rules apply."""
+        REQUESTING_COURT: MatterKind.StepDeadline.ActingCourt.ValueType  # 2
+        """The requesting court; its province's rules apply."""
+
+        @_typing.final
+        class ProvinceRule(_message.Message):
+            """A province's own rule for the step, replacing the national one for its courts."""
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            PROVINCE_FIELD_NUMBER: _builtins.int
+            PERIOD_FIELD_NUMBER: _builtins.int
+            SOURCE_FIELD_NUMBER: _builtins.int
+            province: _builtins.str
+            """The province's one-character abbreviation, e.g. `浙`."""
+            source: _builtins.str
+            """The provincial rule or notice it comes from."""
+            @_builtins.property
+            def period(self) -> Global___Period:
+                """The period."""
+
+            def __init__(
+                self,
+                *,
+                province: _builtins.str = ...,
+                period: Global___Period | None = ...,
+                source: _builtins.str = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period"]  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "province", b"province", "source", b"source"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        STEP_FIELD_NUMBER: _builtins.int
+        ACTING_COURT_FIELD_NUMBER: _builtins.int
+        OPENED_BY_FIELD_NUMBER: _builtins.int
+        PERIOD_FIELD_NUMBER: _builtins.int
+        SOURCE_FIELD_NUMBER: _builtins.int
+        PROVINCE_RULES_FIELD_NUMBER: _builtins.int
+        step: Global___Deadline.Step.ValueType
+        """The step."""
+        acting_court: Global___MatterKind.StepDeadline.ActingCourt.ValueType
+        """Which court must act."""
+        source: _builtins.str
+        """The statute it comes from."""
+        @_builtins.property
+        def opened_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+            """The timeline actions that start the deadline running (afresh), e.g. `SUBMIT`;
+            FINISH also restarts on `SUPPLEMENT`, SUPPLEMENT starts on `RETURN_FOR_SUPPLEMENT`.
+            """
+
+        @_builtins.property
+        def period(self) -> Global___Period:
+            """The national period (CPL art. 85 counting: ComputeDeadline counts it for a start)."""
+
+        @_builtins.property
+        def province_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatterKind.StepDeadline.ProvinceRule]:
+            """Provinces whose own rule replaces the national one for this kind and step."""
+
+        def __init__(
+            self,
+            *,
+            step: Global___Deadline.Step.ValueType = ...,
+            acting_court: Global___MatterKind.StepDeadline.ActingCourt.ValueType = ...,
+            opened_by: _abc.Iterable[_builtins.str] | None = ...,
+            period: Global___Period | None = ...,
+            source: _builtins.str = ...,
+            province_rules: _abc.Iterable[Global___MatterKind.StepDeadline.ProvinceRule] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_court", b"acting_court", "opened_by", b"opened_by", "period", b"period", "province_rules", b"province_rules", "source", b"source", "step", b"step"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class SpecialCourt(_message.Message):
+        """A special court a matter goes to when routed by division."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        WHEN_FIELD_NUMBER: _builtins.int
+        COURT_KIND_FIELD_NUMBER: _builtins.int
+        court_kind: _builtins.str
+        """The kind of special court, e.g. `MARITIME` (a maritime court, 海事法院)."""
+        @_builtins.property
+        def when(self) -> Global___MatterKind.Condition:
+            """The case, e.g. `delegation.registered_property.property_kind` is SHIP."""
+
+        def __init__(
+            self,
+            *,
+            when: Global___MatterKind.Condition | None = ...,
+            court_kind: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["when", b"when"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["court_kind", b"court_kind", "when", b"when"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ReceivingCourt(_message.Message):
+        """Which court receives the matter."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        PLACE_FIELD_NUMBER: _builtins.int
+        ROUTABLE_BY_DIVISION_FIELD_NUMBER: _builtins.int
+        SPECIAL_COURTS_FIELD_NUMBER: _builtins.int
+        place: _builtins.str
+        """The court of which place, e.g. `the court of the place where the account is held`."""
+        routable_by_division: _builtins.bool
+        """Name it in `delegation.entrusted_court` (any court of the court table but the
+        requesting court), or leave that empty and give `delegation.property_division_code`
+        (a GB/T 2260 code) to have the matter routed to the basic court of that division, or
+        to the special court `special_courts` names.
+        """
+        @_builtins.property
+        def special_courts(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatterKind.SpecialCourt]:
+            """Cases where routing by division picks a special court instead of the basic court."""
+
+        def __init__(
+            self,
+            *,
+            place: _builtins.str = ...,
+            routable_by_division: _builtins.bool = ...,
+            special_courts: _abc.Iterable[Global___MatterKind.SpecialCourt] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["place", b"place", "routable_by_division", b"routable_by_division", "special_courts", b"special_courts"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELDS_FIELD_NUMBER: _builtins.int
+    REQUIRED_ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    OPTIONAL_ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    MAX_ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    MAX_ATTACHMENT_BYTES_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    RECEIVING_COURT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
+    kind: Global___Delegation.MatterKind.ValueType
+    """The kind, as `Delegation.matter_kind` takes it."""
+    display_name: _builtins.str
+    """Its name as courts know it, e.g. `冻结、续冻、解冻、扣划存款、理财产品`."""
+    description: _builtins.str
+    """What the entrusted court is asked to do, in English."""
+    details_field: _builtins.str
+    """The field of `Delegation`'s `details` to fill for this kind, e.g. `deposits`."""
+    max_attachments: _builtins.int
+    """The most attachments a matter may have, supplements included."""
+    max_attachment_bytes: _builtins.int
+    """The largest attachment accepted, in bytes."""
+    @_builtins.property
+    def detail_fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatterKind.DetailField]:
+        """The fields of that details message, in message order."""
+
+    @_builtins.property
+    def required_attachments(self) -> _containers.RepeatedScalarFieldContainer[Global___Attachment.Kind.ValueType]:
+        """Attachments the matter must have, one at least of each kind (MISSING_ATTACHMENT)."""
+
+    @_builtins.property
+    def optional_attachments(self) -> _containers.RepeatedScalarFieldContainer[Global___Attachment.Kind.ValueType]:
+        """Attachments it may also have."""
+
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatterKind.StepDeadline]:
+        """The deadlines of the matter's steps, each with its national rule and the provinces
+        that have their own.
+        """
+
+    @_builtins.property
+    def receiving_court(self) -> Global___MatterKind.ReceivingCourt:
+        """Which court receives the matter."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: Global___Delegation.MatterKind.ValueType = ...,
+        display_name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        details_field: _builtins.str = ...,
+        detail_fields: _abc.Iterable[Global___MatterKind.DetailField] | None = ...,
+        required_attachments: _abc.Iterable[Global___Attachment.Kind.ValueType] | None = ...,
+        optional_attachments: _abc.Iterable[Global___Attachment.Kind.ValueType] | None = ...,
+        max_attachments: _builtins.int = ...,
+        max_attachment_bytes: _builtins.int = ...,
+        deadlines: _abc.Iterable[Global___MatterKind.StepDeadline] | None = ...,
+        receiving_court: Global___MatterKind.ReceivingCourt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receiving_court", b"receiving_court"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines", "description", b"description", "detail_fields", b"detail_fields", "details_field", b"details_field", "display_name", b"display_name", "kind", b"kind", "max_attachment_bytes", b"max_attachment_bytes", "max_attachments", b"max_attachments", "name", b"name", "optional_attachments", b"optional_attachments", "receiving_court", b"receiving_court", "required_attachments", b"required_attachments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatterKind: _TypeAlias = MatterKind  # noqa: Y015
+
+@_typing.final
+class ListMatterKindsRequest(_message.Message):
+    """Request for ListMatterKinds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum results per page; default 50, at most 1000."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMatterKindsRequest: _TypeAlias = ListMatterKindsRequest  # noqa: Y015
+
+@_typing.final
+class ListMatterKindsResponse(_message.Message):
+    """Response for ListMatterKinds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATTER_KINDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def matter_kinds(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatterKind]:
+        """The kinds, in the order of `Delegation.MatterKind`."""
+
+    def __init__(
+        self,
+        *,
+        matter_kinds: _abc.Iterable[Global___MatterKind] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matter_kinds", b"matter_kinds", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMatterKindsResponse: _TypeAlias = ListMatterKindsResponse  # noqa: Y015
+
+@_typing.final
+class GetMatterKindRequest(_message.Message):
+    """Request for GetMatterKind."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMatterKindRequest: _TypeAlias = GetMatterKindRequest  # noqa: Y015

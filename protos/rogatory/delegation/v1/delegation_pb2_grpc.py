@@ -111,6 +111,21 @@ class DelegationServiceStub:
                 request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetTurnaroundStatisticsRequest.SerializeToString,
                 response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.TurnaroundStatistics.FromString,
                 _registered_method=True)
+        self.ComputeDeadline = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/ComputeDeadline',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineResponse.FromString,
+                _registered_method=True)
+        self.ListMatterKinds = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/ListMatterKinds',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsResponse.FromString,
+                _registered_method=True)
+        self.GetMatterKind = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/GetMatterKind',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetMatterKindRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.MatterKind.FromString,
+                _registered_method=True)
 
 
 class DelegationServiceServicer:
@@ -225,6 +240,39 @@ class DelegationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ComputeDeadline(self, request, context):
+        """The deadline calculator (stateless, AIP-136): when a period that starts at a given
+        time ends, counted exactly as the matters' own deadlines are (the same code): CPL
+        art. 85 (the start day is not counted; a last day on a rest day moves to the first
+        day after it) on the State Council's working-day calendar with its make-up working
+        days (调休). Give the period, or a matter kind and step to count the period the rules
+        set for it at `court` (the statute, or its province's rule). Says whether the result is
+        provisional (a year whose holiday notice is not yet published, counted by the week
+        alone) and which holidays, make-up working days and art. 85 shift it crossed. Any
+        authenticated caller; changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMatterKinds(self, request, context):
+        """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+        the detail fields (required, optional, required in some cases, allowed values,
+        formats), the attachments, the deadline rules and which court receives it. Read from
+        the tables that validate CreateDelegation, so a form built from it is accepted. Any
+        authenticated caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMatterKind(self, request, context):
+        """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DelegationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -302,6 +350,21 @@ def add_DelegationServiceServicer_to_server(servicer, server):
                     servicer.GetTurnaroundStatistics,
                     request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetTurnaroundStatisticsRequest.FromString,
                     response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.TurnaroundStatistics.SerializeToString,
+            ),
+            'ComputeDeadline': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputeDeadline,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineResponse.SerializeToString,
+            ),
+            'ListMatterKinds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMatterKinds,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsResponse.SerializeToString,
+            ),
+            'GetMatterKind': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMatterKind,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetMatterKindRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.MatterKind.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -711,6 +774,87 @@ class DelegationService:
             '/rogatory.delegation.v1.DelegationService/GetTurnaroundStatistics',
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetTurnaroundStatisticsRequest.SerializeToString,
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.TurnaroundStatistics.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputeDeadline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/ComputeDeadline',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ComputeDeadlineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMatterKinds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/ListMatterKinds',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.ListMatterKindsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMatterKind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/GetMatterKind',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.GetMatterKindRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.MatterKind.FromString,
             options,
             channel_credentials,
             insecure,

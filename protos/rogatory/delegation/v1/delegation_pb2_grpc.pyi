@@ -69,6 +69,26 @@ class DelegationServiceStub:
     """Overdue matters entrusted to a court or to any of its subordinate courts (督办)."""
     GetTurnaroundStatistics: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.GetTurnaroundStatisticsRequest, _delegation_pb2.TurnaroundStatistics]
     """Turnaround statistics from the read model, filtered and grouped."""
+    ComputeDeadline: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ComputeDeadlineRequest, _delegation_pb2.ComputeDeadlineResponse]
+    """The deadline calculator (stateless, AIP-136): when a period that starts at a given
+    time ends, counted exactly as the matters' own deadlines are (the same code): CPL
+    art. 85 (the start day is not counted; a last day on a rest day moves to the first
+    day after it) on the State Council's working-day calendar with its make-up working
+    days (调休). Give the period, or a matter kind and step to count the period the rules
+    set for it at `court` (the statute, or its province's rule). Says whether the result is
+    provisional (a year whose holiday notice is not yet published, counted by the week
+    alone) and which holidays, make-up working days and art. 85 shift it crossed. Any
+    authenticated caller; changes nothing.
+    """
+    ListMatterKinds: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ListMatterKindsRequest, _delegation_pb2.ListMatterKindsResponse]
+    """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+    the detail fields (required, optional, required in some cases, allowed values,
+    formats), the attachments, the deadline rules and which court receives it. Read from
+    the tables that validate CreateDelegation, so a form built from it is accepted. Any
+    authenticated caller.
+    """
+    GetMatterKind: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.GetMatterKindRequest, _delegation_pb2.MatterKind]
+    """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
 
 @_typing.type_check_only
 class DelegationServiceAsyncStub(DelegationServiceStub):
@@ -111,6 +131,26 @@ class DelegationServiceAsyncStub(DelegationServiceStub):
     """Overdue matters entrusted to a court or to any of its subordinate courts (督办)."""
     GetTurnaroundStatistics: _aio.UnaryUnaryMultiCallable[_delegation_pb2.GetTurnaroundStatisticsRequest, _delegation_pb2.TurnaroundStatistics]  # type: ignore[assignment]
     """Turnaround statistics from the read model, filtered and grouped."""
+    ComputeDeadline: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ComputeDeadlineRequest, _delegation_pb2.ComputeDeadlineResponse]  # type: ignore[assignment]
+    """The deadline calculator (stateless, AIP-136): when a period that starts at a given
+    time ends, counted exactly as the matters' own deadlines are (the same code): CPL
+    art. 85 (the start day is not counted; a last day on a rest day moves to the first
+    day after it) on the State Council's working-day calendar with its make-up working
+    days (调休). Give the period, or a matter kind and step to count the period the rules
+    set for it at `court` (the statute, or its province's rule). Says whether the result is
+    provisional (a year whose holiday notice is not yet published, counted by the week
+    alone) and which holidays, make-up working days and art. 85 shift it crossed. Any
+    authenticated caller; changes nothing.
+    """
+    ListMatterKinds: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ListMatterKindsRequest, _delegation_pb2.ListMatterKindsResponse]  # type: ignore[assignment]
+    """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+    the detail fields (required, optional, required in some cases, allowed values,
+    formats), the attachments, the deadline rules and which court receives it. Read from
+    the tables that validate CreateDelegation, so a form built from it is accepted. Any
+    authenticated caller.
+    """
+    GetMatterKind: _aio.UnaryUnaryMultiCallable[_delegation_pb2.GetMatterKindRequest, _delegation_pb2.MatterKind]  # type: ignore[assignment]
+    """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
 
 class DelegationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Delegation of off-site enforcement matters (事项委托) from a requesting court to the
@@ -240,5 +280,43 @@ class DelegationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_delegation_pb2.TurnaroundStatistics, _abc.Awaitable[_delegation_pb2.TurnaroundStatistics]]:
         """Turnaround statistics from the read model, filtered and grouped."""
+
+    @_abc_1.abstractmethod
+    def ComputeDeadline(
+        self,
+        request: _delegation_pb2.ComputeDeadlineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.ComputeDeadlineResponse, _abc.Awaitable[_delegation_pb2.ComputeDeadlineResponse]]:
+        """The deadline calculator (stateless, AIP-136): when a period that starts at a given
+        time ends, counted exactly as the matters' own deadlines are (the same code): CPL
+        art. 85 (the start day is not counted; a last day on a rest day moves to the first
+        day after it) on the State Council's working-day calendar with its make-up working
+        days (调休). Give the period, or a matter kind and step to count the period the rules
+        set for it at `court` (the statute, or its province's rule). Says whether the result is
+        provisional (a year whose holiday notice is not yet published, counted by the week
+        alone) and which holidays, make-up working days and art. 85 shift it crossed. Any
+        authenticated caller; changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMatterKinds(
+        self,
+        request: _delegation_pb2.ListMatterKindsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.ListMatterKindsResponse, _abc.Awaitable[_delegation_pb2.ListMatterKindsResponse]]:
+        """Lists the kinds of matter a court may delegate, each with what a form for it needs:
+        the detail fields (required, optional, required in some cases, allowed values,
+        formats), the attachments, the deadline rules and which court receives it. Read from
+        the tables that validate CreateDelegation, so a form built from it is accepted. Any
+        authenticated caller.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMatterKind(
+        self,
+        request: _delegation_pb2.GetMatterKindRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.MatterKind, _abc.Awaitable[_delegation_pb2.MatterKind]]:
+        """Gets one kind of matter, `matterKinds/{matter_kind}`, e.g. `matterKinds/DEPOSITS`."""
 
 def add_DelegationServiceServicer_to_server(servicer: DelegationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
