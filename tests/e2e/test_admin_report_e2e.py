@@ -34,8 +34,8 @@ from services.tools.admin.client import AdminClient
 from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
 from tests.conftest import BACKENDS, wait_for
-from tests.e2e.conftest import own_stack
 from tests.e2e.admin_cli import admin
+from tests.e2e.conftest import own_stack
 from tests.e2e.test_deadline_escalation_e2e import scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
