@@ -222,7 +222,7 @@ def route_entrusted_court(
         return court_id_of(command.entrusted_court, "delegation.entrusted_court", courts, violations)
     code = command.property_division_code.strip()
     field = "delegation.property_division_code"
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):  # isdigit alone takes ٣, ３, ¹
         violations.add(field, "must be a 6-digit GB/T 2260 division code", "BAD_DIVISION_CODE")
         return None
     if (special := special_court_needed(command.details)) is not None:

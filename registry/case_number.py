@@ -188,6 +188,11 @@ def _analyse(text: str, courts: CourtCatalog, today: datetime.date | None, field
     if len(normalised) > MAX_LENGTH:
         found.add(field, f"a case number has at most {MAX_LENGTH} characters", CASE_NUMBER_FORMAT)
         return None, found
+    if other_digits := sorted({c for c in normalised if c.isnumeric() and not c.isascii()}):
+        # ٣, ①, 三 … are no digits of a case number: say so rather than "not a case number".
+        shown = ", ".join(repr(c) for c in other_digits)
+        found.add(field, f"digits must be 0–9 (ASCII or full-width): {shown} not", CASE_NUMBER_FORMAT)
+        return None, found
     if _WHITESPACE.search(normalised):
         found.add(field, f"case number {text!r} must not contain spaces", CASE_NUMBER_FORMAT)
         normalised = _WHITESPACE.sub("", normalised)  # keep going to report the other problems too

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from rogatory.assistance.v1 import assistance_pb2 as pb
@@ -13,9 +12,8 @@ from assistance.notice_lifecycle import AnswerObjection, ObjectToNotice, Receive
 from assistance.notice_targets import DepositAccount, Equity, Income, NoticeTarget, RegisteredProperty, Subject
 from assistance.notices import AssistanceNotice, CreateNotice, NoticeResult, Objection
 from assistance.seizures import Seizure
-from registry.errors import FieldViolation, InvalidArgument
 from services.contract.attachments import attachment_to_proto, attachments_from_proto
-from services.plumbing.fields import enum_name, etag_of, parse_etag
+from services.plumbing.fields import enum_name, etag_of, parse_decimal, parse_etag
 from services.plumbing.times import timestamp, utc
 
 __all__ = ["etag_of", "parse_etag"]
@@ -151,18 +149,6 @@ def _amount(value: int) -> int | None:
     return value if value else None
 
 
-def _decimal(text: str, path: str) -> Decimal | None:
-    if not text.strip():
-        return None
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidArgument.of([FieldViolation(path, f"a decimal number, got {text!r}", "BAD_DECIMAL")]) from None
-    if not value.is_finite():
-        raise InvalidArgument.of([FieldViolation(path, "a finite decimal number", "BAD_DECIMAL")])
-    return value
-
-
 def target_from_proto(message: pb.NoticeTarget) -> NoticeTarget:
     path = "assistance_notice.target_details"
     which = message.WhichOneof("subject")
@@ -177,11 +163,14 @@ def target_from_proto(message: pb.NoticeTarget) -> NoticeTarget:
     elif which == "equity":
         e = message.equity
         subject = Equity(
-            e.company_name, e.credit_code, _amount(e.share_amount_fen), _decimal(e.share_percent, f"{path}.equity.share_percent")
+            e.company_name,
+            e.credit_code,
+            _amount(e.share_amount_fen),
+            parse_decimal(e.share_percent, f"{path}.equity.share_percent", "BAD_DECIMAL"),
         )
     elif which == "income":
         i = message.income
-        subject = Income(i.payer, _amount(i.amount_fen), _decimal(i.percent, f"{path}.income.percent"))
+        subject = Income(i.payer, _amount(i.amount_fen), parse_decimal(i.percent, f"{path}.income.percent", "BAD_DECIMAL"))
     return NoticeTarget(message.debtor, subject)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -38,7 +38,7 @@ from registry.errors import FieldViolation, InvalidArgument
 from services.contract.attachments import attachment_to_proto, attachments_from_proto
 from services.delegation.schedule import TrackedDeadline, ordered
 from services.delegation.store import StoredDelegation, TimelineEntry
-from services.plumbing.fields import enum_name, etag_of, parse_etag
+from services.plumbing.fields import enum_name, etag_of, parse_decimal, parse_etag
 from services.plumbing.times import timestamp
 
 #: The `details` oneof field of each kind.
@@ -244,21 +244,9 @@ def _field_value(source: Message, name: str, path: str) -> Any:
     if name in _OPTIONAL_AMOUNTS:
         return value or None
     if name == "share_percent":
-        return _decimal(value, path)
+        return parse_decimal(value, path, "BAD_PERCENT")
     # Repeated fields are the only non-scalar values here (FieldDescriptor.label is gone in protobuf 7).
     return value if isinstance(value, str | int) else tuple(value)
-
-
-def _decimal(text: str, path: str) -> Decimal | None:
-    if not text.strip():
-        return None
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite():
-        raise InvalidArgument.of([FieldViolation(path, "a decimal number such as 12.5", "BAD_PERCENT")])
-    return value
 
 
 def officer_from_proto(officer: pb.Officer) -> Officer:

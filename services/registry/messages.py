@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from rogatory.registry.v1 import registry_pb2 as pb
 
 from registry.agencies import Agency
 from registry.case_number import CaseNumber
 from registry.cases import CloseCase, PartyInput, RegisterCase
 from registry.courts import Court
-from registry.errors import FieldViolation, InvalidArgument
-from services.plumbing.fields import enum_name
+from services.plumbing.fields import enum_name, parse_etag
 from services.plumbing.money import money_from_fen, yuan_of
 from services.plumbing.times import timestamp
 from services.registry.store import CaseView
@@ -90,17 +87,7 @@ def _set_state(message: pb.Case, view: CaseView) -> None:
 
 
 def close_command(request: pb.CloseCaseRequest) -> CloseCase:
-    return CloseCase(enum_name(pb.CaseClosure.Outcome, request.outcome), request.reason, _parse_etag(request.etag))
-
-
-def _parse_etag(etag: str) -> int | None:
-    """`W/"7"` (or `"7"`) → 7; "" → None (AIP-154: the etag is optional)."""
-    if not etag:
-        return None
-    match = re.fullmatch(r'(?:W/)?"(\d+)"', etag.strip())
-    if not match:
-        raise InvalidArgument.of([FieldViolation("etag", f'not an etag of this service, e.g. W/"3"; got {etag!r}', "BAD_ETAG")])
-    return int(match.group(1))
+    return CloseCase(enum_name(pb.CaseClosure.Outcome, request.outcome), request.reason, parse_etag(request.etag))
 
 
 def register_command(request: pb.CreateCaseRequest) -> RegisterCase:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
@@ -34,13 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--start", required=True, type=start_instant, help="when the period starts: 2023-09-15 (China time) or an ISO instant"
     )
-    parser.add_argument("--period", type=int, metavar="N", help="count N units (with --unit)")
+    parser.add_argument("--period", type=whole_number, metavar="N", help="count N units (with --unit)")
     parser.add_argument("--unit", type=str.upper, choices=list(_UNIT_WORDS), help="the unit of --period")
     parser.add_argument(
         "--kind", type=str.upper, help="count the rule's period for this matter kind (with --step), e.g. DEPOSITS"
     )
     parser.add_argument("--step", type=str.upper, help="the step whose rule to count, e.g. START, FINISH, SUPPLEMENT")
     parser.add_argument("--json", action="store_true", help="print the ComputeDeadlineResponse as JSON (ProtoJSON)")
+
+
+def whole_number(text: str) -> int:
+    """A count in ASCII digits (int() would also read ٣ or ３ as 3)."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"a whole number in digits 0-9, got {text!r}")
+    return int(text)
 
 
 def start_instant(text: str) -> datetime:

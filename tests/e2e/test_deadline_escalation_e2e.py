@@ -11,20 +11,18 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client as NATS
 from rogatory.delegation.v1 import delegation_pb2 as dg
-from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
+from rogatory_client import AsyncClient, InvalidArgument
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from services.tools.demo import as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
-from tests.e2e.test_registry_e2e import details
 
 SUPERIOR = dev_credentials("court", "ha01")  # 郑州市中级人民法院, superior of 中牟县法院
 REQUESTING = dev_credentials("court", "gd0112")
@@ -61,11 +59,11 @@ async def names_on(subscriber: NATS, subject_filter: str, since: datetime, name:
 
 
 async def test_unacknowledged_matter_is_urged_then_escalated(
-    stack: Stack, subscriber: NATS, sequence_numbers: Iterator[int]
+    stack: Stack, rogatory: AsyncClient, subscriber: NATS, sequence_numbers: Iterator[int]
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 700_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
+    async with as_court("gd0112", stack.describe()) as huangpu:
         created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
     name = created.name
 
@@ -76,10 +74,9 @@ async def test_unacknowledged_matter_is_urged_then_escalated(
     escalated = await names_on(subscriber, "rogatory.v1.supervision.ha01.>", since, name, events_pb2.DelegationEscalated, 1)
     assert escalated >= 1
 
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-        overdue = await stub.ListOverdueDelegations(dg.ListOverdueDelegationsRequest(parent="courts/ha01"), metadata=SUPERIOR)
-        timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=name), metadata=REQUESTING)
+    stub = rogatory.delegation
+    overdue = await stub.ListOverdueDelegations(dg.ListOverdueDelegationsRequest(parent="courts/ha01"), metadata=SUPERIOR)
+    timeline = await stub.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=name), metadata=REQUESTING)
     assert name in [d.name for d in overdue.delegations]
     entry = next(d for d in overdue.delegations if d.name == name)
     assert entry.urge_count >= 2 and entry.HasField("escalate_time")
@@ -100,14 +97,13 @@ async def test_a_court_system_computes_the_deadlines_the_service_set(stack: Stac
     """ComputeDeadline for a matter's kind, step and entrusted court, from its creation time, is
     exactly the deadline the service opened (and the scanner watches)."""
     case_name = await register_case(stack, 710_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel, as_court("gd0112", stack.describe()) as huangpu:
-        created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
-        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+    async with as_court("gd0112", stack.describe()) as huangpu, as_court("ha0122", stack.describe()) as zhongmou:
+        created = await delegate_freeze(huangpu, case_name)
         for deadline in created.deadlines:
             request = dg.ComputeDeadlineRequest(
                 court=created.entrusted_court, start_time=created.create_time, matter_kind=created.matter_kind, step=deadline.step
             )
-            answer = await stub.ComputeDeadline(request, metadata=ENTRUSTED)
+            answer = await zhongmou.delegation.ComputeDeadline(request)
             assert (answer.due_time, answer.provisional, answer.source) == (
                 deadline.due_time,
                 deadline.provisional,
@@ -121,8 +117,8 @@ async def test_a_court_system_asks_for_a_period_across_national_day_2023(stack: 
     request = dg.ComputeDeadlineRequest(
         court="courts/ha0122", start_time=start, period=dg.Period(amount=15, unit=dg.Period.CALENDAR_DAY)
     )
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        answer = await delegation_pb2_grpc.DelegationServiceStub(channel).ComputeDeadline(request, metadata=ENTRUSTED)
+    async with as_court("ha0122", stack.describe()) as zhongmou:
+        answer = await zhongmou.delegation.ComputeDeadline(request)
     assert (answer.due_date.year, answer.due_date.month, answer.due_date.day) == (2023, 10, 7)  # the make-up Saturday
     assert answer.due_time.ToDatetime(UTC) == datetime(2023, 10, 7, 15, 59, 59, 999999, tzinfo=UTC)  # 23:59:59.999999 in China
     assert [(d.date.month, d.date.day) for d in answer.makeup_workdays] == [(10, 7)]
@@ -133,12 +129,10 @@ async def test_a_court_system_asks_for_a_period_across_national_day_2023(stack: 
 
 async def test_a_bad_question_gets_every_violation_as_a_rich_error(stack: Stack) -> None:
     request = dg.ComputeDeadlineRequest(court="courts/nowhere", period=dg.Period(amount=0, unit=dg.Period.MONTH))
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await delegation_pb2_grpc.DelegationServiceStub(channel).ComputeDeadline(request, metadata=ENTRUSTED)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    _, bad = details(caught.value)
-    assert {(v.field, v.reason) for v in bad.field_violations} == {
+    async with as_court("ha0122", stack.describe()) as zhongmou:
+        with pytest.raises(InvalidArgument) as caught:
+            await zhongmou.delegation.ComputeDeadline(request)
+    assert {(v.field, v.reason) for v in caught.value.field_violations} == {
         ("court", "UNKNOWN_COURT"),
         ("start_time", "REQUIRED"),
         ("period.amount", "BAD_AMOUNT"),

@@ -12,10 +12,9 @@ import grpc
 import pytest
 from nats.aio.client import Client as NATS
 from rogatory.assistance.v1 import assistance_pb2 as asst
-from rogatory.assistance.v1 import assistance_pb2_grpc
-from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
+from rogatory_client import AsyncClient
 from services.assistance.notice_examples import freeze_request, notice_request, renew_request, seal_request
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
@@ -43,54 +42,53 @@ async def desk(stack: Stack) -> AsyncIterator[NoticeDesk]:
 
 
 async def test_desks_answer_like_a_bank_a_registry_and_a_regulator(
-    stack: Stack, desk: NoticeDesk, subscriber: NATS, sequence_numbers: Iterator[int]
+    stack: Stack, rogatory: AsyncClient, desk: NoticeDesk, subscriber: NATS, sequence_numbers: Iterator[int]
 ) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
     case_name = await register_case(stack, 600_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
-        stub = assistance_pb2_grpc.AssistanceServiceStub(channel)
+    stub = rogatory.assistance
 
-        async def send(request: asst.CreateAssistanceNoticeRequest) -> asst.AssistanceNotice:
-            sent = await until_case_replicated(lambda: stub.CreateAssistanceNotice(request, metadata=COURT))
-            return await desk.wait_for_answer(sent.name)
+    async def send(request: asst.CreateAssistanceNoticeRequest) -> asst.AssistanceNotice:
+        sent = await until_case_replicated(lambda: stub.CreateAssistanceNotice(request, metadata=COURT))
+        return await desk.wait_for_answer(sent.name)
 
-        # The bank freezes what the account holds (500,000 元 of 700,000 asked), then queues.
-        first = await send(freeze_request("gd0112", case_name, DEBTOR, amount_fen=700_000_000))
-        assert (first.result.kind, first.result.amount_fen) == (asst.NoticeResult.FROZEN, 500_000_000)
-        second = await send(freeze_request("gd0112", case_name, DEBTOR, amount_fen=100_000))
-        assert (second.result.kind, second.result.queue_position) == (asst.NoticeResult.QUEUED, 1)
+    # The bank freezes what the account holds (500,000 元 of 700,000 asked), then queues.
+    first = await send(freeze_request("gd0112", case_name, DEBTOR, amount_fen=700_000_000))
+    assert (first.result.kind, first.result.amount_fen) == (asst.NoticeResult.FROZEN, 500_000_000)
+    second = await send(freeze_request("gd0112", case_name, DEBTOR, amount_fen=100_000))
+    assert (second.result.kind, second.result.queue_position) == (asst.NoticeResult.QUEUED, 1)
 
-        # The registry's receipt is service; a second seal on the unit queues behind the first.
-        sealed = await send(seal_request("gd0112", case_name, DEBTOR, "re-440100"))
-        assert sealed.result.kind == asst.NoticeResult.REGISTERED and sealed.HasField("service_time")
-        waiting = await send(seal_request("gd0112", case_name, DEBTOR, "re-440100"))
-        assert (waiting.result.kind, waiting.result.queue_position, waiting.resulting_seizure) == (
-            asst.NoticeResult.QUEUED,
-            1,
-            "",
-        )
+    # The registry's receipt is service; a second seal on the unit queues behind the first.
+    sealed = await send(seal_request("gd0112", case_name, DEBTOR, "re-440100"))
+    assert sealed.result.kind == asst.NoticeResult.REGISTERED and sealed.HasField("service_time")
+    waiting = await send(seal_request("gd0112", case_name, DEBTOR, "re-440100"))
+    assert (waiting.result.kind, waiting.result.queue_position, waiting.resulting_seizure) == (
+        asst.NoticeResult.QUEUED,
+        1,
+        "",
+    )
 
-        equity = asst.NoticeTarget(
-            debtor=DEBTOR,
-            equity=asst.NoticeTarget.Equity(company_name="温州某有限公司", credit_code="91110000600037341L", share_percent="20"),
-        )
-        frozen_equity = await send(notice_request("gd0112", case_name, "mr-440100", asst.AssistanceNotice.FREEZE_EQUITY, equity))
-        assert frozen_equity.result.kind == asst.NoticeResult.REGISTERED and frozen_equity.resulting_seizure
-        rights = await stub.GetSeizure(asst.GetSeizureRequest(name=frozen_equity.resulting_seizure), metadata=COURT)
-        assert rights.asset_class == asst.Seizure.RIGHTS
+    equity = asst.NoticeTarget(
+        debtor=DEBTOR,
+        equity=asst.NoticeTarget.Equity(company_name="温州某有限公司", credit_code="91110000600037341L", share_percent="20"),
+    )
+    frozen_equity = await send(notice_request("gd0112", case_name, "mr-440100", asst.AssistanceNotice.FREEZE_EQUITY, equity))
+    assert frozen_equity.result.kind == asst.NoticeResult.REGISTERED and frozen_equity.resulting_seizure
+    rights = await stub.GetSeizure(asst.GetSeizureRequest(name=frozen_equity.resulting_seizure), metadata=COURT)
+    assert rights.asset_class == asst.Seizure.RIGHTS
 
-        # Unsealing the first seal: the registry registers it and the queued seal takes effect.
-        unseal = renew_request(
-            "gd0112", case_name, DEBTOR, "re-440100", sealed.resulting_seizure, asst.AssistanceNotice.UNSEAL_PROPERTY
-        )
-        lifted = await send(unseal)
-        assert lifted.result.kind == asst.NoticeResult.REGISTERED
+    # Unsealing the first seal: the registry registers it and the queued seal takes effect.
+    unseal = renew_request(
+        "gd0112", case_name, DEBTOR, "re-440100", sealed.resulting_seizure, asst.AssistanceNotice.UNSEAL_PROPERTY
+    )
+    lifted = await send(unseal)
+    assert lifted.result.kind == asst.NoticeResult.REGISTERED
 
-        async def took_effect() -> bool:
-            now = await stub.GetAssistanceNotice(asst.GetAssistanceNoticeRequest(name=waiting.name), metadata=COURT)
-            return bool(now.resulting_seizure) and now.result.HasField("effective_time")
+    async def took_effect() -> bool:
+        now = await stub.GetAssistanceNotice(asst.GetAssistanceNoticeRequest(name=waiting.name), metadata=COURT)
+        return bool(now.resulting_seizure) and now.result.HasField("effective_time")
 
-        await wait_for(took_effect)
+    await wait_for(took_effect)
 
     js = subscriber.jetstream()
     seizures = await read_events(js, "ROGATORY", "rogatory.v1.seizure.gd0112.>", since=since, until_count=5)
@@ -101,25 +99,24 @@ async def test_desks_answer_like_a_bank_a_registry_and_a_regulator(
 
     # The frozen account is handed over with a delegation: a year left, so it is accepted
     # once the delegation service's replica has the seizure.
-    async with grpc.aio.insecure_channel(stack.address("delegation")) as channel:
-        stub = delegation_pb2_grpc.DelegationServiceStub(channel)
-        request = delegation_request(case_name)
-        request.handed_over_seizures.append(first.resulting_seizure)
-        created: list[object] = []
+    stub = rogatory.delegation
+    request = delegation_request(case_name)
+    request.handed_over_seizures.append(first.resulting_seizure)
+    created: list[object] = []
 
-        async def accepted() -> bool:
-            try:
-                created.append(await stub.CreateDelegation(request, metadata=COURT))
-            except grpc.aio.AioRpcError as error:
-                if details(error)[0].reason in ("SEIZURE_NOT_FOUND", "CASE_NOT_REGISTERED"):
-                    return False  # replication is asynchronous
-                raise
-            return True
+    async def accepted() -> bool:
+        try:
+            created.append(await stub.CreateDelegation(request, metadata=COURT))
+        except grpc.aio.AioRpcError as error:
+            if details(error)[0].reason in ("SEIZURE_NOT_FOUND", "CASE_NOT_REGISTERED"):
+                return False  # replication is asynchronous
+            raise
+        return True
 
-        await wait_for(accepted)
-        another_courts = delegation_request(case_name)
-        another_courts.handed_over_seizures.append("courts/zj0326/seizures/whatever")
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.CreateDelegation(another_courts, metadata=COURT)
+    await wait_for(accepted)
+    another_courts = delegation_request(case_name)
+    another_courts.handed_over_seizures.append("courts/zj0326/seizures/whatever")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateDelegation(another_courts, metadata=COURT)
     assert details(caught.value)[0].reason == "SEIZURE_NOT_FOUND"
     assert created

@@ -15,6 +15,7 @@ from rogatory.assistance.v1 import property_query_pb2_grpc
 from rogatory.events.v1 import query_events_pb2 as events_pb2
 
 from registry.agencies import AgencyCatalog, AgencyKind
+from rogatory_client import AsyncClient
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
@@ -157,20 +158,21 @@ async def test_an_agency_that_was_offline_is_asked_again_and_its_reply_completes
     assert completed.property_query.pending_count == 0 and completed.property_query.agency_count == len(online) + 1
 
 
-async def test_another_court_cannot_query_a_courts_debtor(stack: Stack, sequence_numbers: Iterator[int]) -> None:
+async def test_another_court_cannot_query_a_courts_debtor(
+    stack: Stack, rogatory: AsyncClient, sequence_numbers: Iterator[int]
+) -> None:
     case_name = await register_case(stack, 700_000 + next(sequence_numbers))
-    async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
-        stub = property_query_pb2_grpc.PropertyQueryServiceStub(channel)
-        await until_case_replicated(lambda: stub.CreatePropertyQuery(create_request(case_name, 60), metadata=COURT))
+    stub = rogatory.property_queries
+    await until_case_replicated(lambda: stub.CreatePropertyQuery(create_request(case_name, 60), metadata=COURT))
+    request = create_request(case_name, 60)
+    request.parent = "courts/zj0326"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreatePropertyQuery(request, metadata=dev_credentials("court", "zj0326"))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert details(caught.value)[0].reason == "NOT_CASE_OWNER"
+    with pytest.raises(grpc.aio.AioRpcError) as not_a_debtor:
         request = create_request(case_name, 60)
-        request.parent = "courts/zj0326"
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.CreatePropertyQuery(request, metadata=dev_credentials("court", "zj0326"))
-        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert details(caught.value)[0].reason == "NOT_CASE_OWNER"
-        with pytest.raises(grpc.aio.AioRpcError) as not_a_debtor:
-            request = create_request(case_name, 60)
-            request.property_query.debtor = "温州银行股份有限公司"  # the applicant, not a respondent
-            await stub.CreatePropertyQuery(request, metadata=COURT)
-        assert not_a_debtor.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert details(not_a_debtor.value)[0].reason == "NOT_A_DEBTOR"
+        request.property_query.debtor = "温州银行股份有限公司"  # the applicant, not a respondent
+        await stub.CreatePropertyQuery(request, metadata=COURT)
+    assert not_a_debtor.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(not_a_debtor.value)[0].reason == "NOT_A_DEBTOR"

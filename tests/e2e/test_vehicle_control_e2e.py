@@ -25,10 +25,11 @@ from rogatory.events.v1 import vehicle_events_pb2
 from rogatory.registry.v1 import registry_pb2, registry_pb2_grpc
 
 from delegation.calendar import CHINA_TZ
+from rogatory_client import FailedPrecondition
 from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from services.tools.agency_simulator.traffic_police import TrafficPoliceSimulator
-from services.tools.demo import until_case_replicated
+from services.tools.demo import as_court, until_case_replicated
 from services.tools.launcher import Stack
 from tests.conftest import BACKENDS, wait_for
 from tests.e2e.conftest import own_stack
@@ -81,10 +82,9 @@ async def test_seed_scenario_pingyang_car_seized_and_listed_in_five_working_days
 ) -> None:
     stack, clock = vehicle_stack
     since = datetime.now(UTC) - timedelta(seconds=1)
-    async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
-        case = await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(create_request(next(numbers)), metadata=COURT)
-    async with grpc.aio.insecure_channel(stack.address("assistance")) as channel:
-        stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(channel)
+    async with as_court("zj0326", stack.describe()) as pingyang:  # 平阳县法院's court system
+        case = await pingyang.registry.CreateCase(create_request(next(numbers)))
+        stub = pingyang.vehicle_controls
         at(clock, MONDAY)
         request = pb.CreateVehicleControlRequest(
             parent="courts/zj0326",
@@ -93,7 +93,7 @@ async def test_seed_scenario_pingyang_car_seized_and_listed_in_five_working_days
             ),
             request_id=str(uuid.uuid4()),
         )
-        control = await until_case_replicated(lambda: stub.CreateVehicleControl(request, metadata=COURT))
+        control = await stub.CreateVehicleControl(request)  # CASE_NOT_REGISTERED: the client retries
         assert "agencies/tp-330300" in control.agencies and "agencies/tp-440100" not in control.agencies
 
         await simulator.wait_for_plate("浙CA8B88")  # the watch list reached Wenzhou by its own subject
@@ -135,50 +135,48 @@ async def test_missed_target_flagged_then_case_closed(
 ) -> None:
     stack, clock = vehicle_stack
     since = datetime.now(UTC) - timedelta(seconds=1)
-    async with grpc.aio.insecure_channel(stack.address("registry")) as channel:
-        registry = registry_pb2_grpc.RegistryServiceStub(channel)
-        case = await registry.CreateCase(create_request(next(numbers)), metadata=COURT)
-        async with grpc.aio.insecure_channel(stack.address("assistance")) as assistance:
-            stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(assistance)
-            at(clock, MONDAY)
+    async with as_court("zj0326", stack.describe()) as pingyang:  # 平阳县法院's court system
+        registry = pingyang.registry
+        case = await registry.CreateCase(create_request(next(numbers)))
+        stub = pingyang.vehicle_controls
+        at(clock, MONDAY)
 
-            def create(plate: str) -> pb.CreateVehicleControlRequest:
-                vehicle = pb.ControlledVehicle(plate=plate)
-                return pb.CreateVehicleControlRequest(
-                    parent="courts/zj0326", vehicle_control=pb.VehicleControl(case=case.name, debtor="张三", vehicle=vehicle)
-                )
-
-            late = await until_case_replicated(lambda: stub.CreateVehicleControl(create("浙CD66666"), metadata=COURT))
-            still_listed = await stub.CreateVehicleControl(create("浙C77777"), metadata=COURT)
-            await simulator.wait_for_plate("浙CD66666")
-            await simulator.find("浙CD66666")  # seized Monday; nothing recorded after
-            at(clock, MONDAY + timedelta(days=10))  # Thursday 11-12: the 5th working day (11-09) has passed
-
-            async def flagged() -> bool:
-                got = await stub.GetVehicleControl(pb.GetVehicleControlRequest(name=late.name), metadata=COURT)
-                return got.post_seizure_target.status == pb.PostSeizureTarget.MISSED
-
-            await wait_for(flagged)  # the service's scanner, on the moved clock
-            missed = await read_events(
-                nc.jetstream(), "ROGATORY", "rogatory.v1.vehicle.zj0326.target-missed", since=since, until_count=1
+        def create(plate: str) -> pb.CreateVehicleControlRequest:
+            vehicle = pb.ControlledVehicle(plate=plate)
+            return pb.CreateVehicleControlRequest(
+                parent="courts/zj0326", vehicle_control=pb.VehicleControl(case=case.name, debtor="张三", vehicle=vehicle)
             )
-            assert late.name in [_name(e) for e in missed]
 
-            closed = await registry.CloseCase(
-                registry_pb2.CloseCaseRequest(name=case.name, outcome=registry_pb2.CaseClosure.TERMINATED_THIS_ROUND),
-                metadata=COURT,
-            )
-            assert closed.state == registry_pb2.Case.CLOSED
-            await simulator.wait_for_plate("浙C77777", present=False)  # the unit was told to drop it
+        late = await stub.CreateVehicleControl(create("浙CD66666"), metadata=COURT)
+        still_listed = await stub.CreateVehicleControl(create("浙C77777"), metadata=COURT)
+        await simulator.wait_for_plate("浙CD66666")
+        await simulator.find("浙CD66666")  # seized Monday; nothing recorded after
+        at(clock, MONDAY + timedelta(days=10))  # Thursday 11-12: the 5th working day (11-09) has passed
 
-            async def ended() -> bool:
-                got = await stub.GetVehicleControl(pb.GetVehicleControlRequest(name=still_listed.name), metadata=COURT)
-                return got.state == pb.VehicleControl.CASE_CLOSED
+        async def flagged() -> bool:
+            got = await stub.GetVehicleControl(pb.GetVehicleControlRequest(name=late.name), metadata=COURT)
+            return got.post_seizure_target.status == pb.PostSeizureTarget.MISSED
 
-            await wait_for(ended)
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await stub.CreateVehicleControl(create("浙C88888"), metadata=COURT)
-            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        await wait_for(flagged)  # the service's scanner, on the moved clock
+        missed = await read_events(
+            nc.jetstream(), "ROGATORY", "rogatory.v1.vehicle.zj0326.target-missed", since=since, until_count=1
+        )
+        assert late.name in [_name(e) for e in missed]
+
+        closed = await registry.CloseCase(
+            registry_pb2.CloseCaseRequest(name=case.name, outcome=registry_pb2.CaseClosure.TERMINATED_THIS_ROUND),
+            metadata=COURT,
+        )
+        assert closed.state == registry_pb2.Case.CLOSED
+        await simulator.wait_for_plate("浙C77777", present=False)  # the unit was told to drop it
+
+        async def ended() -> bool:
+            got = await stub.GetVehicleControl(pb.GetVehicleControlRequest(name=still_listed.name), metadata=COURT)
+            return got.state == pb.VehicleControl.CASE_CLOSED
+
+        await wait_for(ended)
+        with pytest.raises(FailedPrecondition):
+            await stub.CreateVehicleControl(create("浙C88888"), metadata=COURT)
 
 
 def _name(event: object) -> str:

@@ -3,7 +3,9 @@ lines reach the terminal. tests/e2e/test_launcher_e2e.py runs the real processes
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -109,3 +111,31 @@ def test_i15_p8_a_child_started_from_a_short_lived_thread_outlives_that_thread()
     finally:
         child.kill()
         child.wait()
+
+
+_FORK_HOOK_ARMED: list[bool] = []  # os.register_at_fork hooks cannot be removed: armed only in the test below
+
+
+def _exit_in_child_if_armed() -> None:
+    if _FORK_HOOK_ARMED:
+        os._exit(17)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_child_runs_none_of_the_parents_fork_hooks_yet_has_its_death_signal() -> None:
+    """The test process and the launcher are threaded, busy with gRPC and carry OpenTelemetry's
+    at-fork hooks: run in a forked child before it executed, they crashed or hung it, and
+    nats-server or a service "did not start" (CI, under load). spawn's children execute their
+    command without running any of the parent's Python code, and still end with the parent."""
+    os.register_at_fork(after_in_child=_exit_in_child_if_armed)
+    _FORK_HOOK_ARMED.append(True)
+    try:
+        child = spawn([sys.executable, "-c", "print('executed')"], stdout=subprocess.PIPE, text=True)
+        out, _ = child.communicate(timeout=60)
+    finally:
+        _FORK_HOOK_ARMED.clear()
+    assert (child.returncode, out) == (0, "executed\n"), "the parent's fork hook ran in the child"
+
+    ask = "import ctypes; s = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(s)); print(s.value)"  # PR_GET_PDEATHSIG
+    child = spawn([sys.executable, "-c", ask], stdout=subprocess.PIPE, text=True)
+    assert child.communicate(timeout=60)[0].strip() == str(int(signal.SIGTERM))

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from rogatory.assistance.v1 import vehicle_control_pb2 as pb
 
 from assistance import vehicles as v
-from registry.errors import FieldViolation, InvalidArgument
-from services.plumbing.fields import enum_name
+from services.plumbing.fields import enum_name, parse_etag
 from services.plumbing.money import fen_of, money_from_fen
 from services.plumbing.times import datetime_of, timestamp
-
-_ETAG = re.compile(r'(?:W/)?"(\d+)"')
 
 
 def control_to_proto(c: v.VehicleControl, policy: v.VehicleControlPolicy | None = None) -> pb.VehicleControl:
@@ -118,13 +113,3 @@ def step_command(request: pb.RecordPostSeizureStepRequest) -> v.RecordStep:
 
 def lift_command(request: pb.LiftVehicleControlRequest) -> v.LiftControl:
     return v.LiftControl(enum_name(pb.LiftVehicleControlRequest.Reason, request.reason), request.note, parse_etag(request.etag))
-
-
-def parse_etag(etag: str) -> int | None:
-    """`W/"7"` (or `"7"`) → 7; "" → None (AIP-154: the etag is optional)."""
-    if not etag:
-        return None
-    match = _ETAG.fullmatch(etag.strip())
-    if not match:
-        raise InvalidArgument.of([FieldViolation("etag", f'not an etag of this service, e.g. W/"3"; got {etag!r}', "BAD_ETAG")])
-    return int(match.group(1))

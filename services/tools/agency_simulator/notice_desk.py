@@ -4,7 +4,7 @@
 receiving assistance notices (协助执行通知书): it reads the notices addressed to the agencies
 it plays from a durable JetStream consumer per agency
 (`rogatory.v1.notice.*.{agency}.sent`), acknowledges each over gRPC as that agency
-(`authorization: Bearer dev:agency:{agency}`) and replies the way such a desk would:
+(the Python client, `rogatory_client`, with `dev:agency:{agency}`) and replies the way such a desk would:
 
 - a bank answers a query with the balance, freezes the amount asked or what is left on the
   account (queued, 轮候, when an earlier freeze took it all), deducts up to the balance,
@@ -30,18 +30,16 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-import grpc
 import nats
 from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from rogatory.assistance.v1 import assistance_pb2 as pb
-from rogatory.assistance.v1 import assistance_pb2_grpc
 from rogatory.events.v1 import events_pb2
 
 from registry.agencies import AgencyCatalog, AgencyKind
+from rogatory_client import AsyncClient, Credentials, DeadlineExceeded, Endpoints, RogatoryError, Unavailable
 from services.contract.events import NOTICE_SENT
-from services.plumbing.auth import dev_credentials
 
 log = logging.getLogger(__name__)
 K = pb.AssistanceNotice
@@ -64,7 +62,7 @@ class NoticeDesk:
     deliver_policy: DeliverPolicy = DeliverPolicy.NEW
     answered: list[pb.AssistanceNotice] = field(default_factory=list)  # what it replied, for the demo and tests
     _nc: NATS | None = None
-    _channel: grpc.aio.Channel | None = None
+    _desks: dict[str, AsyncClient] = field(default_factory=dict)  # each agency's system, with its own credential
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -74,7 +72,9 @@ class NoticeDesk:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, agency_ids: list[str]) -> None:
-        self._channel = grpc.aio.insecure_channel(self.assistance_address)
+        for agency_id in agency_ids:
+            credentials = Credentials.dev_token(f"agency:{agency_id}")
+            self._desks[agency_id] = AsyncClient(credentials, Endpoints(assistance=self.assistance_address))
         self._nc = await nats.connect(self.nats_url, name="simulated-notice-desk")
         js = self._nc.jetstream()
         for agency_id in agency_ids:
@@ -102,8 +102,8 @@ class NoticeDesk:
             with contextlib.suppress(Exception):
                 await self._nc.flush(timeout=5)
             await self._nc.close()
-        if self._channel is not None:
-            await self._channel.close()
+        for desk in self._desks.values():
+            await desk.close()
 
     async def wait_for_answer(self, notice_name: str, timeout: float = 10.0) -> pb.AssistanceNotice:
         """The desk's reply to `notice_name`, once it has given one."""
@@ -129,24 +129,20 @@ class NoticeDesk:
                 notice = events_pb2.AssistanceNoticeSent.FromString(message.data).assistance_notice
                 try:
                     await self._handle(agency_id, notice)
-                except grpc.aio.AioRpcError as error:
-                    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                        await message.nak(delay=1)  # the service is away: try again later
-                        continue
+                except (Unavailable, DeadlineExceeded):
+                    await message.nak(delay=1)  # the service is away for longer than the client retried: later
+                    continue
+                except RogatoryError as error:
                     # Anything else (e.g. already answered on a redelivery) will not get better.
-                    log.info("notice desk %s: %s on %s: %s", agency_id, error.code().name, notice.name, error.details())
+                    log.info("notice desk %s on %s: %s", agency_id, notice.name, error)
                 await message.ack()
 
     async def _handle(self, agency_id: str, notice: pb.AssistanceNotice) -> None:
-        assert self._channel is not None
-        stub = assistance_pb2_grpc.AssistanceServiceStub(self._channel)
-        credentials = dev_credentials("agency", agency_id)
-        received = await stub.ReceiveAssistanceNotice(
-            pb.ReceiveAssistanceNoticeRequest(name=notice.name, etag=notice.etag), metadata=credentials
-        )
+        stub = self._desks[agency_id].assistance
+        received = await stub.ReceiveAssistanceNotice(pb.ReceiveAssistanceNoticeRequest(name=notice.name, etag=notice.etag))
         result = self.decide(agency_id, received)
         replied = await stub.ReplyAssistanceNotice(
-            pb.ReplyAssistanceNoticeRequest(name=notice.name, result=result, etag=received.etag), metadata=credentials
+            pb.ReplyAssistanceNoticeRequest(name=notice.name, result=result, etag=received.etag)
         )
         async with self._changed:
             self.answered.append(replied)

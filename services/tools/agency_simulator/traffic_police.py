@@ -4,7 +4,8 @@
 use Rogatory: it keeps each unit's watch list from the unit's own events
 (`rogatory.v1.watchlist.{agency}.>`, after loading the current list over gRPC), and when it is
 told that a patrol "finds" a plate or VIN it reports the sighting and, if asked, the seizure
-over gRPC as that unit (`authorization: Bearer dev:agency:{agency}`).
+over gRPC as that unit, with the Python client and the unit's development token
+(`rogatory_client`, `dev:agency:{agency}`).
 
     simulator = TrafficPoliceSimulator(nats_url, assistance_address, ["tp-330300"])
     await simulator.start()
@@ -22,17 +23,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import grpc
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 from rogatory.assistance.v1 import vehicle_control_pb2 as pb
-from rogatory.assistance.v1 import vehicle_control_pb2_grpc
 
 from assistance.plates import normalize_plate, normalize_vin
+from rogatory_client import AsyncClient, Credentials, Endpoints, RogatoryError
 from services.contract.events import WATCHLIST_ENTRY_ADDED, family, of_type
-from services.plumbing.auth import dev_credentials
 
 log = logging.getLogger(__name__)
 ON_WATCH_LIST = (pb.VehicleControl.ACTIVE, pb.VehicleControl.SIGHTED)
@@ -51,7 +50,7 @@ class TrafficPoliceSimulator:
     watch_lists: dict[str, dict[str, pb.VehicleControl]] = field(default_factory=dict)
     reports: list[pb.VehicleControl] = field(default_factory=list)  # what it reported, for the demo
     _nc: NATS | None = None
-    _channel: grpc.aio.Channel | None = None
+    _units: dict[str, AsyncClient] = field(default_factory=dict)  # each unit's system, with its own credential
     _subscriptions: list[object] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -59,7 +58,9 @@ class TrafficPoliceSimulator:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.assistance_address)
+        for agency_id in self.agency_ids:
+            credentials = Credentials.dev_token(f"agency:{agency_id}")
+            self._units[agency_id] = AsyncClient(credentials, Endpoints(assistance=self.assistance_address))
         self._nc = await nats.connect(self.nats_url, name="traffic-police-simulator")
         js = self._nc.jetstream()
         for agency_id in self.agency_ids:
@@ -86,8 +87,8 @@ class TrafficPoliceSimulator:
                 pass
         if self._nc is not None:
             await self._nc.drain()
-        if self._channel is not None:
-            await self._channel.close()
+        for unit in self._units.values():
+            await unit.close()
 
     # --- what the test or the demo asks -------------------------------------------------------------
 
@@ -107,30 +108,24 @@ class TrafficPoliceSimulator:
         if found is None:
             raise LookupError(f"{plate_or_vin} is on no watch list of {', '.join(self.agency_ids)}")
         agency, control = found
-        stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(self._channel)
-        metadata = dev_credentials("agency", agency)
+        stub = self._units[agency].vehicle_controls
         sighting = pb.VehicleSighting(location=self.location, note="模拟：巡逻发现布控车辆")
-        result = await stub.ReportVehicleSighting(
-            pb.ReportVehicleSightingRequest(name=control.name, sighting=sighting), metadata=metadata
-        )
+        result = await stub.ReportVehicleSighting(pb.ReportVehicleSightingRequest(name=control.name, sighting=sighting))
         self.reports.append(result)
         if seize:
             seizure = pb.VehicleSeizure(location=self.location, custody=self.custody, note="模拟：已扣押并移交停车场")
-            result = await stub.ReportVehicleSeizure(
-                pb.ReportVehicleSeizureRequest(name=control.name, seizure=seizure), metadata=metadata
-            )
+            result = await stub.ReportVehicleSeizure(pb.ReportVehicleSeizureRequest(name=control.name, seizure=seizure))
             self.reports.append(result)
         return result
 
     # --- keeping the watch lists ------------------------------------------------------------------
 
     async def _load(self, agency_id: str) -> list[pb.VehicleControl]:
-        stub = vehicle_control_pb2_grpc.VehicleControlServiceStub(self._channel)
-        controls, token = [], ""
+        stub = self._units[agency_id].vehicle_controls
+        controls: list[pb.VehicleControl] = []
+        token = ""
         while True:
-            page = await stub.ListVehicleControls(
-                pb.ListVehicleControlsRequest(parent="courts/-", page_token=token), metadata=dev_credentials("agency", agency_id)
-            )
+            page = await stub.ListVehicleControls(pb.ListVehicleControlsRequest(parent="courts/-", page_token=token))
             controls.extend(page.vehicle_controls)
             if not (token := page.next_page_token):
                 return controls
@@ -158,8 +153,8 @@ class TrafficPoliceSimulator:
     async def _auto_seize(self, agency_id: str, control: pb.VehicleControl) -> None:
         try:
             await self.find(control.vehicle.plate or control.vehicle.vin, agency_id=agency_id)
-        except grpc.aio.AioRpcError as error:  # e.g. another unit seized it first
-            log.info("simulated seizure of %s by %s refused: %s", control.name, agency_id, error.details())
+        except RogatoryError as error:  # e.g. another unit seized it first
+            log.info("simulated seizure of %s by %s refused: %s", control.name, agency_id, error)
 
     def _entry(self, plate_or_vin: str, agency_id: str | None = None) -> tuple[str, pb.VehicleControl] | None:
         keys = {normalize_plate(plate_or_vin), normalize_vin(plate_or_vin)}
