@@ -288,14 +288,37 @@ class ServiceHost:
         await self.db.dispose()
         self._stopped.set()
 
-    async def run_until_signalled(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def run_until_signalled(self, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("%s shutting down", self.service)
         await self.stop()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """Set by SIGTERM or Ctrl-C; installed first thing, so a launcher that stops the stack
+    while a service is still starting gets a clean exit, not the default action's kill."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def start_unless_stopped(host: ServiceHost, wire: Wiring, stop: asyncio.Event) -> bool:
+    """Starts the host; False, with the start cancelled, when `stop` is set first (e.g. while
+    it waits for a database or NATS that does not answer)."""
+    starting = asyncio.ensure_future(host.start(wire))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()  # a failed start raises here
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    log.info("%s stopped while starting", host.service)
+    return False
 
 
 def warn_about_credentials(service: str, settings: Settings) -> None:
@@ -337,12 +360,14 @@ def run_service(service: str, wire: Wiring) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
+        stop = stop_on_signals()
         host = ServiceHost(service, settings)
-        await host.start(wire)
-        settle_garbage_collector()
-        print(ready_line(service, host), flush=True)  # the launcher and tests wait for this line
         try:
-            await host.run_until_signalled()
+            if not await start_unless_stopped(host, wire, stop):
+                return
+            settle_garbage_collector()
+            print(ready_line(service, host), flush=True)  # the launcher and tests wait for this line
+            await host.run_until_signalled(stop)
         finally:  # the providers are the process's, not the host's: flush them as the process ends
             shutdown_telemetry()
             shutdown_metrics()

@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -70,7 +70,7 @@ from services.delegation.store import DEADLINES, DELEGATIONS, TRANSITIONS, Deleg
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.unit_of_work import Reader, Writer
-from tests.conftest import request_key
+from tests.conftest import Clock, request_key
 
 S = DelegationState
 CREATED = datetime(2023, 8, 31, 1, 0, tzinfo=UTC)  # 09:00 in Guangzhou, the seed article's day
@@ -108,20 +108,9 @@ def create_command(details: MatterDetails = DEPOSIT) -> CreateDelegation:
     )
 
 
-@dataclass
-class Clock:
-    now: datetime = CREATED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(CREATED)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from services.delegation.seizure_replica import HANDOVER, apply_seizure_changed
 from services.delegation.store import DELEGATIONS
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.times import timestamp
-from tests.integration.test_delegation_lifecycle_store import CREATED, REQUESTING, Clock, create_command
+from tests.conftest import Clock
+from tests.integration.test_delegation_lifecycle_store import CREATED, REQUESTING, create_command
 
 SEIZURE = f"courts/{REQUESTING}/seizures/s-1"
 
