@@ -52,6 +52,7 @@ from services.contract.events import (
     DELEGATION_DEADLINE_EXTENDED,
     DELEGATION_SUBMITTED,
     DELEGATION_TRANSITIONED,
+    DELEGATION_UPDATED,
     DELEGATION_URGED,
 )
 from services.delegation import store
@@ -339,6 +340,28 @@ class DelegationHandlers:
             delegation=delegation, transition=entry_to_proto(entry, event.delegation.created_at, self.elapsed_calendar)
         )
         return matter_event(DELEGATION_TRANSITIONED[event.transition.action], event.delegation, payload, entry.at)
+
+    # --- updating the requesting court's fields (AIP-134) ------------------------------------------
+
+    async def update(
+        self, name: str, court_id: str, command: lifecycle.UpdateDelegation, request: RequestKey | None = None
+    ) -> StoredDelegation:
+        """The requesting court changes the fields `command.paths` names (delegation.lifecycle.update)."""
+        return await self._update(
+            name, court_id, request, lambda stored, now: self._update_change(stored, court_id, command, now), operation="update"
+        )
+
+    def _update_change(
+        self, stored: StoredDelegation, court_id: str, command: lifecycle.UpdateDelegation, now: datetime
+    ) -> Change:
+        updated = lifecycle.update(stored.delegation, command, Actor(court_id, officer_of(stored.delegation, court_id)), now)
+        delegation = delegation_to_proto(
+            updated, stored.deadlines, urge_count=stored.urge_count, escalated_at=stored.escalated_at
+        )
+        payload = events_pb2.DelegationUpdated(delegation=delegation)
+        payload.update_mask.paths.extend(command.paths)
+        event = matter_event(DELEGATION_UPDATED, updated, payload, now)
+        return Change(updated, (), stored.deadlines, frozenset(), (event,), stored.urge_count, delegation)
 
     # --- urging and extending ---------------------------------------------------------------------
 

@@ -76,11 +76,19 @@ def key_of(caller: str, method: str, request: Message) -> RequestKey | None:
     request_id = getattr(request, "request_id", "")
     if not request_id:
         return None
-    target = getattr(request, "parent", "") or getattr(request, "name", "")
+    target = getattr(request, "parent", "") or getattr(request, "name", "") or _updated_resource(request)
     body = type(request)()
     body.CopyFrom(request)
     body.ClearField("request_id")
     return scoped_key(caller, method, target, request_id, body.SerializeToString(deterministic=True))
+
+
+def _updated_resource(request: Message) -> str:
+    """An AIP-134 Update request names its resource inside it (`delegation.name`): its first field."""
+    first = request.DESCRIPTOR.fields_by_number.get(1)
+    if not request.DESCRIPTOR.name.startswith("Update") or first is None or first.message_type is None:
+        return ""
+    return str(getattr(getattr(request, first.name), "name", ""))
 
 
 def scoped_key(caller: str, method: str, target: str, request_id: str, body: bytes) -> RequestKey:
