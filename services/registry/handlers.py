@@ -19,7 +19,7 @@ from services.plumbing.batching import BatchLoader
 from services.plumbing.db import Database
 from services.plumbing.events import Event
 from services.plumbing.idempotency import RequestKey
-from services.plumbing.unit_of_work import Reader, Tx, Writer
+from services.plumbing.unit_of_work import Insert, Reader, Tx, Writer
 from services.registry import store
 from services.registry.messages import case_to_proto
 from services.registry.store import CaseQuery, CaseView
@@ -55,13 +55,7 @@ class RegistryHandlers:
         case, events = register_case(command, self.courts, self.clock())
         view = store.view_of_new_case(case)
         registered = [self._registered_event(view, e.case.registered_at) for e in events]
-
-        def register(tx: Tx) -> CaseView:
-            for table, rows in store.case_rows(case):
-                tx.insert(table, rows)
-            tx.emit(*registered)
-            return view
-
+        register = Insert(store.case_rows(case), registered, view)
         try:
             return await self.writer.run(register, request=request, resource_of=_name, replay=_case_named)
         except IntegrityError:

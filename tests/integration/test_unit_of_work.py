@@ -21,7 +21,7 @@ from services.plumbing.db import Database, DatabaseUnavailable
 from services.plumbing.events import Event
 from services.plumbing.idempotency import REQUEST_LOG
 from services.plumbing.outbox import Outbox
-from services.plumbing.unit_of_work import Reader, Tx, Writer
+from services.plumbing.unit_of_work import Insert, Reader, Tx, Writer
 from tests.conftest import request_key
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller")
@@ -312,3 +312,32 @@ async def test_a_copy_in_the_same_batch_reads_back_the_kept_rows_of_the_first(se
     )
     await writer.close()
     assert (first, second, writer.batches) == ((1, ""), (1, "replayed"), 1)
+
+
+async def test_an_insert_unit_is_prepared_in_the_callers_task_and_written_with_the_batch(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """Insert(rows, events, result): its rows and outbox rows (with the caller's trace context)
+    are made before it is queued; a retry is replayed; a conflict fails it alone."""
+    db = await _scratch_db(service_db_factory)
+    writer = Writer(db, Outbox())
+    tracer = TracerProvider().get_tracer("tests")
+    once = {"resource_of": _resource, "replay": _replay_number}
+
+    def insert(n: int) -> Insert[tuple[int, str]]:
+        return Insert([(SCRATCH, [{"n": n, "note": "prepared"}])], [_event(n)], (n, ""))
+
+    with tracer.start_as_current_span("the call") as span:
+        results = await asyncio.gather(
+            writer.run(insert(1), request=request_key("r-1"), **once),
+            writer.run(insert(1), request=request_key("r-1"), **once),  # a copy: replayed
+            writer.run(insert(2)),
+            return_exceptions=True,
+        )
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    with pytest.raises(IntegrityError):
+        await writer.run(insert(2))  # row 2 exists
+    await writer.close()
+    assert results == [(1, ""), (1, "replayed"), (2, "")]
+    assert await db.run_read(_numbers) == [1, 2]
+    rows = await db.run_read(lambda conn: list(conn.execute(text("SELECT subject, traceparent FROM outbox ORDER BY seq"))))
+    assert [subject for subject, _ in rows] == ["rogatory.v1.test.1.written", "rogatory.v1.test.2.written"]
+    assert all(traceparent.split("-")[1] == trace_id for _, traceparent in rows)
