@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # protos/google, `make vendor-protos`) and the compiler's own well-known types.
 PROTO_INCLUDES = protos $(shell $(BIN)/python -c "import grpc_tools, pathlib; print(pathlib.Path(grpc_tools.__file__).parent / '_proto')")
 
-.PHONY: venv lock run test test-unit test-integration test-e2e lint proto-image buf-lint buf-breaking proto-release proto vendor-protos demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
+.PHONY: venv lock run test chromium test-unit test-integration test-e2e lint proto-image buf-lint buf-breaking proto-release proto vendor-protos demo bench bench-delegation bench-turnaround bench-tracing clean bench-query bench-load
 
 venv: $(STAMP)
 
@@ -37,9 +37,25 @@ lock:
 run: venv
 	$(BIN)/rogatory run
 
-## test: unit, integration (SQLite, PostgreSQL when reachable, nats-server) and e2e tests
-test: venv
-	$(BIN)/python -m pytest
+# `make test` runs the suite on TEST_WORKERS processes (pytest-xdist; tests/scheduling.py says
+# how modules are spread) and reports the coverage of the code under test (pyproject.toml).
+TEST_WORKERS ?= 2
+
+## test: unit, integration (SQLite, PostgreSQL when reachable, nats-server) and e2e tests, on TEST_WORKERS workers, with coverage
+test: venv chromium
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --cov --cov-report=term
+
+## chromium: the headless browser the admin report test renders in: Debian's package, installed when missing (needs root and apt-get; otherwise that test is skipped, saying why)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian's package) for the admin report test"; \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null; \
+	    apt-get install -y -qq chromium fonts-noto-cjk >/dev/null || apt-get install -y -qq chromium >/dev/null \
+	      || echo "chromium could not be installed: the admin report's browser test will be skipped"; \
+	  else \
+	    echo "chromium is missing (install it as root: apt-get install chromium): the admin report's browser test will be skipped"; \
+	  fi; }
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit
@@ -47,7 +63,7 @@ test-unit: venv
 test-integration: venv
 	$(BIN)/python -m pytest tests/integration
 
-test-e2e: venv
+test-e2e: venv chromium
 	$(BIN)/python -m pytest tests/e2e
 
 ## lint: ruff over the Python code, the layers (import-linter), types of the domain, plumbing and Python client (mypy); buf lint over the protos, and buf breaking against the last release

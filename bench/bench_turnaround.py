@@ -54,6 +54,7 @@ from services.delegation.turnaround import (
 )
 from services.plumbing.db import Database
 from services.plumbing.migrations import upgrade_to_head
+from services.plumbing.unit_of_work import Reader
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -374,9 +375,10 @@ async def measure(db: Database, runs: int, sample_court: str, sample_requesting:
 
     baseline = statistics.median(await timed(runs, select_1))
     results = []
+    reader = Reader(db)
     for case in cases(sample_court, sample_requesting, month):
-        answer = await turnaround_statistics(db, case.filter, case.group_by)
-        samples = await timed(runs, lambda case=case: turnaround_statistics(db, case.filter, case.group_by))  # type: ignore[misc]
+        answer = await turnaround_statistics(reader, case.filter, case.group_by)
+        samples = await timed(runs, lambda case=case: turnaround_statistics(reader, case.filter, case.group_by))  # type: ignore[misc]
         grain, aggregate_rows = await rows_read(db, case)
         median = statistics.median(samples)
         results.append(

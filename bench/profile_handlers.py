@@ -40,6 +40,7 @@ from services.plumbing import idempotency
 from services.plumbing.db import SQLITE_PRAGMAS, Database
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.outbox import Outbox
+from services.plumbing.unit_of_work import Reader, Writer
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import register_command
 
@@ -98,7 +99,7 @@ async def run_concurrently(op: Callable[[], Awaitable[Any]], requests: int, conc
 async def profile(args: argparse.Namespace, data_dir: Path) -> None:
     db = make_database(f"sqlite+aiosqlite:///{data_dir}/registry.db", args.variant)
     await upgrade_to_head(db, "registry")
-    handlers = RegistryHandlers(db, Outbox(), CourtCatalog.default(), AgencyCatalog.default())
+    handlers = RegistryHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), AgencyCatalog.default())
     await handlers.load_reference_data()
     numbers = itertools.count(1)
     names: list[str] = []

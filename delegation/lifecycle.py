@@ -60,6 +60,7 @@ from delegation.details import (
     check_text_list,
 )
 from delegation.matters import (
+    MAX_DESCRIPTION_LENGTH,
     Action,
     Completion,
     Delegation,
@@ -434,6 +435,75 @@ def deem_withdrawn(delegation: Delegation, command: DeemDelegationWithdrawn, now
     return _apply(delegation, Action.DEEM_WITHDRAWN, SYSTEM_ACTOR, now, reason_code=reason, changes=changes)
 
 
+# --- updating the requesting court's fields (UpdateDelegation, AIP-134) ---------------------------------
+
+#: The paths of an update mask the requesting court may change, and nothing else.
+MUTABLE_PATHS = frozenset({"description", "requesting_officer", "requesting_officer.display_name", "requesting_officer.phone"})
+
+
+@dataclass(frozen=True)
+class UpdateDelegation:
+    """The fields named by `paths` (an update mask) take the values given; others are ignored."""
+
+    paths: tuple[str, ...]
+    description: str = ""
+    officer: Officer | None = None  # the requesting court's officer, as the request carries it
+    expected_version: int | None = None
+
+
+def update(delegation: Delegation, command: UpdateDelegation, actor: Actor, now: datetime) -> Delegation:
+    """The requesting court corrects its officer or the description while the matter is open.
+
+    Not a transition: the state and history stay, the version is bumped so a concurrent
+    writer that read the older one is ABORTED.
+    """
+    if actor.court_id != delegation.requesting_court_id:
+        raise PermissionDenied(
+            f"only the requesting court may update {delegation.name}",
+            reason="NOT_REQUESTING_COURT",
+            metadata={"delegation": delegation.name, "action": "UPDATE", "court": f"courts/{actor.court_id}"},
+        )
+    violations = Violations()
+    changes = _masked_changes(delegation, command, violations)
+    violations.raise_if_any()
+    _check_version(delegation, command.expected_version)
+    if is_final(delegation.state):
+        raise FailedPrecondition(
+            f"cannot update {delegation.name}: it is {delegation.state}",
+            reason="INVALID_TRANSITION",
+            metadata={"delegation": delegation.name, "state": str(delegation.state), "action": "UPDATE"},
+        )
+    return replace(delegation, **changes, version=delegation.version + 1, updated_at=now)
+
+
+def _masked_changes(delegation: Delegation, command: UpdateDelegation, violations: Violations) -> dict[str, Any]:
+    if not command.paths:
+        violations.add("update_mask", "name the fields to change", "REQUIRED")
+    for path in command.paths:
+        if path not in MUTABLE_PATHS:
+            allowed = ", ".join(sorted(MUTABLE_PATHS))
+            violations.add("update_mask", f"{path!r} cannot be changed; the mutable fields are {allowed}", "FIELD_NOT_MUTABLE")
+    paths = set(command.paths) & MUTABLE_PATHS
+    changes: dict[str, Any] = {}
+    if "description" in paths:
+        changes["description"] = command.description.strip()
+        check_text(
+            changes["description"], "delegation.description", violations, max_length=MAX_DESCRIPTION_LENGTH, required=False
+        )
+    officer_paths = {p for p in paths if p.startswith("requesting_officer")}
+    if officer_paths:
+        given = command.officer or Officer("", "")
+        current = delegation.requesting_officer or Officer("", "")
+        whole = "requesting_officer" in officer_paths
+        officer = Officer(
+            given.name if whole or "requesting_officer.display_name" in officer_paths else current.name,
+            given.phone if whole or "requesting_officer.phone" in officer_paths else current.phone,
+        )
+        officer.validate("delegation.requesting_officer", violations)
+        changes["requesting_officer"] = officer
+    return changes
+
+
 # --- checks ---------------------------------------------------------------------------------------------
 
 
@@ -454,6 +524,16 @@ def _deny(delegation: Delegation, action: Action, actor: Actor, reason: str, who
 
 
 def _check_transition(delegation: Delegation, action: Action, expected_version: int | None) -> None:
+    _check_version(delegation, expected_version)
+    if delegation.state not in RULES[action].from_states:
+        raise FailedPrecondition(
+            f"cannot {action.lower().replace('_', ' ')} {delegation.name}: it is {delegation.state}",
+            reason="INVALID_TRANSITION",
+            metadata={"delegation": delegation.name, "state": str(delegation.state), "action": str(action)},
+        )
+
+
+def _check_version(delegation: Delegation, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != delegation.version:
         raise Aborted(
             f"{delegation.name} changed: it is at version {delegation.version}, the request expected {expected_version}",
@@ -463,12 +543,6 @@ def _check_transition(delegation: Delegation, action: Action, expected_version: 
                 "expected_version": str(expected_version),
                 "current_version": str(delegation.version),
             },
-        )
-    if delegation.state not in RULES[action].from_states:
-        raise FailedPrecondition(
-            f"cannot {action.lower().replace('_', ' ')} {delegation.name}: it is {delegation.state}",
-            reason="INVALID_TRANSITION",
-            metadata={"delegation": delegation.name, "state": str(delegation.state), "action": str(action)},
         )
 
 

@@ -6,11 +6,19 @@ with a reason when neither is set or the server does not answer.
 
 from __future__ import annotations
 
-import asyncio
 import os
+
+# Before grpc is imported, here and in every process the tests start: grpc's fork handlers
+# pause its threads around each fork (the tests start many subprocesses) and nothing here
+# forks a process that goes on using gRPC.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +34,20 @@ from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.subscriber import read_events
 
 BACKENDS = ["sqlite", "postgres"]
+
+
+@dataclass
+class Clock:
+    """Time a test moves: handlers and scanners read it instead of the wall clock, so "two days
+    later" needs no waiting. Starts at `now` (the wall clock's by default)."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def postgres_url() -> str | None:
@@ -85,8 +107,34 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
         server.stop()
 
 
+class SqliteTemplates:
+    """Each service's SQLite database migrated to head once per test process; a test gets a copy
+    of the file (milliseconds) instead of running the migrations again."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._made: dict[str, Path] = {}
+
+    async def copy(self, service: str, to: Path) -> None:
+        if service not in self._made:
+            path = self.folder / f"{service}.db"
+            db = Database(f"sqlite+aiosqlite:///{path}")
+            await upgrade_to_head(db, service)
+            await db.dispose()  # the last connection closed: the write-ahead log is checkpointed into the file
+            assert not path.with_name(path.name + "-wal").exists()
+            self._made[service] = path
+        shutil.copyfile(self._made[service], to)
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("sqlite-templates"))
+
+
 @pytest.fixture(params=BACKENDS)
-async def service_db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+async def service_db_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_templates: SqliteTemplates
+) -> AsyncIterator[object]:
     """Returns an async factory: `await make("registry")` → a migrated Database of that service."""
     backend: str = request.param
     url = await require_postgres() if backend == "postgres" else None
@@ -96,10 +144,11 @@ async def service_db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> 
     async def make(service: str) -> Database:
         if url:
             db = Database(url, schema=f"{prefix}{service}")
+            await db.create_schema()
+            await upgrade_to_head(db, service)
         else:
+            await sqlite_templates.copy(service, tmp_path / f"{service}.db")
             db = Database(f"sqlite+aiosqlite:///{tmp_path}/{service}.db")
-        await db.create_schema()
-        await upgrade_to_head(db, service)
         created.append(db)
         return db
 
@@ -132,6 +181,14 @@ async def wait_for(condition, timeout: float = WAIT_SECONDS, interval: float = 0
         if loop.time() > deadline:
             raise AssertionError(f"condition not met in {timeout:g} s: {getattr(condition, '__name__', condition)}")
         await asyncio.sleep(interval)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With `-n N` (make test): a module's tests on one worker, heaviest modules first (tests/scheduling.py)."""
+    from tests.scheduling import HeaviestModulesFirst  # noqa: PLC0415 - xdist only when it runs workers
+
+    return HeaviestModulesFirst(config, log)  # type: ignore[arg-type]
 
 
 def request_key(request_id: str, caller: str = "courts/tests", body: bytes = b"") -> RequestKey:

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 
 from services.contract.events import CASE_REGISTERED
 from services.plumbing.events import ReceivedEvent
+from services.plumbing.unit_of_work import Tx
 
 
 class CaseReplica(SQLModel, table=True):
@@ -37,7 +38,7 @@ CASE_REGISTERED_ALL_COURTS = CASE_REGISTERED.subject.filter()
 _BY_NAME = select(REPLICA).where(REPLICA.c.name == bindparam("name"))
 
 
-async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> None:
+def apply_case_registered(tx: Tx, event: ReceivedEvent) -> None:
     case = CASE_REGISTERED.parse(event.data).case  # type: ignore[attr-defined]
     court_id = case.name.split("/")[1]
     respondents = [
@@ -45,10 +46,10 @@ async def apply_case_registered(conn: AsyncConnection, event: ReceivedEvent) -> 
         for p in case.parties
         if p.role == registry_pb2.Party.RESPONDENT
     ]
-    if await replica_of(conn, case.name) is not None:
+    if replica_row(tx.connection, case.name) is not None:
         return  # the case is already known (e.g. replayed from an older stream position)
     registered = case.create_time.ToDatetime(tzinfo=UTC) if case.HasField("create_time") else datetime.now(UTC)
-    await conn.execute(
+    tx.connection.execute(
         REPLICA.insert().values(
             name=case.name,
             court_id=court_id,
@@ -64,6 +65,5 @@ async def replica_of(conn: AsyncConnection, name: str) -> dict | None:  # type: 
 
 
 def replica_row(conn: Connection, name: str) -> dict | None:  # type: ignore[type-arg]
-    """replica_of inside Database.run_transaction."""
     row = conn.execute(_BY_NAME, {"name": name}).mappings().first()
     return dict(row) if row else None

@@ -168,6 +168,10 @@ DELEGATION_URGED = _delegation(
     "urged", events_pb2.DelegationUrged,
     "the requesting court, or the deadline scanner (`automatic`), urged the entrusted court (催办)",
 )  # fmt: skip
+DELEGATION_UPDATED = _delegation(
+    "updated", events_pb2.DelegationUpdated,
+    "the requesting court changed its officer or the description (UpdateDelegation); carries the fields changed",
+)  # fmt: skip
 DELEGATION_DUE_SOON = _delegation("due-soon", events_pb2.DelegationDeadlineReached, "a deadline is about to pass")
 DELEGATION_OVERDUE = _delegation("overdue", events_pb2.DelegationDeadlineReached, "a deadline has passed")
 DELEGATION_ESCALATED = _delegation("escalated", events_pb2.DelegationEscalated, "overdue long enough to be escalated (督办)")
@@ -257,6 +261,7 @@ EVENTS: tuple[EventType, ...] = (
     DELEGATION_SUBMITTED,
     *dict.fromkeys(DELEGATION_TRANSITIONED.values()),
     DELEGATION_URGED,
+    DELEGATION_UPDATED,
     DELEGATION_DUE_SOON,
     DELEGATION_OVERDUE,
     DELEGATION_ESCALATED,

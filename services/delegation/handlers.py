@@ -1,9 +1,11 @@
 """Delegation command handlers: the same code serves gRPC, the CLI and event-driven calls.
 
-Every write follows one path: read the delegation, let the domain decide (delegation.matters,
-delegation.lifecycle; schedule.py for deadlines), then commit in ONE transaction the row
-(`UPDATE … WHERE version = :old`, zero rows → ABORTED VERSION_MISMATCH), the timeline entry
-with the current trace id, the deadline rows and the outbox events. Urging and extending a
+Every write is one unit of the write door (services/plumbing/unit_of_work.py) on the
+delegation aggregate (services/plumbing/aggregate.py): read the delegation, let the domain
+decide (delegation.matters, delegation.lifecycle; schedule.py for deadlines), then write in
+the same transaction the row (`UPDATE … WHERE version = :old`, zero rows → ABORTED
+VERSION_MISMATCH), the timeline entry with the current trace id, the deadline rows, and emit
+the events. Urging and extending a
 deadline change the resource too (urge_count, deadlines), so they bump the version like the
 lifecycle methods: a concurrent writer that read the older version is ABORTED rather than
 overwriting them, and re-reads.
@@ -11,9 +13,10 @@ overwriting them, and re-reads.
 Who may see a delegation: its two courts, a superior court of either, and admins. Anyone
 else gets NOT_FOUND, for the custom methods too, so no call reveals that a matter exists.
 
-Idempotency (AIP-155, services/plumbing/idempotency.py): a request_id is scoped to the calling
-court, the method and the delegation; a retry of an applied custom method returns the
-delegation as it is now, with no second transition, event or urge.
+Idempotency (AIP-155, services/plumbing/idempotency.py, applied by the write door): a
+request_id is scoped to the calling court, the method and the delegation; a retry of an
+applied custom method returns the delegation as it is now, with no second transition, event
+or urge.
 """
 
 from __future__ import annotations
@@ -25,10 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from delegation import lifecycle
 from delegation.calendar import WorkingCalendar
@@ -38,7 +39,6 @@ from delegation.lifecycle import Actor, LifecycleEvent, check_handed_over_seizur
 from delegation.matters import CreateDelegation, Delegation, create_delegation
 from registry.courts import CourtCatalog
 from registry.errors import (
-    Aborted,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -52,6 +52,7 @@ from services.contract.events import (
     DELEGATION_DEADLINE_EXTENDED,
     DELEGATION_SUBMITTED,
     DELEGATION_TRANSITIONED,
+    DELEGATION_UPDATED,
     DELEGATION_URGED,
 )
 from services.delegation import store
@@ -59,15 +60,15 @@ from services.delegation.messages import deadline_to_proto, delegation_to_proto,
 from services.delegation.schedule import DeadlineBook, TrackedDeadline, check_extension, ordered
 from services.delegation.seizure_replica import known_seizures, record_handover
 from services.delegation.store import DelegationQuery, StoredDelegation, TimelineEntry
-from services.delegation.tracing import in_matter_trace, matter_attributes
+from services.delegation.tracing import matter_attributes
+from services.plumbing.aggregate import Aggregates
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, EventType
-from services.plumbing.group_commit import TransactionBatcher
-from services.plumbing.idempotency import RequestKey, earlier_resource, once, record
+from services.plumbing.idempotency import RequestKey
 from services.plumbing.ids import new_id
-from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import current_trace_id
+from services.plumbing.unit_of_work import Reader, Tx, Writer
 
 SUBMIT, URGE, EXTEND_DEADLINE = "SUBMIT", "URGE", "EXTEND_DEADLINE"
 
@@ -112,23 +113,30 @@ MakeChange = Callable[[StoredDelegation, datetime], Change]
 
 @dataclass
 class DelegationHandlers:
-    db: Database
-    outbox: Outbox
+    writer: Writer
+    reader: Reader
     courts: CourtCatalog
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     id_factory: Callable[[], str] = new_id  # injected like the clock, so tests can fix ids
     rules: RuleTable = field(default_factory=RuleTable.default)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
     book: DeadlineBook = field(init=False)
-    #: Concurrent writes share one transaction (each in a savepoint): group commit.
-    writer: TransactionBatcher = field(init=False)
+    #: The delegation aggregate's commands and reads, through the write and read doors.
+    matters: Aggregates[Delegation, StoredDelegation] = field(init=False)
     #: For elapsed working days: a timeline must answer even across a year with no notice yet.
     elapsed_calendar: WorkingCalendar = field(init=False)
 
     def __post_init__(self) -> None:
         self.book = DeadlineBook(self.rules, self.calendar, self.courts)
-        self.writer = TransactionBatcher(self.db, name="delegation-writes")
+        self.matters = Aggregates(
+            self.writer, self.reader, store.TABLE, "delegation", matter_attributes, _delegation_of, _traceparent_of
+        )
         self.elapsed_calendar = self.calendar.with_weekend_fallback()
+
+    @property
+    def db(self) -> Database:
+        """The service's database, for tests and tools that look at its rows."""
+        return self.writer.db
 
     # --- creating ------------------------------------------------------------------------------
 
@@ -150,16 +158,12 @@ class DelegationHandlers:
                 metadata={"parent": command.parent, "court": f"courts/{court_id}"},
             )
 
-        def write(conn: Connection) -> StoredDelegation:
-            return self._submit(conn, command, handed_over_seizures)
+        # This call starts the matter's trace.
+        return await self.matters.create(lambda tx: self._submit(tx, command, handed_over_seizures), request=request)
 
-        stored = await once(self.writer.run, request, write, lambda s: s.delegation.name, _stored_named)
-        self.outbox.notify()
-        trace.get_current_span().set_attributes(matter_attributes(stored.delegation))  # this call starts the matter's trace
-        return stored
-
-    def _submit(self, conn: Connection, command: CreateDelegation, handed_over: tuple[str, ...] = ()) -> StoredDelegation:
-        # The case is looked up on the writing connection, so the check and the write commit together.
+    def _submit(self, tx: Tx, command: CreateDelegation, handed_over: tuple[str, ...] = ()) -> StoredDelegation:
+        # The case is looked up in the writing transaction, so the check and the write commit together.
+        conn = tx.connection
         replica = replica_row(conn, command.case)
         delegation = self._created(command, replica["court_id"] if replica else None)
         seizures = known_seizures(conn, handed_over)
@@ -171,7 +175,7 @@ class DelegationHandlers:
         store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
         store.save_deadlines(conn, delegation, deadlines)
         rendered = delegation_to_proto(delegation, deadlines)
-        self.outbox.add_sync(conn, [_submitted_event(delegation, rendered)])
+        tx.emit(_submitted_event(delegation, rendered))
         return StoredDelegation(seq, delegation, tuple(deadlines), rendered=rendered)
 
     def _created(self, command: CreateDelegation, case_court_id: str | None) -> Delegation:
@@ -189,7 +193,7 @@ class DelegationHandlers:
     # --- reading -------------------------------------------------------------------------------
 
     async def get_delegation(self, name: str, principal: Principal) -> StoredDelegation:
-        stored = await self.db.run_read(lambda conn: store.delegation_by_name(conn, name))  # one hop on SQLite
+        stored = await self.matters.get(name)
         if stored is None or not self.may_read(principal, stored.delegation):
             raise NotFound("delegation", name)
         return stored
@@ -198,8 +202,7 @@ class DelegationHandlers:
         self, query: DelegationQuery, after_seq: int, limit: int, principal: Principal
     ) -> list[StoredDelegation]:
         query = replace(query, visible_to=self._visible_courts(principal))
-        async with self.db.read() as conn:
-            return await conn.run_sync(store.list_delegations, query, after_seq, limit)
+        return await self.reader.run(lambda conn: store.list_delegations(conn, query, after_seq, limit))
 
     async def get_timeline(self, name: str, principal: Principal) -> tuple[StoredDelegation, list[TimelineEntry]]:
         def read(conn: Connection) -> tuple[StoredDelegation, list[TimelineEntry]]:
@@ -208,7 +211,7 @@ class DelegationHandlers:
                 raise NotFound("delegation", name)
             return stored, store.entries_of(conn, name)
 
-        return await self.db.run_read(read)
+        return await self.reader.run(read)
 
     async def list_overdue(
         self, court_id: str, principal: Principal, after: tuple[datetime, str] | None, limit: int
@@ -219,11 +222,14 @@ class DelegationHandlers:
             raise NotFound("court", f"courts/{court_id}")
         self._check_supervises(principal, court_id)
         supervised = [court_id, *(c.id for c in self.courts.subordinates(court_id))]
-        async with self.db.read() as conn:
-            found = await conn.run_sync(store.overdue_delegation_names, supervised, self.clock(), after, limit)
-            listed = await conn.run_sync(store.delegations_by_names, [name for name, _ in found])
-            stored = {s.delegation.name: s for s in listed}
-        return [(stored[name], due) for name, due in found if name in stored]
+        now = self.clock()
+
+        def read(conn: Connection) -> list[tuple[StoredDelegation, datetime]]:
+            found = store.overdue_delegation_names(conn, supervised, now, after, limit)
+            stored = {s.delegation.name: s for s in store.delegations_by_names(conn, [name for name, _ in found])}
+            return [(stored[name], due) for name, due in found if name in stored]
+
+        return await self.reader.run(read)
 
     def may_read(self, principal: Principal, delegation: Delegation) -> bool:
         if principal.kind is PrincipalKind.ADMIN:
@@ -299,11 +305,11 @@ class DelegationHandlers:
         def change(stored: StoredDelegation, now: datetime) -> Change:
             actor = Actor(court_id, officer_of(stored.delegation, court_id) if officer is None else officer)
             updated, events = decide(stored.delegation, command, actor, now)
-            return self._lifecycle_change(stored, updated, events)
+            return self.lifecycle_change(stored, updated, events)
 
         return await self._update(name, court_id, request, change, operation=_operation_of(decide))
 
-    def _lifecycle_change(self, stored: StoredDelegation, updated: Delegation, events: list[LifecycleEvent]) -> Change:
+    def lifecycle_change(self, stored: StoredDelegation, updated: Delegation, events: list[LifecycleEvent]) -> Change:
         transition = updated.history[-1]
         current = {d.step: d for d in stored.deadlines}
         changed = self.book.changes_for(transition.action, transition.at, updated, current)
@@ -334,6 +340,28 @@ class DelegationHandlers:
             delegation=delegation, transition=entry_to_proto(entry, event.delegation.created_at, self.elapsed_calendar)
         )
         return matter_event(DELEGATION_TRANSITIONED[event.transition.action], event.delegation, payload, entry.at)
+
+    # --- updating the requesting court's fields (AIP-134) ------------------------------------------
+
+    async def update(
+        self, name: str, court_id: str, command: lifecycle.UpdateDelegation, request: RequestKey | None = None
+    ) -> StoredDelegation:
+        """The requesting court changes the fields `command.paths` names (delegation.lifecycle.update)."""
+        return await self._update(
+            name, court_id, request, lambda stored, now: self._update_change(stored, court_id, command, now), operation="update"
+        )
+
+    def _update_change(
+        self, stored: StoredDelegation, court_id: str, command: lifecycle.UpdateDelegation, now: datetime
+    ) -> Change:
+        updated = lifecycle.update(stored.delegation, command, Actor(court_id, officer_of(stored.delegation, court_id)), now)
+        delegation = delegation_to_proto(
+            updated, stored.deadlines, urge_count=stored.urge_count, escalated_at=stored.escalated_at
+        )
+        payload = events_pb2.DelegationUpdated(delegation=delegation)
+        payload.update_mask.paths.extend(command.paths)
+        event = matter_event(DELEGATION_UPDATED, updated, payload, now)
+        return Change(updated, (), stored.deadlines, frozenset(), (event,), stored.urge_count, delegation)
 
     # --- urging and extending ---------------------------------------------------------------------
 
@@ -414,61 +442,33 @@ class DelegationHandlers:
     async def _update(
         self, name: str, court_id: str, request: RequestKey | None, make_change: MakeChange, *, operation: str
     ) -> StoredDelegation:
-        """Reads the matter, decides and writes, as one unit of the writer (one transaction)."""
+        """Reads the matter as `court_id` (NOT_FOUND unless a party), decides and writes, as one
+        unit of the write door in a span of the matter's trace."""
 
-        def update(conn: Connection) -> StoredDelegation:
-            stored = self._load_for(conn, name, court_id)
-            if earlier_resource(conn, request) is not None:
-                return stored  # a retry of an applied request
-            record(conn, request, name)
-            # The write, its timeline entry (trace id) and its outbox rows join the matter's trace.
-            with in_matter_trace(operation, stored.delegation, stored.traceparent):
-                return self._write_change(conn, stored, make_change(stored, self.clock()))
+        def update(tx: Tx, stored: StoredDelegation) -> StoredDelegation:
+            return self.write_change(tx, stored, make_change(stored, self.clock()))
 
-        try:
-            updated = await self.writer.run(update)
-        except (Aborted, IntegrityError):
-            # Two copies of one request raced (replicas on PostgreSQL): the loser answers like a later retry would.
-            if request is not None and await self.writer.run(lambda conn: earlier_resource(conn, request)) is not None:
-                return await self._read_for(name, court_id)
-            raise
-        self.outbox.notify()
-        return updated
+        return await self.matters.change(name, operation, update, request=request, load=self._loader(court_id))
 
-    def _load_for(self, conn: Connection, name: str, court_id: str) -> StoredDelegation:
-        stored = store.delegation_by_name(conn, name)
-        if stored is None or not court_roles(stored.delegation, court_id, self.courts):
-            raise NotFound("delegation", name)
-        return stored
+    def _loader(self, court_id: str) -> Callable[[Connection, str], StoredDelegation]:
+        def load(conn: Connection, name: str) -> StoredDelegation:
+            stored = store.delegation_by_name(conn, name)
+            if stored is None or not court_roles(stored.delegation, court_id, self.courts):
+                raise NotFound("delegation", name)
+            return stored
 
-    async def _read_for(self, name: str, court_id: str) -> StoredDelegation:
-        return await self.db.run_read(lambda conn: self._load_for(conn, name, court_id))
+        return load
 
-    async def _commit(
-        self, stored: StoredDelegation, change: Change, also: Callable[[Connection], None] | None = None
-    ) -> StoredDelegation:
-        """Writes `change` of `stored` as read earlier; `also` adds writes that must commit with it."""
-
-        def write(conn: Connection) -> StoredDelegation:
-            if also:
-                also(conn)
-            return self._write_change(conn, stored, change)
-
-        updated = await self.writer.run(write)
-        self.outbox.notify()
-        return updated
-
-    def _write_change(self, conn: Connection, stored: StoredDelegation, change: Change) -> StoredDelegation:
+    def write_change(self, tx: Tx, stored: StoredDelegation, change: Change) -> StoredDelegation:
         """The row (if still at the version read: ABORTED otherwise), its timeline entry,
-        deadlines and events, in the caller's transaction."""
+        deadlines and events, in the unit's transaction."""
+        conn = tx.connection
         before = stored.delegation
-        written = store.update_delegation(conn, change.delegation, expected_version=before.version, urge_count=change.urge_count)
-        if not written:
-            raise _version_mismatch(before)
+        store.update_delegation(conn, change.delegation, expected_version=before.version, urge_count=change.urge_count)
         store.append_entries(conn, before.name, change.entries)
         changed = [d for d in change.deadlines if d.step in change.changed_steps]
         store.save_deadlines(conn, change.delegation, changed, existing=(d.step for d in stored.deadlines))
-        self.outbox.add_sync(conn, change.events)
+        tx.emit(*change.events)
         return StoredDelegation(
             stored.seq,
             change.delegation,
@@ -480,10 +480,12 @@ class DelegationHandlers:
         )
 
 
-def _stored_named(conn: Connection, name: str) -> StoredDelegation:
-    stored = store.delegation_by_name(conn, name)
-    assert stored is not None, f"the request log names {name}, which is gone"
-    return stored
+def _delegation_of(stored: StoredDelegation) -> Delegation:
+    return stored.delegation
+
+
+def _traceparent_of(stored: StoredDelegation) -> str:
+    return stored.traceparent
 
 
 def _operation_of(decide: Decide) -> str:
@@ -502,14 +504,6 @@ def _submit_entry(delegation: Delegation) -> TimelineEntry:
 def _submitted_event(delegation: Delegation, rendered: Any) -> Event:
     payload = events_pb2.DelegationSubmitted(delegation=rendered)
     return matter_event(DELEGATION_SUBMITTED, delegation, payload, delegation.created_at)
-
-
-def _version_mismatch(delegation: Delegation) -> Aborted:
-    return Aborted(
-        f"{delegation.name} changed while the request was applied; read it again and retry",
-        reason="VERSION_MISMATCH",
-        metadata={"delegation": delegation.name, "expected_version": str(delegation.version)},
-    )
 
 
 def _missing_parts(command: CreateDelegation) -> list[FieldViolation]:

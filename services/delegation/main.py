@@ -30,7 +30,7 @@ DEADLINE_SCANNER = "deadline-scanner"
 
 async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None) -> None:
     """`clock` is for tests that move time (the scanner acts days later); services use the wall clock."""
-    handlers = DelegationHandlers(host.db, host.outbox, CourtCatalog.default())
+    handlers = DelegationHandlers(host.writer, host.reader, CourtCatalog.default())
     if clock is not None:
         handlers.clock = clock
     add_event_attributes(events.span_attributes)  # relay and consumer spans name the matter (the event catalog)

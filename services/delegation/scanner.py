@@ -11,7 +11,8 @@ trace context stored when the matter was created.
 
 Scanner annotations do not change the delegation's version (etag): a court about to act
 on a matter is not made to re-read it because the scanner warned or urged. Deemed
-withdrawal is a lifecycle transition and goes through the handlers' write path.
+withdrawal is a lifecycle transition, written by the handlers' `write_change` in the scanner's
+unit. Each deadline's actions are one unit of the write door, in a span of the matter's trace.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ from services.delegation.handlers import DelegationHandlers, matter_event
 from services.delegation.messages import deadline_to_proto, delegation_to_proto
 from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
 from services.delegation.store import DEADLINES, DELEGATIONS, StoredDelegation, TimelineEntry
-from services.delegation.tracing import in_matter_trace
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.events import Event, EventType
 from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import current_trace_id, tracer
 from services.plumbing.times import utc
+from services.plumbing.unit_of_work import Reader, Tx, Writer
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -114,43 +115,37 @@ class DeadlineScanner:
         )
         if only is not None:
             query = query.where(DEADLINES.c.delegation_name.in_(list(only)))
-        async with self.handlers.db.read() as conn:
-            return list((await conn.execute(query)).mappings().all())
+        return await self.handlers.reader.run(lambda conn: list(conn.execute(query).mappings().all()))
 
     async def _act(self, row: Any, watch: DeadlineWatch, actions: list[ScanAction], now: datetime) -> None:
-        name = row["delegation_name"]
-        async with self.handlers.db.read() as conn:
-            stored = await conn.run_sync(store.delegation_by_name, name)
-        if stored is None:
-            raise DeadlineMoved("delegation gone")
-        # Days later, still the matter's trace: the scanner's writes continue the stored context.
-        with in_matter_trace("scan_deadline", stored.delegation, stored.traceparent):
+        """One deadline's actions, as one unit of the write door. Days later, still the matter's
+        trace: the unit's span continues the context stored with the matter."""
+
+        def act(tx: Tx, stored: StoredDelegation) -> None:
             trace.get_current_span().set_attributes(
                 {"rogatory.deadline.step": row["step"], "rogatory.scan.actions": ",".join(actions)}
             )
             if ScanAction.DEEM_WITHDRAWN in actions:
-                await self._deem_withdrawn(stored, row, watch, now)
+                self._deem_withdrawn(tx, stored, row, watch, now)
             else:
-                await self._annotate(stored, row, watch, actions, now)
+                self._annotate(tx, stored, row, watch, actions, now)
+
+        await self.handlers.matters.change(row["delegation_name"], "scan_deadline", act, load=_still_there)
 
     # --- deemed withdrawn: a lifecycle transition ------------------------------------------------
 
-    async def _deem_withdrawn(self, stored: StoredDelegation, row: Any, watch: DeadlineWatch, now: datetime) -> None:
+    def _deem_withdrawn(self, tx: Tx, stored: StoredDelegation, row: Any, watch: DeadlineWatch, now: datetime) -> None:
         command = lifecycle.DeemDelegationWithdrawn(supplement_deadline=watch.due, expected_version=stored.delegation.version)
         updated, events = lifecycle.deem_withdrawn(stored.delegation, command, now)
-        change = self.handlers._lifecycle_change(stored, updated, events)
-        overdue = self._deadline_event(DELEGATION_OVERDUE, stored, _tracked(stored, watch.step), now)
-
-        def bookkeeping(conn: Connection) -> None:
-            _guarded_update(conn, row, overdue_at=now)
-            self.handlers.outbox.add_sync(conn, [overdue])
-
-        await self.handlers._commit(stored, change, also=bookkeeping)
+        change = self.handlers.lifecycle_change(stored, updated, events)
+        _guarded_update(tx.connection, row, overdue_at=now)
+        tx.emit(self._deadline_event(DELEGATION_OVERDUE, stored, _tracked(stored, watch.step), now))
+        self.handlers.write_change(tx, stored, change)
 
     # --- annotations: warn, overdue, urge, escalate ------------------------------------------
 
-    async def _annotate(
-        self, stored: StoredDelegation, row: Any, watch: DeadlineWatch, actions: list[ScanAction], now: datetime
+    def _annotate(
+        self, tx: Tx, stored: StoredDelegation, row: Any, watch: DeadlineWatch, actions: list[ScanAction], now: datetime
     ) -> None:
         deadline = _tracked(stored, watch.step)
         values: dict[str, Any] = {}
@@ -167,19 +162,15 @@ class DeadlineScanner:
             entries.append(entry)
             events.extend(action_events)
             values.update(stamp)
-
-        def write(conn: Connection) -> None:
-            _guarded_update(conn, row, **values)
-            conn.execute(
-                update(DELEGATIONS)
-                .where(DELEGATIONS.c.name == row["delegation_name"])
-                .values(urge_count=urge_count, escalated_at=escalated_at)
-            )
-            store.append_entries(conn, row["delegation_name"], entries)
-            self.handlers.outbox.add_sync(conn, events)
-
-        await self.handlers.writer.run(write)
-        self.handlers.outbox.notify()
+        conn = tx.connection
+        _guarded_update(conn, row, **values)
+        conn.execute(
+            update(DELEGATIONS)
+            .where(DELEGATIONS.c.name == row["delegation_name"])
+            .values(urge_count=urge_count, escalated_at=escalated_at)
+        )
+        store.append_entries(conn, row["delegation_name"], entries)
+        tx.emit(*events)
 
     def _annotation(
         self, action: ScanAction, view: StoredDelegation, deadline: TrackedDeadline, now: datetime
@@ -244,6 +235,13 @@ def _watch(row: Any) -> DeadlineWatch:
     )
 
 
+def _still_there(conn: Connection, name: str) -> StoredDelegation:
+    stored = store.delegation_by_name(conn, name)
+    if stored is None:
+        raise DeadlineMoved("delegation gone")
+    return stored
+
+
 def _tracked(stored: StoredDelegation, step: Step) -> TrackedDeadline:
     deadline = stored.deadline(step)
     if deadline is None:
@@ -277,8 +275,10 @@ async def scan_database(
     """
     db = Database(settings.database_url_for("delegation"), schema=settings.schema_for("delegation"))
     moment = at or datetime.now(UTC)
+    writer = Writer(db, Outbox(), name="scan-deadlines")
     try:
-        handlers = DelegationHandlers(db, Outbox(), CourtCatalog.default(), clock=lambda: moment)
+        handlers = DelegationHandlers(writer, Reader(db), CourtCatalog.default(), clock=lambda: moment)
         return moment, await DeadlineScanner(handlers).scan_once(only)
     finally:
+        await writer.close()
         await db.dispose()

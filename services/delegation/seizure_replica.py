@@ -17,13 +17,13 @@ from rogatory.assistance.v1 import assistance_pb2
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import DateTime, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from delegation.lifecycle import HandedOverSeizure
 from services.contract.events import aggregate_filter
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.times import utc
+from services.plumbing.unit_of_work import Tx
 
 SEIZURE_EVENTS = aggregate_filter("seizure")
 CONSUMER = "delegation-seizure-replica"
@@ -53,7 +53,7 @@ REPLICA = SeizureReplicaRow.__table__  # type: ignore[attr-defined]
 HANDOVER = SeizureHandoverRow.__table__  # type: ignore[attr-defined]
 
 
-async def apply_seizure_changed(conn: AsyncConnection, event: ReceivedEvent) -> None:
+def apply_seizure_changed(tx: Tx, event: ReceivedEvent) -> None:
     seizure = event.parse(events_pb2.SeizureChanged).seizure  # type: ignore[attr-defined]
     match = _ETAG.fullmatch(seizure.etag)
     version = int(match.group(1)) if match else 0
@@ -64,11 +64,12 @@ async def apply_seizure_changed(conn: AsyncConnection, event: ReceivedEvent) -> 
         "expires_at": utc(seizure.expire_time.ToDatetime(tzinfo=UTC)),
         "version": version,
     }
-    row = (await conn.execute(select(REPLICA.c.version).where(REPLICA.c.name == seizure.name))).first()
+    conn = tx.connection
+    row = conn.execute(select(REPLICA.c.version).where(REPLICA.c.name == seizure.name)).first()
     if row is None:
-        await conn.execute(insert(REPLICA).values(name=seizure.name, **values))
+        conn.execute(insert(REPLICA).values(name=seizure.name, **values))
     elif version > row.version:
-        await conn.execute(update(REPLICA).where(REPLICA.c.name == seizure.name).values(**values))
+        conn.execute(update(REPLICA).where(REPLICA.c.name == seizure.name).values(**values))
 
 
 def known_seizures(conn: Connection, names: Iterable[str]) -> dict[str, HandedOverSeizure]:

@@ -15,6 +15,7 @@ import grpc
 from rogatory.delegation.v1 import delegation_pb2 as pb
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
+from delegation import lifecycle
 from delegation.matters import DelegationState, MatterKind
 from registry.errors import NotFound
 from services.delegation import calculator, forms
@@ -23,7 +24,7 @@ from services.delegation.handlers import DelegationHandlers
 from services.delegation.store import DelegationQuery
 from services.delegation.turnaround import turnaround_statistics
 from services.plumbing.auth import calling_court, current_principal
-from services.plumbing.fields import enum_name
+from services.plumbing.fields import enum_name, parse_etag
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name, parse_parent
@@ -110,6 +111,14 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         name, court_id = _target(request.name)
         return m.stored_to_proto(await self.handlers.withdraw(name, court_id, m.withdraw_command(request), current_request()))
 
+    async def UpdateDelegation(self, request: pb.UpdateDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
+        name, court_id = _target(request.delegation.name)
+        given = request.delegation
+        officer = m.officer_from_proto(given.requesting_officer) if given.HasField("requesting_officer") else None
+        paths = tuple(request.update_mask.paths)
+        command = lifecycle.UpdateDelegation(paths, given.description, officer, parse_etag(given.etag))
+        return m.stored_to_proto(await self.handlers.update(name, court_id, command, current_request()))
+
     async def UrgeDelegation(self, request: pb.UrgeDelegationRequest, context: grpc.aio.ServicerContext) -> pb.Delegation:
         name, court_id = _target(request.name)
         return m.stored_to_proto(await self.handlers.urge(name, court_id, request.note, current_request()))
@@ -159,7 +168,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         self, request: pb.GetTurnaroundStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.TurnaroundStatistics:
         current_principal()  # any authenticated court, agency or admin: aggregates only, no matter or party data
-        return await turnaround_statistics(self.handlers.db, request.filter, request.group_by, request.include_distributions)
+        return await turnaround_statistics(self.handlers.reader, request.filter, request.group_by, request.include_distributions)
 
     # --- the deadline calculator (stateless) -------------------------------------------------------
 

@@ -5,8 +5,9 @@ state, version and update_time are kept beside it for filtering and for the opti
 concurrency guard (`UPDATE … WHERE version = :old`). `delegation_transition` is the
 append-only timeline, `delegation_deadline` one row per (matter, step).
 
-The functions are synchronous SQLAlchemy Core on a `Connection`: writes run as one unit of
-a TransactionBatcher (services.plumbing.group_commit), reads through `conn.run_sync`.
+The delegation row is a versioned document aggregate (services/plumbing/aggregate.py: `TABLE`).
+The functions are synchronous SQLAlchemy Core on a `Connection`: writes run in units of the
+write door, reads through the read door (services/plumbing/unit_of_work.py).
 
 Every datetime is written in UTC: SQLite stores the wall-clock digits only, so a deadline's
 China-time instant would otherwise come back eight hours off.
@@ -15,21 +16,21 @@ China-time instant would otherwise come back eight hours off.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, null, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from delegation.deadlines import Step
 from delegation.matters import Delegation, DelegationState, MatterKind
 from services.delegation import codec
 from services.delegation.schedule import DeadlineStatus, TrackedDeadline, ordered
 from services.delegation.tables import DelegationDeadlineRow, DelegationRow, DelegationTransitionRow
+from services.plumbing.aggregate import DocumentTable, document
 from services.plumbing.db import BulkStatement
-from services.plumbing.events import trace_columns
 from services.plumbing.times import utc
 
 DELEGATIONS = DelegationRow.__table__  # type: ignore[attr-defined]
@@ -37,7 +38,6 @@ TRANSITIONS = DelegationTransitionRow.__table__  # type: ignore[attr-defined]
 DEADLINES = DelegationDeadlineRow.__table__  # type: ignore[attr-defined]
 
 # Built once: building and cache-keying a statement per call costs more than running it.
-_INSERT_DELEGATION = insert(DELEGATIONS)
 _INSERT_TRANSITIONS = BulkStatement(
     insert(TRANSITIONS),
     keys=[
@@ -78,18 +78,6 @@ _REOPEN_DEADLINES = BulkStatement(
     update(DEADLINES).where(*_THE_DEADLINE).values({column: null() for column in _SCANNER_COLUMNS}),
     keys=[*_DEADLINE_VALUES, "b_name", "b_step"],
 )
-_UPDATE_DELEGATION = (
-    update(DELEGATIONS)
-    .where(DELEGATIONS.c.name == bindparam("b_name"), DELEGATIONS.c.version == bindparam("b_version"))
-    .values(
-        state=bindparam("b_state"),
-        version=bindparam("b_new_version"),
-        update_time=bindparam("b_update_time"),
-        document=bindparam("b_document"),
-        urge_count=bindparam("b_urge_count"),
-    )
-)
-_BY_NAME = select(DELEGATIONS).where(DELEGATIONS.c.name == bindparam("name"))
 
 
 @dataclass(frozen=True)
@@ -142,46 +130,49 @@ class TimelineEntry:
 
 
 def document_of(delegation: Delegation) -> str:
-    return json.dumps(codec.delegation_to_json(delegation), ensure_ascii=False, separators=(",", ":"))
+    return document(codec.delegation_to_json(delegation))
+
+
+def _columns(delegation: Delegation) -> dict[str, Any]:
+    return {
+        "name": delegation.name,
+        "id": delegation.id,
+        "requesting_court_id": delegation.requesting_court_id,
+        "entrusted_court_id": delegation.entrusted_court_id,
+        "case_name": delegation.case_name,
+        "matter_kind": str(delegation.matter_kind),
+        "description": delegation.description,
+        "state": str(delegation.state),
+        "create_time": utc(delegation.created_at),
+        "update_time": utc(delegation.updated_at),
+        "version": delegation.version,
+        "document": document_of(delegation),
+    }
+
+
+def _load(conn: Connection, rows: Sequence[RowMapping]) -> list[StoredDelegation]:
+    deadlines = deadlines_of(conn, [r["name"] for r in rows])
+    return [_stored(row, deadlines.get(row["name"], ())) for row in rows]
+
+
+#: The delegation row as a versioned document aggregate.
+TABLE: DocumentTable[Delegation, StoredDelegation] = DocumentTable(
+    DELEGATIONS,
+    kind="delegation",
+    label="delegation",
+    columns=_columns,
+    load=_load,
+    fixed=("name", "id", "requesting_court_id", "entrusted_court_id", "case_name", "matter_kind", "create_time"),
+)
 
 
 def insert_delegation(conn: Connection, delegation: Delegation) -> int:
-    result = conn.execute(
-        _INSERT_DELEGATION,
-        {
-            "name": delegation.name,
-            "id": delegation.id,
-            "requesting_court_id": delegation.requesting_court_id,
-            "entrusted_court_id": delegation.entrusted_court_id,
-            "case_name": delegation.case_name,
-            "matter_kind": str(delegation.matter_kind),
-            "description": delegation.description,
-            "state": str(delegation.state),
-            "create_time": utc(delegation.created_at),
-            "update_time": utc(delegation.updated_at),
-            "version": delegation.version,
-            "document": document_of(delegation),
-            **trace_columns(),
-        },
-    )
-    return int(result.inserted_primary_key[0])
+    return TABLE.insert(conn, delegation)
 
 
-def update_delegation(conn: Connection, delegation: Delegation, *, expected_version: int, urge_count: int) -> bool:
-    """Writes the next version; False when the row is no longer at `expected_version`."""
-    result = conn.execute(
-        _UPDATE_DELEGATION,
-        {
-            "b_name": delegation.name,
-            "b_version": expected_version,
-            "b_state": str(delegation.state),
-            "b_new_version": delegation.version,
-            "b_update_time": utc(delegation.updated_at),
-            "b_document": document_of(delegation),
-            "b_urge_count": urge_count,
-        },
-    )
-    return result.rowcount == 1
+def update_delegation(conn: Connection, delegation: Delegation, *, expected_version: int, urge_count: int) -> None:
+    """Writes the next version; ABORTED VERSION_MISMATCH when the row is no longer at `expected_version`."""
+    TABLE.update(conn, delegation, expected_version=expected_version, urge_count=urge_count)
 
 
 def append_entries(conn: Connection, delegation_name: str, entries: Iterable[TimelineEntry]) -> None:
@@ -250,11 +241,7 @@ def _deadline_values(deadline: TrackedDeadline) -> dict[str, Any]:
 
 
 def delegation_by_name(conn: Connection, name: str) -> StoredDelegation | None:
-    row = conn.execute(_BY_NAME, {"name": name}).mappings().first()
-    if row is None:
-        return None
-    deadlines = deadlines_of(conn, [name])
-    return _stored(row, deadlines.get(name, ()))
+    return TABLE.get(conn, name)
 
 
 def list_delegations(conn: Connection, query: DelegationQuery, after_seq: int, limit: int) -> list[StoredDelegation]:
@@ -272,13 +259,12 @@ def list_delegations(conn: Connection, query: DelegationQuery, after_seq: int, l
     if query.visible_to is not None:
         visible = sorted(query.visible_to)
         statement = statement.where(or_(columns.requesting_court_id.in_(visible), columns.entrusted_court_id.in_(visible)))
-    return _with_deadlines(conn, list((conn.execute(statement)).mappings()))
+    return TABLE.select(conn, statement)
 
 
 def delegations_by_names(conn: Connection, names: list[str]) -> list[StoredDelegation]:
     """In the order of `names`; unknown names are skipped."""
-    rows = {r["name"]: r for r in (conn.execute(select(DELEGATIONS).where(DELEGATIONS.c.name.in_(names)))).mappings()}
-    return _with_deadlines(conn, [rows[n] for n in names if n in rows])
+    return TABLE.many(conn, names)
 
 
 def deadlines_of(conn: Connection, names: list[str]) -> dict[str, tuple[TrackedDeadline, ...]]:
@@ -318,11 +304,6 @@ def overdue_delegation_names(
         due, name = utc(after[0]), after[1]
         statement = statement.having(or_(first_due > due, and_(first_due == due, columns.delegation_name > name)))
     return [(row.delegation_name, utc(row.first_due)) for row in conn.execute(statement)]
-
-
-def _with_deadlines(conn: Connection, rows: list[Any]) -> list[StoredDelegation]:
-    deadlines = deadlines_of(conn, [r["name"] for r in rows])
-    return [_stored(row, deadlines.get(row["name"], ())) for row in rows]
 
 
 def _stored(row: Any, deadlines: tuple[TrackedDeadline, ...]) -> StoredDelegation:

@@ -12,11 +12,6 @@ event's payload, come from services.contract.span_attributes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from opentelemetry.trace import SpanKind
-
 from delegation.matters import Delegation
 from services.contract.span_attributes import (
     CASE_NAME,
@@ -27,7 +22,6 @@ from services.contract.span_attributes import (
     MATTER_NAME,
     REQUESTING_COURT,
 )
-from services.plumbing.telemetry import continuing_trace
 
 
 def matter_attributes(delegation: Delegation) -> dict[str, str]:
@@ -46,12 +40,3 @@ def trace_id_of(traceparent: str) -> str:
     """The 32-hex trace id of a W3C traceparent; "" when there is none."""
     parts = traceparent.split("-")
     return parts[1] if len(parts) == 4 else ""
-
-
-@contextmanager
-def in_matter_trace(
-    operation: str, delegation: Delegation, traceparent: str, kind: SpanKind = SpanKind.INTERNAL
-) -> Iterator[None]:
-    """Runs a write on `delegation` in a span of the matter's trace, linked both ways to the caller's."""
-    with continuing_trace(f"delegation.{operation}", matter_attributes(delegation), traceparent, kind):
-        yield

@@ -91,10 +91,11 @@ from registry.courts import ISO_BY_PROVINCE, NON_TERRITORIAL_ID_PREFIX, CourtCat
 from registry.errors import FieldViolation, InvalidArgument, Violations
 from services.contract.events import aggregate_filter, in_aggregate
 from services.delegation.turnaround_tables import TurnaroundAggregateRow, TurnaroundFactRow
-from services.plumbing.db import BulkStatement, Database, placeholders
+from services.plumbing.db import BulkStatement, placeholders
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.names import parse_name
+from services.plumbing.unit_of_work import Reader, Tx
 
 log = logging.getLogger(__name__)
 
@@ -351,10 +352,11 @@ class TurnaroundProjection:
         # Unknown years count Monday–Friday rather than stall the consumer on a poison event.
         self.calendar = calendar.with_weekend_fallback()
 
-    def apply_batch(self, conn: Connection, events: Sequence[ReceivedEvent]) -> None:
+    def apply_batch(self, tx: Tx, events: Sequence[ReceivedEvent]) -> None:
         """Merges the events, in order, into their matters' fact rows, then adds to each
         aggregate row once the sum of the matters' deltas: the same rows as applying the
         events one by one (a sum of deltas telescopes), for one read and one write of each."""
+        conn = tx.connection
         observed = [decoded for event in events if (decoded := decode(event)) is not None]
         if not observed:
             return
@@ -958,8 +960,8 @@ def _keys(query: StatisticsQuery, groups: list[tuple[Any, ...]]) -> list[dict[st
 _ACK, _COMPLETE = HISTOGRAM_METRICS.index("ack_days"), HISTOGRAM_METRICS.index("complete_days")
 
 
-async def read_statistics(db: Database, query: StatisticsQuery) -> StatisticsTable:
-    return await db.run_read(functools.partial(query_statistics, query=query))  # one hop on SQLite
+async def read_statistics(reader: Reader, query: StatisticsQuery) -> StatisticsTable:
+    return await reader.run(functools.partial(query_statistics, query=query))  # one hop on SQLite
 
 
 # --- protobuf -----------------------------------------------------------------------------------------------
@@ -1029,8 +1031,8 @@ def _returns_by_reason(table: StatisticsTable) -> list[dict[str, int]]:
 
 
 async def turnaround_statistics(
-    db: Database, filter_text: str, group_by: Iterable[str], include_distributions: bool = False
+    reader: Reader, filter_text: str, group_by: Iterable[str], include_distributions: bool = False
 ) -> pb.TurnaroundStatistics:
     """GetTurnaroundStatistics: validate, read one grain, answer."""
     query = StatisticsQuery.parse(filter_text, group_by)
-    return statistics_to_proto(await read_statistics(db, query), include_distributions)
+    return statistics_to_proto(await read_statistics(reader, query), include_distributions)

@@ -21,25 +21,32 @@ V = TypeVar("V")
 
 
 class BatchWorker(Generic[Item, Result]):
-    """Queues items; a worker task hands every queued item (up to `max_batch`) to `process`."""
+    """Queues items; a worker task hands every queued item (up to `max_batch`) to `process`.
 
-    def __init__(self, name: str, *, max_batch: int = 256):
+    With `concurrency` > 1, that many worker tasks take batches: one batch waiting on a slow
+    database does not hold up the items queued behind it (PostgreSQL runs transactions side
+    by side; SQLite has one writer, so its writers keep one)."""
+
+    def __init__(self, name: str, *, max_batch: int = 256, concurrency: int = 1):
         self.name = name
         self.max_batch = max_batch
+        self.concurrency = concurrency
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
         self.batches = 0
 
     async def submit(self, item: Item) -> Result:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._work_forever(), name=self.name)
+        self._tasks = [task for task in self._tasks if not task.done()]
+        if len(self._tasks) < self.concurrency and self._busy == len(self._tasks):  # every worker busy (or none yet)
+            self._tasks.append(asyncio.create_task(self._work_forever(), name=self.name))
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         self._wakeup.set()
         # A slow batch does not hold a caller past its deadline. A caller that leaves (cut off,
         # cancelled) cancels its future, so its item is dropped if its batch has not run it yet
-        # (BatchWorker, group_commit): it is not written after the caller was told it failed.
+        # (BatchWorker, unit_of_work): it is not written after the caller was told it failed.
         try:
             async with deadlines.CutOff(deadlines.current(), deadlines.DeadlineExceeded):
                 return await future
@@ -47,10 +54,12 @@ class BatchWorker(Generic[Item, Result]):
             future.cancel()  # no-op once it has its result
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
 
@@ -64,10 +73,15 @@ class BatchWorker(Generic[Item, Result]):
                 batch = [(item, future) for item, future in batch if not future.done()]  # callers cut off meanwhile
                 if not batch:
                     continue
+                if self._waiting:
+                    self._wakeup.set()  # more than one batch waits: an idle worker takes the next
+                self._busy += 1
                 try:
                     await self.process(batch)
                 except Exception as error:  # noqa: BLE001 - every waiter of the batch gets the failure
                     settle(batch, error=error)
+                finally:
+                    self._busy -= 1
                 self.batches += 1
 
     async def process(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:

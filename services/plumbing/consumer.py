@@ -8,15 +8,20 @@ replies): nothing stored, nothing redelivered, so its handler answers every mess
 
 **Handlers** (one per consumer):
 
-- `handler(conn, event)` applies one event, in a transaction of its own (replicas);
-- `batch_handler(conn, events)` applies all the events of a fetch in one transaction
-  (`Database.run_transaction`): batching, for projections and the audit chain, whose events
-  mostly touch the same rows. If a batch fails, its events are applied again one at a time,
+- `handler(tx, event)` applies one event, as a unit of the service's write door
+  (services/plumbing/unit_of_work.py: it shares a transaction with the units waiting with it,
+  in a savepoint of its own) (replicas);
+- `batch_handler(tx, events)` applies all the events of a fetch as one unit: batching, for
+  projections and the audit chain, whose events mostly touch the same rows. If a batch fails, its events are applied again one at a time,
   so that only a poison event is retried, backed off and finally dead-lettered;
 - `message_handler(messages)` gets each fetched batch as the source delivered it and
   settles every message itself (the property-query replies, answered one by one).
 
-With either of the first two, each event is applied exactly once: the transaction also
+Both are synchronous, and may `tx.emit` events of their own. (Until issue 16's phase 3 a
+consumer given `db` instead of `writer` runs an async `handler(conn, event)` in a transaction
+of its own, or a `batch_handler(conn, events)` in `Database.run_transaction`.)
+
+With either of the first two, each event is applied exactly once: the unit also
 inserts an inbox row keyed by (consumer, event id), and a redelivered event finds the row and
 is acknowledged without a second effect (`inbox=False` leaves that to a handler that knows
 by itself, as the audit chain does by event id). The message is acked only after the commit.
@@ -117,6 +122,7 @@ from services.plumbing.events import (
 )
 from services.plumbing.tables import InboxEntry
 from services.plumbing.telemetry import context_from_headers, event_span_attributes, tracer
+from services.plumbing.unit_of_work import Reader, Tx, Writer
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -128,10 +134,14 @@ _SEEN_ANY = select(INBOX.c.event_id).where(
     INBOX.c.consumer == bindparam("consumer"), INBOX.c.event_id.in_(bindparam("event_ids", expanding=True))
 )
 
-#: Applies one event inside its own transaction (with the inbox row).
-Handler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
-#: Applies the events of one batch, in stream order, inside Database.run_transaction.
-BatchHandler = Callable[[Connection, Sequence[ReceivedEvent]], None]
+#: Applies one event as a unit of the write door (with the inbox row).
+Handler = Callable[[Tx, ReceivedEvent], None]
+#: Applies the events of one batch, in stream order, as one unit of the write door.
+BatchHandler = Callable[[Tx, Sequence[ReceivedEvent]], None]
+#: Until issue 16's phase 3: a handler on an AsyncConnection of `db`, and a batch handler on
+#: a Connection of Database.run_transaction (the assistance service's consumers).
+LegacyHandler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
+LegacyBatchHandler = Callable[[Connection, Sequence[ReceivedEvent]], None]
 #: Gets a fetched batch as its source delivered it, and settles every message itself.
 MessageHandler = Callable[[list[Any]], Awaitable[None]]
 #: The alert a consumer publishes when it parks an event (listed in the event catalog,
@@ -367,9 +377,10 @@ class Consumer:
         self,
         source: Source,
         *,
+        writer: Writer | None = None,
         db: Database | None = None,
-        handler: Handler | None = None,
-        batch_handler: BatchHandler | None = None,
+        handler: Handler | LegacyHandler | None = None,
+        batch_handler: BatchHandler | LegacyBatchHandler | None = None,
         message_handler: MessageHandler | None = None,
         hooks: ConsumerHooks | None = None,
         inbox: bool = True,
@@ -381,11 +392,13 @@ class Consumer:
     ):
         if [handler, batch_handler, message_handler].count(None) != 2:
             raise ValueError("a consumer has one of handler, batch_handler and message_handler")
-        if message_handler is None and (db is None or not isinstance(source, JetStreamSource)):
-            raise ValueError("handler and batch_handler apply stream events in a database: give db and a JetStreamSource")
+        if message_handler is None and ((writer is None) == (db is None) or not isinstance(source, JetStreamSource)):
+            raise ValueError("handler and batch_handler apply stream events in a database: give a writer and a JetStreamSource")
         self.source = source
         self.name = source.name
-        self.db = db
+        self.writer = writer
+        self.db = writer.db if writer is not None else db
+        self._reader = Reader(self.db) if self.db is not None else None
         self.handler = handler
         self.batch_handler = batch_handler
         self.message_handler = message_handler
@@ -603,18 +616,36 @@ class Consumer:
         """Applies the event unless this consumer already has; True when applied now."""
         if self.batch_handler is not None:
             return bool(await self._apply_new_events([event]))
+        assert self.handler is not None
+        if self.writer is None:
+            applied = await self._legacy_apply_once(event)
+        else:
+            applied = await self.writer.run(lambda tx: self._apply_one(tx, event))
+        if applied:
+            self.applied += 1
+        else:
+            self.duplicates += 1
+        return applied
+
+    def _apply_one(self, tx: Tx, event: ReceivedEvent) -> bool:
+        if self.inbox:
+            if tx.connection.execute(_SEEN, {"consumer": self.name, "event_id": event.event_id}).first() is not None:
+                return False
+            tx.insert(INBOX, [{"consumer": self.name, "event_id": event.event_id, "processed_at": datetime.now(UTC)}])
+        self.handler(tx, event)  # type: ignore[misc, arg-type]
+        return True
+
+    async def _legacy_apply_once(self, event: ReceivedEvent) -> bool:
         assert self.db is not None and self.handler is not None
         async with self.db.transaction() as conn:
             if self.inbox:
                 seen = await conn.execute(_SEEN, {"consumer": self.name, "event_id": event.event_id})
                 if seen.first() is not None:
-                    self.duplicates += 1
                     return False
                 await _INSERT_INBOX.execute(
                     conn, [{"consumer": self.name, "event_id": event.event_id, "processed_at": datetime.now(UTC)}]
                 )
-            await self.handler(conn, event)
-        self.applied += 1
+            await self.handler(conn, event)  # type: ignore[arg-type, misc]
         return True
 
     async def apply_batch(self, events: Sequence[ReceivedEvent]) -> int:
@@ -622,17 +653,37 @@ class Consumer:
         return len(await self._apply_new_events(events))
 
     async def _apply_new_events(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
-        assert self.db is not None
-        fresh = await self.db.run_transaction(lambda conn: self._apply_new(conn, events))
+        if self.writer is not None:
+            fresh = await self.writer.run(lambda tx: self._apply_new(tx, events))
+        else:
+            assert self.db is not None
+            fresh = await self.db.run_transaction(lambda conn: self._legacy_apply_new(conn, events))
         self.applied += len(fresh)
         self.duplicates += len(events) - len(fresh)
         return fresh
 
-    def _apply_new(self, conn: Connection, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
+    def _apply_new(self, tx: Tx, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
         assert self.batch_handler is not None
-        fresh = _claim_in_inbox(conn, self.name, events) if self.inbox else list(events)
+        fresh = list(events)
+        if self.inbox:
+            fresh = _unseen(tx.connection, self.name, events)
+            now = datetime.now(UTC)
+            tx.insert(INBOX, [{"consumer": self.name, "event_id": e.event_id, "processed_at": now} for e in fresh])
         if fresh:
-            self.batch_handler(conn, fresh)
+            self.batch_handler(tx, fresh)  # type: ignore[arg-type]
+        return fresh
+
+    def _legacy_apply_new(self, conn: Connection, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
+        assert self.batch_handler is not None
+        fresh = list(events)
+        if self.inbox:
+            fresh = _unseen(conn, self.name, events)
+            now = datetime.now(UTC)
+            _INSERT_INBOX.execute_sync(
+                conn, [{"consumer": self.name, "event_id": e.event_id, "processed_at": now} for e in fresh]
+            )
+        if fresh:
+            self.batch_handler(conn, fresh)  # type: ignore[arg-type]
         return fresh
 
     # --- outages ---------------------------------------------------------------------------------
@@ -730,10 +781,10 @@ class Consumer:
         await (await self._excuses()).put(f"{self.name}.{seq}", str(await self._excused(seq) + 1).encode())
 
     async def _seen(self, event: ReceivedEvent) -> bool:
-        if not self.inbox or self.db is None:
+        if not self.inbox or self._reader is None:
             return False  # nothing to tell an applied event by
-        async with self.db.read() as conn:
-            return (await conn.execute(_SEEN, {"consumer": self.name, "event_id": event.event_id})).first() is not None
+        seen = {"consumer": self.name, "event_id": event.event_id}
+        return await self._reader.run(lambda conn: conn.execute(_SEEN, seen).first() is not None)
 
     async def _dead_letter(self, msg: Msg, event: ReceivedEvent, reason: str) -> None:
         """Parks the event on the dead-letter subject with an alert; only then lets it go."""
@@ -779,9 +830,8 @@ class Consumer:
         await msg.term()
 
 
-def _claim_in_inbox(conn: Connection, durable: str, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
-    """The events not yet in `durable`'s inbox (the first copy of any repeated in the batch),
-    now entered there."""
+def _unseen(conn: Connection, durable: str, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
+    """The events not yet in `durable`'s inbox (the first copy of any repeated in the batch)."""
     ids = list(dict.fromkeys(event.event_id for event in events))
     taken = set(conn.execute(_SEEN_ANY, {"consumer": durable, "event_ids": ids}).scalars())
     fresh = []
@@ -789,9 +839,6 @@ def _claim_in_inbox(conn: Connection, durable: str, events: Sequence[ReceivedEve
         if event.event_id not in taken:
             taken.add(event.event_id)
             fresh.append(event)
-    if fresh:
-        now = datetime.now(UTC)
-        _INSERT_INBOX.execute_sync(conn, [{"consumer": durable, "event_id": e.event_id, "processed_at": now} for e in fresh])
     return fresh
 
 

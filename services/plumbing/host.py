@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from registry.courts import CourtCatalog
 from services.plumbing import pagination
 from services.plumbing.auth import Authenticator
 from services.plumbing.config import Settings
-from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource
+from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource, LegacyHandler
 from services.plumbing.db import Database
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.metrics import configure_metrics, serve_prometheus, shutdown_metrics
@@ -46,6 +47,7 @@ from services.plumbing.request_expiry import EXPIRY_INTERVAL, EXPIRY_WORKER, exp
 from services.plumbing.rpc import register, register_open
 from services.plumbing.telemetry import configure_telemetry, shutdown_telemetry
 from services.plumbing.tls import server_credentials
+from services.plumbing.unit_of_work import Reader, Writer
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,9 @@ class ServiceHost:
     nc: NATS = field(init=False)
     js: JetStreamContext = field(init=False)
     outbox: Outbox = field(init=False)
+    #: The write door and the read door of the service (services/plumbing/unit_of_work.py).
+    writer: Writer = field(init=False)
+    reader: Reader = field(init=False)
     relay: OutboxRelay = field(init=False)
     server: grpc.aio.Server = field(init=False)
     authenticator: Authenticator = field(init=False)
@@ -137,6 +142,8 @@ class ServiceHost:
         self.js = self.nc.jetstream()
         await ensure_stream(self.js, self.settings.stream_name, self.settings.stream_replicas)
         self.outbox = Outbox()
+        self.writer = Writer(self.db, self.outbox, name=f"{self.service}-writes")
+        self.reader = Reader(self.db)
         self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
         self.server = grpc.aio.server(
             options=[
@@ -209,18 +216,20 @@ class ServiceHost:
         self,
         durable: str,
         filter_subjects: list[str],
-        handler: Handler | None = None,
+        handler: Handler | LegacyHandler | None = None,
         *,
         batch_handler: BatchHandler | None = None,
         hooks: ConsumerHooks | None = None,
     ) -> Consumer:
-        """A durable consumer of the stream: `handler` applies one event per transaction
-        (replicas), `batch_handler` each fetched batch in one (projections); `hooks` hear of
-        what it does, e.g. `OnApplied` of the events applied, after the commit."""
+        """A durable consumer of the stream: `handler` applies one event per unit of the write
+        door (replicas), `batch_handler` each fetched batch as one (projections); `hooks` hear
+        of what it does, e.g. `OnApplied` of the events applied, after the commit."""
         source = JetStreamSource(self.js, stream=self.settings.stream_name, durable=durable, filter_subjects=filter_subjects)
+        legacy = handler is not None and inspect.iscoroutinefunction(handler)  # until issue 16's phase 3
         consumer = Consumer(
             source,
-            db=self.db,
+            writer=None if legacy else self.writer,
+            db=self.db if legacy else None,
             handler=handler,
             batch_handler=batch_handler,
             hooks=hooks,
@@ -270,6 +279,7 @@ class ServiceHost:
             await worker.stop()
         # Together: each cancels its fetch in flight and finishes the batch in hand.
         await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
+        await self.writer.close()
         await self.relay.stop(flush=True)
         try:
             await asyncio.wait_for(self.nc.drain(), timeout=5)
@@ -278,14 +288,37 @@ class ServiceHost:
         await self.db.dispose()
         self._stopped.set()
 
-    async def run_until_signalled(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def run_until_signalled(self, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("%s shutting down", self.service)
         await self.stop()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """Set by SIGTERM or Ctrl-C; installed first thing, so a launcher that stops the stack
+    while a service is still starting gets a clean exit, not the default action's kill."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def start_unless_stopped(host: ServiceHost, wire: Wiring, stop: asyncio.Event) -> bool:
+    """Starts the host; False, with the start cancelled, when `stop` is set first (e.g. while
+    it waits for a database or NATS that does not answer)."""
+    starting = asyncio.ensure_future(host.start(wire))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()  # a failed start raises here
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    log.info("%s stopped while starting", host.service)
+    return False
 
 
 def warn_about_credentials(service: str, settings: Settings) -> None:
@@ -327,12 +360,14 @@ def run_service(service: str, wire: Wiring) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
+        stop = stop_on_signals()
         host = ServiceHost(service, settings)
-        await host.start(wire)
-        settle_garbage_collector()
-        print(ready_line(service, host), flush=True)  # the launcher and tests wait for this line
         try:
-            await host.run_until_signalled()
+            if not await start_unless_stopped(host, wire, stop):
+                return
+            settle_garbage_collector()
+            print(ready_line(service, host), flush=True)  # the launcher and tests wait for this line
+            await host.run_until_signalled(stop)
         finally:  # the providers are the process's, not the host's: flush them as the process ends
             shutdown_telemetry()
             shutdown_metrics()

@@ -40,7 +40,7 @@ R = TypeVar("R")
 
 
 class Run(Protocol):
-    """Runs work in one transaction: Database.run_transaction, TransactionBatcher.run."""
+    """Runs work in one transaction: Database.run_transaction."""
 
     def __call__(self, work: Callable[[Connection], R], /) -> Awaitable[R]: ...
 
@@ -76,11 +76,19 @@ def key_of(caller: str, method: str, request: Message) -> RequestKey | None:
     request_id = getattr(request, "request_id", "")
     if not request_id:
         return None
-    target = getattr(request, "parent", "") or getattr(request, "name", "")
+    target = getattr(request, "parent", "") or getattr(request, "name", "") or _updated_resource(request)
     body = type(request)()
     body.CopyFrom(request)
     body.ClearField("request_id")
     return scoped_key(caller, method, target, request_id, body.SerializeToString(deterministic=True))
+
+
+def _updated_resource(request: Message) -> str:
+    """An AIP-134 Update request names its resource inside it (`delegation.name`): its first field."""
+    first = request.DESCRIPTOR.fields_by_number.get(1)
+    if not request.DESCRIPTOR.name.startswith("Update") or first is None or first.message_type is None:
+        return ""
+    return str(getattr(getattr(request, first.name), "name", ""))
 
 
 def scoped_key(caller: str, method: str, target: str, request_id: str, body: bytes) -> RequestKey:
@@ -138,8 +146,9 @@ async def once(
     resource_of: Callable[[T], str],
     load: Callable[[Connection, str], T],
 ) -> T:
-    """Runs `write` once per request key, in one transaction of `run` (a Database or a
-    TransactionBatcher's): the look-up, the write and the request's log row commit together.
+    """Runs `write` once per request key, in one transaction of `run` (a Database's): the
+    look-up, the write and the request's log row commit together. (Until issue 16's phase 3:
+    the write door, services/plumbing/unit_of_work.py, does this for the services it serves.)
 
     A retry gets `load(resource)`; a copy that raced the first call and lost on the key
     (replicas on PostgreSQL) is answered like a later retry.

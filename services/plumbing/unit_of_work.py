@@ -26,9 +26,14 @@ what `work` returns, once it is committed. The writer owns, in one place:
   caller's context, so a span it opens — a matter's trace — is the one its events carry);
   after the commit the relay is woken. A unit that fails emits nothing.
 
-The request-log rows and the outbox rows of a batch are written with one multi-row statement
-each, after every unit ran: the batch's shared statements (issue 18's multi-row writes extend
-this to the units' own rows).
+**Multi-row writes.** Rows a unit only inserts (`tx.insert(table, rows)`: a new case and its
+parties), its events and its request-log row are kept until the batch writes them with one
+multi-row statement per table, in the order the tables were first seen (parents first). A
+unit that needs the connection (`tx.connection`, to read or update) gets the rows of the units
+before it written first, so it sees them, and a savepoint of its own when the batch has
+several units; a unit that only inserts needs neither. If a batch's rows conflict (a
+duplicate case number, a request key another process logged meanwhile), the batch is rolled
+back and each unit runs again alone, so only the offending one fails.
 
 Reads go through `reader.run(read)`: `read(conn)` is synchronous Core too, run on a reader
 thread on SQLite (WAL: it never waits for the writer) and on a pooled connection on
@@ -40,11 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+import functools
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -53,7 +59,7 @@ from services.plumbing.batching import BatchLoader, BatchWorker
 from services.plumbing.db import BulkStatement, Database, database_fault
 from services.plumbing.events import Event
 from services.plumbing.idempotency import REQUEST_LOG, RequestKey
-from services.plumbing.outbox import Outbox
+from services.plumbing.outbox import OUTBOX, Outbox
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -72,29 +78,98 @@ _LOOKUP_ONE = select(REQUEST_LOG.c.key, REQUEST_LOG.c.fingerprint, REQUEST_LOG.c
 _LOOKUP_MANY = select(REQUEST_LOG.c.key, REQUEST_LOG.c.fingerprint, REQUEST_LOG.c.resource).where(
     REQUEST_LOG.c.key.in_(bindparam("keys", expanding=True))
 )
-_LOG = BulkStatement(insert(REQUEST_LOG), keys=["key", "fingerprint", "resource", "created_at"])
 #: Failures after which a keyed unit may have lost a race with a copy of its request.
 _RACE_LOST = (IntegrityError, Aborted)
 
 
 class Tx:
-    """One unit's share of the batch's transaction: its connection and the events it emits."""
+    """One unit's share of the batch's transaction: its connection, its rows and its events."""
 
-    __slots__ = ("connection", "_outbox", "_rows")
+    __slots__ = ("_batch", "_savepoint", "_rows")
 
-    def __init__(self, connection: Connection, outbox: Outbox | None):
-        self.connection = connection
-        self._outbox = outbox
-        self._rows: list[dict[str, Any]] = []
+    def __init__(self, batch: _Batch):
+        self._batch = batch
+        self._savepoint: Any = None
+        self._rows: list[tuple[Table, list[dict[str, Any]]]] = []
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, with every row of the units before this one written."""
+        if self._savepoint is None:
+            self._batch.flush()
+            self._savepoint = self._batch.conn.begin_nested() if self._batch.isolated else False
+        return self._batch.conn
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Inserts `rows` with the batch's other rows of `table`, in one statement, after the unit."""
+        if rows:
+            self._rows.append((table, rows))
 
     def emit(self, *events: Event) -> None:
         """Records events to publish once the unit commits, with the current trace context."""
-        if self._outbox is None:
+        outbox = self._batch.outbox
+        if outbox is None:
             raise RuntimeError("this writer has no outbox: its units cannot emit events")
-        self._rows.extend(self._outbox.rows(events))
+        self._rows.append((OUTBOX, outbox.rows(events)))
 
     def emit_all(self, events: Iterable[Event]) -> None:
         self.emit(*events)
+
+
+class _Batch:
+    """The transaction of one batch: its connection and the rows waiting to be written."""
+
+    __slots__ = ("conn", "outbox", "isolated", "pending")
+
+    def __init__(self, conn: Connection, outbox: Outbox | None, isolated: bool):
+        self.conn = conn
+        self.outbox = outbox
+        self.isolated = isolated
+        self.pending: dict[Table, list[dict[str, Any]]] = {}
+
+    def keep(self, rows: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+        for table, table_rows in rows:
+            self.pending.setdefault(table, []).extend(table_rows)
+
+    def flush(self) -> None:
+        """Writes the rows kept so far, one statement per table; a conflict fails the batch."""
+        pending, self.pending = self.pending, {}
+        try:
+            for table, rows in pending.items():
+                if rows:
+                    _insert_into(table, rows).execute_sync(self.conn, rows)
+        except IntegrityError as conflict:
+            raise _Conflict from conflict
+
+
+def _insert_into(table: Table, rows: Sequence[Mapping[str, Any]]) -> BulkStatement:
+    """The multi-row INSERT of `rows`' columns into `table` (every row of a batch's table gives the same)."""
+    return _bulk_insert(table, tuple(rows[0]))
+
+
+@functools.cache
+def _bulk_insert(table: Table, keys: tuple[str, ...]) -> BulkStatement:
+    """Built once per table and columns: building costs more than running."""
+    return BulkStatement(insert(table), keys=keys)
+
+
+@dataclass(frozen=True)
+class Insert(Generic[T]):
+    """A unit whose rows are known before it runs — a new case and its parties — and the
+    events it emits; `writer.run(Insert(rows, events, result))` returns `result`. The writer
+    prepares its rows (and the events' outbox rows, with the caller's trace context) in the
+    caller's task, so the writer thread only writes them with the batch's other rows: the
+    fewest Python steps inside the transaction on the hottest path."""
+
+    rows: Sequence[tuple[Table, list[dict[str, Any]]]]
+    events: Sequence[Event] = ()
+    result: T | None = None
+
+    def __call__(self, tx: Tx) -> T | None:
+        for table, rows in self.rows:
+            tx.insert(table, rows)
+        tx.emit(*self.events)
+        return self.result
 
 
 @dataclass
@@ -103,24 +178,24 @@ class _Unit:
     request: RequestKey | None
     resource_of: ResourceOf | None
     replay: Replay | None
-    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    context: contextvars.Context | None = None  # None: an Insert, prepared beforehand
+    prepared: list[tuple[Table, list[dict[str, Any]]]] | None = None
 
 
 @dataclass
 class _Applied:
-    """A unit that ran: its result, and the rows it leaves for the batch to write."""
+    """A unit that ran: its result, and whether it emitted events."""
 
     value: Any
-    outbox_rows: list[dict[str, Any]]
-    log_row: dict[str, Any] | None
+    emitted: bool
 
 
 class _CallerGone(Exception):
     """The caller was cut off by its deadline before its unit ran: the unit is not done."""
 
 
-class _LogConflict(Exception):
-    """A request-log row of the batch conflicted with one another process committed meanwhile."""
+class _Conflict(Exception):
+    """Rows kept for the batch conflicted (a constraint, or a request key another process logged)."""
 
 
 class _Replayed:
@@ -138,8 +213,12 @@ Outcome = _Applied | _Replayed | BaseException
 class Writer(BatchWorker[_Unit, Any]):
     """`await writer.run(work, request=…, resource_of=…, replay=…)`: the module docstring."""
 
-    def __init__(self, db: Database, outbox: Outbox | None = None, *, name: str = "writes", max_batch: int = 64):
-        super().__init__(name, max_batch=max_batch)
+    def __init__(
+        self, db: Database, outbox: Outbox | None = None, *, name: str = "writes", max_batch: int = 64, concurrency: int = 4
+    ):
+        # SQLite has one writer: one batch at a time. PostgreSQL runs `concurrency` batches side by
+        # side, so a unit waiting on a lock (a consumer's, a hung statement) does not hold up the rest.
+        super().__init__(name, max_batch=max_batch, concurrency=1 if db.is_sqlite else concurrency)
         self.db = db
         self.outbox = outbox
 
@@ -153,19 +232,27 @@ class Writer(BatchWorker[_Unit, Any]):
     ) -> T:
         if request is not None and (resource_of is None or replay is None):
             raise TypeError("a unit with a request key needs resource_of and replay")
-        result: T = await self.submit(_Unit(work, request, resource_of, replay))
+        if isinstance(work, Insert):
+            prepared = list(work.rows)
+            if work.events:
+                if self.outbox is None:
+                    raise RuntimeError("this writer has no outbox: its units cannot emit events")
+                prepared.append((OUTBOX, self.outbox.rows(work.events)))
+            unit = _Unit(work, request, resource_of, replay, prepared=prepared)
+        else:
+            unit = _Unit(work, request, resource_of, replay, contextvars.copy_context())
+        result: T = await self.submit(unit)
         return result
 
-    async def process(self, batch: list[tuple[_Unit, asyncio.Future[Any]]], *, retried: bool = False) -> None:
+    async def process(self, batch: list[tuple[_Unit, asyncio.Future[Any]]]) -> None:
         try:
             outcomes = await self.db.run_transaction(lambda conn: self._run_batch(conn, batch))
-        except _LogConflict as conflict:
-            if retried:  # alone and conflicting again: the other process's row came and went
-                _settle(batch[0][1], conflict.__cause__ or conflict)
+        except _Conflict as conflict:
+            if len(batch) > 1:  # some unit's rows conflict: each unit alone decides afresh
+                for one in batch:
+                    await self.process([one])
                 return
-            for one in batch:  # another process logged one of the keys: each unit alone decides afresh
-                await self.process([one], retried=True)
-            return
+            outcomes = [conflict.__cause__ or conflict]  # the lone unit's own rows
         except Exception as error:
             if len(batch) != 1 or database_fault(error) is not None:
                 raise  # BatchWorker settles every caller with it
@@ -174,7 +261,7 @@ class Writer(BatchWorker[_Unit, Any]):
         for outcome, (unit, future) in zip(outcomes, batch, strict=True):
             if isinstance(outcome, BaseException) and unit.request is not None and isinstance(outcome, _RACE_LOST):
                 outcome = await self._answer_lost_race(unit, outcome)
-            emitted |= isinstance(outcome, _Applied) and bool(outcome.outbox_rows)
+            emitted |= isinstance(outcome, _Applied) and outcome.emitted
             _settle(future, outcome)
         if emitted and self.outbox is not None:
             self.outbox.notify()
@@ -183,52 +270,62 @@ class Writer(BatchWorker[_Unit, Any]):
         """Runs in the transaction (on SQLite, on the writer thread). A caller's future is only
         read here (cancelled or not), never set."""
         logged = _logged(conn, [unit.request.key for unit, _ in batch if unit.request is not None])
-        isolated = len(batch) > 1
+        written = _Batch(conn, self.outbox, isolated=len(batch) > 1)
         outcomes: list[Outcome] = []
         for unit, future in batch:
             if future.cancelled():
                 outcomes.append(_CallerGone())
                 continue
-            outcome = unit.context.run(self._run_unit, conn, unit, logged, isolated)
-            if isinstance(outcome, _Applied) and outcome.log_row is not None:
-                row = outcome.log_row
-                logged[row["key"]] = (row["fingerprint"], row["resource"])
-            outcomes.append(outcome)
-        applied = [o for o in outcomes if isinstance(o, _Applied)]
-        log_rows = [o.log_row for o in applied if o.log_row is not None]
-        try:
-            _LOG.execute_sync(conn, log_rows)
-        except IntegrityError as conflict:
-            raise _LogConflict from conflict
-        if self.outbox is not None:
-            self.outbox.insert_rows(conn, [row for o in applied for row in o.outbox_rows])
+            if unit.context is None:
+                outcomes.append(self._run_unit(written, unit, logged))
+            else:
+                outcomes.append(unit.context.run(self._run_unit, written, unit, logged))
+        written.flush()
         return outcomes
 
-    def _run_unit(self, conn: Connection, unit: _Unit, logged: dict[str, tuple[str, str]], isolated: bool) -> Outcome:
+    def _run_unit(self, batch: _Batch, unit: _Unit, logged: dict[str, tuple[str, str]]) -> Outcome:
         request = unit.request
         if request is not None and (earlier := logged.get(request.key)) is not None:
+            batch.flush()  # a copy earlier in this batch: its rows are read back
             try:
-                return _Replayed(_replay(conn, unit, request, *earlier))
+                return _Replayed(_replay(batch.conn, unit, request, *earlier))
             except Exception as error:
-                if not isolated or database_fault(error) is not None:
+                if not batch.isolated or database_fault(error) is not None:
                     raise
                 return error
-        tx = Tx(conn, self.outbox)
+        if unit.prepared is not None:
+            return self._prepared(batch, unit, logged)
+        tx = Tx(batch)
         try:
-            if isolated:
-                with conn.begin_nested():
-                    value = unit.work(tx)
-            else:
-                value = unit.work(tx)
+            value = unit.work(tx)
         except Exception as error:
-            if not isolated or database_fault(error) is not None:
-                raise  # alone: the transaction rolls back; a fault of the database fails the batch
+            if not batch.isolated or database_fault(error) is not None or isinstance(error, _Conflict):
+                raise  # alone: the transaction rolls back; the database's fault or a conflict fails the batch
+            if tx._savepoint:
+                tx._savepoint.rollback()
             return error
-        log_row = None
+        if tx._savepoint:
+            tx._savepoint.commit()
         if request is not None:
             assert unit.resource_of is not None
-            log_row = request.log_row(unit.resource_of(value))
-        return _Applied(value, tx._rows, log_row)
+            row = request.log_row(unit.resource_of(value))
+            logged[request.key] = (row["fingerprint"], row["resource"])
+            tx.insert(REQUEST_LOG, [row])
+        batch.keep(tx._rows)
+        return _Applied(value, any(table is OUTBOX for table, _ in tx._rows))
+
+    def _prepared(self, batch: _Batch, unit: _Unit, logged: dict[str, tuple[str, str]]) -> _Applied:
+        """An Insert: its prepared rows, and its key, go with the batch's rows."""
+        assert unit.prepared is not None and isinstance(unit.work, Insert)
+        value = unit.work.result
+        rows = unit.prepared
+        if unit.request is not None:
+            assert unit.resource_of is not None
+            row = unit.request.log_row(unit.resource_of(value))
+            logged[unit.request.key] = (row["fingerprint"], row["resource"])
+            rows = [*rows, (REQUEST_LOG, [row])]
+        batch.keep(rows)
+        return _Applied(value, bool(unit.work.events))
 
     async def _answer_lost_race(self, unit: _Unit, error: BaseException) -> Outcome:
         """A keyed unit that failed on a constraint or a version guard: if a copy of its request

@@ -17,7 +17,7 @@ SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
 
 
 async def wire(host: ServiceHost) -> None:
-    handlers = RegistryHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
+    handlers = RegistryHandlers(host.writer, host.reader, CourtCatalog.default(), AgencyCatalog.default())
     await handlers.load_reference_data()
     servicer = RegistryServicer(handlers)
     host.add_servicer(SERVICE, servicer)

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.agencies import Agency
 from registry.cases import Case, CaseClosure, mask_id_number
@@ -63,10 +62,10 @@ class CaseQuery:
     party: str | None = None
 
 
-async def replace_reference_data(conn: AsyncConnection, courts: list[Court], agencies: list[Agency]) -> None:
-    await conn.execute(delete(COURTS))
-    await conn.execute(delete(AGENCIES))
-    await conn.execute(
+def replace_reference_data(conn: Connection, courts: list[Court], agencies: list[Agency]) -> None:
+    conn.execute(delete(COURTS))
+    conn.execute(delete(AGENCIES))
+    conn.execute(
         insert(COURTS),
         [
             {
@@ -82,7 +81,7 @@ async def replace_reference_data(conn: AsyncConnection, courts: list[Court], age
             for c in courts
         ],
     )
-    await conn.execute(
+    conn.execute(
         insert(AGENCIES),
         [
             {"id": a.id, "name": a.name, "kind": str(a.kind), "division_code": a.division_code, "scope": str(a.scope)}
@@ -92,7 +91,7 @@ async def replace_reference_data(conn: AsyncConnection, courts: list[Court], age
 
 
 def case_rows(case: Case) -> list[tuple[Table, list[dict[str, Any]]]]:
-    """The rows that register `case`, parents first, for one atomic insert."""
+    """The rows that register `case`, parents first (the write door inserts them with its batch)."""
     number = case.number
     case_row = {
         "name": case.name,
@@ -131,18 +130,18 @@ def view_of_new_case(case: Case) -> CaseView:
     )  # fmt: skip
 
 
-async def case_by_name(conn: AsyncConnection, name: str) -> CaseView | None:
-    views = await _run_joined(conn, _CASE_BY_NAME, {"name": name})
+def case_by_name(conn: Connection, name: str) -> CaseView | None:
+    views = _joined_views(conn.execute(_CASE_BY_NAME, {"name": name}).mappings())
     return views[0] if views else None
 
 
 def cases_by_names(conn: Connection, names: list[str]) -> dict[str, CaseView]:
-    """Synchronous, for `Database.run_read`: GetCase's coalesced read in one call on the reader thread."""
+    """GetCase's coalesced read: one query for every name asked for meanwhile (Reader.loader)."""
     views = _joined_views(conn.execute(_CASES_BY_NAMES, {"names": names}).mappings())
     return {view.name: view for view in views}
 
 
-async def list_cases(conn: AsyncConnection, query: CaseQuery, after_seq: int, limit: int) -> list[CaseView]:
+def list_cases(conn: Connection, query: CaseQuery, after_seq: int, limit: int) -> list[CaseView]:
     statement = select(CASES).where(CASES.c.seq > after_seq).order_by(CASES.c.seq).limit(limit)
     if query.court_id:
         statement = statement.where(CASES.c.court_id == query.court_id)
@@ -153,7 +152,7 @@ async def list_cases(conn: AsyncConnection, query: CaseQuery, after_seq: int, li
     if query.party:
         matching = select(PARTIES.c.case_name).where(PARTIES.c.display_name.contains(query.party, autoescape=True))
         statement = statement.where(CASES.c.name.in_(matching))
-    return await _run_joined(conn, _with_parties(statement))
+    return _joined_views(conn.execute(_with_parties(statement)).mappings())
 
 
 def _with_parties(cases: Select[Any]) -> Select[Any]:
@@ -169,10 +168,6 @@ def _with_parties(cases: Select[Any]) -> Select[Any]:
 # Built once: constructing a joined statement costs more CPU than running it on SQLite.
 _CASE_BY_NAME = _with_parties(select(CASES).where(CASES.c.name == bindparam("name")))
 _CASES_BY_NAMES = _with_parties(select(CASES).where(CASES.c.name.in_(bindparam("names", expanding=True))))
-
-
-async def _run_joined(conn: AsyncConnection, statement: Select[Any], params: dict[str, Any] | None = None) -> list[CaseView]:
-    return _joined_views((await conn.execute(statement, params or {})).mappings())
 
 
 def _joined_views(rows: Iterable[RowMapping]) -> list[CaseView]:
@@ -208,9 +203,9 @@ def _view(row: dict, parties: tuple[PartyView, ...]) -> CaseView:  # type: ignor
     )
 
 
-async def close_case(conn: AsyncConnection, name: str, *, expected_version: int, closure: CaseClosure) -> bool:
+def close_case(conn: Connection, name: str, *, expected_version: int, closure: CaseClosure) -> bool:
     """Marks the case CLOSED; False when the row is no longer at `expected_version` (or open)."""
-    result = await conn.execute(
+    result = conn.execute(
         update(CASES)
         .where(CASES.c.name == name, CASES.c.version == expected_version, CASES.c.state == "OPEN")
         .values(

@@ -34,6 +34,13 @@ def main(argv: list[str] | None = None) -> None:
         "scan-deadlines", help="one deadline-scanner pass over the delegation database (due soon, overdue, urge, escalate)"
     )
     scan.add_argument("--at", type=_instant, help="scan as of this instant (ISO 8601 with offset), e.g. to catch up")
+    scan.add_argument(
+        "--delegation",
+        action="append",
+        dest="only",
+        metavar="NAME",
+        help="only this delegation (repeatable): e.g. to move time for one matter, as the demo does; default every matter",
+    )
     deadline = commands.add_parser(
         "deadline",
         help="when a period ends, counted as the matters' deadlines are (CPL art. 85, holidays, 调休, provisional years)",
@@ -93,7 +100,7 @@ def _instant(text: str) -> datetime:
 
 
 def run(_args: argparse.Namespace) -> None:
-    from services.tools.launcher import Stack, Supervisor, terminal_level  # noqa: PLC0415
+    from services.tools.launcher import Stack, StartAborted, Supervisor, terminal_level  # noqa: PLC0415
 
     settings = Settings()
     try:
@@ -101,19 +108,24 @@ def run(_args: argparse.Namespace) -> None:
     except ValueError as error:
         sys.exit(str(error))
     stack = Stack(settings.data_dir.resolve(), nats_url=settings.nats_url, fixed_ports=True, terminal_level=shown)
-    print("Starting Rogatory (Ctrl-C stops everything)…", flush=True)
-    stack.start()
-    run_file = stack.write_run_file()
-    _print_addresses(stack.describe(), run_file, stack.metrics)
-    _print_logs(stack.log_path("{service}"), settings.terminal_log_level.upper() if shown is not None else "")
     stopping = False
 
     def request_stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
+    # Before anything starts: Ctrl-C or SIGTERM while the services start stops them too.
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    print("Starting Rogatory (Ctrl-C stops everything)…", flush=True)
+    try:
+        stack.start(abort=lambda: stopping)
+    except StartAborted:  # the stack stopped what it had started
+        print("Stopped while starting.", flush=True)
+        return
+    run_file = stack.write_run_file()
+    _print_addresses(stack.describe(), run_file, stack.metrics)
+    _print_logs(stack.log_path("{service}"), settings.terminal_log_level.upper() if shown is not None else "")
     Supervisor.of(stack).run(lambda: stopping)  # restarts a child that exits, until a signal
     codes = stack.stop()
     run_file.unlink(missing_ok=True)
@@ -197,7 +209,7 @@ def scan_deadlines(args: argparse.Namespace) -> None:
     """The same scanner the delegation service runs, as a one-off job (e.g. to catch up)."""
     from services.delegation.scanner import scan_database  # noqa: PLC0415
 
-    moment, report = asyncio.run(scan_database(Settings(), args.at))
+    moment, report = asyncio.run(scan_database(Settings(), args.at, args.only))
     done = ", ".join(f"{action} {n}" for action, n in sorted(report.actions.items())) or "nothing to do"
     print(f"scanned as of {moment:%Y-%m-%d %H:%M:%S%z}: {done}; skipped {report.skipped}")
 

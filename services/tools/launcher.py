@@ -111,6 +111,10 @@ class LogSink:
 # --- processes -----------------------------------------------------------------------------------
 
 
+class StartAborted(Exception):
+    """The stack was asked to stop (a signal) while its services were starting."""
+
+
 @dataclass
 class ServiceProcess:
     service: str
@@ -122,18 +126,30 @@ class ServiceProcess:
     sink: LogSink | None = None
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _serving: bool = False
+    _terminated: bool = False
     _pump: threading.Thread | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
         self.spawn()
-        if not self.wait_ready(timeout):
+        self.wait_serving(time.monotonic() + timeout)
+        return self
+
+    def wait_serving(self, deadline: float, abort: Callable[[], bool] = lambda: False) -> None:
+        """Until the process says READY. Raises StartAborted when `abort()` turns true (checked
+        every 0.1 s), and RuntimeError, having killed it, when it ends first or `deadline`
+        (time.monotonic()) passes."""
+        while not self._ready.wait(0.1):
+            if abort():
+                raise StartAborted(f"{self.service} was still starting")
+            if time.monotonic() > deadline:
+                break
+        if not self.is_serving():
             self.kill()
             raise RuntimeError(f"{self.service} did not start:\n" + "\n".join(self.output[-40:]))
-        return self
 
     def spawn(self) -> None:
         """Starts the process without waiting for it to serve (a supervisor's restart)."""
-        self._ready, self._serving = threading.Event(), False
+        self._ready, self._serving, self._terminated = threading.Event(), False, False
         self.process = spawn(
             [sys.executable, "-m", f"services.{self.service}.main"],
             env=self.env,
@@ -190,11 +206,10 @@ class ServiceProcess:
         return self.process.poll() if self.process else None
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then wait for the graceful shutdown; returns the exit code."""
+        """SIGTERM (unless `terminate` sent it), then wait for the graceful shutdown; returns the exit code."""
         if not self.process:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -203,6 +218,12 @@ class ServiceProcess:
         if self._pump:
             self._pump.join(5)  # the last lines reach the log file before it is closed
         return code
+
+    def terminate(self) -> None:
+        """SIGTERM once: the service drains, flushes and exits (before READY too: it has its handler from the start)."""
+        if self.process and self.process.poll() is None and not self._terminated:
+            self._terminated = True
+            self.process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -223,7 +244,12 @@ class Stack:
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     sinks: dict[str, LogSink] = field(default_factory=dict)
 
-    def start(self, services: tuple[str, ...] = SERVICES) -> Stack:
+    def start(
+        self, services: tuple[str, ...] = SERVICES, *, timeout: float = 60.0, abort: Callable[[], bool] = lambda: False
+    ) -> Stack:
+        """NATS, then the services side by side (each imports, migrates and connects while the
+        others do); returns once every one says READY. When one does not start, or `abort()`
+        turns true (a signal to the launcher), stops what was started and raises."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.nats_url:
             sink = self._sink(NATS_SERVER, nats_line_level)
@@ -233,8 +259,12 @@ class Stack:
         try:
             for service in services:
                 process = ServiceProcess(service, self.env_for(service), sink=self._sink(service, service_line_level))
-                self.processes[service] = process.start()
-        except Exception:
+                self.processes[service] = process
+                process.spawn()
+            deadline = time.monotonic() + timeout
+            for process in self.processes.values():
+                process.wait_serving(deadline, abort)
+        except BaseException:
             self.stop()
             raise
         return self
@@ -289,7 +319,11 @@ class Stack:
         return path
 
     def stop(self) -> dict[str, int]:
-        codes = {service: process.stop() for service, process in reversed(list(self.processes.items()))}
+        """SIGTERM to every service at once, each drains and flushes while the others do; NATS
+        stops after them all. Returns each service's exit code."""
+        for process in self.processes.values():
+            process.terminate()
+        codes = {service: process.stop() for service, process in self.processes.items()}
         if self.nats:
             self.nats.stop()
         for sink in self.sinks.values():

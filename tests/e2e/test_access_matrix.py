@@ -36,6 +36,7 @@ from typing import Any
 import grpc
 import pytest
 import rogatory
+from google.protobuf import field_mask_pb2
 from google.protobuf.duration_pb2 import Duration
 from rogatory.assistance.v1 import assistance_pb2 as asst
 from rogatory.assistance.v1 import assistance_pb2_grpc, property_query_pb2, property_query_pb2_grpc, vehicle_control_pb2_grpc
@@ -145,6 +146,7 @@ def rows() -> list[Row]:
         r("ListDelegations", lambda s, w, m: _visible(s.delegation.ListDelegations(dg.ListDelegationsRequest(parent="courts/gd0112"), metadata=m), w.delegation.name), expect(OK, NF, OK, OK, NF, OK), ENTRUSTED),
         r("GetDelegationTimeline", lambda s, w, m: s.delegation.GetDelegationTimeline(dg.GetDelegationTimelineRequest(name=w.delegation.name), metadata=m), expect(OK, NF, OK, OK, NF, OK), ENTRUSTED),
         r("UrgeDelegation", lambda s, w, m: s.delegation.UrgeDelegation(dg.UrgeDelegationRequest(name=w.delegation.name, note="请尽快办理"), metadata=m), expect(OK, NF, PD, PD, PD, PD), ENTRUSTED),
+        r("UpdateDelegation", lambda s, w, m: s.delegation.UpdateDelegation(dg.UpdateDelegationRequest(delegation=dg.Delegation(name=w.delegation.name, description="更正说明"), update_mask=field_mask_pb2.FieldMask(paths=["description"])), metadata=m), expect(OK, NF, PD, PD, PD, PD), ENTRUSTED),
         r("AcknowledgeDelegation", lambda s, w, m: s.delegation.AcknowledgeDelegation(dg.AcknowledgeDelegationRequest(name=w.delegation.name, officer=OFFICER), metadata=m), expect(PD, NF, PD, OK, PD, PD), ENTRUSTED),
         r("StartDelegation", lambda s, w, m: s.delegation.StartDelegation(dg.StartDelegationRequest(name=w.delegation.name), metadata=m), expect(PD, NF, PD, OK, PD, PD), ENTRUSTED),
         r("ExtendDelegationDeadline", lambda s, w, m: s.delegation.ExtendDelegationDeadline(_extend(w.delegation.name), metadata=m), expect(PD, NF, PD, PD, PD, PD), ENTRUSTED),

@@ -9,10 +9,8 @@ import asyncio
 import csv
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from services.tools.admin import views
 from services.tools.admin.client import AdminClient
 from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
-from tests.e2e.admin_cli import admin as in_process
+from tests.e2e.admin_cli import admin
 from tests.e2e.test_deadline_escalation_e2e import past_deadline, scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -43,17 +41,6 @@ class Scenario:
     scanned_at: datetime
 
 
-def admin(stack: Stack, *args: str, credential: str = "admin:ops", check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Runs the CLI as a separate process, as an admin's terminal would."""
-    env = {**os.environ, "DELEGATION_ADDR": stack.address("delegation"), "ROGATORY_CREDENTIAL": credential, "COLUMNS": "250"}
-    done = subprocess.run(
-        [sys.executable, "-m", "services.tools.admin.cli", *args], env=env, capture_output=True, text=True, timeout=120
-    )
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
 def as_json(stack: Stack, *args: str, **kwargs: Any) -> Any:
     return json.loads(admin(stack, *args, "--json", **kwargs).stdout)
 
@@ -67,7 +54,7 @@ async def scenario(stack: Stack, sequence_numbers: Iterator[int]) -> Scenario:
         await execute_freeze_same_day(stack.describe(), done)
         late = await delegate_freeze(huangpu, case_name)
     scanned_at = past_deadline(late, dg.Deadline.ACKNOWLEDGE, 3)
-    assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at)  # its ACKNOWLEDGE deadline passed 3 days before
+    assert "MARK_OVERDUE 1" in scan_at(stack, scanned_at, late.name)  # its ACKNOWLEDGE deadline passed 3 days before
     await _until_read_model_has(stack, "courts/ha0122", matters=2, completed=1)
     return Scenario(case_name, f"（2023）粤0112执{number}号", done.name, late.name, scanned_at)
 
@@ -164,7 +151,7 @@ def test_stats_grouped_and_filtered(stack: Stack, scenario: Scenario) -> None:
     assert sum(b["count"] for b in group["complete_distribution"]) == group["complete_count"]
     assert group["complete_distribution"][0]["lower_days"] == 0  # same day: under 22.5 minutes
 
-    none = as_json(stack, "stats", "--court", "ha0122", "--in-province")
+    none = as_json(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112", "--in-province")
     assert none["groups"][0]["count"] == 0  # Guangdong → Henan is cross-province
 
     table = admin(stack, "stats", "-g", "entrusted_court", "--court", "ha0122", "--lang", "zh", "--distribution").stdout
@@ -181,20 +168,20 @@ def read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def test_csv_of_every_listing(stack: Stack, scenario: Scenario) -> None:
-    header, steps = read_csv(in_process(stack, "timeline", scenario.case_number, "--csv").stdout)
+    header, steps = read_csv(admin(stack, "timeline", scenario.case_number, "--csv").stdout)
     assert header == list(views.TIMELINE_FIELDS)
     assert {r["delegation"] for r in steps} == {scenario.done, scenario.late}
     assert [r["action"] for r in steps if r["delegation"] == scenario.done] == ["SUBMIT", "ACKNOWLEDGE", "START", "COMPLETE"]
     assert all(TRACE_ID.match(r["trace_id"]) and r["case"] == scenario.case_name for r in steps)
 
     at = scenario.scanned_at.isoformat()
-    header, late = read_csv(in_process(stack, "overdue", "--court", "ha01", "--at", at, "--csv").stdout)
+    header, late = read_csv(admin(stack, "overdue", "--court", "ha01", "--at", at, "--csv").stdout)
     assert header == list(views.OVERDUE_FIELDS)
     [row] = [r for r in late if r["delegation"] == scenario.late]
     assert row["step"] == "ACKNOWLEDGE" and row["entrusted_court"] == "courts/ha0122" and row["escalated"] in ("true", "false")
 
     header, groups = read_csv(
-        in_process(stack, "stats", "-g", "entrusted_court", "--court", "ha0122", "--distribution", "--csv").stdout
+        admin(stack, "stats", "-g", "entrusted_court", "--court", "ha0122", "--distribution", "--csv").stdout
     )
     assert header == list(views.stats_fields(["entrusted_court"], True))
     [group] = groups
@@ -203,12 +190,12 @@ def test_csv_of_every_listing(stack: Stack, scenario: Scenario) -> None:
 
 def test_piped_tables_keep_every_column(stack: Stack, scenario: Scenario) -> None:
     """The in-process runner's stdout is no terminal, like a pipe: no column is cut."""
-    table = in_process(stack, "overdue", "--court", "ha01", "--at", scenario.scanned_at.isoformat()).stdout
+    table = admin(stack, "overdue", "--court", "ha01", "--at", scenario.scanned_at.isoformat()).stdout
     header = next(line for line in table.splitlines() if "Matter" in line)
     assert all(title in header for title in ("Days overdue", "Urges", "Escalated")) and "…" not in table
     line = next(line for line in table.splitlines() if scenario.late in line)
     assert "中牟县人民法院 (ha0122)" in line and "广州市黄埔区人民法院 (gd0112)" in line
-    stats = in_process(stack, "stats", "-g", "entrusted_court", "-g", "requesting_court", "-g", "matter_kind").stdout
+    stats = admin(stack, "stats", "-g", "entrusted_court", "-g", "requesting_court", "-g", "matter_kind").stdout
     assert all(title in stats for title in ("Completed on time", "Open & overdue now", "Return rate")) and "…" not in stats
 
 
@@ -223,8 +210,8 @@ async def test_open_and_overdue_now_counts_the_late_matter_apart_from_completed_
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the read model never counted the late matter as open and overdue")
-    [row] = json.loads(in_process(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112", "--json").stdout)["groups"]
+    [row] = json.loads(admin(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112", "--json").stdout)["groups"]
     assert row["open_overdue_count"] >= 1 and row["overdue_count"] >= row["open_overdue_count"]
     assert row["complete_count"] >= 1 and 0 < row["on_time_rate"] <= 1
-    table = in_process(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112").stdout
+    table = admin(stack, "stats", "--court", "ha0122", "--requesting-court", "gd0112").stdout
     assert "Completed on time" in table and "Open & overdue now" in table and "share of the completed matters" in table

@@ -6,19 +6,18 @@ report fetched over gRPC, opened in headless Chromium, its charts checked in the
 DOM, and a screenshot saved (set ROGATORY_REPORT_SCREENSHOT=path to keep it, as
 docs/images/turnaround-report.png was made).
 
-Chromium is the Debian package `chromium`: installed here with apt-get when missing (root),
-and the test is skipped, saying why, when that fails.
+Chromium is the Debian package `chromium`, which `make test` installs when it is missing (`make
+chromium`, as root); without it the browser test is skipped, saying why.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from unittest import mock
@@ -31,9 +30,12 @@ from delegation.calendar import WorkingCalendar
 from registry.courts import CourtCatalog, CourtLevel
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
+from services.tools.admin.client import AdminClient
 from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_day, until_case_replicated
 from services.tools.launcher import Stack
-from tests.e2e.test_admin_cli_e2e import admin
+from tests.conftest import BACKENDS, wait_for
+from tests.e2e.admin_cli import admin
+from tests.e2e.conftest import own_stack
 from tests.e2e.test_deadline_escalation_e2e import scan_at
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
@@ -46,22 +48,11 @@ CHARTS = ("chart-ranking", "chart-trend", "chart-distribution", "chart-compariso
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The headless browser; installed from Debian when missing, else the test is skipped."""
+    """The headless browser, installed by `make chromium` (which `make test` runs); else the test is skipped."""
     found = shutil.which("chromium")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip("chromium is not installed and cannot be (needs apt-get as root): apt-get install -y chromium")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-    # CJK fonts so Chinese labels render in screenshots; chromium alone is enough for the checks.
-    for packages in (["chromium", "fonts-noto-cjk"], ["chromium"]):
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "-qq", *packages], env=env, capture_output=True, text=True, timeout=900
-        )
-        if done.returncode == 0 and shutil.which("chromium"):
-            return str(shutil.which("chromium"))
-    pytest.skip(f"apt-get install -y chromium failed: {done.stderr.strip()[-300:]}")
+    if not found:
+        pytest.skip("chromium is not installed: `make chromium` installs Debian's package (as root: apt-get install chromium)")
+    return found
 
 
 def headless(chromium: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -115,6 +106,13 @@ async def live_matters(stack: Stack, numbers: Iterator[int]) -> list[str]:
     return late
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """A stack of its own: the 3,000 matters of history would show in other tests' figures."""
+    async with own_stack(request.param, tmp_path_factory.mktemp(f"report-stack-{request.param}")) as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
 async def reported(stack: Stack, sequence_numbers: Iterator[int]) -> tuple[list[str], datetime]:
     await load_history(stack)
@@ -126,12 +124,13 @@ async def reported(stack: Stack, sequence_numbers: Iterator[int]) -> tuple[list[
 
 
 async def until_figures(stack: Stack, matters: int) -> None:
-    for _ in range(100):  # the live matters reach the read model by events
-        answer = admin(stack, "stats", "--json").stdout
-        if int(re.search(r'"count": (\d+)', answer).group(1)) >= matters:  # type: ignore[union-attr]
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the read model never counted {matters} matters")
+    """The live matters reach the read model by events: wait until it counts them all."""
+    async with AdminClient(stack.address("delegation")) as client:
+
+        async def counted() -> bool:
+            return (await client.statistics()).groups[0].count >= matters
+
+        await wait_for(counted, timeout=30)
 
 
 def write_report(stack: Stack, out: Path, lang: str, at: datetime) -> str:

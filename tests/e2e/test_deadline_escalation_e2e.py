@@ -35,9 +35,12 @@ def past_deadline(delegation: dg.Delegation, step: dg.Deadline.Step.ValueType, d
     return due.ToDatetime(UTC) + timedelta(days=days)
 
 
-def scan_at(stack: Stack, at: datetime) -> str:
+def scan_at(stack: Stack, at: datetime, *delegations: str) -> str:
+    """`rogatory scan-deadlines --at AT [--delegation NAME …]` against the stack's delegation database:
+    time moves for the test's own matters only, the stack being shared."""
     env = stack.env_for("delegation")
     command = [sys.executable, "-m", "services.tools.cli", "scan-deadlines", "--at", at.isoformat()]
+    command += [option for name in delegations for option in ("--delegation", name)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -63,10 +66,10 @@ async def test_unacknowledged_matter_is_urged_then_escalated(
         created = await until_case_replicated(lambda: delegate_freeze(huangpu, case_name))
     name = created.name
 
-    assert "MARK_OVERDUE 1" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 1))  # ACKNOWLEDGE missed
+    assert "MARK_OVERDUE 1" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 1), name)  # ACKNOWLEDGE missed
     urged = await names_on(subscriber, "rogatory.v1.delegation.*.ha0122.urged", since, name, events_pb2.DelegationUrged, 1)
     assert urged == 1
-    assert "ESCALATE" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 16))  # overdue ≥ 15 days
+    assert "ESCALATE" in scan_at(stack, past_deadline(created, dg.Deadline.ACKNOWLEDGE, 16), name)  # overdue ≥ 15 days
     escalated = await names_on(subscriber, "rogatory.v1.supervision.ha01.>", since, name, events_pb2.DelegationEscalated, 1)
     assert escalated >= 1
 

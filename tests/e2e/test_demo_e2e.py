@@ -13,7 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,13 +33,23 @@ from services.tools import cli as rogatory_cli
 from services.tools.admin.client import AdminClient
 from services.tools.demo import SEED_CASE_NUMBER, as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
+from tests.conftest import BACKENDS
 from tests.e2e.admin_cli import admin
+from tests.e2e.conftest import own_stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
 REQUESTING = dev_credentials("court", "gd0112")
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: The line above a README code block whose commands this module runs.
 CHECKED = "<!-- checked: tests/e2e/test_demo_e2e.py"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """A stack of its own: the README's examples show what a reader sees after `make run` and
+    `make demo`, which other tests' matters on the shared stack would change."""
+    async with own_stack(request.param, tmp_path_factory.mktemp(f"demo-stack-{request.param}")) as running:
+        yield running
 
 
 def demo_env(stack: Stack) -> dict[str, str]:

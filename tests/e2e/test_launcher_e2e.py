@@ -30,6 +30,7 @@ from rogatory.registry.v1 import registry_pb2_grpc
 from services.plumbing.auth import dev_credentials
 from services.plumbing.nats_server import free_port
 from services.tools.demo import as_court, delegate_freeze, seed_case_request, until_case_replicated
+from services.tools.launcher import ServiceProcess
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
 
@@ -243,3 +244,68 @@ def test_i15_p8_no_child_outlives_a_killed_launcher(tmp_path: Path) -> None:
         for pid in children.values():
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_service_stopped_before_it_is_ready_exits_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while a service still starts (here: waiting for a NATS that never answers) ends it
+    at once with exit 0, as after READY: a launcher stopping mid-start gets no killed children."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL", "NATS_URL", "ROGATORY_"))}
+    env.update(
+        NATS_URL=f"nats://127.0.0.1:{free_port()}",  # nobody listens
+        ROGATORY_DATA_DIR=str(tmp_path),
+        REGISTRY_ADDR=f"127.0.0.1:{free_port()}",
+        REGISTRY_METRICS_ADDR=f"127.0.0.1:{free_port()}",
+    )
+    service = ServiceProcess("registry", env)
+    service.spawn()
+    try:
+        assert wait_until(lambda: any("NATS error" in line for line in service.output), timeout=60), service.output[-20:]
+        assert not service.is_serving()
+        assert service.stop(timeout=30) == 0, service.output[-20:]
+        assert any("registry stopped while starting" in line for line in service.output)
+    finally:
+        service.kill()
+
+
+def test_a_launcher_stopped_while_starting_stops_its_children(tmp_path: Path) -> None:
+    """`rogatory run` takes SIGTERM (Ctrl-C) before its services are ready: it stops them all
+    and exits 0, and nothing is left running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL", "NATS_URL", "ROGATORY_"))}
+    env.update(
+        NATS_URL=f"nats://127.0.0.1:{free_port()}",  # nobody listens: the services never get ready
+        ROGATORY_DATA_DIR=str(tmp_path / "var"),
+        PYTHONUNBUFFERED="1",
+        **{f"{s.upper()}_ADDR": f"127.0.0.1:{free_port()}" for s in ("registry", "delegation", "assistance")},
+        **{f"{s.upper()}_METRICS_ADDR": f"127.0.0.1:{free_port()}" for s in ("registry", "delegation", "assistance")},
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "services.tools.cli", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    children: dict[int, str] = {}
+    try:
+        logs = tmp_path / "var" / "log"
+
+        def starting() -> bool:  # every service is up to its NATS connection
+            return all("NATS error" in _text(logs / f"{s}.log") for s in ("registry", "delegation", "assistance"))
+
+        assert wait_until(starting, timeout=90)
+        children = children_of(launcher.pid)
+        assert sorted(children.values()) == ["assistance", "delegation", "registry"]
+        launcher.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=60)
+        assert launcher.returncode == 0, output
+        assert "Stopped while starting." in output
+        assert not [pid for pid in children if alive(pid)]
+        for service in ("registry", "delegation", "assistance"):
+            assert f"{service} stopped while starting" in _text(logs / f"{service}.log")
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""

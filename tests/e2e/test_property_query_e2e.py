@@ -3,7 +3,7 @@ the court sees the aggregated result and the completion event; other courts see 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -22,14 +22,23 @@ from services.plumbing.subscriber import read_events
 from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
 from services.tools.demo import until_case_replicated
 from services.tools.launcher import Stack
-from tests.conftest import events_until, wait_for
+from tests.conftest import BACKENDS, events_until, wait_for
+from tests.e2e.conftest import own_stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 from tests.e2e.test_registry_e2e import details
 
 COURT = dev_credentials("court", "gd0112")
-STACK_ENV = {"ROGATORY_QUERY_RESEND_SECONDS": "1"}  # unanswered requests are sent again after 1 s
 SILENT = "bank-psbc"  # never answers: timed out at the deadline
 BY_GRPC = "tenpay"  # answers over gRPC instead of NATS
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """A stack of its own that asks unanswered agencies again after 1 s: on the shared stack
+    every other test's open query would be sent out again each second."""
+    data_dir = tmp_path_factory.mktemp(f"query-stack-{request.param}")
+    async with own_stack(request.param, data_dir, ROGATORY_QUERY_RESEND_SECONDS="1") as running:
+        yield running
 
 
 def create_request(case_name: str, window_seconds: int) -> pb.CreatePropertyQueryRequest:

@@ -24,6 +24,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.type import money_pb2
@@ -300,6 +301,13 @@ def scenarios() -> dict[str, Scenario]:
         f"{D}.WithdrawDelegation": Scenario(
             lambda s: s.delegation.WithdrawDelegation, GD0112, HA0122, lambda w: _delegation(w),
             lambda w, t, v: dg.WithdrawDelegationRequest(name=t.name, reason=dg.NO_LONGER_NEEDED if v else dg.SETTLED),
+        ),
+        f"{D}.UpdateDelegation": Scenario(
+            lambda s: s.delegation.UpdateDelegation, GD0112, HA0122, lambda w: _delegation(w),
+            lambda w, t, v: dg.UpdateDelegationRequest(
+                delegation=dg.Delegation(name=t.name, description="更正说明" if v else "补正说明"),
+                update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+            ),
         ),
         f"{D}.UrgeDelegation": Scenario(
             lambda s: s.delegation.UrgeDelegation, GD0112, HA0122, lambda w: _delegation(w),

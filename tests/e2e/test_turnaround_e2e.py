@@ -15,14 +15,14 @@ from services.tools.demo import as_court, delegate_freeze, execute_freeze_same_d
 from services.tools.launcher import Stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
-ENTRUSTED = "ha1321"  # 南召县人民法院: no other end-to-end test delegates to it
+ENTRUSTED = "zj0681"  # 诸暨市人民法院: no other end-to-end test on the shared stack delegates to it
 
 
 async def statistics(stub: delegation_pb2_grpc.DelegationServiceStub) -> dg.TurnaroundStatistics:
     request = dg.GetTurnaroundStatisticsRequest(
         filter=f'entrusted_court = "courts/{ENTRUSTED}"', group_by=["matter_kind", "cross_province"]
     )
-    return await stub.GetTurnaroundStatistics(request, metadata=dev_credentials("court", "ha13"))
+    return await stub.GetTurnaroundStatistics(request, metadata=dev_credentials("court", "zj06"))
 
 
 async def test_a_completed_matter_shows_in_the_statistics(stack: Stack, sequence_numbers: Iterator[int]) -> None:
@@ -38,7 +38,7 @@ async def test_a_completed_matter_shows_in_the_statistics(stack: Stack, sequence
             await asyncio.sleep(0.1)
             figures = await statistics(stub)
     [group] = figures.groups
-    assert dict(group.key) == {"matter_kind": "DEPOSITS", "cross_province": "true"}  # Guangdong → Henan
+    assert dict(group.key) == {"matter_kind": "DEPOSITS", "cross_province": "true"}  # Guangdong → Zhejiang
     assert group.count == 1 and group.completion_rate == 1.0 and group.return_rate == 0.0
     assert group.time_to_complete.count == 1 and group.time_to_complete.median_days < 1
     assert group.on_time_rate == 1.0 and group.overdue_count == 0

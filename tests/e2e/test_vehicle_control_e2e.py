@@ -10,7 +10,6 @@ Time in the assistance service comes from a clock file the test rewrites
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,36 +31,25 @@ from services.plumbing.subscriber import read_events
 from services.tools.agency_simulator.traffic_police import TrafficPoliceSimulator
 from services.tools.demo import as_court, until_case_replicated
 from services.tools.launcher import Stack
-from tests.conftest import drop_schemas, require_postgres, wait_for
+from tests.conftest import BACKENDS, wait_for
+from tests.e2e.conftest import own_stack
 from tests.e2e.test_registry_e2e import create_request
 
 COURT = dev_credentials("court", "zj0326")
 MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=CHINA_TZ)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def vehicle_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[Stack, Path]]:
-    """The three services with the assistance service's clock read from a file, scanner every 0.2 s."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL", "NATS_URL"))}
+    """A stack of its own: the assistance service's clock read from a file, scanner every 0.2 s."""
     data = tmp_path_factory.mktemp(f"vehicle-stack-{request.param}")
     clock = data / "clock"
     clock.write_text(MONDAY.isoformat())
-    env.update(OTEL_SDK_DISABLED="true", ROGATORY_TEST_CLOCK_FILE=str(clock), ROGATORY_VEHICLE_SCAN_INTERVAL="0.2")
-    prefix, url = "", None
-    if request.param == "postgres":
-        url = await require_postgres()
-        prefix = f"v{uuid.uuid4().hex[:10]}_"
-        env.update(DATABASE_URL=url, ROGATORY_DB_SCHEMA_PREFIX=prefix)
-    running = Stack(data, base_env=env).start()
-    try:
+    settings = {"OTEL_SDK_DISABLED": "true", "ROGATORY_TEST_CLOCK_FILE": str(clock), "ROGATORY_VEHICLE_SCAN_INTERVAL": "0.2"}
+    async with own_stack(request.param, data, **settings) as running:
         yield running, clock
-    finally:
-        codes = running.stop()
-        if url:
-            await drop_schemas(url, prefix)
-    assert all(code == 0 for code in codes.values()), f"services did not exit cleanly: {codes}"
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from services.assistance.agency_turnaround import AgencyTurnaroundProjection, ag
 from services.assistance.handlers import AssistanceHandlers
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.outbox import OUTBOX
-from tests.integration.test_notice_lifecycle_store import BANK, HOUSE, REGISTRY, Clock, clock, command, handlers  # noqa: F401
+from tests.conftest import Clock
+from tests.integration.test_notice_lifecycle_store import BANK, HOUSE, REGISTRY, clock, command, handlers  # noqa: F401
 
 
 async def events(h: AssistanceHandlers) -> list[ReceivedEvent]:

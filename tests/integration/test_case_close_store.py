@@ -22,11 +22,12 @@ from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.outbox import OUTBOX, Outbox
+from services.plumbing.unit_of_work import Reader, Writer
 from services.registry.handlers import RegistryHandlers
 from services.registry.messages import case_to_proto
-from tests.conftest import request_key
+from tests.conftest import Clock, request_key
 from tests.integration.test_registry_store import NOW, command
-from tests.integration.test_vehicle_control_store import CREATE, MONDAY, WENZHOU, Clock
+from tests.integration.test_vehicle_control_store import CREATE, MONDAY, WENZHOU
 
 CASE = "courts/zj0326/cases/2023-enf-1234"
 
@@ -34,7 +35,7 @@ CASE = "courts/zj0326/cases/2023-enf-1234"
 @pytest.fixture
 async def registry(service_db_factory: Any) -> RegistryHandlers:
     db = await service_db_factory("registry")
-    return RegistryHandlers(db, Outbox(), CourtCatalog.default(), AgencyCatalog.default(), clock=lambda: NOW)
+    return RegistryHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), AgencyCatalog.default(), clock=lambda: NOW)
 
 
 async def closed_events(registry: RegistryHandlers) -> list[tuple[str, bytes]]:
@@ -85,7 +86,7 @@ async def test_close_case_refusals(registry: RegistryHandlers) -> None:
 async def test_vehicle_controls_end_when_the_case_closes(registry: RegistryHandlers, service_db_factory: Any) -> None:
     assistance_db = await service_db_factory("assistance")
     await _seed_replica(assistance_db)
-    clock = Clock()
+    clock = Clock(MONDAY)
     vehicles = VehicleControlHandlers(assistance_db, Outbox(), CourtCatalog.default(), AgencyCatalog.default(), clock=clock)
     listed = (await vehicles.create(CREATE, "zj0326")).control.name
     seized = (

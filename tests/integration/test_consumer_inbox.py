@@ -15,8 +15,6 @@ from nats.js.errors import NotFoundError
 from rogatory.events.v1 import alert_events_pb2, events_pb2
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
 from services.plumbing.consumer import INBOX, Consumer, JetStreamSource, OnApplied
@@ -24,6 +22,7 @@ from services.plumbing.events import ReceivedEvent, envelope_headers
 from services.plumbing.ids import new_id
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
+from services.plumbing.unit_of_work import Tx, Writer
 from tests.conftest import wait_for
 
 STREAM = "ROGATORY"
@@ -70,7 +69,7 @@ async def test_redelivered_event_is_applied_once(service_db_factory, nats_client
         JetStreamSource(
             nats_client.jetstream(), stream=STREAM, durable="t-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
         ),
-        db=db,
+        writer=Writer(db),
         handler=apply_case_registered,
     )
     consumer.start()
@@ -90,15 +89,15 @@ async def test_failed_handler_is_retried_and_applied_once(service_db_factory, na
     db = await service_db_factory("delegation")
     calls: list[str] = []
 
-    async def flaky(conn: AsyncConnection, event: ReceivedEvent) -> None:
+    def flaky(tx: Tx, event: ReceivedEvent) -> None:
         calls.append(event.event_id)
         if len(calls) == 1:
             raise RuntimeError("crash in the middle of the message")
-        await apply_case_registered(conn, event)
+        apply_case_registered(tx, event)
 
     consumer = Consumer(
         JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-flaky", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
-        db=db,
+        writer=Writer(db),
         handler=flaky,
     )
     consumer.start()
@@ -120,7 +119,7 @@ async def test_durable_consumer_resumes_where_it_stopped(service_db_factory, nat
             JetStreamSource(
                 nats_client.jetstream(), stream=STREAM, durable="t-durable", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
             ),
-            db=db,
+            writer=Writer(db),
             handler=apply_case_registered,
         )
 
@@ -161,15 +160,15 @@ async def test_poison_event_is_dead_lettered_with_an_alert(service_db_factory, n
     poison = new_id()
     attempts: list[str] = []
 
-    async def choke_on_poison(conn: AsyncConnection, event: ReceivedEvent) -> None:
+    def choke_on_poison(tx: Tx, event: ReceivedEvent) -> None:
         attempts.append(event.event_id)
         if event.event_id == poison:
             raise ValueError("cannot apply this event")
-        await apply_case_registered(conn, event)
+        apply_case_registered(tx, event)
 
     consumer = Consumer(
         JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-poison", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
-        db=db,
+        writer=Writer(db),
         handler=choke_on_poison,
         max_deliveries=3,
         redelivery_delay=lambda _count: 0.05,
@@ -203,15 +202,15 @@ async def test_event_that_crashed_the_process_too_often_is_dead_lettered_unhandl
     db = await service_db_factory("delegation")
     handled: list[str] = []
 
-    async def would_apply(conn: AsyncConnection, event: ReceivedEvent) -> None:
+    def would_apply(tx: Tx, event: ReceivedEvent) -> None:
         handled.append(event.event_id)
-        await apply_case_registered(conn, event)
+        apply_case_registered(tx, event)
 
     consumer = Consumer(
         JetStreamSource(
             nats_client.jetstream(), stream=STREAM, durable="t-crashloop", filter_subjects=[CASE_REGISTERED_ALL_COURTS]
         ),
-        db=db,
+        writer=Writer(db),
         handler=would_apply,
         max_deliveries=2,
     )
@@ -247,14 +246,14 @@ async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_
     batches: list[list[str]] = []
     committed: list[str] = []
 
-    def choke_on_poison(conn: Connection, events: Sequence[ReceivedEvent]) -> None:
+    def choke_on_poison(tx: Tx, events: Sequence[ReceivedEvent]) -> None:
         batches.append([e.event_id for e in events])
         if any(e.event_id == poison for e in events):
             raise ValueError("cannot apply this event")
 
     consumer = Consumer(
         JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-batch", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
-        db=db,
+        writer=Writer(db),
         batch_handler=choke_on_poison,
         hooks=OnApplied(lambda events: committed.extend(e.event_id for e in events)),
         max_deliveries=2,
@@ -296,14 +295,14 @@ async def test_i15_p6_deadletter_list_shows_a_poisoned_event_and_replay_applies_
     poison, healthy = new_id(), new_id()
     fixed = False
 
-    async def buggy_until_fixed(conn: AsyncConnection, event: ReceivedEvent) -> None:
+    def buggy_until_fixed(tx: Tx, event: ReceivedEvent) -> None:
         if event.event_id == poison and not fixed:
             raise ValueError("respondent kind not understood")
-        await apply_case_registered(conn, event)
+        apply_case_registered(tx, event)
 
     consumer = Consumer(
         JetStreamSource(nats_client.jetstream(), stream=STREAM, durable="t-parking", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
-        db=db,
+        writer=Writer(db),
         handler=buggy_until_fixed, max_deliveries=2, redelivery_delay=lambda _count: 0.05,
     )  # fmt: skip
     consumer.start()
@@ -354,15 +353,15 @@ async def test_i16_p2_stop_cancels_the_fetch_in_flight_and_loses_nothing(service
     db = await service_db_factory("delegation")
     deliveries: list[int] = []
 
-    async def record(conn: AsyncConnection, event: ReceivedEvent) -> None:
+    def record(tx: Tx, event: ReceivedEvent) -> None:
         deliveries.append(event.delivery_count)
-        await apply_case_registered(conn, event)
+        apply_case_registered(tx, event)
 
     def make() -> Consumer:
         source = JetStreamSource(
             nats_client.jetstream(), stream=STREAM, durable="t-stop", filter_subjects=[CASE_REGISTERED_ALL_COURTS], ack_wait=60
         )
-        return Consumer(source, db=db, handler=record)
+        return Consumer(source, writer=Writer(db), handler=record)
 
     first, second = make(), make()
     first.start()

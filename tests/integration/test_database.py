@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import threading
 
@@ -10,7 +9,6 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from services.plumbing.group_commit import TransactionBatcher
 from services.plumbing.migrations import upgrade_to_head
 
 EXPECTED_TABLES = {
@@ -119,33 +117,3 @@ async def test_run_read_sees_committed_rows_while_a_writer_holds_the_lock(servic
     assert numbers == [1]
     assert thread.startswith("sqlite-reader") if db.is_sqlite else thread == threading.current_thread().name
     assert (await db.run_read(read))[0] == [1, 2]
-
-
-async def test_transaction_batcher_isolates_a_failing_unit_in_its_savepoint(service_db_factory) -> None:  # type: ignore[no-untyped-def]
-    """Units waiting together share one transaction; one that raises is rolled back alone,
-    its caller gets the error, and each unit runs in its caller's context."""
-    db = await service_db_factory("assistance")
-    async with db.transaction() as conn:
-        await conn.execute(text("CREATE TABLE scratch (n INTEGER)"))
-    batcher = TransactionBatcher(db)
-
-    async def unit(n: int) -> tuple[int, str]:
-        CALLER.set(f"caller-{n}")
-
-        def work(conn: Connection) -> tuple[int, str]:
-            conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": n})
-            if n == 2:
-                raise ValueError("unit 2 is refused after its insert")
-            return n, CALLER.get("")
-
-        return await batcher.run(work)
-
-    results = await asyncio.gather(*(unit(n) for n in (1, 2, 3)), return_exceptions=True)
-    with pytest.raises(ValueError):
-        await unit(2)  # alone in its batch: the transaction is its savepoint
-    await batcher.close()
-    assert results[0] == (1, "caller-1") and results[2] == (3, "caller-3")
-    assert isinstance(results[1], ValueError)
-    assert batcher.batches == 2  # the three shared one transaction; the lone unit had its own
-    async with db.read() as conn:
-        assert [n for (n,) in await conn.execute(text("SELECT n FROM scratch ORDER BY n"))] == [1, 3]

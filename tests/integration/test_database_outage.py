@@ -45,6 +45,7 @@ from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.plumbing.subscriber import read_events
+from services.plumbing.unit_of_work import Writer
 from services.registry.main import wire as wire_registry
 from services.tools.demo import freeze_request
 from tests.conftest import drop_schemas, require_postgres, wait_for
@@ -310,11 +311,11 @@ async def test_i15_p6_outage_under_traffic_dead_letters_nothing_and_applies_each
     committed: list[str] = []
     replica = Consumer(
         JetStreamSource(js, stream=STREAM, durable="t-outage-replica", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
-        db=dbs[0], handler=apply_case_registered, max_deliveries=MAX_DELIVERIES,
+        writer=Writer(dbs[0]), handler=apply_case_registered, max_deliveries=MAX_DELIVERIES,
     )  # fmt: skip
     projection = Consumer(
         JetStreamSource(js, stream=STREAM, durable="t-outage-batch", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
-        db=dbs[1], batch_handler=lambda _conn, _events: None,
+        writer=Writer(dbs[1]), batch_handler=lambda _conn, _events: None,
         hooks=OnApplied(lambda events: committed.extend(e.event_id for e in events)), max_deliveries=MAX_DELIVERIES,
     )  # fmt: skip
     consumers: list[Consumer] = [replica, projection]
@@ -423,7 +424,7 @@ async def test_i15_p6_a_restart_during_an_outage_costs_the_held_events_no_delive
     def make() -> Consumer:
         return Consumer(
             JetStreamSource(js, stream=STREAM, durable="t-restarted", filter_subjects=[CASE_REGISTERED_ALL_COURTS]),
-            db=db, handler=apply_case_registered, max_deliveries=1,
+            writer=Writer(db), handler=apply_case_registered, max_deliveries=1,
         )  # fmt: skip
 
     first, second = make(), make()

@@ -23,7 +23,6 @@ from services.delegation import calculator
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.scanner import DeadlineScanner
 from services.delegation.schedule import DeadlineStatus
-from services.plumbing.outbox import Outbox
 from services.plumbing.times import timestamp, utc
 from tests.integration.test_deadline_scanner import deadline_row
 from tests.integration.test_delegation_lifecycle_store import (
@@ -51,7 +50,7 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 @pytest.fixture
 async def handlers(handlers: DelegationHandlers, clock: Clock) -> DelegationHandlers:
     rules = RuleTable.default().with_overrides_from_text(HENAN_RULE)
-    return DelegationHandlers(handlers.db, Outbox(), handlers.courts, clock=clock, rules=rules)
+    return DelegationHandlers(handlers.writer, handlers.reader, handlers.courts, clock=clock, rules=rules)
 
 
 def command_for(details: MatterDetails) -> object:

@@ -17,11 +17,11 @@ from services.delegation.scanner import DeadlineScanner
 from services.delegation.schedule import DeadlineStatus
 from services.delegation.store import DEADLINES
 from services.plumbing.outbox import OUTBOX
+from tests.conftest import Clock
 from tests.integration.test_delegation_lifecycle_store import (
     ENTRUSTED,
     ENTRUSTED_OFFICER,
     REQUESTING,
-    Clock,
     principal,
     submit,
 )

@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -69,7 +69,8 @@ from services.delegation.schedule import DeadlineStatus
 from services.delegation.store import DEADLINES, DELEGATIONS, TRANSITIONS, DelegationQuery, StoredDelegation
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
-from tests.conftest import request_key
+from services.plumbing.unit_of_work import Reader, Writer
+from tests.conftest import Clock, request_key
 
 S = DelegationState
 CREATED = datetime(2023, 8, 31, 1, 0, tzinfo=UTC)  # 09:00 in Guangzhou, the seed article's day
@@ -107,20 +108,9 @@ def create_command(details: MatterDetails = DEPOSIT) -> CreateDelegation:
     )
 
 
-@dataclass
-class Clock:
-    now: datetime = CREATED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(CREATED)
 
 
 @pytest.fixture
@@ -132,7 +122,7 @@ async def handlers(service_db_factory: Any, clock: Clock) -> DelegationHandlers:
                 name=CASE, court_id=REQUESTING, case_number="（2020）粤0112执1号", respondents="[]", registered_at=CREATED
             )
         )
-    return DelegationHandlers(db, Outbox(), CourtCatalog.default(), clock=clock)
+    return DelegationHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), clock=clock)
 
 
 async def submit(handlers: DelegationHandlers, details: MatterDetails = DEPOSIT, request_id: str = "") -> StoredDelegation:
@@ -431,7 +421,7 @@ async def test_the_version_guard_in_sql_aborts_a_write_from_a_stale_read(handler
     before = await snapshot(handlers)
     updated, events = lifecycle.withdraw(stale.delegation, WithdrawDelegation("SETTLED"), Actor(REQUESTING, ""), handlers.clock())
     with pytest.raises(Aborted) as raised:
-        await handlers._commit(stale, handlers._lifecycle_change(stale, updated, events))
+        await handlers.writer.run(lambda tx: handlers.write_change(tx, stale, handlers.lifecycle_change(stale, updated, events)))
     assert raised.value.reason == "VERSION_MISMATCH"
     assert await handlers.get_delegation(name, principal(REQUESTING)) == winner
     assert await snapshot(handlers) == before  # nothing of the aborted write is left

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import urllib.request
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -36,7 +36,7 @@ from services.plumbing.metrics import serve_prometheus, stop_prometheus
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.registry.main import wire as wire_registry
 from services.tools.demo import freeze_request, seed_case_request, until_case_replicated
-from tests.conftest import wait_for
+from tests.conftest import Clock, wait_for
 
 EXPORTER = InMemorySpanExporter()
 REQUESTING = dev_credentials("court", "gd0112")
@@ -52,16 +52,6 @@ MATTER_KEYS = (
     tracing.REQUESTING_COURT,
     tracing.ENTRUSTED_COURT,
 )
-
-
-class Clock:
-    """Moved by the test: the scanner acts 'days later' without anyone sleeping."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(scope="module", autouse=True)

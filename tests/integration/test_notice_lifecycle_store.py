@@ -5,7 +5,7 @@ visibility, etags, idempotency, timeline and the events written to the outbox.""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from services.assistance.store import NoticeQuery, SeizureQuery
 from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
-from tests.conftest import request_key
+from tests.conftest import Clock, request_key
 
 SENT_AT = datetime(2023, 9, 20, 2, 0, tzinfo=UTC)  # 10:00 in Guangzhou
 CASE = "courts/gd0112/cases/2020-enf-1"
@@ -45,20 +45,9 @@ ACCOUNT = DepositAccount("6222021001123456789", 700_000_000)
 HOUSE = RegisteredProperty("REAL_ESTATE", location="广州市黄埔区某路1号", certificate_number="粤(2019)广州市不动产权第0001234号")
 
 
-@dataclass
-class Clock:
-    now: datetime = SENT_AT
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(SENT_AT)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from services.assistance.handlers import AssistanceHandlers
 from services.assistance.notice_scanner import NoticeScanner
 from services.assistance.notice_tracing import AGENCY, NOTICE_NAME
 from services.plumbing import telemetry
-from tests.integration.test_notice_lifecycle_store import BANK, COURT, Clock, clock, command, handlers
+from tests.conftest import Clock
+from tests.integration.test_notice_lifecycle_store import BANK, COURT, clock, command, handlers
 
 _tracer = telemetry.tracer(__name__)  # the test's own spans stand for the callers' RPCs
 

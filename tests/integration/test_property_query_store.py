@@ -33,7 +33,7 @@ from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
-from tests.conftest import request_key, wait_for
+from tests.conftest import Clock, request_key, wait_for
 
 STREAM = "ROGATORY"
 COURT, CASE = "gd0112", "courts/gd0112/cases/2020-enf-1"
@@ -49,17 +49,9 @@ AGENCIES = AgencyCatalog(
 COMMAND = CreateQuery(parent=f"courts/{COURT}", case=CASE, debtor="张三", categories=("DEPOSITS", "VEHICLES"))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from registry.cases import PartyInput, RegisterCase
 from registry.courts import CourtCatalog
 from registry.errors import AlreadyExists, InvalidArgument, NotFound
 from services.plumbing.outbox import OUTBOX, Outbox
+from services.plumbing.unit_of_work import Reader, Writer
 from services.registry.handlers import RegistryHandlers
 from services.registry.store import CASES, COURTS, PARTIES, CaseQuery
 from tests.conftest import request_key
@@ -38,7 +39,7 @@ def command(number: int, court: str = "zj0326", code: str = "浙0326", responden
 @pytest.fixture
 async def handlers(service_db_factory) -> RegistryHandlers:
     db = await service_db_factory("registry")
-    h = RegistryHandlers(db, Outbox(), CourtCatalog.default(), AgencyCatalog.default(), clock=lambda: NOW)
+    h = RegistryHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), AgencyCatalog.default(), clock=lambda: NOW)
     await h.load_reference_data()
     return h
 

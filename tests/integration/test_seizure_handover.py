@@ -17,7 +17,8 @@ from services.delegation.seizure_replica import HANDOVER, apply_seizure_changed
 from services.delegation.store import DELEGATIONS
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.times import timestamp
-from tests.integration.test_delegation_lifecycle_store import CREATED, REQUESTING, Clock, create_command
+from tests.conftest import Clock
+from tests.integration.test_delegation_lifecycle_store import CREATED, REQUESTING, create_command
 
 SEIZURE = f"courts/{REQUESTING}/seizures/s-1"
 
@@ -32,8 +33,7 @@ def seizure_event(expires: datetime, version: int, state: int = asst.Seizure.ACT
 
 async def replicate(handlers: DelegationHandlers, *events: ReceivedEvent) -> None:
     for event in events:
-        async with handlers.db.transaction() as conn:
-            await apply_seizure_changed(conn, event)
+        await handlers.writer.run(lambda tx, event=event: apply_seizure_changed(tx, event))
 
 
 async def delegate(handlers: DelegationHandlers, *seizures: str) -> str:

@@ -18,13 +18,13 @@ from services.assistance.handlers import AssistanceHandlers
 from services.assistance.notice_scanner import NoticeScanner
 from services.assistance.store import SeizureQuery
 from services.plumbing.outbox import OUTBOX
+from tests.conftest import Clock
 from tests.integration.test_notice_lifecycle_store import (
     BANK,
     COURT,
     HOUSE,
     OTHER_BANK,
     REGISTRY,
-    Clock,
     clock,
     command,
     handlers,

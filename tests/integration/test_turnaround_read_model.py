@@ -36,6 +36,7 @@ from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.ids import new_id
 from services.plumbing.migrations import upgrade_to_head
+from services.plumbing.unit_of_work import Reader, Writer
 from tests.integration.test_histogram_storage import migrate
 
 HOUR = 3_600 / 86_400  # in days
@@ -163,7 +164,7 @@ def projection_consumer(db: Database) -> Consumer:
     projection = TurnaroundProjection(CourtCatalog.default(), WorkingCalendar.default())
     return Consumer(
         JetStreamSource(None, stream="ROGATORY", durable=CONSUMER, filter_subjects=[]),  # type: ignore[arg-type]
-        db=db,
+        writer=Writer(db),
         batch_handler=projection.apply_batch,
     )
 
@@ -179,7 +180,7 @@ async def fed(service_db_factory: Any) -> tuple[Database, Consumer]:
 
 
 async def stats(db: Database, filter_text: str = "", group_by: tuple[str, ...] = ()) -> dict[str, pb.TurnaroundStatistics.Group]:
-    result = await turnaround_statistics(db, filter_text, group_by)
+    result = await turnaround_statistics(Reader(db), filter_text, group_by)
     return {"|".join(f"{k}={g.key[k]}" for k in group_by): g for g in result.groups}
 
 

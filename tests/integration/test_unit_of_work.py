@@ -11,7 +11,7 @@ import threading
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from rogatory.events.v1 import events_pb2
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -19,8 +19,9 @@ from registry.errors import AlreadyExists
 from services.plumbing import unit_of_work
 from services.plumbing.db import Database, DatabaseUnavailable
 from services.plumbing.events import Event
+from services.plumbing.idempotency import REQUEST_LOG
 from services.plumbing.outbox import Outbox
-from services.plumbing.unit_of_work import Reader, Tx, Writer
+from services.plumbing.unit_of_work import Insert, Reader, Tx, Writer
 from tests.conftest import request_key
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller")
@@ -44,9 +45,17 @@ def _event(n: int) -> Event:
     return Event("rogatory.test.written.v1", f"rogatory.v1.test.{n}.written", events_pb2.CaseClosed())
 
 
-def _insert(n: int, *, fail: bool = False):  # type: ignore[no-untyped-def]
+SCRATCH = Table("scratch", MetaData(), Column("n", Integer, primary_key=True), Column("note", Text))
+
+
+def _insert(n: int, *, fail: bool = False, kept: bool = False):  # type: ignore[no-untyped-def]
+    """A unit writing row n and its event; `kept`: the row goes with the batch's multi-row insert."""
+
     def work(tx: Tx) -> tuple[int, str]:
-        tx.connection.execute(text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
+        if kept:
+            tx.insert(SCRATCH, [{"n": n, "note": "kept"}])
+        else:
+            tx.connection.execute(text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
         tx.emit(_event(n))
         if fail:
             raise ValueError(f"unit {n} is refused after its insert and its event")
@@ -160,7 +169,7 @@ async def _lose_a_race(db: Database, writer: Writer, monkeypatch: pytest.MonkeyP
 
     def winner(conn: Connection) -> None:
         conn.execute(text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
-        conn.execute(unit_of_work._LOG.statement, [key.log_row(f"scratch/{n}")])
+        conn.execute(insert(REQUEST_LOG), [key.log_row(f"scratch/{n}")])
 
     await db.run_transaction(winner)
     looked_up = unit_of_work._logged
@@ -266,3 +275,69 @@ async def test_a_unit_with_a_request_key_must_say_how_to_answer_a_retry(service_
     with pytest.raises(RuntimeError):  # no outbox: nothing to emit to
         await writer.run(_insert(2))
     await writer.close()
+
+
+async def test_rows_a_unit_only_inserts_go_with_the_batch_and_a_conflict_fails_only_its_unit(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """Kept rows are written with one statement per table after the units; a later unit that reads
+    sees them; when they conflict, each unit runs again alone and only the offending one fails."""
+    db = await _scratch_db(service_db_factory)
+    writer = Writer(db, Outbox())
+    await writer.run(_insert(5, kept=True))
+
+    def count(tx: Tx) -> int:
+        return len(_numbers(tx.connection))
+
+    results = await asyncio.gather(
+        writer.run(_insert(1, kept=True)),
+        writer.run(_insert(5, kept=True)),  # row 5 exists: this unit's rows conflict
+        writer.run(_insert(2, kept=True)),
+        writer.run(count),
+        return_exceptions=True,
+    )
+    await writer.close()
+    assert results[0] == (1, "") and results[2] == (2, "")
+    assert isinstance(results[1], IntegrityError)
+    assert results[3] == 3  # 5, then 1 and 2 (in the batch re-run alone: 5, 1, 2)
+    assert await db.run_read(_numbers) == [1, 2, 5]
+    assert await db.run_read(_outbox_subjects) == [f"rogatory.v1.test.{n}.written" for n in (5, 1, 2)]
+
+
+async def test_a_copy_in_the_same_batch_reads_back_the_kept_rows_of_the_first(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    db = await _scratch_db(service_db_factory)
+    writer = Writer(db, Outbox())
+    key = request_key("r-1")
+    once = {"resource_of": _resource, "replay": _replay_number}
+    first, second = await asyncio.gather(
+        writer.run(_insert(1, kept=True), request=key, **once), writer.run(_insert(1, kept=True), request=key, **once)
+    )
+    await writer.close()
+    assert (first, second, writer.batches) == ((1, ""), (1, "replayed"), 1)
+
+
+async def test_an_insert_unit_is_prepared_in_the_callers_task_and_written_with_the_batch(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """Insert(rows, events, result): its rows and outbox rows (with the caller's trace context)
+    are made before it is queued; a retry is replayed; a conflict fails it alone."""
+    db = await _scratch_db(service_db_factory)
+    writer = Writer(db, Outbox())
+    tracer = TracerProvider().get_tracer("tests")
+    once = {"resource_of": _resource, "replay": _replay_number}
+
+    def insert(n: int) -> Insert[tuple[int, str]]:
+        return Insert([(SCRATCH, [{"n": n, "note": "prepared"}])], [_event(n)], (n, ""))
+
+    with tracer.start_as_current_span("the call") as span:
+        results = await asyncio.gather(
+            writer.run(insert(1), request=request_key("r-1"), **once),
+            writer.run(insert(1), request=request_key("r-1"), **once),  # a copy: replayed
+            writer.run(insert(2)),
+            return_exceptions=True,
+        )
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    with pytest.raises(IntegrityError):
+        await writer.run(insert(2))  # row 2 exists
+    await writer.close()
+    assert results == [(1, ""), (1, "replayed"), (2, "")]
+    assert await db.run_read(_numbers) == [1, 2]
+    rows = await db.run_read(lambda conn: list(conn.execute(text("SELECT subject, traceparent FROM outbox ORDER BY seq"))))
+    assert [subject for subject, _ in rows] == ["rogatory.v1.test.1.written", "rogatory.v1.test.2.written"]
+    assert all(traceparent.split("-")[1] == trace_id for _, traceparent in rows)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.rpc import register
-from tests.conftest import request_key
+from tests.conftest import Clock, request_key
 
 # Mon 2026-11-02 09:00 in 平阳 — an ordinary week (no holiday until 2027).
 MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=CHINA_TZ)
@@ -53,14 +53,6 @@ CREATE = v.CreateVehicleControl(
     parent=f"courts/{COURT}", case=CASE, debtor="张三", plate="浙C12345", vin=VIN, description="白色大众帕萨特"
 )
 AGENCY = {a: Principal(PrincipalKind.AGENCY, a) for a in (WENZHOU, GUANGZHOU)}
-
-
-@dataclass
-class Clock:
-    now: datetime = MONDAY
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -81,7 +73,7 @@ async def db(service_db_factory: Any) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(MONDAY)
 
 
 @pytest.fixture

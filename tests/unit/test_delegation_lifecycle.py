@@ -31,6 +31,7 @@ from delegation.lifecycle import (
     ReturnDelegationForSupplement,
     StartDelegation,
     SupplementDelegation,
+    UpdateDelegation,
     WithdrawDelegation,
     acknowledge,
     allowed_actions,
@@ -42,6 +43,7 @@ from delegation.lifecycle import (
     return_for_supplement,
     start,
     supplement,
+    update,
     withdraw,
 )
 from delegation.matters import (
@@ -529,3 +531,63 @@ def test_transitions_leave_the_input_unchanged() -> None:
     before = in_state(S.SUBMITTED)
     run(A.ACKNOWLEDGE, before)
     assert before == in_state(S.SUBMITTED)
+
+
+# --- UpdateDelegation (AIP-134) ------------------------------------------------------------------
+
+NEW_OFFICER = Officer("王法官", "020-82112345")
+
+
+def test_update_changes_only_the_masked_fields_and_bumps_the_version() -> None:
+    before = replace(in_state(S.IN_PROGRESS), requesting_officer=Officer("张三", "020-82110000"))
+    command = UpdateDelegation(("requesting_officer.display_name",), description="ignored", officer=NEW_OFFICER)
+    after = update(before, command, REQUESTING, NOW)
+    assert after.requesting_officer == Officer("王法官", "020-82110000")
+    assert after.description == before.description and after.state == before.state and after.history == before.history
+    assert after.version == before.version + 1 and after.updated_at == NOW
+
+
+def test_update_replaces_the_whole_officer_and_the_description() -> None:
+    command = UpdateDelegation(
+        ("requesting_officer", "description"), description=" 更正 ", officer=NEW_OFFICER, expected_version=4
+    )
+    after = update(in_state(S.SUBMITTED), command, REQUESTING, NOW)
+    assert (after.requesting_officer, after.description) == (NEW_OFFICER, "更正")
+
+
+@pytest.mark.parametrize(
+    ("paths", "reason"),
+    [((), "REQUIRED"), (("entrusted_court",), "FIELD_NOT_MUTABLE"), (("description", "state"), "FIELD_NOT_MUTABLE")],
+)
+def test_update_refuses_a_mask_outside_the_mutable_fields(paths: tuple[str, ...], reason: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        update(in_state(S.SUBMITTED), UpdateDelegation(paths, description="x"), REQUESTING, NOW)
+    assert {(v.field, v.reason) for v in raised.value.violations} == {("update_mask", reason)}
+
+
+def test_update_validates_the_new_officer() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        update(in_state(S.SUBMITTED), UpdateDelegation(("requesting_officer",), officer=Officer("", "12")), REQUESTING, NOW)
+    assert {v.field for v in raised.value.violations} >= {
+        "delegation.requesting_officer.name",
+        "delegation.requesting_officer.phone",
+    }
+
+
+def test_only_the_requesting_court_updates() -> None:
+    with pytest.raises(PermissionDenied) as raised:
+        update(in_state(S.SUBMITTED), UpdateDelegation(("description",)), ENTRUSTED, NOW)
+    assert raised.value.reason == "NOT_REQUESTING_COURT"
+
+
+def test_update_with_a_stale_etag_is_aborted() -> None:
+    with pytest.raises(Aborted) as raised:
+        update(in_state(S.SUBMITTED), UpdateDelegation(("description",), expected_version=3), REQUESTING, NOW)
+    assert raised.value.reason == "VERSION_MISMATCH"
+
+
+@pytest.mark.parametrize("state", sorted(FINAL_STATES))
+def test_an_ended_matter_is_not_updated(state: DelegationState) -> None:
+    with pytest.raises(FailedPrecondition) as raised:
+        update(in_state(state), UpdateDelegation(("description",)), REQUESTING, NOW)
+    assert raised.value.reason == "INVALID_TRANSITION"

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -1606,6 +1607,48 @@ class WithdrawDelegationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WithdrawDelegationRequest: _TypeAlias = WithdrawDelegationRequest  # noqa: Y015
+
+@_typing.final
+class UpdateDelegationRequest(_message.Message):
+    """Request for UpdateDelegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (AIP-155), a UUID. Scoped to the caller, this method and the
+    resource named: a retry of the same request gets the first answer; a different
+    request with the same key is ALREADY_EXISTS (reason REQUEST_ID_IN_USE).
+    """
+    @_builtins.property
+    def delegation(self) -> Global___Delegation:
+        """The delegation with `name`, the fields named in `update_mask`, and optionally the
+        `etag` the caller last saw (a stale one is ABORTED, reason VERSION_MISMATCH).
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: `description`, `requesting_officer`,
+        `requesting_officer.display_name`, `requesting_officer.phone`. Any other path is
+        INVALID_ARGUMENT (reason FIELD_NOT_MUTABLE).
+        """
+
+    def __init__(
+        self,
+        *,
+        delegation: Global___Delegation | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDelegationRequest: _TypeAlias = UpdateDelegationRequest  # noqa: Y015
 
 @_typing.final
 class UrgeDelegationRequest(_message.Message):

@@ -86,6 +86,11 @@ class DelegationServiceStub:
                 request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.WithdrawDelegationRequest.SerializeToString,
                 response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
                 _registered_method=True)
+        self.UpdateDelegation = channel.unary_unary(
+                '/rogatory.delegation.v1.DelegationService/UpdateDelegation',
+                request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.UpdateDelegationRequest.SerializeToString,
+                response_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+                _registered_method=True)
         self.UrgeDelegation = channel.unary_unary(
                 '/rogatory.delegation.v1.DelegationService/UrgeDelegation',
                 request_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.UrgeDelegationRequest.SerializeToString,
@@ -200,6 +205,14 @@ class DelegationServiceServicer:
 
     def WithdrawDelegation(self, request, context):
         """The requesting court withdraws the matter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDelegation(self, request, context):
+        """The requesting court corrects its officer or the description (AIP-134), while the
+        matter is open. Idempotent by `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -324,6 +337,11 @@ def add_DelegationServiceServicer_to_server(servicer, server):
             'WithdrawDelegation': grpc.unary_unary_rpc_method_handler(
                     servicer.WithdrawDelegation,
                     request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.WithdrawDelegationRequest.FromString,
+                    response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
+            ),
+            'UpdateDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDelegation,
+                    request_deserializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.UpdateDelegationRequest.FromString,
                     response_serializer=rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.SerializeToString,
             ),
             'UrgeDelegation': grpc.unary_unary_rpc_method_handler(
@@ -638,6 +656,33 @@ class DelegationService:
             target,
             '/rogatory.delegation.v1.DelegationService/WithdrawDelegation',
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.WithdrawDelegationRequest.SerializeToString,
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rogatory.delegation.v1.DelegationService/UpdateDelegation',
+            rogatory_dot_delegation_dot_v1_dot_delegation__pb2.UpdateDelegationRequest.SerializeToString,
             rogatory_dot_delegation_dot_v1_dot_delegation__pb2.Delegation.FromString,
             options,
             channel_credentials,

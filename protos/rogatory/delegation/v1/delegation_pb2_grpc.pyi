@@ -59,6 +59,10 @@ class DelegationServiceStub:
     """The entrusted court returns (refuses) the matter with a reason."""
     WithdrawDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.WithdrawDelegationRequest, _delegation_pb2.Delegation]
     """The requesting court withdraws the matter."""
+    UpdateDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.UpdateDelegationRequest, _delegation_pb2.Delegation]
+    """The requesting court corrects its officer or the description (AIP-134), while the
+    matter is open. Idempotent by `request_id`.
+    """
     UrgeDelegation: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.UrgeDelegationRequest, _delegation_pb2.Delegation]
     """The requesting court urges (催办) the entrusted court."""
     ExtendDelegationDeadline: _grpc.UnaryUnaryMultiCallable[_delegation_pb2.ExtendDelegationDeadlineRequest, _delegation_pb2.Delegation]
@@ -121,6 +125,10 @@ class DelegationServiceAsyncStub(DelegationServiceStub):
     """The entrusted court returns (refuses) the matter with a reason."""
     WithdrawDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.WithdrawDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
     """The requesting court withdraws the matter."""
+    UpdateDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.UpdateDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
+    """The requesting court corrects its officer or the description (AIP-134), while the
+    matter is open. Idempotent by `request_id`.
+    """
     UrgeDelegation: _aio.UnaryUnaryMultiCallable[_delegation_pb2.UrgeDelegationRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
     """The requesting court urges (催办) the entrusted court."""
     ExtendDelegationDeadline: _aio.UnaryUnaryMultiCallable[_delegation_pb2.ExtendDelegationDeadlineRequest, _delegation_pb2.Delegation]  # type: ignore[assignment]
@@ -240,6 +248,16 @@ class DelegationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
         """The requesting court withdraws the matter."""
+
+    @_abc_1.abstractmethod
+    def UpdateDelegation(
+        self,
+        request: _delegation_pb2.UpdateDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_delegation_pb2.Delegation, _abc.Awaitable[_delegation_pb2.Delegation]]:
+        """The requesting court corrects its officer or the description (AIP-134), while the
+        matter is open. Idempotent by `request_id`.
+        """
 
     @_abc_1.abstractmethod
     def UrgeDelegation(

@@ -22,38 +22,41 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from rogatory.assistance.v1 import assistance_pb2 as rogatory_dot_assistance_dot_v1_dot_assistance__pb2
 from rogatory.delegation.v1 import delegation_pb2 as rogatory_dot_delegation_dot_v1_dot_delegation__pb2
 from rogatory.registry.v1 import registry_pb2 as rogatory_dot_registry_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frogatory/events/v1/events.proto\x12\x12rogatory.events.v1\x1a\'rogatory/assistance/v1/assistance.proto\x1a\'rogatory/delegation/v1/delegation.proto\x1a#rogatory/registry/v1/registry.proto\":\n\x0e\x43\x61seRegistered\x12(\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1a.rogatory.registry.v1.Case\"6\n\nCaseClosed\x12(\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1a.rogatory.registry.v1.Case\"M\n\x13\x44\x65legationSubmitted\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\"[\n\x14\x41ssistanceNoticeSent\x12\x43\n\x11\x61ssistance_notice\x18\x01 \x01(\x0b\x32(.rogatory.assistance.v1.AssistanceNotice\"\x96\x01\n\x16\x44\x65legationTransitioned\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x44\n\ntransition\x18\x02 \x01(\x0b\x32\x30.rogatory.delegation.v1.DelegationTimeline.Entry\"\x9e\x01\n\x0f\x44\x65legationUrged\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x11\n\tautomatic\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x87\x01\n\x19\x44\x65legationDeadlineReached\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x99\x01\n\x13\x44\x65legationEscalated\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x16\n\x0esuperior_court\x18\x02 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\xa7\x01\n\x1a\x44\x65legationDeadlineExtended\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\x12\r\n\x05\x63ourt\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xaf\x01\n\x1c\x41ssistanceNoticeTransitioned\x12\x43\n\x11\x61ssistance_notice\x18\x01 \x01(\x0b\x32(.rogatory.assistance.v1.AssistanceNotice\x12J\n\ntransition\x18\x02 \x01(\x0b\x32\x36.rogatory.assistance.v1.AssistanceNoticeTimeline.Entry\"]\n\x0eSeizureChanged\x12\x30\n\x07seizure\x18\x01 \x01(\x0b\x32\x1f.rogatory.assistance.v1.Seizure\x12\x19\n\x11\x61ssistance_notice\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frogatory/events/v1/events.proto\x12\x12rogatory.events.v1\x1a google/protobuf/field_mask.proto\x1a\'rogatory/assistance/v1/assistance.proto\x1a\'rogatory/delegation/v1/delegation.proto\x1a#rogatory/registry/v1/registry.proto\":\n\x0e\x43\x61seRegistered\x12(\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1a.rogatory.registry.v1.Case\"6\n\nCaseClosed\x12(\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1a.rogatory.registry.v1.Case\"M\n\x13\x44\x65legationSubmitted\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\"[\n\x14\x41ssistanceNoticeSent\x12\x43\n\x11\x61ssistance_notice\x18\x01 \x01(\x0b\x32(.rogatory.assistance.v1.AssistanceNotice\"\x96\x01\n\x16\x44\x65legationTransitioned\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x44\n\ntransition\x18\x02 \x01(\x0b\x32\x30.rogatory.delegation.v1.DelegationTimeline.Entry\"|\n\x11\x44\x65legationUpdated\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x9e\x01\n\x0f\x44\x65legationUrged\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x11\n\tautomatic\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x87\x01\n\x19\x44\x65legationDeadlineReached\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\x99\x01\n\x13\x44\x65legationEscalated\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x16\n\x0esuperior_court\x18\x02 \x01(\t\x12\x32\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\"\xa7\x01\n\x1a\x44\x65legationDeadlineExtended\x12\x36\n\ndelegation\x18\x01 \x01(\x0b\x32\".rogatory.delegation.v1.Delegation\x12\x32\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32 .rogatory.delegation.v1.Deadline\x12\r\n\x05\x63ourt\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xaf\x01\n\x1c\x41ssistanceNoticeTransitioned\x12\x43\n\x11\x61ssistance_notice\x18\x01 \x01(\x0b\x32(.rogatory.assistance.v1.AssistanceNotice\x12J\n\ntransition\x18\x02 \x01(\x0b\x32\x36.rogatory.assistance.v1.AssistanceNoticeTimeline.Entry\"]\n\x0eSeizureChanged\x12\x30\n\x07seizure\x18\x01 \x01(\x0b\x32\x1f.rogatory.assistance.v1.Seizure\x12\x19\n\x11\x61ssistance_notice\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rogatory.events.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CASEREGISTERED']._serialized_start=174
-  _globals['_CASEREGISTERED']._serialized_end=232
-  _globals['_CASECLOSED']._serialized_start=234
-  _globals['_CASECLOSED']._serialized_end=288
-  _globals['_DELEGATIONSUBMITTED']._serialized_start=290
-  _globals['_DELEGATIONSUBMITTED']._serialized_end=367
-  _globals['_ASSISTANCENOTICESENT']._serialized_start=369
-  _globals['_ASSISTANCENOTICESENT']._serialized_end=460
-  _globals['_DELEGATIONTRANSITIONED']._serialized_start=463
-  _globals['_DELEGATIONTRANSITIONED']._serialized_end=613
-  _globals['_DELEGATIONURGED']._serialized_start=616
-  _globals['_DELEGATIONURGED']._serialized_end=774
-  _globals['_DELEGATIONDEADLINEREACHED']._serialized_start=777
-  _globals['_DELEGATIONDEADLINEREACHED']._serialized_end=912
-  _globals['_DELEGATIONESCALATED']._serialized_start=915
-  _globals['_DELEGATIONESCALATED']._serialized_end=1068
-  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_start=1071
-  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_end=1238
-  _globals['_ASSISTANCENOTICETRANSITIONED']._serialized_start=1241
-  _globals['_ASSISTANCENOTICETRANSITIONED']._serialized_end=1416
-  _globals['_SEIZURECHANGED']._serialized_start=1418
-  _globals['_SEIZURECHANGED']._serialized_end=1511
+  _globals['_CASEREGISTERED']._serialized_start=208
+  _globals['_CASEREGISTERED']._serialized_end=266
+  _globals['_CASECLOSED']._serialized_start=268
+  _globals['_CASECLOSED']._serialized_end=322
+  _globals['_DELEGATIONSUBMITTED']._serialized_start=324
+  _globals['_DELEGATIONSUBMITTED']._serialized_end=401
+  _globals['_ASSISTANCENOTICESENT']._serialized_start=403
+  _globals['_ASSISTANCENOTICESENT']._serialized_end=494
+  _globals['_DELEGATIONTRANSITIONED']._serialized_start=497
+  _globals['_DELEGATIONTRANSITIONED']._serialized_end=647
+  _globals['_DELEGATIONUPDATED']._serialized_start=649
+  _globals['_DELEGATIONUPDATED']._serialized_end=773
+  _globals['_DELEGATIONURGED']._serialized_start=776
+  _globals['_DELEGATIONURGED']._serialized_end=934
+  _globals['_DELEGATIONDEADLINEREACHED']._serialized_start=937
+  _globals['_DELEGATIONDEADLINEREACHED']._serialized_end=1072
+  _globals['_DELEGATIONESCALATED']._serialized_start=1075
+  _globals['_DELEGATIONESCALATED']._serialized_end=1228
+  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_start=1231
+  _globals['_DELEGATIONDEADLINEEXTENDED']._serialized_end=1398
+  _globals['_ASSISTANCENOTICETRANSITIONED']._serialized_start=1401
+  _globals['_ASSISTANCENOTICETRANSITIONED']._serialized_end=1576
+  _globals['_SEIZURECHANGED']._serialized_start=1578
+  _globals['_SEIZURECHANGED']._serialized_end=1671
 # @@protoc_insertion_point(module_scope)

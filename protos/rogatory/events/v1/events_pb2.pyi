@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from rogatory.assistance.v1 import assistance_pb2 as _assistance_pb2
 from rogatory.delegation.v1 import delegation_pb2 as _delegation_pb2
@@ -153,6 +154,38 @@ class DelegationTransitioned(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DelegationTransitioned: _TypeAlias = DelegationTransitioned  # noqa: Y015
+
+@_typing.final
+class DelegationUpdated(_message.Message):
+    """`rogatory.v1.delegation.{requesting_court}.{entrusted_court}.updated`: the requesting
+    court changed its officer or the description (UpdateDelegation).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delegation(self) -> _delegation_pb2.Delegation:
+        """The delegation after the update."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields that changed, as the request's `update_mask` named them."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _delegation_pb2.Delegation | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationUpdated: _TypeAlias = DelegationUpdated  # noqa: Y015
 
 @_typing.final
 class DelegationUrged(_message.Message):
