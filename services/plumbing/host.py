@@ -144,7 +144,7 @@ class ServiceHost:
         self.outbox = Outbox()
         self.writer = Writer(self.db, self.outbox, name=f"{self.service}-writes")
         self.reader = Reader(self.db)
-        self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source)
+        self.relay = OutboxRelay(self.db, self.js, self.outbox, source=self.source, connected=lambda: self.nc.is_connected)
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", self.settings.max_message_bytes),

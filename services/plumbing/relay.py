@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,10 @@ _meter.create_observable_gauge(
 )
 
 
+class NatsAway(ConnectionError):
+    """The relay does not publish while the NATS connection is down."""
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -65,9 +69,11 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
         mark_interval: float = 0.1,
+        connected: Callable[[], bool] = lambda: True,
     ):
         self.db = db
         self.js = js
+        self.connected = connected  # whether the NATS connection is up (the host's `nc.is_connected`)
         self.outbox = outbox
         self.source = source
         self.batch_size = batch_size
@@ -215,8 +221,21 @@ class OutboxRelay:
 
     async def _publish_all(self, rows: Sequence[Any]) -> None:
         # Sent in seq order without waiting for each ack (pipelined); then every ack must arrive.
-        acks = [await self._send(row) for row in rows]
-        await asyncio.wait_for(asyncio.gather(*acks), timeout=self.publish_timeout)
+        # Only while connected: nats-py buffers what is published during an outage, so every retry
+        # added a copy of each unsent row to the client's buffer, and once it was full each publish
+        # that failed kept its ack future, and one of publish_async's 4,000 permits, for good —
+        # after enough retries the relay waited for a permit for ever, publishing nothing more.
+        acks: list[asyncio.Future[Any]] = []
+        try:
+            for row in rows:
+                if not self.connected():
+                    raise NatsAway("NATS is not connected: the rows stay in the outbox until it is back")
+                acks.append(await self._send(row))
+            await asyncio.wait_for(asyncio.gather(*acks), timeout=self.publish_timeout)
+        except BaseException:
+            for ack in acks:
+                ack.cancel()  # hands its permit back; the row is published again on the next pass
+            raise
         acknowledged = datetime.now(UTC)
         for row in rows:  # clamped: tests move the domain clock, which can put occurrence "later"
             RELAY_LAG.record(max(0.0, (acknowledged - utc(row["occurred_at"])).total_seconds()), {"rogatory.source": self.source})

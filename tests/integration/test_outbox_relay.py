@@ -141,3 +141,38 @@ async def test_publishing_does_not_wait_behind_request_writers(service_db_factor
     await relay.mark_published()
     assert await unsent(db) == 0
     assert (await nats_client.jetstream().stream_info(STREAM)).state.messages == 3
+
+
+async def test_retrying_through_a_nats_outage_buffers_nothing_and_keeps_no_ack_waiting(service_db_factory, tmp_path) -> None:
+    """The relay publishes nothing while NATS is away. Before, each retry added a copy of every
+    unsent row to the client's buffer (all sent again on reconnection), and once the buffer was
+    full each failed publish kept its ack future, one of publish_async's 4,000 permits, for good:
+    after enough retries the relay waited for a permit for ever and published nothing more."""
+    db = await service_db_factory("registry")
+    server = EmbeddedNatsServer(tmp_path / "nats-outage").start()
+    try:
+        nc = await connect(server.url, name="test")
+        js = nc.jetstream()
+        await ensure_stream(js, STREAM)
+        outbox = Outbox()
+        relay = OutboxRelay(db, js, outbox, source="rogatory/test", publish_timeout=0.2, connected=lambda: nc.is_connected)
+        async with db.transaction() as conn:
+            await outbox.add(conn, [case_event("zj0326", n) for n in range(1, 41)])
+        server.stop(kill=True)
+        await wait_for(lambda: not nc.is_connected)
+        buffered = nc.pending_data_size
+        for _ in range(10):  # the relay's retries through the outage
+            with pytest.raises((NatsError, ConnectionError, TimeoutError)):
+                await relay.publish_batch()
+        assert nc.pending_data_size == buffered, "copies of the unsent rows buffered for the reconnection"
+        assert js.publish_async_pending() == 0, "acks still awaited for publishes that were given up"
+        assert await unsent(db) == 40
+
+        server.start()
+        await wait_for(lambda: jetstream_answers(js))
+        relay.publish_timeout = 10.0  # short only so that the retries above were quick before the fix
+        assert await relay.drain() == 40
+        assert (await js.stream_info(STREAM)).state.messages == 40
+        await nc.drain()
+    finally:
+        server.stop()
