@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from rogatory.assistance.v1 import assistance_pb2 as pb
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from assistance.notices import NoticeKind
 from delegation.calendar import WorkingCalendar
@@ -39,11 +39,11 @@ from delegation.turnaround import (
 from registry.errors import FieldViolation, InvalidArgument
 from services.assistance.tables import AgencyTurnaroundAggregateRow, AgencyTurnaroundFactRow
 from services.contract.events import aggregate_filter, in_aggregate
-from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.filtering import parse_filter
 from services.plumbing.names import parse_name
 from services.plumbing.times import utc
+from services.plumbing.unit_of_work import Reader, Tx
 
 CONSUMER = "assistance-agency-turnaround"
 SUBJECTS = aggregate_filter("notice")
@@ -173,18 +173,18 @@ def decode(event: ReceivedEvent) -> NoticeFacts | None:
 
 
 class AgencyTurnaroundProjection:
-    """The consumer handler: `host.add_consumer(CONSUMER, [SUBJECTS], projection.apply)`."""
+    """The consumer's handler: `host.add_consumer(CONSUMER, [SUBJECTS], projection.apply)`, each
+    event a unit of the write door (a notice's fact row and its month's aggregate row, locked)."""
 
     def __init__(self, calendar: WorkingCalendar):
         self.calendar = calendar.with_weekend_fallback()
 
-    async def apply(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
+    def apply(self, tx: Tx, event: ReceivedEvent) -> None:
         seen = decode(event)
         if seen is None:
             return
-        row = (
-            (await conn.execute(select(FACT).where(FACT.c.notice_name == seen.notice_name).with_for_update())).mappings().first()
-        )
+        conn = tx.connection
+        row = conn.execute(select(FACT).where(FACT.c.notice_name == seen.notice_name).with_for_update()).mappings().first()
         before = _facts(row) if row else NoticeFacts(seen.notice_name, seen.agency_id, seen.kind)
         after = before.merged(seen)
         if row is not None and after == before:
@@ -202,15 +202,13 @@ class AgencyTurnaroundProjection:
             "result_working_seconds": after_durations.complete_working_seconds,
         }
         if row is None:
-            await conn.execute(
-                insert(FACT).values(notice_name=after.notice_name, agency_id=after.agency_id, kind=after.kind, **values)
-            )
+            conn.execute(insert(FACT).values(notice_name=after.notice_name, agency_id=after.agency_id, kind=after.kind, **values))
         else:
-            await conn.execute(update(FACT).where(FACT.c.notice_name == after.notice_name).values(**values))
+            conn.execute(update(FACT).where(FACT.c.notice_name == after.notice_name).values(**values))
         if row is not None and before.month is not None:
-            await _add(conn, before, *contribution(before, before_durations), sign=-1)
+            _add(conn, before, *contribution(before, before_durations), sign=-1)
         if after.month is not None:
-            await _add(conn, after, *contribution(after, after_durations), sign=1)
+            _add(conn, after, *contribution(after, after_durations), sign=1)
 
 
 def _facts(row: Any) -> NoticeFacts:
@@ -229,19 +227,19 @@ def _durations(row: Any) -> Durations:
     return Durations(row["ack_seconds"], row["ack_working_seconds"], row["result_seconds"], row["result_working_seconds"])
 
 
-async def _add(conn: AsyncConnection, facts: NoticeFacts, counters: dict[str, int], packed: int, *, sign: int) -> None:
+def _add(conn: Connection, facts: NoticeFacts, counters: dict[str, int], packed: int, *, sign: int) -> None:
     key = (AGG.c.agency_id == facts.agency_id, AGG.c.kind == facts.kind, AGG.c.month == facts.month)
-    row = (await conn.execute(select(AGG).where(*key).with_for_update())).mappings().first()
+    row = conn.execute(select(AGG).where(*key).with_for_update()).mappings().first()
     if row is None:
-        await conn.execute(
+        conn.execute(
             insert(AGG).values(
                 agency_id=facts.agency_id, kind=facts.kind, month=facts.month, histograms=b"", **dict.fromkeys(COUNTERS, 0)
             )
         )
-        row = (await conn.execute(select(AGG).where(*key))).mappings().one()
+        row = conn.execute(select(AGG).where(*key)).mappings().one()
     values: dict[str, Any] = {name: row[name] + sign * counters[name] for name in COUNTERS}
     values["histograms"] = encode_histograms(decode_histograms(row["histograms"]) + sign * packed)
-    await conn.execute(update(AGG).where(*key).values(**values))
+    conn.execute(update(AGG).where(*key).values(**values))
 
 
 # --- the query -------------------------------------------------------------------------------------
@@ -254,7 +252,9 @@ def _bad(field: str, description: str) -> InvalidArgument:
     return InvalidArgument.of([FieldViolation(field, description, "BAD_VALUE")])
 
 
-async def agency_turnaround_statistics(db: Database, filter_text: str, group_by: Iterable[str]) -> pb.AgencyTurnaroundStatistics:
+async def agency_turnaround_statistics(
+    reader: Reader, filter_text: str, group_by: Iterable[str]
+) -> pb.AgencyTurnaroundStatistics:
     terms = parse_filter(filter_text, FILTERS)
     dims = list(dict.fromkeys(group_by))
     for dim in dims:
@@ -269,15 +269,15 @@ async def agency_turnaround_statistics(db: Database, filter_text: str, group_by:
         statement = statement.where(AGG.c.kind == str(terms["kind"]))
     if "month" in terms:
         statement = statement.where(AGG.c.month == str(terms["month"]))
+    rows = await reader.run(lambda conn: list(conn.execute(statement).mappings()))
     groups: dict[tuple[str, ...], tuple[dict[str, int], int]] = {}
-    async with db.read() as conn:
-        for row in (await conn.execute(statement)).mappings():
-            key = tuple(_key_value(dim, row) for dim in dims)
-            counters, packed = groups.get(key, (dict.fromkeys(COUNTERS, 0), 0))
-            groups[key] = (
-                {name: counters[name] + row[name] for name in COUNTERS},
-                packed + decode_histograms(row["histograms"]),
-            )
+    for row in rows:
+        key = tuple(_key_value(dim, row) for dim in dims)
+        counters, packed = groups.get(key, (dict.fromkeys(COUNTERS, 0), 0))
+        groups[key] = (
+            {name: counters[name] + row[name] for name in COUNTERS},
+            packed + decode_histograms(row["histograms"]),
+        )
     result = pb.AgencyTurnaroundStatistics()
     for key, (counters, packed) in sorted(groups.items()):
         if counters["notices"] == 0:

@@ -1,20 +1,24 @@
 """Assistance command handlers: the same code serves gRPC, the CLI and event-driven calls.
 
-Every write follows the delegation service's path: read the notice, let the domain decide
-(assistance.notices, assistance.notice_lifecycle, assistance.seizures), then commit in ONE
-transaction the row (`UPDATE … WHERE version = :old`, zero rows → ABORTED VERSION_MISMATCH),
-the timeline entry with the current trace id, the seizures the step creates, renews or
-lifts, the queued notices that move up (轮候) and the outbox events.
+Every write is one unit of the write door (services/plumbing/unit_of_work.py) on the notice
+aggregate (services/plumbing/aggregate.py), like the delegation service's: read the notice,
+let the domain decide (assistance.notices, assistance.notice_lifecycle, assistance.seizures),
+then write in the same transaction the row (`UPDATE … WHERE version = :old`, zero rows →
+ABORTED VERSION_MISMATCH), the timeline entry with the current trace id, the seizures the step
+creates, renews or lifts, the queued notices that move up (轮候), and emit the events.
 
 Who may see a notice or a seizure: its court, its agency and admins. Anyone else gets
 NOT_FOUND, for the custom methods too, so no call reveals that a notice exists.
 
-Idempotency (AIP-155, services/plumbing/idempotency.py): a request_id is scoped to the caller,
-the method and the notice; a retry of an applied custom method returns the notice as it is now.
+Idempotency (AIP-155, services/plumbing/idempotency.py, applied by the write door): a
+request_id is scoped to the caller, the method and the notice; a retry of an applied custom
+method returns the notice as it is now.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -23,10 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import Message
-from opentelemetry import trace
 from rogatory.events.v1 import events_pb2
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from assistance import notice_lifecycle as lifecycle
 from assistance import seizures
@@ -44,12 +46,12 @@ from assistance.seizures import Seizure
 from delegation.calendar import WorkingCalendar
 from registry.agencies import AgencyCatalog, AgencyKind
 from registry.courts import CourtCatalog
-from registry.errors import Aborted, DomainError, NotFound, PermissionDenied
+from registry.errors import DomainError, NotFound, PermissionDenied
 from services.assistance import store
 from services.assistance.messages import entry_to_proto, notice_to_proto, seizure_to_proto
-from services.assistance.notice_tracing import in_notice_trace, notice_attributes
+from services.assistance.notice_tracing import notice_attributes
 from services.assistance.store import NoticeQuery, SeizureQuery, StoredNotice, StoredSeizure, TimelineEntry
-from services.contract.case_replica import replica_of
+from services.contract.case_replica import replica_row
 from services.contract.events import (
     NOTICE_SENT,
     NOTICE_TRANSITIONED,
@@ -59,13 +61,14 @@ from services.contract.events import (
     SEIZURE_RELEASED,
     SEIZURE_RENEWED,
 )
+from services.plumbing.aggregate import Aggregates
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, EventType
-from services.plumbing.idempotency import RequestKey, earlier_resource, once_async, record
+from services.plumbing.idempotency import RequestKey
 from services.plumbing.ids import new_id
-from services.plumbing.outbox import Outbox
 from services.plumbing.telemetry import current_trace_id
+from services.plumbing.unit_of_work import Reader, Tx, Writer
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,8 @@ class Work:
 
 @dataclass
 class AssistanceHandlers:
-    db: Database
-    outbox: Outbox
+    writer: Writer
+    reader: Reader
     courts: CourtCatalog
     agencies: AgencyCatalog
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -105,6 +108,18 @@ class AssistanceHandlers:
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
     #: How long before a seizure's term ends its court and agency are reminded.
     reminder_lead: timedelta = seizures.DEFAULT_REMINDER_LEAD
+    #: The notice aggregate's commands and reads, through the write and read doors.
+    notices: Aggregates[AssistanceNotice, StoredNotice] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.notices = Aggregates(
+            self.writer, self.reader, store.TABLE, "assistance_notice", notice_attributes, _notice_of, _traceparent_of
+        )
+
+    @property
+    def db(self) -> Database:
+        """The service's database, for tests and tools that look at its rows."""
+        return self.writer.db
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -116,20 +131,15 @@ class AssistanceHandlers:
                 reason="NOT_SENDING_COURT",
                 metadata={"parent": command.parent, "court": f"courts/{court_id}"},
             )
+        # This call starts the notice's trace.
+        return await self.notices.create(lambda tx: self._send(tx, command), request=request)
 
-        async def write(conn: AsyncConnection) -> StoredNotice:
-            return await self._send(conn, command)
-
-        stored = await once_async(self.db, request, write, lambda s: s.notice.name, store.notice_by_name)
-        self.outbox.notify()
-        trace.get_current_span().set_attributes(notice_attributes(stored.notice))  # this call starts the notice's trace
-        return stored
-
-    async def _send(self, conn: AsyncConnection, command: CreateNotice) -> StoredNotice:
-        # The case and the seizure are read on the writing connection: checks and write commit together.
-        replica = await replica_of(conn, command.case)
+    def _send(self, tx: Tx, command: CreateNotice) -> StoredNotice:
+        # The case and the seizure are read in the writing transaction: checks and write commit together.
+        conn = tx.connection
+        replica = replica_row(conn, command.case)
         respondents = tuple(r["display_name"] for r in json.loads(replica["respondents"])) if replica else ()
-        seizure = await store.seizure_by_name(conn, command.seizure.strip()) if command.seizure.strip() else None
+        seizure = store.seizure_by_name(conn, command.seizure.strip()) if command.seizure.strip() else None
         notice, _ = create_notice(
             command,
             self.courts,
@@ -140,11 +150,11 @@ class AssistanceHandlers:
             respondents=respondents,
             seizure=seizure,
         )
-        seq = await store.insert_notice(conn, notice)
+        seq = store.insert_notice(conn, notice)
         send = Transition(Action.SEND, None, NoticeState.SENT, f"courts/{notice.court_id}", notice.created_at)
-        await store.append_entries(conn, notice.name, [TimelineEntry(send, current_trace_id())])
+        store.append_entries(conn, notice.name, [TimelineEntry(send, current_trace_id())])
         payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice_to_proto(notice))
-        await self.outbox.add(conn, [notice_event(NOTICE_SENT, notice, payload, notice.created_at)])
+        tx.emit(notice_event(NOTICE_SENT, notice, payload, notice.created_at))
         return StoredNotice(seq, notice)
 
     # --- reading -------------------------------------------------------------------------------
@@ -161,8 +171,11 @@ class AssistanceHandlers:
         return caller_id in self.courts and court_id in self.courts and self.courts.is_superior_of(caller_id, court_id)
 
     async def get_notice(self, name: str, principal: Principal) -> StoredNotice:
-        async with self.db.read() as conn:
-            stored = await store.notice_by_name(conn, name)
+        return await self.reader.run(lambda conn: self._visible_notice(conn, name, principal))
+
+    def _visible_notice(self, conn: Connection, name: str, principal: Principal) -> StoredNotice:
+        """The notice, if `principal` may see it: NOT_FOUND otherwise, as when there is none."""
+        stored = store.notice_by_name(conn, name)
         if stored is None or not self.may_read(principal, stored.notice.court_id, stored.notice.agency_id):
             raise NotFound("assistance notice", name)
         return stored
@@ -190,19 +203,16 @@ class AssistanceHandlers:
                 return []
             query = replace(query, agency_id=agency_id)
         query = replace(query, court_id=court_id)
-        async with self.db.read() as conn:
-            return await store.list_notices(conn, query, after_seq, limit)
+        return await self.reader.run(lambda conn: store.list_notices(conn, query, after_seq, limit))
 
     async def get_timeline(self, name: str, principal: Principal) -> tuple[StoredNotice, list[Any]]:
-        async with self.db.read() as conn:
-            stored = await store.notice_by_name(conn, name)
-            if stored is None or not self.may_read(principal, stored.notice.court_id, stored.notice.agency_id):
-                raise NotFound("assistance notice", name)
-            return stored, await store.entries_of(conn, name)
+        def read(conn: Connection) -> tuple[StoredNotice, list[Any]]:
+            return self._visible_notice(conn, name, principal), store.entries_of(conn, name)
+
+        return await self.reader.run(read)
 
     async def get_seizure(self, name: str, principal: Principal) -> Seizure:
-        async with self.db.read() as conn:
-            found = await store.seizure_by_name(conn, name)
+        found = await self.reader.run(lambda conn: store.seizure_by_name(conn, name))
         if found is None or not self.may_read(principal, found.court_id, found.agency_id):
             raise NotFound("seizure", name)
         return found
@@ -214,8 +224,7 @@ class AssistanceHandlers:
                 return []
             query = replace(query, agency_id=agency_id)
         query = replace(query, court_id=court_id)
-        async with self.db.read() as conn:
-            return await store.list_seizures(conn, query, after_seq, limit)
+        return await self.reader.run(lambda conn: store.list_seizures(conn, query, after_seq, limit))
 
     # --- the custom methods ---------------------------------------------------------------------------
 
@@ -227,95 +236,85 @@ class AssistanceHandlers:
         self, name: str, principal: Principal, command: lifecycle.ReceiveNotice, request: RequestKey | None = None
     ) -> StoredNotice:
         return await self._update(
-            name, principal, request, lambda n, a, now: lifecycle.receive(n, command, a, now, serves=self._serves(n))
-        )
+            name, principal, request, Action.RECEIVE,
+            lambda n, a, now: lifecycle.receive(n, command, a, now, serves=self._serves(n)),
+        )  # fmt: skip
 
     async def reply(
         self, name: str, principal: Principal, command: lifecycle.ReplyNotice, request: RequestKey | None = None
     ) -> StoredNotice:
         return await self._update(
-            name, principal, request, lambda n, a, now: lifecycle.reply(n, command, a, now, serves=self._serves(n))
+            name, principal, request, Action.REPLY, lambda n, a, now: lifecycle.reply(n, command, a, now, serves=self._serves(n))
         )
 
     async def object_to(
         self, name: str, principal: Principal, command: lifecycle.ObjectToNotice, request: RequestKey | None = None
     ) -> StoredNotice:
         return await self._update(
-            name, principal, request, lambda n, a, now: lifecycle.object_to(n, command, a, now, calendar=self.calendar)
-        )
+            name, principal, request, Action.OBJECT,
+            lambda n, a, now: lifecycle.object_to(n, command, a, now, calendar=self.calendar),
+        )  # fmt: skip
 
     async def answer_objection(
         self, name: str, principal: Principal, command: lifecycle.AnswerObjection, request: RequestKey | None = None
     ) -> StoredNotice:
-        return await self._update(name, principal, request, lambda n, a, now: lifecycle.answer_objection(n, command, a, now))
+        return await self._update(
+            name, principal, request, Action.ANSWER_OBJECTION, lambda n, a, now: lifecycle.answer_objection(n, command, a, now)
+        )
 
     async def _update(
         self,
         name: str,
         principal: Principal,
         request: RequestKey | None,
+        action: Action,
         decide: Callable[[AssistanceNotice, Actor, datetime], lifecycle.Result],
     ) -> StoredNotice:
+        """Reads the notice as `principal` (NOT_FOUND unless it may see it), decides and writes,
+        as one unit of the write door in a span of the notice's trace; a retry of an applied
+        request gets the notice as it is now."""
         actor = actor_of(principal)
-        stored = await self.get_notice(name, principal)
-        if await self._applied_before(request):
-            return stored  # a retry of an applied request
-        now = self.clock()
-        updated, transition = decide(stored.notice, actor, now)
-        try:
-            with in_notice_trace(transition.action.lower(), stored.notice, stored.traceparent):
-                updated = await self._commit(stored, updated, transition, now, request)
-        except (Aborted, IntegrityError):
-            # Two copies of one request raced: the loser answers like a later retry would.
-            if await self._applied_before(request):
-                return await self.get_notice(name, principal)
-            raise
-        self.outbox.notify()
+
+        def change(tx: Tx, stored: StoredNotice) -> StoredNotice:
+            now = self.clock()
+            updated, transition = decide(stored.notice, actor, now)
+            return self._commit(tx, stored, updated, transition, now)
+
+        load = functools.partial(self._visible_notice, principal=principal)
+        return await self.notices.change(name, str(action).lower(), change, request=request, load=load)
+
+    def _commit(
+        self, tx: Tx, stored: StoredNotice, updated: AssistanceNotice, transition: Transition, now: datetime
+    ) -> StoredNotice:
+        """The notice's next version (if still at the version read: ABORTED otherwise), what its
+        step caused (seizures, the queue moving up), the timeline entries and the events."""
+        conn = tx.connection
+        work = Work()
+        if transition.action is Action.REPLY:
+            updated = self._apply_result(conn, updated, now, work)
+        self._write(conn, stored.notice.version, updated, transition, work)
+        # The step itself first, then what it caused (seizures, the queue moving up).
+        work.events.insert(0, work.events.pop())
+        work.entries.insert(0, work.entries.pop())
+        self._flush(tx, work)
         return StoredNotice(stored.seq, updated, stored.traceparent)
 
-    async def _applied_before(self, request: RequestKey | None) -> bool:
-        if request is None:
-            return False
-        async with self.db.read() as conn:
-            return await conn.run_sync(earlier_resource, request) is not None
-
-    async def _commit(
-        self, stored: StoredNotice, updated: AssistanceNotice, transition: Transition, now: datetime, request: RequestKey | None
-    ) -> AssistanceNotice:
-        async with self.db.transaction() as conn:
-            await conn.run_sync(record, request, stored.notice.name)
-            work = Work()
-            if transition.action is Action.REPLY:
-                updated = await self._apply_result(conn, updated, now, work)
-            await self._write(conn, stored.notice.version, updated, transition, work)
-            # The step itself first, then what it caused (seizures, the queue moving up).
-            work.events.insert(0, work.events.pop())
-            work.entries.insert(0, work.entries.pop())
-            await self._flush(conn, work)
-        return updated
-
-    async def _write(
+    def _write(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         expected_version: int,
         notice: AssistanceNotice,
         transition: Transition,
         work: Work,
     ) -> None:
-        if not await store.update_notice(conn, notice, expected_version=expected_version):
-            raise Aborted(
-                f"{notice.name} changed while the request was applied; read it again and retry",
-                reason="VERSION_MISMATCH",
-                metadata={"assistance_notice": notice.name, "expected_version": str(expected_version)},
-            )
+        store.update_notice(conn, notice, expected_version=expected_version)
         entry = TimelineEntry(transition, current_trace_id())
         work.entries.append((notice.name, entry))
         work.events.append(self._transitioned(notice, entry))
 
-    async def _flush(self, conn: AsyncConnection, work: Work) -> None:
-        for name, entry in work.entries:
-            await store.append_entries(conn, name, [entry])
-        await self.outbox.add(conn, work.events)
+    def _flush(self, tx: Tx, work: Work) -> None:
+        store.append_timeline(tx.connection, work.entries)
+        tx.emit(*work.events)
 
     def _transitioned(self, notice: AssistanceNotice, entry: TimelineEntry) -> Event:
         row = _entry_row(entry)
@@ -326,32 +325,32 @@ class AssistanceHandlers:
 
     # --- seizures: what a result does ------------------------------------------------------------------
 
-    async def _apply_result(self, conn: AsyncConnection, notice: AssistanceNotice, now: datetime, work: Work) -> AssistanceNotice:
+    def _apply_result(self, conn: Connection, notice: AssistanceNotice, now: datetime, work: Work) -> AssistanceNotice:
         result = notice.result
         assert result is not None
         if result.kind not in EFFECTIVE_RESULTS:
             return notice
         effect = notice.rule.effect
         if effect is SeizureEffect.SEIZE:
-            seizure = await self._seize(conn, notice, result.amount_fen, now, work)
+            seizure = self._seize(conn, notice, result.amount_fen, now, work)
             return replace(notice, resulting_seizure=seizure.name) if seizure else notice
         if effect in (SeizureEffect.RENEW, SeizureEffect.RELEASE) and notice.seizure_name:
-            current = await store.seizure_by_name(conn, notice.seizure_name)
+            current = store.seizure_by_name(conn, notice.seizure_name)
             if current is None or current.state is not seizures.SeizureState.ACTIVE or now > current.expires_at:
                 # It ended between the notice and the reply: the reply is recorded, the seizure
                 # stays ended (a lapsed seizure is not revived by a late renewal).
                 return notice
             if effect is SeizureEffect.RENEW:
                 changed = seizures.renew(current, now, result.amount_fen)
-                await self._save_seizure(conn, current, changed, SEIZURE_RENEWED, notice.name, work)
+                self._save_seizure(conn, current, changed, SEIZURE_RENEWED, notice.name, work)
             else:
                 changed = seizures.release(current, now)
-                await self._save_seizure(conn, current, changed, SEIZURE_RELEASED, notice.name, work)
-                await self.advance_queue(conn, changed.asset_key, now, work)
+                self._save_seizure(conn, current, changed, SEIZURE_RELEASED, notice.name, work)
+                self.advance_queue(conn, changed.asset_key, now, work)
         return notice
 
-    async def _seize(
-        self, conn: AsyncConnection, notice: AssistanceNotice, amount_fen: int | None, now: datetime, work: Work
+    def _seize(
+        self, conn: Connection, notice: AssistanceNotice, amount_fen: int | None, now: datetime, work: Work
     ) -> Seizure | None:
         target = notice.target_details
         asset_class = asset_class_of(notice.kind, target) if target else None
@@ -370,15 +369,14 @@ class AssistanceHandlers:
             amount_fen=amount_fen if amount_fen is not None else requested,
             now=now,
         )
-        await store.insert_seizure(conn, seizure)
+        store.insert_seizure(conn, seizure)
         work.events.append(self._seizure_event(seizure, SEIZURE_EFFECTIVE, notice.name))
         return seizure
 
-    async def _save_seizure(
-        self, conn: AsyncConnection, before: Seizure, after: Seizure, kind: EventType, notice_name: str, work: Work
+    def _save_seizure(
+        self, conn: Connection, before: Seizure, after: Seizure, kind: EventType, notice_name: str, work: Work
     ) -> None:
-        if not await store.update_seizure(conn, after, expected_version=before.version):
-            raise Aborted(f"{before.name} changed meanwhile; retry", reason="VERSION_MISMATCH", metadata={"seizure": before.name})
+        store.update_seizure(conn, after, expected_version=before.version)
         work.events.append(self._seizure_event(after, kind, notice_name))
 
     def _seizure_event(self, seizure: Seizure, kind: EventType, notice_name: str = "") -> Event:
@@ -387,93 +385,93 @@ class AssistanceHandlers:
         at = seizure.updated_at or self.clock()
         return kind.event(payload, occurred_at=at, court=seizure.court_id, agency=seizure.agency_id)
 
-    async def advance_queue(self, conn: AsyncConnection, asset_key: str, now: datetime, work: Work) -> None:
+    def advance_queue(self, conn: Connection, asset_key: str, now: datetime, work: Work) -> None:
         """An earlier seizure of the asset ended: every measure queued on it moves up one place;
         the one at the front takes effect and becomes a seizure (轮候转正式查封)."""
-        for queued in await store.queued_notices(conn, asset_key):
+        for queued in store.queued_notices(conn, asset_key):
             notice, transition = lifecycle.advance_queue(queued.notice, now)
             if transition.action is Action.TAKE_EFFECT:
                 assert notice.result is not None
-                seizure = await self._seize(conn, notice, notice.result.amount_fen, now, work)
+                seizure = self._seize(conn, notice, notice.result.amount_fen, now, work)
                 if seizure is not None:
                     notice = replace(notice, resulting_seizure=seizure.name)
-            await self._write(conn, queued.notice.version, notice, transition, work)
+            self._write(conn, queued.notice.version, notice, transition, work)
 
     # --- the scanner's actions ---------------------------------------------------------------------------
 
     async def flag_overdue_objections(self) -> int:
         """Marks objections the court left unanswered past their due time; one event each."""
         now = self.clock()
-        async with self.db.read() as conn:
-            names = await store.overdue_objection_names(conn, now)
+        names = await self.reader.run(lambda conn: store.overdue_objection_names(conn, now))
         flagged = 0
         for name in names:
-            flagged += await self._flag(name, now)
-        if flagged:
-            self.outbox.notify()
+            flagged += await self.writer.run(functools.partial(self._flag, name=name, now=now))
         return flagged
 
-    async def _flag(self, name: str, now: datetime) -> int:
-        async with self.db.read() as conn:
-            stored = await store.notice_by_name(conn, name)
+    def _flag(self, tx: Tx, *, name: str, now: datetime) -> int:
+        conn = tx.connection
+        stored = store.notice_by_name(conn, name)
         objection = stored.notice.objection if stored else None
         if stored is None or objection is None or objection.overdue_flagged_at or stored.notice.state is not NoticeState.OBJECTED:
             return 0
         notice, transition = lifecycle.flag_objection_overdue(stored.notice, now)
-        with in_notice_trace("objection_overdue", stored.notice, stored.traceparent):
-            async with self.db.transaction() as conn:
-                if not await store.save_annotation(conn, notice):
-                    return 0  # answered meanwhile: nothing to flag
-                entry = TimelineEntry(transition, current_trace_id())
-                await store.append_entries(conn, name, [entry])
-                await self.outbox.add(conn, [self._transitioned(notice, entry)])
+        with self.notices.in_trace("objection_overdue", stored):
+            if not store.save_annotation(conn, notice):
+                return 0  # answered meanwhile: nothing to flag
+            entry = TimelineEntry(transition, current_trace_id())
+            store.append_entries(conn, name, [entry])
+            tx.emit(self._transitioned(notice, entry))
         return 1
 
     async def watch_seizures(self) -> dict[str, int]:
         """Reminders before a term ends and lapses after it, with the queue moving up on a lapse."""
         now = self.clock()
-        async with self.db.read() as conn:
-            candidates = await store.seizures_to_watch(conn, now + self.reminder_lead)
+        candidates = await self.reader.run(lambda conn: store.seizures_to_watch(conn, now + self.reminder_lead))
         counts = {SEIZURE_EXPIRING.verb: 0, SEIZURE_LAPSED.verb: 0}
         for candidate in candidates:
             try:
-                await self._watch(candidate, now, counts)
+                verb = await self.writer.run(functools.partial(self._watch, candidate=candidate, now=now))
             except DomainError as reason:  # e.g. a queued notice changed meanwhile: next pass
                 log.info("seizure %s skipped: %s", candidate.name, reason)
-        if any(counts.values()):
-            self.outbox.notify()
+                continue
+            if verb:
+                counts[verb] += 1
         return counts
 
-    async def _watch(self, candidate: Seizure, now: datetime, counts: dict[str, int]) -> None:
-        """One seizure, one transaction: lapse it (and move its queue up) or remind of its end."""
-        async with self.db.read() as conn:
-            origin = await store.notice_by_name(conn, candidate.notice_name)
-        if origin is None:
-            await self._watch_in_trace(candidate, now, counts)
-            return
-        with in_notice_trace("seizure_term", origin.notice, origin.traceparent):
-            await self._watch_in_trace(candidate, now, counts)
+    def _watch(self, tx: Tx, *, candidate: Seizure, now: datetime) -> str:
+        """One seizure, one unit, in the trace of the notice that put it in place: lapse it (and
+        move its queue up) or remind of its end; the verb of the event it emitted, or ""."""
+        origin = store.notice_by_name(tx.connection, candidate.notice_name)
+        with self.notices.in_trace("seizure_term", origin) if origin is not None else contextlib.nullcontext():
+            return self._watch_in_trace(tx, candidate, now)
 
-    async def _watch_in_trace(self, candidate: Seizure, now: datetime, counts: dict[str, int]) -> None:
+    def _watch_in_trace(self, tx: Tx, candidate: Seizure, now: datetime) -> str:
+        conn = tx.connection
+        current = store.seizure_by_name(conn, candidate.name)
+        if current is None or current.version != candidate.version:
+            return ""  # changed since the pass read it (renewed, released): look again next pass
+        work = Work()
         verb = ""
-        async with self.db.transaction() as conn:
-            current = await store.seizure_by_name(conn, candidate.name)
-            if current is None or current.version != candidate.version:
-                return  # changed since the pass read it (renewed, released): look again next pass
-            work = Work()
-            if now > current.expires_at:
-                lapsed = seizures.lapse(current, now)
-                await self._save_seizure(conn, current, lapsed, SEIZURE_LAPSED, "", work)
-                await self.advance_queue(conn, lapsed.asset_key, now, work)
-                verb = SEIZURE_LAPSED.verb
-            elif seizures.reminder_due(current, now, self.reminder_lead):
-                # Bookkeeping only: the version stays, so no court is made to re-read.
-                if await store.update_seizure(conn, seizures.reminded(current), expected_version=current.version):
-                    work.events.append(self._seizure_event(replace(current, updated_at=now), SEIZURE_EXPIRING))
-                    verb = SEIZURE_EXPIRING.verb
-            await self._flush(conn, work)
-        if verb:
-            counts[verb] += 1
+        if now > current.expires_at:
+            lapsed = seizures.lapse(current, now)
+            self._save_seizure(conn, current, lapsed, SEIZURE_LAPSED, "", work)
+            self.advance_queue(conn, lapsed.asset_key, now, work)
+            verb = SEIZURE_LAPSED.verb
+        elif seizures.reminder_due(current, now, self.reminder_lead):
+            # Bookkeeping only: the version stays, so no court is made to re-read.
+            if store.save_seizure_annotation(conn, seizures.reminded(current)):
+                work.events.append(self._seizure_event(replace(current, updated_at=now), SEIZURE_EXPIRING))
+                verb = SEIZURE_EXPIRING.verb
+        self._flush(tx, work)
+        return verb
+
+
+def _notice_of(stored: StoredNotice) -> AssistanceNotice:
+    return stored.notice
+
+
+def _traceparent_of(stored: StoredNotice) -> str:
+    return stored.traceparent
 
 
 def _entry_row(entry: TimelineEntry) -> dict[str, Any]:

@@ -22,7 +22,7 @@ CASE_REPLICA_CONSUMER = "assistance-case-replica"
 
 async def wire(host: ServiceHost) -> None:
     add_event_attributes(events.span_attributes)  # relay and consumer spans name the notice or control (the event catalog)
-    handlers = AssistanceHandlers(host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default())
+    handlers = AssistanceHandlers(host.writer, host.reader, CourtCatalog.default(), AgencyCatalog.default())
     servicer = AssistanceServicer(handlers)
     host.add_servicer(SERVICE, servicer)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)

@@ -7,16 +7,15 @@ notice put in place) run in spans that continue that context and link to the cal
 caused them, so their timeline entries, outbox rows and the events' consumers land in the
 notice's trace. Spans carry the notice, its case, court and agency (the relay's and consumers'
 spans too, read from the event's payload by services/contract/span_attributes.py).
+
+The spans are the notice aggregate's (`AssistanceHandlers.notices`, services/plumbing/aggregate.py:
+`Aggregates.in_trace`), named `assistance_notice.{operation}` and carrying `notice_attributes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from assistance.notices import AssistanceNotice
 from services.contract.span_attributes import AGENCY, CASE_NAME, COURT, NOTICE_KIND, NOTICE_NAME
-from services.plumbing.telemetry import continuing_trace
 
 
 def notice_attributes(notice: AssistanceNotice) -> dict[str, str]:
@@ -27,10 +26,3 @@ def notice_attributes(notice: AssistanceNotice) -> dict[str, str]:
         COURT: notice.court_id,
         AGENCY: notice.agency_id,
     }
-
-
-@contextmanager
-def in_notice_trace(operation: str, notice: AssistanceNotice, traceparent: str) -> Iterator[None]:
-    """Runs a write on `notice` in a span of the notice's trace, linked both ways to the caller's span."""
-    with continuing_trace(f"assistance_notice.{operation}", notice_attributes(notice), traceparent):
-        yield

@@ -136,7 +136,7 @@ class AssistanceServicer(assistance_pb2_grpc.AssistanceServiceServicer):
     ) -> pb.AgencyTurnaroundStatistics:
         # Open to every authenticated caller, like the courts' figures: aggregates only.
         current_principal()
-        return await agency_turnaround_statistics(self.handlers.db, request.filter, request.group_by)
+        return await agency_turnaround_statistics(self.handlers.reader, request.filter, request.group_by)
 
     # --- helpers ----------------------------------------------------------------------------------------
 

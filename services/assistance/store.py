@@ -5,30 +5,42 @@ A notice is one `assistance_notice` row whose `document` holds the whole aggrega
 beside it for lists, the seizure queue, the scanner and the optimistic concurrency guard
 (`UPDATE … WHERE version = :old`). `assistance_notice_transition` is the append-only
 timeline. Seizures are one `seizure` row each, the same way.
+
+Both rows are versioned document aggregates (services/plumbing/aggregate.py: `TABLE`,
+`SEIZURE_TABLE`). The functions are synchronous SQLAlchemy Core on a `Connection`: writes run
+in units of the write door, reads through the read door (services/plumbing/unit_of_work.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection, RowMapping
 
 from assistance.notice_lifecycle import Transition
 from assistance.notices import AssistanceNotice, NoticeKind, NoticeState
 from assistance.seizures import AssetClass, Seizure, SeizureState
+from registry.errors import Aborted
 from services.assistance import notice_codec as codec
 from services.assistance.tables import AssistanceNoticeRow, AssistanceNoticeTransitionRow, SeizureRow
-from services.plumbing.events import trace_columns
+from services.plumbing.aggregate import DocumentTable, document
+from services.plumbing.db import BulkStatement
 from services.plumbing.times import utc
 
 NOTICES = AssistanceNoticeRow.__table__  # type: ignore[attr-defined]
 TRANSITIONS = AssistanceNoticeTransitionRow.__table__  # type: ignore[attr-defined]
 SEIZURES = SeizureRow.__table__  # type: ignore[attr-defined]
+
+# Built once: building and cache-keying a statement per call costs more than running it.
+_INSERT_TRANSITIONS = BulkStatement(
+    insert(TRANSITIONS),
+    keys=["notice_name", "action", "from_state", "to_state", "actor", "at", "reason_code", "note", "trace_id"],
+)
 
 
 @dataclass(frozen=True)
@@ -55,61 +67,80 @@ class TimelineEntry:
     trace_id: str = ""
 
 
-# --- notices: writing ----------------------------------------------------------------------------
+# --- notices: the aggregate ----------------------------------------------------------------------
 
 
-def _notice_values(notice: AssistanceNotice) -> dict[str, Any]:
+def _notice_columns(notice: AssistanceNotice) -> dict[str, Any]:
     objection = notice.objection
     due = objection.answer_due if objection is not None and objection.answer is None else None
     return {
+        "name": notice.name,
+        "id": notice.id,
+        "court_id": notice.court_id,
+        "agency_id": notice.agency_id,
+        "case_name": notice.case_name,
+        "kind": str(notice.kind),
+        "target": notice.target,
+        "create_time": utc(notice.created_at),
         "state": str(notice.state),
         "update_time": utc(notice.updated_at),
         "version": notice.version,
-        "document": json.dumps(codec.notice_to_json(notice), ensure_ascii=False, separators=(",", ":")),
+        "document": document(codec.notice_to_json(notice)),
         "asset_key": notice.asset_key,
         "queued": notice.waiting_in_queue,
         "objection_due_at": utc(due) if due else None,
     }
 
 
-async def insert_notice(conn: AsyncConnection, notice: AssistanceNotice) -> int:
-    result = await conn.execute(
-        insert(NOTICES).values(
-            name=notice.name,
-            id=notice.id,
-            court_id=notice.court_id,
-            agency_id=notice.agency_id,
-            case_name=notice.case_name,
-            kind=str(notice.kind),
-            target=notice.target,
-            create_time=utc(notice.created_at),
-            **_notice_values(notice),
-            **trace_columns(),
-        )
-    )
-    return int(result.inserted_primary_key[0])
+def _load_notices(conn: Connection, rows: Sequence[RowMapping]) -> list[StoredNotice]:
+    return [_stored(row) for row in rows]
 
 
-async def update_notice(conn: AsyncConnection, notice: AssistanceNotice, *, expected_version: int) -> bool:
-    """Writes the next version; False when the row is no longer at `expected_version`."""
-    result = await conn.execute(
-        update(NOTICES)
-        .where(NOTICES.c.name == notice.name, NOTICES.c.version == expected_version)
-        .values(**_notice_values(notice))
-    )
-    return result.rowcount == 1
+def _stored(row: Any) -> StoredNotice:
+    data = json.loads(row["document"])
+    return StoredNotice(row["seq"], codec.notice_from_json(data), row["traceparent"])
 
 
-async def save_annotation(conn: AsyncConnection, notice: AssistanceNotice) -> bool:
+#: The notice row as a versioned document aggregate.
+TABLE: DocumentTable[AssistanceNotice, StoredNotice] = DocumentTable(
+    NOTICES,
+    kind="assistance notice",
+    label="assistance_notice",
+    columns=_notice_columns,
+    load=_load_notices,
+    fixed=("name", "id", "court_id", "agency_id", "case_name", "kind", "target", "create_time"),
+)
+
+
+# --- notices: writing ----------------------------------------------------------------------------
+
+
+def insert_notice(conn: Connection, notice: AssistanceNotice) -> int:
+    """Inserts the notice with the current trace context (its trace); returns its seq."""
+    return TABLE.insert(conn, notice)
+
+
+def update_notice(conn: Connection, notice: AssistanceNotice, *, expected_version: int) -> None:
+    """Writes the next version; ABORTED VERSION_MISMATCH when the row is no longer at `expected_version`."""
+    TABLE.update(conn, notice, expected_version=expected_version)
+
+
+def save_annotation(conn: Connection, notice: AssistanceNotice) -> bool:
     """Bookkeeping that does not bump the version (the scanner's overdue mark); False when the
     notice changed since it was read (then the mark is not written over the change)."""
-    result = await conn.execute(
-        update(NOTICES).where(NOTICES.c.name == notice.name, NOTICES.c.version == notice.version).values(**_notice_values(notice))
-    )
-    return result.rowcount == 1
+    try:
+        TABLE.update(conn, notice, expected_version=notice.version)
+    except Aborted:
+        return False
+    return True
 
 
-async def append_entries(conn: AsyncConnection, notice_name: str, entries: Iterable[TimelineEntry]) -> None:
+def append_entries(conn: Connection, notice_name: str, entries: Iterable[TimelineEntry]) -> None:
+    append_timeline(conn, [(notice_name, entry) for entry in entries])
+
+
+def append_timeline(conn: Connection, entries: Iterable[tuple[str, TimelineEntry]]) -> None:
+    """Appends (notice name, entry) pairs to the notices' timelines, in order, in one statement."""
     rows = [
         {
             "notice_name": notice_name,
@@ -122,21 +153,19 @@ async def append_entries(conn: AsyncConnection, notice_name: str, entries: Itera
             "note": e.transition.note,
             "trace_id": e.trace_id,
         }
-        for e in entries
+        for notice_name, e in entries
     ]
-    if rows:
-        await conn.execute(insert(TRANSITIONS), rows)
+    _INSERT_TRANSITIONS.execute_sync(conn, rows)
 
 
 # --- notices: reading ----------------------------------------------------------------------------
 
 
-async def notice_by_name(conn: AsyncConnection, name: str) -> StoredNotice | None:
-    row = (await conn.execute(select(NOTICES).where(NOTICES.c.name == name))).mappings().first()
-    return _stored(row) if row else None
+def notice_by_name(conn: Connection, name: str) -> StoredNotice | None:
+    return TABLE.get(conn, name)
 
 
-async def list_notices(conn: AsyncConnection, query: NoticeQuery, after_seq: int, limit: int) -> list[StoredNotice]:
+def list_notices(conn: Connection, query: NoticeQuery, after_seq: int, limit: int) -> list[StoredNotice]:
     columns = NOTICES.c
     statement = select(NOTICES).where(columns.seq > after_seq).order_by(columns.seq).limit(limit)
     for column, value in (
@@ -148,16 +177,16 @@ async def list_notices(conn: AsyncConnection, query: NoticeQuery, after_seq: int
     ):
         if value is not None:
             statement = statement.where(column == str(value))
-    return [_stored(row) for row in (await conn.execute(statement)).mappings()]
+    return TABLE.select(conn, statement)
 
 
-async def queued_notices(conn: AsyncConnection, asset_key: str) -> list[StoredNotice]:
+def queued_notices(conn: Connection, asset_key: str) -> list[StoredNotice]:
     """Notices waiting behind a seizure of the asset, oldest reply first."""
     statement = select(NOTICES).where(NOTICES.c.asset_key == asset_key, NOTICES.c.queued.is_(True)).order_by(NOTICES.c.seq)
-    return [_stored(row) for row in (await conn.execute(statement)).mappings()]
+    return TABLE.select(conn, statement)
 
 
-async def overdue_objection_names(conn: AsyncConnection, now: datetime, limit: int = 500) -> list[str]:
+def overdue_objection_names(conn: Connection, now: datetime, limit: int = 500) -> list[str]:
     statement = (
         select(NOTICES.c.name, NOTICES.c.document)
         .where(NOTICES.c.state == str(NoticeState.OBJECTED), NOTICES.c.objection_due_at < utc(now))
@@ -165,21 +194,16 @@ async def overdue_objection_names(conn: AsyncConnection, now: datetime, limit: i
         .limit(limit)
     )
     names = []
-    for row in await conn.execute(statement):
+    for row in conn.execute(statement):
         objection = json.loads(row.document).get("objection") or {}
         if not objection.get("overdue_flagged_at"):
             names.append(row.name)
     return names
 
 
-async def entries_of(conn: AsyncConnection, name: str) -> list[Any]:
+def entries_of(conn: Connection, name: str) -> list[Any]:
     statement = select(TRANSITIONS).where(TRANSITIONS.c.notice_name == name).order_by(TRANSITIONS.c.seq)
-    return list((await conn.execute(statement)).mappings())
-
-
-def _stored(row: Any) -> StoredNotice:
-    data = json.loads(row["document"])
-    return StoredNotice(row["seq"], codec.notice_from_json(data), row["traceparent"])
+    return list(conn.execute(statement).mappings())
 
 
 # --- seizures -------------------------------------------------------------------------------------------
@@ -200,46 +224,65 @@ class SeizureQuery:
     asset_class: AssetClass | None = None
 
 
-def _seizure_values(s: Seizure) -> dict[str, Any]:
+def _seizure_columns(s: Seizure) -> dict[str, Any]:
     assert s.updated_at is not None
     return {
+        "name": s.name,
+        "id": s.id,
+        "court_id": s.court_id,
+        "agency_id": s.agency_id,
+        "case_name": s.case_name,
+        "notice_name": s.notice_name,
+        "asset_key": s.asset_key,
+        "asset_class": str(s.asset_class),
         "state": str(s.state),
         "expires_at": utc(s.expires_at),
         "version": s.version,
         "update_time": utc(s.updated_at),
-        "document": json.dumps(codec.seizure_to_json(s), ensure_ascii=False, separators=(",", ":")),
+        "document": document(codec.seizure_to_json(s)),
     }
 
 
-async def insert_seizure(conn: AsyncConnection, s: Seizure) -> None:
-    await conn.execute(
-        insert(SEIZURES).values(
-            name=s.name,
-            id=s.id,
-            court_id=s.court_id,
-            agency_id=s.agency_id,
-            case_name=s.case_name,
-            notice_name=s.notice_name,
-            asset_key=s.asset_key,
-            asset_class=str(s.asset_class),
-            **_seizure_values(s),
-        )
-    )
+def _load_seizures(conn: Connection, rows: Sequence[RowMapping]) -> list[StoredSeizure]:
+    return [StoredSeizure(row["seq"], codec.seizure_from_json(json.loads(row["document"]))) for row in rows]
 
 
-async def update_seizure(conn: AsyncConnection, s: Seizure, *, expected_version: int) -> bool:
-    result = await conn.execute(
-        update(SEIZURES).where(SEIZURES.c.name == s.name, SEIZURES.c.version == expected_version).values(**_seizure_values(s))
-    )
-    return result.rowcount == 1
+#: The seizure row as a versioned document (in the trace of the notice that put it in place).
+SEIZURE_TABLE: DocumentTable[Seizure, StoredSeizure] = DocumentTable(
+    SEIZURES,
+    kind="seizure",
+    label="seizure",
+    columns=_seizure_columns,
+    load=_load_seizures,
+    fixed=("name", "id", "court_id", "agency_id", "case_name", "notice_name", "asset_key", "asset_class"),
+)
 
 
-async def seizure_by_name(conn: AsyncConnection, name: str) -> Seizure | None:
-    row = (await conn.execute(select(SEIZURES).where(SEIZURES.c.name == name))).mappings().first()
-    return codec.seizure_from_json(json.loads(row["document"])) if row else None
+def insert_seizure(conn: Connection, s: Seizure) -> None:
+    SEIZURE_TABLE.insert(conn, s)
 
 
-async def list_seizures(conn: AsyncConnection, query: SeizureQuery, after_seq: int, limit: int) -> list[StoredSeizure]:
+def update_seizure(conn: Connection, s: Seizure, *, expected_version: int) -> None:
+    """Writes the next version; ABORTED VERSION_MISMATCH when the row is no longer at `expected_version`."""
+    SEIZURE_TABLE.update(conn, s, expected_version=expected_version)
+
+
+def save_seizure_annotation(conn: Connection, s: Seizure) -> bool:
+    """Bookkeeping that does not bump the version (the reminder sent); False when the seizure
+    changed since it was read."""
+    try:
+        SEIZURE_TABLE.update(conn, s, expected_version=s.version)
+    except Aborted:
+        return False
+    return True
+
+
+def seizure_by_name(conn: Connection, name: str) -> Seizure | None:
+    found = SEIZURE_TABLE.get(conn, name)
+    return found.seizure if found else None
+
+
+def list_seizures(conn: Connection, query: SeizureQuery, after_seq: int, limit: int) -> list[StoredSeizure]:
     columns = SEIZURES.c
     statement = select(SEIZURES).where(columns.seq > after_seq).order_by(columns.seq).limit(limit)
     for column, value in (
@@ -251,11 +294,10 @@ async def list_seizures(conn: AsyncConnection, query: SeizureQuery, after_seq: i
     ):
         if value is not None:
             statement = statement.where(column == str(value))
-    rows = (await conn.execute(statement)).mappings()
-    return [StoredSeizure(row["seq"], codec.seizure_from_json(json.loads(row["document"]))) for row in rows]
+    return SEIZURE_TABLE.select(conn, statement)
 
 
-async def seizures_to_watch(conn: AsyncConnection, horizon: datetime, limit: int = 500) -> list[Seizure]:
+def seizures_to_watch(conn: Connection, horizon: datetime, limit: int = 500) -> list[Seizure]:
     """Active seizures ending before `horizon` (reminders) or already ended (lapses)."""
     statement = (
         select(SEIZURES.c.document)
@@ -263,4 +305,4 @@ async def seizures_to_watch(conn: AsyncConnection, horizon: datetime, limit: int
         .order_by(SEIZURES.c.expires_at)
         .limit(limit)
     )
-    return [codec.seizure_from_json(json.loads(row.document)) for row in await conn.execute(statement)]
+    return [codec.seizure_from_json(json.loads(row.document)) for row in conn.execute(statement)]

@@ -80,6 +80,9 @@ class DocumentTable(Generic[A, S]):
         self.columns = columns
         self.load = load
         self.fixed = frozenset(fixed)  # columns an update leaves as inserted
+        # A row that starts a trace keeps its context (`traceparent`, `tracestate`); a part of
+        # another aggregate's story (a seizure, in its notice's trace) has no such columns.
+        self.traced = "traceparent" in table.c
         # Built once: building and cache-keying a statement per call costs more than running it.
         self._insert = insert(table)
         self._by_name = select(table).where(table.c.name == bindparam("name"))
@@ -88,7 +91,8 @@ class DocumentTable(Generic[A, S]):
 
     def insert(self, conn: Connection, aggregate: A, **extra: Any) -> int:
         """Inserts the aggregate with the current trace context (its trace); returns its seq."""
-        key = conn.execute(self._insert, {**self.columns(aggregate), **trace_columns(), **extra}).inserted_primary_key
+        trace_context = trace_columns() if self.traced else {}
+        key = conn.execute(self._insert, {**self.columns(aggregate), **trace_context, **extra}).inserted_primary_key
         assert key is not None
         return int(key[0])
 

@@ -32,8 +32,7 @@ async def events(h: AssistanceHandlers) -> list[ReceivedEvent]:
 async def project(h: AssistanceHandlers, received: list[ReceivedEvent]) -> None:
     projection = AgencyTurnaroundProjection(h.calendar)
     for event in received:
-        async with h.db.transaction() as conn:
-            await projection.apply(conn, event)
+        await h.writer.run(lambda tx, event=event: projection.apply(tx, event))
 
 
 async def scenario(h: AssistanceHandlers, clock: Clock) -> None:
@@ -55,7 +54,7 @@ async def scenario(h: AssistanceHandlers, clock: Clock) -> None:
 
 
 async def statistics(h: AssistanceHandlers, filter_text: str = "", group_by: tuple[str, ...] = ()) -> Any:
-    return await agency_turnaround_statistics(h.db, filter_text, group_by)
+    return await agency_turnaround_statistics(h.reader, filter_text, group_by)
 
 
 async def test_figures_per_agency_and_kind(handlers: AssistanceHandlers, clock: Clock) -> None:

@@ -28,6 +28,7 @@ from services.assistance.store import NoticeQuery, SeizureQuery
 from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.outbox import OUTBOX, Outbox
+from services.plumbing.unit_of_work import Reader, Writer
 from tests.conftest import Clock, request_key
 
 SENT_AT = datetime(2023, 9, 20, 2, 0, tzinfo=UTC)  # 10:00 in Guangzhou
@@ -60,7 +61,7 @@ async def handlers(service_db_factory: Any, clock: Clock) -> AssistanceHandlers:
                 name=CASE, court_id="gd0112", case_number="（2020）粤0112执1号", respondents=respondents, registered_at=SENT_AT
             )
         )
-    return AssistanceHandlers(db, Outbox(), CourtCatalog.default(), AgencyCatalog.default(), clock=clock)
+    return AssistanceHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), AgencyCatalog.default(), clock=clock)
 
 
 def command(kind: str = "FREEZE_DEPOSITS", agency: str = "bank-icbc", subject: Any = ACCOUNT, **kw: Any) -> CreateNotice:
@@ -219,8 +220,7 @@ async def test_an_unanswered_objection_is_flagged_overdue_once(handlers: Assista
     assert answered.notice.state is NoticeState.RECEIVED
     frozen = await handlers.reply(name, BANK, lc.ReplyNotice("FROZEN", amount_fen=1))
     assert frozen.notice.state is NoticeState.ANSWERED
-    async with handlers.db.read() as conn:
-        assert await store.overdue_objection_names(conn, clock.now + timedelta(days=100)) == []
+    assert await handlers.reader.run(lambda conn: store.overdue_objection_names(conn, clock.now + timedelta(days=100))) == []
 
 
 async def test_the_overdue_mark_never_overwrites_a_newer_answer(handlers: AssistanceHandlers) -> None:
@@ -229,6 +229,5 @@ async def test_the_overdue_mark_never_overwrites_a_newer_answer(handlers: Assist
     await handlers.answer_objection(name, COURT, lc.AnswerObjection("WITHDRAW"))
     assert stale.objection is not None
     flagged, _ = lc.flag_objection_overdue(stale, stale.objection.answer_due + timedelta(seconds=1))
-    async with handlers.db.transaction() as conn:
-        assert not await store.save_annotation(conn, flagged)
+    assert not await handlers.writer.run(lambda tx: store.save_annotation(tx.connection, flagged))
     assert (await handlers.get_notice(name, COURT)).notice.state is NoticeState.WITHDRAWN
