@@ -15,6 +15,8 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import asyncio
 import shutil
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -181,6 +183,49 @@ async def wait_for(condition, timeout: float = WAIT_SECONDS, interval: float = 0
         if loop.time() > deadline:
             raise AssertionError(f"condition not met in {timeout:g} s: {getattr(condition, '__name__', condition)}")
         await asyncio.sleep(interval)
+
+
+#: pytest-timeout dumps the threads' stacks; a hung test is mostly an asyncio task awaiting
+#: something, so the tasks and what each awaits are written this long before.
+TASK_DUMP_LEAD_SECONDS = 15
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
+    timeout = getattr(settings, "timeout", 0) or 0
+    if timeout > TASK_DUMP_LEAD_SECONDS:
+        timer = threading.Timer(timeout - TASK_DUMP_LEAD_SECONDS, _dump_asyncio_tasks, args=(item.nodeid,))
+        timer.daemon = True
+        timer.start()
+        item.stash[_TASK_DUMP] = timer
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    timer = item.stash.get(_TASK_DUMP, None)
+    if timer is not None:
+        timer.cancel()
+
+
+_TASK_DUMP = pytest.StashKey[threading.Timer]()
+
+
+def _dump_asyncio_tasks(nodeid: str) -> None:
+    """Every pending task of the test process and the await chain it is stuck in (read from
+    another thread: a best-effort snapshot, for the report of a test about to time out)."""
+    lines = [f"\n+++ {nodeid} is about to time out; its pending asyncio tasks:"]
+    for task in list(asyncio.tasks._all_tasks):  # type: ignore[attr-defined]
+        if task.done():
+            continue
+        lines.append(f"--- {task.get_name()} {task.get_coro()!r}")
+        awaited = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
 
 
 @pytest.hookimpl(optionalhook=True)

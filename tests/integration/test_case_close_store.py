@@ -87,7 +87,9 @@ async def test_vehicle_controls_end_when_the_case_closes(registry: RegistryHandl
     assistance_db = await service_db_factory("assistance")
     await _seed_replica(assistance_db)
     clock = Clock(MONDAY)
-    vehicles = VehicleControlHandlers(assistance_db, Outbox(), CourtCatalog.default(), AgencyCatalog.default(), clock=clock)
+    vehicles = VehicleControlHandlers(
+        Writer(assistance_db, Outbox()), Reader(assistance_db), CourtCatalog.default(), AgencyCatalog.default(), clock=clock
+    )
     listed = (await vehicles.create(CREATE, "zj0326")).control.name
     seized = (
         await vehicles.create(v.CreateVehicleControl("courts/zj0326", CASE, "张三", plate="浙CD12345"), "zj0326")
@@ -102,8 +104,7 @@ async def test_vehicle_controls_end_when_the_case_closes(registry: RegistryHandl
     event = ReceivedEvent("e-1", "rogatory.case.closed.v1", "rogatory.v1.case.zj0326.closed", "rogatory/registry", NOW,
                           events_pb2.CaseClosed(case=case_to_proto(closed)).SerializeToString(), {})  # fmt: skip
     for _attempt in range(2):  # a redelivery would reach the handler only without the inbox; it must be a no-op too
-        async with assistance_db.transaction() as conn:
-            await vehicles.apply_case_closed(conn, event)
+        await vehicles.writer.run(lambda tx: vehicles.apply_case_closed(tx, event))
     admin = Principal(PrincipalKind.ADMIN, "ops")
     assert (await vehicles.get(listed, admin)).control.state is v.ControlState.CASE_CLOSED
     assert (await vehicles.get(seized, admin)).control.state is v.ControlState.CASE_CLOSED

@@ -33,6 +33,7 @@ from services.plumbing.db import DatabaseUnavailable
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
+from services.plumbing.unit_of_work import Reader, Writer
 from tests.conftest import Clock, request_key, wait_for
 
 STREAM = "ROGATORY"
@@ -68,7 +69,7 @@ async def handlers(service_db_factory: Any, clock: Clock) -> QueryHandlers:
                 registered_at=START,
             )
         )
-    return QueryHandlers(db, Outbox(), CourtCatalog.default(), AGENCIES, clock=clock)
+    return QueryHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), AGENCIES, clock=clock)
 
 
 async def outbox(handlers: QueryHandlers) -> list[Any]:
@@ -99,8 +100,7 @@ async def test_create_writes_the_query_its_agency_rows_and_the_created_event_onc
     assert query.deadline == datetime(2026, 11, 30, 2, 0, tzinfo=UTC)  # next working day, Monday 10:00 Beijing
     assert [r.agency_id for r in handed[0].results] == ["bank-a", "bank-b", "tp-x"]
     assert [r["subject"] for r in await outbox(handlers)] == ["rogatory.v1.query.gd0112.created"]
-    async with handlers.db.read() as conn:
-        unsent = await store.unanswered_results(conn, now=START, sent_before=START, limit=10)
+    unsent = await handlers.reader.run(lambda conn: store.unanswered_results(conn, now=START, sent_before=START, limit=10))
     assert [r.agency_id for r in unsent[query.id]] == ["bank-a", "bank-b", "tp-x"]  # the fan-out's outbox, "sent" at creation
 
 
@@ -113,7 +113,7 @@ async def test_replies_are_aggregated_and_the_last_one_completes_the_query(handl
         incoming(query.name, "re-x"),  # not addressed
         incoming(query.name, "bank-b"),
     ]
-    outcomes = await handlers.db.run_transaction(lambda conn: handlers.apply_replies(conn, batch))
+    outcomes = await handlers.writer.run(lambda tx: handlers.apply_replies(tx, batch))
     assert [getattr(o, "reason", None) for o in outcomes] == [None, "ALREADY_REPLIED", "NOT_ADDRESSED", None]
     view = await handlers.get(query.name, COURT)
     assert view.query.pending == 1 and view.query.state is QueryState.RUNNING
@@ -151,7 +151,7 @@ def count_row_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return reads
 
 
-async def test_replies_to_a_query_created_here_are_applied_without_reading_their_rows(
+async def test_a_batch_of_replies_reads_its_results_with_one_statement_per_query(
     handlers: QueryHandlers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     query = (await handlers.create(COMMAND)).query
@@ -164,26 +164,25 @@ async def test_replies_to_a_query_created_here_are_applied_without_reading_their
         ]
     )
     assert [getattr(o, "reason", None) for o in outcomes] == [None, "NOT_ADDRESSED", None]
-    # SQLite counts executemany rows, so the conditional UPDATE proves the assumption; asyncpg does not: rows are read
-    assert reads == ([] if handlers.db.is_sqlite else [3])
+    assert reads == [3]  # the batch's three results, read (and locked) together
     view = await handlers.get(query.name, COURT)
     statuses = {r.result.agency_id: r.result.status for r in view.results}
     assert statuses == {"bank-a": AgencyStatus.ANSWERED, "bank-b": AgencyStatus.NO_PROPERTY, "tp-x": AgencyStatus.PENDING}
     assert view.query.pending == 1
 
 
-async def test_a_result_answered_by_another_instance_sends_the_batch_back_to_the_rows(
+async def test_a_result_answered_by_another_instance_is_refused_as_a_second_reply(
     handlers: QueryHandlers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     query = (await handlers.create(COMMAND)).query
-    elsewhere = QueryHandlers(handlers.db, Outbox(), handlers.courts, handlers.agencies, clock=handlers.clock)  # its own cache
+    elsewhere = QueryHandlers(handlers.writer, handlers.reader, handlers.courts, handlers.agencies, clock=handlers.clock)
     await elsewhere.record_replies([incoming(query.name, "bank-a", "NO_PROPERTY")])
     reads = count_row_reads(monkeypatch)
     outcomes = await handlers.record_replies(
         [incoming(query.name, "bank-a", "ANSWERED", (deposits(100_00),)), incoming(query.name, "bank-b")]
     )
     assert [getattr(o, "reason", None) for o in outcomes] == ["ALREADY_REPLIED", None]
-    assert reads == [2]  # SQLite: the assumption failed, the batch was rolled back and applied on the rows
+    assert reads == [2]  # the batch read the rows as the other instance left them, once
     view = await handlers.get(query.name, COURT)
     assert {r.result.agency_id: r.result.status for r in view.results}["bank-a"] is AgencyStatus.NO_PROPERTY
     assert view.query.pending == 1 and view.query.version == 3  # created, bank-a, bank-b: nothing applied twice
@@ -342,7 +341,7 @@ async def test_i16_p2_stopping_the_reply_consumer_writes_the_replies_that_alread
 async def test_the_dispatcher_sends_each_agency_its_own_request_and_again_until_answered(
     handlers: QueryHandlers, nats_client: NATS, clock: Clock
 ) -> None:
-    dispatcher = RequestDispatcher(handlers.db, nats_client, clock=clock)
+    dispatcher = RequestDispatcher(handlers.writer, handlers.reader, nats_client, clock=clock)
     handed: list[Fanout] = []
     handlers.dispatch = handed.append
     query = (await handlers.create(COMMAND)).query
@@ -384,7 +383,7 @@ async def test_nothing_is_sent_again_while_nats_is_disconnected(handlers: QueryH
         async def publish(self, *_args: Any, **_kwargs: Any) -> None:
             raise AssertionError("published while disconnected")
 
-    dispatcher = RequestDispatcher(handlers.db, Disconnected(), clock=clock)  # type: ignore[arg-type]
+    dispatcher = RequestDispatcher(handlers.writer, handlers.reader, Disconnected(), clock=clock)  # type: ignore[arg-type]
     await handlers.create(COMMAND)
     clock.now += dispatcher.resend_after
     assert await dispatcher.resend() == 0

@@ -41,6 +41,7 @@ from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.rpc import register
+from services.plumbing.unit_of_work import Reader, Writer
 from tests.conftest import Clock, request_key
 
 # Mon 2026-11-02 09:00 in 平阳 — an ordinary week (no holiday until 2027).
@@ -78,7 +79,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def handlers(db: Database, clock: Clock) -> VehicleControlHandlers:
-    return VehicleControlHandlers(db, Outbox(), CourtCatalog.default(), AgencyCatalog.default(), clock=clock)
+    return VehicleControlHandlers(Writer(db, Outbox()), Reader(db), CourtCatalog.default(), AgencyCatalog.default(), clock=clock)
 
 
 async def outbox(db: Database) -> list[tuple[str, bytes]]:
@@ -208,7 +209,7 @@ async def test_the_database_refuses_a_second_live_control_that_raced_past_the_ch
 ) -> None:
     first = await handlers.create(CREATE, COURT)
 
-    async def nothing_live(*_args: Any) -> list[Any]:  # as if another replica had not committed yet
+    def nothing_live(*_args: Any) -> list[Any]:  # as if another replica had not committed yet
         return []
 
     monkeypatch.setattr(store, "live_controls_of_vehicle", nothing_live)
@@ -246,8 +247,8 @@ async def test_document_round_trip(handlers: VehicleControlHandlers, clock: Cloc
     await handlers.report_sighting(name, WENZHOU, v.ReportSighting(None, "x", "note"))
     await handlers.report_seizure(name, WENZHOU, v.ReportSeizure(None, "y", "z"))
     after = await handlers.record_step(name, COURT, v.RecordStep("STORED"))
-    async with handlers.db.read() as conn:
-        assert (await store.control_by_name(conn, name)).control == after.control  # type: ignore[union-attr]
+    stored = await handlers.reader.run(lambda conn: store.control_by_name(conn, name))
+    assert stored is not None and stored.control == after.control
 
 
 # --- the gRPC servicer ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ second reply. Agencies that are down for the whole query time out at its deadlin
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +35,8 @@ from services.assistance.queries import store
 from services.assistance.queries.handlers import Fanout, reply_subject, request_subject
 from services.assistance.queries.messages import RequestPayloads
 from services.contract.events import QUERY_REQUESTED
-from services.plumbing.db import Database
 from services.plumbing.telemetry import context_from_headers, current_trace_headers, tracer
+from services.plumbing.unit_of_work import Reader, Writer
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -43,7 +44,8 @@ _tracer = tracer(__name__)
 
 @dataclass
 class RequestDispatcher:
-    db: Database
+    writer: Writer  # records a resend in the agencies' rows
+    reader: Reader
     nc: NATS
     source: str = "rogatory/assistance"
     poll_interval: float = 1.0
@@ -116,8 +118,8 @@ class RequestDispatcher:
             await self._send_all(query, results, current_trace_headers())  # agencies' spans become children
             await self.nc.flush(timeout=self.flush_timeout)
         if record:
-            async with self.db.transaction() as conn:
-                await store.mark_sent(conn, query.id, [r.agency_id for r in results], self.clock())
+            agency_ids, at = [r.agency_id for r in results], self.clock()
+            await self.writer.run(lambda tx: store.mark_sent(tx.connection, query.id, agency_ids, at))
         self.sent += len(results)
         return len(results)
 
@@ -144,12 +146,12 @@ class RequestDispatcher:
         if not self.nc.is_connected:
             return 0  # the client would only buffer each pass's copies until it reconnects, then send them all
         now = self.clock()
-        async with self.db.read() as conn:
-            due = await store.unanswered_results(conn, now=now, sent_before=now - self.resend_after, limit=self.resend_batch)
+        due = await self.reader.run(
+            lambda conn: store.unanswered_results(conn, now=now, sent_before=now - self.resend_after, limit=self.resend_batch)
+        )
         total = 0
         for query_id, results in due.items():
-            async with self.db.read() as conn:
-                stored = await store.query_by_id(conn, query_id)
+            stored = await self.reader.run(functools.partial(store.query_by_id, query_id=query_id))
             if stored is None:
                 continue
             log.info("sending %d pending requests of %s again", len(results), stored.query.name)

@@ -1,4 +1,4 @@
-"""The agencies' NATS replies: a core NATS consumer that applies what arrived, one transaction per batch.
+"""The agencies' NATS replies: a core NATS consumer that applies what arrived, one unit of the write door per batch.
 
 Agencies publish `PropertyQueryReply` to `rogatory.direct.v1.query-reply.{agency}.{court}`
 (the reply-to of the request; their NATS credentials allow their own id only, so the
@@ -60,8 +60,8 @@ class ReplyListener:
         self.consumer = Consumer(self.source, message_handler=self.apply, batch=max_batch)
 
     async def apply(self, batch: Sequence[Arrived]) -> None:
-        """The consumer's message handler: applies the decoded replies in one transaction and
-        answers each; a failing batch is retried reply by reply."""
+        """The consumer's message handler: applies the decoded replies as one unit of the write
+        door and answers each; a failing batch is retried reply by reply."""
         decoded: list[tuple[Msg, IncomingReply]] = []
         for msg, incoming in batch:
             if isinstance(incoming, DomainError):
@@ -93,7 +93,6 @@ class ReplyListener:
             await self._answer(msg, _NOT_STORED)
             return
         self.batches += 1
-        self.handlers.outbox.notify()  # completion events
         for (msg, incoming), outcome in zip(decoded, outcomes, strict=True):
             if isinstance(outcome, DomainError):
                 await self._answer(msg, self._refused(f"{incoming.reply.agency_id} → {incoming.query_name}", outcome))

@@ -1,7 +1,10 @@
-"""SQL for property queries: Core statements on the sqlmodel tables, built once (the reply path is hot).
+"""SQL for property queries: synchronous Core statements on the sqlmodel tables, built once
+(the reply path is hot).
 
-The reply path's statements are synchronous (`Connection`): a batch of replies runs as one
-Database.run_transaction; async callers reach them with `await conn.run_sync(...)`.
+The query row is a versioned aggregate (services/plumbing/aggregate.py: `TABLE`; its columns
+are the whole query, so it needs no JSON document), its agencies' rows the fan-out's record.
+The functions take a `Connection`: writes run in units of the write door, reads through the
+read door (services/plumbing/unit_of_work.py).
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from typing import Any, NamedTuple
 
 from rogatory.assistance.v1 import property_query_pb2 as pb
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection, RowMapping
 
 from assistance.property_categories import PropertyCategory
 from assistance.queries import (
@@ -30,8 +32,8 @@ from assistance.queries import (
     summary_of_totals,
 )
 from services.assistance.queries.tables import PropertyQueryAgencyRow, PropertyQueryRow
+from services.plumbing.aggregate import DocumentTable
 from services.plumbing.db import BulkStatement, placeholders
-from services.plumbing.events import trace_columns
 from services.plumbing.times import utc
 
 QUERIES = PropertyQueryRow.__table__  # type: ignore[attr-defined]
@@ -48,15 +50,6 @@ _RECORD_REPLY = update(AGENCIES).values(
 )
 _THE_ROW = (AGENCIES.c.query_id == bindparam("b_query"), AGENCIES.c.agency_id == bindparam("b_agency"))
 _UPDATE_RESULT = BulkStatement(_RECORD_REPLY.where(*_THE_ROW))
-# The same, only where the agency is still pending and was asked those categories: a batch
-# applied on cached addressees (QueryHandlers.apply_replies) checks its assumption by the count.
-_UPDATE_PENDING_RESULT = BulkStatement(
-    _RECORD_REPLY.where(
-        *_THE_ROW,
-        AGENCIES.c.status == bindparam("b_was"),  # PENDING (executemany binds every value)
-        AGENCIES.c.categories == bindparam("b_categories"),
-    )
-)
 _SAVE_PROGRESS = BulkStatement(
     update(QUERIES)
     .where(QUERIES.c.id == bindparam("b_id"))
@@ -100,30 +93,58 @@ def _categories(text: str) -> tuple[PropertyCategory, ...]:
 
 
 _STATUSES = {str(s): s for s in AgencyStatus}
-_PENDING = str(AgencyStatus.PENDING)
 _CATEGORY_BY_NUMBER = {pb.PropertyCategory.Value(str(c)): c for c in PropertyCategory}
 
 
+def _columns(query: PropertyQuery) -> dict[str, Any]:
+    return {
+        "name": query.name,
+        "id": query.id,
+        "court_id": query.court_id,
+        "case_name": query.case_name,
+        "debtor_name": query.debtor.display_name,
+        "debtor_kind": query.debtor.kind,
+        "debtor_id_masked": query.debtor.id_number_masked,
+        "categories": ",".join(query.categories),
+        "state": str(query.state),
+        "total": query.total,
+        "pending": query.pending,
+        "create_time": query.created_at,
+        "deadline_time": query.deadline,
+        "complete_time": query.completed_at,
+        "version": query.version,
+    }
+
+
+def _load(conn: Connection, rows: Sequence[RowMapping]) -> list[StoredQuery]:
+    return [_query(row) for row in rows]
+
+
+#: The query aggregate's table: insert with the creating call's trace, version-guarded update, reads.
+TABLE: DocumentTable[PropertyQuery, StoredQuery] = DocumentTable(
+    QUERIES,
+    kind="property query",
+    label="property_query",
+    columns=_columns,
+    load=_load,
+    fixed=(
+        "name",
+        "id",
+        "court_id",
+        "case_name",
+        "debtor_name",
+        "debtor_kind",
+        "debtor_id_masked",
+        "categories",
+        "total",
+        "create_time",
+        "deadline_time",
+    ),  # fmt: skip
+)
+
+
 def insert_query(conn: Connection, query: PropertyQuery, results: Sequence[AgencyResult]) -> int:
-    inserted = conn.execute(
-        insert(QUERIES).values(
-            name=query.name,
-            id=query.id,
-            court_id=query.court_id,
-            case_name=query.case_name,
-            debtor_name=query.debtor.display_name,
-            debtor_kind=query.debtor.kind,
-            debtor_id_masked=query.debtor.id_number_masked,
-            categories=",".join(query.categories),
-            state=str(query.state),
-            total=query.total,
-            pending=query.pending,
-            create_time=query.created_at,
-            deadline_time=query.deadline,
-            version=query.version,
-            **trace_columns(),
-        )
-    )
+    seq = TABLE.insert(conn, query)
     # One executemany for every agency: a 1,000-agency query is one statement, not 1,000.
     _INSERT_AGENCIES.execute_sync(
         conn,
@@ -137,7 +158,7 @@ def insert_query(conn: Connection, query: PropertyQuery, results: Sequence[Agenc
             for r in results
         ],
     )
-    return int(inserted.inserted_primary_key[0])
+    return seq
 
 
 def _query(row: Any) -> StoredQuery:
@@ -177,11 +198,11 @@ def _result(row: Any) -> StoredResult:
     return StoredResult(result, record)
 
 
-async def query_by_id(conn: AsyncConnection, query_id: str, *, for_update: bool = False) -> StoredQuery | None:
+def query_by_id(conn: Connection, query_id: str, *, for_update: bool = False) -> StoredQuery | None:
     statement = select(QUERIES).where(QUERIES.c.id == query_id)
     if for_update:
         statement = statement.with_for_update()
-    row = (await conn.execute(statement)).mappings().first()
+    row = conn.execute(statement).mappings().first()
     return _query(row) if row else None
 
 
@@ -197,11 +218,10 @@ def queries_for_update(conn: Connection, query_ids: Iterable[str]) -> dict[str, 
 
 
 def query_by_name(conn: Connection, name: str) -> StoredQuery | None:
-    row = conn.execute(select(QUERIES).where(QUERIES.c.name == name)).mappings().first()
-    return _query(row) if row else None
+    return TABLE.get(conn, name)
 
 
-async def list_queries(conn: AsyncConnection, where: QueryFilter, after_seq: int, limit: int) -> list[StoredQuery]:
+def list_queries(conn: Connection, where: QueryFilter, after_seq: int, limit: int) -> list[StoredQuery]:
     columns = QUERIES.c
     statement = (
         select(QUERIES).where(columns.court_id == where.court_id, columns.seq > after_seq).order_by(columns.seq).limit(limit)
@@ -210,17 +230,15 @@ async def list_queries(conn: AsyncConnection, where: QueryFilter, after_seq: int
         statement = statement.where(columns.case_name == where.case_name)
     if where.state is not None:
         statement = statement.where(columns.state == str(where.state))
-    return [_query(row) for row in (await conn.execute(statement)).mappings()]
+    return TABLE.select(conn, statement)
 
 
-async def results_of(conn: AsyncConnection, query_id: str) -> list[StoredResult]:
+def results_of(conn: Connection, query_id: str) -> list[StoredResult]:
     statement = select(AGENCIES).where(AGENCIES.c.query_id == query_id).order_by(AGENCIES.c.agency_id)
-    return [_result(row) for row in (await conn.execute(statement)).mappings()]
+    return [_result(row) for row in conn.execute(statement).mappings()]
 
 
-async def unanswered_results(
-    conn: AsyncConnection, *, now: datetime, sent_before: datetime, limit: int
-) -> dict[str, list[AgencyResult]]:
+def unanswered_results(conn: Connection, *, now: datetime, sent_before: datetime, limit: int) -> dict[str, list[AgencyResult]]:
     """Pending agencies of running queries whose request was last sent before `sent_before`.
 
     Starts from the running queries (an index), so answered history is never scanned.
@@ -239,16 +257,14 @@ async def unanswered_results(
         .limit(limit)
     )
     found: dict[str, list[AgencyResult]] = {}
-    for row in (await conn.execute(statement)).mappings():
+    for row in conn.execute(statement).mappings():
         result = _result(row).result
         found.setdefault(result.query_id, []).append(result)
     return found
 
 
-async def mark_sent(conn: AsyncConnection, query_id: str, agency_ids: Sequence[str], at: datetime) -> None:
-    await conn.execute(
-        update(AGENCIES).where(AGENCIES.c.query_id == query_id, AGENCIES.c.agency_id.in_(agency_ids)).values(sent_at=at)
-    )
+def mark_sent(conn: Connection, query_id: str, agency_ids: Sequence[str], at: datetime) -> None:
+    conn.execute(update(AGENCIES).where(AGENCIES.c.query_id == query_id, AGENCIES.c.agency_id.in_(agency_ids)).values(sent_at=at))
 
 
 def summary_of(conn: Connection, query: PropertyQuery) -> Summary:
@@ -314,13 +330,11 @@ def results_for_update(conn: Connection, keys: Iterable[tuple[str, str]]) -> dic
     return found
 
 
-def record_results(conn: Connection, answered: Sequence[tuple[AgencyResult, bytes]], *, only_pending: bool = False) -> bool:
-    """Writes the answered results; with `only_pending`, only rows still PENDING with the same
-    categories, and returns whether that was every one (the driver must count executemany rows)."""
+def record_results(conn: Connection, answered: Sequence[tuple[AgencyResult, bytes]]) -> None:
+    """Writes the answered results, one executemany for the batch."""
     if not answered:
-        return True
-    statement = _UPDATE_PENDING_RESULT if only_pending else _UPDATE_RESULT
-    updated = statement.execute_sync(
+        return
+    _UPDATE_RESULT.execute_sync(
         conn,
         [
             {
@@ -332,17 +346,14 @@ def record_results(conn: Connection, answered: Sequence[tuple[AgencyResult, byte
                 "b_item_count": len(r.items),
                 "b_value_fen": sum(i.value_fen for i in r.items),
                 "b_failure_reason": r.failure_reason,
-                "b_categories": ",".join(r.categories),
-                "b_was": _PENDING,
             }
             for r, record in answered
         ],
     )
-    return not only_pending or updated == len(answered)
 
 
-async def time_out_pending(conn: AsyncConnection, query_id: str) -> None:
-    await conn.execute(
+def time_out_pending(conn: Connection, query_id: str) -> None:
+    conn.execute(
         update(AGENCIES)
         .where(AGENCIES.c.query_id == query_id, AGENCIES.c.status == str(AgencyStatus.PENDING))
         .values(status=str(AgencyStatus.TIMED_OUT))
@@ -359,11 +370,11 @@ def save_progress(conn: Connection, *queries: PropertyQuery) -> None:
     )
 
 
-async def due_query_ids(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+def due_query_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
     statement = (
         select(QUERIES.c.id)
         .where(QUERIES.c.state == str(QueryState.RUNNING), QUERIES.c.deadline_time <= now)
         .order_by(QUERIES.c.deadline_time)
         .limit(limit)
     )
-    return list((await conn.execute(statement)).scalars())
+    return list(conn.execute(statement).scalars())

@@ -21,8 +21,8 @@ def wire_property_queries(host: ServiceHost, courts: CourtCatalog) -> QueryHandl
     """Adds PropertyQueryService, the request dispatcher, the reply listener and the timeout scanner to the assistance process."""
     agencies = host.agencies
     resend_after = timedelta(seconds=host.settings.query_resend_seconds)
-    dispatcher = RequestDispatcher(host.db, host.nc, source=host.source, resend_after=resend_after)
-    handlers = QueryHandlers(host.db, host.outbox, courts, agencies, dispatch=dispatcher.submit)
+    dispatcher = RequestDispatcher(host.writer, host.reader, host.nc, source=host.source, resend_after=resend_after)
+    handlers = QueryHandlers(host.writer, host.reader, courts, agencies, dispatch=dispatcher.submit)
     host.add_servicer(SERVICE, PropertyQueryServicer(handlers))
     host.consumers.append(ReplyListener(host.nc, handlers).consumer)
     host.workers.append(dispatcher)

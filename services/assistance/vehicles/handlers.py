@@ -1,9 +1,10 @@
 """Vehicle-control command handlers: the same code serves gRPC, the scanner and the
 `case.closed` consumer.
 
-Every write follows one path: read the control, let the domain decide
-(assistance/vehicles.py), then commit in ONE transaction the row (`UPDATE … WHERE version =
-:old`; zero rows → ABORTED VERSION_MISMATCH) and the outbox events.
+Every write is one unit of the write door (services/plumbing/unit_of_work.py) on the control
+aggregate (services/plumbing/aggregate.py, `store.TABLE`): read the control, let the domain
+decide (assistance/vehicles.py), then write in the same transaction the row (`UPDATE … WHERE
+version = :old`; zero rows → ABORTED VERSION_MISMATCH) and emit the events.
 
 Events: the court's own on `rogatory.v1.vehicle.{court}.{verb}`, and one copy per addressed
 agency on `rogatory.v1.watchlist.{agency}.{court}.added|removed` when the watch list changes,
@@ -13,8 +14,9 @@ Who may see a control: the controlling court and admins always; an addressed age
 vehicle is on the watch list. Anyone else gets NOT_FOUND, for the custom methods too (as for
 delegations), so no call reveals that a control exists.
 
-Idempotency (AIP-155, services/plumbing/idempotency.py): a request_id is scoped to the caller,
-the method and the control; a retry returns the control as it is now, with no second event.
+Idempotency (AIP-155, services/plumbing/idempotency.py, applied by the write door): a
+request_id is scoped to the caller, the method and the control; a retry returns the control
+as it is now, with no second event.
 
 One control, one trace: the call that creates a control starts its trace, stored with the
 row; every later write — an agency's report, a court's step, the scanner, case closing — runs
@@ -25,26 +27,25 @@ outbox rows (and the relay's and consumers' spans) land in the control's trace.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import vehicle_events_pb2
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistance import vehicles as v
 from delegation.calendar import WorkingCalendar
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
-from registry.errors import Aborted, AlreadyExists, NotFound, PermissionDenied
+from registry.errors import AlreadyExists, NotFound, PermissionDenied
 from services.assistance.vehicles import store
 from services.assistance.vehicles.messages import control_to_proto, sighting_to_proto, step_to_proto
 from services.assistance.vehicles.store import ControlQuery, StoredControl
-from services.contract.case_replica import replica_of
+from services.contract.case_replica import replica_row
 from services.contract.events import (
     CASE_CLOSED,
     VEHICLE_CONTROL_CREATED,
@@ -57,13 +58,13 @@ from services.contract.events import (
     WATCHLIST_ENTRY_REMOVED,
 )
 from services.contract.span_attributes import CASE_NAME, COURT, VEHICLE_CONTROL_NAME
+from services.plumbing.aggregate import Aggregates
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, EventType, ReceivedEvent
-from services.plumbing.idempotency import RequestKey, earlier_resource, once_async, record
+from services.plumbing.idempotency import RequestKey
 from services.plumbing.ids import new_id
-from services.plumbing.outbox import Outbox
-from services.plumbing.telemetry import continuing_trace
+from services.plumbing.unit_of_work import Reader, Tx, Writer
 
 CASE_CLOSED_ALL_COURTS = CASE_CLOSED.subject.filter()
 
@@ -72,14 +73,26 @@ Decide = Callable[[v.VehicleControl, datetime], v.Result]
 
 @dataclass
 class VehicleControlHandlers:
-    db: Database
-    outbox: Outbox
+    writer: Writer
+    reader: Reader
     courts: CourtCatalog
     agencies: AgencyCatalog
     policy: v.VehicleControlPolicy = field(default_factory=v.VehicleControlPolicy)
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar.default)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     id_factory: Callable[[], str] = new_id
+    #: The control aggregate's commands and reads, through the write and read doors.
+    controls: Aggregates[v.VehicleControl, StoredControl] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.controls = Aggregates(
+            self.writer, self.reader, store.TABLE, "vehicle_control", control_attributes, _control_of, _traceparent_of
+        )
+
+    @property
+    def db(self) -> Database:
+        """The service's database, for tests and tools that look at its rows."""
+        return self.writer.db
 
     # --- creating ------------------------------------------------------------------------------
 
@@ -91,12 +104,9 @@ class VehicleControlHandlers:
                 reason="NOT_CONTROLLING_COURT",
                 metadata={"parent": command.parent, "court": f"courts/{court_id}"},
             )
-
-        async def write(conn: AsyncConnection) -> StoredControl:
-            return await self._insert(conn, command)
-
         try:
-            created = await once_async(self.db, request, write, lambda s: s.control.name, store.control_by_name)
+            # This call starts the control's trace.
+            return await self.controls.create(lambda tx: self._insert(tx, command), request=request)
         except IntegrityError as error:
             if not _live_vehicle_conflict(error):
                 raise
@@ -104,46 +114,43 @@ class VehicleControlHandlers:
             raise AlreadyExists(
                 "the vehicle is already under control", reason="VEHICLE_ALREADY_CONTROLLED", metadata={"parent": command.parent}
             ) from error
-        self.outbox.notify()
-        return created
 
-    async def _insert(self, conn: AsyncConnection, command: v.CreateVehicleControl) -> StoredControl:
-        # The case is read on the writing connection, so the checks and the write commit together.
-        facts = await self._case_facts(conn, command.case)
+    def _insert(self, tx: Tx, command: v.CreateVehicleControl) -> StoredControl:
+        # The case is read in the writing transaction, so the checks and the write commit together.
+        conn = tx.connection
+        facts = self._case_facts(conn, command.case)
         control, events = v.create_control(
             command, self.courts, self.agencies, facts, self.policy, self.clock(), control_id=self.id_factory()
         )
         vehicle = control.vehicle
-        if existing := await store.live_controls_of_vehicle(conn, control.court_id, vehicle.plate, vehicle.vin):
+        if existing := store.live_controls_of_vehicle(conn, control.court_id, vehicle.plate, vehicle.vin):
             other = existing[0]
             raise AlreadyExists(
                 f"the vehicle is already under control by {other.control.name}",
                 reason="VEHICLE_ALREADY_CONTROLLED",
                 metadata={"vehicle_control": other.control.name},
             )
-        seq = await store.insert_control(conn, control)
-        await self.outbox.add(conn, self.messages(events))
+        seq = store.insert_control(conn, control)
+        tx.emit_all(self.messages(events))
         return StoredControl(seq, control)
 
-    async def _case_facts(self, conn: AsyncConnection, case_name: str) -> v.CaseFacts | None:
-        replica = await replica_of(conn, case_name)
+    def _case_facts(self, conn: Connection, case_name: str) -> v.CaseFacts | None:
+        replica = replica_row(conn, case_name)
         if replica is None:
             return None
         respondents = tuple(r["display_name"] for r in json.loads(replica["respondents"] or "[]"))
-        return v.CaseFacts(replica["court_id"], respondents, closed=await store.is_case_closed(conn, case_name))
+        return v.CaseFacts(replica["court_id"], respondents, closed=store.is_case_closed(conn, case_name))
 
     # --- reading -------------------------------------------------------------------------------
 
     async def get(self, name: str, principal: Principal) -> StoredControl:
-        async with self.db.read() as conn:
-            stored = await store.control_by_name(conn, name)
+        stored = await self.controls.get(name)
         if stored is None or not may_read(principal, stored.control, self.courts):
             raise NotFound("vehicle control", name)
         return stored
 
     async def list(self, query: ControlQuery, after_seq: int, limit: int) -> list[StoredControl]:
-        async with self.db.read() as conn:
-            return await store.list_controls(conn, query, after_seq, limit)
+        return await self.reader.run(lambda conn: store.list_controls(conn, query, after_seq, limit))
 
     # --- custom methods ------------------------------------------------------------------------
 
@@ -175,29 +182,20 @@ class VehicleControlHandlers:
     async def _update(
         self, name: str, principal: Principal, request: RequestKey | None, decide: Decide, operation: str
     ) -> StoredControl:
-        stored = await self._load_for(name, principal)
-        if await self._applied_before(request):
-            return stored  # a retry of an applied request
-        with in_control_trace(operation, stored.control, stored.traceparent):
+        """One unit: load the control as `principal` may act on it, decide, write; a retry of an
+        applied request gets the control as it is now (checked the same way)."""
+
+        def load(conn: Connection, name: str) -> StoredControl:
+            return self._load_for(store.control_by_name(conn, name), name, principal)
+
+        def work(tx: Tx, stored: StoredControl) -> StoredControl:
             updated, events = decide(stored.control, self.clock())
-            try:
-                await self.commit(stored, updated, events, request)
-            except (Aborted, IntegrityError):
-                # Two copies of one request raced: the loser answers like a later retry would.
-                if await self._applied_before(request):
-                    return await self._load_for(name, principal)
-                raise
-        return StoredControl(stored.seq, updated, stored.traceparent)
+            self.write(tx, stored, updated, events)
+            return StoredControl(stored.seq, updated, stored.traceparent)
 
-    async def _applied_before(self, request: RequestKey | None) -> bool:
-        if request is None:
-            return False
-        async with self.db.read() as conn:
-            return await conn.run_sync(earlier_resource, request) is not None
+        return await self.controls.change(name, operation, work, request=request, load=load)
 
-    async def _load_for(self, name: str, principal: Principal) -> StoredControl:
-        async with self.db.read() as conn:
-            stored = await store.control_by_name(conn, name)
+    def _load_for(self, stored: StoredControl | None, name: str, principal: Principal) -> StoredControl:
         if stored is None or not (may_act(principal, stored.control) or may_read(principal, stored.control, self.courts)):
             raise NotFound("vehicle control", name)
         if not may_act(principal, stored.control):  # e.g. a superior court: it supervises, it does not act
@@ -206,45 +204,26 @@ class VehicleControlHandlers:
             )
         return stored
 
-    async def commit(
-        self, stored: StoredControl, updated: v.VehicleControl, events: list[v.VehicleEvent], request: RequestKey | None = None
-    ) -> None:
-        async with self.db.transaction() as conn:
-            await conn.run_sync(record, request, stored.control.name)
-            await self.write(conn, stored, updated, events)
-        self.outbox.notify()
-
-    async def write(
-        self,
-        conn: AsyncConnection,
-        stored: StoredControl,
-        updated: v.VehicleControl,
-        events: list[v.VehicleEvent],
-    ) -> None:
-        written = await store.update_control(conn, updated, expected_version=stored.control.version)
-        if not written:
-            raise Aborted(
-                f"{updated.name} changed while the request was applied; read it again and retry",
-                reason="VERSION_MISMATCH",
-                metadata={"vehicle_control": updated.name, "expected_version": str(stored.control.version)},
-            )
-        await self.outbox.add(conn, self.messages(events))
+    def write(self, tx: Tx, stored: StoredControl, updated: v.VehicleControl, events: list[v.VehicleEvent]) -> None:
+        """Writes the next version (version-guarded) and emits its events, in the unit `tx`."""
+        store.update_control(tx.connection, updated, expected_version=stored.control.version)
+        tx.emit_all(self.messages(events))
 
     # --- the case was closed (consumer of case.closed) ----------------------------------------
 
-    async def apply_case_closed(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
-        """Ends every control of the case that has not ended, in the consumer's transaction."""
+    def apply_case_closed(self, tx: Tx, event: ReceivedEvent) -> None:
+        """Ends every control of the case that has not ended, as a unit of the write door."""
         closed = CASE_CLOSED.parse(event.data)
         case = closed.case
         now = self.clock()
-        await store.record_closed_case(conn, case.name, now)
+        conn = tx.connection
+        store.record_closed_case(conn, case.name, now)
         reason = case.closure.reason
         note = f"case {case.case_number} closed" + (f": {reason}" if reason else "")
-        for stored in await store.live_controls_of_case(conn, case.name):
-            with in_control_trace("close_for_case", stored.control, stored.traceparent, kind=SpanKind.CONSUMER):
+        for stored in store.live_controls_of_case(conn, case.name):
+            with self.controls.in_trace("close_for_case", stored, kind=SpanKind.CONSUMER):
                 updated, events = v.close_for_case(stored.control, now, note[: v.MAX_TEXT])
-                await self.write(conn, stored, updated, events)
-        self.outbox.notify()  # early wake-up; the relay's poll picks the rows up after commit anyway
+                self.write(tx, stored, updated, events)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -292,15 +271,6 @@ def control_attributes(control: v.VehicleControl) -> dict[str, str]:
     return {VEHICLE_CONTROL_NAME: control.name, CASE_NAME: control.case_name, COURT: control.court_id}
 
 
-@contextmanager
-def in_control_trace(
-    operation: str, control: v.VehicleControl, traceparent: str, kind: SpanKind = SpanKind.INTERNAL
-) -> Iterator[None]:
-    """Runs a write on `control` in a span of the control's trace, linked both ways to the caller's span."""
-    with continuing_trace(f"vehicle_control.{operation}", control_attributes(control), traceparent, kind):
-        yield
-
-
 def may_read(principal: Principal, control: v.VehicleControl, courts: CourtCatalog) -> bool:
     """The controlling court, its superior courts (they supervise) and admins; an addressed
     agency while the vehicle is on the watch list."""
@@ -326,3 +296,11 @@ def _live_vehicle_conflict(error: IntegrityError) -> bool:
     index; SQLite names the columns, and no other unique key of the table has court_id."""
     message = str(error.orig)
     return "ux_vehicle_control_live" in message or "vehicle_control.court_id" in message
+
+
+def _control_of(stored: StoredControl) -> v.VehicleControl:
+    return stored.control
+
+
+def _traceparent_of(stored: StoredControl) -> str:
+    return stored.traceparent

@@ -1,21 +1,26 @@
-"""SQL for the vehicle watch list: Core statements on the sqlmodel tables.
+"""SQL for the vehicle watch list: synchronous Core statements on the sqlmodel tables.
 
 A control is one `vehicle_control` row whose `document` holds the whole aggregate (JSON,
 written out explicitly below so a renamed domain field fails the round-trip test rather than
 dropping data); state, version, times, plate and VIN have columns of their own for lists,
 the optimistic-concurrency guard (`UPDATE … WHERE version = :old`) and the scanner.
+
+The control row is a versioned document aggregate (services/plumbing/aggregate.py: `TABLE`).
+The functions take a `Connection`: writes run in units of the write door, reads through the
+read door (services/plumbing/unit_of_work.py).
 Every datetime is written in UTC (SQLite keeps only the wall-clock digits).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy.engine import Connection, RowMapping
 
 from assistance.vehicles import (
     ENDED,
@@ -32,7 +37,7 @@ from assistance.vehicles import (
     VehicleControl,
 )
 from services.assistance.vehicles.tables import VehicleClosedCaseRow, VehicleControlAgencyRow, VehicleControlRow
-from services.plumbing.events import trace_columns
+from services.plumbing.aggregate import DocumentTable, document
 from services.plumbing.times import utc
 
 CONTROLS = VehicleControlRow.__table__  # type: ignore[attr-defined]
@@ -40,6 +45,11 @@ ADDRESSED = VehicleControlAgencyRow.__table__  # type: ignore[attr-defined]
 CLOSED_CASES = VehicleClosedCaseRow.__table__  # type: ignore[attr-defined]
 SCHEMA = 1
 Json = dict[str, Any]
+
+_IS_CLOSED = select(CLOSED_CASES.c.case_name).where(CLOSED_CASES.c.case_name == bindparam("case_name"))
+_INSERT_CLOSED = insert(CLOSED_CASES)
+_INSERT_ADDRESSED = insert(ADDRESSED)
+_ENDED = [str(s) for s in ENDED]
 
 
 @dataclass(frozen=True)
@@ -59,29 +69,6 @@ class ControlQuery:
     vin: str | None = None
 
 
-# --- writing ------------------------------------------------------------------------------------
-
-
-async def insert_control(conn: AsyncConnection, control: VehicleControl) -> int:
-    result = await conn.execute(insert(CONTROLS).values(**_columns(control), **trace_columns()))
-    seq = int(result.inserted_primary_key[0])
-    rows = [{"agency_id": a, "control_seq": seq, "control_name": control.name} for a in control.agency_ids]
-    if rows:
-        await conn.execute(insert(ADDRESSED), rows)
-    return seq
-
-
-async def update_control(conn: AsyncConnection, control: VehicleControl, *, expected_version: int) -> bool:
-    """Writes the next version; False when the row is no longer at `expected_version`."""
-    columns = _columns(control)
-    for key in ("name", "id", "court_id", "case_name", "create_time"):
-        columns.pop(key)
-    result = await conn.execute(
-        update(CONTROLS).where(CONTROLS.c.name == control.name, CONTROLS.c.version == expected_version).values(**columns)
-    )
-    return result.rowcount == 1
-
-
 def _columns(control: VehicleControl) -> Json:
     target = control.target
     return {
@@ -98,30 +85,59 @@ def _columns(control: VehicleControl) -> Json:
         "target_due": utc(target.due) if target else None,
         "target_status": str(target.status) if target else "",
         "version": control.version,
-        "document": document_of(control),
+        "document": document(control_to_json(control)),
     }
 
 
-async def record_closed_case(conn: AsyncConnection, case_name: str, closed_at: datetime) -> None:
-    if await is_case_closed(conn, case_name):
+def _load(conn: Connection, rows: Sequence[RowMapping]) -> list[StoredControl]:
+    return [_stored(row) for row in rows]
+
+
+#: The control aggregate's table: insert with the creating call's trace, version-guarded update, reads.
+TABLE: DocumentTable[VehicleControl, StoredControl] = DocumentTable(
+    CONTROLS,
+    kind="vehicle control",
+    label="vehicle_control",
+    columns=_columns,
+    load=_load,
+    fixed=("name", "id", "court_id", "case_name", "create_time"),
+)
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def insert_control(conn: Connection, control: VehicleControl) -> int:
+    seq = TABLE.insert(conn, control)
+    rows = [{"agency_id": a, "control_seq": seq, "control_name": control.name} for a in control.agency_ids]
+    if rows:
+        conn.execute(_INSERT_ADDRESSED, rows)
+    return seq
+
+
+def update_control(conn: Connection, control: VehicleControl, *, expected_version: int) -> None:
+    """Writes the next version; ABORTED VERSION_MISMATCH when the row is no longer at `expected_version`."""
+    TABLE.update(conn, control, expected_version=expected_version)
+
+
+def record_closed_case(conn: Connection, case_name: str, closed_at: datetime) -> None:
+    if is_case_closed(conn, case_name):
         return
-    await conn.execute(insert(CLOSED_CASES).values(case_name=case_name, closed_at=utc(closed_at)))
+    conn.execute(_INSERT_CLOSED, {"case_name": case_name, "closed_at": utc(closed_at)})
 
 
 # --- reading --------------------------------------------------------------------------------------
 
 
-async def control_by_name(conn: AsyncConnection, name: str) -> StoredControl | None:
-    row = (await conn.execute(select(CONTROLS).where(CONTROLS.c.name == name))).mappings().first()
-    return _stored(row) if row else None
+def control_by_name(conn: Connection, name: str) -> StoredControl | None:
+    return TABLE.get(conn, name)
 
 
-async def is_case_closed(conn: AsyncConnection, case_name: str) -> bool:
-    found = await conn.execute(select(CLOSED_CASES.c.case_name).where(CLOSED_CASES.c.case_name == case_name))
-    return found.first() is not None
+def is_case_closed(conn: Connection, case_name: str) -> bool:
+    return conn.execute(_IS_CLOSED, {"case_name": case_name}).first() is not None
 
 
-async def live_controls_of_vehicle(conn: AsyncConnection, court_id: str, plate: str, vin: str) -> list[StoredControl]:
+def live_controls_of_vehicle(conn: Connection, court_id: str, plate: str, vin: str) -> list[StoredControl]:
     """The court's controls of this plate or VIN that have not ended (a second one is refused)."""
     same = []
     if plate:
@@ -130,18 +146,16 @@ async def live_controls_of_vehicle(conn: AsyncConnection, court_id: str, plate: 
         same.append(CONTROLS.c.vin == vin)
     if not same:
         return []
-    statement = select(CONTROLS).where(
-        CONTROLS.c.court_id == court_id, or_(*same), CONTROLS.c.state.not_in([str(s) for s in ENDED])
-    )
-    return [_stored(row) for row in (await conn.execute(statement)).mappings()]
+    statement = select(CONTROLS).where(CONTROLS.c.court_id == court_id, or_(*same), CONTROLS.c.state.not_in(_ENDED))
+    return TABLE.select(conn, statement)
 
 
-async def live_controls_of_case(conn: AsyncConnection, case_name: str) -> list[StoredControl]:
-    statement = select(CONTROLS).where(CONTROLS.c.case_name == case_name, CONTROLS.c.state.not_in([str(s) for s in ENDED]))
-    return [_stored(row) for row in (await conn.execute(statement.order_by(CONTROLS.c.seq))).mappings()]
+def live_controls_of_case(conn: Connection, case_name: str) -> list[StoredControl]:
+    statement = select(CONTROLS).where(CONTROLS.c.case_name == case_name, CONTROLS.c.state.not_in(_ENDED))
+    return TABLE.select(conn, statement.order_by(CONTROLS.c.seq))
 
 
-async def list_controls(conn: AsyncConnection, query: ControlQuery, after_seq: int, limit: int) -> list[StoredControl]:
+def list_controls(conn: Connection, query: ControlQuery, after_seq: int, limit: int) -> list[StoredControl]:
     columns = CONTROLS.c
     statement = select(CONTROLS).where(columns.seq > after_seq).order_by(columns.seq).limit(limit)
     if query.agency_id is not None:
@@ -158,20 +172,20 @@ async def list_controls(conn: AsyncConnection, query: ControlQuery, after_seq: i
     ):
         if value is not None:
             statement = statement.where(column == str(value))
-    return [_stored(row) for row in (await conn.execute(statement)).mappings()]
+    return TABLE.select(conn, statement)
 
 
-async def names_to_expire(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+def names_to_expire(conn: Connection, now: datetime, limit: int) -> list[str]:
     statement = (
         select(CONTROLS.c.name)
         .where(CONTROLS.c.state.in_([str(s) for s in ON_WATCH_LIST]), CONTROLS.c.expire_time <= utc(now))
         .order_by(CONTROLS.c.expire_time)
         .limit(limit)
     )
-    return list((await conn.execute(statement)).scalars())
+    return list(conn.execute(statement).scalars())
 
 
-async def names_past_target(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+def names_past_target(conn: Connection, now: datetime, limit: int) -> list[str]:
     statement = (
         select(CONTROLS.c.name)
         .where(
@@ -182,7 +196,7 @@ async def names_past_target(conn: AsyncConnection, now: datetime, limit: int) ->
         .order_by(CONTROLS.c.target_due)
         .limit(limit)
     )
-    return list((await conn.execute(statement)).scalars())
+    return list(conn.execute(statement).scalars())
 
 
 def _stored(row: Any) -> StoredControl:
@@ -191,10 +205,6 @@ def _stored(row: Any) -> StoredControl:
 
 
 # --- the document ------------------------------------------------------------------------------
-
-
-def document_of(control: VehicleControl) -> str:
-    return json.dumps(control_to_json(control), ensure_ascii=False, separators=(",", ":"))
 
 
 def control_to_json(c: VehicleControl) -> Json:

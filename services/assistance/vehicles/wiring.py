@@ -20,7 +20,7 @@ CASE_CLOSED_CONSUMER = "assistance-vehicle-case-closed"
 def wire_vehicle_control(host: ServiceHost) -> VehicleControlHandlers:
     settings = VehicleSettings()
     handlers = VehicleControlHandlers(
-        host.db, host.outbox, CourtCatalog.default(), AgencyCatalog.default(), settings.policy(), clock=settings.clock()
+        host.writer, host.reader, CourtCatalog.default(), AgencyCatalog.default(), settings.policy(), clock=settings.clock()
     )
     host.add_servicer(SERVICE, VehicleControlServicer(handlers))
     host.add_consumer(CASE_CLOSED_CONSUMER, [CASE_CLOSED_ALL_COURTS], handlers.apply_case_closed)
