@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from rogatory.registry.v1 import registry_pb2
 from sqlalchemy import DateTime, Text, bindparam, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from services.contract.events import CASE_REGISTERED
@@ -58,10 +57,6 @@ def apply_case_registered(tx: Tx, event: ReceivedEvent) -> None:
             registered_at=registered,
         )
     )
-
-
-async def replica_of(conn: AsyncConnection, name: str) -> dict | None:  # type: ignore[type-arg]
-    return await conn.run_sync(replica_row, name)
 
 
 def replica_row(conn: Connection, name: str) -> dict | None:  # type: ignore[type-arg]

@@ -29,10 +29,8 @@ from google.protobuf.message import Message
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.errors import AlreadyExists, FieldViolation, InvalidArgument
-from services.plumbing.db import Database
 from services.plumbing.tables import RequestLogEntry
 
 T = TypeVar("T")
@@ -170,33 +168,3 @@ async def once(
         if earlier is None:
             raise
         return await run(lambda conn: load(conn, earlier))
-
-
-async def once_async(
-    db: Database,
-    request: RequestKey | None,
-    write: Callable[[AsyncConnection], Awaitable[T]],
-    resource_of: Callable[[T], str],
-    load: Callable[[AsyncConnection, str], Awaitable[T | None]],
-) -> T:
-    """`once` for writes on an AsyncConnection (Database.transaction)."""
-
-    async def earlier(conn: AsyncConnection) -> T | None:
-        name = await conn.run_sync(earlier_resource, request)
-        return None if name is None else await load(conn, name)
-
-    try:
-        async with db.transaction() as conn:
-            if (found := await earlier(conn)) is not None:
-                return found
-            written = await write(conn)
-            await conn.run_sync(record, request, resource_of(written))
-            return written
-    except IntegrityError:
-        if request is None:
-            raise
-        async with db.read() as conn:
-            found = await earlier(conn)
-        if found is None:
-            raise
-        return found

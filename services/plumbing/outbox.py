@@ -29,10 +29,6 @@ class Outbox:
     async def add(self, conn: AsyncConnection, events: Iterable[Event]) -> None:
         await _INSERT.execute(conn, self.rows(events))
 
-    def add_sync(self, conn: Connection, events: Iterable[Event]) -> None:
-        """add() inside Database.run_transaction."""
-        _INSERT.execute_sync(conn, self.rows(events))
-
     def insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Writes rows made by rows() (the write door's batch: one statement for all its units)."""
         _INSERT.execute_sync(conn, rows)
