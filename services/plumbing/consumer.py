@@ -18,8 +18,8 @@ replies): nothing stored, nothing redelivered, so its handler answers every mess
   settles every message itself (the property-query replies, answered one by one).
 
 Both are synchronous, and may `tx.emit` events of their own. (Until issue 16's phase 3 a
-consumer given `db` instead of `writer` runs an async `handler(conn, event)` in a transaction
-of its own, or a `batch_handler(conn, events)` in `Database.run_transaction`.)
+consumer given `db` instead of `writer` runs a `batch_handler(conn, events)` in
+`Database.run_transaction`: the audit chain's.)
 
 With either of the first two, each event is applied exactly once: the unit also
 inserts an inbox row keyed by (consumer, event id), and a redelivered event finds the row and
@@ -108,7 +108,6 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.plumbing.db import BulkStatement, Database, database_fault
 from services.plumbing.events import (
@@ -138,9 +137,7 @@ _SEEN_ANY = select(INBOX.c.event_id).where(
 Handler = Callable[[Tx, ReceivedEvent], None]
 #: Applies the events of one batch, in stream order, as one unit of the write door.
 BatchHandler = Callable[[Tx, Sequence[ReceivedEvent]], None]
-#: Until issue 16's phase 3: a handler on an AsyncConnection of `db`, and a batch handler on
-#: a Connection of Database.run_transaction (the assistance service's consumers).
-LegacyHandler = Callable[[AsyncConnection, ReceivedEvent], Awaitable[None]]
+#: Until issue 16's phase 3: a batch handler on a Connection of Database.run_transaction (the audit chain's).
 LegacyBatchHandler = Callable[[Connection, Sequence[ReceivedEvent]], None]
 #: Gets a fetched batch as its source delivered it, and settles every message itself.
 MessageHandler = Callable[[list[Any]], Awaitable[None]]
@@ -379,7 +376,7 @@ class Consumer:
         *,
         writer: Writer | None = None,
         db: Database | None = None,
-        handler: Handler | LegacyHandler | None = None,
+        handler: Handler | None = None,
         batch_handler: BatchHandler | LegacyBatchHandler | None = None,
         message_handler: MessageHandler | None = None,
         hooks: ConsumerHooks | None = None,
@@ -394,6 +391,8 @@ class Consumer:
             raise ValueError("a consumer has one of handler, batch_handler and message_handler")
         if message_handler is None and ((writer is None) == (db is None) or not isinstance(source, JetStreamSource)):
             raise ValueError("handler and batch_handler apply stream events in a database: give a writer and a JetStreamSource")
+        if handler is not None and writer is None:
+            raise ValueError("a handler applies each event as a unit of the write door: give a writer")
         self.source = source
         self.name = source.name
         self.writer = writer
@@ -616,11 +615,8 @@ class Consumer:
         """Applies the event unless this consumer already has; True when applied now."""
         if self.batch_handler is not None:
             return bool(await self._apply_new_events([event]))
-        assert self.handler is not None
-        if self.writer is None:
-            applied = await self._legacy_apply_once(event)
-        else:
-            applied = await self.writer.run(lambda tx: self._apply_one(tx, event))
+        assert self.handler is not None and self.writer is not None
+        applied = await self.writer.run(lambda tx: self._apply_one(tx, event))
         if applied:
             self.applied += 1
         else:
@@ -632,20 +628,8 @@ class Consumer:
             if tx.connection.execute(_SEEN, {"consumer": self.name, "event_id": event.event_id}).first() is not None:
                 return False
             tx.insert(INBOX, [{"consumer": self.name, "event_id": event.event_id, "processed_at": datetime.now(UTC)}])
-        self.handler(tx, event)  # type: ignore[misc, arg-type]
-        return True
-
-    async def _legacy_apply_once(self, event: ReceivedEvent) -> bool:
-        assert self.db is not None and self.handler is not None
-        async with self.db.transaction() as conn:
-            if self.inbox:
-                seen = await conn.execute(_SEEN, {"consumer": self.name, "event_id": event.event_id})
-                if seen.first() is not None:
-                    return False
-                await _INSERT_INBOX.execute(
-                    conn, [{"consumer": self.name, "event_id": event.event_id, "processed_at": datetime.now(UTC)}]
-                )
-            await self.handler(conn, event)  # type: ignore[arg-type, misc]
+        assert self.handler is not None
+        self.handler(tx, event)
         return True
 
     async def apply_batch(self, events: Sequence[ReceivedEvent]) -> int:

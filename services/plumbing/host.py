@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -36,7 +35,7 @@ from registry.courts import CourtCatalog
 from services.plumbing import pagination
 from services.plumbing.auth import Authenticator
 from services.plumbing.config import Settings
-from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource, LegacyHandler
+from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource
 from services.plumbing.db import Database
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.metrics import configure_metrics, serve_prometheus, shutdown_metrics
@@ -216,7 +215,7 @@ class ServiceHost:
         self,
         durable: str,
         filter_subjects: list[str],
-        handler: Handler | LegacyHandler | None = None,
+        handler: Handler | None = None,
         *,
         batch_handler: BatchHandler | None = None,
         hooks: ConsumerHooks | None = None,
@@ -225,11 +224,9 @@ class ServiceHost:
         door (replicas), `batch_handler` each fetched batch as one (projections); `hooks` hear
         of what it does, e.g. `OnApplied` of the events applied, after the commit."""
         source = JetStreamSource(self.js, stream=self.settings.stream_name, durable=durable, filter_subjects=filter_subjects)
-        legacy = handler is not None and inspect.iscoroutinefunction(handler)  # until issue 16's phase 3
         consumer = Consumer(
             source,
-            writer=None if legacy else self.writer,
-            db=self.db if legacy else None,
+            writer=self.writer,
             handler=handler,
             batch_handler=batch_handler,
             hooks=hooks,

@@ -4,6 +4,7 @@ visibility, etags, idempotency, timeline and the events written to the outbox.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,21 @@ async def test_a_freeze_is_received_frozen_and_becomes_a_seizure(handlers: Assis
         ("RECEIVE", "agencies/bank-icbc"),
         ("REPLY", "agencies/bank-icbc"),
     ]
+
+
+async def test_steps_sent_at_once_without_an_etag_are_applied_one_after_the_other(handlers: AssistanceHandlers) -> None:
+    """The bank's receipt and its reply arrive together, neither with an etag: each step reads
+    the notice in the transaction it writes in, so the reply sees the receipt instead of
+    failing ABORTED VERSION_MISMATCH on a version it read before the receipt was written."""
+    name = (await handlers.create_notice(command(), "gd0112")).notice.name
+    received, replied = await asyncio.gather(
+        handlers.receive(name, BANK, lc.ReceiveNotice()), handlers.reply(name, BANK, lc.ReplyNotice("FROZEN", amount_fen=1))
+    )
+    assert (received.notice.version, replied.notice.version) == (2, 3)
+    assert replied.notice.state is NoticeState.ANSWERED and replied.notice.received_at == received.notice.received_at
+    _, timeline = await handlers.get_timeline(name, COURT)
+    assert [r["action"] for r in timeline] == ["SEND", "RECEIVE", "REPLY"]
+    assert [s.rsplit(".", 1)[1] for _, s in await outbox(handlers)] == ["sent", "received", "answered", "effective"]
 
 
 async def test_only_the_parties_see_a_notice_and_only_the_agency_replies(handlers: AssistanceHandlers) -> None:
