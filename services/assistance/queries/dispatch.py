@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind
 
 from assistance.queries import AgencyResult, PropertyQuery
 from services.assistance.queries import store
-from services.assistance.queries.handlers import Fanout, reply_subject, request_subject
+from services.assistance.queries.handlers import PROPERTY_QUERY, Fanout, reply_subject, request_subject
 from services.assistance.queries.messages import RequestPayloads
 from services.contract.events import QUERY_REQUESTED
 from services.plumbing.telemetry import context_from_headers, current_trace_headers, tracer
@@ -112,7 +112,7 @@ class RequestDispatcher:
                 "messaging.system": "nats",
                 "messaging.operation.type": "send",
                 "messaging.batch.message_count": len(results),
-                "rogatory.property_query": query.name,
+                PROPERTY_QUERY: query.name,
             },
         ):
             await self._send_all(query, results, current_trace_headers())  # agencies' spans become children
