@@ -13,7 +13,7 @@ came first: both are the agency's answer to the notice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -173,42 +173,86 @@ def decode(event: ReceivedEvent) -> NoticeFacts | None:
 
 
 class AgencyTurnaroundProjection:
-    """The consumer's handler: `host.add_consumer(CONSUMER, [SUBJECTS], projection.apply)`, each
-    event a unit of the write door (a notice's fact row and its month's aggregate row, locked)."""
+    """The consumer's batch handler: `host.add_consumer(CONSUMER, [SUBJECTS],
+    batch_handler=projection.apply_batch)`, the events of a fetch as one unit of the write door.
+
+    The rows come out as if each event were applied alone, in stream order: per notice its
+    events are merged into its facts one after the other, and each change adds `after -
+    before` to its (agency, kind, month) row; the changes to one row are summed and written
+    once. Fact rows are locked in notice-name order, then aggregate rows in key order, so
+    replicas applying batches side by side cannot deadlock."""
 
     def __init__(self, calendar: WorkingCalendar):
         self.calendar = calendar.with_weekend_fallback()
 
     def apply(self, tx: Tx, event: ReceivedEvent) -> None:
-        seen = decode(event)
-        if seen is None:
+        """One event alone."""
+        self.apply_batch(tx, [event])
+
+    def apply_batch(self, tx: Tx, events: Sequence[ReceivedEvent]) -> None:
+        seen_by_notice: dict[str, list[NoticeFacts]] = {}
+        for event in events:
+            if (seen := decode(event)) is not None:
+                seen_by_notice.setdefault(seen.notice_name, []).append(seen)
+        if not seen_by_notice:
             return
         conn = tx.connection
-        row = conn.execute(select(FACT).where(FACT.c.notice_name == seen.notice_name).with_for_update()).mappings().first()
-        before = _facts(row) if row else NoticeFacts(seen.notice_name, seen.agency_id, seen.kind)
-        after = before.merged(seen)
-        if row is not None and after == before:
-            return
-        before_durations = _durations(row) if row else Durations()
-        after_durations = after.durations(self.calendar)
-        values = {
-            "sent_at": after.sent_at,
-            "received_at": after.received_at,
-            "result_at": after.result_at,
-            "outcome": after.outcome,
-            "ack_seconds": after_durations.ack_seconds,
-            "ack_working_seconds": after_durations.ack_working_seconds,
-            "result_seconds": after_durations.complete_seconds,
-            "result_working_seconds": after_durations.complete_working_seconds,
-        }
-        if row is None:
-            conn.execute(insert(FACT).values(notice_name=after.notice_name, agency_id=after.agency_id, kind=after.kind, **values))
-        else:
-            conn.execute(update(FACT).where(FACT.c.notice_name == after.notice_name).values(**values))
-        if row is not None and before.month is not None:
-            _add(conn, before, *contribution(before, before_durations), sign=-1)
-        if after.month is not None:
-            _add(conn, after, *contribution(after, after_durations), sign=1)
+        names = sorted(seen_by_notice)
+        locked = conn.execute(
+            select(FACT).where(FACT.c.notice_name.in_(names)).order_by(FACT.c.notice_name).with_for_update()
+        ).mappings()
+        rows = {row["notice_name"]: row for row in locked}
+        deltas: dict[tuple[str, str, str], tuple[dict[str, int], int]] = {}
+        for name in names:
+            row = rows.get(name)
+            stored = (_facts(row), _durations(row)) if row is not None else None
+            changed = self._merge(stored, seen_by_notice[name], deltas)
+            if changed is None:
+                continue
+            facts, durations = changed
+            values = _fact_values(facts, durations)
+            if row is None:
+                conn.execute(insert(FACT).values(notice_name=name, agency_id=facts.agency_id, kind=facts.kind, **values))
+            else:
+                conn.execute(update(FACT).where(FACT.c.notice_name == name).values(**values))
+        for key in sorted(deltas):
+            _add(conn, key, *deltas[key])
+
+    def _merge(
+        self,
+        stored: tuple[NoticeFacts, Durations] | None,
+        observations: list[NoticeFacts],
+        deltas: dict[tuple[str, str, str], tuple[dict[str, int], int]],
+    ) -> tuple[NoticeFacts, Durations] | None:
+        """Merges a notice's observations, in order, into its stored facts (None: no row yet),
+        adding what each change adds to and takes from the aggregate rows to `deltas`; the
+        facts and durations to store, or None when nothing changed."""
+        current, changed = stored, False
+        for seen in observations:
+            before = current[0] if current is not None else NoticeFacts(seen.notice_name, seen.agency_id, seen.kind)
+            after = before.merged(seen)
+            if current is not None and after == before:
+                continue
+            after_durations = after.durations(self.calendar)
+            if current is not None and before.month is not None:
+                _sum_into(deltas, before, *contribution(before, current[1]), sign=-1)
+            if after.month is not None:
+                _sum_into(deltas, after, *contribution(after, after_durations), sign=1)
+            current, changed = (after, after_durations), True
+        return current if changed else None
+
+
+def _fact_values(facts: NoticeFacts, durations: Durations) -> dict[str, Any]:
+    return {
+        "sent_at": facts.sent_at,
+        "received_at": facts.received_at,
+        "result_at": facts.result_at,
+        "outcome": facts.outcome,
+        "ack_seconds": durations.ack_seconds,
+        "ack_working_seconds": durations.ack_working_seconds,
+        "result_seconds": durations.complete_seconds,
+        "result_working_seconds": durations.complete_working_seconds,
+    }
 
 
 def _facts(row: Any) -> NoticeFacts:
@@ -227,19 +271,33 @@ def _durations(row: Any) -> Durations:
     return Durations(row["ack_seconds"], row["ack_working_seconds"], row["result_seconds"], row["result_working_seconds"])
 
 
-def _add(conn: Connection, facts: NoticeFacts, counters: dict[str, int], packed: int, *, sign: int) -> None:
-    key = (AGG.c.agency_id == facts.agency_id, AGG.c.kind == facts.kind, AGG.c.month == facts.month)
-    row = conn.execute(select(AGG).where(*key).with_for_update()).mappings().first()
+def _sum_into(
+    deltas: dict[tuple[str, str, str], tuple[dict[str, int], int]],
+    facts: NoticeFacts,
+    counters: dict[str, int],
+    packed: int,
+    *,
+    sign: int,
+) -> None:
+    assert facts.month is not None
+    key = (facts.agency_id, facts.kind, facts.month)
+    summed, summed_packed = deltas.get(key, (dict.fromkeys(COUNTERS, 0), 0))
+    deltas[key] = ({name: summed[name] + sign * counters[name] for name in COUNTERS}, summed_packed + sign * packed)
+
+
+def _add(conn: Connection, key: tuple[str, str, str], counters: dict[str, int], packed: int) -> None:
+    """Adds the summed changes to one (agency, kind, month) row, creating it when missing."""
+    agency_id, kind, month = key
+    where = (AGG.c.agency_id == agency_id, AGG.c.kind == kind, AGG.c.month == month)
+    row = conn.execute(select(AGG).where(*where).with_for_update()).mappings().first()
     if row is None:
         conn.execute(
-            insert(AGG).values(
-                agency_id=facts.agency_id, kind=facts.kind, month=facts.month, histograms=b"", **dict.fromkeys(COUNTERS, 0)
-            )
+            insert(AGG).values(agency_id=agency_id, kind=kind, month=month, histograms=b"", **dict.fromkeys(COUNTERS, 0))
         )
-        row = conn.execute(select(AGG).where(*key)).mappings().one()
-    values: dict[str, Any] = {name: row[name] + sign * counters[name] for name in COUNTERS}
-    values["histograms"] = encode_histograms(decode_histograms(row["histograms"]) + sign * packed)
-    conn.execute(update(AGG).where(*key).values(**values))
+        row = conn.execute(select(AGG).where(*where)).mappings().one()
+    values: dict[str, Any] = {name: row[name] + counters[name] for name in COUNTERS}
+    values["histograms"] = encode_histograms(decode_histograms(row["histograms"]) + packed)
+    conn.execute(update(AGG).where(*where).values(**values))
 
 
 # --- the query -------------------------------------------------------------------------------------

@@ -26,6 +26,6 @@ def wire_notices(host: ServiceHost, handlers: AssistanceHandlers) -> None:
     if days:
         handlers.reminder_lead = timedelta(days=float(days))
     projection = AgencyTurnaroundProjection(handlers.calendar)
-    host.add_consumer(AGENCY_TURNAROUND_CONSUMER, [AGENCY_TURNAROUND_SUBJECTS], projection.apply)
+    host.add_consumer(AGENCY_TURNAROUND_CONSUMER, [AGENCY_TURNAROUND_SUBJECTS], batch_handler=projection.apply_batch)
     if host.settings.scan_interval > 0:
         host.add_periodic("assistance-notice-scanner", host.settings.scan_interval, NoticeScanner(handlers).scan_once)

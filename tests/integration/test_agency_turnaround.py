@@ -8,11 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from assistance import notice_lifecycle as lc
 from registry.errors import InvalidArgument
-from services.assistance.agency_turnaround import AgencyTurnaroundProjection, agency_turnaround_statistics
+from services.assistance.agency_turnaround import AGG, FACT, AgencyTurnaroundProjection, agency_turnaround_statistics
 from services.assistance.handlers import AssistanceHandlers
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.outbox import OUTBOX
@@ -96,6 +96,39 @@ async def test_any_order_and_repeats_give_the_same_figures(handlers: AssistanceH
     bank = reversed_answer.groups[0]
     assert bank.time_to_acknowledge.mean_days == pytest.approx((2 / 24 + 3) / 2)
     assert bank.time_to_result.count == 2
+
+
+async def projection_rows(h: AssistanceHandlers) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def read(conn: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        facts = conn.execute(select(FACT).order_by(FACT.c.notice_name)).mappings()
+        aggregates = conn.execute(select(AGG).order_by(AGG.c.agency_id, AGG.c.kind, AGG.c.month)).mappings()
+        return [dict(r) for r in facts], [dict(r) for r in aggregates]
+
+    return await h.reader.run(read)
+
+
+async def test_a_batch_gives_the_rows_its_events_give_one_by_one(handlers: AssistanceHandlers, clock: Clock) -> None:
+    """The consumer applies a fetch as one unit: the fact and aggregate rows are those of the
+    same events applied one at a time, repeats and any order included."""
+    await scenario(handlers, clock)
+    received = await events(handlers)
+    await project(handlers, received)
+    one_by_one = await projection_rows(handlers)
+    assert len(one_by_one[0]) == 3 and one_by_one[1]
+
+    def forget(tx: Any) -> None:
+        tx.connection.execute(delete(FACT))
+        tx.connection.execute(delete(AGG))
+
+    await handlers.writer.run(forget)
+    projection = AgencyTurnaroundProjection(handlers.calendar)
+    await handlers.writer.run(lambda tx: projection.apply_batch(tx, received))
+    assert await projection_rows(handlers) == one_by_one
+    await handlers.writer.run(forget)
+    half = len(received) // 2
+    await handlers.writer.run(lambda tx: projection.apply_batch(tx, [*reversed(received[half:]), *received[::2]]))
+    await handlers.writer.run(lambda tx: projection.apply_batch(tx, [*received[:half], *received]))
+    assert await projection_rows(handlers) == one_by_one
 
 
 @pytest.mark.parametrize(
