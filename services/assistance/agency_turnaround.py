@@ -20,7 +20,9 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from rogatory.assistance.v1 import assistance_pb2 as pb
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from assistance.notices import NoticeKind
@@ -179,8 +181,9 @@ class AgencyTurnaroundProjection:
     The rows come out as if each event were applied alone, in stream order: per notice its
     events are merged into its facts one after the other, and each change adds `after -
     before` to its (agency, kind, month) row; the changes to one row are summed and written
-    once. Fact rows are locked in notice-name order, then aggregate rows in key order, so
-    replicas applying batches side by side cannot deadlock."""
+    once. Rows are inserted if absent, then locked: fact rows in notice-name order, then
+    aggregate rows in key order, so replicas applying batches side by side neither fail on a
+    row the other just inserted nor deadlock."""
 
     def __init__(self, calendar: WorkingCalendar):
         self.calendar = calendar.with_weekend_fallback()
@@ -197,49 +200,49 @@ class AgencyTurnaroundProjection:
         if not seen_by_notice:
             return
         conn = tx.connection
+        statements = _statements(conn)
         names = sorted(seen_by_notice)
-        locked = conn.execute(
-            select(FACT).where(FACT.c.notice_name.in_(names)).order_by(FACT.c.notice_name).with_for_update()
-        ).mappings()
-        rows = {row["notice_name"]: row for row in locked}
+        rows = {row["notice_name"]: row for row in conn.execute(statements.lock_facts, {"names": names}).mappings()}
+        if missing := [name for name in names if name not in rows]:
+            # A notice's first events: its row, empty (as no events make it), then locked.
+            empty = [NoticeFacts(s.notice_name, s.agency_id, s.kind) for s in (seen_by_notice[name][0] for name in missing)]
+            conn.execute(statements.insert_fact, [_fact_row(facts, Durations()) for facts in empty])
+            rows.update((row["notice_name"], row) for row in conn.execute(statements.lock_facts, {"names": missing}).mappings())
         deltas: dict[tuple[str, str, str], tuple[dict[str, int], int]] = {}
         for name in names:
-            row = rows.get(name)
-            stored = (_facts(row), _durations(row)) if row is not None else None
-            changed = self._merge(stored, seen_by_notice[name], deltas)
-            if changed is None:
-                continue
-            facts, durations = changed
-            values = _fact_values(facts, durations)
-            if row is None:
-                conn.execute(insert(FACT).values(notice_name=name, agency_id=facts.agency_id, kind=facts.kind, **values))
-            else:
-                conn.execute(update(FACT).where(FACT.c.notice_name == name).values(**values))
+            row = rows[name]
+            changed = self._merge((_facts(row), _durations(row)), seen_by_notice[name], deltas)
+            if changed is not None:
+                conn.execute(update(FACT).where(FACT.c.notice_name == name).values(**_fact_values(*changed)))
         for key in sorted(deltas):
-            _add(conn, key, *deltas[key])
+            _add(conn, statements, key, *deltas[key])
 
     def _merge(
         self,
-        stored: tuple[NoticeFacts, Durations] | None,
+        stored: tuple[NoticeFacts, Durations],
         observations: list[NoticeFacts],
         deltas: dict[tuple[str, str, str], tuple[dict[str, int], int]],
     ) -> tuple[NoticeFacts, Durations] | None:
-        """Merges a notice's observations, in order, into its stored facts (None: no row yet),
-        adding what each change adds to and takes from the aggregate rows to `deltas`; the
-        facts and durations to store, or None when nothing changed."""
+        """Merges a notice's observations, in order, into its stored facts, adding what each
+        change adds to and takes from the aggregate rows to `deltas`; the facts and durations
+        to store, or None when nothing changed."""
         current, changed = stored, False
         for seen in observations:
-            before = current[0] if current is not None else NoticeFacts(seen.notice_name, seen.agency_id, seen.kind)
+            before = current[0]
             after = before.merged(seen)
-            if current is not None and after == before:
+            if after == before:
                 continue
             after_durations = after.durations(self.calendar)
-            if current is not None and before.month is not None:
+            if before.month is not None:
                 _sum_into(deltas, before, *contribution(before, current[1]), sign=-1)
             if after.month is not None:
                 _sum_into(deltas, after, *contribution(after, after_durations), sign=1)
             current, changed = (after, after_durations), True
         return current if changed else None
+
+
+def _fact_row(facts: NoticeFacts, durations: Durations) -> dict[str, Any]:
+    return {"notice_name": facts.notice_name, "agency_id": facts.agency_id, "kind": facts.kind, **_fact_values(facts, durations)}
 
 
 def _fact_values(facts: NoticeFacts, durations: Durations) -> dict[str, Any]:
@@ -285,19 +288,48 @@ def _sum_into(
     deltas[key] = ({name: summed[name] + sign * counters[name] for name in COUNTERS}, summed_packed + sign * packed)
 
 
-def _add(conn: Connection, key: tuple[str, str, str], counters: dict[str, int], packed: int) -> None:
-    """Adds the summed changes to one (agency, kind, month) row, creating it when missing."""
+def _add(conn: Connection, statements: _Statements, key: tuple[str, str, str], counters: dict[str, int], packed: int) -> None:
+    """Adds the summed changes to one (agency, kind, month) row, inserted empty when absent."""
     agency_id, kind, month = key
-    where = (AGG.c.agency_id == agency_id, AGG.c.kind == kind, AGG.c.month == month)
-    row = conn.execute(select(AGG).where(*where).with_for_update()).mappings().first()
+    where = {"agency_id": agency_id, "kind": kind, "month": month}
+    row = conn.execute(statements.lock_aggregate, where).mappings().first()
     if row is None:
-        conn.execute(
-            insert(AGG).values(agency_id=agency_id, kind=kind, month=month, histograms=b"", **dict.fromkeys(COUNTERS, 0))
-        )
-        row = conn.execute(select(AGG).where(*where)).mappings().one()
+        conn.execute(statements.insert_aggregate, {**where, "histograms": b"", **dict.fromkeys(COUNTERS, 0)})
+        row = conn.execute(statements.lock_aggregate, where).mappings().one()
     values: dict[str, Any] = {name: row[name] + counters[name] for name in COUNTERS}
     values["histograms"] = encode_histograms(decode_histograms(row["histograms"]) + packed)
-    conn.execute(update(AGG).where(*where).values(**values))
+    conn.execute(update(AGG).where(*(AGG.c[k] == v for k, v in where.items())).values(**values))
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The projection's statements, built once per dialect (insert-if-absent is the dialect's)."""
+
+    lock_facts: Any
+    insert_fact: Any
+    lock_aggregate: Any
+    insert_aggregate: Any
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(conn: Connection) -> _Statements:
+    dialect = conn.dialect.name
+    if dialect not in _STATEMENTS:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        _STATEMENTS[dialect] = _Statements(
+            lock_facts=select(FACT)
+            .where(FACT.c.notice_name.in_(bindparam("names", expanding=True)))
+            .order_by(FACT.c.notice_name)
+            .with_for_update(),
+            insert_fact=insert(FACT).on_conflict_do_nothing(index_elements=["notice_name"]),
+            lock_aggregate=select(AGG)
+            .where(AGG.c.agency_id == bindparam("agency_id"), AGG.c.kind == bindparam("kind"), AGG.c.month == bindparam("month"))
+            .with_for_update(),
+            insert_aggregate=insert(AGG).on_conflict_do_nothing(index_elements=["agency_id", "kind", "month"]),
+        )
+    return _STATEMENTS[dialect]
 
 
 # --- the query -------------------------------------------------------------------------------------

@@ -410,7 +410,7 @@ class AssistanceHandlers:
 
     def _flag(self, tx: Tx, *, name: str, now: datetime) -> int:
         conn = tx.connection
-        stored = store.notice_by_name(conn, name)
+        stored = store.notice_for_update(conn, name)  # another replica's pass waits, then sees the mark
         objection = stored.notice.objection if stored else None
         if stored is None or objection is None or objection.overdue_flagged_at or stored.notice.state is not NoticeState.OBJECTED:
             return 0
@@ -447,7 +447,7 @@ class AssistanceHandlers:
 
     def _watch_in_trace(self, tx: Tx, candidate: Seizure, now: datetime) -> str:
         conn = tx.connection
-        current = store.seizure_by_name(conn, candidate.name)
+        current = store.seizure_for_update(conn, candidate.name)  # another replica's pass waits, then sees the reminder
         if current is None or current.version != candidate.version:
             return ""  # changed since the pass read it (renewed, released): look again next pass
         work = Work()

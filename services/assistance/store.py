@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from assistance.notice_lifecycle import Transition
@@ -112,6 +112,11 @@ TABLE: DocumentTable[AssistanceNotice, StoredNotice] = DocumentTable(
 )
 
 
+#: A scanner's read of the row it may annotate: a second replica reading it meanwhile waits for
+#: the first one's commit and sees its mark (an annotation leaves the version guard as it was).
+_NOTICE_LOCKED = select(NOTICES).where(NOTICES.c.name == bindparam("name")).with_for_update()
+
+
 # --- notices: writing ----------------------------------------------------------------------------
 
 
@@ -163,6 +168,12 @@ def append_timeline(conn: Connection, entries: Iterable[tuple[str, TimelineEntry
 
 def notice_by_name(conn: Connection, name: str) -> StoredNotice | None:
     return TABLE.get(conn, name)
+
+
+def notice_for_update(conn: Connection, name: str) -> StoredNotice | None:
+    """The notice, its row locked until the transaction ends (PostgreSQL; SQLite has one writer)."""
+    rows = conn.execute(_NOTICE_LOCKED, {"name": name}).mappings().all()
+    return TABLE.load(conn, rows)[0] if rows else None
 
 
 def list_notices(conn: Connection, query: NoticeQuery, after_seq: int, limit: int) -> list[StoredNotice]:
@@ -280,6 +291,15 @@ def save_seizure_annotation(conn: Connection, s: Seizure) -> bool:
 def seizure_by_name(conn: Connection, name: str) -> Seizure | None:
     found = SEIZURE_TABLE.get(conn, name)
     return found.seizure if found else None
+
+
+_SEIZURE_LOCKED = select(SEIZURES).where(SEIZURES.c.name == bindparam("name")).with_for_update()
+
+
+def seizure_for_update(conn: Connection, name: str) -> Seizure | None:
+    """The seizure, its row locked until the transaction ends: as `notice_for_update`."""
+    rows = conn.execute(_SEIZURE_LOCKED, {"name": name}).mappings().all()
+    return SEIZURE_TABLE.load(conn, rows)[0].seizure if rows else None
 
 
 def list_seizures(conn: Connection, query: SeizureQuery, after_seq: int, limit: int) -> list[StoredSeizure]:

@@ -4,6 +4,7 @@ SQLite and PostgreSQL: figures per agency, kind and month; any event order; repe
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,15 @@ from services.assistance.handlers import AssistanceHandlers
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.outbox import OUTBOX
 from tests.conftest import Clock
-from tests.integration.test_notice_lifecycle_store import BANK, HOUSE, REGISTRY, clock, command, handlers  # noqa: F401
+from tests.integration.test_notice_lifecycle_store import (  # noqa: F401
+    BANK,
+    HOUSE,
+    REGISTRY,
+    another_replica,
+    clock,
+    command,
+    handlers,
+)
 
 
 async def events(h: AssistanceHandlers) -> list[ReceivedEvent]:
@@ -107,6 +116,12 @@ async def projection_rows(h: AssistanceHandlers) -> tuple[list[dict[str, Any]], 
     return await h.reader.run(read)
 
 
+def forget(tx: Any) -> None:
+    """The projection starts afresh."""
+    tx.connection.execute(delete(FACT))
+    tx.connection.execute(delete(AGG))
+
+
 async def test_a_batch_gives_the_rows_its_events_give_one_by_one(handlers: AssistanceHandlers, clock: Clock) -> None:
     """The consumer applies a fetch as one unit: the fact and aggregate rows are those of the
     same events applied one at a time, repeats and any order included."""
@@ -116,10 +131,6 @@ async def test_a_batch_gives_the_rows_its_events_give_one_by_one(handlers: Assis
     one_by_one = await projection_rows(handlers)
     assert len(one_by_one[0]) == 3 and one_by_one[1]
 
-    def forget(tx: Any) -> None:
-        tx.connection.execute(delete(FACT))
-        tx.connection.execute(delete(AGG))
-
     await handlers.writer.run(forget)
     projection = AgencyTurnaroundProjection(handlers.calendar)
     await handlers.writer.run(lambda tx: projection.apply_batch(tx, received))
@@ -128,6 +139,26 @@ async def test_a_batch_gives_the_rows_its_events_give_one_by_one(handlers: Assis
     half = len(received) // 2
     await handlers.writer.run(lambda tx: projection.apply_batch(tx, [*reversed(received[half:]), *received[::2]]))
     await handlers.writer.run(lambda tx: projection.apply_batch(tx, [*received[:half], *received]))
+    assert await projection_rows(handlers) == one_by_one
+
+
+async def test_replicas_applying_a_notices_first_events_at_once_give_the_rows_of_one(
+    handlers: AssistanceHandlers, clock: Clock
+) -> None:
+    """Two replicas of the consumer apply batches with the first events of the same notices
+    side by side: the rows are inserted if absent and then locked, so neither fails on a row
+    the other has just inserted (PostgreSQL), and the figures are those of one consumer."""
+    await scenario(handlers, clock)
+    received = await events(handlers)
+    await project(handlers, received)
+    one_by_one = await projection_rows(handlers)
+    await handlers.writer.run(forget)
+    projection = AgencyTurnaroundProjection(handlers.calendar)
+    async with another_replica(handlers) as replica:
+        await asyncio.gather(
+            handlers.writer.run(lambda tx: projection.apply_batch(tx, received[::2])),
+            replica.writer.run(lambda tx: projection.apply_batch(tx, received[1::2])),
+        )
     assert await projection_rows(handlers) == one_by_one
 
 

@@ -5,14 +5,16 @@ visibility, etags, idempotency, timeline and the events written to the outbox.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from rogatory.events.v1 import events_pb2
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from assistance import notice_lifecycle as lc
 from assistance.notice_targets import DepositAccount, NoticeTarget, RegisteredProperty
@@ -28,6 +30,7 @@ from services.assistance.notice_scanner import NoticeScanner
 from services.assistance.store import NoticeQuery, SeizureQuery
 from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
+from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.unit_of_work import Reader, Writer
 from tests.conftest import Clock, request_key
@@ -247,3 +250,36 @@ async def test_the_overdue_mark_never_overwrites_a_newer_answer(handlers: Assist
     flagged, _ = lc.flag_objection_overdue(stale, stale.objection.answer_due + timedelta(seconds=1))
     assert not await handlers.writer.run(lambda tx: store.save_annotation(tx.connection, flagged))
     assert (await handlers.get_notice(name, COURT)).notice.state is NoticeState.WITHDRAWN
+
+
+@contextlib.asynccontextmanager
+async def another_replica(handlers: AssistanceHandlers) -> AsyncIterator[AssistanceHandlers]:
+    """The same service in another process on the same database: a Database (connection pool)
+    of its own. Both replicas' connections are opened beforehand, so neither starts late."""
+    db = handlers.db
+    other = Database(db.url.render_as_string(hide_password=False), schema=db.schema)
+    replica = replace(handlers, writer=Writer(other, Outbox()), reader=Reader(other))
+    try:
+        for warm in (handlers, replica):
+            await asyncio.gather(*(warm.reader.run(lambda conn: conn.execute(text("SELECT 1")).all()) for _ in range(2)))
+            await warm.writer.run(lambda tx: tx.connection.execute(text("SELECT 1")).all())
+        yield replica
+    finally:
+        await replica.writer.close()
+        await other.dispose()
+
+
+async def test_two_replicas_scanning_at_once_flag_an_overdue_objection_once(handlers: AssistanceHandlers, clock: Clock) -> None:
+    """Non-negotiable 11: the overdue mark leaves the version as it is, so the version guard
+    alone let a second replica that read the notice before the first one's mark committed
+    flag it again, with a second event and timeline entry (PostgreSQL)."""
+    name = (await handlers.create_notice(command(), "gd0112")).notice.name
+    objected = (await handlers.object_to(name, BANK, lc.ObjectToNotice("EXEMPT_PROPERTY", "社保基金专户"))).notice
+    assert objected.objection is not None
+    clock.now = objected.objection.answer_due + timedelta(seconds=1)
+    async with another_replica(handlers) as replica:
+        flagged = await asyncio.gather(handlers.flag_overdue_objections(), replica.flag_overdue_objections())
+    assert sorted(flagged) == [0, 1]
+    _, timeline = await handlers.get_timeline(name, COURT)
+    assert [r["action"] for r in timeline].count("OBJECTION_OVERDUE") == 1
+    assert [s for _, s in await outbox(handlers)].count("rogatory.v1.notice.gd0112.bank-icbc.objection-overdue") == 1

@@ -5,6 +5,7 @@ moving up, and who sees which seizures."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from tests.integration.test_notice_lifecycle_store import (
     HOUSE,
     OTHER_BANK,
     REGISTRY,
+    another_replica,
     clock,
     command,
     handlers,
@@ -110,3 +112,15 @@ async def test_a_renewal_confirmed_after_the_term_ended_does_not_revive_it(handl
     assert replied.notice.state.value == "ANSWERED"
     assert (await handlers.get_seizure(seizure_name, COURT)).renewal_count == 0
     assert (await NoticeScanner(handlers).scan_once())["lapsed"] == 1
+
+
+async def test_two_replicas_scanning_at_once_remind_once(handlers: AssistanceHandlers, clock: Clock) -> None:
+    """Non-negotiable 11: the reminder leaves the seizure's version as it is, so the version
+    guard alone let a second replica that read the seizure before the first one's reminder
+    committed send it again (PostgreSQL)."""
+    seizure_name = await freeze(handlers)
+    clock.now = (await handlers.get_seizure(seizure_name, COURT)).expires_at - handlers.reminder_lead
+    async with another_replica(handlers) as replica:
+        reports = await asyncio.gather(handlers.watch_seizures(), replica.watch_seizures())
+    assert sorted(report["expiring"] for report in reports) == [0, 1]
+    assert (await subjects(handlers)).count("rogatory.v1.seizure.gd0112.bank-icbc.expiring") == 1
