@@ -37,9 +37,10 @@ parties), its events and its request-log row are kept until the batch writes the
 multi-row statement per table, in the order the tables were first seen (parents first). A
 unit that needs the connection (`tx.connection`, to read or update) gets the rows of the units
 before it written first, so it sees them, and a savepoint of its own when the batch has
-several units; a unit that only inserts needs neither. If a batch's rows conflict (a
-duplicate case number, a request key another process logged meanwhile), the batch is rolled
-back and each unit runs again alone, so only the offending one fails.
+several units; a unit that only inserts needs neither. If a batch's rows cannot be written (a
+duplicate case number, a request key another process logged meanwhile, a value the database
+refuses), the batch is rolled back and each unit runs again alone, so only the offending one
+fails.
 
 Reads go through `reader.run(read)`: `read(conn)` is synchronous Core too, run on a reader
 thread on SQLite (WAL: it never waits for the writer) and on a pooled connection on
@@ -144,14 +145,19 @@ class _Batch:
             self.pending.setdefault(table, []).extend(table_rows)
 
     def flush(self) -> None:
-        """Writes the rows kept so far, one statement per table; a conflict fails the batch."""
+        """Writes the rows kept so far, one statement per table. Rows that cannot be written fail
+        the batch (whichever unit's `tx.connection` flushed them), so that its units run again
+        alone and only the one whose rows they are fails — never a later unit, never by losing
+        the rows kept after them; the database's own fault and a deadlock leave as they are."""
         pending, self.pending = self.pending, {}
         try:
             for table, rows in pending.items():
                 if rows:
                     _insert_into(table, rows).execute_sync(self.conn, rows)
-        except IntegrityError as conflict:
-            raise _Conflict from conflict
+        except Exception as refused:
+            if database_fault(refused) is not None or must_retry(refused):
+                raise
+            raise _Conflict from refused
 
 
 def _insert_into(table: Table, rows: Sequence[Mapping[str, Any]]) -> BulkStatement:
@@ -207,7 +213,8 @@ class _CallerGone(Exception):
 
 
 class _Conflict(Exception):
-    """Rows kept for the batch conflicted (a constraint, or a request key another process logged)."""
+    """Rows kept for the batch could not be written: a constraint (e.g. a request key another
+    process logged), or a value the database or its driver refused."""
 
 
 class _Replayed:

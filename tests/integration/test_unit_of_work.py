@@ -11,7 +11,7 @@ import threading
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from rogatory.events.v1 import events_pb2
-from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.util import await_only
@@ -384,3 +384,31 @@ async def test_two_batches_locking_two_rows_in_opposite_orders_both_succeed_each
     assert writer.rerun == 2  # the deadlock happened: one batch was aborted, and its two units ran again
     notes = await db.run_read(lambda conn: dict(conn.execute(text("SELECT n, note FROM scratch ORDER BY n")).all()))
     assert {n: sorted(note.split()) for n, note in notes.items()} == {1: ["a1", "b2"], 2: ["a2", "b1"]}
+
+
+STAMPED = Table("stamped", MetaData(), Column("n", Integer, primary_key=True), Column("at", DateTime(timezone=True)))
+
+
+async def test_kept_rows_the_database_refuses_fail_only_their_unit_and_lose_no_other_units_rows(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """A unit's kept row that cannot be written for a reason other than a constraint (here a value
+    of the wrong type) is found when a later unit needs the connection. The batch's rows are then
+    written again unit by unit, so only that unit fails: before, the later unit heard of the
+    error, and the rows and event kept after the refused row were never written while their unit
+    was told it had applied."""
+    db = await _scratch_db(service_db_factory)
+    await db.run_transaction(lambda conn: STAMPED.create(conn))
+    writer = Writer(db, Outbox())
+
+    def refused(tx: Tx) -> str:
+        tx.insert(STAMPED, [{"n": 1, "at": "not a time"}])
+        return "refused"
+
+    results = await asyncio.gather(
+        writer.run(refused), writer.run(_insert(2, kept=True)), writer.run(_insert(3)), return_exceptions=True
+    )
+    await writer.close()
+    assert isinstance(results[0], Exception) and not isinstance(results[0], AssertionError), results[0]
+    assert results[1:] == [(2, ""), (3, "")]
+    assert await db.run_read(_numbers) == [2, 3]
+    assert await db.run_read(_outbox_subjects) == ["rogatory.v1.test.2.written", "rogatory.v1.test.3.written"]
+    assert await db.run_read(lambda conn: list(conn.execute(text("SELECT n FROM stamped")))) == []
