@@ -8,7 +8,8 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, ServiceUnavailableError
+from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception, stop_after_delay, wait_exponential
 
 from services.plumbing.events import SUBJECT_ROOT
 
@@ -67,9 +68,33 @@ async def connect(url: str, *, name: str, retry_forever: bool = True) -> NATS:
 STREAM_NAME_IN_USE = 10058
 
 
-async def ensure_stream(js: JetStreamContext, name: str, replicas: int = 1) -> None:
-    """The event stream at start-up: created when missing (ensure_stream_config)."""
-    await ensure_stream_config(js, stream_config(name, replicas))
+#: JetStream's answer when a replicated stream cannot be placed (yet): a cluster still forming,
+#: or fewer nodes up than the stream's replicas.
+NO_SUITABLE_PEERS = 10005
+#: How long a starting service waits for the cluster to place its stream before it fails.
+PLACEMENT_WAIT_SECONDS = 60.0
+
+
+def _cluster_not_ready(error: BaseException) -> bool:
+    if isinstance(error, ServiceUnavailableError):  # no meta leader elected yet
+        return True
+    return isinstance(error, BadRequestError) and error.err_code == NO_SUITABLE_PEERS
+
+
+async def ensure_stream(js: JetStreamContext, name: str, replicas: int = 1, *, wait: float = PLACEMENT_WAIT_SECONDS) -> None:
+    """The event stream at start-up: created when missing (ensure_stream_config). Services
+    started beside a cluster that is still forming (compose, a rolling restart) wait for it up
+    to `wait` seconds instead of failing on "no suitable peers for placement"."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_cluster_not_ready),
+        wait=wait_exponential(multiplier=0.1, max=2.0),
+        stop=stop_after_delay(wait),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            await ensure_stream_config(js, stream_config(name, replicas))
 
 
 async def ensure_stream_config(js: JetStreamContext, config: StreamConfig) -> None:
