@@ -1,9 +1,11 @@
-"""Pure rules of the shared plumbing: filters, page tokens, resource names, error mapping, the one consumer class."""
+"""Pure rules of the shared plumbing: filters, page tokens, resource names, error mapping, the one consumer class, the doors."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
@@ -254,3 +256,31 @@ def test_i16_p2_the_consumer_is_extended_by_its_hooks_not_by_subclassing() -> No
 
         class PullingItsOwnWay(Consumer):  # type: ignore[misc]
             async def _pull(self) -> None: ...
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The modules that reach the database without the doors: the database itself, the write and read
+#: doors, the relay (the write door's other half: it reads outbox rows and marks them sent) and
+#: the schema migrations.
+DATABASE_OWNERS = {
+    "services/plumbing/db.py",
+    "services/plumbing/unit_of_work.py",
+    "services/plumbing/relay.py",
+    "services/plumbing/migrations.py",
+}
+_OWN_ACCESS = re.compile(r"\.run_transaction\(|\.transaction\(\)|\.run_read\(|\bdb\.read\(\)|\.engine\.(begin|connect)\(")
+
+
+def test_i16_p1_only_the_doors_reach_the_database() -> None:
+    """One write door, one read door: no service, consumer, scanner or tool opens a transaction or
+    a connection of its own (every write is a unit of `Writer.run`, every read `Reader.run`)."""
+    ways_in = ("await db.run_transaction(work)", "async with self.db.transaction() as conn:", "await db.run_read(read)")
+    assert all(_OWN_ACCESS.search(line) for line in (*ways_in, "async with db.read() as conn:", "db.engine.begin()"))
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "services").rglob("*.py"))
+        if path.relative_to(ROOT).as_posix() not in DATABASE_OWNERS
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _OWN_ACCESS.search(line)
+    ]
+    assert offenders == []
