@@ -3,13 +3,15 @@
 Every state change writes its event in the same transaction (outbox), so auditing the
 events audits every transition, whichever service made it. The appender is a durable
 consumer of `rogatory.v1.>` hosted by the registry service: it takes a batch of events,
-extends the chain in one transaction (the head row locked, so replicas take turns), acks
-the batch after the commit, and then publishes the new head to the append-only stream of
-anchored heads (services/audit/anchors.py). An event seen again (redelivery, or a
-republish after the duplicate window) is recognised by its id and not appended twice. It
-runs on the one consumer class (services/plumbing/consumer.py) as its batch handler and
-hooks, so an outage is waited out as by every consumer; an event it cannot append is
-retried, backed off, and never dead-lettered: the chain must hold every event.
+extends the chain as one unit of the registry's write door (services/plumbing/unit_of_work.py:
+the head row locked on PostgreSQL, so replicas take turns; the new entries written with one
+multi-row INSERT), acks the batch after the commit, and then publishes the new head to the
+append-only stream of anchored heads (services/audit/anchors.py). An event seen again
+(redelivery, or a republish after the duplicate window) is recognised by its id and not
+appended twice. It runs on the one consumer class (services/plumbing/consumer.py) as its
+batch handler and hooks, so an outage is waited out as by every consumer; an event it
+cannot append is retried, backed off, and never dead-lettered: the chain must hold every
+event. Its reads outside a batch (the head at start, `audit-verify`) go through the read door.
 
 Heads are anchored after the commit, never before: a crash in between leaves the newest
 entries unanchored for a while (the appender anchors the database's head when it starts
@@ -41,7 +43,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from rogatory.events.v1 import alert_events_pb2
-from sqlalchemy import bindparam, insert, inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.engine import Connection
 
 from services.audit.anchors import (
@@ -58,8 +60,8 @@ from services.audit.chain import GENESIS, Anchor, AuditEntry, Break, anchor_brea
 from services.audit.tables import AuditLogRow
 from services.contract.events import ALERT_AUDIT_BROKEN, AUDIT_CONSUMER
 from services.plumbing.consumer import Consumer, ConsumerHooks, GiveBack, JetStreamSource
-from services.plumbing.db import BulkStatement, Database
 from services.plumbing.events import ReceivedEvent, envelope_headers, subject_filter
+from services.plumbing.unit_of_work import Reader, Tx, Writer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,8 @@ class AuditAppender(ConsumerHooks):
 
     def __init__(
         self,
-        db: Database,
+        writer: Writer,
+        reader: Reader,
         js: JetStreamContext,
         nc: NATS,
         *,
@@ -105,7 +108,7 @@ class AuditAppender(ConsumerHooks):
         anchor_replicas: int = 1,
         recheck_interval: float = 5.0,
     ):
-        self.db = db
+        self.reader = reader
         self.js = js
         self.nc = nc
         self.health = health
@@ -116,14 +119,14 @@ class AuditAppender(ConsumerHooks):
         self.refusal: ChainTampered | None = None  # set while the chain does not hold `anchored`
         self._unanchored: Anchor | None = None  # a committed head whose publication failed
         self._appending: tuple[Anchor, int] | None = None  # (head, entries) of the last append transaction
-        self._lock = not db.is_sqlite  # PostgreSQL: replicas take turns on the head row
+        self._lock = not writer.db.is_sqlite  # PostgreSQL: replicas take turns on the head row
         self._anchor_subscription: Subscription | None = None
         source = JetStreamSource(js, stream=stream, durable=CONSUMER, filter_subjects=SUBJECTS)
         # The chain is its own inbox (an event id already chained is skipped), and no event is
         # given up on: the chain must hold every one, so one it cannot append is retried,
         # backed off, until it can be (never dead-lettered).
         self.consumer = Consumer(
-            source, db=db, batch_handler=self.append, hooks=self, inbox=False, max_deliveries=None, batch=batch
+            source, writer=writer, batch_handler=self.append, hooks=self, inbox=False, max_deliveries=None, batch=batch
         )
 
     async def started(self) -> None:
@@ -150,11 +153,11 @@ class AuditAppender(ConsumerHooks):
     async def idle(self) -> None:
         await self._anchor_unanchored()  # idle: the moment to retry a failed publication
 
-    def append(self, conn: Connection, events: Sequence[ReceivedEvent]) -> None:
-        """The batch handler, inside the consumer's transaction: appends the events not chained
-        yet after the head. Raises ChainTampered (appending nothing, the batch given back)
-        when the chain does not hold the last anchored head."""
-        rows = _append_new(conn, events, lock=self._lock, anchored=self.anchored)
+    def append(self, tx: Tx, events: Sequence[ReceivedEvent]) -> None:
+        """The batch handler, a unit of the write door: appends the events not chained yet
+        after the head. Raises ChainTampered (appending nothing, the batch given back) when
+        the chain does not hold the last anchored head."""
+        rows = _append_new(tx, events, lock=self._lock, anchored=self.anchored)
         self._appending = (Anchor(rows[-1]["seq"], rows[-1]["hash"]), len(rows)) if rows else None
 
     async def applied(self, events: Sequence[ReceivedEvent]) -> None:
@@ -191,7 +194,7 @@ class AuditAppender(ConsumerHooks):
         """Refuses, or resumes, depending on whether the chain holds the last anchored head;
         anchors the chain's head when it is newer (e.g. after a crash before publishing)."""
         anchored = self.anchored
-        head, problem = await self.db.run_read(lambda conn: _check_head(conn, anchored))
+        head, problem = await self.reader.run(lambda conn: _check_head(conn, anchored))
         if problem is not None and anchored is not None:
             await self._refuse(ChainTampered(problem, anchored, head.seq if head else 0))
             return
@@ -259,14 +262,13 @@ _HEAD = select(AUDIT).order_by(AUDIT.c.seq.desc()).limit(1)
 _HEAD_LOCKED = _HEAD.with_for_update()
 _HASH_AT = select(AUDIT.c.hash).where(AUDIT.c.seq == bindparam("seq"))
 _KNOWN = select(AUDIT.c.event_id).where(AUDIT.c.event_id.in_(bindparam("event_ids", expanding=True)))
-_INSERT = BulkStatement(insert(AUDIT), keys=list(COLUMNS))
 
 
-def _append_new(
-    conn: Connection, events: Sequence[ReceivedEvent], *, lock: bool, anchored: Anchor | None
-) -> list[dict[str, Any]]:
-    """Appends the events not in the chain yet after its head, in one transaction; the rows
-    appended. Raises ChainTampered, appending nothing, when the chain does not hold `anchored`."""
+def _append_new(tx: Tx, events: Sequence[ReceivedEvent], *, lock: bool, anchored: Anchor | None) -> list[dict[str, Any]]:
+    """Appends the events not in the chain yet after its head, as one unit (two reads, and
+    the entries written with the batch's rows in one multi-row INSERT); the rows appended.
+    Raises ChainTampered, appending nothing, when the chain does not hold `anchored`."""
+    conn = tx.connection
     head = conn.execute(_HEAD_LOCKED if lock else _HEAD).mappings().first()
     seq, prev = (head["seq"], head["hash"]) if head else (0, GENESIS)
     if anchored is not None and (problem := _anchor_problem(conn, seq, prev, anchored)):
@@ -282,7 +284,7 @@ def _append_new(
         entry = _entry(event, event_id, seq, prev)
         prev = entry.hash
         rows.append({c: getattr(entry, c) for c in COLUMNS})
-    _INSERT.execute_sync(conn, rows)
+    tx.insert(AUDIT, rows)
     return rows
 
 
@@ -328,11 +330,15 @@ class NoAuditLog(Exception):
     or one never migrated), so there is nothing to verify."""
 
 
-async def read_chain(db: Database) -> list[AuditEntry]:
-    async with db.read() as conn:
-        if not await conn.run_sync(lambda sync: inspect(sync).has_table(AUDIT.name)):
-            raise NoAuditLog(f"has no {AUDIT.name} table")
-        rows = (await conn.execute(select(AUDIT).order_by(AUDIT.c.seq))).mappings().all()
+async def read_chain(reader: Reader) -> list[AuditEntry]:
+    """The whole chain, oldest entry first, read through the read door."""
+    return await reader.run(_read_chain)
+
+
+def _read_chain(conn: Connection) -> list[AuditEntry]:
+    if not inspect(conn).has_table(AUDIT.name):
+        raise NoAuditLog(f"has no {AUDIT.name} table")
+    rows = conn.execute(select(AUDIT).order_by(AUDIT.c.seq)).mappings().all()
     return [AuditEntry(**{c: row[c] for c in COLUMNS}) for row in rows]
 
 
@@ -369,10 +375,10 @@ class Verification:
         return text
 
 
-async def verify_log(db: Database, js: JetStreamContext | None, *, unchecked: str = "NATS not given") -> Verification:
+async def verify_log(reader: Reader, js: JetStreamContext | None, *, unchecked: str = "NATS not given") -> Verification:
     """Checks the chain and that it holds every anchored head (read from `js`); without
     `js`, or when the anchors cannot be read, says why (`unchecked`)."""
-    entries = await read_chain(db)
+    entries = await read_chain(reader)
     anchors: list[Anchor] | None = None
     if js is not None:
         try:

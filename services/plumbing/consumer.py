@@ -17,9 +17,7 @@ replies): nothing stored, nothing redelivered, so its handler answers every mess
 - `message_handler(messages)` gets each fetched batch as the source delivered it and
   settles every message itself (the property-query replies, answered one by one).
 
-Both are synchronous, and may `tx.emit` events of their own. (Until issue 16's phase 3 a
-consumer given `db` instead of `writer` runs a `batch_handler(conn, events)` in
-`Database.run_transaction`: the audit chain's.)
+Both are synchronous, run by the consumer's `writer`, and may `tx.emit` events of their own.
 
 With either of the first two, each event is applied exactly once: the unit also
 inserts an inbox row keyed by (consumer, event id), and a redelivered event finds the row and
@@ -104,12 +102,12 @@ from nats.js.kv import KeyValue
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from rogatory.events.v1 import alert_events_pb2
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from services.plumbing.db import BulkStatement, Database, database_fault
+from services.plumbing.db import database_fault
 from services.plumbing.events import (
     SUBJECT_ROOT,
     EventType,
@@ -126,7 +124,6 @@ from services.plumbing.unit_of_work import Reader, Tx, Writer
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 INBOX = InboxEntry.__table__  # type: ignore[attr-defined]
-_INSERT_INBOX = BulkStatement(insert(INBOX), keys=["consumer", "event_id", "processed_at"])
 # Built once (a consumer applies every event through them): building costs more than running.
 _SEEN = select(INBOX.c.event_id).where(INBOX.c.consumer == bindparam("consumer"), INBOX.c.event_id == bindparam("event_id"))
 _SEEN_ANY = select(INBOX.c.event_id).where(
@@ -137,8 +134,6 @@ _SEEN_ANY = select(INBOX.c.event_id).where(
 Handler = Callable[[Tx, ReceivedEvent], None]
 #: Applies the events of one batch, in stream order, as one unit of the write door.
 BatchHandler = Callable[[Tx, Sequence[ReceivedEvent]], None]
-#: Until issue 16's phase 3: a batch handler on a Connection of Database.run_transaction (the audit chain's).
-LegacyBatchHandler = Callable[[Connection, Sequence[ReceivedEvent]], None]
 #: Gets a fetched batch as its source delivered it, and settles every message itself.
 MessageHandler = Callable[[list[Any]], Awaitable[None]]
 #: The alert a consumer publishes when it parks an event (listed in the event catalog,
@@ -375,9 +370,8 @@ class Consumer:
         source: Source,
         *,
         writer: Writer | None = None,
-        db: Database | None = None,
         handler: Handler | None = None,
-        batch_handler: BatchHandler | LegacyBatchHandler | None = None,
+        batch_handler: BatchHandler | None = None,
         message_handler: MessageHandler | None = None,
         hooks: ConsumerHooks | None = None,
         inbox: bool = True,
@@ -389,15 +383,14 @@ class Consumer:
     ):
         if [handler, batch_handler, message_handler].count(None) != 2:
             raise ValueError("a consumer has one of handler, batch_handler and message_handler")
-        if message_handler is None and ((writer is None) == (db is None) or not isinstance(source, JetStreamSource)):
-            raise ValueError("handler and batch_handler apply stream events in a database: give a writer and a JetStreamSource")
-        if handler is not None and writer is None:
-            raise ValueError("a handler applies each event as a unit of the write door: give a writer")
+        if message_handler is None and (writer is None or not isinstance(source, JetStreamSource)):
+            raise ValueError(
+                "handler and batch_handler apply stream events as units of the write door: give a writer and a JetStreamSource"
+            )
         self.source = source
         self.name = source.name
         self.writer = writer
-        self.db = writer.db if writer is not None else db
-        self._reader = Reader(self.db) if self.db is not None else None
+        self._reader = Reader(writer.db) if writer is not None else None
         self.handler = handler
         self.batch_handler = batch_handler
         self.message_handler = message_handler
@@ -637,11 +630,8 @@ class Consumer:
         return len(await self._apply_new_events(events))
 
     async def _apply_new_events(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
-        if self.writer is not None:
-            fresh = await self.writer.run(lambda tx: self._apply_new(tx, events))
-        else:
-            assert self.db is not None
-            fresh = await self.db.run_transaction(lambda conn: self._legacy_apply_new(conn, events))
+        assert self.writer is not None
+        fresh = await self.writer.run(lambda tx: self._apply_new(tx, events))
         self.applied += len(fresh)
         self.duplicates += len(events) - len(fresh)
         return fresh
@@ -654,20 +644,7 @@ class Consumer:
             now = datetime.now(UTC)
             tx.insert(INBOX, [{"consumer": self.name, "event_id": e.event_id, "processed_at": now} for e in fresh])
         if fresh:
-            self.batch_handler(tx, fresh)  # type: ignore[arg-type]
-        return fresh
-
-    def _legacy_apply_new(self, conn: Connection, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
-        assert self.batch_handler is not None
-        fresh = list(events)
-        if self.inbox:
-            fresh = _unseen(conn, self.name, events)
-            now = datetime.now(UTC)
-            _INSERT_INBOX.execute_sync(
-                conn, [{"consumer": self.name, "event_id": e.event_id, "processed_at": now} for e in fresh]
-            )
-        if fresh:
-            self.batch_handler(conn, fresh)  # type: ignore[arg-type]
+            self.batch_handler(tx, fresh)
         return fresh
 
     # --- outages ---------------------------------------------------------------------------------

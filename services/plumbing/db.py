@@ -427,6 +427,9 @@ _PG_FULL = {"53100"}  # disk_full
 _PG_TIMEOUT = {"57014", "55P03"}  # query_canceled (statement_timeout), lock_not_available (lock_timeout)
 _PG_UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection exception, insufficient resources, shutdown
 _PG_UNAVAILABLE = {"25P03"}  # idle_in_transaction_session_timeout
+#: PostgreSQL rolled the transaction back to let another one through: its work, run again, may
+#: well succeed (services/plumbing/unit_of_work.py does). SQLite has one writer: neither happens.
+_PG_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 _CONNECTION_LOST = (
     "connection refused",
     "could not connect",
@@ -452,8 +455,26 @@ def database_fault(error: BaseException) -> DatabaseUnavailable | None:
     return None
 
 
+def must_retry(error: BaseException) -> bool:
+    """Whether `error` (or an error it was raised from or while handling) says the database
+    aborted the transaction to break a deadlock or a serialization conflict with another one:
+    nothing of it was applied, and its work, run again, may well succeed."""
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError) and getattr(_driver_error(seen), "sqlstate", None) in _PG_RETRYABLE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _driver_error(error: DBAPIError) -> object:
+    return error.orig.driver_exception if isinstance(error.orig, EmulatedDBAPIException) else error.orig
+
+
 def _fault_kind(error: DBAPIError) -> type[DatabaseUnavailable] | None:
-    driver = error.orig.driver_exception if isinstance(error.orig, EmulatedDBAPIException) else error.orig
+    driver = _driver_error(error)
     code = getattr(driver, "sqlite_errorcode", None)
     if isinstance(code, int):
         if code & 0xFF == _SQLITE_FULL:

@@ -159,7 +159,7 @@ class ServiceHost:
         if self.db.is_sqlite and self.settings.sqlite_checkpoint_seconds > 0:
             self.add_periodic("sqlite-checkpoint", self.settings.sqlite_checkpoint_seconds, self.db.checkpoint)
         retention = timedelta(seconds=self.settings.request_id_retention)
-        self.add_periodic(EXPIRY_WORKER, EXPIRY_INTERVAL, functools.partial(expire_request_ids, self.db, retention))
+        self.add_periodic(EXPIRY_WORKER, EXPIRY_INTERVAL, functools.partial(expire_request_ids, self.writer, retention))
         await wire(self)
         reflected = [*self.service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"]
         register_open(self.server, reflection.aio.ReflectionServicer(reflected), REFLECTION)

@@ -3,8 +3,9 @@
 A `request_id` is scoped to (caller, method, parent): `wrap_unary` (services/plumbing/rpc.py)
 turns the request_id of every call into a `RequestKey` — a hash of the caller's name, the
 method, the resource the call acts on or under (`parent`, else `name`) and the request_id —
-with a fingerprint of the rest of the request. A write records the key in `request_log`, in
-its own transaction, with the resource it wrote. Then:
+with a fingerprint of the rest of the request. The write door (services/plumbing/unit_of_work.py,
+`writer.run(work, request=key, …)`) records the key in `request_log`, in the write's own
+transaction, with the resource it wrote. Then:
 
 - the same caller sending the same request again gets the first answer: the resource the
   first call wrote, as it is now, and nothing is applied twice;
@@ -19,35 +20,18 @@ A call that failed wrote nothing, so its retry is decided afresh.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from registry.errors import AlreadyExists, FieldViolation, InvalidArgument
+from registry.errors import FieldViolation, InvalidArgument
 from services.plumbing.tables import RequestLogEntry
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class Run(Protocol):
-    """Runs work in one transaction: Database.run_transaction."""
-
-    def __call__(self, work: Callable[[Connection], R], /) -> Awaitable[R]: ...
-
 
 MAX_REQUEST_ID_LENGTH = 64
 REQUEST_LOG = RequestLogEntry.__table__  # type: ignore[attr-defined]
-
-_LOOKUP = select(REQUEST_LOG.c.fingerprint, REQUEST_LOG.c.resource).where(REQUEST_LOG.c.key == bindparam("key"))
-_RECORD = insert(REQUEST_LOG)
 
 
 @dataclass(frozen=True)
@@ -110,61 +94,3 @@ def bind(key: RequestKey | None) -> None:
 def current_request() -> RequestKey | None:
     """The key of the RPC being served; servicers hand it to the handler that writes."""
     return _current.get()
-
-
-def earlier_resource(conn: Connection, request: RequestKey | None) -> str | None:
-    """The resource an earlier call with this request's key wrote; None when there was none.
-
-    ALREADY_EXISTS REQUEST_ID_IN_USE when that call asked for something else.
-    """
-    if request is None:
-        return None
-    row = conn.execute(_LOOKUP, {"key": request.key}).first()
-    if row is None:
-        return None
-    if row.fingerprint != request.fingerprint:
-        raise AlreadyExists(
-            f"request_id {request.request_id!r} was used for a different request; send a new request_id",
-            reason="REQUEST_ID_IN_USE",
-            metadata={"request_id": request.request_id, "resource": row.resource},
-        )
-    return str(row.resource)
-
-
-def record(conn: Connection, request: RequestKey | None, resource: str) -> None:
-    """Logs the request in the caller's transaction: a copy racing it fails on the key."""
-    if request is not None:
-        conn.execute(_RECORD, [request.log_row(resource)])
-
-
-async def once(
-    run: Run,
-    request: RequestKey | None,
-    write: Callable[[Connection], T],
-    resource_of: Callable[[T], str],
-    load: Callable[[Connection, str], T],
-) -> T:
-    """Runs `write` once per request key, in one transaction of `run` (a Database's): the
-    look-up, the write and the request's log row commit together. (Until issue 16's phase 3:
-    the write door, services/plumbing/unit_of_work.py, does this for the services it serves.)
-
-    A retry gets `load(resource)`; a copy that raced the first call and lost on the key
-    (replicas on PostgreSQL) is answered like a later retry.
-    """
-
-    def write_once(conn: Connection) -> T:
-        if (earlier := earlier_resource(conn, request)) is not None:
-            return load(conn, earlier)
-        written = write(conn)
-        record(conn, request, resource_of(written))
-        return written
-
-    try:
-        return await run(write_once)
-    except IntegrityError:
-        if request is None:
-            raise
-        earlier = await run(lambda conn: earlier_resource(conn, request))
-        if earlier is None:
-            raise
-        return await run(lambda conn: load(conn, earlier))

@@ -1,4 +1,6 @@
-"""Writing events to the outbox inside the caller's transaction."""
+"""The outbox's rows and the relay's wake-up. Events reach the outbox only through the write
+door (services/plumbing/unit_of_work.py: `tx.emit`), which writes these rows in the unit's
+transaction and calls `notify` after the commit."""
 
 from __future__ import annotations
 
@@ -6,32 +8,17 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from services.plumbing.db import BulkStatement
 from services.plumbing.events import Event, trace_columns
 from services.plumbing.tables import OutboxEvent
 
 OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
-_INSERT = BulkStatement(
-    insert(OUTBOX), keys=["event_id", "event_type", "subject", "payload", "occurred_at", "traceparent", "tracestate"]
-)
 
 
 class Outbox:
-    """Adds events to the current transaction and wakes the relay after commit."""
+    """Makes the outbox rows of events, and wakes the relay after a commit wrote some."""
 
     def __init__(self) -> None:
         self.new_rows = asyncio.Event()
-
-    async def add(self, conn: AsyncConnection, events: Iterable[Event]) -> None:
-        await _INSERT.execute(conn, self.rows(events))
-
-    def insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Writes rows made by rows() (the write door's batch: one statement for all its units)."""
-        _INSERT.execute_sync(conn, rows)
 
     def rows(self, events: Iterable[Event]) -> list[dict[str, Any]]:
         """Outbox rows for `events`, carrying the current trace context."""

@@ -12,6 +12,12 @@ what `work` returns, once it is committed. The writer owns, in one place:
   error of the database itself (disk full, locked, unreachable) fails the whole batch, and
   every caller gets the `DatabaseUnavailable` it stands for (the RPC wrapper maps it).
   A caller cut off by its deadline before its unit ran is left out of the batch.
+- **Deadlocks between batches.** On PostgreSQL batches run side by side, and a batch's units
+  share its transaction, so two batches can lock rows in opposite orders where the units alone
+  never would. PostgreSQL then aborts one transaction (SQLSTATE 40P01; 40001, a serialization
+  failure, alike): nothing of it is applied, and its units run again, each alone as it would
+  have without batching, up to `RETRIES` more times before the caller hears of it. A unit is
+  applied once: only a transaction that was rolled back as a whole is run again.
 - **Idempotency by request_id** (AIP-155, services/plumbing/idempotency.py). With `request`,
   the unit runs once per request key: the batch looks up its keys in `request_log` with one
   query; a key already logged with the same fingerprint is answered by `replay(conn,
@@ -46,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -56,10 +63,12 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.errors import Aborted, AlreadyExists
 from services.plumbing.batching import BatchLoader, BatchWorker
-from services.plumbing.db import BulkStatement, Database, database_fault
+from services.plumbing.db import BulkStatement, Database, database_fault, must_retry
 from services.plumbing.events import Event
 from services.plumbing.idempotency import REQUEST_LOG, RequestKey
 from services.plumbing.outbox import OUTBOX, Outbox
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -80,6 +89,9 @@ _LOOKUP_MANY = select(REQUEST_LOG.c.key, REQUEST_LOG.c.fingerprint, REQUEST_LOG.
 )
 #: Failures after which a keyed unit may have lost a race with a copy of its request.
 _RACE_LOST = (IntegrityError, Aborted)
+#: How many more times a unit runs after PostgreSQL aborted its transaction for a deadlock or a
+#: serialization failure (each time alone, in a transaction of its own).
+RETRIES = 3
 
 
 class Tx:
@@ -221,6 +233,7 @@ class Writer(BatchWorker[_Unit, Any]):
         super().__init__(name, max_batch=max_batch, concurrency=1 if db.is_sqlite else concurrency)
         self.db = db
         self.outbox = outbox
+        self.rerun = 0  # units run again after their batch was aborted for a deadlock or a serialization failure
 
     async def run(
         self,
@@ -244,16 +257,27 @@ class Writer(BatchWorker[_Unit, Any]):
         result: T = await self.submit(unit)
         return result
 
-    async def process(self, batch: list[tuple[_Unit, asyncio.Future[Any]]]) -> None:
+    async def process(self, batch: list[tuple[_Unit, asyncio.Future[Any]]], retries: int = RETRIES) -> None:
         try:
             outcomes = await self.db.run_transaction(lambda conn: self._run_batch(conn, batch))
         except _Conflict as conflict:
             if len(batch) > 1:  # some unit's rows conflict: each unit alone decides afresh
                 for one in batch:
-                    await self.process([one])
+                    await self.process([one], retries)
                 return
             outcomes = [conflict.__cause__ or conflict]  # the lone unit's own rows
         except Exception as error:
+            if retries > 0 and must_retry(error):  # rolled back whole to break a deadlock: each unit again, alone
+                log.info(
+                    "%s: a batch of %d aborted by the database (%s); running its units again, each alone",
+                    self.name,
+                    len(batch),
+                    error.__class__.__name__,
+                )
+                self.rerun += len(batch)
+                for one in batch:
+                    await self.process([one], retries - 1)
+                return
             if len(batch) != 1 or database_fault(error) is not None:
                 raise  # BatchWorker settles every caller with it
             outcomes = [error]  # the lone unit's own failure: its transaction was its savepoint
@@ -290,7 +314,7 @@ class Writer(BatchWorker[_Unit, Any]):
             try:
                 return _Replayed(_replay(batch.conn, unit, request, *earlier))
             except Exception as error:
-                if not batch.isolated or database_fault(error) is not None:
+                if not batch.isolated or _fails_the_batch(error):
                     raise
                 return error
         if unit.prepared is not None:
@@ -299,8 +323,8 @@ class Writer(BatchWorker[_Unit, Any]):
         try:
             value = unit.work(tx)
         except Exception as error:
-            if not batch.isolated or database_fault(error) is not None or isinstance(error, _Conflict):
-                raise  # alone: the transaction rolls back; the database's fault or a conflict fails the batch
+            if not batch.isolated or _fails_the_batch(error):
+                raise  # alone: the transaction rolls back; the database's fault, a deadlock or a conflict fails the batch
             if tx._savepoint:
                 tx._savepoint.rollback()
             return error
@@ -341,6 +365,14 @@ class Writer(BatchWorker[_Unit, Any]):
             return await self.db.run_read(look)
         except Exception as failure:  # noqa: BLE001 - the caller hears of it instead of its first error
             return failure
+
+
+def _fails_the_batch(error: BaseException) -> bool:
+    """An error no savepoint confines to its unit: the database's fault, a conflict of the batch's
+    rows, or a deadlock or serialization failure, after which the batch's transaction is rolled
+    back whole (wherever it struck: in a unit, in the batch's multi-row writes, at the commit) and
+    its units run again, each alone — so no unit of it is applied twice."""
+    return database_fault(error) is not None or isinstance(error, _Conflict) or must_retry(error)
 
 
 def _logged(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:

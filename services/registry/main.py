@@ -22,7 +22,7 @@ async def wire(host: ServiceHost) -> None:
     servicer = RegistryServicer(handlers)
     host.add_servicer(SERVICE, servicer)
     appender = AuditAppender(  # every event, chained; health "rogatory.audit" NOT_SERVING if the chain was tampered with
-        host.db, host.js, host.nc, stream=host.settings.stream_name, health=host.health,
+        host.writer, host.reader, host.js, host.nc, stream=host.settings.stream_name, health=host.health,
         anchor_replicas=host.settings.stream_replicas,
     )  # fmt: skip
     host.consumers.append(appender.consumer)

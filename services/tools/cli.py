@@ -244,6 +244,7 @@ def audit_verify(_args: argparse.Namespace) -> None:
     from services.audit.log import NoAuditLog, verify_log  # noqa: PLC0415
     from services.plumbing.db import Database, DatabaseUnavailable  # noqa: PLC0415
     from services.plumbing.messaging import connect  # noqa: PLC0415
+    from services.plumbing.unit_of_work import Reader  # noqa: PLC0415
 
     settings = Settings()
     url = make_url(settings.database_url_for("registry"))
@@ -265,7 +266,7 @@ def audit_verify(_args: argparse.Namespace) -> None:
             except Exception as exc:  # noqa: BLE001 - any failure: the anchors are not checked, said so
                 unchecked = f"NATS did not answer: {type(exc).__name__}"  # not the URL: it may hold a password
         try:
-            verification = await verify_log(db, nc.jetstream() if nc else None, unchecked=unchecked)
+            verification = await verify_log(Reader(db), nc.jetstream() if nc else None, unchecked=unchecked)
         except NoAuditLog as missing:
             return no_log(
                 f"none to verify: {where} {missing} (not the registry's database, or never migrated: `rogatory migrate registry`)"

@@ -42,6 +42,7 @@ from services.plumbing.host import ServiceHost
 from services.plumbing.messaging import connect
 from services.plumbing.migrations import upgrade_to_head
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
+from services.plumbing.unit_of_work import Reader
 from services.registry.main import wire as wire_registry
 from services.tools.cli import main as cli_main
 from services.tools.nats_permissions import all_users, authorization_block
@@ -155,7 +156,7 @@ async def delete_tail(db: Database, keep: int) -> None:
 async def rewrite_and_rehash(db: Database, seq: int) -> None:
     """Rewrites entry `seq` and recomputes its hash and every later link and hash: the
     chain alone still verifies."""
-    entries, forged = await read_chain(db), []
+    entries, forged = await read_chain(Reader(db)), []
     prev = entries[seq - 2].hash if seq > 1 else entries[0].prev_hash
     for entry in entries[seq - 1 :]:
         changed = replace(
@@ -168,12 +169,12 @@ async def rewrite_and_rehash(db: Database, seq: int) -> None:
         for entry in forged:
             values = {"subject": entry.subject, "prev_hash": entry.prev_hash, "hash": entry.hash}
             await conn.execute(update(AUDIT).where(AUDIT.c.seq == entry.seq).values(**values))
-    assert verify(await read_chain(db)) == []  # a perfect forgery, as far as the chain goes
+    assert verify(await read_chain(Reader(db))) == []  # a perfect forgery, as far as the chain goes
 
 
 async def test_every_event_is_chained_and_every_head_anchored(registry: ServiceHost) -> None:
     await register_cases(registry)
-    verification = await verify_log(registry.db, registry.js)
+    verification = await verify_log(registry.reader, registry.js)
     assert (verification.entries, verification.breaks, verification.outcome) == (CASES, [], "INTACT")
     assert [a.seq for a in verification.anchors or []] == list(range(1, CASES + 1))
     assert await audit_status(registry) == "SERVING"
@@ -183,7 +184,7 @@ async def test_verify_finds_an_edited_entry(registry: ServiceHost) -> None:
     await register_cases(registry)
     async with registry.db.transaction() as conn:
         await conn.execute(update(AUDIT).where(AUDIT.c.seq == 2).values(subject="rogatory.v1.case.gd0112.registered"))
-    breaks = (await verify_log(registry.db, registry.js)).breaks
+    breaks = (await verify_log(registry.reader, registry.js)).breaks
     assert [(b.seq, "edited" in b.problem) for b in breaks] == [(2, True)]  # its stored hash is still the anchored one
 
 
@@ -191,12 +192,12 @@ async def test_verify_finds_deleted_entries_in_the_middle_and_at_the_end(registr
     await register_cases(registry)
     async with registry.db.transaction() as conn:
         await conn.execute(delete(AUDIT).where(AUDIT.c.seq == 2))
-    breaks = (await verify_log(registry.db, registry.js)).breaks
+    breaks = (await verify_log(registry.reader, registry.js)).breaks
     assert [b.seq for b in breaks] == [2, 3, 2]  # the gap, the broken link, the anchored head gone
     await delete_tail(registry.db, keep=1)  # now only the tail is gone: the chain alone holds
-    unanchored = await verify_log(registry.db, None)
+    unanchored = await verify_log(registry.reader, None)
     assert (unanchored.breaks, unanchored.outcome) == ([], "UNVERIFIED")
-    breaks = (await verify_log(registry.db, registry.js)).breaks
+    breaks = (await verify_log(registry.reader, registry.js)).breaks
     assert [b.seq for b in breaks] == [2]
     assert breaks[0].problem.startswith(f"entries 2..{CASES} are missing (deleted from the end)")
 
@@ -213,7 +214,7 @@ async def test_a_redelivered_event_is_not_chained_twice(registry: ServiceHost) -
     await registry.js.publish("rogatory.v1.case.zj0326.registered", b"another", headers={"ce-id": "one-more"})
     await wait_for(lambda: appender.appended == CASES + 1, timeout=15)  # the republished copy was recognised
     await wait_for(lambda: appender.anchored is not None and appender.anchored.seq == CASES + 1)
-    verification = await verify_log(registry.db, registry.js)
+    verification = await verify_log(registry.reader, registry.js)
     assert (verification.entries, verification.outcome) == (CASES + 1, "INTACT")
 
 
@@ -236,7 +237,7 @@ async def test_i15_p3_tail_deletion_then_new_event_is_broken(registry_settings: 
         assert done.returncode == 1, done.stdout + done.stderr
         assert f"BROKEN at entry 2: entries 2..{CASES} are missing (deleted from the end)" in done.stdout
         assert await audit_status(host) == "NOT_SERVING"
-        assert len(await read_chain(host.db)) == 1  # nothing appended on top of the truncated chain
+        assert len(await read_chain(host.reader)) == 1  # nothing appended on top of the truncated chain
 
 
 async def test_i15_p3_rewrite_and_rehash_then_new_event_is_broken(registry_settings: Settings) -> None:
@@ -250,7 +251,7 @@ async def test_i15_p3_rewrite_and_rehash_then_new_event_is_broken(registry_setti
         assert "differs from the head anchored at" in done.stdout and "rewritten" in done.stdout
         assert "published head differs from the published head" not in done.stdout
         assert await audit_status(host) == "NOT_SERVING"
-        assert len(await read_chain(host.db)) == CASES
+        assert len(await read_chain(host.reader)) == CASES
 
 
 async def test_i15_p3_without_nats_verify_says_it_cannot_check_the_anchors(registry_settings: Settings) -> None:
@@ -268,10 +269,10 @@ async def test_i15_p3_without_nats_verify_says_it_cannot_check_the_anchors(regis
     assert f"{CASES} entries, INTACT, checked against {CASES} anchored head(s)" in intact.stdout
     async with offline(registry_settings) as (db, js):  # the anchors gone: deleting the stream is not a delete of its messages
         await js.delete_stream(ANCHOR_STREAM)
-        missing = await verify_log(db, js)
+        missing = await verify_log(Reader(db), js)
         assert (missing.outcome, missing.unchecked) == ("UNVERIFIED", f"the anchor stream {ANCHOR_STREAM} does not exist")
         await ensure_anchor_stream(js)  # … and an empty one in its place
-        replaced = await verify_log(db, js)
+        replaced = await verify_log(Reader(db), js)
         assert (replaced.outcome, replaced.unchecked) == (
             "UNVERIFIED",
             f"no head of the chain was ever anchored in {ANCHOR_STREAM}",
@@ -284,12 +285,12 @@ async def test_i15_p3_the_appender_refuses_a_tampered_head_alerts_and_resumes_on
     alerts = await registry.nc.subscribe("rogatory.v1.alert.audit.>")
     await register_cases(registry)
     assert await audit_status(registry) == "SERVING"
-    saved = await read_chain(registry.db)
+    saved = await read_chain(registry.reader)
     await delete_tail(registry.db, keep=1)
     await new_event_settles(registry, CASES + 1)
     assert await audit_status(registry) == "NOT_SERVING"
     assert await audit_status(registry, "") == "SERVING"  # the registry's own RPCs are not affected
-    assert appender.refusal is not None and len(await read_chain(registry.db)) == 1
+    assert appender.refusal is not None and len(await read_chain(registry.reader)) == 1
     alert = await alerts.next_msg(timeout=10)
     assert alert.subject == "rogatory.v1.alert.audit.registry-audit.broken"
     assert (alert.headers or {})["ce-type"] == "rogatory.alert.audit-broken.v1"
@@ -302,9 +303,9 @@ async def test_i15_p3_the_appender_refuses_a_tampered_head_alerts_and_resumes_on
     await wait_for(lambda: appender.appended == CASES + 2, timeout=15)
     assert await audit_status(registry) == "SERVING"
     await wait_for(lambda: appender.anchored is not None and appender.anchored.seq == CASES + 2)
-    verification = await verify_log(registry.db, registry.js)
+    verification = await verify_log(registry.reader, registry.js)
     assert (verification.entries, verification.outcome) == (CASES + 2, "INTACT")
-    assert {e.subject for e in await read_chain(registry.db)} >= {alert.subject, "rogatory.v1.case.zj0326.registered"}
+    assert {e.subject for e in await read_chain(registry.reader)} >= {alert.subject, "rogatory.v1.case.zj0326.registered"}
 
 
 async def test_i15_p3_a_restarted_appender_refuses_a_chain_tampered_while_it_was_down(registry_settings: Settings) -> None:
@@ -328,13 +329,13 @@ async def test_i15_p3_a_head_committed_but_not_anchored_is_anchored_when_the_app
     the newest entries unanchored (named by verify, not a break) until the appender starts."""
     async with running(registry_settings) as host:
         await register_cases(host)
-        last = (await read_chain(host.db))[-1]
+        last = (await read_chain(host.reader))[-1]
         committed = AuditEntry(CASES + 1, last.stream_seq + 100, "crashed", "t", "rogatory.v1.x", "", "", "0" * 64, last.hash)
         committed = replace(committed, hash=entry_hash(committed))
     async with offline(registry_settings) as (db, js):  # committed, then the crash
         async with db.transaction() as conn:
             await conn.execute(insert(AUDIT), [{c: getattr(committed, c) for c in COLUMNS}])
-        verification = await verify_log(db, js)
+        verification = await verify_log(Reader(db), js)
         assert (verification.outcome, verification.breaks) == ("INTACT", [])
         assert verification.summary().endswith(f"entry {CASES + 1} is not anchored yet")
     async with running(registry_settings) as host:

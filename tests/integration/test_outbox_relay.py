@@ -1,4 +1,5 @@
-"""Transactional outbox → JetStream, against real SQLite/PostgreSQL and a real nats-server."""
+"""Transactional outbox → JetStream, against real SQLite/PostgreSQL and a real nats-server. The
+events are written as units of the write door (`tx.emit`), the only way rows reach the outbox."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.relay import OutboxRelay
 from services.plumbing.subscriber import read_events
+from services.plumbing.unit_of_work import Tx, Writer
 from tests.conftest import wait_for
 
 STREAM = "ROGATORY"
@@ -38,6 +40,15 @@ def case_event(court: str, number: int) -> Event:
     return Event("rogatory.case.registered.v1", subject("case", court, "registered"), events_pb2.CaseRegistered(case=case))
 
 
+async def commit(db: Database, outbox: Outbox, events: list[Event]) -> None:
+    """Writes `events` to the outbox as one unit of the write door, committed."""
+    writer = Writer(db, outbox)
+    try:
+        await writer.run(lambda tx: tx.emit(*events))
+    finally:
+        await writer.close()
+
+
 async def unsent(db: Database) -> int:
     async with db.read() as conn:
         return int((await conn.execute(select(func.count()).where(OUTBOX.c.sent_at.is_(None)))).scalar_one())
@@ -48,8 +59,7 @@ async def test_committed_events_are_published_once_with_envelope(service_db_fact
     outbox = Outbox()
     relay = OutboxRelay(db, nats_client.jetstream(), outbox, source="rogatory/test")
     events = [case_event("zj0326", n) for n in range(1, 6)]
-    async with db.transaction() as conn:
-        await outbox.add(conn, events)
+    await commit(db, outbox, events)
 
     assert await relay.drain() == 5
     assert await unsent(db) == 0
@@ -67,8 +77,7 @@ async def test_republishing_after_a_crash_adds_no_duplicate(service_db_factory, 
     db = await service_db_factory("registry")
     outbox = Outbox()
     relay = OutboxRelay(db, nats_client.jetstream(), outbox, source="rogatory/test")
-    async with db.transaction() as conn:
-        await outbox.add(conn, [case_event("zj0326", n) for n in range(1, 4)])
+    await commit(db, outbox, [case_event("zj0326", n) for n in range(1, 4)])
     await relay.drain()
     # A crash between publish and "mark sent" leaves rows unsent: the next relay sends them again.
     async with db.transaction() as conn:
@@ -83,10 +92,16 @@ async def test_rolled_back_transaction_publishes_nothing(service_db_factory, nat
     db = await service_db_factory("registry")
     outbox = Outbox()
     relay = OutboxRelay(db, nats_client.jetstream(), outbox, source="rogatory/test")
+    writer = Writer(db, outbox)
+
+    def failing(tx: Tx) -> None:
+        tx.emit(case_event("zj0326", 1))
+        raise RuntimeError("the state change failed")
+
     with pytest.raises(RuntimeError):
-        async with db.transaction() as conn:
-            await outbox.add(conn, [case_event("zj0326", 1)])
-            raise RuntimeError("the state change failed")
+        await writer.run(failing)
+    await writer.close()
+    assert not outbox.new_rows.is_set()  # nothing committed: the relay is not woken
     assert await relay.drain() == 0
     assert (await nats_client.jetstream().stream_info(STREAM)).state.messages == 0
 
@@ -109,8 +124,7 @@ async def test_relay_keeps_rows_while_nats_is_down_and_sends_them_after(service_
         outbox = Outbox()
         relay = OutboxRelay(db, js, outbox, source="rogatory/test", publish_timeout=0.5)
         server.stop()
-        async with db.transaction() as conn:
-            await outbox.add(conn, [case_event("zj0326", n) for n in range(1, 4)])
+        await commit(db, outbox, [case_event("zj0326", n) for n in range(1, 4)])
         with pytest.raises((NatsError, TimeoutError)):
             await relay.publish_batch()
         assert await unsent(db) == 3  # nothing marked sent while NATS is away
@@ -132,8 +146,7 @@ async def test_publishing_does_not_wait_behind_request_writers(service_db_factor
         pytest.skip("on PostgreSQL relays keep their rows locked until marked (SKIP LOCKED)")
     outbox = Outbox()
     relay = OutboxRelay(db, nats_client.jetstream(), outbox, source="rogatory/test")
-    async with db.transaction() as conn:
-        await outbox.add(conn, [case_event("zj0326", n) for n in range(1, 4)])
+    await commit(db, outbox, [case_event("zj0326", n) for n in range(1, 4)])
     async with db.transaction():  # a request writer holding the write lock
         assert await asyncio.wait_for(relay.publish_batch(), timeout=10) == 3
         assert await relay.publish_batch() == 0  # published, not yet marked: not read again
@@ -156,8 +169,7 @@ async def test_retrying_through_a_nats_outage_buffers_nothing_and_keeps_no_ack_w
         await ensure_stream(js, STREAM)
         outbox = Outbox()
         relay = OutboxRelay(db, js, outbox, source="rogatory/test", publish_timeout=0.2, connected=lambda: nc.is_connected)
-        async with db.transaction() as conn:
-            await outbox.add(conn, [case_event("zj0326", n) for n in range(1, 41)])
+        await commit(db, outbox, [case_event("zj0326", n) for n in range(1, 41)])
         server.stop(kill=True)
         await wait_for(lambda: not nc.is_connected)
         buffered = nc.pending_data_size

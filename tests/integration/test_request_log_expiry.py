@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
-from sqlalchemy.engine import Connection
 
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.host import ServiceHost
-from services.plumbing.idempotency import REQUEST_LOG, RequestKey, once
+from services.plumbing.idempotency import REQUEST_LOG, RequestKey
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.request_expiry import EXPIRY_WORKER, expire_request_ids
+from services.plumbing.unit_of_work import Tx, Writer
 from services.registry.main import wire as wire_registry
 from tests.conftest import drop_schemas, request_key, require_postgres
 
@@ -30,15 +30,16 @@ async def _with_scratch(db: Database) -> Database:
     return db
 
 
-def _write(conn: Connection) -> str:
+def _write(tx: Tx) -> str:
     """Writes a new scratch row: `scratch/{n}`, n counting the writes."""
-    n = conn.execute(text("SELECT COUNT(*) FROM scratch")).scalar_one() + 1
-    conn.execute(text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
+    n = tx.connection.execute(text("SELECT COUNT(*) FROM scratch")).scalar_one() + 1
+    tx.connection.execute(text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
     return f"scratch/{n}"
 
 
-async def _create(db: Database, key: RequestKey) -> str:
-    return await once(db.run_transaction, key, _write, lambda name: name, lambda _conn, name: name)
+async def _create(writer: Writer, key: RequestKey) -> str:
+    """The write once per request key, through the write door; a retry gets the resource's name."""
+    return await writer.run(_write, request=key, resource_of=lambda name: name, replay=lambda _conn, name: name)
 
 
 async def _age(db: Database, key: RequestKey, age: timedelta) -> None:
@@ -54,17 +55,19 @@ async def _logged(db: Database) -> int:
 @pytest.mark.parametrize("service", SERVICES)
 async def test_an_expired_request_id_creates_anew_and_a_younger_one_replays(service_db_factory, service: str) -> None:  # type: ignore[no-untyped-def]
     db = await _with_scratch(await service_db_factory(service))
+    writer = Writer(db)
     old, young = request_key("old"), request_key("young")
-    assert (await _create(db, old), await _create(db, young)) == ("scratch/1", "scratch/2")
+    assert (await _create(writer, old), await _create(writer, young)) == ("scratch/1", "scratch/2")
     await _age(db, old, WEEK + timedelta(minutes=1))
     await _age(db, young, WEEK - timedelta(minutes=1))
 
-    assert await expire_request_ids(db, WEEK) == 1
+    assert await expire_request_ids(writer, WEEK) == 1
     assert await _logged(db) == 1
-    assert await _create(db, young) == "scratch/2"  # replayed: nothing written
-    assert await _create(db, old) == "scratch/3"  # forgotten: a new request, written anew
-    assert await _create(db, old) == "scratch/3"  # … and from now on replayed again
-    assert await expire_request_ids(db, WEEK) == 0
+    assert await _create(writer, young) == "scratch/2"  # replayed: nothing written
+    assert await _create(writer, old) == "scratch/3"  # forgotten: a new request, written anew
+    assert await _create(writer, old) == "scratch/3"  # … and from now on replayed again
+    assert await expire_request_ids(writer, WEEK) == 0
+    await writer.close()
 
 
 async def test_expiry_deletes_in_batches_until_none_is_left(service_db_factory) -> None:  # type: ignore[no-untyped-def]
@@ -76,8 +79,10 @@ async def test_expiry_deletes_in_batches_until_none_is_left(service_db_factory) 
     ]
     await db.run_transaction(lambda conn: conn.execute(REQUEST_LOG.insert(), rows))
     batches: list[int] = []
-    assert await expire_request_ids(db, timedelta(days=10, hours=1), batch=7, on_batch=batches.append) == 20
-    assert batches == [7, 7, 6]  # each batch its own short transaction
+    writer = Writer(db)
+    assert await expire_request_ids(writer, timedelta(days=10, hours=1), batch=7, on_batch=batches.append) == 20
+    await writer.close()
+    assert batches == [7, 7, 6]  # each batch its own short unit, committed before the next
     left = await db.run_read(lambda conn: conn.execute(select(REQUEST_LOG.c.resource)).scalars().all())
     assert sorted(left, key=lambda r: int(r.split("/")[1])) == [f"delegations/{n}" for n in range(1, 11)]
 
@@ -102,13 +107,13 @@ async def test_every_service_host_expires_request_ids_with_the_configured_retent
     try:
         old, young = request_key("old"), request_key("young")
         await _with_scratch(host.db)
-        await _create(host.db, old)
-        await _create(host.db, young)
+        await _create(host.writer, old)
+        await _create(host.writer, young)
         await _age(host.db, old, timedelta(hours=1, minutes=1))
         [worker] = [w for w in host.workers if getattr(w, "name", "") == EXPIRY_WORKER]
         await worker.run_once()  # type: ignore[attr-defined]
         assert await _logged(host.db) == 1
-        assert await _create(host.db, young) == "scratch/2"
+        assert await _create(host.writer, young) == "scratch/2"
     finally:
         await host.stop()
         if backend == "postgres":

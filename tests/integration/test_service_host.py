@@ -22,6 +22,7 @@ from services.plumbing.db import Database
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.host import ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
+from services.plumbing.unit_of_work import Tx
 from services.registry.main import wire as wire_registry
 from tests.conftest import wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
@@ -44,7 +45,7 @@ async def test_one_trace_from_rpc_through_relay_to_consumer(tmp_path: Path, nats
     await host.start(wire_registry)
     seen: list[str] = []
 
-    async def note(_conn: object, event: ReceivedEvent) -> None:
+    def note(_tx: Tx, event: ReceivedEvent) -> None:
         seen.append(event.event_id)
 
     consumer = host.add_consumer("trace-test-replica", [CASE_REGISTERED_ALL_COURTS], note)
@@ -126,7 +127,7 @@ async def test_i16_p2_a_host_stops_its_consumers_together_without_waiting_out_th
     host = ServiceHost("registry", settings(tmp_path, nats_server.url))
     await host.start(wire_registry)
 
-    async def ignore(_conn: object, _event: ReceivedEvent) -> None:
+    def ignore(_tx: Tx, _event: ReceivedEvent) -> None:
         return None
 
     names = [AUDIT_CONSUMER, *(f"stop-test-{n}" for n in range(4))]

@@ -14,6 +14,7 @@ from rogatory.events.v1 import events_pb2
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.util import await_only
 
 from registry.errors import AlreadyExists
 from services.plumbing import unit_of_work
@@ -341,3 +342,45 @@ async def test_an_insert_unit_is_prepared_in_the_callers_task_and_written_with_t
     rows = await db.run_read(lambda conn: list(conn.execute(text("SELECT subject, traceparent FROM outbox ORDER BY seq"))))
     assert [subject for subject, _ in rows] == ["rogatory.v1.test.1.written", "rogatory.v1.test.2.written"]
     assert all(traceparent.split("-")[1] == trace_id for _, traceparent in rows)
+
+
+async def test_two_batches_locking_two_rows_in_opposite_orders_both_succeed_each_unit_once(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """Batching makes independent requests share a transaction. On PostgreSQL the writer runs
+    batches side by side, so batch A = [row 1, row 2] and batch B = [row 2, row 1] — four units
+    that alone could never deadlock — lock the rows in opposite orders: PostgreSQL aborts one
+    transaction (SQLSTATE 40P01). The writer runs that batch's units again, so every caller
+    succeeds and each unit applies once. On SQLite one batch at a time holds the writer."""
+    db = await _scratch_db(service_db_factory)
+    writer = Writer(db, max_batch=2)
+    if db.is_sqlite:  # one worker, one writer thread and the write lock: two batches never hold locks at once
+        assert writer.concurrency == 1
+        return
+    await db.run_transaction(lambda conn: conn.execute(text("INSERT INTO scratch (n, note) VALUES (1, ''), (2, '')")))
+    a_holds_1, b_holds_2 = asyncio.Event(), asyncio.Event()
+
+    def touch(n: int, tag: str, *, then: asyncio.Event | None = None, after: asyncio.Event | None = None):  # type: ignore[no-untyped-def]
+        def work(tx: Tx) -> str:
+            tx.connection.execute(text("UPDATE scratch SET note = note || :tag WHERE n = :n"), {"tag": f" {tag}", "n": n})
+            if then is not None:
+                then.set()
+            if after is not None:  # the unit runs in the connection's greenlet: wait on the loop
+                await_only(after.wait())
+            return tag
+
+        return work
+
+    batch_a = [
+        asyncio.ensure_future(writer.run(touch(1, "a1", then=a_holds_1, after=b_holds_2))),
+        asyncio.ensure_future(writer.run(touch(2, "a2"))),
+    ]
+    await a_holds_1.wait()  # A holds row 1 and waits inside its transaction: B is a second batch, run beside it
+    batch_b = [
+        asyncio.ensure_future(writer.run(touch(2, "b1", then=b_holds_2))),
+        asyncio.ensure_future(writer.run(touch(1, "b2"))),
+    ]
+    results = await asyncio.gather(*batch_a, *batch_b, return_exceptions=True)
+    await writer.close()
+    assert results == ["a1", "a2", "b1", "b2"]
+    assert writer.rerun == 2  # the deadlock happened: one batch was aborted, and its two units ran again
+    notes = await db.run_read(lambda conn: dict(conn.execute(text("SELECT n, note FROM scratch ORDER BY n")).all()))
+    assert {n: sorted(note.split()) for n, note in notes.items()} == {1: ["a1", "b2"], 2: ["a2", "b1"]}
