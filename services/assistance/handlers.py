@@ -173,9 +173,11 @@ class AssistanceHandlers:
     async def get_notice(self, name: str, principal: Principal) -> StoredNotice:
         return await self.reader.run(lambda conn: self._visible_notice(conn, name, principal))
 
-    def _visible_notice(self, conn: Connection, name: str, principal: Principal) -> StoredNotice:
-        """The notice, if `principal` may see it: NOT_FOUND otherwise, as when there is none."""
-        stored = store.notice_by_name(conn, name)
+    def _visible_notice(self, conn: Connection, name: str, principal: Principal, *, for_update: bool = False) -> StoredNotice:
+        """The notice, if `principal` may see it: NOT_FOUND otherwise, as when there is none.
+        `for_update`: its row locked until the unit commits (PostgreSQL), so a change waits for
+        another replica's overdue mark (which leaves the version guard as it was) and keeps it."""
+        stored = store.notice_for_update(conn, name) if for_update else store.notice_by_name(conn, name)
         if stored is None or not self.may_read(principal, stored.notice.court_id, stored.notice.agency_id):
             raise NotFound("assistance notice", name)
         return stored
@@ -280,7 +282,7 @@ class AssistanceHandlers:
             updated, transition = decide(stored.notice, actor, now)
             return self._commit(tx, stored, updated, transition, now)
 
-        load = functools.partial(self._visible_notice, principal=principal)
+        load = functools.partial(self._visible_notice, principal=principal, for_update=True)
         return await self.notices.change(name, str(action).lower(), change, request=request, load=load)
 
     def _commit(

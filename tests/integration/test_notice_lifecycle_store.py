@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import select, text
+from sqlalchemy.util import await_only
 
 from assistance import notice_lifecycle as lc
 from assistance.notice_targets import DepositAccount, NoticeTarget, RegisteredProperty
@@ -33,7 +34,7 @@ from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.unit_of_work import Reader, Writer
-from tests.conftest import Clock, request_key
+from tests.conftest import Clock, request_key, wait_for
 
 SENT_AT = datetime(2023, 9, 20, 2, 0, tzinfo=UTC)  # 10:00 in Guangzhou
 CASE = "courts/gd0112/cases/2020-enf-1"
@@ -283,3 +284,49 @@ async def test_two_replicas_scanning_at_once_flag_an_overdue_objection_once(hand
     _, timeline = await handlers.get_timeline(name, COURT)
     assert [r["action"] for r in timeline].count("OBJECTION_OVERDUE") == 1
     assert [s for _, s in await outbox(handlers)].count("rogatory.v1.notice.gd0112.bank-icbc.objection-overdue") == 1
+
+
+async def test_an_answer_racing_the_overdue_mark_keeps_what_the_timeline_says(
+    handlers: AssistanceHandlers, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overdue mark leaves the version as it is, so the version guard alone let the court's
+    answer, read before another replica's mark committed, write over the mark: the timeline said
+    OBJECTION_OVERDUE and the notice did not (PostgreSQL; SQLite has one writer). The answer's
+    read is held open here until the other replica's scan has finished or waits for it."""
+    if handlers.db.is_sqlite:
+        pytest.skip("one writer on SQLite: a scan and an answer never interleave")
+    name = (await handlers.create_notice(command(), "gd0112")).notice.name
+    objected = (await handlers.object_to(name, BANK, lc.ObjectToNotice("EXEMPT_PROPERTY", "社保基金专户"))).notice
+    assert objected.objection is not None
+    clock.now = objected.objection.answer_due + timedelta(seconds=1)
+    answer_read, go_on = asyncio.Event(), asyncio.Event()
+    decide = lc.answer_objection
+
+    def held_open(*args: Any) -> Any:
+        answer_read.set()
+        await_only(go_on.wait())  # inside the unit's transaction, its read done (greenlet of run_sync)
+        return decide(*args)
+
+    async with another_replica(handlers) as replica:
+        monkeypatch.setattr(lc, "answer_objection", held_open)
+        answering = asyncio.ensure_future(handlers.answer_objection(name, COURT, lc.AnswerObjection("WITHDRAW")))
+        await wait_for(answer_read.is_set)
+        scanning = asyncio.ensure_future(replica.flag_overdue_objections())
+        await wait_for(lambda: scanning.done() or waiting_on_a_lock(handlers))
+        go_on.set()
+        await answering
+        await scanning
+    stored = (await handlers.get_notice(name, ADMIN)).notice
+    _, timeline = await handlers.get_timeline(name, COURT)
+    flagged_in_timeline = "OBJECTION_OVERDUE" in [r["action"] for r in timeline]
+    assert stored.objection is not None
+    assert flagged_in_timeline == (stored.objection.overdue_flagged_at is not None)
+
+
+async def waiting_on_a_lock(handlers: AssistanceHandlers) -> bool:
+    """Whether a session waits for a notice row another holds (PostgreSQL)."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query ILIKE '%assistance_notice%FOR UPDATE%' AND datname = current_database()"
+    )
+    return bool(await handlers.reader.run(lambda conn: conn.execute(waiting).scalar()))
