@@ -14,7 +14,10 @@ import os
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import asyncio
+import contextlib
+import io
 import shutil
+import subprocess
 import sys
 import threading
 import uuid
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from nats.js import JetStreamContext
@@ -162,6 +166,27 @@ async def service_db_factory(
         await db.dispose()
     if url:
         await drop_schemas(url, prefix)
+
+
+def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`rogatory ARGV` as an operator runs it, with exactly `env` as its environment: its own
+    main() in this process (a Python process of its own costs ~1.5 s of CPU to import it), its
+    exit status and what it printed. Blocks: call it on a thread (asyncio.to_thread) from a
+    test whose event loop must go on meanwhile; the command runs an event loop of its own."""
+    from services.tools.cli import main  # noqa: PLC0415 - the CLI's imports only where it is run
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int = 0
+    with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as leaving:
+            if isinstance(leaving.code, str):  # sys.exit("message"): printed to stderr, status 1
+                print(leaving.code, file=sys.stderr)
+                code = 1
+            else:
+                code = leaving.code or 0
+    return subprocess.CompletedProcess(["rogatory", *argv], code, out.getvalue(), err.getvalue())
 
 
 #: How long a test waits for an outcome before it fails: a bound for an outcome that never

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -46,7 +45,7 @@ from services.plumbing.unit_of_work import Reader
 from services.registry.main import wire as wire_registry
 from services.tools.cli import main as cli_main
 from services.tools.nats_permissions import all_users, authorization_block
-from tests.conftest import drop_schemas, require_postgres, wait_for
+from tests.conftest import drop_schemas, require_postgres, run_cli, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
 from tests.integration.test_nats_permissions import connect as connect_as
 from tests.integration.test_nats_permissions import denied
@@ -126,14 +125,15 @@ async def new_event_settles(host: ServiceHost, number: int) -> None:
     await wait_for(settled, timeout=15)
 
 
-def cli_verify(settings: Settings, *, nats_url: str | None = None) -> subprocess.CompletedProcess[str]:
+async def cli_verify(settings: Settings, *, nats_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`rogatory audit-verify` with only the registry's database and NATS in its environment
+    (tests/conftest.py run_cli), while this test's services go on."""
     env = {"ROGATORY_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
     if settings.database_url.startswith("postgresql"):
         env |= {"DATABASE_URL": settings.database_url, "ROGATORY_DB_SCHEMA_PREFIX": settings.db_schema_prefix}
     if (url := settings.nats_url if nats_url is None else nats_url) != "":
         env["NATS_URL"] = url
-    command = [sys.executable, "-m", "services.tools.cli", "audit-verify"]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    return await asyncio.to_thread(run_cli, ["audit-verify"], env)
 
 
 @asynccontextmanager
@@ -223,7 +223,7 @@ async def test_the_cli_reports_a_break_with_exit_status_1(registry_settings: Set
         await register_cases(host)
         async with host.db.transaction() as conn:
             await conn.execute(update(AUDIT).where(AUDIT.c.seq == 3).values(event_type="rogatory.case.closed.v1"))
-    done = cli_verify(registry_settings)
+    done = await cli_verify(registry_settings)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "BROKEN at entry 3" in done.stdout and f"{CASES} entries" in done.stdout
 
@@ -233,7 +233,7 @@ async def test_i15_p3_tail_deletion_then_new_event_is_broken(registry_settings: 
         await register_cases(host)
         await delete_tail(host.db, keep=1)  # the last three entries
         await new_event_settles(host, CASES + 1)
-        done = cli_verify(registry_settings)
+        done = await cli_verify(registry_settings)
         assert done.returncode == 1, done.stdout + done.stderr
         assert f"BROKEN at entry 2: entries 2..{CASES} are missing (deleted from the end)" in done.stdout
         assert await audit_status(host) == "NOT_SERVING"
@@ -245,7 +245,7 @@ async def test_i15_p3_rewrite_and_rehash_then_new_event_is_broken(registry_setti
         await register_cases(host)
         await rewrite_and_rehash(host.db, 2)
         await new_event_settles(host, CASES + 1)
-        done = cli_verify(registry_settings)
+        done = await cli_verify(registry_settings)
         assert done.returncode == 1, done.stdout + done.stderr
         assert "BROKEN at entry 2: entry 2's hash" in done.stdout
         assert "differs from the head anchored at" in done.stdout and "rewritten" in done.stdout
@@ -257,14 +257,14 @@ async def test_i15_p3_rewrite_and_rehash_then_new_event_is_broken(registry_setti
 async def test_i15_p3_without_nats_verify_says_it_cannot_check_the_anchors(registry_settings: Settings) -> None:
     async with running(registry_settings) as host:
         await register_cases(host)
-    unset = cli_verify(registry_settings, nats_url="")
+    unset = await cli_verify(registry_settings, nats_url="")
     assert unset.returncode == 3, unset.stdout + unset.stderr
     assert "UNVERIFIED" in unset.stdout and "INTACT" not in unset.stdout
     assert "anchored heads could not be checked (NATS_URL is not set)" in unset.stdout
-    unreachable = cli_verify(registry_settings, nats_url=f"nats://127.0.0.1:{free_port()}")
+    unreachable = await cli_verify(registry_settings, nats_url=f"nats://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 3, unreachable.stdout + unreachable.stderr
     assert "UNVERIFIED" in unreachable.stdout and "NATS did not answer" in unreachable.stdout
-    intact = cli_verify(registry_settings)
+    intact = await cli_verify(registry_settings)
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert f"{CASES} entries, INTACT, checked against {CASES} anchored head(s)" in intact.stdout
     async with offline(registry_settings) as (db, js):  # the anchors gone: deleting the stream is not a delete of its messages
@@ -318,7 +318,7 @@ async def test_i15_p3_a_restarted_appender_refuses_a_chain_tampered_while_it_was
         assert await audit_status(host) == "NOT_SERVING"
         refusal = appender_of(host).refusal
         assert refusal is not None and f"entry {CASES}'s hash" in refusal.problem.problem  # the last anchored head
-        done = cli_verify(registry_settings)  # every anchored head: the first that fails is the rewritten entry
+        done = await cli_verify(registry_settings)  # every anchored head: the first that fails is the rewritten entry
         assert done.returncode == 1 and "BROKEN at entry 3: entry 3's hash" in done.stdout, done.stdout
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -23,7 +22,7 @@ from services.plumbing.ids import new_id
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.unit_of_work import Tx, Writer
-from tests.conftest import wait_for
+from tests.conftest import run_cli, wait_for
 
 STREAM = "ROGATORY"
 
@@ -275,14 +274,11 @@ async def test_batch_consumer_applies_a_fetch_in_one_transaction_and_isolates_a_
 
 
 async def rogatory(nats_url: str, *args: str) -> tuple[int, str]:
-    """The `rogatory` command in its own process, as an operator runs it."""
+    """The `rogatory` command as an operator runs it (tests/conftest.py run_cli), while the
+    consumer under test goes on: its exit status and what it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_URL", "ROGATORY_STREAM"))}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.tools.cli", *args, env={**env, "NATS_URL": nats_url, "ROGATORY_STREAM": STREAM},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await process.communicate()
-    return process.returncode or 0, output.decode()
+    done = await asyncio.to_thread(run_cli, list(args), {**env, "NATS_URL": nats_url, "ROGATORY_STREAM": STREAM})
+    return done.returncode, done.stdout + done.stderr
 
 
 async def test_i15_p6_deadletter_list_shows_a_poisoned_event_and_replay_applies_it_once(
