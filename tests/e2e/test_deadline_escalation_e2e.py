@@ -5,9 +5,8 @@ which finds it on its overdue list. Everything is read back over gRPC and from N
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +20,7 @@ from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
 from services.tools.demo import as_court, delegate_freeze, until_case_replicated
 from services.tools.launcher import Stack
-from tests.conftest import events_until
+from tests.conftest import events_until, run_cli
 from tests.e2e.test_delegation_assistance_e2e import register_case
 
 SUPERIOR = dev_credentials("court", "ha01")  # 郑州市中级人民法院, superior of 中牟县法院
@@ -38,10 +37,9 @@ def past_deadline(delegation: dg.Delegation, step: dg.Deadline.Step.ValueType, d
 def scan_at(stack: Stack, at: datetime, *delegations: str) -> str:
     """`rogatory scan-deadlines --at AT [--delegation NAME …]` against the stack's delegation database:
     time moves for the test's own matters only, the stack being shared."""
-    env = stack.env_for("delegation")
-    command = [sys.executable, "-m", "services.tools.cli", "scan-deadlines", "--at", at.isoformat()]
-    command += [option for name in delegations for option in ("--delegation", name)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    argv = ["scan-deadlines", "--at", at.isoformat(), *(option for name in delegations for option in ("--delegation", name))]
+    with ThreadPoolExecutor(1) as thread:  # the command runs an event loop of its own (tests/conftest.py run_cli)
+        done = thread.submit(run_cli, argv, stack.env_for("delegation")).result(timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
