@@ -287,7 +287,9 @@ class Writer(BatchWorker[_Unit, Any]):
                 return
             if len(batch) != 1 or database_fault(error) is not None:
                 raise  # BatchWorker settles every caller with it
-            outcomes = [error]  # the lone unit's own failure: its transaction was its savepoint
+            # the lone unit's own failure (its transaction was its savepoint), or aborted again
+            # and again by concurrent writers: ABORTED, which clients retry (AIP-194), not INTERNAL
+            outcomes = [_write_conflict(error) if must_retry(error) else error]
         emitted = False
         for outcome, (unit, future) in zip(outcomes, batch, strict=True):
             if isinstance(outcome, BaseException) and unit.request is not None and isinstance(outcome, _RACE_LOST):
@@ -429,3 +431,13 @@ class Reader:
             return await self.run(lambda conn: load_many(conn, keys))
 
         return BatchLoader(name, load)
+
+
+def _write_conflict(error: BaseException) -> Aborted:
+    """A unit the database aborted for a deadlock or a serialization failure RETRIES more times."""
+    aborted = Aborted(
+        f"the write conflicted with concurrent writes {RETRIES + 1} times; nothing was applied, retry",
+        reason="WRITE_CONFLICT",
+    )
+    aborted.__cause__ = error
+    return aborted

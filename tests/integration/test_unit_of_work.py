@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.util import await_only
 
-from registry.errors import AlreadyExists
+from registry.errors import Aborted, AlreadyExists
 from services.plumbing import unit_of_work
 from services.plumbing.db import Database, DatabaseUnavailable
 from services.plumbing.events import Event
@@ -384,6 +384,27 @@ async def test_two_batches_locking_two_rows_in_opposite_orders_both_succeed_each
     assert writer.rerun == 2  # the deadlock happened: one batch was aborted, and its two units ran again
     notes = await db.run_read(lambda conn: dict(conn.execute(text("SELECT n, note FROM scratch ORDER BY n")).all()))
     assert {n: sorted(note.split()) for n, note in notes.items()} == {1: ["a1", "b2"], 2: ["a2", "b1"]}
+
+
+async def test_a_unit_aborted_for_deadlock_every_time_answers_aborted_write_conflict(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """A unit PostgreSQL keeps aborting (SQLSTATE 40P01, raised by the server itself here) is run
+    RETRIES more times, then answered ABORTED WRITE_CONFLICT, which clients retry; before, the
+    driver's error reached the caller as INTERNAL."""
+    db = await _scratch_db(service_db_factory)
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer and never reports a deadlock")
+    writer = Writer(db)
+    attempts: list[int] = []
+
+    def always_deadlocked(tx: Tx) -> None:
+        attempts.append(1)
+        tx.connection.execute(text("DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'deadlock_detected'; END $$"))
+
+    with pytest.raises(Aborted) as caught:
+        await writer.run(always_deadlocked)
+    await writer.close()
+    assert caught.value.reason == "WRITE_CONFLICT"
+    assert len(attempts) == unit_of_work.RETRIES + 1
 
 
 STAMPED = Table("stamped", MetaData(), Column("n", Integer, primary_key=True), Column("at", DateTime(timezone=True)))
