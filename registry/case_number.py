@@ -188,8 +188,10 @@ def _analyse(text: str, courts: CourtCatalog, today: datetime.date | None, field
     if len(normalised) > MAX_LENGTH:
         found.add(field, f"a case number has at most {MAX_LENGTH} characters", CASE_NUMBER_FORMAT)
         return None, found
-    if other_digits := sorted({c for c in normalised if c.isnumeric() and not c.isascii()}):
+    if other_digits := sorted({c for c in normalised if c.isnumeric() and not c.isascii() and c not in COURT_CODE_PREFIXES}):
         # ٣, ①, 三 … are no digits of a case number: say so rather than "not a case number".
+        # A province abbreviation is none either, though Unicode 15.1 (Python 3.13) gave 京 a
+        # numeric value (10^16).
         shown = ", ".join(repr(c) for c in other_digits)
         found.add(field, f"digits must be 0–9 (ASCII or full-width): {shown} not", CASE_NUMBER_FORMAT)
         return None, found
