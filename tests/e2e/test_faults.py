@@ -10,6 +10,7 @@ Clients do what a court system must: retry a failed call with the same `request_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import uuid
@@ -106,7 +107,9 @@ async def in_parallel(count: int, workers: int, job: Callable[[int], Awaitable[N
 
 
 def query(db: Path, sql: str, *args: object) -> list[tuple]:  # type: ignore[type-arg]
-    with sqlite3.connect(db) as conn:
+    """One statement on a service's SQLite file, committed; the connection closed (a bare
+    `with sqlite3.connect()` commits but leaves it open)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         return conn.execute(sql, args).fetchall()
 
 
@@ -304,8 +307,9 @@ async def test_i15_p6_deadletter_list_and_replay_on_the_running_stack(tmp_path: 
     stack = Stack(tmp_path / "stack", base_env=base_env(ROGATORY_MAX_DELIVERIES="1")).start()
     delegation_db = stack.data_dir / "delegation.db"
     try:
-        with sqlite3.connect(delegation_db) as conn:
-            conn.execute("CREATE TRIGGER faulty BEFORE INSERT ON case_replica BEGIN SELECT RAISE(ABORT, 'faulty trigger'); END")
+        query(
+            delegation_db, "CREATE TRIGGER faulty BEFORE INSERT ON case_replica BEGIN SELECT RAISE(ABORT, 'faulty trigger'); END"
+        )
         case = await register_case(stack, 910_006)
         await wait_for(lambda: parked_in_stream(stack.nats_url), timeout=60)
         listed = (await rogatory(stack.nats_url, "deadletter", "list"))[1]
@@ -314,8 +318,7 @@ async def test_i15_p6_deadletter_list_and_replay_on_the_running_stack(tmp_path: 
         assert "faulty trigger" in row and "1 parked event(s)" in listed  # the assistance service's replica took it
         event_id = row.split()[3]
 
-        with sqlite3.connect(delegation_db) as conn:
-            conn.execute("DROP TRIGGER faulty")  # the bug fixed
+        query(delegation_db, "DROP TRIGGER faulty")  # the bug fixed
         code, replayed = await rogatory(stack.nats_url, "deadletter", "replay", "--consumer", "delegation-case-replica")
         assert code == 0 and f"replayed {event_id}" in replayed and "to delegation-case-replica" in replayed, replayed
         async with as_court("gd0112", stack.describe()) as huangpu:
