@@ -1,7 +1,11 @@
 # Rogatory — two commands on a fresh machine: `make run` and `make test`.
 # Only Python 3.11+ and make are assumed; everything else comes from PyPI into .venv.
 
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
+# The newest Python 3.11+ found: on PATH, else installed by pyenv (whose shims on PATH answer
+# only for its global version). 3.12+ is preferred for sys.monitoring, which coverage uses
+# (pyproject.toml) at about half the CPU of 3.11's trace function: `make test` in ~4 instead of ~7 minutes here.
+PYENV_PYTHONS = $(shell ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.*/bin/python3 2>/dev/null | sort -rV)
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 $(PYENV_PYTHONS) python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
