@@ -162,21 +162,21 @@ class DelegationHandlers:
         return await self.matters.create(lambda tx: self._submit(tx, command, handed_over_seizures), request=request)
 
     def _submit(self, tx: Tx, command: CreateDelegation, handed_over: tuple[str, ...] = ()) -> StoredDelegation:
-        # The case is looked up in the writing transaction, so the check and the write commit together.
-        conn = tx.connection
+        # The case and the seizures are looked up in the writing transaction, so the checks and
+        # the write commit together; the unit then only inserts, so the delegations created
+        # meanwhile are written with one statement per table (services/plumbing/unit_of_work.py).
+        conn = tx.snapshot
         replica = replica_row(conn, command.case)
         delegation = self._created(command, replica["court_id"] if replica else None)
         seizures = known_seizures(conn, handed_over)
         check_handed_over_seizures(handed_over, seizures, delegation.requesting_court_id, self.clock())
         delegation = replace(delegation, case_number=replica["case_number"] if replica else "")
         deadlines = self.book.on_submit(delegation)
-        seq = store.insert_delegation(conn, delegation)
-        record_handover(conn, delegation.name, (seizures[name] for name in handed_over))
-        store.append_entries(conn, delegation.name, [_submit_entry(delegation)])
-        store.save_deadlines(conn, delegation, deadlines)
+        store.add_delegation(tx, delegation, [_submit_entry(delegation)], deadlines)
+        record_handover(tx, delegation.name, (seizures[name] for name in handed_over))
         rendered = delegation_to_proto(delegation, deadlines)
         tx.emit(_submitted_event(delegation, rendered))
-        return StoredDelegation(seq, delegation, tuple(deadlines), rendered=rendered)
+        return StoredDelegation(store.NOT_READ_BACK, delegation, tuple(deadlines), rendered=rendered)
 
     def _created(self, command: CreateDelegation, case_court_id: str | None) -> Delegation:
         """The domain's delegation; the service also requires details and an officer, which the

@@ -80,7 +80,9 @@ def known_seizures(conn: Connection, names: Iterable[str]) -> dict[str, HandedOv
     return {r.name: HandedOverSeizure(r.name, r.court_id, r.state == "ACTIVE", utc(r.expires_at)) for r in rows}
 
 
-def record_handover(conn: Connection, delegation_name: str, seizures: Iterable[HandedOverSeizure]) -> None:
-    rows = [{"delegation_name": delegation_name, "seizure_name": s.name, "expires_at": utc(s.expires_at)} for s in seizures]
-    if rows:
-        conn.execute(insert(HANDOVER), rows)
+def record_handover(tx: Tx, delegation_name: str, seizures: Iterable[HandedOverSeizure]) -> None:
+    """With the write batch's other new rows (services/plumbing/unit_of_work.py)."""
+    tx.insert(
+        HANDOVER,
+        [{"delegation_name": delegation_name, "seizure_name": s.name, "expires_at": utc(s.expires_at)} for s in seizures],
+    )

@@ -32,6 +32,7 @@ from services.delegation.tables import DelegationDeadlineRow, DelegationRow, Del
 from services.plumbing.aggregate import DocumentTable, document
 from services.plumbing.db import BulkStatement
 from services.plumbing.times import utc
+from services.plumbing.unit_of_work import Tx
 
 DELEGATIONS = DelegationRow.__table__  # type: ignore[attr-defined]
 TRANSITIONS = DelegationTransitionRow.__table__  # type: ignore[attr-defined]
@@ -78,6 +79,11 @@ _REOPEN_DEADLINES = BulkStatement(
     update(DEADLINES).where(*_THE_DEADLINE).values({column: null() for column in _SCANNER_COLUMNS}),
     keys=[*_DEADLINE_VALUES, "b_name", "b_step"],
 )
+
+
+#: The seq of a delegation just created: the database assigns it with the write batch's insert,
+#: and nothing answering a create needs it (it is a list page's position).
+NOT_READ_BACK = 0
 
 
 @dataclass(frozen=True)
@@ -166,8 +172,14 @@ TABLE: DocumentTable[Delegation, StoredDelegation] = DocumentTable(
 )
 
 
-def insert_delegation(conn: Connection, delegation: Delegation) -> int:
-    return TABLE.insert(conn, delegation)
+def add_delegation(
+    tx: Tx, delegation: Delegation, entries: Iterable[TimelineEntry], deadlines: Iterable[TrackedDeadline]
+) -> None:
+    """A new delegation's rows, written with the write batch's other new rows (one statement
+    per table for every delegation created meanwhile)."""
+    TABLE.add(tx, delegation)
+    tx.insert(TRANSITIONS, _entry_rows(delegation.name, entries))
+    tx.insert(DEADLINES, [_deadline_row(delegation, d) for d in deadlines])
 
 
 def update_delegation(conn: Connection, delegation: Delegation, *, expected_version: int, urge_count: int) -> None:
@@ -176,7 +188,11 @@ def update_delegation(conn: Connection, delegation: Delegation, *, expected_vers
 
 
 def append_entries(conn: Connection, delegation_name: str, entries: Iterable[TimelineEntry]) -> None:
-    rows = [
+    _INSERT_TRANSITIONS.execute_sync(conn, _entry_rows(delegation_name, entries))
+
+
+def _entry_rows(delegation_name: str, entries: Iterable[TimelineEntry]) -> list[dict[str, Any]]:
+    return [
         {
             "delegation_name": delegation_name,
             "action": e.action,
@@ -191,7 +207,6 @@ def append_entries(conn: Connection, delegation_name: str, entries: Iterable[Tim
         }
         for e in entries
     ]
-    _INSERT_TRANSITIONS.execute_sync(conn, rows)
 
 
 def save_deadlines(

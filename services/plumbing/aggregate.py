@@ -6,7 +6,8 @@ JSON (its codec), beside the columns lists filter on, `version` for the optimist
 concurrency guard (`UPDATE … WHERE version = :read`, the etag of AIP-154) and `traceparent`,
 the W3C context of the call that created it. What that gives, here once:
 
-- `DocumentTable`: insert (with the creating call's trace context), update guarded by the
+- `DocumentTable`: insert (with the creating call's trace context; `add` with the write
+  batch's other new rows when the seq is not needed), update guarded by the
   version read (zero rows → ABORTED `VERSION_MISMATCH`), get, require (NOT_FOUND), many,
   select; each service says how its aggregate becomes columns and how rows become its stored
   form (`StoredDelegation`, `StoredNotice`…).
@@ -95,6 +96,12 @@ class DocumentTable(Generic[A, S]):
         key = conn.execute(self._insert, {**self.columns(aggregate), **trace_context, **extra}).inserted_primary_key
         assert key is not None
         return int(key[0])
+
+    def add(self, tx: Tx, aggregate: A) -> None:
+        """Inserts the aggregate with the current trace context, with the batch's other new rows
+        of the table in one statement (`tx.insert`); its seq is not read back."""
+        trace_context = trace_columns() if self.traced else {}
+        tx.insert(self.table, [{**self.columns(aggregate), **trace_context}])
 
     def update(self, conn: Connection, aggregate: A, *, expected_version: int, **extra: Any) -> None:
         """Writes the next version, if the row is still at `expected_version`; ABORTED otherwise."""

@@ -37,7 +37,11 @@ parties), its events and its request-log row are kept until the batch writes the
 multi-row statement per table, in the order the tables were first seen (parents first). A
 unit that needs the connection (`tx.connection`, to read or update) gets the rows of the units
 before it written first, so it sees them, and a savepoint of its own when the batch has
-several units; a unit that only inserts needs neither. If a batch's rows cannot be written (a
+several units; a unit that only inserts needs neither. A unit that reads and then only inserts (a new
+delegation, after looking up its case) reads through `tx.snapshot`: the transaction as it was
+before the units ahead of it in the batch, as a concurrent transaction would see it, with no
+savepoint (it writes nothing to roll back) and no rows written early, so its rows still go with
+the batch's in one statement per table. If a batch's rows cannot be written (a
 duplicate case number, a request key another process logged meanwhile, a value the database
 refuses), the batch is rolled back and each unit runs again alone, so only the offending one
 fails.
@@ -111,6 +115,13 @@ class Tx:
         if self._savepoint is None:
             self._batch.flush()
             self._savepoint = self._batch.conn.begin_nested() if self._batch.isolated else False
+        return self._batch.conn
+
+    @property
+    def snapshot(self) -> Connection:
+        """The transaction's connection, for reads only, without the rows the units before this
+        one kept (they are written with the batch): what a concurrent transaction would see.
+        A unit that reads here and writes only with `insert` and `emit` needs no savepoint."""
         return self._batch.conn
 
     def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:

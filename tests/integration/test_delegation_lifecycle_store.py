@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from rogatory.events.v1 import events_pb2
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 from delegation import lifecycle
 from delegation.calendar import CHINA_TZ, WorkingCalendar
@@ -68,6 +70,7 @@ from services.delegation.messages import entry_to_proto, stored_to_proto
 from services.delegation.schedule import DeadlineStatus
 from services.delegation.store import DEADLINES, DELEGATIONS, TRANSITIONS, DelegationQuery, StoredDelegation
 from services.plumbing.auth import Principal, PrincipalKind
+from services.plumbing.idempotency import REQUEST_LOG
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.unit_of_work import Reader, Writer
 from tests.conftest import Clock, request_key
@@ -276,6 +279,42 @@ async def test_create_is_idempotent_by_request_id(handlers: DelegationHandlers) 
     again = await submit(handlers, request_id="req-1")
     assert again.delegation == first.delegation
     assert (await count(handlers, DELEGATIONS), await count(handlers, TRANSITIONS), await count(handlers, OUTBOX)) == (1, 1, 1)
+
+
+async def test_creations_in_one_batch_share_one_insert_per_table_and_a_refused_one_fails_alone(
+    handlers: DelegationHandlers,
+) -> None:
+    """Delegations created together read their case in the batch's transaction without a
+    savepoint and are written with one INSERT per table, not statements per creation; one the
+    domain refuses fails alone; a copy of a request in the batch is answered as its retry."""
+    statements: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]))
+
+    unknown_case = replace(create_command(), case="courts/gd0112/cases/2020-enf-404")
+    sqlalchemy_event.listen(Engine, "before_cursor_execute", capture)  # every engine: SQLite writes on one of their own
+    try:
+        first, control, refused, copy = await asyncio.gather(
+            submit(handlers, DEPOSIT, request_id="r-1"),
+            submit(handlers, CONTROL),
+            handlers.create_delegation(unknown_case, REQUESTING),
+            submit(handlers, DEPOSIT, request_id="r-1"),  # last: its replay reads back the rows kept before it
+            return_exceptions=True,
+        )
+    finally:
+        sqlalchemy_event.remove(Engine, "before_cursor_execute", capture)
+    assert isinstance(first, StoredDelegation) and isinstance(control, StoredDelegation)
+    assert isinstance(copy, StoredDelegation) and copy.delegation == first.delegation
+    assert isinstance(refused, FailedPrecondition) and refused.reason == "CASE_NOT_REGISTERED"
+    assert handlers.writer.batches == 1
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert sorted(inserts) == sorted(
+        f"INSERT INTO {t.name}" for t in (DELEGATIONS, TRANSITIONS, DEADLINES, OUTBOX, REQUEST_LOG)
+    ), statements
+    assert not [s for s in statements if "SAVEPOINT" in s], statements
+    assert (await count(handlers, DELEGATIONS), await count(handlers, TRANSITIONS), await count(handlers, OUTBOX)) == (2, 2, 2)
+    assert await count(handlers, DEADLINES) == len(first.deadlines) + len(control.deadlines)
 
 
 # --- the lifecycle ---------------------------------------------------------------------------------
