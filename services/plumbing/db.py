@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import errno
+import fcntl
 import functools
 import logging
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import LargeBinary, create_engine, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
@@ -48,6 +49,10 @@ SQLITE_PRAGMAS = (
 )
 #: After a failed write, SQLite's folder must take this much before the health check passes again.
 SPACE_PROBE_BYTES = 1024 * 1024
+
+
+class SoleWriterTaken(RuntimeError):
+    """Another service process already writes this SQLite database (Database.claim_sole_writer)."""
 
 
 class DatabaseUnavailable(Exception):
@@ -98,6 +103,7 @@ class Database:
         self._sync_reader: tuple[Engine, ThreadPoolExecutor] | None = None  # SQLite: see run_read
         #: The last failure of the database itself (not of a call's input), until check() passes.
         self.fault: DatabaseUnavailable | None = None
+        self._writer_claim: IO[str] | None = None  # SQLite: see claim_sole_writer
         self._faulted = asyncio.Event()
 
     def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
@@ -311,7 +317,37 @@ class Database:
             busy, wal_pages, checkpointed = tuple((await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")).one())
         return int(busy), int(wal_pages), int(checkpointed)
 
+    def claim_sole_writer(self, holder: str) -> None:
+        """Makes this process the only service process writing the SQLite file until it disposes
+        of the database or ends, however it ends: an advisory lock on `<file>-writer`, which the
+        kernel releases with the process. A second service process on the same file would publish
+        every outbox row again (a relay keeps its progress in memory) and fight the first for the
+        write lock: it is refused with `SoleWriterTaken`, naming the holder. Tools that write a
+        row or two (the admin CLI) do not claim the file. No-op on PostgreSQL, where replicas
+        share a database (claimed rows, SKIP LOCKED)."""
+        if not self.is_sqlite or self._writer_claim is not None:
+            return
+        path = Path(self.url.database or "")
+        claim = open(path.with_name(path.name + "-writer"), "a+")  # noqa: SIM115 - held until dispose()
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            claim.seek(0)
+            taken_by = claim.read().strip() or "another process"
+            claim.close()
+            raise SoleWriterTaken(
+                f"{path} is already written by {taken_by}: SQLite serves one service process per database file. "
+                "Stop that one first, or give this one its own ROGATORY_DATA_DIR; to run replicas, use PostgreSQL (DATABASE_URL)."
+            ) from None
+        claim.truncate(0)
+        claim.write(f"{holder} (pid {os.getpid()})")
+        claim.flush()
+        self._writer_claim = claim
+
     async def dispose(self) -> None:
+        if self._writer_claim is not None:
+            self._writer_claim.close()  # releases the lock
+            self._writer_claim = None
         await self.engine.dispose()
         for engine, thread in filter(None, (self._sync_writer, self._sync_reader)):
             await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)  # its connection lives in that thread

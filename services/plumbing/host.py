@@ -15,11 +15,11 @@ import functools
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -36,7 +36,7 @@ from services.plumbing import pagination
 from services.plumbing.auth import Authenticator
 from services.plumbing.config import Settings
 from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource
-from services.plumbing.db import Database
+from services.plumbing.db import Database, SoleWriterTaken
 from services.plumbing.messaging import connect, ensure_stream
 from services.plumbing.metrics import configure_metrics, serve_prometheus, shutdown_metrics
 from services.plumbing.migrations import upgrade_to_head
@@ -134,6 +134,7 @@ class ServiceHost:
             connect_timeout=self.settings.db_connect_timeout,
             statement_timeout=self.settings.db_statement_timeout,
         )
+        self.db.claim_sole_writer(f"the {self.service} service")
         await self.db.create_schema()
         if self.settings.migrate_on_start:
             await upgrade_to_head(self.db, self.service)
@@ -351,6 +352,10 @@ def ready_line(service: str, host: ServiceHost) -> str:
     return f"READY {service} {host.address}{metrics}"
 
 
+#: The exit status of a service process refused because another writes its SQLite file.
+EXIT_SOLE_WRITER_TAKEN = 2
+
+
 def run_service(service: str, wire: Wiring) -> None:
     """Entry point of a service process."""
     settings = Settings()
@@ -372,6 +377,11 @@ def run_service(service: str, wire: Wiring) -> None:
     try:
         import uvloop  # noqa: PLC0415
 
-        uvloop.run(main())
+        run: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
     except ImportError:
-        asyncio.run(main())
+        run = asyncio.run
+    try:
+        run(main())
+    except SoleWriterTaken as taken:  # a mistake of whoever started it: said in one line, no traceback
+        log.error("%s not started: %s", service, taken)
+        raise SystemExit(EXIT_SOLE_WRITER_TAKEN) from None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -18,9 +21,9 @@ from services.audit.log import CONSUMER as AUDIT_CONSUMER
 from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS
 from services.plumbing import telemetry
 from services.plumbing.config import Settings
-from services.plumbing.db import Database
+from services.plumbing.db import Database, SoleWriterTaken
 from services.plumbing.events import ReceivedEvent
-from services.plumbing.host import ServiceHost
+from services.plumbing.host import EXIT_SOLE_WRITER_TAKEN, ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.unit_of_work import Tx
 from services.registry.main import wire as wire_registry
@@ -148,3 +151,41 @@ async def test_i16_p2_a_host_stops_its_consumers_together_without_waiting_out_th
         await host.stop()
     stopped_in = asyncio.get_running_loop().time() - started
     assert len(host.consumers) == 5 and stopped_in < 0.5, f"stop() took {stopped_in:.2f}s"
+
+
+async def test_i18_p3_a_second_service_process_on_one_sqlite_file_is_refused_saying_who_writes_it(
+    tmp_path: Path, nats_server: EmbeddedNatsServer
+) -> None:
+    """SQLite serves one service process per file: a second would publish every outbox row again
+    (a relay keeps its progress in memory). It is refused before it touches the file, naming
+    the first; once the first stops, the file is free."""
+    first = ServiceHost("registry", settings(tmp_path, nats_server.url))
+    await first.start(wire_registry)
+    try:
+        second = ServiceHost("registry", settings(tmp_path, nats_server.url))
+        with pytest.raises(SoleWriterTaken) as refused:
+            await second.start(wire_registry)
+        await second.db.dispose()
+        message = str(refused.value)
+        assert f"registry.db is already written by the registry service (pid {os.getpid()})" in message
+        assert "PostgreSQL" in message
+    finally:
+        await first.stop()
+    again = ServiceHost("registry", settings(tmp_path, nats_server.url))
+    await again.start(wire_registry)
+    await again.stop()
+
+
+def test_i18_p3_a_refused_service_process_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    held = Database(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+    held.claim_sole_writer("a test")
+    try:
+        env = {**os.environ, "ROGATORY_DATA_DIR": str(tmp_path), "NATS_URL": "nats://127.0.0.1:1", "REGISTRY_ADDR": "127.0.0.1:0"}
+        started = subprocess.run(
+            [sys.executable, "-m", "services.registry.main"], env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        asyncio.run(held.dispose())
+    assert started.returncode == EXIT_SOLE_WRITER_TAKEN, started.stderr
+    assert "registry not started:" in started.stderr and "already written by a test (pid" in started.stderr
+    assert "Traceback" not in started.stderr
