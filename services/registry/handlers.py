@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from rogatory.events.v1 import events_pb2
@@ -21,7 +21,7 @@ from services.plumbing.events import Event
 from services.plumbing.idempotency import RequestKey
 from services.plumbing.unit_of_work import Insert, Reader, Tx, Writer
 from services.registry import store
-from services.registry.messages import case_to_proto
+from services.registry.messages import case_to_proto, render_case
 from services.registry.store import CaseQuery, CaseView
 
 
@@ -53,7 +53,8 @@ class RegistryHandlers:
         duplicate case number fails only its own request.
         """
         case, events = register_case(command, self.courts, self.clock())
-        view = store.view_of_new_case(case)
+        new = store.view_of_new_case(case)
+        view = replace(new, rendered=render_case(new))  # one rendering for the event and the reply
         registered = [self._registered_event(view, e.case.registered_at) for e in events]
         register = Insert(store.case_rows(case), registered, view)
         try:

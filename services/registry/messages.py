@@ -52,6 +52,12 @@ def case_number_parts(number: CaseNumber) -> pb.CaseNumberParts:
 
 
 def case_to_proto(view: CaseView) -> pb.Case:
+    if view.rendered is not None:
+        return view.rendered  # type: ignore[no-any-return]
+    return render_case(view)
+
+
+def render_case(view: CaseView) -> pb.Case:
     number = CaseNumber(view.year, view.court_code, view.court_id, view.special_code, view.type_code, view.sequence)
     message = pb.Case(
         name=view.name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,9 @@ class CaseView:
     close_time: datetime | None = None
     close_outcome: str = ""  # a CloseOutcome name, when CLOSED
     close_reason: str = ""
+    #: The API message of the case when the write already built it (for its event): the reply
+    #: reuses it instead of rendering the case again (services/registry/messages.case_to_proto).
+    rendered: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from registry.errors import AlreadyExists, InvalidArgument, NotFound
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.unit_of_work import Reader, Writer
 from services.registry.handlers import RegistryHandlers
+from services.registry.messages import case_to_proto
 from services.registry.store import CASES, COURTS, PARTIES, CaseQuery
 from tests.conftest import request_key
 
@@ -65,6 +66,19 @@ async def test_create_writes_case_parties_and_event_in_one_transaction(handlers:
     payload = events_pb2.CaseRegistered.FromString(row["payload"])
     assert payload.case.parties[1].id_number == "110105********002X"  # masked in the event too
     assert b"11010519491231002X" not in row["payload"]
+
+
+async def test_the_reply_reuses_the_message_of_the_event_and_matches_a_fresh_read(handlers: RegistryHandlers) -> None:
+    """CreateCase renders the case once, for its event and its reply; what it answers is what
+    a later GetCase answers, and what subscribers read."""
+    created = await handlers.create_case(command(1235))
+    assert created.rendered is not None and case_to_proto(created) is created.rendered
+    fetched = await handlers.get_case(created.name)
+    assert fetched.rendered is None
+    fresh = case_to_proto(fetched)
+    async with handlers.db.read() as conn:
+        payload = events_pb2.CaseRegistered.FromString((await conn.execute(select(OUTBOX.c.payload))).scalar_one())
+    assert created.rendered == fresh == payload.case
 
 
 async def test_same_request_id_returns_the_first_answer(handlers: RegistryHandlers) -> None:
