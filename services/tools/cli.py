@@ -100,7 +100,7 @@ def _instant(text: str) -> datetime:
 
 
 def run(_args: argparse.Namespace) -> None:
-    from services.tools.launcher import Stack, StartAborted, Supervisor, terminal_level  # noqa: PLC0415
+    from services.tools.launcher import Stack, StartAborted, StartFailed, Supervisor, terminal_level  # noqa: PLC0415
 
     settings = Settings()
     try:
@@ -123,6 +123,8 @@ def run(_args: argparse.Namespace) -> None:
     except StartAborted:  # the stack stopped what it had started
         print("Stopped while starting.", flush=True)
         return
+    except StartFailed as failed:  # stopped too; what the service said is the message, not a traceback
+        sys.exit(f"Not started: {failed}")
     run_file = stack.write_run_file()
     _print_addresses(stack.describe(), run_file, stack.metrics)
     _print_logs(stack.log_path("{service}"), settings.terminal_log_level.upper() if shown is not None else "")

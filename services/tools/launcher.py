@@ -115,6 +115,11 @@ class StartAborted(Exception):
     """The stack was asked to stop (a signal) while its services were starting."""
 
 
+class StartFailed(RuntimeError):
+    """A service ended, or did not say READY in time, while the stack started; the message ends
+    with the last lines it printed (why it ended, e.g. another process writes its SQLite file)."""
+
+
 @dataclass
 class ServiceProcess:
     service: str
@@ -136,7 +141,7 @@ class ServiceProcess:
 
     def wait_serving(self, deadline: float, abort: Callable[[], bool] = lambda: False) -> None:
         """Until the process says READY. Raises StartAborted when `abort()` turns true (checked
-        every 0.1 s), and RuntimeError, having killed it, when it ends first or `deadline`
+        every 0.1 s), and StartFailed, having killed it, when it ends first or `deadline`
         (time.monotonic()) passes."""
         while not self._ready.wait(0.1):
             if abort():
@@ -145,7 +150,7 @@ class ServiceProcess:
                 break
         if not self.is_serving():
             self.kill()
-            raise RuntimeError(f"{self.service} did not start:\n" + "\n".join(self.output[-40:]))
+            raise StartFailed(f"{self.service} did not start:\n" + "\n".join(self.output[-40:]))
 
     def spawn(self) -> None:
         """Starts the process without waiting for it to serve (a supervisor's restart)."""
