@@ -14,9 +14,9 @@ from enum import StrEnum
 from stdnum.cn import ric, uscc
 
 from registry.access import court_id_of
-from registry.case_number import CaseNumber, parse_case_number, validate_case_number
+from registry.case_number import CaseNumber, parse_case_number
 from registry.courts import CourtCatalog
-from registry.errors import Aborted, FailedPrecondition, PermissionDenied, Violations, parse_enum
+from registry.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied, Violations, parse_enum
 from registry.text import check_text
 
 MAX_PARTIES = 50
@@ -119,11 +119,11 @@ def register_case(command: RegisterCase, courts: CourtCatalog, now: datetime) ->
 
 
 def _check_case_number(command: RegisterCase, courts: CourtCatalog, violations: Violations) -> CaseNumber | None:
-    problems = validate_case_number(command.case_number, courts, field="case.case_number")
-    if problems:
-        violations.extend(problems)
+    try:  # one analysis of the text: every problem it has, or the number
+        number = parse_case_number(command.case_number, courts, field="case.case_number")
+    except InvalidArgument as invalid:
+        violations.extend(invalid.violations)
         return None
-    number = parse_case_number(command.case_number, courts, field="case.case_number")
     if not number.is_enforcement:
         violations.add(
             "case.case_number",
