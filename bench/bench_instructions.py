@@ -7,7 +7,8 @@ the machine does. This benchmark runs the registry under callgrind with instrume
 warms it up, counts from the first measured call until the relay has published every event
 and the audit appender has chained them, and prints instructions per call, whole and by
 shared object (the interpreter, libc, SQLite, gRPC, protobuf…). Compare two trees by
-running it in each (`git worktree add`), same Python, same `--calls`:
+running it in each (`git worktree add`), same Python, same `--calls`, both at once (how many
+calls a batch shares depends on what else runs: a run alone counts fewer per call):
 
     .venv/bin/python -m bench.bench_instructions --calls 1000
 
