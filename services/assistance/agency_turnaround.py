@@ -148,10 +148,10 @@ def _time(stamp: Timestamp) -> datetime:
 
 def decode(event: ReceivedEvent) -> NoticeFacts | None:
     """The facts one notice event states; None for events the model does not use."""
-    kind = NOTICE_EVENTS.get(event.event_type)
-    if kind is None:
+    event_type = NOTICE_EVENTS.get(event.event_type)
+    if event_type is None:
         return None
-    notice = kind.parse(event.data).assistance_notice  # type: ignore[attr-defined]
+    notice = event_type.parse(event.data).assistance_notice  # type: ignore[attr-defined]
     agency_id = notice.agency.split("/", 1)[-1]
     kind = pb.AssistanceNotice.Kind.Name(notice.kind)
     results: list[tuple[datetime, str]] = []
