@@ -37,11 +37,12 @@ parties), its events and its request-log row are kept until the batch writes the
 multi-row statement per table, in the order the tables were first seen (parents first). A
 unit that needs the connection (`tx.connection`, to read or update) gets the rows of the units
 before it written first, so it sees them, and a savepoint of its own when the batch has
-several units; a unit that only inserts needs neither. A unit that reads and then only inserts (a new
-delegation, after looking up its case) reads through `tx.snapshot`: the transaction as it was
-before the units ahead of it in the batch, as a concurrent transaction would see it, with no
-savepoint (it writes nothing to roll back) and no rows written early, so its rows still go with
-the batch's in one statement per table. If a batch's rows cannot be written (a
+several units; a unit that only inserts needs neither. A unit that reads and then only
+inserts (a new delegation, after looking up its case) reads through `tx.snapshot`: the
+transaction without the rows the units ahead of it kept for the batch's statements (what a
+concurrent transaction would see), with no savepoint (it writes nothing to roll back) and no
+rows written early, so its rows still go with the batch's in one statement per table. If a batch's
+rows cannot be written (a
 duplicate case number, a request key another process logged meanwhile, a value the database
 refuses), the batch is rolled back and each unit runs again alone, so only the offending one
 fails.

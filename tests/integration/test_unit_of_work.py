@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from rogatory.events.v1 import events_pb2
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, insert, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.util import await_only
 
 from registry.errors import Aborted, AlreadyExists
@@ -433,3 +433,27 @@ async def test_kept_rows_the_database_refuses_fail_only_their_unit_and_lose_no_o
     assert await db.run_read(_numbers) == [2, 3]
     assert await db.run_read(_outbox_subjects) == ["rogatory.v1.test.2.written", "rogatory.v1.test.3.written"]
     assert await db.run_read(lambda conn: list(conn.execute(text("SELECT n FROM stamped")))) == []
+
+
+async def test_a_snapshot_read_the_database_refuses_fails_its_unit_alone(service_db_factory) -> None:  # type: ignore[no-untyped-def]
+    """A unit reading through `tx.snapshot` has no savepoint: when the database refuses its
+    statement (on PostgreSQL the batch's transaction is then aborted), the units run again, each
+    alone, and only that one fails; the others' rows and events are written."""
+    db = await _scratch_db(service_db_factory)
+    writer = Writer(db, Outbox())
+
+    def refused_read(tx: Tx) -> None:
+        tx.snapshot.execute(text("SELECT n FROM no_such_table"))
+
+    results = await asyncio.gather(
+        writer.run(_insert(1)),
+        writer.run(refused_read),
+        writer.run(_insert(2)),  # its savepoint comes after the refused statement
+        writer.run(_insert(3, kept=True)),
+        return_exceptions=True,
+    )
+    await writer.close()
+    assert results[0] == (1, "") and results[2] == (2, "") and results[3] == (3, ""), results
+    assert isinstance(results[1], DBAPIError) and "no_such_table" in str(results[1])
+    assert await db.run_read(_numbers) == [1, 2, 3]
+    assert await db.run_read(_outbox_subjects) == [f"rogatory.v1.test.{n}.written" for n in (1, 2, 3)]
