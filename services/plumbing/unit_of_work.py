@@ -41,11 +41,10 @@ several units; a unit that only inserts needs neither. A unit that reads and the
 inserts (a new delegation, after looking up its case) reads through `tx.snapshot`: the
 transaction without the rows the units ahead of it kept for the batch's statements (what a
 concurrent transaction would see), with no savepoint (it writes nothing to roll back) and no
-rows written early, so its rows still go with the batch's in one statement per table. If a batch's
-rows cannot be written (a
-duplicate case number, a request key another process logged meanwhile, a value the database
-refuses), the batch is rolled back and each unit runs again alone, so only the offending one
-fails.
+rows written early, so its rows still go with the batch's in one statement per table. If a
+batch's rows cannot be written (a duplicate case number, a request key another process logged
+meanwhile, a value the database refuses), the batch is rolled back and each unit runs again
+alone, so only the offending one fails.
 
 Reads go through `reader.run(read)`: `read(conn)` is synchronous Core too, run on a reader
 thread on SQLite (WAL: it never waits for the writer) and on a pooled connection on
