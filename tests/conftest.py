@@ -29,7 +29,9 @@ from unittest import mock
 
 import pytest
 from nats.js import JetStreamContext
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.plumbing.db import Database
@@ -187,6 +189,22 @@ def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
             else:
                 code = leaving.code or 0
     return subprocess.CompletedProcess(["rogatory", *argv], code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def statements_run() -> Iterator[list[str]]:
+    """The first three words of every SQL statement any engine of this process runs in the block
+    (SQLite writes on an engine of their own): what a write batch costs, counted."""
+    seen: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.append(" ".join(statement.split()[:3]))
+
+    sqlalchemy_event.listen(Engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sqlalchemy_event.remove(Engine, "before_cursor_execute", note)
 
 
 #: How long a test waits for an outcome before it fails: a bound for an outcome that never

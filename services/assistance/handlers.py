@@ -61,7 +61,7 @@ from services.contract.events import (
     SEIZURE_RELEASED,
     SEIZURE_RENEWED,
 )
-from services.plumbing.aggregate import Aggregates
+from services.plumbing.aggregate import NOT_READ_BACK, Aggregates
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, EventType
@@ -135,8 +135,10 @@ class AssistanceHandlers:
         return await self.notices.create(lambda tx: self._send(tx, command), request=request)
 
     def _send(self, tx: Tx, command: CreateNotice) -> StoredNotice:
-        # The case and the seizure are read in the writing transaction: checks and write commit together.
-        conn = tx.connection
+        # The case and the seizure are read in the writing transaction: checks and write commit
+        # together; the unit then only inserts, so the notices sent meanwhile are written with one
+        # statement per table (services/plumbing/unit_of_work.py).
+        conn = tx.snapshot
         replica = replica_row(conn, command.case)
         respondents = tuple(r["display_name"] for r in json.loads(replica["respondents"])) if replica else ()
         seizure = store.seizure_by_name(conn, command.seizure.strip()) if command.seizure.strip() else None
@@ -150,12 +152,11 @@ class AssistanceHandlers:
             respondents=respondents,
             seizure=seizure,
         )
-        seq = store.insert_notice(conn, notice)
         send = Transition(Action.SEND, None, NoticeState.SENT, f"courts/{notice.court_id}", notice.created_at)
-        store.append_entries(conn, notice.name, [TimelineEntry(send, current_trace_id())])
+        store.add_notice(tx, notice, [TimelineEntry(send, current_trace_id())])
         payload = events_pb2.AssistanceNoticeSent(assistance_notice=notice_to_proto(notice))
         tx.emit(notice_event(NOTICE_SENT, notice, payload, notice.created_at))
-        return StoredNotice(seq, notice)
+        return StoredNotice(NOT_READ_BACK, notice)
 
     # --- reading -------------------------------------------------------------------------------
 

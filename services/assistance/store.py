@@ -31,6 +31,7 @@ from services.assistance.tables import AssistanceNoticeRow, AssistanceNoticeTran
 from services.plumbing.aggregate import DocumentTable, document
 from services.plumbing.db import BulkStatement
 from services.plumbing.times import utc
+from services.plumbing.unit_of_work import Tx
 
 NOTICES = AssistanceNoticeRow.__table__  # type: ignore[attr-defined]
 TRANSITIONS = AssistanceNoticeTransitionRow.__table__  # type: ignore[attr-defined]
@@ -120,9 +121,11 @@ _NOTICE_LOCKED = select(NOTICES).where(NOTICES.c.name == bindparam("name")).with
 # --- notices: writing ----------------------------------------------------------------------------
 
 
-def insert_notice(conn: Connection, notice: AssistanceNotice) -> int:
-    """Inserts the notice with the current trace context (its trace); returns its seq."""
-    return TABLE.insert(conn, notice)
+def add_notice(tx: Tx, notice: AssistanceNotice, entries: Iterable[TimelineEntry]) -> None:
+    """A new notice's rows, with the current trace context (its trace), written with the write
+    batch's other new rows (one statement per table for every notice sent meanwhile)."""
+    TABLE.add(tx, notice)
+    tx.insert(TRANSITIONS, _timeline_rows((notice.name, entry) for entry in entries))
 
 
 def update_notice(conn: Connection, notice: AssistanceNotice, *, expected_version: int) -> None:
@@ -146,7 +149,11 @@ def append_entries(conn: Connection, notice_name: str, entries: Iterable[Timelin
 
 def append_timeline(conn: Connection, entries: Iterable[tuple[str, TimelineEntry]]) -> None:
     """Appends (notice name, entry) pairs to the notices' timelines, in order, in one statement."""
-    rows = [
+    _INSERT_TRANSITIONS.execute_sync(conn, _timeline_rows(entries))
+
+
+def _timeline_rows(entries: Iterable[tuple[str, TimelineEntry]]) -> list[dict[str, Any]]:
+    return [
         {
             "notice_name": notice_name,
             "action": str(e.transition.action),
@@ -160,7 +167,6 @@ def append_timeline(conn: Connection, entries: Iterable[tuple[str, TimelineEntry
         }
         for notice_name, e in entries
     ]
-    _INSERT_TRANSITIONS.execute_sync(conn, rows)
 
 
 # --- notices: reading ----------------------------------------------------------------------------

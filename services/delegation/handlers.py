@@ -61,7 +61,7 @@ from services.delegation.schedule import DeadlineBook, TrackedDeadline, check_ex
 from services.delegation.seizure_replica import known_seizures, record_handover
 from services.delegation.store import DelegationQuery, StoredDelegation, TimelineEntry
 from services.delegation.tracing import matter_attributes
-from services.plumbing.aggregate import Aggregates
+from services.plumbing.aggregate import NOT_READ_BACK, Aggregates
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
 from services.plumbing.events import Event, EventType
@@ -176,7 +176,7 @@ class DelegationHandlers:
         record_handover(tx, delegation.name, (seizures[name] for name in handed_over))
         rendered = delegation_to_proto(delegation, deadlines)
         tx.emit(_submitted_event(delegation, rendered))
-        return StoredDelegation(store.NOT_READ_BACK, delegation, tuple(deadlines), rendered=rendered)
+        return StoredDelegation(NOT_READ_BACK, delegation, tuple(deadlines), rendered=rendered)
 
     def _created(self, command: CreateDelegation, case_court_id: str | None) -> Delegation:
         """The domain's delegation; the service also requires details and an officer, which the

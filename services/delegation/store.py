@@ -81,11 +81,6 @@ _REOPEN_DEADLINES = BulkStatement(
 )
 
 
-#: The seq of a delegation just created: the database assigns it with the write batch's insert,
-#: and nothing answering a create needs it (it is a list page's position).
-NOT_READ_BACK = 0
-
-
 @dataclass(frozen=True)
 class StoredDelegation:
     """A delegation with what its rows add: `seq` (the keyset of list pages), its deadlines,

@@ -47,6 +47,11 @@ T = TypeVar("T")
 Json = dict[str, Any]
 
 
+#: The seq of an aggregate just created with `DocumentTable.add`: the database assigns it with the
+#: write batch's insert, and nothing answering a create needs it (it is a list page's position).
+NOT_READ_BACK = 0
+
+
 def document(data: Json) -> str:
     """The `document` column of an aggregate's codec output: compact JSON, text as it is."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -99,7 +104,7 @@ class DocumentTable(Generic[A, S]):
 
     def add(self, tx: Tx, aggregate: A) -> None:
         """Inserts the aggregate with the current trace context, with the batch's other new rows
-        of the table in one statement (`tx.insert`); its seq is not read back."""
+        of the table in one statement (`tx.insert`); its seq is not read back (`NOT_READ_BACK`)."""
         trace_context = trace_columns() if self.traced else {}
         tx.insert(self.table, [{**self.columns(aggregate), **trace_context}])
 

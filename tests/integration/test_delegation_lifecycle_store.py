@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from rogatory.events.v1 import events_pb2
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 
 from delegation import lifecycle
 from delegation.calendar import CHINA_TZ, WorkingCalendar
@@ -73,7 +71,7 @@ from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.idempotency import REQUEST_LOG
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.unit_of_work import Reader, Writer
-from tests.conftest import Clock, request_key
+from tests.conftest import Clock, request_key, statements_run
 
 S = DelegationState
 CREATED = datetime(2023, 8, 31, 1, 0, tzinfo=UTC)  # 09:00 in Guangzhou, the seed article's day
@@ -287,14 +285,8 @@ async def test_creations_in_one_batch_share_one_insert_per_table_and_a_refused_o
     """Delegations created together read their case in the batch's transaction without a
     savepoint and are written with one INSERT per table, not statements per creation; one the
     domain refuses fails alone; a copy of a request in the batch is answered as its retry."""
-    statements: list[str] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        statements.append(" ".join(statement.split()[:3]))
-
     unknown_case = replace(create_command(), case="courts/gd0112/cases/2020-enf-404")
-    sqlalchemy_event.listen(Engine, "before_cursor_execute", capture)  # every engine: SQLite writes on one of their own
-    try:
+    with statements_run() as statements:
         first, control, refused, copy = await asyncio.gather(
             submit(handlers, DEPOSIT, request_id="r-1"),
             submit(handlers, CONTROL),
@@ -302,8 +294,6 @@ async def test_creations_in_one_batch_share_one_insert_per_table_and_a_refused_o
             submit(handlers, DEPOSIT, request_id="r-1"),  # last: its replay reads back the rows kept before it
             return_exceptions=True,
         )
-    finally:
-        sqlalchemy_event.remove(Engine, "before_cursor_execute", capture)
     assert isinstance(first, StoredDelegation) and isinstance(control, StoredDelegation)
     assert isinstance(copy, StoredDelegation) and copy.delegation == first.delegation
     assert isinstance(refused, FailedPrecondition) and refused.reason == "CASE_NOT_REGISTERED"

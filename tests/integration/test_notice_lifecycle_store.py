@@ -32,9 +32,10 @@ from services.assistance.store import NoticeQuery, SeizureQuery
 from services.contract.case_replica import CaseReplica
 from services.plumbing.auth import Principal, PrincipalKind
 from services.plumbing.db import Database
+from services.plumbing.idempotency import REQUEST_LOG
 from services.plumbing.outbox import OUTBOX, Outbox
 from services.plumbing.unit_of_work import Reader, Writer
-from tests.conftest import Clock, request_key, wait_for
+from tests.conftest import Clock, request_key, statements_run, wait_for
 
 SENT_AT = datetime(2023, 9, 20, 2, 0, tzinfo=UTC)  # 10:00 in Guangzhou
 CASE = "courts/gd0112/cases/2020-enf-1"
@@ -127,6 +128,30 @@ async def test_a_freeze_is_received_frozen_and_becomes_a_seizure(handlers: Assis
         ("RECEIVE", "agencies/bank-icbc"),
         ("REPLY", "agencies/bank-icbc"),
     ]
+
+
+async def test_notices_sent_in_one_batch_share_one_insert_per_table_and_a_refused_one_fails_alone(
+    handlers: AssistanceHandlers,
+) -> None:
+    """Notices sent together read their case in the batch's transaction without a savepoint and
+    are written with one INSERT per table; one the domain refuses fails alone."""
+    with statements_run() as statements:
+        freeze, seal, refused = await asyncio.gather(
+            handlers.create_notice(command(), "gd0112", request_key("n-1", "courts/gd0112")),
+            handlers.create_notice(command("SEAL_PROPERTY", "re-440100", HOUSE), "gd0112"),
+            handlers.create_notice(replace(command(), case="courts/gd0112/cases/2020-enf-404"), "gd0112"),
+            return_exceptions=True,
+        )
+    assert not isinstance(freeze, BaseException) and not isinstance(seal, BaseException), (freeze, seal)
+    assert isinstance(refused, FailedPrecondition) and refused.reason == "CASE_NOT_REGISTERED"
+    assert handlers.writer.batches == 1
+    inserts = sorted(s for s in statements if s.startswith("INSERT"))
+    assert inserts == sorted(f"INSERT INTO {t.name}" for t in (store.NOTICES, store.TRANSITIONS, OUTBOX, REQUEST_LOG)), statements
+    assert not [s for s in statements if "SAVEPOINT" in s], statements
+    assert [v for v, _ in await outbox(handlers)] == ["rogatory.notice.sent.v1"] * 2
+    for sent in (freeze, seal):
+        _, timeline = await handlers.get_timeline(sent.notice.name, COURT)
+        assert [r["action"] for r in timeline] == ["SEND"]
 
 
 async def test_steps_sent_at_once_without_an_etag_are_applied_one_after_the_other(handlers: AssistanceHandlers) -> None:
