@@ -2,8 +2,8 @@
 
 Every state change writes its event in the same transaction (outbox), so auditing the
 events audits every transition, whichever service made it. The appender is a durable
-consumer of `rogatory.v1.>` hosted by the registry service: it takes a batch of events,
-extends the chain as one unit of the registry's write door (services/plumbing/unit_of_work.py:
+consumer of `rogatory.v1.>` run by the audit process (main.py): it takes a batch of events,
+extends the chain as one unit of that process's write door (services/plumbing/unit_of_work.py:
 the head row locked on PostgreSQL, so replicas take turns; the new entries written with one
 multi-row INSERT), acks the batch after the commit, and then publishes the new head to the
 append-only stream of anchored heads (services/audit/anchors.py). An event seen again
@@ -93,7 +93,7 @@ class ChainTampered(GiveBack):
 
 class AuditAppender(ConsumerHooks):
     """Appends whole batches to the chain and anchors each head: the batch handler and the
-    hooks of a durable consumer of every event (`self.consumer`, hosted by the registry)."""
+    hooks of a durable consumer of every event (`self.consumer`, run by the audit process)."""
 
     def __init__(
         self,
@@ -326,7 +326,7 @@ def _entry(event: ReceivedEvent, event_id: str, seq: int, prev: str) -> AuditEnt
 
 
 class NoAuditLog(Exception):
-    """The database holds no audit log: it has no audit_log table (not the registry's database,
+    """The database holds no audit log: it has no audit_log table (not the audit database,
     or one never migrated), so there is nothing to verify."""
 
 

@@ -1,4 +1,5 @@
-"""The audit log's table (sqlmodel), in the registry service's database; migration registry_0003."""
+"""The audit log's table (sqlmodel), in the audit process's database; migration audit_0001
+(registry_0003 created it in the registry's database, where the chain was kept before)."""
 
 from __future__ import annotations
 

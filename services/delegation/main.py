@@ -10,16 +10,11 @@ from rogatory.delegation.v1 import delegation_pb2
 from registry.courts import CourtCatalog
 from services.contract import events
 from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, apply_case_registered
-from services.delegation import metrics as delegation_metrics
 from services.delegation.handlers import DelegationHandlers
 from services.delegation.scanner import DeadlineScanner
 from services.delegation.seizure_replica import CONSUMER as SEIZURE_REPLICA_CONSUMER
 from services.delegation.seizure_replica import SEIZURE_EVENTS, apply_seizure_changed
 from services.delegation.servicer import DelegationServicer
-from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
-from services.delegation.turnaround import SUBJECTS as TURNAROUND_SUBJECTS
-from services.delegation.turnaround import TurnaroundProjection
-from services.plumbing.consumer import OnApplied
 from services.plumbing.host import ServiceHost, run_service
 from services.plumbing.telemetry import add_event_attributes
 
@@ -34,17 +29,10 @@ async def wire(host: ServiceHost, *, clock: Callable[[], datetime] | None = None
     if clock is not None:
         handlers.clock = clock
     add_event_attributes(events.span_attributes)  # relay and consumer spans name the matter (the event catalog)
-    servicer = DelegationServicer(handlers)
+    servicer = DelegationServicer(handlers, host.reader_of("turnaround"))  # the projector's read model (projector.py)
     host.add_servicer(SERVICE, servicer)
     host.add_consumer(CASE_REPLICA_CONSUMER, [CASE_REGISTERED_ALL_COURTS], apply_case_registered)
     host.add_consumer(SEIZURE_REPLICA_CONSUMER, [SEIZURE_EVENTS], apply_seizure_changed)
-    turnaround = TurnaroundProjection(handlers.courts, handlers.calendar)
-    host.add_consumer(
-        TURNAROUND_CONSUMER,
-        [TURNAROUND_SUBJECTS],
-        batch_handler=turnaround.apply_batch,
-        hooks=OnApplied(delegation_metrics.record_events),
-    )
     if host.settings.scan_interval > 0:
         host.add_periodic(DEADLINE_SCANNER, host.settings.scan_interval, DeadlineScanner(handlers).scan_once)
 

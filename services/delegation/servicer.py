@@ -2,7 +2,8 @@
 
 The caller comes from the credential (services/plumbing/auth.py), never from the request:
 writes act as `calling_court()`, reads are filtered by `current_principal()`.
-GetTurnaroundStatistics reads the turnaround read model (services/delegation/turnaround.py);
+GetTurnaroundStatistics reads the turnaround read model (services/delegation/turnaround.py) from the
+turnaround projector's database (projector.py);
 ComputeDeadline counts on the deadline book every matter's deadlines use (calculator.py);
 ListMatterKinds / GetMatterKind serve each kind's form from the validation tables (forms.py).
 """
@@ -29,14 +30,16 @@ from services.plumbing.filtering import enum_term, parse_filter
 from services.plumbing.idempotency import current_request
 from services.plumbing.names import parse_name, parse_parent
 from services.plumbing.pagination import after_seq, bad_token, decode_token, encode_token, page_size
+from services.plumbing.unit_of_work import Reader
 
 DELEGATION_FILTERS = {"entrusted_court": str, "matter_kind": str, "state": str, "case": str}
 DELEGATION_NAME = "courts/{court}/delegations/{delegation}"
 
 
 class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
-    def __init__(self, handlers: DelegationHandlers):
+    def __init__(self, handlers: DelegationHandlers, turnaround: Reader):
         self.handlers = handlers
+        self.turnaround = turnaround  # the turnaround projector's database (services/delegation/projector.py)
 
     # --- standard methods --------------------------------------------------------------------
 
@@ -168,7 +171,7 @@ class DelegationServicer(delegation_pb2_grpc.DelegationServiceServicer):
         self, request: pb.GetTurnaroundStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.TurnaroundStatistics:
         current_principal()  # any authenticated court, agency or admin: aggregates only, no matter or party data
-        return await turnaround_statistics(self.handlers.reader, request.filter, request.group_by, request.include_distributions)
+        return await turnaround_statistics(self.turnaround, request.filter, request.group_by, request.include_distributions)
 
     # --- the deadline calculator (stateless) -------------------------------------------------------
 

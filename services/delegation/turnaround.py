@@ -1,6 +1,7 @@
 """The turnaround read model: a projection of the delegation events, and the statistics query.
 
-**Projection.** The durable consumer `delegation-turnaround` reads every event on
+**Projection.** The durable consumer `turnaround-projector`, in the turnaround projector's own
+process and database (projector.py), reads every event on
 `rogatory.v1.delegation.>` through the inbox of services.plumbing.consumer, so a
 redelivered event is never applied twice. Each event carries the delegation as it stood
 after the event; `decode` turns it into an `Observation`, which is merged into the matter's
@@ -99,7 +100,7 @@ from services.plumbing.unit_of_work import Reader, Tx
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "delegation-turnaround"
+CONSUMER = "turnaround-projector"
 SUBJECTS = aggregate_filter("delegation")
 #: Every delegation event is a turnaround fact: each carries the matter as it is after it.
 DELEGATION_EVENTS = {kind.type: kind for kind in in_aggregate("delegation")}

@@ -32,11 +32,17 @@ class Settings(BaseSettings):
     registry_addr: str = Field(default="127.0.0.1:50051", alias="REGISTRY_ADDR")
     delegation_addr: str = Field(default="127.0.0.1:50052", alias="DELEGATION_ADDR")
     assistance_addr: str = Field(default="127.0.0.1:50053", alias="ASSISTANCE_ADDR")
+    # The audit process and the turnaround projector serve gRPC health only
+    # (services/audit/main.py, services/delegation/projector.py).
+    audit_addr: str = Field(default="127.0.0.1:50054", alias="AUDIT_ADDR")
+    turnaround_addr: str = Field(default="127.0.0.1:50055", alias="TURNAROUND_ADDR")
     # Where each service serves Prometheus `/metrics`; empty: not served (`make run` serves
-    # them on 9464, 9465 and 9466).
+    # them on 9464, 9465, 9466, the audit process on 9467 and the projector on 9468).
     registry_metrics_addr: str = Field(default="", alias="REGISTRY_METRICS_ADDR")
     delegation_metrics_addr: str = Field(default="", alias="DELEGATION_METRICS_ADDR")
     assistance_metrics_addr: str = Field(default="", alias="ASSISTANCE_METRICS_ADDR")
+    audit_metrics_addr: str = Field(default="", alias="AUDIT_METRICS_ADDR")
+    turnaround_metrics_addr: str = Field(default="", alias="TURNAROUND_METRICS_ADDR")
     stream_name: str = Field(default="ROGATORY", alias="ROGATORY_STREAM")
     # Replicas of the JetStream stream: 1 on one server, 3 on a cluster.
     stream_replicas: int = Field(default=1, alias="ROGATORY_STREAM_REPLICAS")
@@ -107,7 +113,13 @@ class Settings(BaseSettings):
         return _data_dir_key(self.data_dir.resolve() / PAGE_TOKEN_KEY_FILE)
 
     def address_of(self, service: str) -> str:
-        return {"registry": self.registry_addr, "delegation": self.delegation_addr, "assistance": self.assistance_addr}[service]
+        return {
+            "registry": self.registry_addr,
+            "delegation": self.delegation_addr,
+            "assistance": self.assistance_addr,
+            "audit": self.audit_addr,
+            "turnaround": self.turnaround_addr,
+        }[service]
 
     @property
     def accepts_dev_tokens(self) -> bool:
@@ -120,6 +132,8 @@ class Settings(BaseSettings):
             "registry": self.registry_metrics_addr,
             "delegation": self.delegation_metrics_addr,
             "assistance": self.assistance_metrics_addr,
+            "audit": self.audit_metrics_addr,
+            "turnaround": self.turnaround_metrics_addr,
         }[service]
 
     def database_url_for(self, service: str) -> str:

@@ -73,6 +73,14 @@ class DatabaseFull(DatabaseUnavailable):
     reason = "DISK_FULL"
 
 
+class DatabaseNotMigrated(DatabaseUnavailable):
+    """A table the call needs is not there (yet): the database was never migrated, e.g. another
+    process's that has not started (the turnaround projector's, which the delegation service
+    reads). Not the call's fault, and over once that process has started: UNAVAILABLE."""
+
+    reason = "DATABASE_NOT_MIGRATED"
+
+
 Fault = TypeVar("Fault", bound=DatabaseUnavailable)  # one of the three above
 
 
@@ -86,6 +94,7 @@ class Database:
         echo: bool = False,
         connect_timeout: float = 3.0,
         statement_timeout: float | None = None,
+        written_by: str = "",
     ):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
@@ -95,6 +104,9 @@ class Database:
         # may take; also the server-side statement, lock and idle-in-transaction timeouts on
         # PostgreSQL and SQLite's busy timeout. None: unbounded (the command-line tools).
         self.statement_timeout = statement_timeout
+        # The process that writes this database, when this one only reads it: a table missing here
+        # means that process has not migrated it yet (DatabaseNotMigrated), not a fault of the call.
+        self.written_by = written_by
         self.engine: AsyncEngine = self._create_engine(pool_size, echo)
         # SQLite has one writer: queue this process's writers here rather than in SQLite's
         # busy handler, which sleeps in steps of up to 100 ms.
@@ -371,7 +383,7 @@ class _Faults:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> None:
         if error is None or not isinstance(error, Exception):
             return
-        fault = database_fault(error)
+        fault = database_fault(error) or not_migrated_by(self.db.written_by, error)
         if fault is None:
             return
         self.db._noted(fault)
@@ -457,9 +469,11 @@ def _begin_immediate(conn: Connection) -> None:
 
 # SQLite result codes (primary code: extended & 0xFF) and PostgreSQL SQLSTATEs that are the
 # database's trouble, not the call's: disk full, locked or busy, I/O, unreachable, timed out.
+_SQLITE_ERROR = 1  # generic: "no such table" is one
 _SQLITE_FULL = 13
 _SQLITE_UNAVAILABLE = {5, 6, 7, 8, 10, 14, 15}  # BUSY, LOCKED, NOMEM, READONLY, IOERR, CANTOPEN, PROTOCOL
 _PG_FULL = {"53100"}  # disk_full
+_PG_NOT_MIGRATED = {"42P01", "3F000"}  # undefined_table, invalid_schema_name
 _PG_TIMEOUT = {"57014", "55P03"}  # query_canceled (statement_timeout), lock_not_available (lock_timeout)
 _PG_UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection exception, insufficient resources, shutdown
 _PG_UNAVAILABLE = {"25P03"}  # idle_in_transaction_session_timeout
@@ -491,6 +505,17 @@ def database_fault(error: BaseException) -> DatabaseUnavailable | None:
     return None
 
 
+def not_migrated_by(owner: str, error: BaseException) -> DatabaseNotMigrated | None:
+    """DatabaseNotMigrated when `error` is a missing table (or schema) of a database `owner` writes."""
+    if not owner or not isinstance(error, DBAPIError):
+        return None
+    driver = _driver_error(error)
+    missing_table = getattr(driver, "sqlite_errorcode", None) == _SQLITE_ERROR and str(driver).startswith("no such table")
+    if missing_table or getattr(driver, "sqlstate", None) in _PG_NOT_MIGRATED:
+        return DatabaseNotMigrated(f"the {owner} process has not created its database yet (is it running?)")
+    return None
+
+
 def must_retry(error: BaseException) -> bool:
     """Whether `error` (or an error it was raised from or while handling) says the database
     aborted the transaction to break a deadlock or a serialization conflict with another one:
@@ -515,6 +540,7 @@ def _fault_kind(error: DBAPIError) -> type[DatabaseUnavailable] | None:
     if isinstance(code, int):
         if code & 0xFF == _SQLITE_FULL:
             return DatabaseFull
+
         return DatabaseUnavailable if code & 0xFF in _SQLITE_UNAVAILABLE else None
     state = getattr(driver, "sqlstate", None)
     if isinstance(state, str):

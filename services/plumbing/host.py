@@ -112,6 +112,7 @@ class ServiceHost:
     consumers: list[Consumer] = field(default_factory=list)  # stopped together, before NATS drains
     workers: list[Worker] = field(default_factory=list)  # background loops, e.g. the deadline scanner
     service_names: list[str] = field(default_factory=list)
+    _read_only: list[Database] = field(default_factory=list)  # other processes' databases (reader_of)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _serving: bool = False
@@ -207,6 +208,20 @@ class ServiceHost:
         register(self.server, servicer, service, self.authenticator)
         self.service_names.append(service.full_name)
 
+    def reader_of(self, owner: str) -> Reader:
+        """The read door to the database of `owner`, another process of the stack that alone
+        writes it: the delegation service answers statistics from the turnaround projector's
+        (issue 18). Never written from here; closed when the host stops."""
+        db = Database(
+            self.settings.database_url_for(owner),
+            schema=self.settings.schema_for(owner),
+            connect_timeout=self.settings.db_connect_timeout,
+            statement_timeout=self.settings.db_statement_timeout,
+            written_by=owner,
+        )
+        self._read_only.append(db)
+        return Reader(db)
+
     def add_periodic(self, name: str, interval: float, run_once: Callable[[], Awaitable[object]]) -> PeriodicWorker:
         worker = PeriodicWorker(name, interval, run_once)
         self.workers.append(worker)
@@ -284,6 +299,8 @@ class ServiceHost:
         except Exception as exc:  # noqa: BLE001 - the process is leaving anyway
             log.warning("NATS drain: %s", exc)
         await self.db.dispose()
+        for db in self._read_only:
+            await db.dispose()
         self._stopped.set()
 
     async def run_until_signalled(self, stop: asyncio.Event) -> None:

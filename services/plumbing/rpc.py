@@ -36,7 +36,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from registry.errors import DomainError, InvalidArgument
 from services.plumbing import auth, deadlines, idempotency
-from services.plumbing.db import DatabaseFull, DatabaseUnavailable
+from services.plumbing.db import DatabaseFull, DatabaseNotMigrated, DatabaseUnavailable
 from services.plumbing.errors import fault_status, internal_status, status_for
 from services.plumbing.ids import new_id
 from services.plumbing.request_text import check_request_text
@@ -179,6 +179,8 @@ def wrap_unary(behavior: Behavior, method: MethodDescriptor, authenticator: auth
 def _database_status(error: DatabaseUnavailable) -> status_pb2.Status:
     if isinstance(error, DatabaseFull):
         return fault_status(code_pb2.RESOURCE_EXHAUSTED, error.reason, "the database's disk is full; retry later")
+    if isinstance(error, DatabaseNotMigrated):  # names a process of the stack, nothing of the database
+        return fault_status(code_pb2.UNAVAILABLE, error.reason, f"{error}; retry later")
     return fault_status(code_pb2.UNAVAILABLE, error.reason, "the database is unavailable; retry later")
 
 

@@ -6,7 +6,6 @@ from rogatory.registry.v1 import registry_pb2
 
 from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
-from services.audit.log import AuditAppender
 from services.contract import events
 from services.plumbing.host import ServiceHost, run_service
 from services.plumbing.telemetry import add_event_attributes
@@ -21,12 +20,7 @@ async def wire(host: ServiceHost) -> None:
     await handlers.load_reference_data()
     servicer = RegistryServicer(handlers)
     host.add_servicer(SERVICE, servicer)
-    appender = AuditAppender(  # every event, chained; health "rogatory.audit" NOT_SERVING if the chain was tampered with
-        host.writer, host.reader, host.js, host.nc, stream=host.settings.stream_name, health=host.health,
-        anchor_replicas=host.settings.stream_replicas,
-    )  # fmt: skip
-    host.consumers.append(appender.consumer)
-    add_event_attributes(events.span_attributes)  # the audit's spans name the matter of a delegation event (the event catalog)
+    add_event_attributes(events.span_attributes)  # relay spans name the case (the event catalog)
 
 
 def main() -> None:

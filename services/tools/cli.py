@@ -26,10 +26,12 @@ RUN_FILE = "run.json"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="rogatory", description="Rogatory services")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start nats-server (unless NATS_URL) and the three services")
+    commands.add_parser(
+        "run", help="start nats-server (unless NATS_URL), the three services, the audit appender and the turnaround projector"
+    )
     commands.add_parser("demo", help="register the seed article's case against a running stack, print its events")
     migrate = commands.add_parser("migrate", help="create or upgrade a service's database schema")
-    migrate.add_argument("service", choices=["registry", "delegation", "assistance"])
+    migrate.add_argument("service", choices=["registry", "delegation", "assistance", "audit", "turnaround"])
     scan = commands.add_parser(
         "scan-deadlines", help="one deadline-scanner pass over the delegation database (due soon, overdue, urge, escalate)"
     )
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         "audit-verify",
         help="check the audit log's hash chain and that it holds every head anchored in JetStream; "
         "exit 0 INTACT, 1 BROKEN (an entry edited or deleted), 3 UNVERIFIED (the anchors could not be read), "
-        "4 no audit log to verify (no registry database, no audit_log table, or the database unreachable)",
+        "4 no audit log to verify (no audit database, no audit_log table, or the database unreachable)",
     )
     certs = commands.add_parser("certs", help="issue a development CA, server and client certificates for mutual TLS")
     certs.add_argument("--out", type=Path, required=True, help="folder for ca.crt, server.crt/key and the clients' crt/key")
@@ -140,6 +142,8 @@ def _print_addresses(addresses: dict[str, str], run_file: Path, metrics: dict[st
     print(f"  NATS JetStream      {addresses['nats']}")
     for service in ("registry", "delegation", "assistance"):
         print(f"  {service:<19} {addresses[service]}  (gRPC, reflection + health)")
+    print(f"  {'audit':<19} {addresses['audit']}  (gRPC health: the audit log's appender)")
+    print(f"  {'turnaround':<19} {addresses['turnaround']}  (gRPC health: the turnaround statistics' projector)")
     for service, address in metrics.items():
         if address:
             print(f"  {service + ' metrics':<19} http://{address}/metrics  (Prometheus)")
@@ -238,7 +242,7 @@ AUDIT_EXIT = {"INTACT": 0, "BROKEN": 1, "UNVERIFIED": 3, "NO_LOG": 4}
 
 
 def audit_verify(_args: argparse.Namespace) -> None:
-    """Reads the registry database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL
+    """Reads the audit process's database (DATABASE_URL / ROGATORY_DATA_DIR) and, through NATS_URL
     (else the address `make run` wrote), every anchored head. Exit 0 INTACT, 1 BROKEN, 3
     UNVERIFIED (the anchors could not be read), 4 when there is no audit log to read."""
     from sqlalchemy.engine import make_url  # noqa: PLC0415
@@ -249,8 +253,8 @@ def audit_verify(_args: argparse.Namespace) -> None:
     from services.plumbing.unit_of_work import Reader  # noqa: PLC0415
 
     settings = Settings()
-    url = make_url(settings.database_url_for("registry"))
-    where = _database_place(url, settings.schema_for("registry"))
+    url = make_url(settings.database_url_for("audit"))
+    where = _database_place(url, settings.schema_for("audit"))
 
     def no_log(why: str) -> int:
         print(f"audit log: {why}; nothing was verified", file=sys.stderr)
@@ -258,8 +262,10 @@ def audit_verify(_args: argparse.Namespace) -> None:
 
     async def go() -> int:
         if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():  # opening it would create it
-            return no_log(f"none to verify: no database at {where} (ROGATORY_DATA_DIR or DATABASE_URL must name the registry's)")
-        db = Database(url.render_as_string(hide_password=False), schema=settings.schema_for("registry"))
+            return no_log(
+                f"none to verify: no database at {where} (ROGATORY_DATA_DIR or DATABASE_URL must name the audit process's)"
+            )
+        db = Database(url.render_as_string(hide_password=False), schema=settings.schema_for("audit"))
         nc, unchecked = None, "NATS_URL is not set"  # and no `make run` wrote where its NATS is
         nats_url = settings.nats_url or running_nats_url(settings)
         if nats_url:
@@ -271,10 +277,10 @@ def audit_verify(_args: argparse.Namespace) -> None:
             verification = await verify_log(Reader(db), nc.jetstream() if nc else None, unchecked=unchecked)
         except NoAuditLog as missing:
             return no_log(
-                f"none to verify: {where} {missing} (not the registry's database, or never migrated: `rogatory migrate registry`)"
+                f"none to verify: {where} {missing} (not the audit process's database, or never migrated: `rogatory migrate audit`)"
             )
         except DatabaseUnavailable as away:
-            return no_log(f"the registry's database at {where} cannot be read ({away})")
+            return no_log(f"the audit database at {where} cannot be read ({away})")
         finally:
             await db.dispose()
             if nc:

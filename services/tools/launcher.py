@@ -1,4 +1,5 @@
-"""Starts the three services as processes (and, without NATS_URL, an embedded nats-server).
+"""Starts the services and their workers (the audit appender, the turnaround projector) as
+processes, and, without NATS_URL, an embedded nats-server.
 
 Used by `make run` and by the end-to-end tests, so both exercise the real processes. Under
 `make run` a `Supervisor` restarts a child that exits, with backoff. Every child's output
@@ -26,15 +27,23 @@ from pathlib import Path
 from services.plumbing.children import spawn
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
-SERVICES = ("registry", "delegation", "assistance")
-NATS_SERVER = "nats-server"
-ADDRESS_VARIABLES = {"registry": "REGISTRY_ADDR", "delegation": "DELEGATION_ADDR", "assistance": "ASSISTANCE_ADDR"}
-METRICS_VARIABLES = {
-    "registry": "REGISTRY_METRICS_ADDR",
-    "delegation": "DELEGATION_METRICS_ADDR",
-    "assistance": "ASSISTANCE_METRICS_ADDR",
+#: The processes of a stack: the three services, then the workers that take per-event work off
+#: their request processes (issue 18): the audit appender and the turnaround projector.
+SERVICES = ("registry", "delegation", "assistance", "audit", "turnaround")
+#: The module each runs (`python -m`): its composition root.
+MODULES = {
+    "registry": "services.registry.main",
+    "delegation": "services.delegation.main",
+    "assistance": "services.assistance.main",
+    "audit": "services.audit.main",
+    "turnaround": "services.delegation.projector",
 }
-METRICS_PORTS = {"registry": 9464, "delegation": 9465, "assistance": 9466}  # 9464: OpenTelemetry's Prometheus default
+NATS_SERVER = "nats-server"
+ADDRESS_VARIABLES = {s: f"{s.upper()}_ADDR" for s in SERVICES}
+METRICS_VARIABLES = {s: f"{s.upper()}_METRICS_ADDR" for s in SERVICES}
+DEFAULT_PORTS = {"registry": 50051, "delegation": 50052, "assistance": 50053, "audit": 50054, "turnaround": 50055}
+# 9464: OpenTelemetry's Prometheus default
+METRICS_PORTS = {"registry": 9464, "delegation": 9465, "assistance": 9466, "audit": 9467, "turnaround": 9468}
 
 # --- logs ----------------------------------------------------------------------------------------
 
@@ -156,7 +165,7 @@ class ServiceProcess:
         """Starts the process without waiting for it to serve (a supervisor's restart)."""
         self._ready, self._serving, self._terminated = threading.Event(), False, False
         self.process = spawn(
-            [sys.executable, "-m", f"services.{self.service}.main"],
+            [sys.executable, "-m", MODULES[self.service]],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -238,7 +247,7 @@ class ServiceProcess:
 
 @dataclass
 class Stack:
-    """NATS (embedded unless given) plus the three services, on free or configured ports."""
+    """NATS (embedded unless given) plus the services and the workers, on free or configured ports."""
 
     data_dir: Path
     nats_url: str = ""
@@ -299,7 +308,7 @@ class Stack:
         env = {**self.base_env, "NATS_URL": self.nats_url, "ROGATORY_DATA_DIR": str(self.data_dir)}
         variable = ADDRESS_VARIABLES[service]
         if not self.fixed_ports or variable not in env:
-            default = {"registry": 50051, "delegation": 50052, "assistance": 50053}[service]
+            default = DEFAULT_PORTS[service]
             env[variable] = f"127.0.0.1:{default if self.fixed_ports and _port_is_free(default) else 0}"
         metrics_variable = METRICS_VARIABLES[service]
         if metrics_variable not in env:

@@ -83,10 +83,10 @@ def _generator() -> history.Generator:
 
 
 async def load_history(stack: Stack) -> None:
-    """Fact and aggregate rows straight into the running delegation service's read model."""
-    with mock.patch.dict(os.environ, stack.env_for("delegation"), clear=True):
+    """Fact and aggregate rows straight into the running turnaround projector's read model."""
+    with mock.patch.dict(os.environ, stack.env_for("turnaround"), clear=True):
         settings = Settings()
-    db = Database(settings.database_url_for("delegation"), schema=settings.schema_for("delegation"))
+    db = Database(settings.database_url_for("turnaround"), schema=settings.schema_for("turnaround"))
     try:
         with mock.patch.object(history, "FIRST_MONTH", date(2024, 11, 1)):
             await history.load(db, _generator(), MATTERS)

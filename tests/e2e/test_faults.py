@@ -27,6 +27,7 @@ from rogatory.delegation.v1 import delegation_pb2 as dg
 from rogatory.delegation.v1 import delegation_pb2_grpc
 
 from services.contract.events import of_type
+from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import ReceivedEvent
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
@@ -138,17 +139,17 @@ async def outbox_drained(db: Path, timeout: float = 60) -> int:
 async def assert_published_once_and_applied_once(data_dir: Path, nats_url: str) -> list[ReceivedEvent]:
     """Stream count by event id = outbox rows, no duplicates; the turnaround projection and the
     audit log each applied every delegation event once."""
-    delegation_db, registry_db = data_dir / "delegation.db", data_dir / "registry.db"
+    delegation_db, turnaround_db, audit_db = data_dir / "delegation.db", data_dir / "turnaround.db", data_dir / "audit.db"
     rows = await outbox_drained(delegation_db)
     subjects = query(delegation_db, "SELECT count(*) FROM outbox WHERE subject LIKE 'rogatory.v1.delegation.%'")[0][0]
     events = await stream_events(nats_url, "rogatory.v1.delegation.>", subjects)
     ids = Counter(e.event_id for e in events)
     assert len(events) == subjects and not [i for i, n in ids.items() if n > 1], "an event was lost or published twice"
     assert rows == len(query(delegation_db, "SELECT DISTINCT event_id FROM outbox"))
-    projected = "SELECT count(*) FROM inbox WHERE consumer = 'delegation-turnaround'"
-    await wait_for(lambda: query(delegation_db, projected)[0][0] == len(ids), timeout=60)
+    projected = f"SELECT count(*) FROM inbox WHERE consumer = '{TURNAROUND_CONSUMER}'"
+    await wait_for(lambda: query(turnaround_db, projected)[0][0] == len(ids), timeout=60)
     audited = "SELECT count(DISTINCT event_id), count(*) FROM audit_log WHERE subject LIKE 'rogatory.v1.delegation.%'"
-    await wait_for(lambda: query(registry_db, audited)[0] == (len(ids), len(ids)), timeout=60)
+    await wait_for(lambda: query(audit_db, audited)[0] == (len(ids), len(ids)), timeout=60)
     return events
 
 

@@ -30,13 +30,14 @@ from rogatory.registry.v1 import registry_pb2_grpc
 from services.plumbing.auth import dev_credentials
 from services.plumbing.nats_server import free_port
 from services.tools.demo import as_court, delegate_freeze, seed_case_request, until_case_replicated
-from services.tools.launcher import ServiceProcess
+from services.tools.launcher import MODULES, ServiceProcess
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
 
 HUANGPU = dev_credentials("court", "gd0112")
 STARTED = r"^Addresses written to .*run\.json"  # every service is serving by then
-CHILDREN = ("nats-server", "registry", "delegation", "assistance")
+SERVICES = ("registry", "delegation", "assistance", "audit", "turnaround")
+CHILDREN = ("nats-server", *SERVICES)
 
 
 class Launcher:
@@ -51,8 +52,8 @@ class Launcher:
             ROGATORY_TERMINAL_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
             # Port 0: each service binds a free one and says which (run.json); kept across restarts.
-            **{f"{s.upper()}_ADDR": "127.0.0.1:0" for s in ("registry", "delegation", "assistance")},
-            **{f"{s.upper()}_METRICS_ADDR": "127.0.0.1:0" for s in ("registry", "delegation", "assistance")},
+            **{f"{s.upper()}_ADDR": "127.0.0.1:0" for s in SERVICES},
+            **{f"{s.upper()}_METRICS_ADDR": "127.0.0.1:0" for s in SERVICES},
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -116,7 +117,7 @@ class Launcher:
 
 
 def children_of(parent: int) -> dict[int, str]:
-    """Live child processes of `parent`: pid → nats-server, registry, delegation or assistance."""
+    """Live child processes of `parent`: pid → nats-server or the process it is (registry, delegation, assistance, audit, turnaround)."""
     found: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -135,7 +136,7 @@ def _child_name(command: list[str]) -> str:
     if command[0].endswith("nats-server"):
         return "nats-server"
     module = next((part for part in command if part.startswith("services.")), "?")
-    return module.split(".")[1]
+    return next((name for name, runs in MODULES.items() if runs == module), "?")
 
 
 def alive(pid: int) -> bool:
@@ -192,8 +193,8 @@ async def test_i15_p8_a_killed_service_is_restarted_while_the_others_keep_servin
     assert listed is not None  # the restarted delegation service answers on its old address
     after = launcher.children()
     assert after["delegation"] != before["delegation"]
-    assert {name: after[name] for name in ("nats-server", "registry", "assistance")} == {
-        name: before[name] for name in ("nats-server", "registry", "assistance")
+    assert {name: after[name] for name in ("nats-server", "registry", "assistance", "audit", "turnaround")} == {
+        name: before[name] for name in ("nats-server", "registry", "assistance", "audit", "turnaround")
     }, "only the crashed service was restarted"
     assert await court_name(registry) == "courts/gd0112"
 
@@ -275,8 +276,8 @@ def test_a_launcher_stopped_while_starting_stops_its_children(tmp_path: Path) ->
         NATS_URL=f"nats://127.0.0.1:{free_port()}",  # nobody listens: the services never get ready
         ROGATORY_DATA_DIR=str(tmp_path / "var"),
         PYTHONUNBUFFERED="1",
-        **{f"{s.upper()}_ADDR": f"127.0.0.1:{free_port()}" for s in ("registry", "delegation", "assistance")},
-        **{f"{s.upper()}_METRICS_ADDR": f"127.0.0.1:{free_port()}" for s in ("registry", "delegation", "assistance")},
+        **{f"{s.upper()}_ADDR": f"127.0.0.1:{free_port()}" for s in SERVICES},
+        **{f"{s.upper()}_METRICS_ADDR": f"127.0.0.1:{free_port()}" for s in SERVICES},
     )
     launcher = subprocess.Popen(
         [sys.executable, "-m", "services.tools.cli", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -286,17 +287,17 @@ def test_a_launcher_stopped_while_starting_stops_its_children(tmp_path: Path) ->
         logs = tmp_path / "var" / "log"
 
         def starting() -> bool:  # every service is up to its NATS connection
-            return all("NATS error" in _text(logs / f"{s}.log") for s in ("registry", "delegation", "assistance"))
+            return all("NATS error" in _text(logs / f"{s}.log") for s in SERVICES)
 
         assert wait_until(starting, timeout=90)
         children = children_of(launcher.pid)
-        assert sorted(children.values()) == ["assistance", "delegation", "registry"]
+        assert sorted(children.values()) == sorted(SERVICES)
         launcher.send_signal(signal.SIGTERM)
         output, _ = launcher.communicate(timeout=60)
         assert launcher.returncode == 0, output
         assert "Stopped while starting." in output
         assert not [pid for pid in children if alive(pid)]
-        for service in ("registry", "delegation", "assistance"):
+        for service in SERVICES:
             assert f"{service} stopped while starting" in _text(logs / f"{service}.log")
     finally:
         if launcher.poll() is None:

@@ -1,4 +1,4 @@
-"""The audit log in the registry service: every event of the stream appended to the hash
+"""The audit log in its own process (issue 18, point 1): every event of the stream appended to the hash
 chain and every head anchored in an append-only JetStream stream (real nats-server, SQLite
 and PostgreSQL). `verify` and `rogatory audit-verify` find an edited or deleted entry, also
 after later events; the appender refuses to extend a chain that no longer holds the last
@@ -10,7 +10,7 @@ import asyncio
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -35,6 +35,7 @@ from services.audit.anchors import (
 )
 from services.audit.chain import Anchor, AuditEntry, entry_hash, verify
 from services.audit.log import AUDIT, COLUMNS, AuditAppender, read_chain, verify_log
+from services.audit.main import wire as wire_audit
 from services.plumbing.config import Settings
 from services.plumbing.db import Database
 from services.plumbing.host import ServiceHost
@@ -62,38 +63,49 @@ async def registry_settings(
     if request.param == "postgres":
         url = await require_postgres()
         overrides = {"DATABASE_URL": url, "ROGATORY_DB_SCHEMA_PREFIX": f"t{abs(hash(tmp_path)) % 10**8}_"}
-    yield Settings(NATS_URL=nats_server.url, ROGATORY_DATA_DIR=tmp_path, REGISTRY_ADDR="127.0.0.1:0", **overrides)  # type: ignore[call-arg]
+    yield Settings(
+        NATS_URL=nats_server.url, ROGATORY_DATA_DIR=tmp_path, REGISTRY_ADDR="127.0.0.1:0", AUDIT_ADDR="127.0.0.1:0", **overrides
+    )  # type: ignore[call-arg]
     if request.param == "postgres":
         await drop_schemas(overrides["DATABASE_URL"], overrides["ROGATORY_DB_SCHEMA_PREFIX"])
 
 
+@dataclass
+class Audited:
+    """The registry, whose cases make events, and the audit process that chains every event."""
+
+    registry: ServiceHost
+    audit: ServiceHost
+
+
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[ServiceHost]:
-    host = ServiceHost("registry", settings)
-    await host.start(wire_registry)
+async def running(settings: Settings) -> AsyncIterator[Audited]:
+    registry, audit = ServiceHost("registry", settings), ServiceHost("audit", settings)
+    await registry.start(wire_registry)  # one after the other: Alembic's context is one per process
+    await audit.start(wire_audit)
     try:
-        yield host
+        yield Audited(registry, audit)
     finally:
-        await host.stop()
+        await asyncio.gather(registry.stop(), audit.stop())
 
 
 @pytest.fixture
-async def registry(registry_settings: Settings) -> AsyncIterator[ServiceHost]:
-    async with running(registry_settings) as host:
-        yield host
+async def audited(registry_settings: Settings) -> AsyncIterator[Audited]:
+    async with running(registry_settings) as both:
+        yield both
 
 
-def appender_of(host: ServiceHost) -> AuditAppender:
-    return next(c.hooks for c in host.consumers if isinstance(c.hooks, AuditAppender))
+def appender_of(audited: Audited) -> AuditAppender:
+    return next(c.hooks for c in audited.audit.consumers if isinstance(c.hooks, AuditAppender))
 
 
-async def create_case(host: ServiceHost, number: int) -> None:
-    async with grpc.aio.insecure_channel(host.address) as channel:
+async def create_case(audited: Audited, number: int) -> None:
+    async with grpc.aio.insecure_channel(audited.registry.address) as channel:
         request = create_request(number)
         await registry_pb2_grpc.RegistryServiceStub(channel).CreateCase(request, metadata=as_owner(request))
 
 
-async def register_cases(host: ServiceHost, count: int = CASES) -> None:
+async def register_cases(host: Audited, count: int = CASES) -> None:
     """`count` cases, each event appended (one batch, so one anchored head, each) before the next."""
     appender = appender_of(host)
     for n in range(1, count + 1):
@@ -103,7 +115,7 @@ async def register_cases(host: ServiceHost, count: int = CASES) -> None:
 
 
 async def audit_status(host: ServiceHost, service: str = AUDIT_HEALTH) -> str:
-    """What the registry's gRPC health service says of `service` (NOT_FOUND: nothing)."""
+    """What `host`'s gRPC health service says of `service` (NOT_FOUND: nothing)."""
     async with grpc.aio.insecure_channel(host.address) as channel:
         try:
             response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service))
@@ -112,7 +124,7 @@ async def audit_status(host: ServiceHost, service: str = AUDIT_HEALTH) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
-async def new_event_settles(host: ServiceHost, number: int) -> None:
+async def new_event_settles(host: Audited, number: int) -> None:
     """Registers one more case and waits until the appender has appended its event, or
     refused to (audit NOT_SERVING)."""
     appender = appender_of(host)
@@ -120,13 +132,13 @@ async def new_event_settles(host: ServiceHost, number: int) -> None:
     await create_case(host, number)
 
     async def settled() -> bool:
-        return appender.appended > before or await audit_status(host) == "NOT_SERVING"
+        return appender.appended > before or await audit_status(host.audit) == "NOT_SERVING"
 
     await wait_for(settled, timeout=15)
 
 
 async def cli_verify(settings: Settings, *, nats_url: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`rogatory audit-verify` with only the registry's database and NATS in its environment
+    """`rogatory audit-verify` with only the audit database and NATS in its environment
     (tests/conftest.py run_cli), while this test's services go on."""
     env = {"ROGATORY_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
     if settings.database_url.startswith("postgresql"):
@@ -138,8 +150,8 @@ async def cli_verify(settings: Settings, *, nats_url: str | None = None) -> subp
 
 @asynccontextmanager
 async def offline(settings: Settings) -> AsyncIterator[tuple[Database, JetStreamContext]]:
-    """The registry's database and JetStream while no registry runs."""
-    db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
+    """The audit database and JetStream while no audit process runs."""
+    db = Database(settings.database_url_for("audit"), schema=settings.schema_for("audit"))
     nc = await connect(settings.nats_url, name="test")
     try:
         yield db, nc.jetstream()
@@ -172,56 +184,56 @@ async def rewrite_and_rehash(db: Database, seq: int) -> None:
     assert verify(await read_chain(Reader(db))) == []  # a perfect forgery, as far as the chain goes
 
 
-async def test_every_event_is_chained_and_every_head_anchored(registry: ServiceHost) -> None:
-    await register_cases(registry)
-    verification = await verify_log(registry.reader, registry.js)
+async def test_every_event_is_chained_and_every_head_anchored(audited: Audited) -> None:
+    await register_cases(audited)
+    verification = await verify_log(audited.audit.reader, audited.audit.js)
     assert (verification.entries, verification.breaks, verification.outcome) == (CASES, [], "INTACT")
     assert [a.seq for a in verification.anchors or []] == list(range(1, CASES + 1))
-    assert await audit_status(registry) == "SERVING"
+    assert await audit_status(audited.audit) == "SERVING"
 
 
-async def test_verify_finds_an_edited_entry(registry: ServiceHost) -> None:
-    await register_cases(registry)
-    async with registry.db.transaction() as conn:
+async def test_verify_finds_an_edited_entry(audited: Audited) -> None:
+    await register_cases(audited)
+    async with audited.audit.db.transaction() as conn:
         await conn.execute(update(AUDIT).where(AUDIT.c.seq == 2).values(subject="rogatory.v1.case.gd0112.registered"))
-    breaks = (await verify_log(registry.reader, registry.js)).breaks
+    breaks = (await verify_log(audited.audit.reader, audited.audit.js)).breaks
     assert [(b.seq, "edited" in b.problem) for b in breaks] == [(2, True)]  # its stored hash is still the anchored one
 
 
-async def test_verify_finds_deleted_entries_in_the_middle_and_at_the_end(registry: ServiceHost) -> None:
-    await register_cases(registry)
-    async with registry.db.transaction() as conn:
+async def test_verify_finds_deleted_entries_in_the_middle_and_at_the_end(audited: Audited) -> None:
+    await register_cases(audited)
+    async with audited.audit.db.transaction() as conn:
         await conn.execute(delete(AUDIT).where(AUDIT.c.seq == 2))
-    breaks = (await verify_log(registry.reader, registry.js)).breaks
+    breaks = (await verify_log(audited.audit.reader, audited.audit.js)).breaks
     assert [b.seq for b in breaks] == [2, 3, 2]  # the gap, the broken link, the anchored head gone
-    await delete_tail(registry.db, keep=1)  # now only the tail is gone: the chain alone holds
-    unanchored = await verify_log(registry.reader, None)
+    await delete_tail(audited.audit.db, keep=1)  # now only the tail is gone: the chain alone holds
+    unanchored = await verify_log(audited.audit.reader, None)
     assert (unanchored.breaks, unanchored.outcome) == ([], "UNVERIFIED")
-    breaks = (await verify_log(registry.reader, registry.js)).breaks
+    breaks = (await verify_log(audited.audit.reader, audited.audit.js)).breaks
     assert [b.seq for b in breaks] == [2]
     assert breaks[0].problem.startswith(f"entries 2..{CASES} are missing (deleted from the end)")
 
 
-async def test_a_redelivered_event_is_not_chained_twice(registry: ServiceHost) -> None:
-    await register_cases(registry)
-    appender = appender_of(registry)
-    subscription = await registry.js.subscribe("rogatory.v1.case.>", ordered_consumer=True)
+async def test_a_redelivered_event_is_not_chained_twice(audited: Audited) -> None:
+    await register_cases(audited)
+    appender = appender_of(audited)
+    subscription = await audited.audit.js.subscribe("rogatory.v1.case.>", ordered_consumer=True)
     try:
         first = await subscription.next_msg(timeout=5)
     finally:
         await subscription.unsubscribe()
-    await registry.js.publish(first.subject, first.data, headers={**(first.headers or {}), "Nats-Msg-Id": "republished"})
-    await registry.js.publish("rogatory.v1.case.zj0326.registered", b"another", headers={"ce-id": "one-more"})
+    await audited.audit.js.publish(first.subject, first.data, headers={**(first.headers or {}), "Nats-Msg-Id": "republished"})
+    await audited.audit.js.publish("rogatory.v1.case.zj0326.registered", b"another", headers={"ce-id": "one-more"})
     await wait_for(lambda: appender.appended == CASES + 1, timeout=15)  # the republished copy was recognised
     await wait_for(lambda: appender.anchored is not None and appender.anchored.seq == CASES + 1)
-    verification = await verify_log(registry.reader, registry.js)
+    verification = await verify_log(audited.audit.reader, audited.audit.js)
     assert (verification.entries, verification.outcome) == (CASES + 1, "INTACT")
 
 
 async def test_the_cli_reports_a_break_with_exit_status_1(registry_settings: Settings) -> None:
     async with running(registry_settings) as host:
         await register_cases(host)
-        async with host.db.transaction() as conn:
+        async with host.audit.db.transaction() as conn:
             await conn.execute(update(AUDIT).where(AUDIT.c.seq == 3).values(event_type="rogatory.case.closed.v1"))
     done = await cli_verify(registry_settings)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -231,27 +243,27 @@ async def test_the_cli_reports_a_break_with_exit_status_1(registry_settings: Set
 async def test_i15_p3_tail_deletion_then_new_event_is_broken(registry_settings: Settings) -> None:
     async with running(registry_settings) as host:
         await register_cases(host)
-        await delete_tail(host.db, keep=1)  # the last three entries
+        await delete_tail(host.audit.db, keep=1)  # the last three entries
         await new_event_settles(host, CASES + 1)
         done = await cli_verify(registry_settings)
         assert done.returncode == 1, done.stdout + done.stderr
         assert f"BROKEN at entry 2: entries 2..{CASES} are missing (deleted from the end)" in done.stdout
-        assert await audit_status(host) == "NOT_SERVING"
-        assert len(await read_chain(host.reader)) == 1  # nothing appended on top of the truncated chain
+        assert await audit_status(host.audit) == "NOT_SERVING"
+        assert len(await read_chain(host.audit.reader)) == 1  # nothing appended on top of the truncated chain
 
 
 async def test_i15_p3_rewrite_and_rehash_then_new_event_is_broken(registry_settings: Settings) -> None:
     async with running(registry_settings) as host:
         await register_cases(host)
-        await rewrite_and_rehash(host.db, 2)
+        await rewrite_and_rehash(host.audit.db, 2)
         await new_event_settles(host, CASES + 1)
         done = await cli_verify(registry_settings)
         assert done.returncode == 1, done.stdout + done.stderr
         assert "BROKEN at entry 2: entry 2's hash" in done.stdout
         assert "differs from the head anchored at" in done.stdout and "rewritten" in done.stdout
         assert "published head differs from the published head" not in done.stdout
-        assert await audit_status(host) == "NOT_SERVING"
-        assert len(await read_chain(host.reader)) == CASES
+        assert await audit_status(host.audit) == "NOT_SERVING"
+        assert len(await read_chain(host.audit.reader)) == CASES
 
 
 async def test_i15_p3_without_nats_verify_says_it_cannot_check_the_anchors(registry_settings: Settings) -> None:
@@ -279,33 +291,33 @@ async def test_i15_p3_without_nats_verify_says_it_cannot_check_the_anchors(regis
         )
 
 
-async def test_i15_p3_the_appender_refuses_a_tampered_head_alerts_and_resumes_once_restored(registry: ServiceHost) -> None:
-    appender = appender_of(registry)
+async def test_i15_p3_the_appender_refuses_a_tampered_head_alerts_and_resumes_once_restored(audited: Audited) -> None:
+    appender = appender_of(audited)
     appender.recheck_interval = 0.05  # the operator's fix is noticed quickly
-    alerts = await registry.nc.subscribe("rogatory.v1.alert.audit.>")
-    await register_cases(registry)
-    assert await audit_status(registry) == "SERVING"
-    saved = await read_chain(registry.reader)
-    await delete_tail(registry.db, keep=1)
-    await new_event_settles(registry, CASES + 1)
-    assert await audit_status(registry) == "NOT_SERVING"
-    assert await audit_status(registry, "") == "SERVING"  # the registry's own RPCs are not affected
-    assert appender.refusal is not None and len(await read_chain(registry.reader)) == 1
+    alerts = await audited.audit.nc.subscribe("rogatory.v1.alert.audit.>")
+    await register_cases(audited)
+    assert await audit_status(audited.audit) == "SERVING"
+    saved = await read_chain(audited.audit.reader)
+    await delete_tail(audited.audit.db, keep=1)
+    await new_event_settles(audited, CASES + 1)
+    assert await audit_status(audited.audit) == "NOT_SERVING"
+    assert await audit_status(audited.registry, "") == "SERVING"  # the registry's own RPCs are not affected
+    assert appender.refusal is not None and len(await read_chain(audited.audit.reader)) == 1
     alert = await alerts.next_msg(timeout=10)
     assert alert.subject == "rogatory.v1.alert.audit.registry-audit.broken"
     assert (alert.headers or {})["ce-type"] == "rogatory.alert.audit-broken.v1"
     payload = alert_events_pb2.AuditChainBroken.FromString(alert.data)
     assert (payload.anchored_seq, payload.anchored_hash, payload.chain_head_seq) == (CASES, saved[-1].hash, 1)
     assert payload.problem.startswith(f"entries 2..{CASES} are missing")
-    async with registry.db.transaction() as conn:  # the operator restores the rows from a backup
+    async with audited.audit.db.transaction() as conn:  # the operator restores the rows from a backup
         await conn.execute(insert(AUDIT), [{c: getattr(e, c) for c in COLUMNS} for e in saved[1:]])
     # The held-back event is appended at last, and so is the alert (an event of the stream too).
     await wait_for(lambda: appender.appended == CASES + 2, timeout=15)
-    assert await audit_status(registry) == "SERVING"
+    assert await audit_status(audited.audit) == "SERVING"
     await wait_for(lambda: appender.anchored is not None and appender.anchored.seq == CASES + 2)
-    verification = await verify_log(registry.reader, registry.js)
+    verification = await verify_log(audited.audit.reader, audited.audit.js)
     assert (verification.entries, verification.outcome) == (CASES + 2, "INTACT")
-    assert {e.subject for e in await read_chain(registry.reader)} >= {alert.subject, "rogatory.v1.case.zj0326.registered"}
+    assert {e.subject for e in await read_chain(audited.audit.reader)} >= {alert.subject, "rogatory.v1.case.zj0326.registered"}
 
 
 async def test_i15_p3_a_restarted_appender_refuses_a_chain_tampered_while_it_was_down(registry_settings: Settings) -> None:
@@ -315,7 +327,7 @@ async def test_i15_p3_a_restarted_appender_refuses_a_chain_tampered_while_it_was
         await rewrite_and_rehash(db, 3)
     async with running(registry_settings) as host:
         await wait_for(lambda: appender_of(host).refusal is not None, timeout=15)
-        assert await audit_status(host) == "NOT_SERVING"
+        assert await audit_status(host.audit) == "NOT_SERVING"
         refusal = appender_of(host).refusal
         assert refusal is not None and f"entry {CASES}'s hash" in refusal.problem.problem  # the last anchored head
         done = await cli_verify(registry_settings)  # every anchored head: the first that fails is the rewritten entry
@@ -329,7 +341,7 @@ async def test_i15_p3_a_head_committed_but_not_anchored_is_anchored_when_the_app
     the newest entries unanchored (named by verify, not a break) until the appender starts."""
     async with running(registry_settings) as host:
         await register_cases(host)
-        last = (await read_chain(host.reader))[-1]
+        last = (await read_chain(host.audit.reader))[-1]
         committed = AuditEntry(CASES + 1, last.stream_seq + 100, "crashed", "t", "rogatory.v1.x", "", "", "0" * 64, last.hash)
         committed = replace(committed, hash=entry_hash(committed))
     async with offline(registry_settings) as (db, js):  # committed, then the crash
@@ -341,8 +353,8 @@ async def test_i15_p3_a_head_committed_but_not_anchored_is_anchored_when_the_app
     async with running(registry_settings) as host:
         appender = appender_of(host)
         await wait_for(lambda: appender.anchored == Anchor(CASES + 1, committed.hash), timeout=15)
-        assert await audit_status(host) == "SERVING"
-        assert [a.seq for a in await read_anchors(host.js)] == [*range(1, CASES + 1), CASES + 1]
+        assert await audit_status(host.audit) == "SERVING"
+        assert [a.seq for a in await read_anchors(host.audit.js)] == [*range(1, CASES + 1), CASES + 1]
 
 
 async def test_i15_p3_the_anchor_stream_keeps_every_head(nats_server: EmbeddedNatsServer) -> None:
@@ -414,7 +426,7 @@ def cli_verify_in_process(
 async def test_audit_verify_without_an_audit_log_says_so_and_exits_4(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No registry database at all, or one without the audit_log table: a clear line and exit 4, no traceback."""
+    """No audit database at all, or one without the audit_log table: a clear line and exit 4, no traceback."""
     prefix = f"t{abs(hash(tmp_path)) % 10**8}_"
     env = {"ROGATORY_DATA_DIR": str(tmp_path)}
     if backend == "postgres":
@@ -424,12 +436,12 @@ async def test_audit_verify_without_an_audit_log_says_so_and_exits_4(
         assert status == 4, said
         assert "Traceback" not in said and "audit log: none to verify" in said, said
         assert "nothing was verified" in said
-        assert not (tmp_path / "registry.db").exists()  # looking did not create an empty database
+        assert not (tmp_path / "audited.audit.db").exists()  # looking did not create an empty database
         settings = Settings(**{k.upper(): v for k, v in env.items()})  # type: ignore[arg-type]
-        db = Database(settings.database_url_for("registry"), schema=settings.schema_for("registry"))
-        try:  # a registry database that lost its audit_log table (or never had it: not the registry's)
+        db = Database(settings.database_url_for("audit"), schema=settings.schema_for("audit"))
+        try:  # an audit database that lost its audit_log table
             await db.create_schema()
-            await upgrade_to_head(db, "registry")
+            await upgrade_to_head(db, "audit")
             async with db.transaction() as conn:
                 await conn.execute(text("DROP TABLE audit_log"))
         finally:

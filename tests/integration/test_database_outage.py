@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS, REPLICA, apply_case_registered
 from services.delegation.main import CASE_REPLICA_CONSUMER
 from services.delegation.main import wire as wire_delegation
+from services.delegation.projector import wire as wire_projector
 from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
 from services.plumbing import db as db_module
 from services.plumbing.auth import dev_credentials
@@ -370,16 +371,18 @@ async def test_i15_p6_delegation_service_waits_out_a_database_outage(
         ROGATORY_DB_SCHEMA_PREFIX=outage_setup.schema_prefix,
         ROGATORY_DATA_DIR=outage_setup.data_dir,
         DELEGATION_ADDR="127.0.0.1:0",
+        TURNAROUND_ADDR="127.0.0.1:0",
         ROGATORY_HEALTH_INTERVAL=0.2,
         ROGATORY_DB_CONNECT_TIMEOUT=1.0,
         ROGATORY_SHUTDOWN_GRACE=2,
         ROGATORY_SCAN_INTERVAL=0,
         ROGATORY_MAX_DELIVERIES=MAX_DELIVERIES,
     )
-    host = ServiceHost("delegation", settings)
+    host, projector = ServiceHost("delegation", settings), ServiceHost("turnaround", settings)
     await host.start(wire_delegation)
-    consumers = {c.name: c for c in host.consumers}
-    replica, turnaround = consumers[CASE_REPLICA_CONSUMER], consumers[TURNAROUND_CONSUMER]
+    await projector.start(wire_projector)  # after: Alembic's context is one per process
+    replica = next(c for c in host.consumers if c.name == CASE_REPLICA_CONSUMER)
+    turnaround = next(c for c in projector.consumers if c.name == TURNAROUND_CONSUMER)
     cases = [new_id() for _ in range(3)]
     try:
         async with grpc.aio.insecure_channel(host.address) as channel:
@@ -404,7 +407,7 @@ async def test_i15_p6_delegation_service_waits_out_a_database_outage(
         assert sorted(await inbox_rows(host.db, CASE_REPLICA_CONSUMER)) == sorted(cases)
     finally:
         await outage_setup.outage.restore()
-        await host.stop()
+        await asyncio.gather(host.stop(), projector.stop())
 
 
 async def test_i15_p6_a_restart_during_an_outage_costs_the_held_events_no_delivery(

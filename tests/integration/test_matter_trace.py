@@ -25,9 +25,12 @@ from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.registry.v1 import registry_pb2_grpc
 
 from services.assistance.main import wire as wire_assistance
+from services.audit.main import wire as wire_audit
 from services.delegation import tracing
 from services.delegation.main import DEADLINE_SCANNER
 from services.delegation.main import wire as wire_delegation
+from services.delegation.projector import wire as wire_projector
+from services.delegation.turnaround import CONSUMER as TURNAROUND_CONSUMER
 from services.plumbing import telemetry
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
@@ -68,6 +71,8 @@ async def hosts(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterato
         REGISTRY_ADDR="127.0.0.1:0",
         DELEGATION_ADDR="127.0.0.1:0",
         ASSISTANCE_ADDR="127.0.0.1:0",
+        AUDIT_ADDR="127.0.0.1:0",
+        TURNAROUND_ADDR="127.0.0.1:0",
         ROGATORY_SHUTDOWN_GRACE=2,
         ROGATORY_SCAN_INTERVAL=3600,  # one pass at start; the test runs the others on its clock
     )
@@ -75,6 +80,8 @@ async def hosts(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterato
         "registry": wire_registry,
         "delegation": functools.partial(wire_delegation, clock=clock),
         "assistance": wire_assistance,
+        "audit": wire_audit,
+        "turnaround": wire_projector,
     }
     started: dict[str, ServiceHost] = {}
     try:
@@ -113,7 +120,7 @@ async def drive_a_late_matter(hosts: dict[str, ServiceHost], clock: Clock, seque
     return name
 
 
-def consumed(name: str, verb: str, consumer: str = "delegation-turnaround") -> bool:
+def consumed(name: str, verb: str, consumer: str = TURNAROUND_CONSUMER) -> bool:
     """Whether `consumer` has processed the matter's `verb` event."""
     return any(
         s.kind == SpanKind.CONSUMER
@@ -132,8 +139,7 @@ async def test_a_matter_is_one_trace_across_services_and_days(hosts: tuple[dict[
     EXPORTER.clear()
     name = await drive_a_late_matter(services, clock)
 
-    # Every consumer in every service saw the last step: the delegation's turnaround projection
-    # and the registry's audit log.
+    # Every consumer in every process saw the last step: the turnaround projector and the audit log.
     await wait_for(lambda: consumed(name, "completed") and consumed(name, "completed", "registry-audit"), timeout=20)
     spans = about(list(EXPORTER.get_finished_spans()), name)
 
@@ -171,7 +177,7 @@ async def test_a_matter_is_one_trace_across_services_and_days(hosts: tuple[dict[
     for process in processes:  # each consumer continues the producer span of its message
         assert process.parent is not None and process.parent.span_id in in_trace
     groups = {s.attributes.get("messaging.consumer.group.name") for s in processes}  # type: ignore[union-attr]
-    assert groups >= {"delegation-turnaround", "registry-audit"}
+    assert groups >= {TURNAROUND_CONSUMER, "registry-audit"}
 
 
 SOURCE = frozenset({("rogatory_source", "rogatory/delegation")})

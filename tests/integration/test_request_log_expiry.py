@@ -22,7 +22,7 @@ from services.registry.main import wire as wire_registry
 from tests.conftest import drop_schemas, request_key, require_postgres
 
 WEEK = timedelta(days=7)
-SERVICES = ("registry", "delegation", "assistance")
+SERVICES = ("registry", "delegation", "assistance", "audit", "turnaround")
 
 
 async def _with_scratch(db: Database) -> Database:

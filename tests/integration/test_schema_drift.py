@@ -38,14 +38,15 @@ from sqlmodel import SQLModel
 
 from services.plumbing.db import Database
 from services.plumbing.migrations import MIGRATIONS
+from services.tools.launcher import MODULES
 
-# Every service with a version chain of its own; its composition root imports all its tables.
+# Every process with a version chain of its own; its composition root imports all its tables.
 SERVICES = sorted(p.name for p in (MIGRATIONS / "versions").iterdir() if p.is_dir() and not p.name.startswith("_"))
 
 
 def declared_tables() -> MetaData:
     for service in SERVICES:
-        importlib.import_module(f"services.{service}.main")
+        importlib.import_module(MODULES[service])
     return SQLModel.metadata
 
 

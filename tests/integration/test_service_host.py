@@ -15,11 +15,15 @@ from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from rogatory.delegation.v1 import delegation_pb2 as dg
+from rogatory.delegation.v1 import delegation_pb2_grpc
 from rogatory.registry.v1 import registry_pb2_grpc
 
-from services.audit.log import CONSUMER as AUDIT_CONSUMER
 from services.contract.case_replica import CASE_REGISTERED_ALL_COURTS
+from services.delegation.main import wire as wire_delegation
+from services.delegation.projector import wire as wire_projector
 from services.plumbing import telemetry
+from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.db import Database, SoleWriterTaken
 from services.plumbing.events import ReceivedEvent
@@ -27,7 +31,7 @@ from services.plumbing.host import EXIT_SOLE_WRITER_TAKEN, ServiceHost
 from services.plumbing.nats_server import EmbeddedNatsServer
 from services.plumbing.unit_of_work import Tx
 from services.registry.main import wire as wire_registry
-from tests.conftest import wait_for
+from tests.conftest import drop_schemas, require_postgres, wait_for
 from tests.e2e.test_registry_e2e import as_owner, create_request
 
 EXPORTER = InMemorySpanExporter()
@@ -133,8 +137,8 @@ async def test_i16_p2_a_host_stops_its_consumers_together_without_waiting_out_th
     def ignore(_tx: Tx, _event: ReceivedEvent) -> None:
         return None
 
-    names = [AUDIT_CONSUMER, *(f"stop-test-{n}" for n in range(4))]
-    for name in names[1:]:
+    names = [f"stop-test-{n}" for n in range(5)]
+    for name in names:
         host.add_consumer(name, [CASE_REGISTERED_ALL_COURTS], ignore).start()
 
     async def all_fetching() -> bool:
@@ -189,3 +193,39 @@ def test_i18_p3_a_refused_service_process_exits_2_with_one_line_and_no_traceback
     assert started.returncode == EXIT_SOLE_WRITER_TAKEN, started.stderr
     assert "registry not started:" in started.stderr and "already written by a test (pid" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_i18_p1_statistics_before_the_projector_has_made_its_database_are_unavailable_then_served(
+    backend: str, tmp_path: Path, nats_server: EmbeddedNatsServer
+) -> None:
+    """The delegation service answers GetTurnaroundStatistics from the turnaround projector's
+    database. Before the projector has created it, the answer is UNAVAILABLE saying why (it was
+    INTERNAL, "no such table"); once the projector runs, the statistics are served."""
+    overrides = {"DELEGATION_ADDR": "127.0.0.1:0", "TURNAROUND_ADDR": "127.0.0.1:0", "ROGATORY_SCAN_INTERVAL": 0}
+    if backend == "postgres":
+        overrides |= {"DATABASE_URL": await require_postgres(), "ROGATORY_DB_SCHEMA_PREFIX": f"t{abs(hash(tmp_path)) % 10**8}_"}
+    config = Settings(
+        **{**{"NATS_URL": nats_server.url, "ROGATORY_DATA_DIR": tmp_path, "ROGATORY_SHUTDOWN_GRACE": 2}, **overrides}
+    )  # type: ignore[arg-type]
+    delegation = ServiceHost("delegation", config)
+    await delegation.start(wire_delegation)
+    asking = dg.GetTurnaroundStatisticsRequest()
+    try:
+        async with grpc.aio.insecure_channel(delegation.address) as channel:
+            stub = delegation_pb2_grpc.DelegationServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetTurnaroundStatistics(asking, metadata=dev_credentials("court", "gd0112"))
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+            assert "the turnaround process has not created its database yet" in (refused.value.details() or "")
+            projector = ServiceHost("turnaround", config)
+            await projector.start(wire_projector)
+            try:
+                served = await stub.GetTurnaroundStatistics(asking, metadata=dev_credentials("court", "gd0112"))
+            finally:
+                await projector.stop()
+        assert [group.count for group in served.groups] == [0]
+    finally:
+        await delegation.stop()
+        if backend == "postgres":
+            await drop_schemas(overrides["DATABASE_URL"], overrides["ROGATORY_DB_SCHEMA_PREFIX"])

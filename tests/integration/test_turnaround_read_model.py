@@ -169,14 +169,18 @@ def projection_consumer(db: Database) -> Consumer:
     )
 
 
-@pytest.fixture
-async def fed(service_db_factory: Any) -> tuple[Database, Consumer]:
-    """The scenario applied one event at a time."""
-    db: Database = await service_db_factory("delegation")
+async def fed_database(service_db_factory: Any, process: str) -> tuple[Database, Consumer]:
+    """The scenario applied one event at a time to `process`'s database."""
+    db: Database = await service_db_factory(process)
     consumer = projection_consumer(db)
     for received in scenario():
         await consumer.apply_once(received)
     return db, consumer
+
+
+@pytest.fixture
+async def fed(service_db_factory: Any) -> tuple[Database, Consumer]:
+    return await fed_database(service_db_factory, "turnaround")  # the projector's database
 
 
 async def stats(db: Database, filter_text: str = "", group_by: tuple[str, ...] = ()) -> dict[str, pb.TurnaroundStatistics.Group]:
@@ -461,10 +465,11 @@ async def test_open_and_overdue_now_is_apart_from_completed_on_time(fed: tuple[D
     assert (await stats(db))[""].open_overdue_count == 0
 
 
-async def test_the_migration_counts_the_open_overdue_matters_of_before(fed: tuple[Database, Consumer]) -> None:
+async def test_the_migration_counts_the_open_overdue_matters_of_before(service_db_factory: Any) -> None:
     """delegation_0008 starts facts from "reported overdue and not finished" and sums the new
-    aggregate column in SQL: the same rows as the read model's own rebuild from those facts."""
-    db, consumer = fed
+    aggregate column in SQL: the same rows as the read model's own rebuild from those facts
+    (in the delegation database, where the read model was kept before its projector had its own)."""
+    db, consumer = await fed_database(service_db_factory, "delegation")
     for received in late_matters():
         await consumer.apply_once(received)
     await migrate(db, "delegation", "delegation_0007")

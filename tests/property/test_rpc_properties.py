@@ -38,6 +38,7 @@ from sqlalchemy import func, inspect, select, table
 from registry.text import text_problem
 from services.assistance.main import wire as wire_assistance
 from services.delegation.main import wire as wire_delegation
+from services.delegation.projector import wire as wire_projector
 from services.plumbing.auth import dev_credentials
 from services.plumbing.config import Settings
 from services.plumbing.host import ServiceHost
@@ -135,13 +136,20 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         REGISTRY_ADDR="127.0.0.1:0",
         DELEGATION_ADDR="127.0.0.1:0",
         ASSISTANCE_ADDR="127.0.0.1:0",
+        TURNAROUND_ADDR="127.0.0.1:0",
         ROGATORY_SHUTDOWN_GRACE=2,
         ROGATORY_SCAN_INTERVAL=0,  # no scanner writing beside the calls under test
     )
     started: dict[str, ServiceHost] = {}
     channels: dict[str, grpc.aio.Channel] = {}
     try:
-        for service, wire in (("registry", wire_registry), ("delegation", wire_delegation), ("assistance", wire_assistance)):
+        wires = {
+            "registry": wire_registry,
+            "delegation": wire_delegation,
+            "assistance": wire_assistance,
+            "turnaround": wire_projector,
+        }
+        for service, wire in wires.items():  # the projector: GetTurnaroundStatistics reads its database
             started[service] = host = ServiceHost(service, config)
             await host.start(wire)
             channels[service] = grpc.aio.insecure_channel(host.address)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from services.plumbing.config import Settings
+from services.tools.launcher import MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -27,6 +28,8 @@ ROGATORY = {
     "registry": ("REGISTRY_ADDR", 50051),
     "delegation": ("DELEGATION_ADDR", 50052),
     "assistance": ("ASSISTANCE_ADDR", 50053),
+    "audit": ("AUDIT_ADDR", 50054),
+    "turnaround": ("TURNAROUND_ADDR", 50055),
 }
 
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -146,7 +149,7 @@ def test_rogatory_service_is_built_from_the_dockerfile(services: dict[str, dict[
         build = {"context": build}
     context, dockerfile = build.get("context", "."), build.get("dockerfile", "Dockerfile")
     assert (ROOT / context / dockerfile).is_file()
-    assert command(spec) == [f"services.{service}.main"], "the image's entrypoint is `python -m`"
+    assert command(spec) == [MODULES[service]], "the image's entrypoint is `python -m`"
     assert spec.get("restart") == "unless-stopped"
     assert spec.get("stop_grace_period") == "30s"
 
