@@ -1,4 +1,6 @@
-"""The turnaround read model's tables (sqlmodel); migration 0004_turnaround.
+"""The turnaround read model's tables (sqlmodel), in the turnaround projector's database;
+migration turnaround_0001 (delegation_0004, 0006 and 0008 made them in the delegation database,
+where the read model was kept before its projector had a process of its own).
 
 - `turnaround_fact`: one row per matter, merged from its events (delegation.turnaround.MatterFacts)
   with the durations that were added to the aggregates, so they can be rebuilt from it.
