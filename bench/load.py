@@ -8,7 +8,7 @@ import os
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import cycle
 from pathlib import Path
@@ -53,6 +53,10 @@ class Round:
     # sensitive than RPC/s to what else the shared box runs: the same work costs about the
     # same CPU whoever else is scheduled. None when no server pid was given.
     server_cpu_ms_per_call: float | None = None
+    # The same over every process of the stack given (the request process, the workers that take
+    # its per-event work — audit appender, turnaround projector — and nats-server): work moved
+    # out of the request process still counts here (issue 18, point 4). None without them.
+    stack_cpu_ms_per_call: float | None = None
 
 
 @dataclass
@@ -86,7 +90,9 @@ def process_cpu_seconds(pid: int) -> float:
     return cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
-async def run_round(call: Call, concurrency: int, seconds: float, server_pid: int | None = None) -> Round:
+async def run_round(
+    call: Call, concurrency: int, seconds: float, server_pid: int | None = None, stack_pids: Sequence[int] = ()
+) -> Round:
     """`concurrency` workers each issue one call after another until the deadline."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
@@ -106,10 +112,12 @@ async def run_round(call: Call, concurrency: int, seconds: float, server_pid: in
             latencies.append(time.perf_counter() - start)
 
     cpu_before = process_cpu_seconds(server_pid) if server_pid else math.nan
+    stack_before = sum(process_cpu_seconds(pid) for pid in stack_pids) if stack_pids else math.nan
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began  # includes the tail of calls started before the deadline
     cpu_used = process_cpu_seconds(server_pid) - cpu_before if server_pid else math.nan
+    stack_used = sum(process_cpu_seconds(pid) for pid in stack_pids) - stack_before if stack_pids else math.nan
     latencies.sort()
     return Round(
         concurrency=concurrency,
@@ -122,15 +130,25 @@ async def run_round(call: Call, concurrency: int, seconds: float, server_pid: in
         error_codes=dict(errors),
         first_error=first_error[0] if first_error else "",
         server_cpu_ms_per_call=cpu_used / len(latencies) * 1e3 if latencies and not math.isnan(cpu_used) else None,
+        stack_cpu_ms_per_call=stack_used / len(latencies) * 1e3 if latencies and not math.isnan(stack_used) else None,
     )
 
 
 async def measure(
-    workload: str, call: Call, concurrency: int, *, seconds: float, rounds: int, warmup: float, server_pid: int | None = None
+    workload: str,
+    call: Call,
+    concurrency: int,
+    *,
+    seconds: float,
+    rounds: int,
+    warmup: float,
+    server_pid: int | None = None,
+    stack_pids: Sequence[int] = (),
 ) -> Measurement:
-    """Warm-up, then `rounds` rounds; the round with the median throughput is the result."""
+    """Warm-up, then `rounds` rounds; the round with the median throughput is the result.
+    `server_pid`'s CPU per call is the request process's; `stack_pids`' the whole stack's."""
     await run_round(call, concurrency, warmup)  # connections, SQLite page cache, lazily built server paths
-    results = [await run_round(call, concurrency, seconds, server_pid) for _ in range(rounds)]
+    results = [await run_round(call, concurrency, seconds, server_pid, stack_pids) for _ in range(rounds)]
     median_rps = statistics.median_low([r.rps for r in results])
     median = next(r for r in results if r.rps == median_rps)
     return Measurement(workload, concurrency, median, results)
