@@ -5,7 +5,9 @@ CPU seconds per call on this shared 2-core machine vary by ±30 % from one run t
 Instructions can: callgrind counts every instruction the process executes, whatever else
 the machine does. This benchmark runs the registry under callgrind with instrumentation off,
 warms it up, counts from the first measured call until the relay has published every event
-and the audit appender has chained them, and prints instructions per call, whole and by
+and the audit appender has chained them (in the registry process up to 00b2a4c; since then in
+a process of its own, started beside it uninstrumented, so its instructions are not counted:
+bench_registry's "whole stack" CPU has them), and prints instructions per call, whole and by
 shared object (the interpreter, libc, SQLite, gRPC, protobuf…). Compare two trees by
 running it in each (`git worktree add`), same Python, same `--calls`, both at once (how many
 calls a batch shares depends on what else runs: a run alone counts fewer per call):
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from bench.bench_registry import wait_for_outbox
 from bench.load import ChannelPool
-from bench.processes import REPO_ROOT
+from bench.processes import REPO_ROOT, ChildProcess
 from bench.workloads import RegistryWorkload
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
@@ -65,6 +67,7 @@ async def count(calls: int, concurrency: int, folder: Path) -> Path:
             [*command, sys.executable, "-m", "services.registry.main"], cwd=REPO_ROOT, env=env,
             stdout=subprocess.PIPE, stderr=log, text=True,
         )  # fmt: skip
+    audit = start_audit_process(env, folder)
     try:
         assert registry.stdout is not None
         for line in registry.stdout:  # start-up under valgrind takes a while
@@ -93,8 +96,20 @@ async def count(calls: int, concurrency: int, folder: Path) -> Path:
     finally:
         registry.send_signal(signal.SIGTERM)
         registry.wait(600)
+        if audit is not None:
+            audit.stop()
         nats.stop()
     return out
+
+
+def start_audit_process(env: dict[str, str], folder: Path) -> ChildProcess | None:
+    """The audit appender of a tree that runs it as a process of its own; None for one whose
+    registry process hosts it."""
+    if not (REPO_ROOT / "services" / "audit" / "main.py").exists():
+        return None
+    audit_env = {**env, "AUDIT_ADDR": f"127.0.0.1:{free_port()}"}
+    audit_env.pop("PYTHONMALLOC")
+    return ChildProcess("audit", "services.audit.main", [], audit_env, folder).start()
 
 
 def instrument(pid: int, state: str) -> None:

@@ -107,6 +107,7 @@ class AuditAppender(ConsumerHooks):
         health: HealthServicer | None = None,
         anchor_replicas: int = 1,
         recheck_interval: float = 5.0,
+        linger: float = 0.0,
     ):
         self.reader = reader
         self.js = js
@@ -126,8 +127,9 @@ class AuditAppender(ConsumerHooks):
         # given up on: the chain must hold every one, so one it cannot append is retried,
         # backed off, until it can be (never dead-lettered).
         self.consumer = Consumer(
-            source, writer=writer, batch_handler=self.append, hooks=self, inbox=False, max_deliveries=None, batch=batch
-        )
+            source, writer=writer, batch_handler=self.append, hooks=self, inbox=False, max_deliveries=None, batch=batch,
+            linger=linger,
+        )  # fmt: skip
 
     async def started(self) -> None:
         await self._set_serving(False)  # until the chain is checked against the last anchored head

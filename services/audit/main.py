@@ -15,11 +15,15 @@ from services.contract import events
 from services.plumbing.host import ServiceHost, run_service
 from services.plumbing.telemetry import add_event_attributes
 
+#: Seconds the appender lets events gather after a short batch: one transaction and one anchor
+#: per ~LINGER of traffic instead of per few events (issue 18); the chain lags by that much.
+LINGER = 0.05
+
 
 async def wire(host: ServiceHost) -> None:
     appender = AuditAppender(
         host.writer, host.reader, host.js, host.nc, stream=host.settings.stream_name, health=host.health,
-        anchor_replicas=host.settings.stream_replicas,
+        anchor_replicas=host.settings.stream_replicas, linger=LINGER,
     )  # fmt: skip
     host.consumers.append(appender.consumer)
     add_event_attributes(events.span_attributes)  # the audit's spans name the matter of a delegation event (the event catalog)

@@ -378,6 +378,7 @@ class Consumer:
         batch: int = 64,
         max_deliveries: int | None = 5,
         fetch_timeout: float = 1.0,
+        linger: float = 0.0,
         redelivery_delay: Callable[[int], float] | None = None,
         outage_delay: Callable[[int], float] | None = None,
     ):
@@ -399,6 +400,10 @@ class Consumer:
         self.batch = batch
         self.max_deliveries = max_deliveries  # None: never dead-lettered, retried until applied
         self.fetch_timeout = fetch_timeout  # how long one fetch waits for a message
+        # Seconds to wait after a batch smaller than `batch` before fetching again, so the next
+        # gathers more: fewer, larger transactions for a worker whose events can wait that long
+        # (the audit appender, the turnaround projector); 0: fetch again at once.
+        self.linger = linger
         self.redelivery_delay = redelivery_delay or _backoff
         self.outage_delay = outage_delay or _outage_backoff
         self._stopping = asyncio.Event()
@@ -472,6 +477,8 @@ class Consumer:
                 return
             if fetched:
                 await self._handle(fetched)
+                if self.linger and len(fetched) < self.batch:
+                    await self.rest(self.linger)
             else:
                 await self.hooks.idle()
 

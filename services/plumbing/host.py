@@ -235,6 +235,7 @@ class ServiceHost:
         *,
         batch_handler: BatchHandler | None = None,
         hooks: ConsumerHooks | None = None,
+        linger: float = 0.0,
     ) -> Consumer:
         """A durable consumer of the stream: `handler` applies one event per unit of the write
         door (replicas), `batch_handler` each fetched batch as one (projections); `hooks` hear
@@ -247,6 +248,7 @@ class ServiceHost:
             batch_handler=batch_handler,
             hooks=hooks,
             max_deliveries=self.settings.max_deliveries,
+            linger=linger,
         )
         self.consumers.append(consumer)
         return consumer
