@@ -30,6 +30,9 @@ from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 #: The processes of a stack: the three services, then the workers that take per-event work off
 #: their request processes (issue 18): the audit appender and the turnaround projector.
 SERVICES = ("registry", "delegation", "assistance", "audit", "turnaround")
+#: The services without their workers: a stack whose users read neither the audit log nor the
+#: turnaround statistics (end-to-end tests of other features; each worker costs a start-up).
+SERVICES_ONLY = SERVICES[:3]
 #: The module each runs (`python -m`): its composition root.
 MODULES = {
     "registry": "services.registry.main",

@@ -22,7 +22,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from rogatory_client import AsyncClient, Credentials, Endpoints
-from services.tools.launcher import Stack
+from services.tools.launcher import SERVICES, Stack
 from tests.conftest import BACKENDS, drop_schemas, require_postgres
 
 
@@ -33,14 +33,16 @@ def stack_env(**extra: str) -> dict[str, str]:
     return {**env, "OTEL_SDK_DISABLED": "false", **extra}
 
 
-async def start_stack(backend: str, data_dir: Path, env: dict[str, str]) -> tuple[Stack, str | None, str]:
+async def start_stack(
+    backend: str, data_dir: Path, env: dict[str, str], services: tuple[str, ...] = SERVICES
+) -> tuple[Stack, str | None, str]:
     """A started stack on `backend` (its PostgreSQL schemas under a fresh prefix), with the url and prefix to drop."""
     url, prefix = None, ""
     if backend == "postgres":
         url = await require_postgres()
         prefix = f"e{uuid.uuid4().hex[:10]}_"
         env = {**env, "DATABASE_URL": url, "ROGATORY_DB_SCHEMA_PREFIX": prefix}
-    return await asyncio.to_thread(Stack(data_dir, base_env=env).start), url, prefix
+    return await asyncio.to_thread(Stack(data_dir, base_env=env).start, services), url, prefix
 
 
 async def stop_stack(running: Stack, url: str | None, prefix: str) -> dict[str, int]:
@@ -51,10 +53,11 @@ async def stop_stack(running: Stack, url: str | None, prefix: str) -> dict[str, 
 
 
 @asynccontextmanager
-async def own_stack(backend: str, data_dir: Path, **env: str) -> AsyncIterator[Stack]:
-    """A stack for one test or module alone, with `env` added to its services' environment;
-    stopped at the end, every service exiting cleanly."""
-    running, url, prefix = await start_stack(backend, data_dir, stack_env(**env))
+async def own_stack(backend: str, data_dir: Path, *, services: tuple[str, ...] = SERVICES, **env: str) -> AsyncIterator[Stack]:
+    """A stack for one test or module alone, with `env` added to its services' environment
+    (`services`: e.g. SERVICES_ONLY, without the workers); stopped at the end, every service
+    exiting cleanly."""
+    running, url, prefix = await start_stack(backend, data_dir, stack_env(**env), services)
     try:
         yield running
     finally:

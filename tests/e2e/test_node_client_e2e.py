@@ -26,7 +26,7 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from services.plumbing.nats_server import EmbeddedNatsServer
-from services.tools.launcher import Stack
+from services.tools.launcher import SERVICES_ONLY, Stack
 
 CLIENT = Path(__file__).resolve().parents[1] / "clients" / "node"
 NETWORK_ERRORS = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH", "network")
@@ -140,7 +140,7 @@ async def guarded_stack(
     with EmbeddedNatsServer(data / "nats", extra_config=auth) as server:
         url = server.url.replace("nats://", f"nats://{service['user']}:{service['password']}@")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DATABASE_URL", "NATS_URL"))}
-        running = Stack(data, nats_url=url, base_env=env).start()
+        running = Stack(data, nats_url=url, base_env=env).start(SERVICES_ONLY)  # reads no audit log nor statistics
         try:
             yield running, server.url
         finally:

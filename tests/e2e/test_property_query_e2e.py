@@ -21,7 +21,7 @@ from services.plumbing.events import ReceivedEvent
 from services.plumbing.subscriber import read_events
 from services.tools.agency_simulator.query_responder import SimulatedQueryResponder
 from services.tools.demo import until_case_replicated
-from services.tools.launcher import Stack
+from services.tools.launcher import SERVICES_ONLY, Stack
 from tests.conftest import BACKENDS, events_until, wait_for
 from tests.e2e.conftest import own_stack
 from tests.e2e.test_delegation_assistance_e2e import register_case
@@ -37,7 +37,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """A stack of its own that asks unanswered agencies again after 1 s: on the shared stack
     every other test's open query would be sent out again each second."""
     data_dir = tmp_path_factory.mktemp(f"query-stack-{request.param}")
-    async with own_stack(request.param, data_dir, ROGATORY_QUERY_RESEND_SECONDS="1") as running:
+    async with own_stack(request.param, data_dir, services=SERVICES_ONLY, ROGATORY_QUERY_RESEND_SECONDS="1") as running:
         yield running
 
 

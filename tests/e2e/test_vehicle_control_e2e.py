@@ -30,7 +30,7 @@ from services.plumbing.auth import dev_credentials
 from services.plumbing.subscriber import read_events
 from services.tools.agency_simulator.traffic_police import TrafficPoliceSimulator
 from services.tools.demo import as_court, until_case_replicated
-from services.tools.launcher import Stack
+from services.tools.launcher import SERVICES_ONLY, Stack
 from tests.conftest import BACKENDS, wait_for
 from tests.e2e.conftest import own_stack
 from tests.e2e.test_registry_e2e import create_request
@@ -48,7 +48,7 @@ async def vehicle_stack(
     clock = data / "clock"
     clock.write_text(MONDAY.isoformat())
     settings = {"OTEL_SDK_DISABLED": "true", "ROGATORY_TEST_CLOCK_FILE": str(clock), "ROGATORY_VEHICLE_SCAN_INTERVAL": "0.2"}
-    async with own_stack(request.param, data, **settings) as running:
+    async with own_stack(request.param, data, services=SERVICES_ONLY, **settings) as running:  # no audit, no statistics read
         yield running, clock
 
 
