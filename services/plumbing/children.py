@@ -29,6 +29,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+#: The exit status of a service process refused because another process writes its SQLite file
+#: (services/plumbing/host.py): started again it would be refused again, so it is not restarted.
+EXIT_SOLE_WRITER_TAKEN = 2
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _DEATH_SIGNAL = int(signal.SIGTERM)  # the services and nats-server shut down gracefully on it
 

@@ -81,7 +81,7 @@ class DatabaseNotMigrated(DatabaseUnavailable):
     reason = "DATABASE_NOT_MIGRATED"
 
 
-Fault = TypeVar("Fault", bound=DatabaseUnavailable)  # one of the three above
+Fault = TypeVar("Fault", bound=DatabaseUnavailable)  # one of the faults above
 
 
 class Database:

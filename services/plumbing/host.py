@@ -34,6 +34,7 @@ from registry.agencies import AgencyCatalog
 from registry.courts import CourtCatalog
 from services.plumbing import pagination
 from services.plumbing.auth import Authenticator
+from services.plumbing.children import EXIT_SOLE_WRITER_TAKEN
 from services.plumbing.config import Settings
 from services.plumbing.consumer import BatchHandler, Consumer, ConsumerHooks, Handler, JetStreamSource
 from services.plumbing.db import Database, SoleWriterTaken
@@ -369,10 +370,6 @@ def ready_line(service: str, host: ServiceHost) -> str:
     addresses bound, so a launcher can give port 0 (a free one, chosen when binding) and learn it."""
     metrics = f" metrics={host.metrics_address}" if host.metrics_address else ""
     return f"READY {service} {host.address}{metrics}"
-
-
-#: The exit status of a service process refused because another writes its SQLite file.
-EXIT_SOLE_WRITER_TAKEN = 2
 
 
 def run_service(service: str, wire: Wiring) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from services.plumbing.children import spawn
+from services.plumbing.children import EXIT_SOLE_WRITER_TAKEN, spawn
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 
 #: The processes of a stack: the three services, then the workers that take per-event work off
@@ -374,6 +374,7 @@ class Supervised:
     attempt: int = 1  # starts in the current run of failures; the first start is 1
     restart_at: float | None = None
     announced: bool = True
+    given_up: bool = False  # it exited saying a restart would fail the same way
 
 
 def _say(text: str) -> None:
@@ -422,7 +423,11 @@ class Supervisor:
 
     def _notice_exit(self, child: Supervised, now: float) -> None:
         code = child.exit_code()
-        if code is None:
+        if code is None or child.given_up:
+            return
+        if code == EXIT_SOLE_WRITER_TAKEN:  # another process writes its SQLite file: it would be refused again
+            child.given_up = True
+            self.say(f"{child.name} exited (exit code {code}: another process writes its database); not restarted")
             return
         child.attempt = 2 if now - child.started_at >= self.policy.stable_after else child.attempt + 1
         delay = self.policy.delay(child.attempt)

@@ -64,6 +64,25 @@ def test_i15_p8_an_exit_code_is_reported_as_such() -> None:
     assert said == ["registry exited (exit code 3); restarting in 1 s (attempt 2)"]
 
 
+def test_i18_p3_a_service_refused_its_sqlite_file_is_not_restarted() -> None:
+    """Exit status 2: another process writes its SQLite file (services/plumbing/host.py). Started
+    again it would be refused again; it was restarted forever, with backoff."""
+    said: list[str] = []
+    now = [0.0]
+    child = FakeChild()
+    supervisor = Supervisor(
+        [Supervised("registry", lambda: child.code, child.restart, lambda: child.code is None, 0.0)],
+        say=said.append,
+        clock=lambda: now[0],
+    )
+    child.code = 2
+    for _ in range(5):
+        supervisor.check()
+        now[0] += 60
+    assert child.starts == 1
+    assert said == ["registry exited (exit code 2: another process writes its database); not restarted"]
+
+
 def test_i15_p8_terminal_shows_warnings_and_their_tracebacks_the_file_every_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
