@@ -127,16 +127,17 @@ class ServiceHost:
         configure_telemetry(self.service)
         configure_metrics(self.service)
         pagination.configure(self.settings.page_token_secret())
-        if metrics_address := self.settings.metrics_address_of(self.service):
-            self.metrics_address = serve_prometheus(metrics_address)
-            log.info("%s metrics on http://%s/metrics", self.service, self.metrics_address)
         self.db = Database(
             self.settings.database_url_for(self.service),
             schema=self.settings.schema_for(self.service),
             connect_timeout=self.settings.db_connect_timeout,
             statement_timeout=self.settings.db_statement_timeout,
         )
+        # Before binding anything: a second process on the file is told so, not that a port is taken.
         self.db.claim_sole_writer(f"the {self.service} service")
+        if metrics_address := self.settings.metrics_address_of(self.service):
+            self.metrics_address = serve_prometheus(metrics_address)
+            log.info("%s metrics on http://%s/metrics", self.service, self.metrics_address)
         await self.db.create_schema()
         if self.settings.migrate_on_start:
             await upgrade_to_head(self.db, self.service)

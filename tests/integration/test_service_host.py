@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -181,14 +182,23 @@ async def test_i18_p3_a_second_service_process_on_one_sqlite_file_is_refused_say
 
 
 def test_i18_p3_a_refused_service_process_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """Also when the first process holds the metrics port too (as `make run`'s fixed ports): the
+    claim comes first; the port taken was a traceback, exit 1, and a supervisor restart."""
     held = Database(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
     held.claim_sole_writer("a test")
+    metrics = socket.socket()
+    metrics.bind(("127.0.0.1", 0))
+    metrics.listen()
     try:
-        env = {**os.environ, "ROGATORY_DATA_DIR": str(tmp_path), "NATS_URL": "nats://127.0.0.1:1", "REGISTRY_ADDR": "127.0.0.1:0"}
+        env = {
+            **os.environ, "ROGATORY_DATA_DIR": str(tmp_path), "NATS_URL": "nats://127.0.0.1:1", "REGISTRY_ADDR": "127.0.0.1:0",
+            "REGISTRY_METRICS_ADDR": f"127.0.0.1:{metrics.getsockname()[1]}",
+        }  # fmt: skip
         started = subprocess.run(
             [sys.executable, "-m", "services.registry.main"], env=env, capture_output=True, text=True, timeout=60
         )
     finally:
+        metrics.close()
         asyncio.run(held.dispose())
     assert started.returncode == EXIT_SOLE_WRITER_TAKEN, started.stderr
     assert "registry not started:" in started.stderr and "already written by a test (pid" in started.stderr
