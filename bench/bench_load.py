@@ -65,10 +65,12 @@ from services.plumbing.auth import dev_credentials
 from services.plumbing.events import envelope_headers
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.tools.demo import freeze_request as delegation_freeze
+from services.tools.launcher import MODULES
 
 STREAM = "ROGATORY"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SERVICES = ("registry", "delegation", "assistance")
+WORKERS = ("audit", "turnaround")  # started beside the services, as `make run` does
 RSS_GOAL_MB = 150.0
 JS_BENCH_STREAM, JS_BENCH_SUBJECT = "BENCHJS", "bench.js.publish"
 
@@ -143,10 +145,11 @@ class Children:
     echo: ChildProcess | None = None
     nats: EmbeddedNatsServer | None = None
     services: dict[str, ChildProcess] = field(default_factory=dict)
+    workers: dict[str, ChildProcess] = field(default_factory=dict)  # the audit appender, the turnaround projector
     helpers: dict[str, multiprocessing.process.BaseProcess] = field(default_factory=dict)
 
     def pids(self) -> dict[str, int]:
-        pids = {name: c.process.pid for name, c in self.services.items() if c.process}
+        pids = {name: c.process.pid for name, c in {**self.services, **self.workers}.items() if c.process}
         if self.nats and self.nats.process:
             pids["nats-server"] = self.nats.process.pid
         pids.update({name: p.pid for name, p in self.helpers.items() if p.pid})
@@ -171,6 +174,12 @@ def start_children(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitSt
         stack.callback(child.stop)
         child.start()
         c.services[service] = child
+    for worker in WORKERS:
+        env = {**common, f"{worker.upper()}_ADDR": f"127.0.0.1:{free_port()}"}
+        child = ChildProcess(worker, MODULES[worker], [], env, tmp)
+        stack.callback(child.stop)
+        child.start()
+        c.workers[worker] = child
     return c
 
 
