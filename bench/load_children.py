@@ -144,19 +144,13 @@ def agencies_process(nats_url: str, assistance: str, conn: Connection) -> None:
 async def _agencies(nats_url: str, assistance: str, conn: Connection) -> None:
     times = RpcTimes()
 
-    def timed_channel() -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(assistance, interceptors=[TimingInterceptor(times)])
-
-    desk = NoticeDesk(nats_url, assistance)
+    timing = [TimingInterceptor(times)]
+    desk = NoticeDesk(nats_url, assistance, interceptors=timing)
     responder = SimulatedQueryResponder(nats_url, query_agencies(), seed=10)
-    police = SeizingTrafficPolice(nats_url, assistance, [TRAFFIC_POLICE])
+    police = SeizingTrafficPolice(nats_url, assistance, [TRAFFIC_POLICE], interceptors=timing)
     await desk.start(NOTICE_AGENCIES)
-    await desk._channel.close()  # type: ignore[union-attr]  # the same calls, through the timing interceptor
-    desk._channel = timed_channel()
     await responder.start()
     await police.start()
-    await police._channel.close()  # type: ignore[union-attr]
-    police._channel = timed_channel()
     conn.send("ready")
     try:
         await _until_stop(conn)

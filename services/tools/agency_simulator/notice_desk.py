@@ -28,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import nats
+from grpc.aio import ClientInterceptor
 from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -61,6 +63,7 @@ class NoticeDesk:
     #: Where a new durable consumer starts: NEW answers only notices sent from now on.
     deliver_policy: DeliverPolicy = DeliverPolicy.NEW
     answered: list[pb.AssistanceNotice] = field(default_factory=list)  # what it replied, for the demo and tests
+    interceptors: Sequence[ClientInterceptor] = ()  # on every desk's calls (the load benchmark times them)
     _nc: NATS | None = None
     _desks: dict[str, AsyncClient] = field(default_factory=dict)  # each agency's system, with its own credential
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -74,7 +77,8 @@ class NoticeDesk:
     async def start(self, agency_ids: list[str]) -> None:
         for agency_id in agency_ids:
             credentials = Credentials.dev_token(f"agency:{agency_id}")
-            self._desks[agency_id] = AsyncClient(credentials, Endpoints(assistance=self.assistance_address))
+            endpoints = Endpoints(assistance=self.assistance_address)
+            self._desks[agency_id] = AsyncClient(credentials, endpoints, interceptors=self.interceptors)
         self._nc = await nats.connect(self.nats_url, name="simulated-notice-desk")
         js = self._nc.jetstream()
         for agency_id in agency_ids:

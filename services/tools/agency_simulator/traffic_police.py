@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import nats
+from grpc.aio import ClientInterceptor
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
@@ -49,6 +50,7 @@ class TrafficPoliceSimulator:
     #: agency id → control name → the control as last heard of
     watch_lists: dict[str, dict[str, pb.VehicleControl]] = field(default_factory=dict)
     reports: list[pb.VehicleControl] = field(default_factory=list)  # what it reported, for the demo
+    interceptors: Sequence[ClientInterceptor] = ()  # on every unit's calls (the load benchmark times them)
     _nc: NATS | None = None
     _units: dict[str, AsyncClient] = field(default_factory=dict)  # each unit's system, with its own credential
     _subscriptions: list[object] = field(default_factory=list)
@@ -60,7 +62,8 @@ class TrafficPoliceSimulator:
     async def start(self) -> None:
         for agency_id in self.agency_ids:
             credentials = Credentials.dev_token(f"agency:{agency_id}")
-            self._units[agency_id] = AsyncClient(credentials, Endpoints(assistance=self.assistance_address))
+            endpoints = Endpoints(assistance=self.assistance_address)
+            self._units[agency_id] = AsyncClient(credentials, endpoints, interceptors=self.interceptors)
         self._nc = await nats.connect(self.nats_url, name="traffic-police-simulator")
         js = self._nc.jetstream()
         for agency_id in self.agency_ids:
