@@ -50,7 +50,7 @@ from rogatory.registry.v1 import registry_pb2_grpc
 from bench.echo_server import METHOD as ECHO_METHOD
 from bench.floor_server import RUNGS, floor_name
 from bench.load import Call, ChannelPool, Measurement, cpu_seconds, measure, percentile
-from bench.processes import ChildProcess, environment
+from bench.processes import ChildProcess, environment, start_worker
 from services.contract.events import DELEGATION_SUBMITTED
 from services.plumbing.auth import dev_credentials
 from services.plumbing.events import parse_time
@@ -225,13 +225,8 @@ def start_children(tmp: Path, stack: contextlib.ExitStack, *, floors: bool = Fal
     c.delegation = ChildProcess("delegation", "services.delegation.main", [], env, tmp)
     stack.callback(c.delegation.stop)
     c.delegation.start()
-    c.audit = ChildProcess("audit", "services.audit.main", [], {**common, "AUDIT_ADDR": f"127.0.0.1:{free_port()}"}, tmp)
-    stack.callback(c.audit.stop)
-    c.audit.start()
-    projector_env = {**common, "TURNAROUND_ADDR": f"127.0.0.1:{free_port()}"}
-    c.turnaround = ChildProcess("turnaround", "services.delegation.projector", [], projector_env, tmp)
-    stack.callback(c.turnaround.stop)
-    c.turnaround.start()
+    c.audit = start_worker("audit", common, tmp, stack)
+    c.turnaround = start_worker("turnaround", common, tmp, stack)
     return c
 
 

@@ -57,7 +57,7 @@ from bench.load_children import (
     agencies_process,
     subscribers_process,
 )
-from bench.processes import ChildProcess, environment
+from bench.processes import ChildProcess, environment, start_worker
 from services.assistance.notice_examples import freeze_request as notice_freeze
 from services.assistance.notice_examples import query_request as notice_query
 from services.assistance.notice_examples import seal_request as notice_seal
@@ -65,7 +65,6 @@ from services.plumbing.auth import dev_credentials
 from services.plumbing.events import envelope_headers
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
 from services.tools.demo import freeze_request as delegation_freeze
-from services.tools.launcher import MODULES
 
 STREAM = "ROGATORY"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -175,11 +174,7 @@ def start_children(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitSt
         child.start()
         c.services[service] = child
     for worker in WORKERS:
-        env = {**common, f"{worker.upper()}_ADDR": f"127.0.0.1:{free_port()}"}
-        child = ChildProcess(worker, MODULES[worker], [], env, tmp)
-        stack.callback(child.stop)
-        child.start()
-        c.workers[worker] = child
+        c.workers[worker] = start_worker(worker, common, tmp, stack)
     return c
 
 

@@ -34,7 +34,7 @@ from nats.js import JetStreamContext
 
 from bench.floor_server import RUNGS, floor_name
 from bench.load import Call, ChannelPool, Measurement, Round, measure
-from bench.processes import ChildProcess, environment
+from bench.processes import ChildProcess, environment, start_worker
 from bench.workloads import RegistryWorkload, echo_call
 from services.audit.log import CONSUMER as AUDIT_CONSUMER
 from services.plumbing.nats_server import EmbeddedNatsServer, free_port
@@ -135,10 +135,7 @@ def start_children(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitSt
         children.registry = ChildProcess("registry", "services.registry.main", [], env, tmp)
         stack.callback(children.registry.stop)
         children.registry.start()
-        audit_env = {**env, "AUDIT_ADDR": f"127.0.0.1:{free_port()}"}
-        children.audit = ChildProcess("audit", "services.audit.main", [], audit_env, tmp)
-        stack.callback(children.audit.stop)
-        children.audit.start()
+        children.audit = start_worker("audit", env, tmp, stack)
     if args.floors and args.only != "echo":
         for rung in RUNGS:
             floor = ChildProcess(

@@ -4,6 +4,7 @@ and the child's side of that: `serve_until_signalled`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import signal
@@ -70,6 +71,17 @@ class ChildProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout)
+
+
+def start_worker(name: str, env: Mapping[str, str], log_dir: Path, stack: contextlib.ExitStack) -> ChildProcess:
+    """One of the stack's workers (`audit`, `turnaround`: services/tools/launcher.py MODULES) on a
+    free health port, stopped with `stack`, as `make run` starts it beside the services."""
+    from services.plumbing.nats_server import free_port  # noqa: PLC0415
+    from services.tools.launcher import MODULES  # noqa: PLC0415
+
+    worker = ChildProcess(name, MODULES[name], [], {**env, f"{name.upper()}_ADDR": f"127.0.0.1:{free_port()}"}, log_dir)
+    stack.callback(worker.stop)
+    return worker.start()
 
 
 def environment() -> dict[str, Any]:
