@@ -178,11 +178,15 @@ async def test_poison_event_is_dead_lettered_with_an_alert(service_db_factory, n
         healthy = new_id()
         await publish_case_registered(nats_client, healthy, number=2)
         await wait_for(lambda: consumer.dead_lettered == 1 and consumer.applied == 1, timeout=15)
-        info = await nats_client.jetstream().consumer_info(STREAM, "t-poison")
+
+        async def settled() -> bool:  # the server applies acks and terms after it receives them: asked until it has
+            info = await nats_client.jetstream().consumer_info(STREAM, "t-poison")
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        await wait_for(settled, timeout=15)  # terminated, never delivered again
     finally:
         await consumer.stop()
     assert attempts.count(poison) == 3 and attempts.count(healthy) == 1  # bounded; the next event was not held up
-    assert info.num_ack_pending == 0 and info.num_pending == 0  # terminated, never delivered again
     (dead_subject, dead_headers, body), (alert_subject, alert_headers, alert_body) = await parked(nats_client, "t-poison")
     assert dead_subject == "rogatory.v1.deadletter.t-poison" and body  # the original payload, untouched
     assert dead_headers["ce-id"] == poison and dead_headers["Rogatory-Deliveries"] == "3"
